@@ -1,0 +1,300 @@
+//! The handle a gateway holds: admissions, activity, closes, and what the agent currently knows.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vigil_proto::v1::{AdmissionDecision, EndReason, Location, Lock, Risk, SessionStart};
+
+use crate::state::LocalState;
+use crate::{AgentConfig, AgentError, GatewayHandler, HeldSession, link, validate};
+
+/// Where the agent's link to the registry stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// Connecting, or said hello and waiting for the `Welcome`.
+    Connecting,
+    /// Welcomed by a registry replica; admissions can be asked.
+    Connected {
+        /// The replica holding the link.
+        replica: String,
+    },
+    /// The last attempt failed (or the agent was shut down); the agent retries after a backoff.
+    Disconnected {
+        /// What went wrong, for people.
+        error: String,
+    },
+}
+
+/// The registry's answer to [`Agent::open_session`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    /// Whether the gateway may let the user in.
+    pub allowed: bool,
+    /// The new session's id when allowed (empty otherwise).
+    pub session_id: String,
+    /// When refused: a sentence the gateway can show the user.
+    pub reason: String,
+    /// Where the client is, as far as the registry could tell.
+    pub location: Option<Location>,
+    /// How unusual the start is for this user.
+    pub risk: Option<Risk>,
+    /// Older sessions of the same user that the registry will end to make room (terminate commands follow).
+    pub evicted_session_ids: Vec<String>,
+}
+
+impl From<AdmissionDecision> for Admission {
+    fn from(decision: AdmissionDecision) -> Self {
+        Self {
+            allowed: decision.allowed,
+            session_id: decision.session_id,
+            reason: decision.reason,
+            location: decision.location,
+            risk: decision.risk,
+            evicted_session_ids: decision.evicted_session_ids,
+        }
+    }
+}
+
+/// What the handle and the link task share.
+pub(crate) struct Shared {
+    pub(crate) config: AgentConfig,
+    pub(crate) handler: Arc<dyn GatewayHandler>,
+    state: Mutex<LocalState>,
+    pub(crate) link_state: watch::Sender<LinkState>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl Shared {
+    /// The local state. Critical sections are short and never span an `.await`; a panic inside one
+    /// cannot leave the plain maps in a state worse than a lost update, so a poisoned lock is used as is.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, LocalState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes the link state. Never called with the state lock held (`wait_connected` takes the two in
+    /// the other order).
+    pub(crate) fn set_link_state(&self, state: LinkState) {
+        self.link_state.send_replace(state);
+    }
+}
+
+/// Stops the link task when the last handle is dropped.
+struct Inner {
+    shared: Arc<Shared>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    next_request: AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+    }
+}
+
+/// A gateway's agent: keeps the link to the registry and reports the gateway's sessions on it.
+///
+/// Cheap to clone; every clone drives the same link. The link task stops with [`Agent::shutdown`] or
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("gateway_id", &self.shared().config.gateway_id)
+            .field("link_state", &*self.shared().link_state.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Starts the agent: spawns the link task, which connects (retrying with backoff), says hello and then
+    /// keeps the link up. Returns at once; use [`Agent::wait_connected`] to wait for the link.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn start(config: AgentConfig, handler: Arc<dyn GatewayHandler>) -> Agent {
+        let (link_state, _) = watch::channel(LinkState::Connecting);
+        let shared = Arc::new(Shared {
+            config,
+            handler,
+            state: Mutex::new(LocalState::new()),
+            link_state,
+            shutdown: CancellationToken::new(),
+        });
+        let task = tokio::spawn(link::run(Arc::clone(&shared)));
+        Agent {
+            inner: Arc::new(Inner {
+                shared,
+                task: Mutex::new(Some(task)),
+                next_request: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// The gateway id this agent speaks for.
+    pub fn gateway_id(&self) -> &str {
+        &self.shared().config.gateway_id
+    }
+
+    /// Asks the registry whether a user may open a session, and waits for the decision.
+    ///
+    /// Fails with [`AgentError::InvalidInput`] when `start` is malformed, at once with
+    /// [`AgentError::Unavailable`] when the link is down (or if it drops while waiting), and with
+    /// [`AgentError::Timeout`] after `admission_timeout`. When allowed, the session is in
+    /// [`Agent::sessions`] by the time this returns. If the caller stops waiting (timeout or a dropped
+    /// future) and the registry allows the session anyway, the agent closes it right away.
+    pub async fn open_session(&self, start: SessionStart) -> Result<Admission, AgentError> {
+        validate::session_start(&start)?;
+        let request_id = format!("req-{}", self.inner.next_request.fetch_add(1, Ordering::Relaxed));
+        let (waiter, mut decision) = oneshot::channel();
+        self.shared().lock().request_admission(request_id.clone(), start, waiter)?;
+        let pending = PendingAdmission { shared: self.shared(), request_id: &request_id };
+
+        match tokio::time::timeout(self.shared().config.admission_timeout, &mut decision).await {
+            Ok(Ok(decision)) => Ok(decision.into()),
+            // The link dropped and took the request with it.
+            Ok(Err(_)) => Err(AgentError::Unavailable),
+            Err(_elapsed) => {
+                if pending.abandon() {
+                    return Err(AgentError::Timeout);
+                }
+                // The decision came while the timer fired: it is in the channel (or the link dropped).
+                decision.try_recv().map(Admission::from).map_err(|_| AgentError::Unavailable)
+            }
+        }
+    }
+
+    /// Notes a session's activity: the time of the latest user input (if there was input) and the byte
+    /// counters so far (running totals). Never blocks on the network: the link task sends the latest values
+    /// of every changed session once per activity interval. Activity of sessions not held is ignored.
+    pub fn record_activity(&self, session_id: &str, last_input_at: Option<SystemTime>, bytes_in: u64, bytes_out: u64) {
+        self.shared().lock().record_activity(session_id, last_input_at, bytes_in, bytes_out);
+    }
+
+    /// The gateway ended a session: removes it from the table and tells the registry.
+    ///
+    /// `reason` is [`EndReason::UserClosed`] or [`EndReason::GatewayClosed`]; any other reason is reported
+    /// as `GatewayClosed` (the others are the registry's to give). If the link is down, the close waits:
+    /// the session stays in the next hello's snapshot, so the registry does not end it as lost, and the
+    /// close is sent right after the `Welcome`. Closing a session not held (already terminated by the
+    /// registry, say) does nothing.
+    pub async fn close_session(&self, session_id: &str, reason: EndReason, detail: &str) {
+        let reason = match reason {
+            EndReason::UserClosed | EndReason::GatewayClosed => reason,
+            other => {
+                tracing::warn!(session_id, reason = other.as_str_name(), "gateways close with USER_CLOSED or GATEWAY_CLOSED; reporting GATEWAY_CLOSED");
+                EndReason::GatewayClosed
+            }
+        };
+        self.shared().lock().close(session_id, reason, detail, SystemTime::now());
+    }
+
+    /// Drops a session from the table without telling the registry, as if the gateway lost it without
+    /// noticing (a crash of the process that carried it). The next hello's snapshot lacks it, so the
+    /// registry ends it as lost. Returns whether the session was held.
+    pub fn forget_session(&self, session_id: &str) -> bool {
+        self.shared().lock().forget(session_id)
+    }
+
+    /// The sessions the gateway holds, in no particular order.
+    pub fn sessions(&self) -> Vec<HeldSession> {
+        self.shared().lock().sessions()
+    }
+
+    /// How many sessions the gateway holds.
+    pub fn session_count(&self) -> usize {
+        self.shared().lock().session_count()
+    }
+
+    /// The locks in force, as last sent by the registry (kept across reconnections until the next update).
+    pub fn locks(&self) -> Vec<Lock> {
+        self.shared().lock().locks()
+    }
+
+    /// A receiver of the link state; `changed()` wakes on every transition.
+    pub fn state(&self) -> watch::Receiver<LinkState> {
+        self.shared().link_state.subscribe()
+    }
+
+    /// Whether the link is up right now.
+    pub fn is_connected(&self) -> bool {
+        matches!(*self.shared().link_state.borrow(), LinkState::Connected { .. })
+    }
+
+    /// Waits until the link is up.
+    ///
+    /// Fails with [`AgentError::Timeout`] when it is not up in time, with [`AgentError::Rejected`] as soon
+    /// as the registry refuses the hello (wrong credential, invalid gateway id: waiting longer would not
+    /// help; the agent keeps retrying at its longest backoff), and with [`AgentError::Unavailable`] once the
+    /// agent is shut down.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), AgentError> {
+        let mut states = self.state();
+        let wait = async {
+            loop {
+                // Clone, so the watch's read lock is not held while taking the state lock below.
+                let state = states.borrow_and_update().clone();
+                match state {
+                    LinkState::Connected { .. } => return Ok(()),
+                    LinkState::Disconnected { .. } => {
+                        if self.shared().shutdown.is_cancelled() {
+                            return Err(AgentError::Unavailable);
+                        }
+                        if let Some(status) = self.shared().lock().rejection.clone() {
+                            return Err(AgentError::Rejected(status));
+                        }
+                    }
+                    LinkState::Connecting => {}
+                }
+                if states.changed().await.is_err() {
+                    return Err(AgentError::Unavailable);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(Err(AgentError::Timeout))
+    }
+
+    /// Stops the link task: ends the stream cleanly (the registry sees the agent leave rather than a
+    /// broken connection) and waits for the task to finish. Afterwards admissions fail with
+    /// [`AgentError::Unavailable`]. Calling it again does nothing.
+    pub async fn shutdown(&self) {
+        self.shared().shutdown.cancel();
+        let task = self.inner.task.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(task) = task
+            && let Err(error) = task.await
+        {
+            tracing::warn!(%error, gateway_id = self.gateway_id(), "the agent's link task failed");
+        }
+    }
+}
+
+/// An admission request in the state; forgotten when the caller stops waiting for any reason, including
+/// the `open_session` future being dropped.
+struct PendingAdmission<'a> {
+    shared: &'a Shared,
+    request_id: &'a str,
+}
+
+impl PendingAdmission<'_> {
+    /// Forgets the request; false when its decision already came.
+    fn abandon(&self) -> bool {
+        self.shared.lock().abandon_admission(self.request_id)
+    }
+}
+
+impl Drop for PendingAdmission<'_> {
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}

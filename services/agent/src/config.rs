@@ -1,0 +1,93 @@
+//! How an agent reaches the registry and how patiently it waits.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Settings of one [`Agent`](crate::Agent). Build with [`AgentConfig::new`] and adjust the public fields.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The registry's gRPC address, e.g. `http://registry.internal:7400`.
+    pub registry_url: String,
+    /// This gateway's id: 1–128 letters, digits, '.', '_', ':' or '-' (the registry refuses others).
+    pub gateway_id: String,
+    /// The gateway's credential, sent in the hello. Never printed by `Debug`.
+    pub credential: String,
+    /// The agent's software version as shown by the registry.
+    pub agent_version: String,
+    /// How long [`Agent::open_session`](crate::Agent::open_session) waits for the admission decision.
+    pub admission_timeout: Duration,
+    /// First reconnection delay; it doubles after each failed attempt.
+    pub initial_backoff: Duration,
+    /// Longest reconnection delay; also the delay after the registry refused the hello.
+    pub max_backoff: Duration,
+    /// How long to wait for the TCP/HTTP/2 connection to the registry.
+    pub connect_timeout: Duration,
+    /// How long to wait for the registry's `Welcome` after the hello. Reconciling a large snapshot takes
+    /// the registry a while, so this is longer than `connect_timeout`.
+    pub welcome_timeout: Duration,
+}
+
+impl AgentConfig {
+    /// Settings with the defaults: no credential, this crate's version, 5 s admission timeout,
+    /// backoff from 200 ms to 10 s, 5 s connect timeout, 15 s welcome timeout.
+    pub fn new(registry_url: impl Into<String>, gateway_id: impl Into<String>) -> Self {
+        Self {
+            registry_url: registry_url.into(),
+            gateway_id: gateway_id.into(),
+            credential: String::new(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            admission_timeout: Duration::from_secs(5),
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            welcome_timeout: Duration::from_secs(15),
+        }
+    }
+
+    /// The same settings with this credential.
+    pub fn with_credential(mut self, credential: impl Into<String>) -> Self {
+        self.credential = credential.into();
+        self
+    }
+}
+
+impl fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The credential is a secret: say whether there is one, never what it is.
+        let credential = if self.credential.is_empty() { "<none>" } else { "<redacted>" };
+        f.debug_struct("AgentConfig")
+            .field("registry_url", &self.registry_url)
+            .field("gateway_id", &self.gateway_id)
+            .field("credential", &credential)
+            .field("agent_version", &self.agent_version)
+            .field("admission_timeout", &self.admission_timeout)
+            .field("initial_backoff", &self.initial_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("welcome_timeout", &self.welcome_timeout)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_credential() {
+        let config = AgentConfig::new("http://127.0.0.1:1", "gw-1").with_credential("s3cret-token");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret-token"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = AgentConfig::new("http://127.0.0.1:1", "gw-1");
+        assert_eq!(config.agent_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(config.admission_timeout, Duration::from_secs(5));
+        assert_eq!(config.initial_backoff, Duration::from_millis(200));
+        assert_eq!(config.max_backoff, Duration::from_secs(10));
+        assert_eq!(config.connect_timeout, Duration::from_secs(5));
+    }
+}

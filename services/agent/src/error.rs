@@ -1,0 +1,19 @@
+//! What can go wrong when a gateway asks its agent for something.
+
+/// An error from the agent's API.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The link to the registry is down (or went down while waiting). Admission needs the registry, so
+    /// the gateway decides what to do: refuse the user, or retry shortly.
+    #[error("the link to the registry is down")]
+    Unavailable,
+    /// The registry did not answer in time.
+    #[error("the registry did not answer in time")]
+    Timeout,
+    /// The registry refused the agent (for instance its hello, for a wrong credential or gateway id).
+    #[error("the registry refused the agent: {:?}: {}", .0.code(), .0.message())]
+    Rejected(tonic::Status),
+    /// The request is malformed; caught locally so gateway authors see the mistake early.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+}

@@ -1,0 +1,76 @@
+//! The Vigil gateway agent SDK.
+//!
+//! A gateway (SSH bastion, RDP gateway, web proxy) embeds an [`Agent`] to keep a link to the Vigil registry
+//! (`GatewayLink.Connect`, a bidirectional gRPC stream). Through it the gateway asks whether a user may
+//! open a session, reports activity and closes, and receives the registry's commands: terminate a session,
+//! warn an idle user, the current locks. The agent reconnects on its own (exponential backoff with jitter)
+//! and says hello with a snapshot of the sessions it holds, so the registry and the gateway agree after
+//! every outage.
+//!
+//! The gateway implements [`GatewayHandler`] to carry out commands, starts the agent once, and calls it
+//! from its connection handling:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::{Duration, SystemTime};
+//!
+//! use async_trait::async_trait;
+//! use vigil_agent::{Agent, AgentConfig, CommandResult, GatewayHandler};
+//! use vigil_proto::v1::{EndReason, ResourceType, SessionStart, TerminateCommand};
+//!
+//! struct Bastion;
+//!
+//! #[async_trait]
+//! impl GatewayHandler for Bastion {
+//!     async fn terminate(&self, command: &TerminateCommand) -> CommandResult {
+//!         // Find the SSH connection of `command.session_id`, print `command.user_message`, close it.
+//!         CommandResult::Done
+//!     }
+//! }
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = AgentConfig::new("http://registry.internal:7400", "gw-fra-01").with_credential("secret");
+//! let agent = Agent::start(config, Arc::new(Bastion));
+//! agent.wait_connected(Duration::from_secs(10)).await?;
+//!
+//! let admission = agent
+//!     .open_session(SessionStart {
+//!         user: "alice.martin@acme.example".into(),
+//!         resource_name: "prod-db-01".into(),
+//!         resource_type: ResourceType::Ssh as i32,
+//!         device: "alice-macbook".into(),
+//!         client_ip: "81.2.69.160".into(),
+//!         started_at: Some(SystemTime::now().into()),
+//!         user_groups: vec!["sre".into()],
+//!     })
+//!     .await?;
+//! if !admission.allowed {
+//!     println!("refused: {}", admission.reason);
+//!     return Ok(());
+//! }
+//! // While the user works (cheap, never blocks):
+//! agent.record_activity(&admission.session_id, Some(SystemTime::now()), 1_024, 65_536);
+//! // When they log out:
+//! agent.close_session(&admission.session_id, EndReason::UserClosed, "logout").await;
+//! agent.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`simulate`] runs many such gateways with realistic users, for demos and benchmarks.
+
+mod agent;
+mod backoff;
+mod config;
+mod error;
+mod handler;
+mod link;
+pub mod simulate;
+mod state;
+mod validate;
+
+pub use agent::{Admission, Agent, LinkState};
+pub use config::AgentConfig;
+pub use error::AgentError;
+pub use handler::{CommandResult, GatewayHandler};
+pub use state::HeldSession;

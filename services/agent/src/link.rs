@@ -1,0 +1,319 @@
+//! The link task: connect, say hello, pump both directions, and start over when anything breaks.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::FutureExt;
+use prost_types::Timestamp;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+use tonic::{Code, Status, Streaming};
+use vigil_proto::v1::agent_message::Message;
+use vigil_proto::v1::controller_message::Message as Command;
+use vigil_proto::v1::gateway_link_client::GatewayLinkClient;
+use vigil_proto::v1::{
+    ActivityBatch, AgentMessage, ControllerMessage, Heartbeat, Hello, TerminateCommand, Welcome,
+};
+
+use crate::agent::Shared;
+use crate::backoff::Backoff;
+use crate::state::{CommandStart, LinkSender};
+use crate::{CommandResult, LinkState};
+
+/// Messages that may wait on a link before it counts as stuck. Deep enough for an end-all burst of
+/// acknowledgements; a registry that leaves this many unread has stopped reading.
+const OUTBOUND_QUEUE: usize = 16_384;
+/// Used when the `Welcome` leaves the activity interval at zero.
+const DEFAULT_ACTIVITY_INTERVAL: Duration = Duration::from_secs(2);
+/// Used when the `Welcome` leaves the heartbeat interval at zero.
+const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// Floor of both intervals, so a misconfigured registry cannot make the agent spin.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// HTTP/2 pings find a registry that vanished without closing the connection.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a shutting-down agent waits for the registry to end the stream after the agent ended its half.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// How a link ended without error.
+enum LinkEnd {
+    /// The agent is shutting down.
+    Shutdown,
+    /// The registry asked for a new link (its replica is going away): connect again at once.
+    Reconnect,
+}
+
+/// How a link failed.
+enum LinkError {
+    /// The registry refused the hello; retrying soon will not help.
+    Refused(Status),
+    /// Anything else: connection refused, stream broken, timeout, protocol violation.
+    Failed(String),
+}
+
+/// Whether the pump goes on after a message.
+enum Flow {
+    Continue,
+    Reconnect,
+}
+
+/// Runs until shutdown: one link after another, with backoff between failed attempts.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let config = &shared.config;
+    let mut backoff = Backoff::new(config.initial_backoff, config.max_backoff);
+    // Whether the previous attempt failed too; repeated failures are logged quietly.
+    let mut failing = false;
+    while !shared.shutdown.is_cancelled() {
+        shared.set_link_state(LinkState::Connecting);
+        let outcome = connect_and_pump(&shared, &mut backoff).await;
+        shared.lock().link_down();
+
+        let (error, delay) = match outcome {
+            Ok(LinkEnd::Shutdown) => break,
+            Ok(LinkEnd::Reconnect) => {
+                failing = false;
+                continue;
+            }
+            Err(LinkError::Refused(status)) => {
+                let error = format!("the registry refused the hello: {:?}: {}", status.code(), status.message());
+                shared.lock().rejection = Some(status);
+                (error, backoff.max_delay(&mut rand::rng()))
+            }
+            Err(LinkError::Failed(error)) => {
+                shared.lock().rejection = None;
+                (error, backoff.next_delay(&mut rand::rng()))
+            }
+        };
+        if failing {
+            tracing::debug!(gateway_id = config.gateway_id, error, ?delay, "registry link still down");
+        } else {
+            tracing::warn!(gateway_id = config.gateway_id, error, ?delay, "registry link down; retrying");
+        }
+        failing = true;
+        shared.set_link_state(LinkState::Disconnected { error });
+        tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+    shared.lock().link_down();
+    shared.set_link_state(LinkState::Disconnected { error: "the agent was shut down".to_owned() });
+}
+
+/// One link: connect, hello, wait for the welcome, then pump until it ends.
+async fn connect_and_pump(shared: &Arc<Shared>, backoff: &mut Backoff) -> Result<LinkEnd, LinkError> {
+    let config = &shared.config;
+    let endpoint = Endpoint::from_shared(config.registry_url.clone())
+        .map_err(|error| LinkError::Failed(format!("invalid registry url {:?}: {error}", config.registry_url)))?
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
+    let channel = tokio::select! {
+        () = shared.shutdown.cancelled() => return Ok(LinkEnd::Shutdown),
+        connected = tokio::time::timeout(config.connect_timeout, endpoint.connect()) => match connected {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(error)) => return Err(LinkError::Failed(format!("cannot connect to {}: {error}", config.registry_url))),
+            Err(_) => return Err(LinkError::Failed(format!("connecting to {} timed out", config.registry_url))),
+        },
+    };
+
+    // The hello is queued before the stream opens, so it is the first message; the snapshot is taken now,
+    // and anything that changes until the welcome is reported after it (closes queue, activity stays dirty).
+    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let hello = Hello {
+        gateway_id: config.gateway_id.clone(),
+        credential: config.credential.clone(),
+        agent_version: config.agent_version.clone(),
+        sessions: shared.lock().snapshot(),
+    };
+    let snapshot_len = hello.sessions.len();
+    tx.try_send(AgentMessage { message: Some(Message::Hello(hello)) })
+        .map_err(|_| LinkError::Failed("cannot queue the hello".to_owned()))?;
+
+    let mut client = GatewayLinkClient::new(channel);
+    let welcome = async {
+        let response = client.connect(ReceiverStream::new(rx)).await.map_err(hello_failure)?;
+        let mut inbound = response.into_inner();
+        match inbound.message().await {
+            Ok(Some(ControllerMessage { message: Some(Command::Welcome(welcome)) })) => Ok((inbound, welcome)),
+            Ok(Some(other)) => Err(LinkError::Failed(format!("expected a welcome, got {other:?}"))),
+            Ok(None) => Err(LinkError::Failed("the registry closed the link before the welcome".to_owned())),
+            Err(status) => Err(hello_failure(status)),
+        }
+    };
+    let (inbound, welcome) = tokio::select! {
+        () = shared.shutdown.cancelled() => return Ok(LinkEnd::Shutdown),
+        welcomed = tokio::time::timeout(config.welcome_timeout, welcome) => match welcomed {
+            Ok(result) => result?,
+            Err(_) => return Err(LinkError::Failed(format!("no welcome within {:?}", config.welcome_timeout))),
+        },
+    };
+
+    // From here on the state owns the only sender: when the link goes down, dropping it ends the request
+    // stream, which the registry sees as the agent hanging up.
+    let broken = CancellationToken::new();
+    {
+        let mut state = shared.lock();
+        state.rejection = None;
+        state.link_up(LinkSender { tx, broken: broken.clone() }, &welcome.ended_session_ids);
+    }
+    backoff.reset();
+    tracing::info!(
+        gateway_id = config.gateway_id,
+        replica = welcome.replica,
+        snapshot = snapshot_len,
+        ended = welcome.ended_session_ids.len(),
+        registered = welcome.registered_session_ids.len(),
+        "linked to the registry"
+    );
+    shared.set_link_state(LinkState::Connected { replica: welcome.replica.clone() });
+    pump(shared, inbound, &welcome, &broken).await
+}
+
+/// A failure before the welcome: a refusal when the registry said the hello itself is wrong.
+fn hello_failure(status: Status) -> LinkError {
+    match status.code() {
+        Code::InvalidArgument | Code::PermissionDenied | Code::Unauthenticated => LinkError::Refused(status),
+        code => LinkError::Failed(format!("the registry failed the hello: {code:?}: {}", status.message())),
+    }
+}
+
+/// Moves messages both ways until the link ends.
+async fn pump(
+    shared: &Arc<Shared>,
+    mut inbound: Streaming<ControllerMessage>,
+    welcome: &Welcome,
+    broken: &CancellationToken,
+) -> Result<LinkEnd, LinkError> {
+    let mut activity = ticker(welcome.activity_interval_ms, DEFAULT_ACTIVITY_INTERVAL);
+    let mut heartbeat = ticker(welcome.heartbeat_interval_ms, DEFAULT_HEARTBEAT_INTERVAL);
+    let mut sent_at_last_heartbeat = shared.lock().sent();
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => {
+                close(shared, inbound).await;
+                return Ok(LinkEnd::Shutdown);
+            }
+            () = broken.cancelled() => {
+                return Err(LinkError::Failed("the registry stopped reading the link".to_owned()));
+            }
+            message = inbound.next() => match message {
+                Some(Ok(message)) => {
+                    if let Flow::Reconnect = handle(shared, message).await {
+                        return Ok(LinkEnd::Reconnect);
+                    }
+                }
+                Some(Err(status)) => {
+                    return Err(LinkError::Failed(format!(
+                        "the link failed: {:?}: {}",
+                        status.code(),
+                        status.message()
+                    )));
+                }
+                None => return Err(LinkError::Failed("the registry closed the link".to_owned())),
+            },
+            _ = activity.tick() => {
+                let mut state = shared.lock();
+                let sessions = state.take_activity();
+                if !sessions.is_empty() {
+                    // If this fails the link is broken; the next hello's snapshot carries the latest values.
+                    state.send(Message::Activity(ActivityBatch { sessions }));
+                }
+            }
+            _ = heartbeat.tick() => {
+                let mut state = shared.lock();
+                if state.sent() == sent_at_last_heartbeat {
+                    let sent_at = Some(Timestamp::from(SystemTime::now()));
+                    state.send(Message::Heartbeat(Heartbeat { sent_at }));
+                }
+                sent_at_last_heartbeat = state.sent();
+            }
+        }
+    }
+}
+
+/// An interval whose first tick is one period away (not immediate), and that does not burst after a stall.
+fn ticker(millis: u32, default: Duration) -> tokio::time::Interval {
+    let period = match millis {
+        0 => default,
+        millis => Duration::from_millis(u64::from(millis)).max(MIN_INTERVAL),
+    };
+    let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
+/// Acts on one message from the registry.
+async fn handle(shared: &Arc<Shared>, message: ControllerMessage) -> Flow {
+    let Some(message) = message.message else {
+        return Flow::Continue;
+    };
+    match message {
+        Command::Welcome(welcome) => {
+            tracing::warn!(replica = welcome.replica, "a second welcome on the same link; ignored");
+        }
+        Command::Admission(decision) => shared.lock().admission_decided(decision, SystemTime::now()),
+        Command::Terminate(command) => terminate(shared, command),
+        Command::IdleWarning(warning) => {
+            let held = shared.lock().holds(&warning.session_id);
+            if held {
+                shared.handler.idle_warning(&warning).await;
+            } else {
+                tracing::debug!(session_id = warning.session_id, "idle warning for a session not held");
+            }
+        }
+        Command::LockUpdate(update) => {
+            shared.lock().set_locks(update.locks.clone());
+            shared.handler.locks_changed(&update.locks).await;
+        }
+        Command::Reconnect(reconnect) => {
+            tracing::info!(
+                gateway_id = shared.config.gateway_id,
+                reason = reconnect.reason,
+                "the registry asked to reconnect"
+            );
+            return Flow::Reconnect;
+        }
+    }
+    Flow::Continue
+}
+
+/// Carries out a terminate command on a task of its own (a slow gateway must not hold up admissions),
+/// once per command id.
+fn terminate(shared: &Arc<Shared>, command: TerminateCommand) {
+    if shared.lock().begin_command(&command) != CommandStart::Run {
+        return;
+    }
+    let handler = Arc::clone(&shared.handler);
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        // A panicking handler must still produce an acknowledgement, or the command would stay in flight.
+        let result = match AssertUnwindSafe(handler.terminate(&command)).catch_unwind().await {
+            Ok(result) => result,
+            Err(_) => CommandResult::Failed("the gateway's terminate handler panicked".to_owned()),
+        };
+        tracing::info!(
+            command_id = command.command_id,
+            session_id = command.session_id,
+            ?result,
+            "terminate command carried out"
+        );
+        shared.lock().finish_command(&command, &result);
+    });
+}
+
+/// Ends the agent's half of the stream and gives the registry a moment to end its half.
+async fn close(shared: &Shared, mut inbound: Streaming<ControllerMessage>) {
+    shared.lock().link_down();
+    let drain = async { while let Some(Ok(_)) = inbound.next().await {} };
+    if tokio::time::timeout(CLOSE_GRACE, drain).await.is_err() {
+        tracing::debug!("the registry did not end the stream in time after the agent hung up");
+    }
+}

@@ -1,0 +1,133 @@
+//! Local checks of what a gateway asks to open, mirroring the registry's rules, so that a gateway author
+//! sees "client_ip is not an IP address" at once instead of as a denied admission in production.
+
+use std::net::IpAddr;
+
+use vigil_proto::v1::{ResourceType, SessionStart};
+
+use crate::AgentError;
+
+/// Longest user, resource, device or group name the registry accepts, in characters.
+const MAX_NAME_CHARS: usize = 256;
+/// Most groups the registry accepts on one session.
+const MAX_GROUPS: usize = 64;
+
+/// Checks a session start; the error names the field and what is wrong with it.
+pub(crate) fn session_start(start: &SessionStart) -> Result<(), AgentError> {
+    required_name("user", &start.user)?;
+    required_name("resource_name", &start.resource_name)?;
+    match ResourceType::try_from(start.resource_type) {
+        Ok(ResourceType::Ssh | ResourceType::Rdp | ResourceType::Web) => {}
+        Ok(ResourceType::Unspecified) => return Err(invalid("resource_type must be SSH, RDP or WEB".to_owned())),
+        Err(_) => return Err(invalid(format!("resource_type {} is not a known type", start.resource_type))),
+    }
+    optional_name("device", &start.device)?;
+    if start.client_ip.parse::<IpAddr>().is_err() {
+        return Err(invalid(format!("client_ip {:?} is not an IPv4 or IPv6 address", start.client_ip)));
+    }
+    if start.user_groups.len() > MAX_GROUPS {
+        return Err(invalid(format!(
+            "user_groups has {} entries; at most {MAX_GROUPS} are allowed",
+            start.user_groups.len()
+        )));
+    }
+    for group in &start.user_groups {
+        required_name("user_groups entry", group)?;
+    }
+    Ok(())
+}
+
+fn required_name(field: &str, value: &str) -> Result<(), AgentError> {
+    if value.trim().is_empty() {
+        return Err(invalid(format!("{field} must not be empty")));
+    }
+    optional_name(field, value)
+}
+
+fn optional_name(field: &str, value: &str) -> Result<(), AgentError> {
+    let chars = value.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(invalid(format!(
+            "{field} is {chars} characters long; at most {MAX_NAME_CHARS} are allowed"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(format!("{field} must not contain control characters")));
+    }
+    Ok(())
+}
+
+fn invalid(message: String) -> AgentError {
+    AgentError::InvalidInput(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> SessionStart {
+        SessionStart {
+            user: "alice.martin@acme.example".into(),
+            resource_name: "prod-db-01".into(),
+            resource_type: ResourceType::Ssh as i32,
+            device: "alice-macbook".into(),
+            client_ip: "81.2.69.142".into(),
+            started_at: None,
+            user_groups: vec!["sre".into()],
+        }
+    }
+
+    fn error_of(start: &SessionStart) -> String {
+        match session_start(start) {
+            Err(AgentError::InvalidInput(message)) => message,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_complete_start_passes() {
+        assert!(session_start(&valid()).is_ok());
+        let ipv6 = SessionStart {
+            client_ip: "2001:480::1".into(),
+            device: String::new(),
+            user_groups: vec![],
+            ..valid()
+        };
+        assert!(session_start(&ipv6).is_ok());
+    }
+
+    #[test]
+    fn user_and_resource_must_be_present_and_short() {
+        assert!(error_of(&SessionStart { user: " ".into(), ..valid() }).contains("user must not be empty"));
+        assert!(error_of(&SessionStart { resource_name: String::new(), ..valid() }).contains("resource_name"));
+        let long = "é".repeat(257);
+        assert!(error_of(&SessionStart { user: long, ..valid() }).contains("257 characters"));
+        // 256 multi-byte characters are fine: the limit counts characters, not bytes.
+        assert!(session_start(&SessionStart { user: "é".repeat(256), ..valid() }).is_ok());
+    }
+
+    #[test]
+    fn resource_type_must_be_specified_and_known() {
+        let unspecified = SessionStart { resource_type: ResourceType::Unspecified as i32, ..valid() };
+        assert!(error_of(&unspecified).contains("SSH, RDP or WEB"));
+        assert!(error_of(&SessionStart { resource_type: 42, ..valid() }).contains("42"));
+    }
+
+    #[test]
+    fn client_ip_must_parse() {
+        for bad in ["", "81.2.69", "81.2.69.300", "alice-macbook", "81.2.69.0/24"] {
+            let message = error_of(&SessionStart { client_ip: bad.into(), ..valid() });
+            assert!(message.contains("client_ip"), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn device_and_groups_are_bounded() {
+        assert!(error_of(&SessionStart { device: "x".repeat(300), ..valid() }).contains("device"));
+        assert!(error_of(&SessionStart { device: "bad\ndevice".into(), ..valid() }).contains("control"));
+        let many = SessionStart { user_groups: vec!["g".into(); 65], ..valid() };
+        assert!(error_of(&many).contains("65 entries"));
+        let empty_group = SessionStart { user_groups: vec![String::new()], ..valid() };
+        assert!(error_of(&empty_group).contains("user_groups entry"));
+    }
+}

@@ -1,0 +1,546 @@
+//! `vigil.v1.GatewayLink`: the long-lived stream between a gateway's agent and this replica.
+//!
+//! Opening a link, in order (design.md, flow 1):
+//! 1. read and validate the hello;
+//! 2. subscribe to the gateway's bus channel — before anything else, so a command published while
+//!    the rest happens is not missed;
+//! 3. record the gateway as connected here and reconcile its snapshot with the store;
+//! 4. answer `Welcome`, then serve the stream: agent messages up, bus messages down.
+//!
+//! Whatever is published on `gateway.<id>` is an encoded `ControllerMessage` and is forwarded to
+//! the agent as it is; the link does not interpret commands, it carries them.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use vigil_proto::v1 as pb;
+use vigil_proto::v1::agent_message::Message as Up;
+use vigil_proto::v1::gateway_link_server::GatewayLink;
+use vigil_runtime::bus::{BusEvent, Subscription};
+use vigil_runtime::{ServiceError, ServiceResult};
+
+use crate::domain::{
+    EndReason, EpochMillis, GeoLocation, PendingActivity, RiskAssessment, Selector, SessionEnd, SessionRecord,
+    SessionStatus, live_status,
+};
+use crate::now_millis;
+use crate::registry::Registry;
+use crate::validate::{self, ValidStart};
+
+/// Most sessions one gateway may report in a hello.
+pub const MAX_SNAPSHOT_SESSIONS: usize = 100_000;
+/// Longest admission request id accepted.
+const MAX_REQUEST_ID_LEN: usize = 128;
+/// Messages queued to one agent before the link pushes back.
+const OUTBOUND_QUEUE: usize = 1024;
+
+/// The bus channel on which a gateway's commands travel.
+pub fn gateway_channel(gateway_id: &str) -> String {
+    format!("gateway.{gateway_id}")
+}
+
+/// The `GatewayLink` service.
+pub struct LinkApi {
+    registry: Registry,
+}
+
+impl LinkApi {
+    pub(crate) fn new(registry: Registry) -> Self {
+        Self { registry }
+    }
+}
+
+type ControllerStream = Pin<Box<dyn Stream<Item = Result<pb::ControllerMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl GatewayLink for LinkApi {
+    type ConnectStream = ControllerStream;
+
+    async fn connect(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<Self::ConnectStream>, Status> {
+        let mut inbound = request.into_inner();
+        let hello_timeout = self.registry.inner.settings.hello_timeout;
+        let first = tokio::time::timeout(hello_timeout, inbound.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!("no hello within {hello_timeout:?} of opening the link"))
+            })??;
+        let hello = match first.and_then(|message| message.message) {
+            Some(Up::Hello(hello)) => hello,
+            Some(other) => {
+                return Err(Status::invalid_argument(format!(
+                    "the first message on a link must be hello, not {}",
+                    message_name(&other)
+                )));
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "the link closed (or sent an empty message) before hello",
+                ));
+            }
+        };
+        let hello = ValidHello::parse(&hello)?;
+        let (link, welcome, subscription) = Link::open(self.registry.clone(), hello).await?;
+
+        let (outbound, receiver) = mpsc::channel(OUTBOUND_QUEUE);
+        // The queue is empty and its receiver alive: this cannot fail.
+        let _ = outbound.try_send(Ok(welcome));
+        tokio::spawn(link.serve(inbound, subscription, outbound));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}
+
+/// A validated hello.
+struct ValidHello {
+    gateway_id: String,
+    agent_version: String,
+    held: Vec<HeldSession>,
+}
+
+struct HeldSession {
+    id: String,
+    start: ValidStart,
+    last_activity_at: Option<EpochMillis>,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl ValidHello {
+    fn parse(hello: &pb::Hello) -> ServiceResult<Self> {
+        let gateway_id = validate::gateway_id("hello.gateway_id", &hello.gateway_id)?;
+        let agent_version = validate::optional_name("hello.agent_version", &hello.agent_version)?.unwrap_or_default();
+        if hello.sessions.len() > MAX_SNAPSHOT_SESSIONS {
+            return Err(ServiceError::invalid(format!(
+                "hello.sessions holds {} sessions; at most {MAX_SNAPSHOT_SESSIONS} are allowed per gateway",
+                hello.sessions.len()
+            )));
+        }
+        let mut seen = HashSet::with_capacity(hello.sessions.len());
+        let mut held = Vec::with_capacity(hello.sessions.len());
+        for (index, session) in hello.sessions.iter().enumerate() {
+            let field = format!("hello.sessions[{index}]");
+            let id = validate::session_id(&format!("{field}.session_id"), &session.session_id)?;
+            if !seen.insert(id.clone()) {
+                return Err(ServiceError::invalid(format!(
+                    "{field}.session_id {id} appears twice in the snapshot"
+                )));
+            }
+            held.push(HeldSession {
+                start: validate::session_start(&format!("{field}.start"), session.start.as_ref())?,
+                last_activity_at: validate::optional_timestamp(
+                    &format!("{field}.last_activity_at"),
+                    session.last_activity_at.as_ref(),
+                )?,
+                bytes_in: session.bytes_in,
+                bytes_out: session.bytes_out,
+                id,
+            });
+        }
+        Ok(Self {
+            gateway_id,
+            agent_version,
+            held,
+        })
+    }
+}
+
+/// One open link, on this replica.
+struct Link {
+    registry: Registry,
+    gateway_id: String,
+    link_id: u64,
+    /// Cancelled when a newer link for the same gateway opens on this replica, or at shutdown.
+    closed: CancellationToken,
+    /// Live sessions that belong to this gateway: the only ones its agent may report on.
+    owned: HashSet<String>,
+    last_seen_written: EpochMillis,
+}
+
+impl Link {
+    async fn open(registry: Registry, hello: ValidHello) -> ServiceResult<(Self, pb::ControllerMessage, Subscription)> {
+        let inner = &registry.inner;
+        let gateway_id = hello.gateway_id.clone();
+        let subscription = inner.bus.subscribe(&gateway_channel(&gateway_id)).await?;
+
+        let now = now_millis();
+        inner
+            .store
+            .gateway_connected(&gateway_id, &inner.settings.replica, &hello.agent_version, now)
+            .await?;
+        let held: Vec<SessionRecord> = hello
+            .held
+            .iter()
+            .map(|session| held_record(&gateway_id, session, now, inner.settings.idle_after_ms()))
+            .collect();
+        let lost = SessionEnd {
+            ended_at: now,
+            reason: EndReason::Lost,
+            detail: "the gateway no longer held the session when its agent reconnected".into(),
+        };
+        let reconciliation = inner.store.reconcile_gateway(&gateway_id, &held, &lost).await?;
+        inner
+            .events
+            .publish_all(pb::SessionEventKind::Ended, &reconciliation.ended, now)
+            .await;
+        inner
+            .events
+            .publish_all(pb::SessionEventKind::Opened, &reconciliation.registered, now)
+            .await;
+
+        // Sessions held here that the registry already knew may carry newer activity.
+        for session in &hello.held {
+            inner.activity.record(PendingActivity {
+                session_id: session.id.clone(),
+                last_input_at: session.last_activity_at.map(|at| at.min(now)),
+                bytes_in: session.bytes_in,
+                bytes_out: session.bytes_out,
+            });
+        }
+        // What this gateway may report on: its live sessions per the store (a snapshot claiming
+        // another gateway's session does not make it this gateway's).
+        let owned = inner
+            .store
+            .resolve(&Selector::Gateway(gateway_id.clone()))
+            .await?
+            .live
+            .into_iter()
+            .map(|session| session.id)
+            .collect();
+
+        let link_id = inner.next_link_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let closed = inner.shutdown.child_token();
+        let superseded = inner
+            .links
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(gateway_id.clone(), (link_id, closed.clone()));
+        if let Some((_, older)) = superseded {
+            older.cancel();
+        }
+        tracing::info!(
+            gateway = %gateway_id,
+            held = hello.held.len(),
+            ended = reconciliation.ended.len(),
+            registered = reconciliation.registered.len(),
+            "gateway linked"
+        );
+
+        let welcome = pb::ControllerMessage {
+            message: Some(pb::controller_message::Message::Welcome(pb::Welcome {
+                replica: inner.settings.replica.clone(),
+                ended_session_ids: reconciliation.ended.iter().map(|session| session.id.clone()).collect(),
+                registered_session_ids: reconciliation
+                    .registered
+                    .iter()
+                    .map(|session| session.id.clone())
+                    .collect(),
+                activity_interval_ms: millis_u32(inner.settings.agent_activity_interval),
+                heartbeat_interval_ms: millis_u32(inner.settings.agent_heartbeat_interval),
+            })),
+        };
+        let link = Self {
+            registry,
+            gateway_id,
+            link_id,
+            closed,
+            owned,
+            last_seen_written: now,
+        };
+        Ok((link, welcome, subscription))
+    }
+
+    /// Serves the link until the agent leaves, a newer link replaces it, or the replica stops.
+    async fn serve(
+        mut self,
+        mut inbound: Streaming<pb::AgentMessage>,
+        mut commands: Subscription,
+        outbound: mpsc::Sender<Result<pb::ControllerMessage, Status>>,
+    ) {
+        let shutdown = self.registry.inner.shutdown.clone();
+        loop {
+            tokio::select! {
+                () = self.closed.cancelled() => {
+                    let reason = if shutdown.is_cancelled() {
+                        "the registry replica is shutting down"
+                    } else {
+                        "a newer link for this gateway was opened"
+                    };
+                    let reconnect = pb::ControllerMessage {
+                        message: Some(pb::controller_message::Message::Reconnect(pb::Reconnect { reason: reason.into() })),
+                    };
+                    let _ = outbound.send(Ok(reconnect)).await;
+                    break;
+                }
+                message = inbound.message() => match message {
+                    Ok(Some(message)) => {
+                        if let Err(status) = self.handle(message, &outbound).await {
+                            let _ = outbound.send(Err(status)).await;
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!(gateway = %self.gateway_id, %status, "link stream failed");
+                        break;
+                    }
+                },
+                event = commands.next() => match event {
+                    Some(BusEvent::Message(payload)) => match pb::ControllerMessage::decode(&payload[..]) {
+                        Ok(command) => {
+                            if outbound.send(Ok(command)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(error) => tracing::warn!(gateway = %self.gateway_id, %error, "undecodable command on the bus; skipped"),
+                    },
+                    Some(BusEvent::Resubscribed) => {
+                        tracing::info!(gateway = %self.gateway_id, "command channel resubscribed after a bus break");
+                    }
+                    None => {
+                        tracing::warn!(gateway = %self.gateway_id, "command channel closed; asking the agent to reconnect");
+                        break;
+                    }
+                },
+            }
+        }
+        self.close().await;
+    }
+
+    async fn handle(
+        &mut self,
+        message: pb::AgentMessage,
+        outbound: &mpsc::Sender<Result<pb::ControllerMessage, Status>>,
+    ) -> Result<(), Status> {
+        let now = now_millis();
+        self.touch(now).await;
+        match message.message {
+            Some(Up::SessionOpened(opened)) => {
+                let decision = self.admit(opened, now).await?;
+                let reply = pb::ControllerMessage {
+                    message: Some(pb::controller_message::Message::Admission(decision)),
+                };
+                // A closed outbound means the agent is gone; the inbound side will notice.
+                let _ = outbound.send(Ok(reply)).await;
+            }
+            Some(Up::Activity(batch)) => self.record_activity(batch, now),
+            Some(Up::SessionClosed(closed)) => self.close_session(closed, now).await?,
+            Some(Up::CommandAck(ack)) => {
+                // Commands are issued (and their acknowledgements tracked) by the termination
+                // service; until one is deployed there is nothing to record.
+                tracing::debug!(gateway = %self.gateway_id, command = %ack.command_id, "command acknowledged");
+            }
+            Some(Up::Heartbeat(_)) => {}
+            Some(Up::Hello(_)) => {
+                return Err(Status::invalid_argument(
+                    "hello may only be sent once, as the first message",
+                ));
+            }
+            None => return Err(Status::invalid_argument("empty agent message")),
+        }
+        Ok(())
+    }
+
+    /// Decides on a session start. Invalid starts are refused with the reason, and nothing is recorded.
+    async fn admit(&mut self, opened: pb::SessionOpened, now: EpochMillis) -> Result<pb::AdmissionDecision, Status> {
+        let deny = |reason: String| pb::AdmissionDecision {
+            request_id: opened.request_id.clone(),
+            allowed: false,
+            reason,
+            ..Default::default()
+        };
+        if opened.request_id.is_empty() || opened.request_id.len() > MAX_REQUEST_ID_LEN {
+            return Ok(deny(format!("request_id must be 1–{MAX_REQUEST_ID_LEN} characters")));
+        }
+        let start = match validate::session_start("start", opened.start.as_ref()) {
+            Ok(start) => start,
+            Err(error) => return Ok(deny(format!("invalid session start: {error}"))),
+        };
+        let started_at = start.started_at.map_or(now, |at| at.min(now));
+        let session = SessionRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            user: start.user,
+            user_groups: start.user_groups,
+            gateway_id: self.gateway_id.clone(),
+            resource_name: start.resource_name,
+            resource_type: start.resource_type,
+            device: start.device,
+            client_ip: start.client_ip,
+            location: GeoLocation::default(),
+            risk: RiskAssessment::default(),
+            started_at,
+            last_activity_at: started_at,
+            status: SessionStatus::Active,
+            ended_at: None,
+            end_reason: None,
+            end_detail: String::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+        };
+        let inner = &self.registry.inner;
+        inner.store.insert_session(&session).await.map_err(Status::from)?;
+        self.owned.insert(session.id.clone());
+        inner
+            .events
+            .publish(pb::SessionEventKind::Opened, &session, "", now)
+            .await;
+        Ok(pb::AdmissionDecision {
+            request_id: opened.request_id,
+            allowed: true,
+            session_id: session.id.clone(),
+            reason: String::new(),
+            location: Some(crate::convert::location_to_proto(&session.location)),
+            risk: Some(crate::convert::risk_to_proto(&session.risk)),
+            evicted_session_ids: Vec::new(),
+        })
+    }
+
+    fn record_activity(&self, batch: pb::ActivityBatch, now: EpochMillis) {
+        for report in batch.sessions {
+            // Reports on sessions this gateway does not own are dropped: an agent speaks only for
+            // its own gateway. Malformed ones are dropped too — activity is best effort by nature.
+            let Ok(session_id) = validate::session_id("session_id", &report.session_id) else {
+                continue;
+            };
+            if !self.owned.contains(&session_id) {
+                tracing::debug!(gateway = %self.gateway_id, session = %session_id, "activity for a session this gateway does not hold; dropped");
+                continue;
+            }
+            let last_input_at = report
+                .last_input_at
+                .as_ref()
+                .and_then(vigil_proto::millis_from_timestamp)
+                .map(|at| at.min(now));
+            self.registry.inner.activity.record(PendingActivity {
+                session_id,
+                last_input_at,
+                bytes_in: report.bytes_in,
+                bytes_out: report.bytes_out,
+            });
+        }
+    }
+
+    async fn close_session(&mut self, closed: pb::SessionClosed, now: EpochMillis) -> Result<(), Status> {
+        let session_id = validate::session_id("session_closed.session_id", &closed.session_id)?;
+        let reason = match EndReason::try_from(closed.reason) {
+            Ok(EndReason::Unspecified) => EndReason::UserClosed,
+            Ok(reason) => reason,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "session_closed.reason {} is not a known end reason",
+                    closed.reason
+                )));
+            }
+        };
+        let detail = validate::optional_name("session_closed.detail", &closed.detail)?.unwrap_or_default();
+        let ended_at = validate::optional_timestamp("session_closed.ended_at", closed.ended_at.as_ref())?
+            .map_or(now, |at| at.min(now));
+        self.owned.remove(&session_id);
+        let end = SessionEnd {
+            ended_at,
+            reason,
+            detail,
+        };
+        let inner = &self.registry.inner;
+        if let Some(session) = inner
+            .store
+            .end_session(&session_id, Some(&self.gateway_id), &end)
+            .await?
+        {
+            inner
+                .events
+                .publish(pb::SessionEventKind::Ended, &session, "", now)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Writes `last_seen_at`, at most once per `gateway_seen_interval`.
+    async fn touch(&mut self, now: EpochMillis) {
+        let interval =
+            i64::try_from(self.registry.inner.settings.gateway_seen_interval.as_millis()).unwrap_or(i64::MAX);
+        if now - self.last_seen_written < interval {
+            return;
+        }
+        self.last_seen_written = now;
+        if let Err(error) = self.registry.inner.store.gateway_seen(&self.gateway_id, now).await {
+            tracing::warn!(gateway = %self.gateway_id, %error, "could not record that the gateway was seen");
+        }
+    }
+
+    async fn close(self) {
+        let inner = &self.registry.inner;
+        {
+            let mut links = inner.links.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if links.get(&self.gateway_id).is_some_and(|(id, _)| *id == self.link_id) {
+                links.remove(&self.gateway_id);
+            }
+        }
+        let still_linked_here = inner
+            .links
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&self.gateway_id);
+        if !still_linked_here {
+            if let Err(error) = inner
+                .store
+                .gateway_disconnected(&self.gateway_id, &inner.settings.replica, now_millis())
+                .await
+            {
+                tracing::warn!(gateway = %self.gateway_id, %error, "could not record that the gateway disconnected");
+            }
+        }
+        tracing::info!(gateway = %self.gateway_id, "gateway link closed");
+    }
+}
+
+/// A session from a hello, as the registry would record it if it did not know it.
+fn held_record(gateway_id: &str, session: &HeldSession, now: EpochMillis, idle_after_ms: i64) -> SessionRecord {
+    let started_at = session.start.started_at.map_or(now, |at| at.min(now));
+    let last_activity_at = session
+        .last_activity_at
+        .map_or(started_at, |at| at.clamp(started_at, now));
+    SessionRecord {
+        id: session.id.clone(),
+        user: session.start.user.clone(),
+        user_groups: session.start.user_groups.clone(),
+        gateway_id: gateway_id.to_owned(),
+        resource_name: session.start.resource_name.clone(),
+        resource_type: session.start.resource_type,
+        device: session.start.device.clone(),
+        client_ip: session.start.client_ip.clone(),
+        location: GeoLocation::default(),
+        risk: RiskAssessment::default(),
+        started_at,
+        last_activity_at,
+        status: live_status(last_activity_at, now, idle_after_ms),
+        ended_at: None,
+        end_reason: None,
+        end_detail: String::new(),
+        bytes_in: session.bytes_in,
+        bytes_out: session.bytes_out,
+    }
+}
+
+fn millis_u32(duration: Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn message_name(message: &Up) -> &'static str {
+    match message {
+        Up::Hello(_) => "hello",
+        Up::SessionOpened(_) => "session_opened",
+        Up::Activity(_) => "activity",
+        Up::SessionClosed(_) => "session_closed",
+        Up::CommandAck(_) => "command_ack",
+        Up::Heartbeat(_) => "heartbeat",
+    }
+}

@@ -1,0 +1,364 @@
+//! `vigil.v1.SessionRegistry`: list, get, stats, watch, gateways, resolve.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use vigil_proto::v1 as pb;
+use vigil_proto::v1::session_registry_server::SessionRegistry;
+use vigil_runtime::{ServiceError, ServiceResult};
+
+use crate::convert::{gateway_to_proto, session_to_proto, stats_to_proto};
+use crate::domain::{ListQuery, SessionFilter, SessionStatus};
+use crate::events::FeedItem;
+use crate::registry::Registry;
+use crate::{now_millis, validate};
+
+/// Sessions that ended within this window count in `ended_last_24h`.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The `SessionRegistry` service.
+pub struct SessionsApi {
+    registry: Registry,
+}
+
+impl SessionsApi {
+    pub(crate) fn new(registry: Registry) -> Self {
+        Self { registry }
+    }
+
+    async fn list(&self, request: &pb::ListSessionsRequest) -> ServiceResult<pb::ListSessionsResponse> {
+        let inner = &self.registry.inner;
+        let filter = validate::filter(request.filter.as_ref())?;
+        let sort = validate::order_by(request.order_by)?;
+        let limit = validate::page_size(request.page_size)?;
+        let after = match request.page_token.as_str() {
+            "" => None,
+            token => Some(inner.page_tokens.check(token, &filter, sort, request.ascending)?),
+        };
+        let query = ListQuery {
+            filter,
+            sort,
+            ascending: request.ascending,
+            limit,
+            after,
+        };
+        let page = inner.store.list_sessions(&query).await?;
+        let now = now_millis();
+        Ok(pb::ListSessionsResponse {
+            sessions: page
+                .sessions
+                .iter()
+                .map(|session| session_to_proto(session, now))
+                .collect(),
+            next_page_token: page
+                .next
+                .map(|cursor| inner.page_tokens.issue(&query.filter, sort, query.ascending, &cursor))
+                .unwrap_or_default(),
+            total_size: page.total,
+        })
+    }
+
+    async fn get(&self, request: &pb::GetSessionRequest) -> ServiceResult<pb::Session> {
+        let id = validate::session_id("id", &request.id)?;
+        let session = self.registry.inner.store.get_session(&id).await?;
+        let session = session.ok_or_else(|| ServiceError::not_found("session", id))?;
+        Ok(session_to_proto(&session, now_millis()))
+    }
+
+    async fn stats(&self, request: &pb::GetStatsRequest) -> ServiceResult<pb::SessionStats> {
+        let filter = validate::filter(request.filter.as_ref())?;
+        let now = now_millis();
+        let stats = self.registry.inner.store.stats(&filter, now, now - DAY_MS).await?;
+        Ok(stats_to_proto(&stats, now))
+    }
+
+    async fn resolve(&self, request: &pb::ResolveSessionsRequest) -> ServiceResult<pb::ResolveSessionsResponse> {
+        let selector = validate::selector(request.selector.as_ref())?;
+        let resolution = self.registry.inner.store.resolve(&selector).await?;
+        if let Some(unknown) = resolution.unknown.first() {
+            return Err(ServiceError::not_found("session", unknown.clone()));
+        }
+        let now = now_millis();
+        Ok(pb::ResolveSessionsResponse {
+            sessions: resolution
+                .live
+                .iter()
+                .map(|session| session_to_proto(session, now))
+                .collect(),
+            already_ended: resolution.already_ended,
+        })
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::SessionEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SessionRegistry for SessionsApi {
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        Ok(Response::new(self.list(request.get_ref()).await?))
+    }
+
+    async fn get_session(&self, request: Request<pb::GetSessionRequest>) -> Result<Response<pb::Session>, Status> {
+        Ok(Response::new(self.get(request.get_ref()).await?))
+    }
+
+    async fn get_stats(&self, request: Request<pb::GetStatsRequest>) -> Result<Response<pb::SessionStats>, Status> {
+        Ok(Response::new(self.stats(request.get_ref()).await?))
+    }
+
+    type WatchSessionsStream = WatchStream;
+
+    async fn watch_sessions(
+        &self,
+        request: Request<pb::WatchSessionsRequest>,
+    ) -> Result<Response<Self::WatchSessionsStream>, Status> {
+        let request = request.into_inner();
+        let filter = validate::filter(request.filter.as_ref())?;
+        let inner = &self.registry.inner;
+        // Subscribe before reading the snapshot, so a change committed in between is not missed
+        // (it may be seen twice: once in the snapshot, once as an event — harmless).
+        let mut feed = inner.events.watch();
+        let snapshot = if request.include_snapshot {
+            Some(snapshot(&self.registry, &filter).await?)
+        } else {
+            None
+        };
+
+        let (sender, receiver) = mpsc::channel(256);
+        let shutdown = inner.shutdown.clone();
+        tokio::spawn(async move {
+            if let Some(snapshot) = snapshot {
+                for event in snapshot {
+                    if sender.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+                let done = pb::SessionEvent {
+                    kind: pb::SessionEventKind::SnapshotDone as i32,
+                    at: Some(vigil_proto::timestamp_from_millis(now_millis())),
+                    ..Default::default()
+                };
+                if sender.send(Ok(done)).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                let item = tokio::select! {
+                    () = shutdown.cancelled() => {
+                        drop(sender.send(Err(Status::unavailable("the registry is shutting down; watch again"))).await);
+                        return;
+                    }
+                    () = sender.closed() => return,
+                    item = feed.recv() => item,
+                };
+                let event = match item {
+                    Ok(FeedItem::Event(event)) => event,
+                    Ok(FeedItem::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let status = Status::unavailable(
+                            "the change feed was interrupted and changes may have been missed; watch again (with include_snapshot) to resynchronise",
+                        );
+                        drop(sender.send(Err(status)).await);
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if event_matches(&filter, &event) && sender.send(Ok((*event).clone())).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn list_gateways(
+        &self,
+        request: Request<pb::ListGatewaysRequest>,
+    ) -> Result<Response<pb::ListGatewaysResponse>, Status> {
+        let gateways = self
+            .registry
+            .inner
+            .store
+            .list_gateways(request.get_ref().connected_only)
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(pb::ListGatewaysResponse {
+            gateways: gateways.iter().map(gateway_to_proto).collect(),
+        }))
+    }
+
+    async fn resolve_sessions(
+        &self,
+        request: Request<pb::ResolveSessionsRequest>,
+    ) -> Result<Response<pb::ResolveSessionsResponse>, Status> {
+        Ok(Response::new(self.resolve(request.get_ref()).await?))
+    }
+}
+
+/// The matching live sessions as SNAPSHOT events, read page by page.
+async fn snapshot(registry: &Registry, filter: &SessionFilter) -> ServiceResult<Vec<pb::SessionEvent>> {
+    let statuses = live_statuses_within(&filter.statuses);
+    if statuses.is_empty() {
+        // A watch for DISCONNECTED sessions only: nothing live to show.
+        return Ok(Vec::new());
+    }
+    let mut query = ListQuery {
+        filter: SessionFilter {
+            statuses,
+            ..filter.clone()
+        },
+        sort: Default::default(),
+        ascending: true,
+        limit: validate::MAX_PAGE_SIZE,
+        after: None,
+    };
+    let now = now_millis();
+    let mut events = Vec::new();
+    loop {
+        let page = registry.inner.store.list_sessions(&query).await?;
+        events.extend(page.sessions.iter().map(|session| pb::SessionEvent {
+            kind: pb::SessionEventKind::Snapshot as i32,
+            session: Some(session_to_proto(session, now)),
+            at: Some(vigil_proto::timestamp_from_millis(now)),
+            detail: String::new(),
+        }));
+        match page.next {
+            Some(cursor) => query.after = Some(cursor),
+            None => return Ok(events),
+        }
+    }
+}
+
+/// A snapshot shows live sessions only: of those, the ones the filter's statuses allow.
+fn live_statuses_within(statuses: &[SessionStatus]) -> Vec<SessionStatus> {
+    [SessionStatus::Active, SessionStatus::Idle]
+        .into_iter()
+        .filter(|status| statuses.is_empty() || statuses.contains(status))
+        .collect()
+}
+
+/// Whether a change concerns a watcher with this filter (see `WatchSessionsRequest.filter`).
+fn event_matches(filter: &SessionFilter, event: &pb::SessionEvent) -> bool {
+    let Some(session) = &event.session else {
+        return true;
+    };
+    let ended = event.kind == pb::SessionEventKind::Ended as i32;
+    let status_ok = ended
+        || filter.statuses.is_empty()
+        || SessionStatus::try_from(session.status).is_ok_and(|status| filter.statuses.contains(&status));
+    let location = session.location.as_ref();
+    let risk = session.risk.as_ref();
+    let text_ok = filter.query.as_deref().is_none_or(|query| {
+        [
+            session.user.as_str(),
+            &session.resource_name,
+            &session.device,
+            &session.client_ip,
+            location.map_or("", |location| location.city.as_str()),
+            &session.gateway_id,
+        ]
+        .iter()
+        .any(|field| field.to_lowercase().contains(query))
+    });
+    status_ok
+        && text_ok
+        && filter.user.as_deref().is_none_or(|user| session.user == user)
+        && filter
+            .resource_name
+            .as_deref()
+            .is_none_or(|resource| session.resource_name == resource)
+        && filter
+            .resource_type
+            .is_none_or(|kind| session.resource_type == kind as i32)
+        && filter
+            .gateway_id
+            .as_deref()
+            .is_none_or(|gateway| session.gateway_id == gateway)
+        && filter.client_ip.as_deref().is_none_or(|ip| session.client_ip == ip)
+        && filter
+            .country_code
+            .as_deref()
+            .is_none_or(|code| location.is_some_and(|location| location.country_code.eq_ignore_ascii_case(code)))
+        && filter
+            .min_risk_score
+            .is_none_or(|min| risk.is_some_and(|risk| risk.score >= min))
+        && (!filter.flagged_only || risk.is_some_and(|risk| !risk.flags.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: pb::SessionEventKind, status: SessionStatus, user: &str) -> pb::SessionEvent {
+        pb::SessionEvent {
+            kind: kind as i32,
+            session: Some(pb::Session {
+                user: user.into(),
+                status: status as i32,
+                resource_name: "prod-db-01".into(),
+                location: Some(pb::Location {
+                    city: "Berlin".into(),
+                    country_code: "DE".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn watch_filters_apply_to_events() {
+        let filter = SessionFilter {
+            statuses: vec![SessionStatus::Idle],
+            country_code: Some("DE".into()),
+            ..Default::default()
+        };
+        assert!(event_matches(
+            &filter,
+            &event(pb::SessionEventKind::Updated, SessionStatus::Idle, "a")
+        ));
+        assert!(!event_matches(
+            &filter,
+            &event(pb::SessionEventKind::Updated, SessionStatus::Active, "a")
+        ));
+        // An end is always reported to a watcher whose other filters match.
+        assert!(event_matches(
+            &filter,
+            &event(pb::SessionEventKind::Ended, SessionStatus::Disconnected, "a")
+        ));
+        let other_country = SessionFilter {
+            country_code: Some("FR".into()),
+            ..Default::default()
+        };
+        assert!(!event_matches(
+            &other_country,
+            &event(pb::SessionEventKind::Ended, SessionStatus::Disconnected, "a")
+        ));
+    }
+
+    #[test]
+    fn free_text_matches_any_shown_field() {
+        let filter = SessionFilter {
+            query: Some("berl".into()),
+            ..Default::default()
+        };
+        assert!(event_matches(
+            &filter,
+            &event(pb::SessionEventKind::Opened, SessionStatus::Active, "bob")
+        ));
+        let filter = SessionFilter {
+            query: Some("carol".into()),
+            ..Default::default()
+        };
+        assert!(!event_matches(
+            &filter,
+            &event(pb::SessionEventKind::Opened, SessionStatus::Active, "bob")
+        ));
+    }
+}

@@ -1,0 +1,94 @@
+//! The registry as a process: its configuration, and the wiring from configuration to a serving
+//! replica. `main.rs` only parses flags and calls into here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use vigil_runtime::bus::{self, BusConfig, ControlBus};
+use vigil_runtime::database::{self, DatabaseConfig};
+use vigil_runtime::server::{Readiness, Server, ServerConfig};
+use vigil_runtime::telemetry::LogConfig;
+
+use crate::registry::Registry;
+use crate::settings::RegistrySettings;
+use crate::store::{SessionStore, SqlStore};
+
+/// How often readiness re-checks the database and the bus.
+const READINESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Configuration of a registry replica (defaults → TOML file → `VIGIL_*` environment).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub bus: BusConfig,
+    pub log: LogConfig,
+    pub registry: RegistrySettings,
+    /// Run database migrations at start-up (the embedded default does; production runs
+    /// `vigil-registry migrate` once, as a Kubernetes Job).
+    pub migrate_on_start: bool,
+}
+
+/// Connects to the database, optionally migrating it.
+pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Result<Arc<SqlStore>> {
+    let connection = database::connect(config).await?;
+    let store = SqlStore::new(connection).await?;
+    if migrate {
+        store.migrate().await?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// Runs one replica until `shutdown` is cancelled, then drains.
+pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = open_store(&config.database, config.migrate_on_start).await?;
+    let bus = bus::connect(&config.bus).await?;
+    let registry = Registry::start(config.registry.clone(), store, bus, shutdown.clone()).await?;
+
+    let server = Server::new(config.server.clone())
+        .add_service(registry.sessions_service())
+        .add_service(registry.link_service());
+    let readiness = server.readiness();
+    tokio::spawn(follow_dependencies(
+        registry.store().clone(),
+        registry.bus().clone(),
+        readiness,
+        shutdown.clone(),
+    ));
+
+    let listener = vigil_runtime::server::bind(config.server.listen).await?;
+    server.serve(listener, shutdown).await?;
+    registry.stopped().await;
+    Ok(())
+}
+
+/// Keeps health in step with the database and the bus: `NOT_SERVING` while either is unreachable.
+pub async fn follow_dependencies(
+    store: Arc<dyn SessionStore>,
+    bus: Arc<dyn ControlBus>,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(READINESS_INTERVAL);
+    let mut was_ready = None;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let database = store.ping().await;
+        let ready = database.is_ok() && bus.is_connected();
+        if was_ready != Some(ready) {
+            match (&database, bus.is_connected()) {
+                (Ok(()), true) => tracing::info!("dependencies reachable; serving"),
+                (Err(error), _) => tracing::warn!(%error, "database unreachable; not serving"),
+                (Ok(()), false) => tracing::warn!("control bus disconnected; not serving"),
+            }
+            readiness.set_all(ready).await;
+            was_ready = Some(ready);
+        }
+    }
+}

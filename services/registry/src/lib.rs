@@ -1,0 +1,35 @@
+//! Vigil's session registry: the source of truth of sessions, and the gateway agents' link.
+//!
+//! - [`domain`]: sessions and gateways as plain values, and the status rules.
+//! - [`store`]: persistence behind [`store::SessionStore`] (sea-orm on PostgreSQL or SQLite).
+//! - [`registry`]: a running replica — its background tasks and its gRPC services.
+//! - `api`: the gRPC edge (`SessionRegistry`, `GatewayLink`), validating with [`validate`].
+//! - `events`, `activity`, `idle`: the change feed, batched activity writes, idle detection.
+
+mod activity;
+mod api;
+pub mod app;
+pub mod convert;
+pub mod domain;
+mod events;
+mod idle;
+pub mod page_token;
+mod registry;
+pub mod settings;
+pub mod store;
+pub mod validate;
+
+pub use api::{LinkApi, SessionsApi};
+pub use events::SESSIONS_CHANNEL;
+pub use registry::Registry;
+pub use settings::RegistrySettings;
+
+/// The bus channel carrying a gateway's commands.
+pub use api::gateway_channel;
+
+/// Now, in epoch milliseconds.
+pub(crate) fn now_millis() -> domain::EpochMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,93 @@
+//! The registry's own settings (the `[registry]` section of the configuration).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How the registry behaves. Every field has a default; see the README's configuration reference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// A live session with no user input for this long is IDLE.
+    #[serde(with = "humantime_serde")]
+    pub idle_after: Duration,
+    /// How often each replica looks for sessions that just became idle.
+    #[serde(with = "humantime_serde")]
+    pub idle_scan_interval: Duration,
+    /// How long activity reports are buffered before being written in one batch.
+    #[serde(with = "humantime_serde")]
+    pub activity_flush_interval: Duration,
+    /// A buffer of this many sessions is written at once, without waiting for the interval.
+    pub activity_flush_max: usize,
+    /// How often agents are asked to send activity batches.
+    #[serde(with = "humantime_serde")]
+    pub agent_activity_interval: Duration,
+    /// How often agents are asked to send a heartbeat when they have nothing else to say.
+    #[serde(with = "humantime_serde")]
+    pub agent_heartbeat_interval: Duration,
+    /// How long a new link may take to say hello.
+    #[serde(with = "humantime_serde")]
+    pub hello_timeout: Duration,
+    /// How often a gateway's `last_seen_at` is written while its link is busy (at most).
+    #[serde(with = "humantime_serde")]
+    pub gateway_seen_interval: Duration,
+    /// This replica's name, shown on the gateways it holds. Defaults to `$HOSTNAME` or a random name.
+    pub replica: String,
+    /// Key that signs page tokens; replicas behind one address must share it. Defaults to a
+    /// fixed development key: set it in production.
+    pub page_token_key: String,
+    /// Changes buffered per replica for slow watchers before they are told to resynchronise.
+    pub watch_buffer: usize,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            idle_after: Duration::from_secs(5 * 60),
+            idle_scan_interval: Duration::from_secs(5),
+            activity_flush_interval: Duration::from_millis(500),
+            activity_flush_max: 10_000,
+            agent_activity_interval: Duration::from_secs(2),
+            agent_heartbeat_interval: Duration::from_secs(10),
+            hello_timeout: Duration::from_secs(10),
+            gateway_seen_interval: Duration::from_secs(5),
+            replica: std::env::var("HOSTNAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| format!("registry-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])),
+            page_token_key: "vigil-development-page-token-key".into(),
+            watch_buffer: 4096,
+        }
+    }
+}
+
+impl RegistrySettings {
+    /// Refuses settings that cannot work, naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("registry.idle_after", self.idle_after),
+            ("registry.idle_scan_interval", self.idle_scan_interval),
+            ("registry.activity_flush_interval", self.activity_flush_interval),
+            ("registry.agent_activity_interval", self.agent_activity_interval),
+            ("registry.agent_heartbeat_interval", self.agent_heartbeat_interval),
+            ("registry.hello_timeout", self.hello_timeout),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| value.is_zero()) {
+            return Err(format!("{name} must be longer than zero"));
+        }
+        if self.activity_flush_max == 0 {
+            return Err("registry.activity_flush_max must be at least 1".into());
+        }
+        if self.watch_buffer == 0 {
+            return Err("registry.watch_buffer must be at least 1".into());
+        }
+        if self.page_token_key.is_empty() {
+            return Err("registry.page_token_key must not be empty".into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn idle_after_ms(&self) -> i64 {
+        i64::try_from(self.idle_after.as_millis()).unwrap_or(i64::MAX)
+    }
+}

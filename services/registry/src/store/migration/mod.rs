@@ -1,0 +1,25 @@
+//! Schema migrations, applied in order by [`Migrator`] (`Migrator::up(&db, None)`).
+//!
+//! Every statement is portable between PostgreSQL and SQLite: times are `BIGINT` epoch
+//! milliseconds, ids are text, enums are `SMALLINT` proto numbers, lists are JSON text, and the
+//! partial indexes use `WHERE ended_at IS NULL`, which both understand. Statements use
+//! `IF NOT EXISTS` so a migration interrupted half-way can simply be run again.
+//! Applied migrations are never edited: a schema change is a new migration.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_sessions;
+mod m20261123_000002_create_gateways;
+
+/// The registry's migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_create_sessions::Migration),
+            Box::new(m20261123_000002_create_gateways::Migration),
+        ]
+    }
+}

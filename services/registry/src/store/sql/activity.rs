@@ -1,0 +1,179 @@
+//! Writing a batch of activity reports: the one place where PostgreSQL and SQLite get different SQL.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, Statement,
+};
+use vigil_runtime::ServiceResult;
+
+use crate::domain::{EpochMillis, PendingActivity};
+use crate::store::entity::session::{self, Column, to_column_counter};
+
+/// One session's reports in a batch, merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedActivity {
+    pub session_id: String,
+    /// `i64::MIN` when no report had input: it never wins a `GREATEST`.
+    pub last_input_at: EpochMillis,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+}
+
+/// Merges reports for the same session (the latest input, the largest counters), sorted by id so
+/// concurrent batches lock rows in the same order.
+pub fn merge(batch: &[PendingActivity]) -> Vec<MergedActivity> {
+    let mut merged: HashMap<&str, MergedActivity> = HashMap::with_capacity(batch.len());
+    for report in batch {
+        let last_input_at = report.last_input_at.unwrap_or(i64::MIN);
+        let bytes_in = to_column_counter(report.bytes_in);
+        let bytes_out = to_column_counter(report.bytes_out);
+        merged
+            .entry(report.session_id.as_str())
+            .and_modify(|entry| {
+                entry.last_input_at = entry.last_input_at.max(last_input_at);
+                entry.bytes_in = entry.bytes_in.max(bytes_in);
+                entry.bytes_out = entry.bytes_out.max(bytes_out);
+            })
+            .or_insert_with(|| MergedActivity {
+                session_id: report.session_id.clone(),
+                last_input_at,
+                bytes_in,
+                bytes_out,
+            });
+    }
+    let mut merged: Vec<MergedActivity> = merged.into_values().collect();
+    merged.sort_unstable_by(|a, b| a.session_id.cmp(&b.session_id));
+    merged
+}
+
+/// Moves `last_activity_at` and the byte counters forward for live sessions (of `gateway_id`, when
+/// given). Rows the batch would not change are not written: no dead tuple, no lock.
+pub async fn record(
+    txn: &DatabaseTransaction,
+    gateway_id: Option<&str>,
+    batch: &[MergedActivity],
+) -> ServiceResult<()> {
+    match txn.get_database_backend() {
+        DbBackend::Postgres => record_postgres(txn, gateway_id, batch).await,
+        _ => record_row_by_row(txn, gateway_id, batch).await,
+    }
+}
+
+/// PostgreSQL: the whole batch in one statement, the rows passed as four arrays.
+async fn record_postgres(
+    txn: &DatabaseTransaction,
+    gateway_id: Option<&str>,
+    batch: &[MergedActivity],
+) -> ServiceResult<()> {
+    const SQL: &str = r#"
+        UPDATE sessions AS s
+        SET last_activity_at = GREATEST(s.last_activity_at, v.last_input_at),
+            bytes_in = GREATEST(s.bytes_in, v.bytes_in),
+            bytes_out = GREATEST(s.bytes_out, v.bytes_out)
+        FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+            AS v(id, last_input_at, bytes_in, bytes_out)
+        WHERE s.id = v.id
+          AND s.ended_at IS NULL
+          AND ($5::text IS NULL OR s.gateway_id = $5)
+          AND (v.last_input_at > s.last_activity_at OR v.bytes_in > s.bytes_in OR v.bytes_out > s.bytes_out)
+    "#;
+    let ids: Vec<String> = batch.iter().map(|row| row.session_id.clone()).collect();
+    let inputs: Vec<i64> = batch.iter().map(|row| row.last_input_at).collect();
+    let bytes_in: Vec<i64> = batch.iter().map(|row| row.bytes_in).collect();
+    let bytes_out: Vec<i64> = batch.iter().map(|row| row.bytes_out).collect();
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        SQL,
+        [
+            ids.into(),
+            inputs.into(),
+            bytes_in.into(),
+            bytes_out.into(),
+            gateway_id.map(str::to_owned).into(),
+        ],
+    );
+    txn.execute_raw(statement).await?;
+    Ok(())
+}
+
+/// SQLite: one UPDATE per session. SQLite runs in-process, so statements cost no round trip, and
+/// the prepared statement is reused from the connection's cache.
+async fn record_row_by_row(
+    txn: &DatabaseTransaction,
+    gateway_id: Option<&str>,
+    batch: &[MergedActivity],
+) -> ServiceResult<()> {
+    let greatest =
+        |column: Column, value: i64| -> Expr { Func::greatest([Expr::col(column), Expr::val(value)]).into() };
+    for row in batch {
+        let mut update = session::Entity::update_many()
+            .col_expr(
+                Column::LastActivityAt,
+                greatest(Column::LastActivityAt, row.last_input_at),
+            )
+            .col_expr(Column::BytesIn, greatest(Column::BytesIn, row.bytes_in))
+            .col_expr(Column::BytesOut, greatest(Column::BytesOut, row.bytes_out))
+            .filter(Column::Id.eq(row.session_id.as_str()))
+            .filter(Column::EndedAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(Column::LastActivityAt.lt(row.last_input_at))
+                    .add(Column::BytesIn.lt(row.bytes_in))
+                    .add(Column::BytesOut.lt(row.bytes_out)),
+            );
+        if let Some(gateway_id) = gateway_id {
+            update = update.filter(Column::GatewayId.eq(gateway_id));
+        }
+        update.exec(txn).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(id: &str, last_input_at: Option<i64>, bytes_in: u64, bytes_out: u64) -> PendingActivity {
+        PendingActivity {
+            session_id: id.to_owned(),
+            last_input_at,
+            bytes_in,
+            bytes_out,
+        }
+    }
+
+    #[test]
+    fn reports_for_one_session_merge_to_the_maximum_of_each_field() {
+        let merged = merge(&[
+            report("b", Some(10), 5, 1),
+            report("a", None, 1, 1),
+            report("b", Some(7), 9, 0),
+            report("b", None, 0, 3),
+        ]);
+        assert_eq!(
+            merged,
+            vec![
+                MergedActivity {
+                    session_id: "a".into(),
+                    last_input_at: i64::MIN,
+                    bytes_in: 1,
+                    bytes_out: 1
+                },
+                MergedActivity {
+                    session_id: "b".into(),
+                    last_input_at: 10,
+                    bytes_in: 9,
+                    bytes_out: 3
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn counters_beyond_bigint_saturate() {
+        let merged = merge(&[report("a", None, u64::MAX, 0)]);
+        assert_eq!(merged[0].bytes_in, i64::MAX);
+    }
+}

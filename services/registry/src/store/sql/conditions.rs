@@ -1,0 +1,150 @@
+//! WHERE and ORDER BY pieces shared by the store's queries: filters, list order, keyset cursors,
+//! and "id in this list" in one bind parameter.
+
+use sea_orm::sea_query::extension::postgres::PgFunc;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::{ColumnTrait, Condition, DbBackend, Order, Value};
+use vigil_runtime::{ServiceError, ServiceResult};
+
+use crate::domain::{PageCursor, SessionFilter, SessionStatus, SortKey, SortValue};
+use crate::store::entity::session::{self, Column, enum_code};
+
+/// Live sessions: the ones not ended. Spelled exactly like the partial indexes' predicate so the
+/// planners can use them.
+pub fn live() -> Condition {
+    Condition::all().add(Column::EndedAt.is_null())
+}
+
+/// The statuses a list covers: empty means live.
+pub fn statuses(statuses: &[SessionStatus]) -> Condition {
+    if statuses.is_empty() {
+        return live();
+    }
+    let codes: Vec<i16> = statuses.iter().copied().map(enum_code).collect();
+    let mut condition = Condition::all().add(Column::Status.is_in(codes));
+    // ACTIVE and IDLE sessions are exactly the ones with no end time; saying so lets the live-only
+    // partial indexes serve the query.
+    if statuses
+        .iter()
+        .all(|status| matches!(status, SessionStatus::Active | SessionStatus::Idle))
+    {
+        condition = condition.add(Column::EndedAt.is_null());
+    }
+    condition
+}
+
+/// Everything in the filter except its statuses.
+pub fn matching(filter: &SessionFilter) -> Condition {
+    let mut condition = Condition::all();
+    if let Some(user) = &filter.user {
+        condition = condition.add(Column::UserName.eq(user.as_str()));
+    }
+    if let Some(resource) = &filter.resource_name {
+        condition = condition.add(Column::ResourceName.eq(resource.as_str()));
+    }
+    if let Some(resource_type) = filter.resource_type {
+        condition = condition.add(Column::ResourceType.eq(enum_code(resource_type)));
+    }
+    if let Some(gateway) = &filter.gateway_id {
+        condition = condition.add(Column::GatewayId.eq(gateway.as_str()));
+    }
+    if let Some(country) = &filter.country_code {
+        condition = condition.add(Column::LocationCountryCode.eq(country.as_str()));
+    }
+    if let Some(query) = filter.query.as_deref().filter(|query| !query.is_empty()) {
+        let pattern = LikeExpr::new(contains_pattern(&query.to_lowercase())).escape(LIKE_ESCAPE);
+        condition = condition.add(Column::SearchText.like(pattern));
+    }
+    if let Some(min_score) = filter.min_risk_score {
+        condition = condition.add(Column::RiskScore.gte(i64::from(min_score)));
+    }
+    if filter.flagged_only {
+        condition = condition.add(Column::Flagged.eq(true));
+    }
+    if let Some(ip) = &filter.client_ip {
+        condition = condition.add(Column::ClientIp.eq(ip.as_str()));
+    }
+    condition
+}
+
+/// The escape character of LIKE patterns. PostgreSQL defaults to it, SQLite has none by default:
+/// saying `ESCAPE` explicitly makes both behave the same.
+const LIKE_ESCAPE: char = '\\';
+
+/// A LIKE pattern matching `text` anywhere, with LIKE's own wildcards in `text` taken literally.
+pub fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for character in text.chars() {
+        if matches!(character, '%' | '_' | LIKE_ESCAPE) {
+            pattern.push(LIKE_ESCAPE);
+        }
+        pattern.push(character);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The column a list is sorted by.
+pub fn sort_column(key: SortKey) -> Column {
+    match key {
+        SortKey::StartedAt => Column::StartedAt,
+        SortKey::LastActivity => Column::LastActivityAt,
+        SortKey::User => Column::UserName,
+        SortKey::Resource => Column::ResourceName,
+        SortKey::RiskScore => Column::RiskScore,
+    }
+}
+
+pub fn order(ascending: bool) -> Order {
+    if ascending { Order::Asc } else { Order::Desc }
+}
+
+/// Rows strictly after `cursor` in the list's order: `(key, id) > (value, id)` ascending,
+/// `<` descending, written out so both backends can use the `(key, id)` indexes.
+pub fn after(key: SortKey, ascending: bool, cursor: &PageCursor) -> ServiceResult<Condition> {
+    let value: Value = match (key, &cursor.value) {
+        (SortKey::StartedAt | SortKey::LastActivity | SortKey::RiskScore, SortValue::Int(value)) => (*value).into(),
+        (SortKey::User | SortKey::Resource, SortValue::Text(value)) => value.clone().into(),
+        _ => return Err(ServiceError::invalid("page token does not belong to this sort order")),
+    };
+    let column = sort_column(key);
+    let id = cursor.id.as_str();
+    let (beyond_key, beyond_id) = if ascending {
+        (column.gt(value.clone()), Column::Id.gt(id))
+    } else {
+        (column.lt(value.clone()), Column::Id.lt(id))
+    };
+    Ok(Condition::any()
+        .add(beyond_key)
+        .add(Condition::all().add(column.eq(value)).add(beyond_id)))
+}
+
+/// `sessions.id` is one of `ids`, with the whole list as a single bind parameter (a PostgreSQL
+/// array, or a JSON array SQLite unpacks with `json_each`): no limit on the list's length and one
+/// prepared statement whatever the length.
+pub fn id_in(backend: DbBackend, ids: &[String]) -> ServiceResult<Expr> {
+    let id = Expr::col((session::Entity, Column::Id));
+    Ok(match backend {
+        DbBackend::Postgres => id.eq(PgFunc::any(Expr::val(ids.to_vec()))),
+        _ => {
+            let json = serde_json::to_string(ids).map_err(ServiceError::internal)?;
+            let list = Query::select()
+                .expr(Expr::cust("value"))
+                .from_function(Func::cust("json_each").arg(json), "ids")
+                .to_owned();
+            id.in_subquery(list)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_in_the_query_are_literal() {
+        assert_eq!(contains_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(contains_pattern("alice"), "%alice%");
+    }
+}

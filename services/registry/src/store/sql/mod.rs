@@ -1,0 +1,587 @@
+//! [`SqlStore`]: the [`SessionStore`] on sea-orm, for PostgreSQL and SQLite alike.
+//!
+//! Queries are built with sea-orm/sea-query so one code path serves both backends; the only
+//! hand-written SQL is PostgreSQL's bulk activity update (`activity.rs`). Methods that run more
+//! than one statement run them in one transaction.
+
+mod activity;
+mod conditions;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LockBehavior, LockType, OnConflict};
+use sea_orm::{
+    AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait, TryInsertResult,
+};
+use sea_orm_migration::MigratorTrait;
+use vigil_runtime::{ServiceError, ServiceResult};
+
+use super::SessionStore;
+use super::entity::{gateway, session};
+use super::migration::Migrator;
+use crate::domain::{
+    EpochMillis, GatewayRecord, ListQuery, PageCursor, PendingActivity, Reconciliation, Resolution, ResourceType,
+    Selector, SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats, SessionStatus,
+};
+use session::{Column, enum_code};
+
+/// The largest page a list returns.
+const MAX_PAGE: u64 = 1000;
+
+/// Rows per INSERT when registering a snapshot: each row binds ~33 parameters, and SQLite allows
+/// 32,766 per statement (PostgreSQL 65,535).
+const INSERT_CHUNK: usize = 500;
+
+/// The oldest SQLite with `RETURNING` (which ending, idling and waking sessions rely on).
+const MIN_SQLITE_VERSION: (u32, u32) = (3, 35);
+
+/// Sessions and gateways in a SQL database (PostgreSQL or SQLite).
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    db: DatabaseConnection,
+}
+
+impl SqlStore {
+    /// A store on `db`. Does not touch the schema: call [`SqlStore::migrate`] (or run the
+    /// migrations elsewhere) first. Fails on a backend other than PostgreSQL or SQLite ≥ 3.35.
+    pub async fn new(db: DatabaseConnection) -> ServiceResult<Self> {
+        match db.get_database_backend() {
+            DbBackend::Postgres => {}
+            DbBackend::Sqlite => check_sqlite_version(&db).await?,
+            other => {
+                return Err(ServiceError::internal(format!(
+                    "unsupported database backend {other:?}"
+                )));
+            }
+        }
+        Ok(Self { db })
+    }
+
+    /// Applies the migrations that have not been applied yet.
+    pub async fn migrate(&self) -> ServiceResult<()> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// The underlying connection (pool).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads and then writes fails with `SQLITE_BUSY`
+    /// instead of waiting when another connection wrote in between.
+    async fn write_transaction(&self) -> ServiceResult<DatabaseTransaction> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        Ok(self.db.begin_with_options(options).await?)
+    }
+
+    /// A transaction that only reads, seeing one snapshot throughout (a page and its total agree).
+    /// SQLite's transactions are snapshots already and it takes no isolation options.
+    async fn read_transaction(&self) -> ServiceResult<DatabaseTransaction> {
+        let options = if self.backend() == DbBackend::Postgres {
+            TransactionOptions {
+                isolation_level: Some(IsolationLevel::RepeatableRead),
+                access_mode: Some(AccessMode::ReadOnly),
+                ..TransactionOptions::default()
+            }
+        } else {
+            TransactionOptions::default()
+        };
+        Ok(self.db.begin_with_options(options).await?)
+    }
+}
+
+async fn check_sqlite_version(db: &DatabaseConnection) -> ServiceResult<()> {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT sqlite_version()",
+        ))
+        .await?;
+    let version: String = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => return Err(ServiceError::internal("SQLite did not report its version")),
+    };
+    let mut parts = version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if found < MIN_SQLITE_VERSION {
+        return Err(ServiceError::internal(format!(
+            "SQLite {version} is too old: the registry needs {}.{} or newer",
+            MIN_SQLITE_VERSION.0, MIN_SQLITE_VERSION.1
+        )));
+    }
+    Ok(())
+}
+
+/// Sets the columns that end a session.
+fn ending(end: &SessionEnd) -> sea_orm::UpdateMany<session::Entity> {
+    session::Entity::update_many()
+        .col_expr(Column::Status, Expr::val(enum_code(SessionStatus::Disconnected)))
+        .col_expr(Column::EndedAt, Expr::val(end.ended_at))
+        .col_expr(Column::EndReason, Expr::val(enum_code(end.reason)))
+        .col_expr(Column::EndDetail, Expr::val(end.detail.as_str()))
+        .filter(Column::EndedAt.is_null())
+}
+
+impl SqlStore {
+    /// [`Selector::Ids`]: each named id is live, ended, or unknown; the answer keeps the order
+    /// the ids were named in (first mention wins).
+    async fn resolve_ids(&self, ids: &[String]) -> ServiceResult<Resolution> {
+        let mut found: HashMap<String, session::Model> = session::Entity::find()
+            .filter(conditions::id_in(self.backend(), ids)?)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| (row.id.clone(), row))
+            .collect();
+        let mut resolution = Resolution::default();
+        let mut named = HashSet::new();
+        for id in ids.iter().filter(|id| named.insert(id.as_str())) {
+            match found.remove(id) {
+                Some(row) if row.ended_at.is_none() => resolution.live.push(row.into_record()?),
+                Some(_) => resolution.already_ended.push(id.clone()),
+                None => resolution.unknown.push(id.clone()),
+            }
+        }
+        Ok(resolution)
+    }
+}
+
+fn records(models: Vec<session::Model>) -> ServiceResult<Vec<SessionRecord>> {
+    models.into_iter().map(session::Model::into_record).collect()
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn insert_session(&self, session: &SessionRecord) -> ServiceResult<()> {
+        let row = session::active_model(session)?;
+        match session::Entity::insert(row).exec_without_returning(&self.db).await {
+            Ok(_) => Ok(()),
+            Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
+                ServiceError::AlreadyExists(format!("session {} already exists", session.id)),
+            ),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn get_session(&self, id: &str) -> ServiceResult<Option<SessionRecord>> {
+        session::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(session::Model::into_record)
+            .transpose()
+    }
+
+    async fn end_session(
+        &self,
+        id: &str,
+        gateway_id: Option<&str>,
+        end: &SessionEnd,
+    ) -> ServiceResult<Option<SessionRecord>> {
+        let mut update = ending(end).filter(Column::Id.eq(id));
+        if let Some(gateway_id) = gateway_id {
+            update = update.filter(Column::GatewayId.eq(gateway_id));
+        }
+        // The `ended_at IS NULL` condition makes this idempotent: a second end matches no row.
+        update
+            .exec_with_returning(&self.db)
+            .await?
+            .into_iter()
+            .next()
+            .map(session::Model::into_record)
+            .transpose()
+    }
+
+    async fn apply_activity(
+        &self,
+        gateway_id: Option<&str>,
+        batch: &[PendingActivity],
+        now: EpochMillis,
+        idle_after_ms: i64,
+    ) -> ServiceResult<Vec<SessionRecord>> {
+        let merged = activity::merge(batch);
+        if merged.is_empty() {
+            return Ok(Vec::new());
+        }
+        let recent: Vec<String> = merged
+            .iter()
+            .filter(|row| row.last_input_at != i64::MIN && now.saturating_sub(row.last_input_at) < idle_after_ms)
+            .map(|row| row.session_id.clone())
+            .collect();
+
+        let txn = self.write_transaction().await?;
+        // First the activity, which locks the rows it changes until commit: an idle sweep running
+        // meanwhile waits, then sees the new input and leaves those sessions alone.
+        activity::record(&txn, gateway_id, &merged).await?;
+        // Then wake the IDLE ones with recent input. The `status = IDLE` test is re-checked on the
+        // latest row version, so when two writers race, exactly one of them reports the change.
+        let woken = if recent.is_empty() {
+            Vec::new()
+        } else {
+            let mut update = session::Entity::update_many()
+                .col_expr(Column::Status, Expr::val(enum_code(SessionStatus::Active)))
+                .filter(conditions::id_in(self.backend(), &recent)?)
+                .filter(Column::Status.eq(enum_code(SessionStatus::Idle)))
+                .filter(Column::EndedAt.is_null());
+            if let Some(gateway_id) = gateway_id {
+                update = update.filter(Column::GatewayId.eq(gateway_id));
+            }
+            update.exec_with_returning(&txn).await?
+        };
+        txn.commit().await?;
+        records(woken)
+    }
+
+    async fn mark_idle(&self, cutoff: EpochMillis, limit: u64) -> ServiceResult<Vec<SessionRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let stale = Condition::all()
+            .add(Column::Status.eq(enum_code(SessionStatus::Active)))
+            .add(Column::EndedAt.is_null())
+            .add(Column::LastActivityAt.lt(cutoff));
+        let mut candidates = session::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(stale.clone())
+            .order_by_asc(Column::LastActivityAt)
+            .limit(limit);
+        if self.backend() == DbBackend::Postgres {
+            // Replicas sweeping at the same time take different rows instead of queueing on the
+            // same ones. (SQLite has a single writer: its IMMEDIATE transaction is the lock.)
+            candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        // Two statements rather than `UPDATE ... WHERE id IN (SELECT ... LIMIT n)`: PostgreSQL may
+        // run such a subquery more than once per statement, and with SKIP LOCKED each run can pick
+        // other rows, so more than `limit` rows would change.
+        let txn = self.write_transaction().await?;
+        let ids: Vec<String> = candidates.into_tuple().all(&txn).await?;
+        let idled = if ids.is_empty() {
+            Vec::new()
+        } else {
+            // The rows are locked by now; repeating the conditions keeps the update correct even so.
+            session::Entity::update_many()
+                .col_expr(Column::Status, Expr::val(enum_code(SessionStatus::Idle)))
+                .filter(conditions::id_in(self.backend(), &ids)?)
+                .filter(stale)
+                .exec_with_returning(&txn)
+                .await?
+        };
+        txn.commit().await?;
+        records(idled)
+    }
+
+    async fn reconcile_gateway(
+        &self,
+        gateway_id: &str,
+        held: &[SessionRecord],
+        end: &SessionEnd,
+    ) -> ServiceResult<Reconciliation> {
+        let held_ids: HashSet<&str> = held.iter().map(|session| session.id.as_str()).collect();
+        let txn = self.write_transaction().await?;
+
+        let live_ids: Vec<String> = session::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::GatewayId.eq(gateway_id))
+            .filter(Column::EndedAt.is_null())
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let gone: Vec<String> = live_ids
+            .into_iter()
+            .filter(|id| !held_ids.contains(id.as_str()))
+            .collect();
+        let ended = if gone.is_empty() {
+            Vec::new()
+        } else {
+            ending(end)
+                .filter(conditions::id_in(self.backend(), &gone)?)
+                .filter(Column::GatewayId.eq(gateway_id))
+                .exec_with_returning(&txn)
+                .await?
+        };
+
+        let mut registered = Vec::new();
+        if !held.is_empty() {
+            let all_held: Vec<String> = held_ids.iter().map(|id| (*id).to_owned()).collect();
+            let known: HashSet<String> = session::Entity::find()
+                .select_only()
+                .column(Column::Id)
+                .filter(conditions::id_in(self.backend(), &all_held)?)
+                .into_tuple::<String>()
+                .all(&txn)
+                .await?
+                .into_iter()
+                .collect();
+            let mut seen = HashSet::new();
+            let unknown: Vec<&SessionRecord> = held
+                .iter()
+                .filter(|session| !known.contains(&session.id) && seen.insert(session.id.as_str()))
+                .collect();
+            for chunk in unknown.chunks(INSERT_CHUNK) {
+                let rows = chunk
+                    .iter()
+                    .map(|session| session::active_model(session))
+                    .collect::<ServiceResult<Vec<_>>>()?;
+                // DO NOTHING: a session registered concurrently (by its own start) stays as it is.
+                let inserted = session::Entity::insert_many(rows)
+                    .on_conflict_do_nothing()
+                    .exec_with_returning_many(&txn)
+                    .await?;
+                if let TryInsertResult::Inserted(models) = inserted {
+                    registered.extend(models);
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(Reconciliation {
+            ended: records(ended)?,
+            registered: records(registered)?,
+        })
+    }
+
+    async fn list_sessions(&self, query: &ListQuery) -> ServiceResult<SessionPage> {
+        if !(1..=MAX_PAGE).contains(&query.limit) {
+            return Err(ServiceError::invalid(format!(
+                "page size must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let filter = conditions::matching(&query.filter).add(conditions::statuses(&query.filter.statuses));
+        let order = conditions::order(query.ascending);
+        let mut page = session::Entity::find().filter(filter.clone());
+        if let Some(cursor) = &query.after {
+            page = page.filter(conditions::after(query.sort, query.ascending, cursor)?);
+        }
+        let page = page
+            .order_by(conditions::sort_column(query.sort), order.clone())
+            .order_by(Column::Id, order)
+            // One more than asked: whether it comes back says whether there is a next page.
+            .limit(query.limit + 1);
+
+        let txn = self.read_transaction().await?;
+        let total = session::Entity::find().filter(filter).count(&txn).await?;
+        let mut rows = page.all(&txn).await?;
+        txn.commit().await?;
+
+        let more = rows.len() as u64 > query.limit;
+        rows.truncate(query.limit as usize);
+        let sessions = records(rows)?;
+        let next = match sessions.last() {
+            Some(last) if more => Some(PageCursor {
+                value: query.sort.value_of(last),
+                id: last.id.clone(),
+            }),
+            _ => None,
+        };
+        Ok(SessionPage { sessions, next, total })
+    }
+
+    async fn stats(
+        &self,
+        filter: &SessionFilter,
+        now: EpochMillis,
+        ended_since: EpochMillis,
+    ) -> ServiceResult<SessionStats> {
+        let matching = conditions::matching(filter);
+        // Milliseconds each live session has run so far (none for a start in the future). SUM of
+        // BIGINT is NUMERIC in PostgreSQL: cast back so both backends return a BIGINT.
+        let running_ms = Expr::case(
+            Column::StartedAt.lt(now),
+            Expr::val(now).sub(Expr::col(Column::StartedAt)),
+        )
+        .finally(Expr::val(0_i64));
+        let live_groups = session::Entity::find()
+            .select_only()
+            .column(Column::Status)
+            .column(Column::ResourceType)
+            .column(Column::Flagged)
+            .column_as(Expr::col(Column::Id).count(), "sessions")
+            .column_as(
+                Func::sum(Into::<Expr>::into(running_ms)).cast_as("BIGINT"),
+                "running_ms",
+            )
+            .filter(matching.clone())
+            .filter(conditions::live())
+            .group_by(Column::Status)
+            .group_by(Column::ResourceType)
+            .group_by(Column::Flagged)
+            .into_tuple::<(i16, i16, bool, i64, i64)>();
+        let ended = session::Entity::find()
+            .filter(matching)
+            .filter(Column::EndedAt.gte(ended_since));
+        // The gateway count is about links, not sessions: only the filter's gateway narrows it.
+        let mut gateways = gateway::Entity::find().filter(gateway::Column::Connected.eq(true));
+        if let Some(gateway_id) = &filter.gateway_id {
+            gateways = gateways.filter(gateway::Column::Id.eq(gateway_id.as_str()));
+        }
+
+        let txn = self.read_transaction().await?;
+        let live_groups = live_groups.all(&txn).await?;
+        let ended_since = ended.count(&txn).await?;
+        let gateways_connected = gateways.count(&txn).await?;
+        txn.commit().await?;
+
+        let mut stats = SessionStats {
+            ended_since,
+            gateways_connected,
+            ..SessionStats::default()
+        };
+        let mut by_type: BTreeMap<i16, u64> = BTreeMap::new();
+        let mut running_ms: u64 = 0;
+        for (status, resource_type, flagged, sessions, group_running_ms) in live_groups {
+            let sessions = count(sessions);
+            if status == enum_code(SessionStatus::Active) {
+                stats.active += sessions;
+            } else if status == enum_code(SessionStatus::Idle) {
+                stats.idle += sessions;
+            }
+            if flagged {
+                stats.flagged += sessions;
+            }
+            *by_type.entry(resource_type).or_default() += sessions;
+            running_ms = running_ms.saturating_add(count(group_running_ms));
+        }
+        stats.total_live_duration_seconds = running_ms / 1000;
+        stats.by_type = by_type
+            .into_iter()
+            .map(|(code, sessions)| {
+                let resource_type = ResourceType::try_from(i32::from(code)).map_err(|_| {
+                    ServiceError::internal(format!("sessions.resource_type holds unknown value {code}"))
+                })?;
+                Ok((resource_type, sessions))
+            })
+            .collect::<ServiceResult<_>>()?;
+        Ok(stats)
+    }
+
+    async fn resolve(&self, selector: &Selector) -> ServiceResult<Resolution> {
+        let live_where = |condition: Condition| {
+            session::Entity::find()
+                .filter(condition)
+                .filter(conditions::live())
+                .order_by_asc(Column::StartedAt)
+                .order_by_asc(Column::Id)
+        };
+        let query = match selector {
+            Selector::Ids(ids) => return self.resolve_ids(ids).await,
+            Selector::User(user) => live_where(Condition::all().add(Column::UserName.eq(user.as_str()))),
+            Selector::Gateway(gateway) => live_where(Condition::all().add(Column::GatewayId.eq(gateway.as_str()))),
+            Selector::Resource(resource) => {
+                live_where(Condition::all().add(Column::ResourceName.eq(resource.as_str())))
+            }
+            Selector::All { idle_only: false } => live_where(Condition::all()),
+            Selector::All { idle_only: true } => {
+                live_where(Condition::all().add(Column::Status.eq(enum_code(SessionStatus::Idle))))
+            }
+        };
+        Ok(Resolution {
+            live: records(query.all(&self.db).await?)?,
+            ..Resolution::default()
+        })
+    }
+
+    async fn gateway_connected(
+        &self,
+        gateway_id: &str,
+        replica: &str,
+        agent_version: &str,
+        now: EpochMillis,
+    ) -> ServiceResult<()> {
+        use gateway::Column as G;
+        let row = gateway::ActiveModel {
+            id: sea_orm::Set(gateway_id.to_owned()),
+            connected: sea_orm::Set(true),
+            replica: sea_orm::Set(Some(replica.to_owned())),
+            connected_at: sea_orm::Set(now),
+            last_seen_at: sea_orm::Set(now),
+            agent_version: sea_orm::Set(agent_version.to_owned()),
+        };
+        gateway::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(G::Id)
+                    .update_columns([G::Connected, G::Replica, G::ConnectedAt, G::LastSeenAt, G::AgentVersion])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn gateway_seen(&self, gateway_id: &str, now: EpochMillis) -> ServiceResult<()> {
+        use gateway::Column as G;
+        gateway::Entity::update_many()
+            .col_expr(
+                G::LastSeenAt,
+                Func::greatest([Expr::col(G::LastSeenAt), Expr::val(now)]).into(),
+            )
+            .filter(G::Id.eq(gateway_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn gateway_disconnected(&self, gateway_id: &str, replica: &str, now: EpochMillis) -> ServiceResult<()> {
+        use gateway::Column as G;
+        // Matching the replica keeps a late "closed" from an old link from undoing a newer connect.
+        gateway::Entity::update_many()
+            .col_expr(G::Connected, Expr::val(false))
+            .col_expr(G::Replica, Expr::val(Option::<String>::None))
+            .col_expr(
+                G::LastSeenAt,
+                Func::greatest([Expr::col(G::LastSeenAt), Expr::val(now)]).into(),
+            )
+            .filter(G::Id.eq(gateway_id))
+            .filter(G::Replica.eq(replica))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_gateways(&self, connected_only: bool) -> ServiceResult<Vec<GatewayRecord>> {
+        let mut gateways = gateway::Entity::find().order_by_asc(gateway::Column::Id);
+        if connected_only {
+            gateways = gateways.filter(gateway::Column::Connected.eq(true));
+        }
+        let txn = self.read_transaction().await?;
+        let gateways = gateways.all(&txn).await?;
+        let live: HashMap<String, i64> = session::Entity::find()
+            .select_only()
+            .column(Column::GatewayId)
+            .column_as(Expr::col(Column::Id).count(), "live")
+            .filter(conditions::live())
+            .group_by(Column::GatewayId)
+            .into_tuple::<(String, i64)>()
+            .all(&txn)
+            .await?
+            .into_iter()
+            .collect();
+        txn.commit().await?;
+        Ok(gateways
+            .into_iter()
+            .map(|gateway| {
+                let live_sessions = live.get(&gateway.id).copied().map_or(0, count);
+                gateway.into_record(live_sessions)
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> ServiceResult<()> {
+        Ok(self.db.ping().await?)
+    }
+}

@@ -1,0 +1,432 @@
+//! Turning what callers send into domain values, refusing what does not make sense.
+//!
+//! Every check names the field and says what is wrong, because the message goes back to a person
+//! (an operator at a terminal, or a gateway author reading logs). Nothing is written before the
+//! whole request has passed.
+
+use std::net::IpAddr;
+
+use vigil_proto::v1 as pb;
+use vigil_runtime::{ServiceError, ServiceResult};
+
+use crate::domain::{EpochMillis, ResourceType, Selector, SessionFilter, SessionStatus, SortKey};
+
+/// Longest user, resource, device, gateway or filter string accepted.
+pub const MAX_NAME_LEN: usize = 256;
+/// Most groups a user may carry on a session.
+pub const MAX_GROUPS: usize = 64;
+/// Most session ids in one selector.
+pub const MAX_SELECTOR_IDS: usize = 10_000;
+/// Longest gateway id accepted.
+pub const MAX_GATEWAY_ID_LEN: usize = 128;
+
+/// A validated session start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidStart {
+    pub user: String,
+    pub user_groups: Vec<String>,
+    pub resource_name: String,
+    pub resource_type: ResourceType,
+    pub device: String,
+    /// Normalised IP text.
+    pub client_ip: String,
+    pub started_at: Option<EpochMillis>,
+}
+
+/// A name that must be present, trimmed of nothing (names are compared exactly), and not too long.
+pub fn required_name(field: &str, value: &str) -> ServiceResult<String> {
+    if value.trim().is_empty() {
+        return Err(ServiceError::invalid(format!("{field} must not be empty")));
+    }
+    optional_name(field, value).map(|name| name.unwrap_or_default())
+}
+
+/// A name that may be empty, but not too long or full of control characters.
+pub fn optional_name(field: &str, value: &str) -> ServiceResult<Option<String>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let chars = value.chars().count();
+    if chars > MAX_NAME_LEN {
+        return Err(ServiceError::invalid(format!(
+            "{field} is {chars} characters long; at most {MAX_NAME_LEN} are allowed"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// A gateway id: 1–128 letters, digits, '.', '_', ':' or '-'.
+pub fn gateway_id(field: &str, value: &str) -> ServiceResult<String> {
+    if value.is_empty() {
+        return Err(ServiceError::invalid(format!("{field} must not be empty")));
+    }
+    if value.len() > MAX_GATEWAY_ID_LEN {
+        return Err(ServiceError::invalid(format!(
+            "{field} is {} characters long; at most {MAX_GATEWAY_ID_LEN} are allowed",
+            value.len()
+        )));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+    {
+        return Err(ServiceError::invalid(format!(
+            "{field} {value:?} contains {bad:?}; only letters, digits, '.', '_', ':' and '-' are allowed"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// A session id: a UUID, returned in canonical lowercase hyphenated form.
+pub fn session_id(field: &str, value: &str) -> ServiceResult<String> {
+    if value.is_empty() {
+        return Err(ServiceError::invalid(format!("{field} must not be empty")));
+    }
+    uuid::Uuid::parse_str(value)
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| ServiceError::invalid(format!("{field} {:?} is not a session id (a UUID)", truncate(value))))
+}
+
+/// An IP address, returned normalised (`::ffff:1.2.3.4` stays IPv6; leading zeros are refused by the parser).
+pub fn client_ip(field: &str, value: &str) -> ServiceResult<String> {
+    if value.is_empty() {
+        return Err(ServiceError::invalid(format!("{field} must not be empty")));
+    }
+    value
+        .parse::<IpAddr>()
+        .map(|ip| ip.to_string())
+        .map_err(|_| ServiceError::invalid(format!("{field} {:?} is not an IPv4 or IPv6 address", truncate(value))))
+}
+
+/// A resource type that must be set.
+pub fn resource_type(field: &str, value: i32) -> ServiceResult<ResourceType> {
+    match ResourceType::try_from(value) {
+        Ok(ResourceType::Unspecified) => Err(ServiceError::invalid(format!("{field} must be SSH, RDP or WEB"))),
+        Ok(kind) => Ok(kind),
+        Err(_) => Err(ServiceError::invalid(format!(
+            "{field} {value} is not a known resource type"
+        ))),
+    }
+}
+
+/// A resource type that may be unset (a filter).
+pub fn optional_resource_type(field: &str, value: i32) -> ServiceResult<Option<ResourceType>> {
+    match ResourceType::try_from(value) {
+        Ok(ResourceType::Unspecified) => Ok(None),
+        Ok(kind) => Ok(Some(kind)),
+        Err(_) => Err(ServiceError::invalid(format!(
+            "{field} {value} is not a known resource type"
+        ))),
+    }
+}
+
+/// A timestamp that may be unset.
+pub fn optional_timestamp(field: &str, value: Option<&prost_types::Timestamp>) -> ServiceResult<Option<EpochMillis>> {
+    value
+        .map(|ts| {
+            vigil_proto::millis_from_timestamp(ts)
+                .ok_or_else(|| ServiceError::invalid(format!("{field} is outside the range of valid timestamps")))
+        })
+        .transpose()
+}
+
+/// A session start as a gateway reports it.
+pub fn session_start(field: &str, start: Option<&pb::SessionStart>) -> ServiceResult<ValidStart> {
+    let start = start.ok_or_else(|| ServiceError::invalid(format!("{field} is required")))?;
+    if start.user_groups.len() > MAX_GROUPS {
+        return Err(ServiceError::invalid(format!(
+            "{field}.user_groups has {} groups; at most {MAX_GROUPS} are allowed",
+            start.user_groups.len()
+        )));
+    }
+    let user_groups = start
+        .user_groups
+        .iter()
+        .map(|group| required_name(&format!("{field}.user_groups[]"), group))
+        .collect::<ServiceResult<Vec<_>>>()?;
+    Ok(ValidStart {
+        user: required_name(&format!("{field}.user"), &start.user)?,
+        user_groups,
+        resource_name: required_name(&format!("{field}.resource_name"), &start.resource_name)?,
+        resource_type: resource_type(&format!("{field}.resource_type"), start.resource_type)?,
+        device: optional_name(&format!("{field}.device"), &start.device)?.unwrap_or_default(),
+        client_ip: client_ip(&format!("{field}.client_ip"), &start.client_ip)?,
+        started_at: optional_timestamp(&format!("{field}.started_at"), start.started_at.as_ref())?,
+    })
+}
+
+/// A list/watch/stats filter.
+pub fn filter(filter: Option<&pb::SessionFilter>) -> ServiceResult<SessionFilter> {
+    let Some(filter) = filter else {
+        return Ok(SessionFilter::default());
+    };
+    let mut statuses = Vec::with_capacity(filter.statuses.len());
+    for &value in &filter.statuses {
+        match SessionStatus::try_from(value) {
+            Ok(SessionStatus::Unspecified) => {
+                return Err(ServiceError::invalid(
+                    "filter.statuses must not contain SESSION_STATUS_UNSPECIFIED",
+                ));
+            }
+            Ok(status) if !statuses.contains(&status) => statuses.push(status),
+            Ok(_) => {}
+            Err(_) => {
+                return Err(ServiceError::invalid(format!(
+                    "filter.statuses: {value} is not a known session status"
+                )));
+            }
+        }
+    }
+    let country_code = match filter.country_code.as_str() {
+        "" => None,
+        code if code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic()) => Some(code.to_ascii_uppercase()),
+        code => {
+            return Err(ServiceError::invalid(format!(
+                "filter.country_code {:?} is not a two-letter ISO 3166-1 code",
+                truncate(code)
+            )));
+        }
+    };
+    if filter.min_risk_score > 100 {
+        return Err(ServiceError::invalid(format!(
+            "filter.min_risk_score {} is above 100, the highest score",
+            filter.min_risk_score
+        )));
+    }
+    Ok(SessionFilter {
+        statuses,
+        user: optional_name("filter.user", &filter.user)?,
+        resource_name: optional_name("filter.resource_name", &filter.resource_name)?,
+        resource_type: optional_resource_type("filter.resource_type", filter.resource_type)?,
+        gateway_id: optional_name("filter.gateway_id", &filter.gateway_id)?,
+        country_code,
+        query: optional_name("filter.query", &filter.query)?.map(|query| query.to_lowercase()),
+        min_risk_score: (filter.min_risk_score > 0).then_some(filter.min_risk_score),
+        flagged_only: filter.flagged_only,
+        client_ip: match filter.client_ip.as_str() {
+            "" => None,
+            ip => Some(client_ip("filter.client_ip", ip)?),
+        },
+    })
+}
+
+/// A sort key.
+pub fn order_by(value: i32) -> ServiceResult<SortKey> {
+    match pb::SessionOrderBy::try_from(value) {
+        Ok(pb::SessionOrderBy::Unspecified | pb::SessionOrderBy::StartedAt) => Ok(SortKey::StartedAt),
+        Ok(pb::SessionOrderBy::LastActivity) => Ok(SortKey::LastActivity),
+        Ok(pb::SessionOrderBy::User) => Ok(SortKey::User),
+        Ok(pb::SessionOrderBy::Resource) => Ok(SortKey::Resource),
+        Ok(pb::SessionOrderBy::RiskScore) => Ok(SortKey::RiskScore),
+        Err(_) => Err(ServiceError::invalid(format!(
+            "order_by {value} is not a known sort order"
+        ))),
+    }
+}
+
+/// Default and maximum page sizes (AIP-158: 0 means the default, larger values are capped).
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+pub const MAX_PAGE_SIZE: u64 = 1000;
+
+/// A page size.
+pub fn page_size(value: i32) -> ServiceResult<u64> {
+    match value {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n < 0 => Err(ServiceError::invalid(format!("page_size {n} is negative"))),
+        n => Ok((n as u64).min(MAX_PAGE_SIZE)),
+    }
+}
+
+/// A selector of live sessions.
+pub fn selector(selector: Option<&pb::SessionSelector>) -> ServiceResult<Selector> {
+    use pb::session_selector::Target;
+    let target = selector
+        .and_then(|selector| selector.target.as_ref())
+        .ok_or_else(|| ServiceError::invalid("selector must name session ids, a user, a gateway, a resource or all"))?;
+    Ok(match target {
+        Target::SessionIds(ids) => {
+            if ids.ids.is_empty() {
+                return Err(ServiceError::invalid(
+                    "selector.session_ids must name at least one session",
+                ));
+            }
+            if ids.ids.len() > MAX_SELECTOR_IDS {
+                return Err(ServiceError::invalid(format!(
+                    "selector.session_ids names {} sessions; at most {MAX_SELECTOR_IDS} are allowed per call",
+                    ids.ids.len()
+                )));
+            }
+            let mut valid = Vec::with_capacity(ids.ids.len());
+            for id in &ids.ids {
+                let id = session_id("selector.session_ids[]", id)?;
+                if !valid.contains(&id) {
+                    valid.push(id);
+                }
+            }
+            Selector::Ids(valid)
+        }
+        Target::User(user) => Selector::User(required_name("selector.user", user)?),
+        Target::GatewayId(gateway) => Selector::Gateway(gateway_id("selector.gateway_id", gateway)?),
+        Target::ResourceName(resource) => Selector::Resource(required_name("selector.resource_name", resource)?),
+        Target::All(all) => Selector::All {
+            idle_only: all.idle_only,
+        },
+    })
+}
+
+/// The start of a value, for error messages (a 1 MB garbage string should not come back whole).
+fn truncate(value: &str) -> String {
+    const SHOWN: usize = 64;
+    if value.chars().count() <= SHOWN {
+        value.to_owned()
+    } else {
+        format!("{}…", value.chars().take(SHOWN).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start() -> pb::SessionStart {
+        pb::SessionStart {
+            user: "alice@acme.example".into(),
+            resource_name: "prod-db-01".into(),
+            resource_type: ResourceType::Ssh as i32,
+            device: "alice-mbp".into(),
+            client_ip: "81.2.69.142".into(),
+            started_at: None,
+            user_groups: vec!["sre".into()],
+        }
+    }
+
+    fn message_of(result: ServiceResult<impl std::fmt::Debug>) -> String {
+        match result {
+            Err(ServiceError::InvalidArgument(message)) => message,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_start_passes_and_ipv6_is_normalised() {
+        let mut start = start();
+        start.client_ip = "2001:0db8:0000:0000:0000:0000:0000:0001".into();
+        let valid = session_start("start", Some(&start)).unwrap();
+        assert_eq!(valid.client_ip, "2001:db8::1");
+        assert_eq!(valid.resource_type, ResourceType::Ssh);
+    }
+
+    #[test]
+    fn bad_starts_name_the_field() {
+        let cases: Vec<(fn(&mut pb::SessionStart), &str)> = vec![
+            (|s| s.user.clear(), "start.user must not be empty"),
+            (
+                |s| s.user = "x".repeat(300),
+                "start.user is 300 characters long; at most 256 are allowed",
+            ),
+            (
+                |s| s.resource_name = "   ".into(),
+                "start.resource_name must not be empty",
+            ),
+            (|s| s.resource_type = 0, "start.resource_type must be SSH, RDP or WEB"),
+            (
+                |s| s.resource_type = 42,
+                "start.resource_type 42 is not a known resource type",
+            ),
+            (
+                |s| s.client_ip = "300.1.1.1".into(),
+                "start.client_ip \"300.1.1.1\" is not an IPv4 or IPv6 address",
+            ),
+            (
+                |s| s.device = "a\nb".into(),
+                "start.device must not contain control characters",
+            ),
+            (
+                |s| s.user_groups = vec!["g".into(); 65],
+                "start.user_groups has 65 groups; at most 64 are allowed",
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut start = start();
+            mutate(&mut start);
+            assert_eq!(message_of(session_start("start", Some(&start))), expected);
+        }
+        assert_eq!(message_of(session_start("start", None)), "start is required");
+    }
+
+    #[test]
+    fn gateway_ids_are_restricted() {
+        assert_eq!(
+            gateway_id("gateway_id", "gw-fra_01.prod:a").unwrap(),
+            "gw-fra_01.prod:a"
+        );
+        assert!(message_of(gateway_id("gateway_id", "gw 1")).contains("contains ' '"));
+        assert!(message_of(gateway_id("gateway_id", "")).contains("must not be empty"));
+        assert!(message_of(gateway_id("gateway_id", &"g".repeat(129))).contains("at most 128"));
+    }
+
+    #[test]
+    fn session_ids_are_uuids_in_canonical_form() {
+        assert_eq!(
+            session_id("id", "6F9619FF-8B86-D011-B42D-00C04FC964FF").unwrap(),
+            "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+        );
+        assert!(message_of(session_id("id", "not-a-uuid")).contains("is not a session id"));
+        assert!(message_of(session_id("id", &"z".repeat(10_000))).ends_with("…\" is not a session id (a UUID)"));
+    }
+
+    #[test]
+    fn filters_are_checked_and_normalised() {
+        let request = pb::SessionFilter {
+            statuses: vec![SessionStatus::Idle as i32, SessionStatus::Idle as i32],
+            country_code: "de".into(),
+            query: "Alice".into(),
+            ..Default::default()
+        };
+        let filter = filter(Some(&request)).unwrap();
+        assert_eq!(filter.statuses, vec![SessionStatus::Idle]);
+        assert_eq!(filter.country_code.as_deref(), Some("DE"));
+        assert_eq!(filter.query.as_deref(), Some("alice"));
+
+        let bad = pb::SessionFilter {
+            statuses: vec![9],
+            ..Default::default()
+        };
+        assert!(message_of(super::filter(Some(&bad))).contains("9 is not a known session status"));
+        let bad = pb::SessionFilter {
+            country_code: "DEU".into(),
+            ..Default::default()
+        };
+        assert!(message_of(super::filter(Some(&bad))).contains("not a two-letter"));
+        let bad = pb::SessionFilter {
+            min_risk_score: 101,
+            ..Default::default()
+        };
+        assert!(message_of(super::filter(Some(&bad))).contains("above 100"));
+    }
+
+    #[test]
+    fn page_sizes_default_cap_and_refuse_negatives() {
+        assert_eq!(page_size(0).unwrap(), 50);
+        assert_eq!(page_size(5000).unwrap(), 1000);
+        assert!(message_of(page_size(-1)).contains("negative"));
+    }
+
+    #[test]
+    fn selectors_must_name_something() {
+        assert!(message_of(selector(None)).contains("selector must name"));
+        let empty = pb::SessionSelector {
+            target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds { ids: vec![] })),
+        };
+        assert!(message_of(selector(Some(&empty))).contains("at least one"));
+        let user = pb::SessionSelector {
+            target: Some(pb::session_selector::Target::User(String::new())),
+        };
+        assert!(message_of(selector(Some(&user))).contains("selector.user must not be empty"));
+    }
+}

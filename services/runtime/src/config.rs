@@ -1,0 +1,252 @@
+//! Configuration loading: defaults → TOML file → environment, in that order of precedence.
+//!
+//! Every service describes its configuration as one plain `serde` struct whose `Default` is a
+//! working development set-up. [`load`] layers a TOML file and prefixed environment variables on
+//! top of it; nested keys are separated by `__` in variable names, so with the prefix `VIGIL_`,
+//! `VIGIL_REGISTRY__IDLE_AFTER=5m` sets `registry.idle_after`. Durations are written as humantime
+//! strings (`"30s"`, `"10m"`) via `humantime_serde`.
+//!
+//! Unknown environment variables with the prefix are ignored (several services share it); a struct
+//! that wants typos in its file rejected says `#[serde(deny_unknown_fields)]`.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A configuration file was named but does not exist.
+    #[error("configuration file {} does not exist", path.display())]
+    MissingFile {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// Values are malformed or have the wrong type. The message names each key and where its
+    /// value came from (the file path or the environment variable).
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// The configuration cannot be rendered as TOML (a type TOML has no notation for).
+    #[error("cannot render the configuration as TOML: {0}")]
+    Render(#[from] toml::ser::Error),
+}
+
+/// Loads a `T` from its defaults, then the TOML `file` (when given), then environment variables
+/// starting with `env_prefix` (e.g. `"VIGIL_"`); later sources override earlier ones key by key.
+///
+/// A file that is named but missing is an error: silently running on defaults would hide a typo in
+/// a path.
+pub fn load<T>(file: Option<&Path>, env_prefix: &str) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(ConfigError::MissingFile { path: path.to_owned() });
+        }
+        // `file_exact`: `Toml::file` would also search parent directories for a relative path.
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment.merge(Env::prefixed(env_prefix).split("__"));
+    figment
+        .extract()
+        .map_err(|error| ConfigError::Invalid(explain(error, env_prefix)))
+}
+
+/// One line per problem: `key: what is wrong (where the value came from)`.
+fn explain(errors: figment::Error, env_prefix: &str) -> String {
+    errors
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".");
+            let origin = match &error.metadata {
+                Some(metadata) => match &metadata.source {
+                    Some(figment::Source::File(path)) => format!("in file {}", path.display()),
+                    // figment names the whole provider; the variable is what a person can fix.
+                    _ if metadata.name.contains("environment") => {
+                        let variable = error
+                            .path
+                            .iter()
+                            .map(|part| part.to_ascii_uppercase())
+                            .collect::<Vec<_>>();
+                        format!("from environment variable {env_prefix}{}", variable.join("__"))
+                    }
+                    _ => format!("from {}", metadata.name),
+                },
+                None => "from an unknown source".to_owned(),
+            };
+            if key.is_empty() {
+                format!("{} ({origin})", error.kind)
+            } else {
+                format!("{key}: {} ({origin})", error.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Renders the effective configuration as TOML, for `--print-config`.
+///
+/// Secrets are masked: passwords inside URLs become `****`, and so does every value whose key
+/// mentions a password, secret, token or credential. The output is for people, not for feeding
+/// back in.
+pub fn describe<T: Serialize>(config: &T) -> Result<String, ConfigError> {
+    let mut value = toml::Value::try_from(config)?;
+    redact(None, &mut value);
+    Ok(toml::to_string_pretty(&value)?)
+}
+
+/// Masks secrets in place; `key` is the key under which `value` sits, if any.
+fn redact(key: Option<&str>, value: &mut toml::Value) {
+    const SECRET_KEYS: [&str; 4] = ["password", "secret", "token", "credential"];
+    match value {
+        toml::Value::String(text) => {
+            let key = key.map(str::to_ascii_lowercase).unwrap_or_default();
+            if SECRET_KEYS.iter().any(|secret| key.contains(secret)) {
+                *text = "****".to_owned();
+            } else if text.contains("://") {
+                *text = crate::database::redact_url(text);
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, value) in table.iter_mut() {
+                redact(Some(key), value);
+            }
+        }
+        toml::Value::Array(items) => {
+            for item in items {
+                redact(key, item);
+            }
+        }
+        toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) | toml::Value::Datetime(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Environment-variable layering is tested in `tests/config_env.rs`: setting variables is only
+    //! sound in a process where no other test thread reads the environment at the same time.
+
+    use std::time::Duration;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Sample {
+        name: String,
+        registry: Registry,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Registry {
+        #[serde(with = "humantime_serde")]
+        idle_after: Duration,
+        batch_size: u32,
+        database_url: String,
+        api_token: Option<String>,
+    }
+
+    impl Default for Sample {
+        fn default() -> Self {
+            Self {
+                name: "vigil".into(),
+                registry: Registry::default(),
+            }
+        }
+    }
+
+    impl Default for Registry {
+        fn default() -> Self {
+            Self {
+                idle_after: Duration::from_secs(30),
+                batch_size: 100,
+                database_url: "postgres://vigil:hunter2@db.internal/vigil".into(),
+                api_token: None,
+            }
+        }
+    }
+
+    /// A TOML file in the temp directory, removed on drop.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(contents: &str) -> Self {
+            let path = std::env::temp_dir().join(format!("vigil-config-{}.toml", uuid::Uuid::new_v4()));
+            std::fs::write(&path, contents).expect("write temp config");
+            Self(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// A prefix no environment variable has, so these tests see defaults and files only.
+    fn unused_prefix() -> String {
+        format!("VIGIL_UNSET_{}_", uuid::Uuid::new_v4().simple())
+    }
+
+    #[test]
+    fn defaults_alone() {
+        let config: Sample = load(None, &unused_prefix()).unwrap();
+        assert_eq!(config, Sample::default());
+    }
+
+    #[test]
+    fn file_overrides_defaults_key_by_key() {
+        let file = TempFile::new("[registry]\nidle_after = \"10m\"\n");
+        let config: Sample = load(Some(&file.0), &unused_prefix()).unwrap();
+        assert_eq!(config.registry.idle_after, Duration::from_secs(600));
+        assert_eq!(
+            config.registry.batch_size, 100,
+            "keys absent from the file keep their default"
+        );
+        assert_eq!(config.name, "vigil");
+    }
+
+    #[test]
+    fn missing_file_is_an_error_naming_it() {
+        let path = std::env::temp_dir().join(format!("vigil-missing-{}.toml", uuid::Uuid::new_v4()));
+        let error = load::<Sample>(Some(&path), &unused_prefix()).unwrap_err();
+        assert!(matches!(error, ConfigError::MissingFile { .. }));
+        assert!(error.to_string().contains(&path.display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn bad_value_names_the_key_and_the_file() {
+        let file = TempFile::new("[registry]\nidle_after = \"ten minutes\"\n");
+        let error = load::<Sample>(Some(&file.0), &unused_prefix()).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("registry.idle_after"), "{message}");
+        assert!(message.contains(&file.0.display().to_string()), "{message}");
+    }
+
+    #[test]
+    fn describe_renders_toml_that_loads_back_with_secrets_masked() {
+        let mut config = Sample::default();
+        config.registry.api_token = Some("s3cr3t".into());
+        let rendered = describe(&config).unwrap();
+        assert!(rendered.contains("idle_after = \"30s\""), "{rendered}");
+        assert!(
+            rendered.contains("postgres://vigil:****@db.internal/vigil"),
+            "{rendered}"
+        );
+        assert!(!rendered.contains("hunter2"), "{rendered}");
+        assert!(!rendered.contains("s3cr3t"), "{rendered}");
+
+        let file = TempFile::new(&rendered);
+        let reloaded: Sample = load(Some(&file.0), &unused_prefix()).unwrap();
+        assert_eq!(reloaded.registry.idle_after, config.registry.idle_after);
+        assert_eq!(reloaded.registry.batch_size, config.registry.batch_size);
+    }
+}

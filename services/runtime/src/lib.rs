@@ -1,0 +1,20 @@
+//! The parts every Vigil service shares, so each service crate holds only its own domain:
+//!
+//! - [`config`]: defaults → TOML file → `VIGIL_*` environment, validated once at start-up.
+//! - [`telemetry`]: tracing subscriber set-up (human or JSON logs).
+//! - [`server`]: one `serve()` for every gRPC server — health, reflection, catch-panic, timeouts,
+//!   graceful shutdown.
+//! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token.
+//! - [`error`]: [`ServiceError`], the one domain error type, and its single mapping to `tonic::Status`.
+//! - [`database`]: connecting to PostgreSQL or SQLite through sea-orm, with secrets redacted.
+//! - [`bus`]: the control bus (Redis pub/sub in production, in-process in the embedded default).
+
+pub mod bus;
+pub mod config;
+pub mod database;
+pub mod error;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::{ServiceError, ServiceResult};

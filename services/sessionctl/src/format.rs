@@ -1,0 +1,424 @@
+//! Small, pure formatters for single values: durations, times, locations, enum labels.
+//!
+//! Anything that depends on the current time takes `now`, whose time zone is also the one times are shown
+//! in, so tests pin both.
+
+use std::fmt::Display;
+
+use chrono::{DateTime, TimeZone, Utc};
+use prost_types::Timestamp;
+use vigil_proto::v1::{EndReason, Location, LocationKind, ResourceType, Session, SessionStatus};
+
+/// Shown where a value is absent.
+pub const NONE: &str = "-";
+
+/// The marker that says "this session has risk flags".
+pub const FLAG: &str = "⚑";
+
+/// A duration as people read it on the portal: `<1m`, `32m`, `3h`, `2h 05m`, `1d`, `2d 4h`.
+///
+/// Truncates rather than rounds (59m59s is `59m`), and shows at most two units: minutes under an hour,
+/// hours and minutes under a day, days and hours beyond. A zero second unit is left out (`3h`, `1d`).
+pub fn duration(seconds: u64) -> String {
+    const MINUTE: u64 = 60;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+
+    if seconds < MINUTE {
+        return "<1m".to_owned();
+    }
+    if seconds < HOUR {
+        return format!("{}m", seconds / MINUTE);
+    }
+    if seconds < DAY {
+        let (hours, minutes) = (seconds / HOUR, seconds % HOUR / MINUTE);
+        return if minutes == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h {minutes:02}m")
+        };
+    }
+    let (days, hours) = (seconds / DAY, seconds % DAY / HOUR);
+    if hours == 0 {
+        format!("{days}d")
+    } else {
+        format!("{days}d {hours}h")
+    }
+}
+
+/// How long ago `ts` was, as `32m ago`; `-` when unset. A time in the future (clock skew) reads `<1m ago`.
+pub fn ago<Tz: TimeZone>(ts: Option<&Timestamp>, now: &DateTime<Tz>) -> String {
+    match ts.and_then(to_datetime) {
+        Some(at) => {
+            let seconds = (now.timestamp() - at.timestamp()).max(0);
+            format!("{} ago", duration(seconds.unsigned_abs()))
+        }
+        None => NONE.to_owned(),
+    }
+}
+
+/// A protobuf timestamp as a UTC date-time; `None` when unset or out of range.
+pub fn to_datetime(ts: &Timestamp) -> Option<DateTime<Utc>> {
+    let nanos = u32::try_from(ts.nanos).ok()?;
+    DateTime::from_timestamp(ts.seconds, nanos)
+}
+
+/// A start time in `now`'s time zone: `HH:MM` when it is on the same day as `now`, else `Mon DD HH:MM`.
+pub fn clock_time<Tz: TimeZone<Offset: Display>>(ts: Option<&Timestamp>, now: &DateTime<Tz>) -> String {
+    let Some(at) = ts.and_then(to_datetime) else {
+        return NONE.to_owned();
+    };
+    let local = at.with_timezone(&now.timezone());
+    if local.date_naive() == now.date_naive() {
+        local.format("%H:%M").to_string()
+    } else {
+        local.format("%b %d %H:%M").to_string()
+    }
+}
+
+/// A full date-time in `now`'s time zone, with the offset: `2025-03-04 09:15:00 +01:00`.
+pub fn date_time<Tz: TimeZone<Offset: Display>>(ts: Option<&Timestamp>, now: &DateTime<Tz>) -> String {
+    match ts.and_then(to_datetime) {
+        Some(at) => at
+            .with_timezone(&now.timezone())
+            .format("%Y-%m-%d %H:%M:%S %:z")
+            .to_string(),
+        None => NONE.to_owned(),
+    }
+}
+
+/// `HH:MM:SS` in `now`'s time zone, for event lines.
+pub fn time_of_day<Tz: TimeZone<Offset: Display>>(ts: Option<&Timestamp>, now: &DateTime<Tz>) -> String {
+    match ts.and_then(to_datetime) {
+        Some(at) => at.with_timezone(&now.timezone()).format("%H:%M:%S").to_string(),
+        None => now.format("%H:%M:%S").to_string(),
+    }
+}
+
+/// The first 8 characters of a session id, as the table shows it.
+pub fn short_id(id: &str) -> &str {
+    if id.is_empty() {
+        return NONE;
+    }
+    id.char_indices().nth(8).map_or(id, |(end, _)| &id[..end])
+}
+
+/// `prod-db-01 (SSH)`; just the name when the type is not set.
+pub fn resource(session: &Session) -> String {
+    let name = or_none(&session.resource_name);
+    match resource_type(session.resource_type()) {
+        Some(kind) => format!("{name} ({kind})"),
+        None => name.to_owned(),
+    }
+}
+
+/// `SSH`, `RDP`, `Web`; `None` for an unset type.
+pub fn resource_type(kind: ResourceType) -> Option<&'static str> {
+    match kind {
+        ResourceType::Ssh => Some("SSH"),
+        ResourceType::Rdp => Some("RDP"),
+        ResourceType::Web => Some("Web"),
+        ResourceType::Unspecified => None,
+    }
+}
+
+/// `alice-mbp 81.2.69.142`: device name and client address, whichever are known.
+pub fn device(session: &Session) -> String {
+    let parts: Vec<&str> = [session.device.as_str(), session.client_ip.as_str()]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.is_empty() {
+        NONE.to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// `Active`, `Idle`, `Disconnected`.
+pub fn status(status: SessionStatus) -> &'static str {
+    match status {
+        SessionStatus::Active => "Active",
+        SessionStatus::Idle => "Idle",
+        SessionStatus::Disconnected => "Disconnected",
+        SessionStatus::Unspecified => NONE,
+    }
+}
+
+/// A location in a few words, for a table cell: `Berlin, DE`, `private network`, `unknown`, `unavailable`.
+pub fn location(location: Option<&Location>) -> String {
+    let Some(loc) = location else {
+        return "not looked up".to_owned();
+    };
+    match loc.kind() {
+        LocationKind::Located => {
+            let place = if loc.city.is_empty() {
+                // Without a city, the country's name says more than its code.
+                first_non_empty(&[&loc.country_name, &loc.country_code]).map(str::to_owned)
+            } else if loc.country_code.is_empty() {
+                Some(loc.city.clone())
+            } else {
+                Some(format!("{}, {}", loc.city, loc.country_code))
+            };
+            place.unwrap_or_else(|| "unknown".to_owned())
+        }
+        LocationKind::Private => "private network".to_owned(),
+        LocationKind::Unknown => "unknown".to_owned(),
+        LocationKind::Unavailable => "unavailable".to_owned(),
+        LocationKind::Unspecified => "not looked up".to_owned(),
+    }
+}
+
+/// A session's location cell: the location, then `⚑ <score>` when the risk assessment raised flags.
+pub fn location_with_risk(session: &Session) -> String {
+    let place = location(session.location.as_ref());
+    match &session.risk {
+        Some(risk) if !risk.flags.is_empty() => format!("{place} {FLAG} {}", risk.score),
+        _ => place,
+    }
+}
+
+/// Every place name known, most specific first, without repeats: `Berlin, Germany (DE)`.
+pub fn place_in_full(loc: &Location) -> Option<String> {
+    let mut names: Vec<&str> = Vec::new();
+    for name in [&loc.city, &loc.region, &loc.country_name] {
+        if !name.is_empty() && !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    let mut place = names.join(", ");
+    if !loc.country_code.is_empty() {
+        place = if place.is_empty() {
+            loc.country_code.clone()
+        } else {
+            format!("{place} ({})", loc.country_code)
+        };
+    }
+    (!place.is_empty()).then_some(place)
+}
+
+/// Why a session ended, as a sentence fragment; `None` while it is live.
+pub fn end_reason(reason: EndReason) -> Option<&'static str> {
+    Some(match reason {
+        EndReason::Unspecified => return None,
+        EndReason::UserClosed => "closed by the user",
+        EndReason::Admin => "ended by an administrator",
+        EndReason::UserSelfService => "ended by the user (self-service)",
+        EndReason::IdleTimeout => "idle timeout",
+        EndReason::MaxDuration => "maximum duration reached",
+        EndReason::ConcurrencyLimit => "concurrent-session limit",
+        EndReason::Anomaly => "location or device anomaly",
+        EndReason::Policy => "ended by policy",
+        EndReason::Lost => "lost with the gateway",
+        EndReason::GatewayLost => "gateway went silent",
+        EndReason::GatewayClosed => "closed by the gateway",
+        EndReason::Locked => "locked out",
+    })
+}
+
+/// A byte count in decimal (SI) units with one decimal: `512 B`, `1.2 KB`, `34.5 MB`.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
+    if count < 1000 {
+        return format!("{count} B");
+    }
+    // Display only: the precision lost converting to f64 is far below the one decimal shown.
+    let mut value = count as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 999.95 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// The text, or `-` when it is empty.
+pub fn or_none(text: &str) -> &str {
+    if text.is_empty() { NONE } else { text }
+}
+
+fn first_non_empty<'a>(candidates: &[&'a String]) -> Option<&'a str> {
+    candidates.iter().find(|s| !s.is_empty()).map(|s| s.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::FixedOffset;
+    use vigil_proto::v1::{Risk, RiskFlag};
+
+    use super::*;
+
+    fn at(rfc3339: &str) -> Timestamp {
+        let t = DateTime::parse_from_rfc3339(rfc3339).expect("valid test time");
+        Timestamp {
+            seconds: t.timestamp(),
+            nanos: 0,
+        }
+    }
+
+    /// 2025-03-04 12:00 in Berlin (UTC+1).
+    fn now() -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339("2025-03-04T12:00:00+01:00").expect("valid test time")
+    }
+
+    #[test]
+    fn durations_under_a_minute_read_less_than_one_minute() {
+        assert_eq!(duration(0), "<1m");
+        assert_eq!(duration(59), "<1m");
+    }
+
+    #[test]
+    fn durations_under_an_hour_are_whole_minutes() {
+        assert_eq!(duration(60), "1m");
+        assert_eq!(duration(32 * 60 + 59), "32m");
+        assert_eq!(duration(3599), "59m");
+    }
+
+    #[test]
+    fn durations_under_a_day_are_hours_and_padded_minutes() {
+        assert_eq!(duration(3600), "1h");
+        assert_eq!(duration(3 * 3600), "3h");
+        assert_eq!(duration(3600 + 5 * 60), "1h 05m");
+        assert_eq!(duration(2 * 3600 + 30 * 60 + 59), "2h 30m");
+        assert_eq!(duration(86_399), "23h 59m");
+    }
+
+    #[test]
+    fn durations_of_a_day_or_more_are_days_and_hours() {
+        assert_eq!(duration(86_400), "1d");
+        assert_eq!(duration(86_400 + 59 * 60), "1d");
+        assert_eq!(duration(2 * 86_400 + 4 * 3600 + 30 * 60), "2d 4h");
+        assert_eq!(duration(400 * 86_400), "400d");
+    }
+
+    #[test]
+    fn start_times_today_show_the_clock_and_earlier_ones_the_date() {
+        assert_eq!(clock_time(Some(&at("2025-03-04T09:15:00+01:00")), &now()), "09:15");
+        // 23:30 UTC on the 3rd is 00:30 on the 4th in Berlin: today.
+        assert_eq!(clock_time(Some(&at("2025-03-03T23:30:00Z")), &now()), "00:30");
+        assert_eq!(clock_time(Some(&at("2025-03-03T22:30:00Z")), &now()), "Mar 03 23:30");
+        assert_eq!(clock_time(None, &now()), "-");
+    }
+
+    #[test]
+    fn full_times_carry_the_offset() {
+        assert_eq!(
+            date_time(Some(&at("2025-03-04T08:15:00Z")), &now()),
+            "2025-03-04 09:15:00 +01:00"
+        );
+        assert_eq!(time_of_day(Some(&at("2025-03-04T08:15:07Z")), &now()), "09:15:07");
+        assert_eq!(ago(Some(&at("2025-03-04T10:30:00+01:00")), &now()), "1h 30m ago");
+        assert_eq!(ago(Some(&at("2025-03-04T12:05:00+01:00")), &now()), "<1m ago");
+        assert_eq!(ago(None, &now()), "-");
+    }
+
+    #[test]
+    fn out_of_range_timestamps_are_treated_as_unset() {
+        let broken = Timestamp { seconds: 0, nanos: -5 };
+        assert_eq!(to_datetime(&broken), None);
+        assert_eq!(clock_time(Some(&broken), &now()), "-");
+    }
+
+    fn located(city: &str, country_code: &str, country_name: &str) -> Location {
+        Location {
+            city: city.to_owned(),
+            country_code: country_code.to_owned(),
+            country_name: country_name.to_owned(),
+            kind: LocationKind::Located.into(),
+            ..Location::default()
+        }
+    }
+
+    fn of_kind(kind: LocationKind) -> Location {
+        Location {
+            kind: kind.into(),
+            ..Location::default()
+        }
+    }
+
+    #[test]
+    fn each_location_kind_has_its_words() {
+        assert_eq!(location(Some(&located("Berlin", "DE", "Germany"))), "Berlin, DE");
+        assert_eq!(location(Some(&located("", "DE", "Germany"))), "Germany");
+        assert_eq!(location(Some(&located("", "DE", ""))), "DE");
+        assert_eq!(location(Some(&located("Berlin", "", ""))), "Berlin");
+        assert_eq!(location(Some(&located("", "", ""))), "unknown");
+        assert_eq!(location(Some(&of_kind(LocationKind::Private))), "private network");
+        assert_eq!(location(Some(&of_kind(LocationKind::Unknown))), "unknown");
+        assert_eq!(location(Some(&of_kind(LocationKind::Unavailable))), "unavailable");
+        assert_eq!(location(Some(&of_kind(LocationKind::Unspecified))), "not looked up");
+        assert_eq!(location(None), "not looked up");
+    }
+
+    #[test]
+    fn flagged_sessions_carry_the_marker_and_score() {
+        let mut session = Session {
+            location: Some(located("Tokyo", "JP", "Japan")),
+            ..Session::default()
+        };
+        assert_eq!(location_with_risk(&session), "Tokyo, JP");
+
+        session.risk = Some(Risk {
+            score: 0,
+            flags: vec![],
+            assessed: true,
+        });
+        assert_eq!(location_with_risk(&session), "Tokyo, JP");
+
+        session.risk = Some(Risk {
+            score: 85,
+            flags: vec![RiskFlag {
+                code: "impossible_travel".into(),
+                points: 60,
+                explanation: String::new(),
+            }],
+            assessed: true,
+        });
+        assert_eq!(location_with_risk(&session), "Tokyo, JP ⚑ 85");
+    }
+
+    #[test]
+    fn full_place_names_skip_repeats() {
+        let mut berlin = located("Berlin", "DE", "Germany");
+        berlin.region = "Berlin".into();
+        assert_eq!(place_in_full(&berlin).as_deref(), Some("Berlin, Germany (DE)"));
+        assert_eq!(place_in_full(&located("", "DE", "")).as_deref(), Some("DE"));
+        assert_eq!(place_in_full(&of_kind(LocationKind::Private)), None);
+    }
+
+    #[test]
+    fn resource_device_and_ids() {
+        let session = Session {
+            id: "3f2a9c1b-0000-4000-8000-000000000001".into(),
+            resource_name: "prod-db-01".into(),
+            resource_type: ResourceType::Ssh.into(),
+            device: "alice-mbp".into(),
+            client_ip: "81.2.69.142".into(),
+            ..Session::default()
+        };
+        assert_eq!(resource(&session), "prod-db-01 (SSH)");
+        assert_eq!(device(&session), "alice-mbp 81.2.69.142");
+        assert_eq!(short_id(&session.id), "3f2a9c1b");
+        assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_id(""), "-");
+
+        let bare = Session {
+            client_ip: "10.0.0.7".into(),
+            resource_name: "wiki".into(),
+            ..Session::default()
+        };
+        assert_eq!(resource(&bare), "wiki");
+        assert_eq!(device(&bare), "10.0.0.7");
+        assert_eq!(device(&Session::default()), "-");
+    }
+
+    #[test]
+    fn byte_counts_use_decimal_units() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_000), "1.0 KB");
+        assert_eq!(bytes(1_240_000), "1.2 MB");
+        assert_eq!(bytes(999_960), "1.0 MB");
+        assert_eq!(bytes(34_500_000_000), "34.5 GB");
+    }
+}

@@ -1,0 +1,367 @@
+//! JSON output for scripts: an explicit mapping from the proto messages (prost types have no serde).
+//!
+//! Field names follow the proto; enums are lower-case names (`"ssh"`, `"idle"`, `"idle_timeout"`) and unset
+//! enums, timestamps and messages are `null`; timestamps are RFC 3339 in UTC.
+
+use prost_types::Timestamp;
+use serde_json::{Value, json};
+use vigil_proto::v1::{
+    EndReason, Gateway, ListSessionsResponse, Location, LocationKind, ResourceType, Risk, Session, SessionEvent,
+    SessionEventKind, SessionStats, SessionStatus, TypeCount,
+};
+
+use crate::format;
+
+/// One session, every field.
+pub fn session(s: &Session) -> Value {
+    json!({
+        "id": s.id,
+        "user": s.user,
+        "user_groups": s.user_groups,
+        "gateway_id": s.gateway_id,
+        "resource_name": s.resource_name,
+        "resource_type": resource_type_name(s.resource_type()),
+        "device": s.device,
+        "client_ip": s.client_ip,
+        "location": s.location.as_ref().map(location),
+        "started_at": timestamp(s.started_at.as_ref()),
+        "last_activity_at": timestamp(s.last_activity_at.as_ref()),
+        "status": status_name(s.status()),
+        "ended_at": timestamp(s.ended_at.as_ref()),
+        "end_reason": end_reason_name(s.end_reason()),
+        "end_detail": s.end_detail,
+        "duration_seconds": s.duration_seconds,
+        "risk": s.risk.as_ref().map(risk),
+        "bytes_in": s.bytes_in,
+        "bytes_out": s.bytes_out,
+    })
+}
+
+/// A page (or, with `--all`, every page) of a session list.
+pub fn sessions_page(page: &ListSessionsResponse) -> Value {
+    json!({
+        "sessions": page.sessions.iter().map(session).collect::<Vec<_>>(),
+        "total_size": page.total_size,
+        "next_page_token": page.next_page_token,
+    })
+}
+
+pub fn location(loc: &Location) -> Value {
+    let coordinates = loc.has_coordinates.then(|| {
+        json!({
+            "latitude": loc.latitude,
+            "longitude": loc.longitude,
+            "accuracy_radius_km": loc.accuracy_radius_km,
+        })
+    });
+    json!({
+        "kind": location_kind_name(loc.kind()),
+        "city": loc.city,
+        "region": loc.region,
+        "country_code": loc.country_code,
+        "country_name": loc.country_name,
+        "coordinates": coordinates,
+        "time_zone": loc.time_zone,
+        "asn": (loc.asn != 0).then_some(loc.asn),
+        "asn_organization": loc.asn_organization,
+    })
+}
+
+pub fn risk(risk: &Risk) -> Value {
+    let flags: Vec<Value> = risk
+        .flags
+        .iter()
+        .map(|f| json!({ "code": f.code, "points": f.points, "explanation": f.explanation }))
+        .collect();
+    json!({ "score": risk.score, "assessed": risk.assessed, "flags": flags })
+}
+
+pub fn stats(stats: &SessionStats) -> Value {
+    let by_type: serde_json::Map<String, Value> = stats
+        .by_type
+        .iter()
+        .map(|TypeCount { resource_type, live }| {
+            let name = ResourceType::try_from(*resource_type)
+                .ok()
+                .and_then(resource_type_name)
+                .map_or_else(|| format!("type_{resource_type}"), str::to_owned);
+            (name, json!(live))
+        })
+        .collect();
+    json!({
+        "active": stats.active,
+        "idle": stats.idle,
+        "total_live_duration_seconds": stats.total_live_duration_seconds,
+        "total_live_duration": format::duration(stats.total_live_duration_seconds),
+        "by_type": by_type,
+        "flagged": stats.flagged,
+        "gateways_connected": stats.gateways_connected,
+        "ended_last_24h": stats.ended_last_24h,
+        "computed_at": timestamp(stats.computed_at.as_ref()),
+    })
+}
+
+pub fn gateway(g: &Gateway) -> Value {
+    json!({
+        "id": g.id,
+        "connected": g.connected,
+        "connected_at": timestamp(g.connected_at.as_ref()),
+        "last_seen_at": timestamp(g.last_seen_at.as_ref()),
+        "agent_version": g.agent_version,
+        "live_sessions": g.live_sessions,
+        "replica": g.replica,
+    })
+}
+
+pub fn gateways(gateways: &[Gateway]) -> Value {
+    json!({ "gateways": gateways.iter().map(gateway).collect::<Vec<_>>() })
+}
+
+/// One watch event; `session` is `null` on the end-of-snapshot marker.
+pub fn event(e: &SessionEvent) -> Value {
+    json!({
+        "kind": event_kind_name(e.kind()),
+        "at": timestamp(e.at.as_ref()),
+        "detail": e.detail,
+        "session": e.session.as_ref().map(session),
+    })
+}
+
+/// RFC 3339 in UTC, with fractional seconds only when there are any; `null` when unset or out of range.
+pub fn timestamp(ts: Option<&Timestamp>) -> Value {
+    match ts.and_then(format::to_datetime) {
+        Some(at) => Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        None => Value::Null,
+    }
+}
+
+pub fn resource_type_name(kind: ResourceType) -> Option<&'static str> {
+    match kind {
+        ResourceType::Ssh => Some("ssh"),
+        ResourceType::Rdp => Some("rdp"),
+        ResourceType::Web => Some("web"),
+        ResourceType::Unspecified => None,
+    }
+}
+
+pub fn status_name(status: SessionStatus) -> Option<&'static str> {
+    match status {
+        SessionStatus::Active => Some("active"),
+        SessionStatus::Idle => Some("idle"),
+        SessionStatus::Disconnected => Some("disconnected"),
+        SessionStatus::Unspecified => None,
+    }
+}
+
+pub fn location_kind_name(kind: LocationKind) -> Option<&'static str> {
+    match kind {
+        LocationKind::Located => Some("located"),
+        LocationKind::Private => Some("private"),
+        LocationKind::Unknown => Some("unknown"),
+        LocationKind::Unavailable => Some("unavailable"),
+        LocationKind::Unspecified => None,
+    }
+}
+
+pub fn end_reason_name(reason: EndReason) -> Option<&'static str> {
+    Some(match reason {
+        EndReason::Unspecified => return None,
+        EndReason::UserClosed => "user_closed",
+        EndReason::Admin => "admin",
+        EndReason::UserSelfService => "user_self_service",
+        EndReason::IdleTimeout => "idle_timeout",
+        EndReason::MaxDuration => "max_duration",
+        EndReason::ConcurrencyLimit => "concurrency_limit",
+        EndReason::Anomaly => "anomaly",
+        EndReason::Policy => "policy",
+        EndReason::Lost => "lost",
+        EndReason::GatewayLost => "gateway_lost",
+        EndReason::GatewayClosed => "gateway_closed",
+        EndReason::Locked => "locked",
+    })
+}
+
+pub fn event_kind_name(kind: SessionEventKind) -> Option<&'static str> {
+    match kind {
+        SessionEventKind::Snapshot => Some("snapshot"),
+        SessionEventKind::SnapshotDone => Some("snapshot_done"),
+        SessionEventKind::Opened => Some("opened"),
+        SessionEventKind::Updated => Some("updated"),
+        SessionEventKind::Ended => Some("ended"),
+        SessionEventKind::Denied => Some("denied"),
+        SessionEventKind::Unspecified => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_proto::v1::RiskFlag;
+
+    use super::*;
+
+    fn ts(seconds: i64, nanos: i32) -> Option<Timestamp> {
+        Some(Timestamp { seconds, nanos })
+    }
+
+    fn ended_session() -> Session {
+        Session {
+            id: "3f2a9c1b-0000-4000-8000-000000000001".into(),
+            user: "alice@example.com".into(),
+            user_groups: vec!["admins".into(), "eng".into()],
+            gateway_id: "gw-eu-1".into(),
+            resource_name: "prod-db-01".into(),
+            resource_type: ResourceType::Ssh.into(),
+            device: "alice-mbp".into(),
+            client_ip: "81.2.69.142".into(),
+            location: Some(Location {
+                city: "Berlin".into(),
+                country_code: "DE".into(),
+                country_name: "Germany".into(),
+                latitude: 52.52,
+                longitude: 13.405,
+                has_coordinates: true,
+                accuracy_radius_km: 20,
+                time_zone: "Europe/Berlin".into(),
+                asn: 3320,
+                asn_organization: "Deutsche Telekom AG".into(),
+                kind: LocationKind::Located.into(),
+                ..Location::default()
+            }),
+            // 2025-03-04T08:15:00Z
+            started_at: ts(1_741_076_100, 0),
+            last_activity_at: ts(1_741_081_200, 250_000_000),
+            status: SessionStatus::Disconnected.into(),
+            ended_at: ts(1_741_085_100, 0),
+            end_reason: EndReason::IdleTimeout.into(),
+            end_detail: "idle for 30m".into(),
+            risk: Some(Risk {
+                score: 60,
+                flags: vec![RiskFlag {
+                    code: "new_country".into(),
+                    points: 60,
+                    explanation: "First session from Germany".into(),
+                }],
+                assessed: true,
+            }),
+            bytes_in: 1200,
+            bytes_out: 34_500,
+            duration_seconds: 9000,
+        }
+    }
+
+    #[test]
+    fn a_session_maps_to_readable_json() {
+        let value = session(&ended_session());
+        assert_eq!(value["id"], "3f2a9c1b-0000-4000-8000-000000000001");
+        assert_eq!(value["user_groups"], json!(["admins", "eng"]));
+        assert_eq!(value["resource_type"], "ssh");
+        assert_eq!(value["status"], "disconnected");
+        assert_eq!(value["end_reason"], "idle_timeout");
+        assert_eq!(value["started_at"], "2025-03-04T08:15:00Z");
+        assert_eq!(value["last_activity_at"], "2025-03-04T09:40:00.250Z");
+        assert_eq!(value["ended_at"], "2025-03-04T10:45:00Z");
+        assert_eq!(value["duration_seconds"], 9000);
+        assert_eq!(value["bytes_out"], 34_500);
+        assert_eq!(value["location"]["kind"], "located");
+        assert_eq!(value["location"]["coordinates"]["latitude"], 52.52);
+        assert_eq!(value["location"]["asn"], 3320);
+        assert_eq!(value["risk"]["score"], 60);
+        assert_eq!(value["risk"]["flags"][0]["code"], "new_country");
+        assert_eq!(value["risk"]["flags"][0]["explanation"], "First session from Germany");
+    }
+
+    #[test]
+    fn unset_fields_are_null() {
+        let live = Session {
+            status: SessionStatus::Active.into(),
+            location: Some(Location {
+                kind: LocationKind::Private.into(),
+                ..Location::default()
+            }),
+            ..Session::default()
+        };
+        let value = session(&live);
+        assert_eq!(value["status"], "active");
+        assert_eq!(value["ended_at"], Value::Null);
+        assert_eq!(value["end_reason"], Value::Null);
+        assert_eq!(value["resource_type"], Value::Null);
+        assert_eq!(value["risk"], Value::Null);
+        assert_eq!(value["location"]["kind"], "private");
+        assert_eq!(value["location"]["coordinates"], Value::Null);
+        assert_eq!(value["location"]["asn"], Value::Null);
+    }
+
+    #[test]
+    fn a_page_carries_the_next_token() {
+        let page = ListSessionsResponse {
+            sessions: vec![ended_session(), Session::default()],
+            next_page_token: "next".into(),
+            total_size: 7,
+        };
+        let value = sessions_page(&page);
+        assert_eq!(value["sessions"].as_array().map(Vec::len), Some(2));
+        assert_eq!(value["next_page_token"], "next");
+        assert_eq!(value["total_size"], 7);
+    }
+
+    #[test]
+    fn stats_count_by_type_name() {
+        let value = stats(&SessionStats {
+            active: 12,
+            idle: 3,
+            total_live_duration_seconds: 3 * 3600 + 7 * 60,
+            by_type: vec![
+                TypeCount {
+                    resource_type: ResourceType::Ssh.into(),
+                    live: 10,
+                },
+                TypeCount {
+                    resource_type: ResourceType::Web.into(),
+                    live: 5,
+                },
+            ],
+            gateways_connected: 2,
+            ended_last_24h: 40,
+            flagged: 1,
+            computed_at: ts(1_741_076_100, 0),
+        });
+        assert_eq!(value["by_type"], json!({ "ssh": 10, "web": 5 }));
+        assert_eq!(value["total_live_duration"], "3h 07m");
+        assert_eq!(value["computed_at"], "2025-03-04T08:15:00Z");
+    }
+
+    #[test]
+    fn events_and_gateways() {
+        let done = event(&SessionEvent {
+            kind: SessionEventKind::SnapshotDone.into(),
+            session: None,
+            at: ts(1_741_076_100, 0),
+            detail: String::new(),
+        });
+        assert_eq!(done["kind"], "snapshot_done");
+        assert_eq!(done["session"], Value::Null);
+
+        let denied = event(&SessionEvent {
+            kind: SessionEventKind::Denied.into(),
+            session: Some(ended_session()),
+            at: None,
+            detail: "blocked country".into(),
+        });
+        assert_eq!(denied["kind"], "denied");
+        assert_eq!(denied["detail"], "blocked country");
+        assert_eq!(denied["session"]["user"], "alice@example.com");
+        assert_eq!(denied["at"], Value::Null);
+
+        let list = gateways(&[Gateway {
+            id: "gw-eu-1".into(),
+            connected: true,
+            live_sessions: 4,
+            replica: "registry-0".into(),
+            ..Gateway::default()
+        }]);
+        assert_eq!(list["gateways"][0]["id"], "gw-eu-1");
+        assert_eq!(list["gateways"][0]["connected"], true);
+        assert_eq!(list["gateways"][0]["live_sessions"], 4);
+        assert_eq!(list["gateways"][0]["last_seen_at"], Value::Null);
+    }
+}

@@ -1,0 +1,85 @@
+//! `sessionctl`, the Vigil operator CLI: lists, inspects and watches sessions and gateways through the
+//! registry's `vigil.v1.SessionRegistry` gRPC service.
+//!
+//! - [`cli`]: the command line (clap) and how flags become requests.
+//! - [`run`] / [`run_until`]: connect, call, render, write; what `main` and the end-to-end tests drive.
+//! - [`render`] (tables and blocks for people), [`json`] (for scripts), [`format`] (single values): pure
+//!   functions of proto values and a `now`.
+//! - [`CliError`]: failures worded for the terminal, each with its exit code.
+
+pub mod cli;
+mod client;
+mod commands;
+mod error;
+pub mod format;
+pub mod json;
+pub mod render;
+
+use std::future::Future;
+use std::io::Write;
+
+pub use cli::{Cli, Command, GatewaysCommand, OutputFormat, SessionsCommand};
+pub use error::{CliError, EXIT_SERVER, EXIT_UNREACHABLE, EXIT_USAGE, code_name};
+
+use client::Registry;
+
+/// Runs one parsed command line against the registry, writing its output to `out`. A `watch` runs until
+/// Ctrl-C.
+pub async fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
+    run_until(cli, out, ctrl_c()).await
+}
+
+/// Like [`run`], but a `watch` ends cleanly when `shutdown` completes instead of on Ctrl-C; other commands
+/// ignore it.
+pub async fn run_until(cli: Cli, out: &mut impl Write, shutdown: impl Future<Output = ()>) -> Result<(), CliError> {
+    let registry = Registry::connect(&cli.global).await?;
+    let output = cli.global.output;
+    match &cli.command {
+        Command::Sessions(SessionsCommand::List(args)) => commands::list_sessions(&registry, args, output, out).await,
+        Command::Sessions(SessionsCommand::Get(args)) => commands::get_session(&registry, args, output, out).await,
+        Command::Stats => commands::stats(&registry, output, out).await,
+        Command::Watch(args) => commands::watch(&registry, args, output, out, shutdown).await,
+        Command::Gateways(GatewaysCommand::List(args)) => commands::list_gateways(&registry, args, output, out).await,
+    }
+}
+
+/// Completes on Ctrl-C. The handler is installed when this is first polled, that is only while watching,
+/// so other commands keep the default (Ctrl-C kills the process at once).
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // No handler could be installed, so Ctrl-C still ends the process the default way; nothing to wait for.
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// A port nothing listens on: bound by us, then released.
+    fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        listener.local_addr().expect("local address").port()
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_registry_says_where_and_how_to_fix_it() {
+        let server = format!("http://127.0.0.1:{}", free_port());
+        let cli = Cli::parse_from(["sessionctl", "--server", &server, "sessions", "list"]);
+        let mut out = Vec::new();
+
+        let error = run(cli, &mut out).await.expect_err("nobody listens there");
+
+        assert_eq!(error.exit_code(), EXIT_UNREACHABLE);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot reach the Vigil registry at {server} (connection refused). Is it running? Start it with \
+                 `make run`, or point --server / VIGIL_SERVER at it."
+            )
+        );
+        assert!(out.is_empty(), "nothing is printed on failure");
+    }
+}

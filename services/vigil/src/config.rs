@@ -1,0 +1,72 @@
+//! Configuration of the all-in-one process. Same sections as each service's, with embedded
+//! defaults: SQLite in `./vigil-data`, the in-process bus, and a few simulated gateways.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use vigil_registry::RegistrySettings;
+use vigil_runtime::bus::{BusConfig, BusKind};
+use vigil_runtime::database::DatabaseConfig;
+use vigil_runtime::server::ServerConfig;
+use vigil_runtime::telemetry::LogConfig;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VigilConfig {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub bus: BusConfig,
+    pub log: LogConfig,
+    pub registry: RegistrySettings,
+    pub simulation: SimulationSettings,
+}
+
+impl Default for VigilConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            bus: BusConfig {
+                kind: BusKind::InProcess,
+                ..BusConfig::default()
+            },
+            log: LogConfig::default(),
+            registry: RegistrySettings {
+                replica: "vigil".into(),
+                ..RegistrySettings::default()
+            },
+            simulation: SimulationSettings::default(),
+        }
+    }
+}
+
+/// Simulated gateways started with the all-in-one, so there is something to see at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulationSettings {
+    /// Start them at all.
+    pub enabled: bool,
+    pub gateways: usize,
+    pub sessions_per_gateway: usize,
+    /// Fraction of simulated users who stop typing (and so turn idle).
+    pub idle_fraction: f64,
+    #[serde(with = "humantime_serde")]
+    pub activity_interval: Duration,
+    /// Fraction of sessions closed and replaced per minute.
+    pub churn: f64,
+    pub seed: u64,
+}
+
+impl Default for SimulationSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            gateways: 3,
+            sessions_per_gateway: 6,
+            idle_fraction: 0.25,
+            activity_interval: Duration::from_secs(2),
+            churn: 0.05,
+            seed: 7,
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `vigil`: every Vigil service in one process (the embedded default), plus `migrate` and a
+//! gateway simulator for a registry elsewhere.
+
+mod config;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use vigil_agent::simulate::{self, SimulationConfig};
+use vigil_registry::Registry;
+use vigil_registry::app::{follow_dependencies, open_store};
+use vigil_runtime::server::Server;
+
+use crate::config::{SimulationSettings, VigilConfig};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Vigil: live remote-access sessions, seen and controlled. All services in one process."
+)]
+struct Cli {
+    /// TOML configuration file; `VIGIL_*` environment variables override it (`VIGIL_SERVER__LISTEN`).
+    #[arg(long, short, global = true, env = "VIGIL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in this process (the default).
+    Run,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration and exit.
+    PrintConfig,
+    /// Run simulated gateways against a registry elsewhere.
+    Simulate {
+        /// The registry's gRPC address.
+        #[arg(long, default_value = "http://127.0.0.1:7400")]
+        registry: String,
+        #[arg(long, default_value_t = 4)]
+        gateways: usize,
+        #[arg(long, default_value_t = 25)]
+        sessions_per_gateway: usize,
+        #[arg(long, default_value_t = 0.2)]
+        idle_fraction: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config: VigilConfig = vigil_runtime::config::load(cli.config.as_deref(), "VIGIL_")?;
+    vigil_runtime::telemetry::init_tracing(&config.log)?;
+    let shutdown = vigil_runtime::shutdown::shutdown_on_signal();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(config, shutdown).await,
+        Command::Migrate => {
+            open_store(&config.database, true).await?;
+            tracing::info!(database = %config.database, "migrations applied");
+            Ok(())
+        }
+        Command::PrintConfig => {
+            print!("{}", vigil_runtime::config::describe(&config)?);
+            Ok(())
+        }
+        Command::Simulate {
+            registry,
+            gateways,
+            sessions_per_gateway,
+            idle_fraction,
+            seed,
+        } => {
+            let settings = SimulationSettings {
+                enabled: true,
+                gateways,
+                sessions_per_gateway,
+                idle_fraction,
+                seed,
+                ..SimulationSettings::default()
+            };
+            let simulation = simulate::run(simulation_config(&registry, &settings), shutdown.clone()).await?;
+            tracing::info!(%registry, gateways, sessions_per_gateway, "simulating gateways; Ctrl-C stops");
+            simulation.wait().await;
+            Ok(())
+        }
+    }
+}
+
+/// The embedded default: registry (and, as they land, the other services) on one port.
+async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = open_store(&config.database, true).await?;
+    let bus = vigil_runtime::bus::connect(&config.bus).await?;
+    let registry = Registry::start(config.registry.clone(), store, bus, shutdown.clone()).await?;
+
+    let server = Server::new(config.server.clone())
+        .add_service(registry.sessions_service())
+        .add_service(registry.link_service());
+    tokio::spawn(follow_dependencies(
+        registry.store().clone(),
+        registry.bus().clone(),
+        server.readiness(),
+        shutdown.clone(),
+    ));
+    let listener = vigil_runtime::server::bind(config.server.listen).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+
+    // The simulated gateways are real agents on real gRPC streams to this very server.
+    let simulation = if config.simulation.enabled {
+        let simulation = simulate::run(simulation_config(&url, &config.simulation), shutdown.clone()).await?;
+        tracing::info!(
+            gateways = config.simulation.gateways,
+            sessions_per_gateway = config.simulation.sessions_per_gateway,
+            "simulated gateways started (set simulation.enabled = false to turn them off)"
+        );
+        Some(simulation)
+    } else {
+        None
+    };
+    println!("Vigil is running at {url} (database: {}).", config.database);
+    println!("In another shell: cargo run --bin sessionctl -- sessions list");
+
+    server.serve(listener, shutdown).await?;
+    if let Some(simulation) = simulation {
+        simulation.wait().await;
+    }
+    if !vigil_runtime::shutdown::join_with_deadline(
+        vec![tokio::spawn(async move { registry.stopped().await })],
+        Duration::from_secs(5),
+    )
+    .await
+    {
+        tracing::warn!("registry tasks did not stop in time");
+    }
+    Ok(())
+}
+
+fn simulation_config(registry_url: &str, settings: &SimulationSettings) -> SimulationConfig {
+    let mut config = SimulationConfig::new(registry_url);
+    config.gateways = settings.gateways;
+    config.sessions_per_gateway = settings.sessions_per_gateway;
+    config.idle_fraction = settings.idle_fraction;
+    config.activity_interval = settings.activity_interval;
+    config.churn = settings.churn;
+    config.seed = settings.seed;
+    config
+}
