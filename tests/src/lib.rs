@@ -1,1 +1,260 @@
-//! Test harness.
+//! Test harness for Vigil's end-to-end tests: real registry servers on port 0, real PostgreSQL
+//! (a fresh schema per test) and real Redis (a fresh channel namespace per test).
+//!
+//! Where they are: `VIGIL_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! and `VIGIL_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use vigil_agent::{Agent, AgentConfig, CommandResult, GatewayHandler};
+use vigil_proto::v1 as pb;
+use vigil_proto::v1::session_registry_client::SessionRegistryClient;
+use vigil_registry::store::{SessionStore, SqlStore};
+use vigil_registry::{Registry, RegistrySettings};
+use vigil_runtime::bus::{ControlBus, InProcessBus, RedisBus, RedisBusConfig};
+use vigil_runtime::database::{self, DatabaseConfig};
+use vigil_runtime::server::{Server, ServerConfig};
+
+/// How long tests wait for something that should happen promptly.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub fn database_url() -> String {
+    std::env::var("VIGIL_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("VIGIL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Installs a test log subscriber once (`RUST_LOG=debug cargo test` to see the servers' logs).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// A PostgreSQL schema of one's own, dropped when this is dropped.
+pub struct TestSchema {
+    pub name: String,
+    pub config: DatabaseConfig,
+}
+
+impl TestSchema {
+    pub async fn new() -> Self {
+        let name = format!("vigil_test_{}", uuid::Uuid::new_v4().simple());
+        database::create_schema(&database_url(), &name)
+            .await
+            .unwrap_or_else(|error| panic!("cannot create a test schema in PostgreSQL at {}: {error}", database_url()));
+        let config = DatabaseConfig {
+            url: database_url(),
+            schema: Some(name.clone()),
+            max_connections: 10,
+            ..DatabaseConfig::default()
+        };
+        Self { name, config }
+    }
+
+    /// A migrated store on this schema (each call opens its own connection pool, as a replica would).
+    pub async fn store(&self) -> Arc<SqlStore> {
+        vigil_registry::app::open_store(&self.config, true).await.expect("open and migrate the test schema")
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime, which cannot block on async work: use a thread.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(runtime) = runtime {
+                let _ = runtime.block_on(database::drop_schema(&database_url(), &name));
+            }
+        })
+        .join();
+    }
+}
+
+/// A Redis bus in a namespace of its own (share the namespace to make replicas see each other).
+pub async fn redis_bus(namespace: &str) -> Arc<RedisBus> {
+    let config = RedisBusConfig { url: redis_url(), namespace: namespace.to_owned(), ..RedisBusConfig::default() };
+    Arc::new(
+        RedisBus::connect(config)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to Redis at {}: {error}", redis_url())),
+    )
+}
+
+/// A fresh namespace for one test's bus traffic.
+pub fn unique_namespace() -> String {
+    format!("vigil-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Registry settings for tests: fast flushing and scanning, a short idle threshold.
+pub fn test_settings(replica: &str) -> RegistrySettings {
+    RegistrySettings {
+        replica: replica.to_owned(),
+        idle_after: Duration::from_secs(60),
+        idle_scan_interval: Duration::from_millis(100),
+        activity_flush_interval: Duration::from_millis(50),
+        agent_activity_interval: Duration::from_millis(100),
+        gateway_seen_interval: Duration::from_millis(100),
+        ..RegistrySettings::default()
+    }
+}
+
+/// A registry replica serving on a random port.
+pub struct TestRegistry {
+    pub addr: SocketAddr,
+    pub registry: Registry,
+    pub shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestRegistry {
+    pub async fn start(settings: RegistrySettings, store: Arc<dyn SessionStore>, bus: Arc<dyn ControlBus>) -> Self {
+        let shutdown = CancellationToken::new();
+        let registry = Registry::start(settings, store, bus, shutdown.clone()).await.expect("start the registry");
+        let server =
+            Server::new(ServerConfig::default()).add_service(registry.sessions_service()).add_service(registry.link_service());
+        server.readiness().set_all(true).await;
+        let listener = vigil_runtime::server::bind("127.0.0.1:0".parse().expect("address")).await.expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let server_shutdown = shutdown.clone();
+        let server = tokio::spawn(async move {
+            server.serve(listener, server_shutdown).await.expect("serve");
+        });
+        Self { addr, registry, shutdown, server: Some(server) }
+    }
+
+    /// PostgreSQL + Redis, the production pair.
+    pub async fn on_postgres(schema: &TestSchema, namespace: &str, settings: RegistrySettings) -> Self {
+        Self::start(settings, schema.store().await, redis_bus(namespace).await).await
+    }
+
+    /// SQLite + in-process bus, the embedded default.
+    pub async fn embedded(settings: RegistrySettings) -> (Self, tempdir::TempDir) {
+        let dir = tempdir::TempDir::new();
+        let config = DatabaseConfig { url: format!("sqlite://{}/vigil.db?mode=rwc", dir.path().display()), ..Default::default() };
+        let store = vigil_registry::app::open_store(&config, true).await.expect("open SQLite");
+        (Self::start(settings, store, Arc::new(InProcessBus::new())).await, dir)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        vigil_runtime::server::connect_channel(&self.url(), Duration::from_secs(5)).await.expect("connect")
+    }
+
+    pub async fn sessions_client(&self) -> SessionRegistryClient<Channel> {
+        SessionRegistryClient::new(self.channel().await)
+    }
+
+    /// An agent for `gateway_id`, connected.
+    pub async fn agent(&self, gateway_id: &str, handler: Arc<RecordingHandler>) -> Agent {
+        let agent = Agent::start(AgentConfig::new(self.url(), gateway_id), handler);
+        agent.wait_connected(PATIENCE).await.expect("agent connects");
+        agent
+    }
+
+    /// Stops the server and the registry's tasks, and waits for them.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.registry.stopped().await;
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A gateway handler that ends sessions on command and remembers what it was told.
+#[derive(Default)]
+pub struct RecordingHandler {
+    pub terminated: Mutex<Vec<pb::TerminateCommand>>,
+    pub idle_warnings: Mutex<Vec<pb::IdleWarning>>,
+}
+
+#[tonic::async_trait]
+impl GatewayHandler for RecordingHandler {
+    async fn terminate(&self, command: &pb::TerminateCommand) -> CommandResult {
+        self.terminated.lock().expect("lock").push(command.clone());
+        CommandResult::Done
+    }
+
+    async fn idle_warning(&self, warning: &pb::IdleWarning) {
+        self.idle_warnings.lock().expect("lock").push(warning.clone());
+    }
+}
+
+/// Retries `check` until it returns `Some`, or panics with `what` after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A session start with sensible defaults.
+pub fn start(user: &str, resource: &str, kind: pb::ResourceType, ip: &str) -> pb::SessionStart {
+    pb::SessionStart {
+        user: user.into(),
+        resource_name: resource.into(),
+        resource_type: kind as i32,
+        device: format!("{}-laptop", user.split('@').next().unwrap_or(user)),
+        client_ip: ip.into(),
+        started_at: None,
+        user_groups: vec!["engineering".into()],
+    }
+}
+
+/// A temporary directory, removed on drop (tiny, to avoid a dependency).
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("vigil-test-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&path).expect("create a temporary directory");
+            Self(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Default for TempDir {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

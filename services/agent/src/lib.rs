@@ -65,6 +65,8 @@ mod config;
 mod error;
 mod handler;
 mod link;
+#[cfg(test)]
+mod link_tests;
 pub mod simulate;
 mod state;
 mod validate;

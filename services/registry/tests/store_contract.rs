@@ -809,3 +809,57 @@ async fn migrations_are_idempotent(store: Arc<SqlStore>) {
     store.insert_session(&record).await.unwrap();
     assert_eq!(get(&store, &record.id).await, record);
 }
+
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_bench() {
+    on_postgres(|store| async move {
+        let mut data = Vec::new();
+        for i in 0..20000_i64 {
+            data.push(SessionRecord { started_at: T0 + i, ..session("u", &format!("gw-{}", i % 100)) });
+        }
+        for chunk in data.chunks(500) {
+            store.reconcile_gateway("none", chunk, &end(T0, EndReason::Lost)).await.unwrap();
+        }
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        for round in 0..5_i64 {
+            for chunk in data.chunks(2000) {
+                let batch: Vec<PendingActivity> = chunk.iter().map(|s| activity(&s.id, Some(T0 + 1000 + round), 10 + round as u64, 1)).collect();
+                store.apply_activity(None, &batch, T0 + 2000, IDLE_AFTER_MS).await.unwrap();
+                n += batch.len();
+            }
+        }
+        let elapsed = start.elapsed();
+        println!("PG: {n} updates in {elapsed:?}: {:.0}/s", n as f64 / elapsed.as_secs_f64());
+        let start = std::time::Instant::now();
+        let idled = store.mark_idle(T0 + 1_000_000, 1000).await.unwrap();
+        println!("mark_idle 1000: {:?} {}", start.elapsed(), idled.len());
+        let start = std::time::Instant::now();
+        let page = store.list_sessions(&query(SessionFilter { query: Some("gw-7".into()), ..SessionFilter::default() }, SortKey::User, false, 50, None)).await.unwrap();
+        println!("list: {:?} total {}", start.elapsed(), page.total);
+        let start = std::time::Instant::now();
+        let stats = store.stats(&SessionFilter::default(), T0 + 100_000, T0).await.unwrap();
+        println!("stats: {:?} {stats:?}", start.elapsed());
+    }).await;
+    on_sqlite(|store| async move {
+        let mut data = Vec::new();
+        for i in 0..20000_i64 {
+            data.push(SessionRecord { started_at: T0 + i, ..session("u", &format!("gw-{}", i % 100)) });
+        }
+        for chunk in data.chunks(500) {
+            store.reconcile_gateway("none", chunk, &end(T0, EndReason::Lost)).await.unwrap();
+        }
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        for round in 0..2_i64 {
+            for chunk in data.chunks(2000) {
+                let batch: Vec<PendingActivity> = chunk.iter().map(|s| activity(&s.id, Some(T0 + 1000 + round), 10 + round as u64, 1)).collect();
+                store.apply_activity(None, &batch, T0 + 2000, IDLE_AFTER_MS).await.unwrap();
+                n += batch.len();
+            }
+        }
+        let elapsed = start.elapsed();
+        println!("SQLite: {n} updates in {elapsed:?}: {:.0}/s", n as f64 / elapsed.as_secs_f64());
+    }).await;
+}

@@ -367,7 +367,7 @@ fn parse_country(s: &str) -> Result<String, String> {
     }
 }
 
-/// Rejects the 8-character ids the table shows, with a pointer to where the full id is.
+/// Rejects the short ids the tables show, with a pointer to where the full id is.
 fn parse_session_id(s: &str) -> Result<String, String> {
     let id = s.trim();
     if id.is_empty() {

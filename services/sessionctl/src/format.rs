@@ -95,12 +95,19 @@ pub fn time_of_day<Tz: TimeZone<Offset: Display>>(ts: Option<&Timestamp>, now: &
     }
 }
 
-/// The first 8 characters of a session id, as the table shows it.
+/// The last 8 characters of a session id, as tables and event lines show it.
+///
+/// The last, not the first: the registry's ids are UUIDv7, whose leading characters are a timestamp that
+/// every session started within the same minute shares, while the tail is random.
 pub fn short_id(id: &str) -> &str {
+    const LEN: usize = 8;
     if id.is_empty() {
         return NONE;
     }
-    id.char_indices().nth(8).map_or(id, |(end, _)| &id[..end])
+    let chars = id.chars().count();
+    id.char_indices()
+        .nth(chars.saturating_sub(LEN))
+        .map_or(id, |(start, _)| &id[start..])
 }
 
 /// `prod-db-01 (SSH)`; just the name when the type is not set.
@@ -398,7 +405,10 @@ mod tests {
         };
         assert_eq!(resource(&session), "prod-db-01 (SSH)");
         assert_eq!(device(&session), "alice-mbp 81.2.69.142");
-        assert_eq!(short_id(&session.id), "3f2a9c1b");
+        assert_eq!(short_id(&session.id), "00000001");
+        // UUIDv7 ids of sessions started together share their head; their tails tell them apart.
+        assert_eq!(short_id("01a209da-fe18-708a-896c-97c6c27a4dbc"), "c27a4dbc");
+        assert_eq!(short_id("01a209da-fe17-7686-ade2-a08971035a38"), "71035a38");
         assert_eq!(short_id("abc"), "abc");
         assert_eq!(short_id(""), "-");
 

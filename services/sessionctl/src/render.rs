@@ -88,17 +88,15 @@ fn duration_cell<Tz: TimeZone<Offset: Display>>(session: &Session, now: &DateTim
 
 /// Every field of one session as `Key   value` lines, location details and risk flags included.
 pub fn session_detail<Tz: TimeZone<Offset: Display>>(session: &Session, now: &DateTime<Tz>) -> String {
+    let groups = if session.user_groups.is_empty() {
+        NONE.to_owned()
+    } else {
+        session.user_groups.join(", ")
+    };
     let mut rows: Vec<(&str, String)> = vec![
         ("Session", format::or_none(&session.id).to_owned()),
         ("User", format::or_none(&session.user).to_owned()),
-        (
-            "Groups",
-            if session.user_groups.is_empty() {
-                NONE.to_owned()
-            } else {
-                session.user_groups.join(", ")
-            },
-        ),
+        ("Groups", groups),
         ("Status", format::status(session.status()).to_owned()),
         ("Resource", format::resource(session)),
         ("Gateway", format::or_none(&session.gateway_id).to_owned()),
@@ -368,7 +366,7 @@ mod tests {
 
     fn alice() -> Session {
         Session {
-            id: "3f2a9c1b-0000-4000-8000-000000000001".into(),
+            id: "01a209da-fe18-708a-896c-97c6c27a4dbc".into(),
             user: "alice@example.com".into(),
             user_groups: vec!["admins".into(), "eng".into()],
             gateway_id: "gw-eu-1".into(),
@@ -394,7 +392,7 @@ mod tests {
 
     fn bob() -> Session {
         Session {
-            id: "9d1e77aa-0000-4000-8000-000000000002".into(),
+            id: "01a209da-fe17-7686-ade2-a08971035a38".into(),
             user: "bob@example.com".into(),
             gateway_id: "gw-ap-1".into(),
             resource_name: "Finance Portal".into(),
@@ -449,7 +447,7 @@ mod tests {
 
         let row = line_containing(&text, "alice@example.com");
         for cell in [
-            "3f2a9c1b",
+            "c27a4dbc",
             "prod-db-01 (SSH)",
             "alice-mbp 81.2.69.142",
             "2h 30m since 09:30",
@@ -458,12 +456,12 @@ mod tests {
         ] {
             assert!(row.contains(cell), "{cell:?} missing from {row:?}");
         }
-        assert!(!row.contains("3f2a9c1b-0000"), "the table shows short ids: {row:?}");
+        assert!(!row.contains("01a209da"), "the table shows short ids: {row:?}");
         assert!(!row.contains(FLAG), "alice has no flags: {row:?}");
 
         let row = line_containing(&text, "bob@example.com");
         for cell in [
-            "9d1e77aa",
+            "71035a38",
             "Finance Portal (Web)",
             "2d 4h since Mar 02 08:00",
             "東京, JP ⚑ 85",
@@ -509,7 +507,7 @@ mod tests {
         let text = sessions_table(&page, &now(), true);
         assert!(text.lines().next().is_some_and(|h| h.contains("GATEWAY")));
         let row = line_containing(&text, "alice@example.com");
-        assert!(row.contains("3f2a9c1b-0000-4000-8000-000000000001"));
+        assert!(row.contains("01a209da-fe18-708a-896c-97c6c27a4dbc"));
         assert!(row.contains("gw-eu-1"));
         assert!(text.ends_with("1 of 1 session\n"), "{text}");
     }
@@ -556,7 +554,7 @@ mod tests {
     #[test]
     fn session_detail_shows_every_field() {
         let block = session_detail(&alice(), &now());
-        assert_eq!(value_of(&block, "Session"), "3f2a9c1b-0000-4000-8000-000000000001");
+        assert_eq!(value_of(&block, "Session"), "01a209da-fe18-708a-896c-97c6c27a4dbc");
         assert_eq!(value_of(&block, "Groups"), "admins, eng");
         assert_eq!(value_of(&block, "Status"), "Active");
         assert_eq!(value_of(&block, "Resource"), "prod-db-01 (SSH)");
@@ -695,7 +693,7 @@ mod tests {
         };
         assert_eq!(
             event_line(&opened, &now()),
-            "11:45:07  OPENED    3f2a9c1b  alice@example.com  prod-db-01 (SSH)  Active  Berlin, DE"
+            "11:45:07  OPENED    c27a4dbc  alice@example.com  prod-db-01 (SSH)  Active  Berlin, DE"
         );
 
         let mut ended_session = bob();
@@ -708,7 +706,7 @@ mod tests {
         };
         let line = event_line(&ended, &now());
         assert!(
-            line.starts_with("11:45:07  ENDED     9d1e77aa  bob@example.com"),
+            line.starts_with("11:45:07  ENDED     71035a38  bob@example.com"),
             "{line}"
         );
         assert!(line.ends_with("Disconnected  東京, JP ⚑ 85  (idle timeout)"), "{line}");

@@ -106,12 +106,15 @@ fn indexes() -> Vec<IndexCreateStatement> {
             .if_not_exists()
             .col(UserName)
             .to_owned(),
-        // "Ended since" in the stats, and history by end time.
+        // "Ended since" in the stats, and history by end time. Partial on purpose: with the live
+        // rows (NULL) in it, SQLite's planner takes `ended_at IS NULL` as an equality lookup on
+        // this index and ignores the live-only ones above.
         Index::create()
             .name("idx_sessions_ended")
             .table(Table)
             .if_not_exists()
             .col(EndedAt)
+            .and_where(Expr::col(EndedAt).is_not_null())
             .to_owned(),
     ]
 }

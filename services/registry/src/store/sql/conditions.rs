@@ -100,8 +100,10 @@ pub fn order(ascending: bool) -> Order {
     if ascending { Order::Asc } else { Order::Desc }
 }
 
-/// Rows strictly after `cursor` in the list's order: `(key, id) > (value, id)` ascending,
-/// `<` descending, written out so both backends can use the `(key, id)` indexes.
+/// Rows strictly after `cursor` in the list's order: `(key, id) > (value, id)` ascending, `<`
+/// descending. Written out as `key >= value AND (key > value OR (key = value AND id > id))`:
+/// the redundant first bound is what lets both planners start the `(key, id)` index scan at the
+/// cursor instead of filtering every row before it.
 pub fn after(key: SortKey, ascending: bool, cursor: &PageCursor) -> ServiceResult<Condition> {
     let value: Value = match (key, &cursor.value) {
         (SortKey::StartedAt | SortKey::LastActivity | SortKey::RiskScore, SortValue::Int(value)) => (*value).into(),
@@ -110,14 +112,14 @@ pub fn after(key: SortKey, ascending: bool, cursor: &PageCursor) -> ServiceResul
     };
     let column = sort_column(key);
     let id = cursor.id.as_str();
-    let (beyond_key, beyond_id) = if ascending {
-        (column.gt(value.clone()), Column::Id.gt(id))
+    let (bound, beyond_key, beyond_id) = if ascending {
+        (column.gte(value.clone()), column.gt(value.clone()), Column::Id.gt(id))
     } else {
-        (column.lt(value.clone()), Column::Id.lt(id))
+        (column.lte(value.clone()), column.lt(value.clone()), Column::Id.lt(id))
     };
-    Ok(Condition::any()
-        .add(beyond_key)
-        .add(Condition::all().add(column.eq(value)).add(beyond_id)))
+    Ok(Condition::all().add(bound).add(
+        Condition::any().add(beyond_key).add(Condition::all().add(column.eq(value)).add(beyond_id)),
+    ))
 }
 
 /// `sessions.id` is one of `ids`, with the whole list as a single bind parameter (a PostgreSQL

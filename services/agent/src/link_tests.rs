@@ -1,0 +1,513 @@
+//! The agent against a scripted in-process registry: each test plays the registry's side of the protocol
+//! message by message, so it checks exactly what the agent sends and how it reacts.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use prost_types::Timestamp;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+use vigil_proto::v1::agent_message::Message as Up;
+use vigil_proto::v1::controller_message::Message as Down;
+use vigil_proto::v1::gateway_link_server::{GatewayLink, GatewayLinkServer};
+use vigil_proto::v1::{
+    AdmissionDecision, AgentMessage, CommandOutcome, ControllerMessage, EndReason, Heartbeat, Hello, IdleWarning, Lock,
+    LockUpdate, Reconnect, ResourceType, SessionStart, TerminateCommand, Welcome,
+};
+
+use crate::{Admission, Agent, AgentConfig, AgentError, CommandResult, GatewayHandler, LinkState};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The registry side of one link, handed to the test.
+struct FakeLink {
+    inbound: Streaming<AgentMessage>,
+    outbound: mpsc::Sender<Result<ControllerMessage, Status>>,
+}
+
+impl FakeLink {
+    /// The agent's next message.
+    async fn recv(&mut self) -> Up {
+        let message = tokio::time::timeout(WAIT, self.inbound.next()).await.expect("the agent said nothing");
+        message.expect("the agent ended the stream").expect("the stream failed").message.expect("empty message")
+    }
+
+    /// The agent's next message that is not a heartbeat.
+    async fn recv_skipping_heartbeats(&mut self) -> Up {
+        loop {
+            match self.recv().await {
+                Up::Heartbeat(_) => continue,
+                message => return message,
+            }
+        }
+    }
+
+    async fn send(&self, message: Down) {
+        self.outbound.send(Ok(ControllerMessage { message: Some(message) })).await.expect("the link is gone");
+    }
+
+    async fn hello(&mut self) -> Hello {
+        match self.recv().await {
+            Up::Hello(hello) => hello,
+            other => panic!("expected a hello, got {other:?}"),
+        }
+    }
+
+    async fn welcome(&self, replica: &str) {
+        self.welcome_with(Welcome {
+            replica: replica.into(),
+            activity_interval_ms: 50,
+            heartbeat_interval_ms: 60_000,
+            ..Default::default()
+        })
+        .await;
+    }
+
+    async fn welcome_with(&self, welcome: Welcome) {
+        self.send(Down::Welcome(welcome)).await;
+    }
+
+    /// Answers the next admission request.
+    async fn decide(&mut self, allowed: bool, session_id: &str) -> SessionStart {
+        let Up::SessionOpened(opened) = self.recv_skipping_heartbeats().await else {
+            panic!("expected a SessionOpened");
+        };
+        self.send(Down::Admission(AdmissionDecision {
+            request_id: opened.request_id,
+            allowed,
+            session_id: if allowed { session_id.into() } else { String::new() },
+            reason: if allowed { String::new() } else { "locked".into() },
+            evicted_session_ids: vec!["old-1".into()],
+            ..Default::default()
+        }))
+        .await;
+        opened.start.expect("a start")
+    }
+}
+
+struct FakeRegistry {
+    links: mpsc::UnboundedSender<FakeLink>,
+}
+
+#[async_trait]
+impl GatewayLink for FakeRegistry {
+    type ConnectStream = ReceiverStream<Result<ControllerMessage, Status>>;
+
+    async fn connect(&self, request: Request<Streaming<AgentMessage>>) -> Result<Response<Self::ConnectStream>, Status> {
+        let (outbound, rx) = mpsc::channel(64);
+        let _ = self.links.send(FakeLink { inbound: request.into_inner(), outbound });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// A registry on a random port; every agent connection shows up on the receiver.
+async fn fake_registry() -> (String, mpsc::UnboundedReceiver<FakeLink>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (links, received) = mpsc::unbounded_channel();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(GatewayLinkServer::new(FakeRegistry { links }))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    (url, received)
+}
+
+async fn next_link(links: &mut mpsc::UnboundedReceiver<FakeLink>) -> FakeLink {
+    tokio::time::timeout(WAIT, links.recv()).await.expect("the agent did not connect").expect("registry gone")
+}
+
+/// Records what the agent asked of the gateway.
+#[derive(Default)]
+struct Recorder {
+    terminated: Mutex<Vec<String>>,
+    warnings: Mutex<Vec<String>>,
+    locks: Mutex<Vec<usize>>,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl GatewayHandler for Recorder {
+    async fn terminate(&self, command: &TerminateCommand) -> CommandResult {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.terminated.lock().unwrap().push(command.user_message.clone());
+        CommandResult::Done
+    }
+
+    async fn idle_warning(&self, warning: &IdleWarning) {
+        self.warnings.lock().unwrap().push(warning.session_id.clone());
+    }
+
+    async fn locks_changed(&self, locks: &[Lock]) {
+        self.locks.lock().unwrap().push(locks.len());
+    }
+}
+
+fn config(url: &str) -> AgentConfig {
+    AgentConfig {
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(400),
+        ..AgentConfig::new(url, "gw-fra-01").with_credential("s3cret")
+    }
+}
+
+fn start(user: &str) -> SessionStart {
+    SessionStart {
+        user: user.into(),
+        resource_name: "prod-db-01".into(),
+        resource_type: ResourceType::Ssh as i32,
+        device: "alice-macbook".into(),
+        client_ip: "81.2.69.160".into(),
+        started_at: None,
+        user_groups: vec![],
+    }
+}
+
+/// Polls `condition` until it holds or the deadline passes.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A connected agent holding the given sessions (admitted through the protocol).
+async fn connected_with(
+    url: &str,
+    links: &mut mpsc::UnboundedReceiver<FakeLink>,
+    handler: Arc<Recorder>,
+    session_ids: &[&str],
+) -> (Agent, FakeLink) {
+    let agent = Agent::start(config(url), handler);
+    let mut link = next_link(links).await;
+    link.hello().await;
+    link.welcome("replica-a").await;
+    agent.wait_connected(WAIT).await.unwrap();
+    for session_id in session_ids {
+        let opening = tokio::spawn({
+            let agent = agent.clone();
+            async move { agent.open_session(start("alice@acme.example")).await }
+        });
+        link.decide(true, session_id).await;
+        assert!(opening.await.unwrap().unwrap().allowed);
+    }
+    (agent, link)
+}
+
+#[tokio::test]
+async fn the_hello_introduces_the_gateway_and_the_welcome_connects_it() {
+    let (url, mut links) = fake_registry().await;
+    let agent = Agent::start(config(&url), Arc::new(Recorder::default()));
+    let mut link = next_link(&mut links).await;
+    let hello = link.hello().await;
+    assert_eq!(hello.gateway_id, "gw-fra-01");
+    assert_eq!(hello.credential, "s3cret");
+    assert_eq!(hello.agent_version, env!("CARGO_PKG_VERSION"));
+    assert!(hello.sessions.is_empty());
+
+    // Said hello, not welcomed yet: admissions are refused at once.
+    assert_eq!(*agent.state().borrow(), LinkState::Connecting);
+    assert!(matches!(agent.open_session(start("a@b")).await, Err(AgentError::Unavailable)));
+
+    link.welcome("replica-a").await;
+    agent.wait_connected(WAIT).await.unwrap();
+    assert_eq!(*agent.state().borrow(), LinkState::Connected { replica: "replica-a".into() });
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn admissions_round_trip_and_allowed_sessions_are_held() {
+    let (url, mut links) = fake_registry().await;
+    let (agent, mut link) = connected_with(&url, &mut links, Arc::new(Recorder::default()), &[]).await;
+
+    let opening = tokio::spawn({
+        let agent = agent.clone();
+        async move { agent.open_session(start("alice@acme.example")).await }
+    });
+    let sent = link.decide(true, "s-1").await;
+    assert_eq!(sent.user, "alice@acme.example");
+    let admission: Admission = opening.await.unwrap().unwrap();
+    assert!(admission.allowed);
+    assert_eq!(admission.session_id, "s-1");
+    assert_eq!(admission.evicted_session_ids, ["old-1"]);
+    let held = agent.sessions();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].session_id, "s-1");
+    assert_eq!(held[0].start.user, "alice@acme.example");
+
+    let opening = tokio::spawn({
+        let agent = agent.clone();
+        async move { agent.open_session(start("mallory@acme.example")).await }
+    });
+    link.decide(false, "").await;
+    let refused = opening.await.unwrap().unwrap();
+    assert!(!refused.allowed);
+    assert_eq!(refused.reason, "locked");
+    assert_eq!(agent.session_count(), 1);
+
+    // Malformed starts never reach the registry.
+    let bad = SessionStart { client_ip: "not-an-ip".into(), ..start("a@b") };
+    assert!(matches!(agent.open_session(bad).await, Err(AgentError::InvalidInput(_))));
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_late_admission_times_out_and_the_session_is_closed_when_allowed_after_all() {
+    let (url, mut links) = fake_registry().await;
+    let agent = Agent::start(
+        AgentConfig { admission_timeout: Duration::from_millis(100), ..config(&url) },
+        Arc::new(Recorder::default()),
+    );
+    let mut link = next_link(&mut links).await;
+    link.hello().await;
+    link.welcome("replica-a").await;
+    agent.wait_connected(WAIT).await.unwrap();
+
+    let result = agent.open_session(start("alice@acme.example")).await;
+    assert!(matches!(result, Err(AgentError::Timeout)), "{result:?}");
+    // The registry answers after all: the gateway never let the user in, so the agent closes it.
+    link.decide(true, "s-late").await;
+    match link.recv_skipping_heartbeats().await {
+        Up::SessionClosed(closed) => {
+            assert_eq!(closed.session_id, "s-late");
+            assert_eq!(closed.reason, EndReason::GatewayClosed as i32);
+        }
+        other => panic!("expected a SessionClosed, got {other:?}"),
+    }
+    assert_eq!(agent.session_count(), 0);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn activity_is_batched_per_interval_and_heartbeats_fill_silence() {
+    let (url, mut links) = fake_registry().await;
+    let agent = Agent::start(config(&url), Arc::new(Recorder::default()));
+    let mut link = next_link(&mut links).await;
+    link.hello().await;
+    link.welcome_with(Welcome {
+        replica: "replica-a".into(),
+        activity_interval_ms: 100,
+        heartbeat_interval_ms: 150,
+        ..Default::default()
+    })
+    .await;
+    agent.wait_connected(WAIT).await.unwrap();
+    let opening = tokio::spawn({
+        let agent = agent.clone();
+        async move { agent.open_session(start("alice@acme.example")).await }
+    });
+    link.decide(true, "s-1").await;
+    opening.await.unwrap().unwrap();
+
+    let typed_at = SystemTime::now();
+    agent.record_activity("s-1", Some(typed_at - Duration::from_secs(2)), 10, 100);
+    agent.record_activity("s-1", Some(typed_at), 20, 200);
+    agent.record_activity("s-1", None, 30, 300);
+    let batch = match link.recv_skipping_heartbeats().await {
+        Up::Activity(batch) => batch,
+        other => panic!("expected an activity batch, got {other:?}"),
+    };
+    assert_eq!(batch.sessions.len(), 1);
+    let activity = &batch.sessions[0];
+    assert_eq!((activity.session_id.as_str(), activity.bytes_in, activity.bytes_out), ("s-1", 30, 300));
+    assert_eq!(activity.last_input_at, Some(Timestamp::from(typed_at)));
+
+    // Nothing more to report: the link carries heartbeats only.
+    for _ in 0..2 {
+        assert!(matches!(link.recv().await, Up::Heartbeat(Heartbeat { sent_at: Some(_) })));
+    }
+    agent.shutdown().await;
+}
+
+
+#[tokio::test]
+async fn a_terminate_command_runs_once_and_is_acknowledged_every_time() {
+    let (url, mut links) = fake_registry().await;
+    let recorder = Arc::new(Recorder::default());
+    let (agent, mut link) = connected_with(&url, &mut links, Arc::clone(&recorder), &["s-1"]).await;
+
+    let command = TerminateCommand {
+        command_id: "c-1".into(),
+        termination_id: "t-1".into(),
+        session_id: "s-1".into(),
+        reason: EndReason::Admin as i32,
+        user_message: "You have been disconnected by an administrator".into(),
+        issued_at: None,
+    };
+    for _ in 0..2 {
+        link.send(Down::Terminate(command.clone())).await;
+        match link.recv_skipping_heartbeats().await {
+            Up::CommandAck(ack) => {
+                assert_eq!((ack.command_id.as_str(), ack.session_id.as_str()), ("c-1", "s-1"));
+                assert_eq!(ack.outcome, CommandOutcome::Done as i32);
+            }
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+    assert_eq!(recorder.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(*recorder.terminated.lock().unwrap(), ["You have been disconnected by an administrator"]);
+    assert_eq!(agent.session_count(), 0);
+
+    // A session the gateway does not hold: NOT_FOUND, and the gateway is not bothered.
+    let other = TerminateCommand { command_id: "c-2".into(), session_id: "s-gone".into(), ..command };
+    link.send(Down::Terminate(other)).await;
+    assert!(matches!(link.recv_skipping_heartbeats().await,
+        Up::CommandAck(ack) if ack.outcome == CommandOutcome::NotFound as i32 && ack.command_id == "c-2"));
+    assert_eq!(recorder.calls.load(Ordering::SeqCst), 1);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn locks_and_idle_warnings_reach_the_gateway() {
+    let (url, mut links) = fake_registry().await;
+    let recorder = Arc::new(Recorder::default());
+    let (agent, link) = connected_with(&url, &mut links, Arc::clone(&recorder), &["s-1"]).await;
+
+    let lock = Lock { id: "l-1".into(), message: "Account under review".into(), ..Default::default() };
+    link.send(Down::LockUpdate(LockUpdate { locks: vec![lock.clone()] })).await;
+    link.send(Down::IdleWarning(IdleWarning { session_id: "s-unknown".into(), ..Default::default() })).await;
+    link.send(Down::IdleWarning(IdleWarning { session_id: "s-1".into(), ..Default::default() })).await;
+    eventually("the idle warning", || !recorder.warnings.lock().unwrap().is_empty()).await;
+    // Handler calls are in the registry's order, and only for held sessions.
+    assert_eq!(*recorder.locks.lock().unwrap(), [1]);
+    assert_eq!(*recorder.warnings.lock().unwrap(), ["s-1"]);
+    assert_eq!(agent.locks(), [lock]);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dropped_link_fails_waiters_and_the_next_hello_carries_the_held_sessions() {
+    let (url, mut links) = fake_registry().await;
+    let (agent, mut link) = connected_with(&url, &mut links, Arc::new(Recorder::default()), &["s-1", "s-2"]).await;
+    agent.record_activity("s-1", Some(SystemTime::now()), 111, 222);
+    assert!(agent.forget_session("s-2"));
+
+    let waiting = tokio::spawn({
+        let agent = agent.clone();
+        async move { agent.open_session(start("bob@acme.example")).await }
+    });
+    // Cut the link once the request is out (an activity batch may come first).
+    while !matches!(link.recv().await, Up::SessionOpened(_)) {}
+    drop(link);
+    let result = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
+    assert!(matches!(result, Err(AgentError::Unavailable)), "{result:?}");
+
+    let mut link = next_link(&mut links).await;
+    let hello = link.hello().await;
+    let ids: Vec<&str> = hello.sessions.iter().map(|s| s.session_id.as_str()).collect();
+    assert_eq!(ids, ["s-1"]);
+    assert_eq!((hello.sessions[0].bytes_in, hello.sessions[0].bytes_out), (111, 222));
+    assert_eq!(hello.sessions[0].start.as_ref().map(|s| s.user.as_str()), Some("alice@acme.example"));
+    link.welcome("replica-b").await;
+    eventually("reconnected", || agent.is_connected()).await;
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_close_while_offline_stays_in_the_snapshot_and_follows_the_welcome() {
+    let (url, mut links) = fake_registry().await;
+    let (agent, link) = connected_with(&url, &mut links, Arc::new(Recorder::default()), &["s-1", "s-2"]).await;
+    drop(link);
+    eventually("the link is down", || !agent.is_connected()).await;
+    agent.close_session("s-1", EndReason::UserClosed, "logout").await;
+    assert_eq!(agent.session_count(), 1);
+
+    let mut link = next_link(&mut links).await;
+    let mut ids: Vec<String> = link.hello().await.sessions.into_iter().map(|s| s.session_id).collect();
+    ids.sort();
+    assert_eq!(ids, ["s-1", "s-2"]);
+    link.welcome("replica-b").await;
+    match link.recv_skipping_heartbeats().await {
+        Up::SessionClosed(closed) => {
+            assert_eq!(closed.session_id, "s-1");
+            assert_eq!(closed.reason, EndReason::UserClosed as i32);
+            assert_eq!(closed.detail, "logout");
+            assert!(closed.ended_at.is_some());
+        }
+        other => panic!("expected the queued SessionClosed, got {other:?}"),
+    }
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_hello_is_reported_and_retried_slowly() {
+    let (url, mut links) = fake_registry().await;
+    let agent = Agent::start(config(&url), Arc::new(Recorder::default()));
+    let mut link = next_link(&mut links).await;
+    link.hello().await;
+    let refused_at = Instant::now();
+    link.outbound.send(Err(Status::unauthenticated("unknown gateway credential"))).await.unwrap();
+
+    match agent.wait_connected(WAIT).await {
+        Err(AgentError::Rejected(status)) => assert_eq!(status.code(), tonic::Code::Unauthenticated),
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert!(
+        matches!(&*agent.state().borrow(), LinkState::Disconnected { error } if error.contains("unknown gateway credential"))
+    );
+    // The retry waits the (jittered) maximum backoff, not the 10 ms initial one.
+    let mut link = next_link(&mut links).await;
+    assert!(refused_at.elapsed() >= Duration::from_millis(200), "retried after {:?}", refused_at.elapsed());
+    link.hello().await;
+    link.welcome("replica-a").await;
+    agent.wait_connected(WAIT).await.unwrap();
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reconnect_request_is_followed_at_once() {
+    let (url, mut links) = fake_registry().await;
+    // A long backoff: if the agent used it, the new link would take seconds.
+    let agent = Agent::start(
+        AgentConfig { initial_backoff: Duration::from_secs(30), max_backoff: Duration::from_secs(60), ..config(&url) },
+        Arc::new(Recorder::default()),
+    );
+    let mut link = next_link(&mut links).await;
+    link.hello().await;
+    link.welcome("replica-a").await;
+    agent.wait_connected(WAIT).await.unwrap();
+
+    link.send(Down::Reconnect(Reconnect { reason: "replica shutting down".into() })).await;
+    let mut next = tokio::time::timeout(Duration::from_secs(3), links.recv()).await.unwrap().unwrap();
+    next.hello().await;
+    next.welcome("replica-b").await;
+    eventually("connected to replica-b", || {
+        *agent.state().borrow() == LinkState::Connected { replica: "replica-b".into() }
+    })
+    .await;
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_the_stream_cleanly() {
+    let (url, mut links) = fake_registry().await;
+    let (agent, mut link) = connected_with(&url, &mut links, Arc::new(Recorder::default()), &["s-1"]).await;
+    let closing = tokio::spawn({
+        let agent = agent.clone();
+        async move { agent.shutdown().await }
+    });
+    // The registry sees the request stream end (not an error), then ends its side.
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            match link.inbound.next().await {
+                Some(Ok(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(end.is_none(), "expected a clean end, got {end:?}");
+    drop(link);
+    closing.await.unwrap();
+    assert!(matches!(&*agent.state().borrow(), LinkState::Disconnected { .. }));
+    assert!(matches!(agent.open_session(start("a@b")).await, Err(AgentError::Unavailable)));
+    assert!(matches!(agent.wait_connected(Duration::from_millis(50)).await, Err(AgentError::Unavailable)));
+}
