@@ -570,3 +570,50 @@ async fn the_embedded_default_works_the_same_on_sqlite_and_the_in_process_bus() 
     assert_eq!(page.sessions.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![admission.session_id]);
     registry.stop().await;
 }
+
+#[tokio::test]
+async fn sessionctl_lists_gets_and_counts_against_a_real_registry() {
+    use clap::Parser;
+    init_logs();
+    let schema = TestSchema::new().await;
+    let registry = TestRegistry::on_postgres(&schema, &unique_namespace(), test_settings("r1")).await;
+    let agent = registry.agent("gw-cli", Arc::default()).await;
+    let admission = agent
+        .open_session(start("olivia@acme.example", "finance-portal", ResourceType::Web, "81.2.69.142"))
+        .await
+        .expect("admission");
+
+    let run = |args: Vec<String>| async move {
+        let cli = sessionctl::Cli::try_parse_from(args).expect("arguments parse");
+        let mut out = Vec::new();
+        sessionctl::run(cli, &mut out).await.map(|()| String::from_utf8(out).expect("utf-8"))
+    };
+    let server = registry.url();
+    let args = |rest: &[&str]| {
+        ["sessionctl", "--server", server.as_str()].iter().chain(rest).map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+
+    let table = run(args(&["sessions", "list"])).await.expect("list");
+    assert!(table.contains("olivia@acme.example"), "{table}");
+    assert!(table.contains("finance-portal (Web)"), "{table}");
+    assert!(table.contains("Active"), "{table}");
+
+    let json = run(args(&["-o", "json", "sessions", "list", "--type", "web"])).await.expect("list json");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(value["sessions"][0]["id"], admission.session_id.as_str(), "{json}");
+
+    let empty = run(args(&["-o", "json", "sessions", "list", "--type", "rdp"])).await.expect("list json");
+    let value: serde_json::Value = serde_json::from_str(&empty).expect("valid JSON");
+    assert_eq!(value["sessions"].as_array().map(Vec::len), Some(0), "{empty}");
+
+    let detail = run(args(&["sessions", "get", &admission.session_id])).await.expect("get");
+    assert!(detail.contains("81.2.69.142") && detail.contains("gw-cli"), "{detail}");
+
+    let error = run(args(&["sessions", "get", "6f9619ff-8b86-d011-b42d-00c04fc964ff"])).await.expect_err("not found");
+    assert_eq!(error.exit_code(), 1, "{error}");
+    assert!(error.to_string().contains("not found"), "{error}");
+
+    let stats = run(args(&["stats"])).await.expect("stats");
+    assert!(stats.contains('1'), "{stats}");
+    registry.stop().await;
+}

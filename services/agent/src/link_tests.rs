@@ -201,6 +201,15 @@ async fn connected_with(
     (agent, link)
 }
 
+/// Shuts the agent down the way a registry sees it: once the agent's half of the stream ends, the registry
+/// ends its own (otherwise the agent waits its grace period for it).
+async fn hang_up(agent: Agent, mut link: FakeLink) {
+    let closing = tokio::spawn(async move { agent.shutdown().await });
+    while let Some(Ok(_)) = tokio::time::timeout(WAIT, link.inbound.next()).await.expect("the agent did not hang up") {}
+    drop(link);
+    closing.await.unwrap();
+}
+
 #[tokio::test]
 async fn the_hello_introduces_the_gateway_and_the_welcome_connects_it() {
     let (url, mut links) = fake_registry().await;
@@ -219,7 +228,7 @@ async fn the_hello_introduces_the_gateway_and_the_welcome_connects_it() {
     link.welcome("replica-a").await;
     agent.wait_connected(WAIT).await.unwrap();
     assert_eq!(*agent.state().borrow(), LinkState::Connected { replica: "replica-a".into() });
-    agent.shutdown().await;
+    hang_up(agent, link).await;
 }
 
 #[tokio::test]
@@ -255,7 +264,7 @@ async fn admissions_round_trip_and_allowed_sessions_are_held() {
     // Malformed starts never reach the registry.
     let bad = SessionStart { client_ip: "not-an-ip".into(), ..start("a@b") };
     assert!(matches!(agent.open_session(bad).await, Err(AgentError::InvalidInput(_))));
-    agent.shutdown().await;
+    hang_up(agent, link).await;
 }
 
 #[tokio::test]
@@ -282,7 +291,7 @@ async fn a_late_admission_times_out_and_the_session_is_closed_when_allowed_after
         other => panic!("expected a SessionClosed, got {other:?}"),
     }
     assert_eq!(agent.session_count(), 0);
-    agent.shutdown().await;
+    hang_up(agent, link).await;
 }
 
 #[tokio::test]
@@ -323,7 +332,7 @@ async fn activity_is_batched_per_interval_and_heartbeats_fill_silence() {
     for _ in 0..2 {
         assert!(matches!(link.recv().await, Up::Heartbeat(Heartbeat { sent_at: Some(_) })));
     }
-    agent.shutdown().await;
+    hang_up(agent, link).await;
 }
 
 
@@ -361,7 +370,7 @@ async fn a_terminate_command_runs_once_and_is_acknowledged_every_time() {
     assert!(matches!(link.recv_skipping_heartbeats().await,
         Up::CommandAck(ack) if ack.outcome == CommandOutcome::NotFound as i32 && ack.command_id == "c-2"));
     assert_eq!(recorder.calls.load(Ordering::SeqCst), 1);
-    agent.shutdown().await;
+    hang_up(agent, link).await;
 }
 
 #[tokio::test]
@@ -379,7 +388,7 @@ async fn locks_and_idle_warnings_reach_the_gateway() {
     assert_eq!(*recorder.locks.lock().unwrap(), [1]);
     assert_eq!(*recorder.warnings.lock().unwrap(), ["s-1"]);
     assert_eq!(agent.locks(), [lock]);
-    agent.shutdown().await;
+    hang_up(agent, link).await;
 }
 
 #[tokio::test]
@@ -407,7 +416,7 @@ async fn a_dropped_link_fails_waiters_and_the_next_hello_carries_the_held_sessio
     assert_eq!(hello.sessions[0].start.as_ref().map(|s| s.user.as_str()), Some("alice@acme.example"));
     link.welcome("replica-b").await;
     eventually("reconnected", || agent.is_connected()).await;
-    agent.shutdown().await;
+    hang_up(agent, link).await;
 }
 
 #[tokio::test]
@@ -433,7 +442,7 @@ async fn a_close_while_offline_stays_in_the_snapshot_and_follows_the_welcome() {
         }
         other => panic!("expected the queued SessionClosed, got {other:?}"),
     }
-    agent.shutdown().await;
+    hang_up(agent, link).await;
 }
 
 #[tokio::test]
@@ -458,7 +467,7 @@ async fn a_refused_hello_is_reported_and_retried_slowly() {
     link.hello().await;
     link.welcome("replica-a").await;
     agent.wait_connected(WAIT).await.unwrap();
-    agent.shutdown().await;
+    hang_up(agent, link).await;
 }
 
 #[tokio::test]
@@ -482,7 +491,7 @@ async fn a_reconnect_request_is_followed_at_once() {
         *agent.state().borrow() == LinkState::Connected { replica: "replica-b".into() }
     })
     .await;
-    agent.shutdown().await;
+    hang_up(agent, next).await;
 }
 
 #[tokio::test]
