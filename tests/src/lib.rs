@@ -50,7 +50,12 @@ impl TestSchema {
         let name = format!("vigil_test_{}", uuid::Uuid::new_v4().simple());
         database::create_schema(&database_url(), &name)
             .await
-            .unwrap_or_else(|error| panic!("cannot create a test schema in PostgreSQL at {}: {error}", database_url()));
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot create a test schema in PostgreSQL at {}: {error}",
+                    database_url()
+                )
+            });
         let config = DatabaseConfig {
             url: database_url(),
             schema: Some(name.clone()),
@@ -62,7 +67,9 @@ impl TestSchema {
 
     /// A migrated store on this schema (each call opens its own connection pool, as a replica would).
     pub async fn store(&self) -> Arc<SqlStore> {
-        vigil_registry::app::open_store(&self.config, true).await.expect("open and migrate the test schema")
+        vigil_registry::app::open_store(&self.config, true)
+            .await
+            .expect("open and migrate the test schema")
     }
 }
 
@@ -82,7 +89,11 @@ impl Drop for TestSchema {
 
 /// A Redis bus in a namespace of its own (share the namespace to make replicas see each other).
 pub async fn redis_bus(namespace: &str) -> Arc<RedisBus> {
-    let config = RedisBusConfig { url: redis_url(), namespace: namespace.to_owned(), ..RedisBusConfig::default() };
+    let config = RedisBusConfig {
+        url: redis_url(),
+        namespace: namespace.to_owned(),
+        ..RedisBusConfig::default()
+    };
     Arc::new(
         RedisBus::connect(config)
             .await
@@ -119,17 +130,27 @@ pub struct TestRegistry {
 impl TestRegistry {
     pub async fn start(settings: RegistrySettings, store: Arc<dyn SessionStore>, bus: Arc<dyn ControlBus>) -> Self {
         let shutdown = CancellationToken::new();
-        let registry = Registry::start(settings, store, bus, shutdown.clone()).await.expect("start the registry");
-        let server =
-            Server::new(ServerConfig::default()).add_service(registry.sessions_service()).add_service(registry.link_service());
+        let registry = Registry::start(settings, store, bus, shutdown.clone())
+            .await
+            .expect("start the registry");
+        let server = Server::new(ServerConfig::default())
+            .add_service(registry.sessions_service())
+            .add_service(registry.link_service());
         server.readiness().set_all(true).await;
-        let listener = vigil_runtime::server::bind("127.0.0.1:0".parse().expect("address")).await.expect("bind");
+        let listener = vigil_runtime::server::bind("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local address");
         let server_shutdown = shutdown.clone();
         let server = tokio::spawn(async move {
             server.serve(listener, server_shutdown).await.expect("serve");
         });
-        Self { addr, registry, shutdown, server: Some(server) }
+        Self {
+            addr,
+            registry,
+            shutdown,
+            server: Some(server),
+        }
     }
 
     /// PostgreSQL + Redis, the production pair.
@@ -140,8 +161,13 @@ impl TestRegistry {
     /// SQLite + in-process bus, the embedded default.
     pub async fn embedded(settings: RegistrySettings) -> (Self, tempdir::TempDir) {
         let dir = tempdir::TempDir::new();
-        let config = DatabaseConfig { url: format!("sqlite://{}/vigil.db?mode=rwc", dir.path().display()), ..Default::default() };
-        let store = vigil_registry::app::open_store(&config, true).await.expect("open SQLite");
+        let config = DatabaseConfig {
+            url: format!("sqlite://{}/vigil.db?mode=rwc", dir.path().display()),
+            ..Default::default()
+        };
+        let store = vigil_registry::app::open_store(&config, true)
+            .await
+            .expect("open SQLite");
         (Self::start(settings, store, Arc::new(InProcessBus::new())).await, dir)
     }
 
@@ -150,7 +176,9 @@ impl TestRegistry {
     }
 
     pub async fn channel(&self) -> Channel {
-        vigil_runtime::server::connect_channel(&self.url(), Duration::from_secs(5)).await.expect("connect")
+        vigil_runtime::server::connect_channel(&self.url(), Duration::from_secs(5))
+            .await
+            .expect("connect")
     }
 
     pub async fn sessions_client(&self) -> SessionRegistryClient<Channel> {

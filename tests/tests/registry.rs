@@ -29,23 +29,42 @@ async fn agent_opens_sessions_and_they_are_listed_with_every_field() {
     let agent = registry.agent("gw-fra-01", Arc::default()).await;
 
     let admission = agent
-        .open_session(start("alice@acme.example", "prod-db-01", ResourceType::Ssh, "81.2.69.142"))
+        .open_session(start(
+            "alice@acme.example",
+            "prod-db-01",
+            ResourceType::Ssh,
+            "81.2.69.142",
+        ))
         .await
         .expect("admission");
     assert!(admission.allowed, "refused: {}", admission.reason);
     agent
-        .open_session(start("bob@acme.example", "finance-portal", ResourceType::Web, "2001:db8::7"))
+        .open_session(start(
+            "bob@acme.example",
+            "finance-portal",
+            ResourceType::Web,
+            "2001:db8::7",
+        ))
         .await
         .expect("admission");
 
     let mut client = registry.sessions_client().await;
-    let page = list(&mut client, pb::ListSessionsRequest { filter: live_filter(), ..Default::default() }).await;
+    let page = list(
+        &mut client,
+        pb::ListSessionsRequest {
+            filter: live_filter(),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(page.total_size, 2);
     assert_eq!(page.sessions.len(), 2);
     assert!(page.next_page_token.is_empty());
 
     let alice = client
-        .get_session(pb::GetSessionRequest { id: admission.session_id.clone() })
+        .get_session(pb::GetSessionRequest {
+            id: admission.session_id.clone(),
+        })
         .await
         .expect("get")
         .into_inner();
@@ -59,19 +78,29 @@ async fn agent_opens_sessions_and_they_are_listed_with_every_field() {
     assert_eq!(alice.user_groups, vec!["engineering".to_string()]);
     assert!(alice.started_at.is_some() && alice.ended_at.is_none());
 
-    let gateways = client.list_gateways(pb::ListGatewaysRequest::default()).await.expect("gateways").into_inner();
+    let gateways = client
+        .list_gateways(pb::ListGatewaysRequest::default())
+        .await
+        .expect("gateways")
+        .into_inner();
     assert_eq!(gateways.gateways.len(), 1);
     assert!(gateways.gateways[0].connected);
     assert_eq!(gateways.gateways[0].live_sessions, 2);
     assert_eq!(gateways.gateways[0].replica, "r1");
 
     // The user closes the session: it is DISCONNECTED with the reason, and no longer live.
-    agent.close_session(&admission.session_id, pb::EndReason::UserClosed, "logout").await;
+    agent
+        .close_session(&admission.session_id, pb::EndReason::UserClosed, "logout")
+        .await;
     let ended = eventually("the close to be recorded", || {
         let mut client = client.clone();
         let id = admission.session_id.clone();
         async move {
-            let session = client.get_session(pb::GetSessionRequest { id }).await.ok()?.into_inner();
+            let session = client
+                .get_session(pb::GetSessionRequest { id })
+                .await
+                .ok()?
+                .into_inner();
             (session.status == SessionStatus::Disconnected as i32).then_some(session)
         }
     })
@@ -85,7 +114,11 @@ async fn agent_opens_sessions_and_they_are_listed_with_every_field() {
     eventually("the gateway to show as disconnected", || {
         let mut client = client.clone();
         async move {
-            let gateways = client.list_gateways(pb::ListGatewaysRequest::default()).await.ok()?.into_inner();
+            let gateways = client
+                .list_gateways(pb::ListGatewaysRequest::default())
+                .await
+                .ok()?
+                .into_inner();
             (!gateways.gateways[0].connected).then_some(())
         }
     })
@@ -97,11 +130,19 @@ async fn agent_opens_sessions_and_they_are_listed_with_every_field() {
 async fn quiet_sessions_turn_idle_and_activity_brings_them_back() {
     init_logs();
     let schema = TestSchema::new().await;
-    let settings = vigil_registry::RegistrySettings { idle_after: Duration::from_millis(800), ..test_settings("r1") };
+    let settings = vigil_registry::RegistrySettings {
+        idle_after: Duration::from_millis(800),
+        ..test_settings("r1")
+    };
     let registry = TestRegistry::on_postgres(&schema, &unique_namespace(), settings).await;
     let agent = registry.agent("gw-idle", Arc::default()).await;
     let session = agent
-        .open_session(start("carol@acme.example", "win-jump-03", ResourceType::Rdp, "89.160.20.112"))
+        .open_session(start(
+            "carol@acme.example",
+            "win-jump-03",
+            ResourceType::Rdp,
+            "89.160.20.112",
+        ))
         .await
         .expect("admission")
         .session_id;
@@ -109,7 +150,13 @@ async fn quiet_sessions_turn_idle_and_activity_brings_them_back() {
     let reader = client.clone();
     let status_of = |id: String| {
         let mut client = reader.clone();
-        async move { client.get_session(pb::GetSessionRequest { id }).await.ok().map(|s| s.into_inner()) }
+        async move {
+            client
+                .get_session(pb::GetSessionRequest { id })
+                .await
+                .ok()
+                .map(|s| s.into_inner())
+        }
     };
 
     eventually("the quiet session to turn idle", || {
@@ -117,7 +164,11 @@ async fn quiet_sessions_turn_idle_and_activity_brings_them_back() {
         async move { status_of(id).await.filter(|s| s.status == SessionStatus::Idle as i32) }
     })
     .await;
-    let stats = client.get_stats(pb::GetStatsRequest::default()).await.expect("stats").into_inner();
+    let stats = client
+        .get_stats(pb::GetStatsRequest::default())
+        .await
+        .expect("stats")
+        .into_inner();
     assert_eq!((stats.active, stats.idle), (0, 1));
 
     agent.record_activity(&session, Some(SystemTime::now()), 4096, 1 << 20);
@@ -144,33 +195,88 @@ async fn list_filters_orders_and_pages() {
         for copy in 0..2 {
             let resource = format!("host-{copy}");
             let admission = agent
-                .open_session(start(&format!("{user}@acme.example"), &resource, kind, &format!("81.2.69.{}", index * 10 + copy)))
+                .open_session(start(
+                    &format!("{user}@acme.example"),
+                    &resource,
+                    kind,
+                    &format!("81.2.69.{}", index * 10 + copy),
+                ))
                 .await
                 .expect("admission");
             assert!(admission.allowed);
         }
     }
     let mut client = registry.sessions_client().await;
-    let filtered = |filter: pb::SessionFilter| pb::ListSessionsRequest { filter: Some(filter), ..Default::default() };
+    let filtered = |filter: pb::SessionFilter| pb::ListSessionsRequest {
+        filter: Some(filter),
+        ..Default::default()
+    };
 
-    let by_user = list(&mut client, filtered(pb::SessionFilter { user: "erin@acme.example".into(), ..Default::default() })).await;
+    let by_user = list(
+        &mut client,
+        filtered(pb::SessionFilter {
+            user: "erin@acme.example".into(),
+            ..Default::default()
+        }),
+    )
+    .await;
     assert_eq!(by_user.total_size, 2);
     assert!(by_user.sessions.iter().all(|s| s.user == "erin@acme.example"));
 
-    let by_type = list(&mut client, filtered(pb::SessionFilter { resource_type: ResourceType::Rdp as i32, ..Default::default() })).await;
+    let by_type = list(
+        &mut client,
+        filtered(pb::SessionFilter {
+            resource_type: ResourceType::Rdp as i32,
+            ..Default::default()
+        }),
+    )
+    .await;
     assert_eq!(by_type.total_size, 4);
-    assert!(by_type.sessions.iter().all(|s| s.resource_type == ResourceType::Rdp as i32));
+    assert!(
+        by_type
+            .sessions
+            .iter()
+            .all(|s| s.resource_type == ResourceType::Rdp as i32)
+    );
 
-    let by_gateway = list(&mut client, filtered(pb::SessionFilter { gateway_id: "gw-nyc-02".into(), ..Default::default() })).await;
+    let by_gateway = list(
+        &mut client,
+        filtered(pb::SessionFilter {
+            gateway_id: "gw-nyc-02".into(),
+            ..Default::default()
+        }),
+    )
+    .await;
     assert_eq!(by_gateway.total_size, 6);
 
-    let by_text = list(&mut client, filtered(pb::SessionFilter { query: "GRACE".into(), ..Default::default() })).await;
+    let by_text = list(
+        &mut client,
+        filtered(pb::SessionFilter {
+            query: "GRACE".into(),
+            ..Default::default()
+        }),
+    )
+    .await;
     assert_eq!(by_text.total_size, 2, "free text is case-insensitive");
 
-    let by_resource = list(&mut client, filtered(pb::SessionFilter { resource_name: "host-1".into(), ..Default::default() })).await;
+    let by_resource = list(
+        &mut client,
+        filtered(pb::SessionFilter {
+            resource_name: "host-1".into(),
+            ..Default::default()
+        }),
+    )
+    .await;
     assert_eq!(by_resource.total_size, 6);
 
-    let ended = list(&mut client, filtered(pb::SessionFilter { statuses: vec![SessionStatus::Disconnected as i32], ..Default::default() })).await;
+    let ended = list(
+        &mut client,
+        filtered(pb::SessionFilter {
+            statuses: vec![SessionStatus::Disconnected as i32],
+            ..Default::default()
+        }),
+    )
+    .await;
     assert_eq!(ended.total_size, 0);
 
     // Pages of 5 sorted by user ascending: every session once, in order, then no token.
@@ -203,7 +309,11 @@ async fn list_filters_orders_and_pages() {
 
     // Newest first by default.
     let newest = list(&mut client, pb::ListSessionsRequest::default()).await;
-    let starts: Vec<_> = newest.sessions.iter().map(|s| vigil_proto::millis_from_timestamp(s.started_at.as_ref().unwrap())).collect();
+    let starts: Vec<_> = newest
+        .sessions
+        .iter()
+        .map(|s| vigil_proto::millis_from_timestamp(s.started_at.as_ref().unwrap()))
+        .collect();
     assert!(starts.windows(2).all(|pair| pair[0] >= pair[1]));
     registry.stop().await;
 }
@@ -214,17 +324,33 @@ async fn stats_count_live_sessions_by_status_and_type() {
     let schema = TestSchema::new().await;
     let registry = TestRegistry::on_postgres(&schema, &unique_namespace(), test_settings("r1")).await;
     let agent = registry.agent("gw-stats", Arc::default()).await;
-    for (user, kind) in [("a", ResourceType::Ssh), ("b", ResourceType::Ssh), ("c", ResourceType::Web)] {
-        agent.open_session(start(user, "r", kind, "10.0.0.1")).await.expect("admission");
+    for (user, kind) in [
+        ("a", ResourceType::Ssh),
+        ("b", ResourceType::Ssh),
+        ("c", ResourceType::Web),
+    ] {
+        agent
+            .open_session(start(user, "r", kind, "10.0.0.1"))
+            .await
+            .expect("admission");
     }
-    let closed = agent.open_session(start("d", "r", ResourceType::Rdp, "10.0.0.2")).await.expect("admission");
-    agent.close_session(&closed.session_id, pb::EndReason::UserClosed, "").await;
+    let closed = agent
+        .open_session(start("d", "r", ResourceType::Rdp, "10.0.0.2"))
+        .await
+        .expect("admission");
+    agent
+        .close_session(&closed.session_id, pb::EndReason::UserClosed, "")
+        .await;
 
     let mut client = registry.sessions_client().await;
     let stats = eventually("the close to be counted", || {
         let mut client = client.clone();
         async move {
-            let stats = client.get_stats(pb::GetStatsRequest::default()).await.ok()?.into_inner();
+            let stats = client
+                .get_stats(pb::GetStatsRequest::default())
+                .await
+                .ok()?
+                .into_inner();
             (stats.ended_last_24h == 1).then_some(stats)
         }
     })
@@ -232,10 +358,19 @@ async fn stats_count_live_sessions_by_status_and_type() {
     assert_eq!(stats.active, 3);
     assert_eq!(stats.idle, 0);
     assert_eq!(stats.gateways_connected, 1);
-    let ssh = stats.by_type.iter().find(|t| t.resource_type == ResourceType::Ssh as i32).map(|t| t.live);
+    let ssh = stats
+        .by_type
+        .iter()
+        .find(|t| t.resource_type == ResourceType::Ssh as i32)
+        .map(|t| t.live);
     assert_eq!(ssh, Some(2));
     let filtered = client
-        .get_stats(pb::GetStatsRequest { filter: Some(pb::SessionFilter { user: "c".into(), ..Default::default() }) })
+        .get_stats(pb::GetStatsRequest {
+            filter: Some(pb::SessionFilter {
+                user: "c".into(),
+                ..Default::default()
+            }),
+        })
         .await
         .expect("stats")
         .into_inner();
@@ -249,25 +384,45 @@ async fn watch_sees_snapshot_then_every_change() {
     let schema = TestSchema::new().await;
     let registry = TestRegistry::on_postgres(&schema, &unique_namespace(), test_settings("r1")).await;
     let agent = registry.agent("gw-watch", Arc::default()).await;
-    let existing = agent.open_session(start("old", "r", ResourceType::Ssh, "10.1.1.1")).await.expect("admission");
+    let existing = agent
+        .open_session(start("old", "r", ResourceType::Ssh, "10.1.1.1"))
+        .await
+        .expect("admission");
 
     let mut client = registry.sessions_client().await;
     let mut events = client
-        .watch_sessions(pb::WatchSessionsRequest { filter: None, include_snapshot: true })
+        .watch_sessions(pb::WatchSessionsRequest {
+            filter: None,
+            include_snapshot: true,
+        })
         .await
         .expect("watch")
         .into_inner();
     let first = next_event(&mut events).await;
     assert_eq!(first.kind, pb::SessionEventKind::Snapshot as i32);
-    assert_eq!(first.session.as_ref().map(|s| s.id.clone()), Some(existing.session_id.clone()));
-    assert_eq!(next_event(&mut events).await.kind, pb::SessionEventKind::SnapshotDone as i32);
+    assert_eq!(
+        first.session.as_ref().map(|s| s.id.clone()),
+        Some(existing.session_id.clone())
+    );
+    assert_eq!(
+        next_event(&mut events).await.kind,
+        pb::SessionEventKind::SnapshotDone as i32
+    );
 
-    let new = agent.open_session(start("new", "r", ResourceType::Web, "10.1.1.2")).await.expect("admission");
+    let new = agent
+        .open_session(start("new", "r", ResourceType::Web, "10.1.1.2"))
+        .await
+        .expect("admission");
     let opened = next_event(&mut events).await;
     assert_eq!(opened.kind, pb::SessionEventKind::Opened as i32);
-    assert_eq!(opened.session.as_ref().map(|s| s.id.clone()), Some(new.session_id.clone()));
+    assert_eq!(
+        opened.session.as_ref().map(|s| s.id.clone()),
+        Some(new.session_id.clone())
+    );
 
-    agent.close_session(&new.session_id, pb::EndReason::UserClosed, "").await;
+    agent
+        .close_session(&new.session_id, pb::EndReason::UserClosed, "")
+        .await;
     let ended = next_event(&mut events).await;
     assert_eq!(ended.kind, pb::SessionEventKind::Ended as i32);
     let ended = ended.session.expect("session");
@@ -285,19 +440,40 @@ async fn a_watcher_on_one_replica_sees_changes_made_on_another() {
     let replica_b = TestRegistry::on_postgres(&schema, &namespace, test_settings("replica-b")).await;
 
     let mut watcher = replica_a.sessions_client().await;
-    let mut events = watcher.watch_sessions(pb::WatchSessionsRequest::default()).await.expect("watch").into_inner();
+    let mut events = watcher
+        .watch_sessions(pb::WatchSessionsRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
 
     let agent = replica_b.agent("gw-on-b", Arc::default()).await;
-    let admission = agent.open_session(start("zoe", "db", ResourceType::Ssh, "10.2.2.2")).await.expect("admission");
-    let event = tokio::time::timeout(PATIENCE, events.next()).await.expect("in time").expect("open").expect("event");
+    let admission = agent
+        .open_session(start("zoe", "db", ResourceType::Ssh, "10.2.2.2"))
+        .await
+        .expect("admission");
+    let event = tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("event");
     assert_eq!(event.kind, pb::SessionEventKind::Opened as i32);
-    assert_eq!(event.session.map(|s| (s.id, s.gateway_id)), Some((admission.session_id.clone(), "gw-on-b".into())));
+    assert_eq!(
+        event.session.map(|s| (s.id, s.gateway_id)),
+        Some((admission.session_id.clone(), "gw-on-b".into()))
+    );
 
     // And the session is visible through replica A's list: one source of truth.
     let mut client = replica_a.sessions_client().await;
     let page = list(&mut client, pb::ListSessionsRequest::default()).await;
-    assert_eq!(page.sessions.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![admission.session_id]);
-    let gateways = client.list_gateways(pb::ListGatewaysRequest::default()).await.expect("gateways").into_inner();
+    assert_eq!(
+        page.sessions.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        vec![admission.session_id]
+    );
+    let gateways = client
+        .list_gateways(pb::ListGatewaysRequest::default())
+        .await
+        .expect("gateways")
+        .into_inner();
     assert_eq!(gateways.gateways[0].replica, "replica-b");
     replica_a.stop().await;
     replica_b.stop().await;
@@ -311,16 +487,29 @@ async fn reconnecting_with_a_different_snapshot_reconciles() {
     let agent = registry.agent("gw-reconnect", Arc::default()).await;
     let mut ids = Vec::new();
     for user in ["kept", "lost-1", "lost-2"] {
-        ids.push(agent.open_session(start(user, "r", ResourceType::Ssh, "10.3.3.3")).await.expect("admission").session_id);
+        ids.push(
+            agent
+                .open_session(start(user, "r", ResourceType::Ssh, "10.3.3.3"))
+                .await
+                .expect("admission")
+                .session_id,
+        );
     }
     let held_before = agent.sessions();
     agent.shutdown().await;
 
     // The gateway comes back holding only "kept", plus a session the registry never saw.
     let unknown_id = uuid::Uuid::new_v4().to_string();
-    let kept = held_before.iter().find(|s| s.session_id == ids[0]).expect("kept is held");
+    let kept = held_before
+        .iter()
+        .find(|s| s.session_id == ids[0])
+        .expect("kept is held");
     let snapshot = vec![
-        pb::SnapshotSession { session_id: kept.session_id.clone(), start: Some(kept.start.clone()), ..Default::default() },
+        pb::SnapshotSession {
+            session_id: kept.session_id.clone(),
+            start: Some(kept.start.clone()),
+            ..Default::default()
+        },
         pb::SnapshotSession {
             session_id: unknown_id.clone(),
             start: Some(start("newcomer", "r", ResourceType::Web, "10.3.3.4")),
@@ -328,7 +517,9 @@ async fn reconnecting_with_a_different_snapshot_reconciles() {
             ..Default::default()
         },
     ];
-    let (welcome, _outbound, _inbound) = raw_link(&registry, "gw-reconnect", snapshot).await.expect("hello accepted");
+    let (welcome, _outbound, _inbound) = raw_link(&registry, "gw-reconnect", snapshot)
+        .await
+        .expect("hello accepted");
     let mut ended = welcome.ended_session_ids.clone();
     ended.sort();
     let mut expected = vec![ids[1].clone(), ids[2].clone()];
@@ -337,18 +528,33 @@ async fn reconnecting_with_a_different_snapshot_reconciles() {
     assert_eq!(welcome.registered_session_ids, vec![unknown_id.clone()]);
 
     let mut client = registry.sessions_client().await;
-    let lost = client.get_session(pb::GetSessionRequest { id: ids[1].clone() }).await.expect("get").into_inner();
+    let lost = client
+        .get_session(pb::GetSessionRequest { id: ids[1].clone() })
+        .await
+        .expect("get")
+        .into_inner();
     assert_eq!(lost.status, SessionStatus::Disconnected as i32);
     assert_eq!(lost.end_reason, pb::EndReason::Lost as i32);
-    let newcomer = client.get_session(pb::GetSessionRequest { id: unknown_id }).await.expect("get").into_inner();
-    assert_eq!((newcomer.user.as_str(), newcomer.gateway_id.as_str()), ("newcomer", "gw-reconnect"));
+    let newcomer = client
+        .get_session(pb::GetSessionRequest { id: unknown_id })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(
+        (newcomer.user.as_str(), newcomer.gateway_id.as_str()),
+        ("newcomer", "gw-reconnect")
+    );
     let live = list(&mut client, pb::ListSessionsRequest::default()).await;
     assert_eq!(live.total_size, 2);
     registry.stop().await;
 }
 
 async fn next_event(events: &mut tonic::Streaming<pb::SessionEvent>) -> pb::SessionEvent {
-    tokio::time::timeout(PATIENCE, events.next()).await.expect("an event in time").expect("stream open").expect("event")
+    tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .expect("an event in time")
+        .expect("stream open")
+        .expect("event")
 }
 
 /// Opens a link by hand (no SDK) and says hello; returns the welcome and the stream halves.
@@ -356,10 +562,26 @@ async fn raw_link(
     registry: &TestRegistry,
     gateway_id: &str,
     sessions: Vec<pb::SnapshotSession>,
-) -> Result<(pb::Welcome, tokio::sync::mpsc::Sender<pb::AgentMessage>, tonic::Streaming<pb::ControllerMessage>), tonic::Status> {
+) -> Result<
+    (
+        pb::Welcome,
+        tokio::sync::mpsc::Sender<pb::AgentMessage>,
+        tonic::Streaming<pb::ControllerMessage>,
+    ),
+    tonic::Status,
+> {
     let (outbound, receiver) = tokio::sync::mpsc::channel(16);
-    let hello = pb::Hello { gateway_id: gateway_id.into(), sessions, ..Default::default() };
-    outbound.send(pb::AgentMessage { message: Some(pb::agent_message::Message::Hello(hello)) }).await.expect("queue");
+    let hello = pb::Hello {
+        gateway_id: gateway_id.into(),
+        sessions,
+        ..Default::default()
+    };
+    outbound
+        .send(pb::AgentMessage {
+            message: Some(pb::agent_message::Message::Hello(hello)),
+        })
+        .await
+        .expect("queue");
     raw_connect(registry, outbound, receiver).await
 }
 
@@ -367,9 +589,19 @@ async fn raw_connect(
     registry: &TestRegistry,
     outbound: tokio::sync::mpsc::Sender<pb::AgentMessage>,
     receiver: tokio::sync::mpsc::Receiver<pb::AgentMessage>,
-) -> Result<(pb::Welcome, tokio::sync::mpsc::Sender<pb::AgentMessage>, tonic::Streaming<pb::ControllerMessage>), tonic::Status> {
+) -> Result<
+    (
+        pb::Welcome,
+        tokio::sync::mpsc::Sender<pb::AgentMessage>,
+        tonic::Streaming<pb::ControllerMessage>,
+    ),
+    tonic::Status,
+> {
     let mut client = pb::gateway_link_client::GatewayLinkClient::new(registry.channel().await);
-    let mut inbound = client.connect(tokio_stream::wrappers::ReceiverStream::new(receiver)).await?.into_inner();
+    let mut inbound = client
+        .connect(tokio_stream::wrappers::ReceiverStream::new(receiver))
+        .await?
+        .into_inner();
     let first = inbound.message().await?.and_then(|m| m.message);
     match first {
         Some(pb::controller_message::Message::Welcome(welcome)) => Ok((welcome, outbound, inbound)),
@@ -387,10 +619,18 @@ async fn bad_requests_get_precise_statuses_and_write_nothing() {
     let get = |id: &str| {
         let mut client = client.clone();
         let id = id.to_owned();
-        async move { client.get_session(pb::GetSessionRequest { id }).await.expect_err("must fail") }
+        async move {
+            client
+                .get_session(pb::GetSessionRequest { id })
+                .await
+                .expect_err("must fail")
+        }
     };
     let status = get("").await;
-    assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "id must not be empty"));
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::InvalidArgument, "id must not be empty")
+    );
     assert_eq!(get("not-a-uuid").await.code(), Code::InvalidArgument);
     assert_eq!(get(&"x".repeat(100_000)).await.code(), Code::InvalidArgument);
     let missing = get("6f9619ff-8b86-d011-b42d-00c04fc964ff").await;
@@ -398,14 +638,53 @@ async fn bad_requests_get_precise_statuses_and_write_nothing() {
     assert!(missing.message().contains("6f9619ff-8b86-d011-b42d-00c04fc964ff"));
 
     let bad_lists = [
-        pb::ListSessionsRequest { page_token: "never-issued".into(), ..Default::default() },
-        pb::ListSessionsRequest { page_size: -5, ..Default::default() },
-        pb::ListSessionsRequest { order_by: 99, ..Default::default() },
-        pb::ListSessionsRequest { filter: Some(pb::SessionFilter { statuses: vec![42], ..Default::default() }), ..Default::default() },
-        pb::ListSessionsRequest { filter: Some(pb::SessionFilter { resource_type: 7, ..Default::default() }), ..Default::default() },
-        pb::ListSessionsRequest { filter: Some(pb::SessionFilter { user: "u".repeat(257), ..Default::default() }), ..Default::default() },
-        pb::ListSessionsRequest { filter: Some(pb::SessionFilter { country_code: "Germany".into(), ..Default::default() }), ..Default::default() },
-        pb::ListSessionsRequest { filter: Some(pb::SessionFilter { client_ip: "1.2.3".into(), ..Default::default() }), ..Default::default() },
+        pb::ListSessionsRequest {
+            page_token: "never-issued".into(),
+            ..Default::default()
+        },
+        pb::ListSessionsRequest {
+            page_size: -5,
+            ..Default::default()
+        },
+        pb::ListSessionsRequest {
+            order_by: 99,
+            ..Default::default()
+        },
+        pb::ListSessionsRequest {
+            filter: Some(pb::SessionFilter {
+                statuses: vec![42],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        pb::ListSessionsRequest {
+            filter: Some(pb::SessionFilter {
+                resource_type: 7,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        pb::ListSessionsRequest {
+            filter: Some(pb::SessionFilter {
+                user: "u".repeat(257),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        pb::ListSessionsRequest {
+            filter: Some(pb::SessionFilter {
+                country_code: "Germany".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        pb::ListSessionsRequest {
+            filter: Some(pb::SessionFilter {
+                client_ip: "1.2.3".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
     ];
     for request in bad_lists {
         let status = client.list_sessions(request.clone()).await.expect_err("must fail");
@@ -416,11 +695,26 @@ async fn bad_requests_get_precise_statuses_and_write_nothing() {
     // A token from one query is refused for another.
     let agent = registry.agent("gw-bad", Arc::default()).await;
     for user in ["a", "b", "c"] {
-        agent.open_session(start(user, "r", ResourceType::Ssh, "10.4.4.4")).await.expect("admission");
+        agent
+            .open_session(start(user, "r", ResourceType::Ssh, "10.4.4.4"))
+            .await
+            .expect("admission");
     }
-    let page = list(&mut client, pb::ListSessionsRequest { page_size: 1, ..Default::default() }).await;
+    let page = list(
+        &mut client,
+        pb::ListSessionsRequest {
+            page_size: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     let status = client
-        .list_sessions(pb::ListSessionsRequest { page_size: 1, page_token: page.next_page_token, ascending: true, ..Default::default() })
+        .list_sessions(pb::ListSessionsRequest {
+            page_size: 1,
+            page_token: page.next_page_token,
+            ascending: true,
+            ..Default::default()
+        })
         .await
         .expect_err("must fail");
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -428,38 +722,75 @@ async fn bad_requests_get_precise_statuses_and_write_nothing() {
 
     // Bad session starts are refused with the reason, and nothing is recorded.
     for (bad, expected) in [
-        (start("mallory", "r", ResourceType::Ssh, "300.1.1.1"), "is not an IPv4 or IPv6 address"),
-        (start("", "r", ResourceType::Ssh, "10.0.0.1"), "start.user must not be empty"),
-        (start("mallory", "r", ResourceType::Unspecified, "10.0.0.1"), "resource_type must be SSH, RDP or WEB"),
-        (start(&"m".repeat(300), "r", ResourceType::Ssh, "10.0.0.1"), "at most 256"),
+        (
+            start("mallory", "r", ResourceType::Ssh, "300.1.1.1"),
+            "is not an IPv4 or IPv6 address",
+        ),
+        (
+            start("", "r", ResourceType::Ssh, "10.0.0.1"),
+            "start.user must not be empty",
+        ),
+        (
+            start("mallory", "r", ResourceType::Unspecified, "10.0.0.1"),
+            "resource_type must be SSH, RDP or WEB",
+        ),
+        (
+            start(&"m".repeat(300), "r", ResourceType::Ssh, "10.0.0.1"),
+            "at most 256",
+        ),
     ] {
         let decision = agent.open_session(bad.clone()).await;
         match decision {
             Ok(admission) => {
                 assert!(!admission.allowed);
-                assert!(admission.reason.contains(expected), "{} does not say {expected}", admission.reason);
+                assert!(
+                    admission.reason.contains(expected),
+                    "{} does not say {expected}",
+                    admission.reason
+                );
             }
             // The SDK validates before sending; its error names the same problem.
-            Err(error) => assert!(error.to_string().contains(expected) || matches!(error, vigil_agent::AgentError::InvalidInput(_)), "{error}"),
+            Err(error) => assert!(
+                error.to_string().contains(expected) || matches!(error, vigil_agent::AgentError::InvalidInput(_)),
+                "{error}"
+            ),
         }
     }
     let mut raw_start = start("mallory", "r", ResourceType::Ssh, "10.0.0.1");
     raw_start.resource_type = 42;
     let (_welcome, outbound, mut inbound) = raw_link(&registry, "gw-raw", vec![]).await.expect("hello");
-    let opened = pb::SessionOpened { request_id: "req-1".into(), start: Some(raw_start) };
-    outbound.send(pb::AgentMessage { message: Some(pb::agent_message::Message::SessionOpened(opened)) }).await.expect("send");
+    let opened = pb::SessionOpened {
+        request_id: "req-1".into(),
+        start: Some(raw_start),
+    };
+    outbound
+        .send(pb::AgentMessage {
+            message: Some(pb::agent_message::Message::SessionOpened(opened)),
+        })
+        .await
+        .expect("send");
     let decision = match inbound.message().await.expect("reply").and_then(|m| m.message) {
         Some(pb::controller_message::Message::Admission(decision)) => decision,
         other => panic!("expected a decision, got {other:?}"),
     };
     assert!(!decision.allowed);
     assert_eq!(decision.request_id, "req-1");
-    assert!(decision.reason.contains("start.resource_type 42 is not a known resource type"), "{}", decision.reason);
+    assert!(
+        decision
+            .reason
+            .contains("start.resource_type 42 is not a known resource type"),
+        "{}",
+        decision.reason
+    );
     let all = list(
         &mut client,
         pb::ListSessionsRequest {
             filter: Some(pb::SessionFilter {
-                statuses: vec![SessionStatus::Active as i32, SessionStatus::Idle as i32, SessionStatus::Disconnected as i32],
+                statuses: vec![
+                    SessionStatus::Active as i32,
+                    SessionStatus::Idle as i32,
+                    SessionStatus::Disconnected as i32,
+                ],
                 ..Default::default()
             }),
             ..Default::default()
@@ -476,25 +807,48 @@ async fn links_that_do_not_start_with_a_valid_hello_are_refused() {
     let schema = TestSchema::new().await;
     let registry = TestRegistry::on_postgres(&schema, &unique_namespace(), test_settings("r1")).await;
 
-    let status = raw_link(&registry, "gw with spaces", vec![]).await.expect_err("must be refused");
+    let status = raw_link(&registry, "gw with spaces", vec![])
+        .await
+        .expect_err("must be refused");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("hello.gateway_id"), "{}", status.message());
 
-    let bad_snapshot = vec![pb::SnapshotSession { session_id: "nope".into(), ..Default::default() }];
-    let status = raw_link(&registry, "gw-ok", bad_snapshot).await.expect_err("must be refused");
+    let bad_snapshot = vec![pb::SnapshotSession {
+        session_id: "nope".into(),
+        ..Default::default()
+    }];
+    let status = raw_link(&registry, "gw-ok", bad_snapshot)
+        .await
+        .expect_err("must be refused");
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("hello.sessions[0].session_id"), "{}", status.message());
+    assert!(
+        status.message().contains("hello.sessions[0].session_id"),
+        "{}",
+        status.message()
+    );
 
     let (outbound, receiver) = tokio::sync::mpsc::channel(4);
-    let heartbeat = pb::AgentMessage { message: Some(pb::agent_message::Message::Heartbeat(pb::Heartbeat::default())) };
+    let heartbeat = pb::AgentMessage {
+        message: Some(pb::agent_message::Message::Heartbeat(pb::Heartbeat::default())),
+    };
     outbound.send(heartbeat).await.expect("queue");
-    let status = raw_connect(&registry, outbound, receiver).await.expect_err("must be refused");
+    let status = raw_connect(&registry, outbound, receiver)
+        .await
+        .expect_err("must be refused");
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("first message on a link must be hello, not heartbeat"));
+    assert!(
+        status
+            .message()
+            .contains("first message on a link must be hello, not heartbeat")
+    );
 
     // Nothing was recorded for the refused links.
     let mut client = registry.sessions_client().await;
-    let gateways = client.list_gateways(pb::ListGatewaysRequest::default()).await.expect("gateways").into_inner();
+    let gateways = client
+        .list_gateways(pb::ListGatewaysRequest::default())
+        .await
+        .expect("gateways")
+        .into_inner();
     assert!(gateways.gateways.is_empty(), "{:?}", gateways.gateways);
     registry.stop().await;
 }
@@ -505,19 +859,51 @@ async fn an_agent_cannot_report_on_another_gateways_sessions() {
     let schema = TestSchema::new().await;
     let registry = TestRegistry::on_postgres(&schema, &unique_namespace(), test_settings("r1")).await;
     let honest = registry.agent("gw-honest", Arc::default()).await;
-    let victim = honest.open_session(start("victim", "r", ResourceType::Ssh, "10.5.5.5")).await.expect("admission").session_id;
+    let victim = honest
+        .open_session(start("victim", "r", ResourceType::Ssh, "10.5.5.5"))
+        .await
+        .expect("admission")
+        .session_id;
 
     let (_welcome, outbound, mut inbound) = raw_link(&registry, "gw-rogue", vec![]).await.expect("hello");
-    let close = pb::SessionClosed { session_id: victim.clone(), reason: pb::EndReason::UserClosed as i32, ..Default::default() };
-    outbound.send(pb::AgentMessage { message: Some(pb::agent_message::Message::SessionClosed(close)) }).await.expect("send");
+    let close = pb::SessionClosed {
+        session_id: victim.clone(),
+        reason: pb::EndReason::UserClosed as i32,
+        ..Default::default()
+    };
+    outbound
+        .send(pb::AgentMessage {
+            message: Some(pb::agent_message::Message::SessionClosed(close)),
+        })
+        .await
+        .expect("send");
     // A link handles its messages in order: once the next admission is answered, the close was handled.
-    let opened = pb::SessionOpened { request_id: "after-close".into(), start: Some(start("rogue", "r", ResourceType::Ssh, "10.5.5.6")) };
-    outbound.send(pb::AgentMessage { message: Some(pb::agent_message::Message::SessionOpened(opened)) }).await.expect("send");
+    let opened = pb::SessionOpened {
+        request_id: "after-close".into(),
+        start: Some(start("rogue", "r", ResourceType::Ssh, "10.5.5.6")),
+    };
+    outbound
+        .send(pb::AgentMessage {
+            message: Some(pb::agent_message::Message::SessionOpened(opened)),
+        })
+        .await
+        .expect("send");
     let reply = inbound.message().await.expect("reply").and_then(|m| m.message);
-    assert!(matches!(reply, Some(pb::controller_message::Message::Admission(ref d)) if d.request_id == "after-close"), "{reply:?}");
+    assert!(
+        matches!(reply, Some(pb::controller_message::Message::Admission(ref d)) if d.request_id == "after-close"),
+        "{reply:?}"
+    );
     let mut client = registry.sessions_client().await;
-    let victim = client.get_session(pb::GetSessionRequest { id: victim }).await.expect("get").into_inner();
-    assert_eq!(victim.status, SessionStatus::Active as i32, "a foreign gateway cannot end it");
+    let victim = client
+        .get_session(pb::GetSessionRequest { id: victim })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(
+        victim.status,
+        SessionStatus::Active as i32,
+        "a foreign gateway cannot end it"
+    );
     registry.stop().await;
 }
 
@@ -531,27 +917,47 @@ async fn health_and_reflection_answer() {
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     for service in ["", "vigil.v1.SessionRegistry", "vigil.v1.GatewayLink"] {
         let response = health
-            .check(tonic_health::pb::HealthCheckRequest { service: service.into() })
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .expect("health")
             .into_inner();
-        assert_eq!(response.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "{service}");
+        assert_eq!(
+            response.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service}"
+        );
     }
 
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
     let mut reflection = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut responses = reflection.server_reflection_info(futures::stream::iter([request])).await.expect("reflection").into_inner();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
     let response = responses.message().await.expect("response").expect("one response");
     let Some(MessageResponse::ListServicesResponse(services)) = response.message_response else {
         panic!("expected a service list");
     };
     let names: Vec<_> = services.service.into_iter().map(|s| s.name).collect();
-    for expected in ["vigil.v1.SessionRegistry", "vigil.v1.GatewayLink", "grpc.health.v1.Health"] {
-        assert!(names.iter().any(|name| name == expected), "{expected} missing from {names:?}");
+    for expected in [
+        "vigil.v1.SessionRegistry",
+        "vigil.v1.GatewayLink",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|name| name == expected),
+            "{expected} missing from {names:?}"
+        );
     }
     registry.stop().await;
 }
@@ -561,13 +967,27 @@ async fn the_embedded_default_works_the_same_on_sqlite_and_the_in_process_bus() 
     init_logs();
     let (registry, _dir) = TestRegistry::embedded(test_settings("embedded")).await;
     let mut client = registry.sessions_client().await;
-    let mut events = client.watch_sessions(pb::WatchSessionsRequest::default()).await.expect("watch").into_inner();
+    let mut events = client
+        .watch_sessions(pb::WatchSessionsRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
     let agent = registry.agent("gw-embedded", Arc::default()).await;
-    let admission = agent.open_session(start("sam", "db", ResourceType::Ssh, "10.6.6.6")).await.expect("admission");
-    let event = tokio::time::timeout(PATIENCE, events.next()).await.expect("in time").expect("open").expect("event");
+    let admission = agent
+        .open_session(start("sam", "db", ResourceType::Ssh, "10.6.6.6"))
+        .await
+        .expect("admission");
+    let event = tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("event");
     assert_eq!(event.kind, pb::SessionEventKind::Opened as i32);
     let page = list(&mut client, pb::ListSessionsRequest::default()).await;
-    assert_eq!(page.sessions.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![admission.session_id]);
+    assert_eq!(
+        page.sessions.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        vec![admission.session_id]
+    );
     registry.stop().await;
 }
 
@@ -579,18 +999,29 @@ async fn sessionctl_lists_gets_and_counts_against_a_real_registry() {
     let registry = TestRegistry::on_postgres(&schema, &unique_namespace(), test_settings("r1")).await;
     let agent = registry.agent("gw-cli", Arc::default()).await;
     let admission = agent
-        .open_session(start("olivia@acme.example", "finance-portal", ResourceType::Web, "81.2.69.142"))
+        .open_session(start(
+            "olivia@acme.example",
+            "finance-portal",
+            ResourceType::Web,
+            "81.2.69.142",
+        ))
         .await
         .expect("admission");
 
     let run = |args: Vec<String>| async move {
         let cli = sessionctl::Cli::try_parse_from(args).expect("arguments parse");
         let mut out = Vec::new();
-        sessionctl::run(cli, &mut out).await.map(|()| String::from_utf8(out).expect("utf-8"))
+        sessionctl::run(cli, &mut out)
+            .await
+            .map(|()| String::from_utf8(out).expect("utf-8"))
     };
     let server = registry.url();
     let args = |rest: &[&str]| {
-        ["sessionctl", "--server", server.as_str()].iter().chain(rest).map(|s| s.to_string()).collect::<Vec<_>>()
+        ["sessionctl", "--server", server.as_str()]
+            .iter()
+            .chain(rest)
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
     };
 
     let table = run(args(&["sessions", "list"])).await.expect("list");
@@ -598,18 +1029,26 @@ async fn sessionctl_lists_gets_and_counts_against_a_real_registry() {
     assert!(table.contains("finance-portal (Web)"), "{table}");
     assert!(table.contains("Active"), "{table}");
 
-    let json = run(args(&["-o", "json", "sessions", "list", "--type", "web"])).await.expect("list json");
+    let json = run(args(&["-o", "json", "sessions", "list", "--type", "web"]))
+        .await
+        .expect("list json");
     let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(value["sessions"][0]["id"], admission.session_id.as_str(), "{json}");
 
-    let empty = run(args(&["-o", "json", "sessions", "list", "--type", "rdp"])).await.expect("list json");
+    let empty = run(args(&["-o", "json", "sessions", "list", "--type", "rdp"]))
+        .await
+        .expect("list json");
     let value: serde_json::Value = serde_json::from_str(&empty).expect("valid JSON");
     assert_eq!(value["sessions"].as_array().map(Vec::len), Some(0), "{empty}");
 
-    let detail = run(args(&["sessions", "get", &admission.session_id])).await.expect("get");
+    let detail = run(args(&["sessions", "get", &admission.session_id]))
+        .await
+        .expect("get");
     assert!(detail.contains("81.2.69.142") && detail.contains("gw-cli"), "{detail}");
 
-    let error = run(args(&["sessions", "get", "6f9619ff-8b86-d011-b42d-00c04fc964ff"])).await.expect_err("not found");
+    let error = run(args(&["sessions", "get", "6f9619ff-8b86-d011-b42d-00c04fc964ff"]))
+        .await
+        .expect_err("not found");
     assert_eq!(error.exit_code(), 1, "{error}");
     assert!(error.to_string().contains("not found"), "{error}");
 

@@ -159,8 +159,13 @@ impl Agent {
         validate::session_start(&start)?;
         let request_id = format!("req-{}", self.inner.next_request.fetch_add(1, Ordering::Relaxed));
         let (waiter, mut decision) = oneshot::channel();
-        self.shared().lock().request_admission(request_id.clone(), start, waiter)?;
-        let pending = PendingAdmission { shared: self.shared(), request_id: &request_id };
+        self.shared()
+            .lock()
+            .request_admission(request_id.clone(), start, waiter)?;
+        let pending = PendingAdmission {
+            shared: self.shared(),
+            request_id: &request_id,
+        };
 
         match tokio::time::timeout(self.shared().config.admission_timeout, &mut decision).await {
             Ok(Ok(decision)) => Ok(decision.into()),
@@ -171,7 +176,10 @@ impl Agent {
                     return Err(AgentError::Timeout);
                 }
                 // The decision came while the timer fired: it is in the channel (or the link dropped).
-                decision.try_recv().map(Admission::from).map_err(|_| AgentError::Unavailable)
+                decision
+                    .try_recv()
+                    .map(Admission::from)
+                    .map_err(|_| AgentError::Unavailable)
             }
         }
     }
@@ -180,7 +188,9 @@ impl Agent {
     /// counters so far (running totals). Never blocks on the network: the link task sends the latest values
     /// of every changed session once per activity interval. Activity of sessions not held is ignored.
     pub fn record_activity(&self, session_id: &str, last_input_at: Option<SystemTime>, bytes_in: u64, bytes_out: u64) {
-        self.shared().lock().record_activity(session_id, last_input_at, bytes_in, bytes_out);
+        self.shared()
+            .lock()
+            .record_activity(session_id, last_input_at, bytes_in, bytes_out);
     }
 
     /// The gateway ended a session: removes it from the table and tells the registry.
@@ -189,16 +199,23 @@ impl Agent {
     /// as `GatewayClosed` (the others are the registry's to give). If the link is down, the close waits:
     /// the session stays in the next hello's snapshot, so the registry does not end it as lost, and the
     /// close is sent right after the `Welcome`. Closing a session not held (already terminated by the
-    /// registry, say) does nothing.
+    /// registry, say) does nothing. `detail` is recorded by the registry; control characters become
+    /// spaces and it is cut at 256 characters.
     pub async fn close_session(&self, session_id: &str, reason: EndReason, detail: &str) {
         let reason = match reason {
             EndReason::UserClosed | EndReason::GatewayClosed => reason,
             other => {
-                tracing::warn!(session_id, reason = other.as_str_name(), "gateways close with USER_CLOSED or GATEWAY_CLOSED; reporting GATEWAY_CLOSED");
+                tracing::warn!(
+                    session_id,
+                    reason = other.as_str_name(),
+                    "gateways close with USER_CLOSED or GATEWAY_CLOSED; reporting GATEWAY_CLOSED"
+                );
                 EndReason::GatewayClosed
             }
         };
-        self.shared().lock().close(session_id, reason, detail, SystemTime::now());
+        self.shared()
+            .lock()
+            .close(session_id, reason, detail, SystemTime::now());
     }
 
     /// Drops a session from the table without telling the registry, as if the gateway lost it without
@@ -262,7 +279,9 @@ impl Agent {
                 }
             }
         };
-        tokio::time::timeout(timeout, wait).await.unwrap_or(Err(AgentError::Timeout))
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Err(AgentError::Timeout))
     }
 
     /// Stops the link task: ends the stream cleanly (the registry sees the agent leave rather than a

@@ -124,7 +124,10 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(5);
         for _ in 0..100 {
             let delay = backoff.max_delay(&mut rng);
-            assert!(delay >= Duration::from_secs(5) && delay <= Duration::from_secs(10), "{delay:?}");
+            assert!(
+                delay >= Duration::from_secs(5) && delay <= Duration::from_secs(10),
+                "{delay:?}"
+            );
         }
     }
 

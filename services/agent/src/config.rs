@@ -16,7 +16,8 @@ pub struct AgentConfig {
     pub agent_version: String,
     /// How long [`Agent::open_session`](crate::Agent::open_session) waits for the admission decision.
     pub admission_timeout: Duration,
-    /// First reconnection delay; it doubles after each failed attempt.
+    /// First reconnection delay; it doubles after each failed attempt, and starts over once a link has
+    /// held for 10 s.
     pub initial_backoff: Duration,
     /// Longest reconnection delay; also the delay after the registry refused the hello.
     pub max_backoff: Duration,
@@ -54,7 +55,11 @@ impl AgentConfig {
 impl fmt::Debug for AgentConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The credential is a secret: say whether there is one, never what it is.
-        let credential = if self.credential.is_empty() { "<none>" } else { "<redacted>" };
+        let credential = if self.credential.is_empty() {
+            "<none>"
+        } else {
+            "<redacted>"
+        };
         f.debug_struct("AgentConfig")
             .field("registry_url", &self.registry_url)
             .field("gateway_id", &self.gateway_id)

@@ -35,7 +35,8 @@ pub enum CommandResult {
     Done,
     /// The gateway did not have the session any more: nothing to do.
     NotFound,
-    /// The gateway tried and failed; the text says why (it is recorded by the registry).
+    /// The gateway tried and failed; the text says why (it is recorded by the registry, cut at 256
+    /// characters).
     Failed(String),
 }
 

@@ -59,6 +59,8 @@
 //!
 //! [`simulate`] runs many such gateways with realistic users, for demos and benchmarks.
 
+#![warn(missing_docs)]
+
 mod agent;
 mod backoff;
 mod config;

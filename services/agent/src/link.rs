@@ -17,7 +17,7 @@ use vigil_proto::v1::agent_message::Message;
 use vigil_proto::v1::controller_message::Message as Command;
 use vigil_proto::v1::gateway_link_client::GatewayLinkClient;
 use vigil_proto::v1::{
-    ActivityBatch, AgentMessage, ControllerMessage, Heartbeat, Hello, TerminateCommand, Welcome,
+    ActivityBatch, AgentMessage, ControllerMessage, Heartbeat, Hello, SessionActivity, TerminateCommand, Welcome,
 };
 
 use crate::agent::Shared;
@@ -37,6 +37,13 @@ const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// HTTP/2 pings find a registry that vanished without closing the connection.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A link up this long counts as healthy: the backoff starts over, and a later reconnection request is
+/// followed at once.
+const STABLE_LINK: Duration = Duration::from_secs(10);
+/// Most sessions in one activity batch, keeping each message far below gRPC's default 4 MiB limit.
+const MAX_BATCH_SESSIONS: usize = 4096;
+/// Largest message accepted from the registry: a welcome may list many ended sessions.
+const MAX_INBOUND_MESSAGE: usize = 64 * 1024 * 1024;
 /// How long a shutting-down agent waits for the registry to end the stream after the agent ended its half.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -68,19 +75,40 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut backoff = Backoff::new(config.initial_backoff, config.max_backoff);
     // Whether the previous attempt failed too; repeated failures are logged quietly.
     let mut failing = false;
+    // When the registry last asked for a reconnection that was followed at once.
+    let mut last_reconnect: Option<Instant> = None;
     while !shared.shutdown.is_cancelled() {
         shared.set_link_state(LinkState::Connecting);
-        let outcome = connect_and_pump(&shared, &mut backoff).await;
+        let mut welcomed_at = None;
+        let outcome = connect_and_pump(&shared, &mut welcomed_at).await;
         shared.lock().link_down();
+        // Only a link that held for a while proves the registry healthy: one that fails right after the
+        // welcome keeps the delays growing instead of reconnecting at the initial delay forever.
+        if welcomed_at.is_some_and(|at: Instant| at.elapsed() >= STABLE_LINK) {
+            backoff.reset();
+        }
 
         let (error, delay) = match outcome {
             Ok(LinkEnd::Shutdown) => break,
             Ok(LinkEnd::Reconnect) => {
-                failing = false;
-                continue;
+                // At once, as asked, unless the registry asked already a moment ago: two agents using the
+                // same gateway id make the registry supersede each one's link with the other's, and
+                // following every request at once would be a tight loop.
+                let repeated = last_reconnect.is_some_and(|at| at.elapsed() < STABLE_LINK);
+                if !repeated {
+                    last_reconnect = Some(Instant::now());
+                    failing = false;
+                    continue;
+                }
+                let error = "the registry keeps asking to reconnect (is another agent using this gateway id?)";
+                (error.to_owned(), backoff.next_delay(&mut rand::rng()))
             }
             Err(LinkError::Refused(status)) => {
-                let error = format!("the registry refused the hello: {:?}: {}", status.code(), status.message());
+                let error = format!(
+                    "the registry refused the hello: {:?}: {}",
+                    status.code(),
+                    status.message()
+                );
                 shared.lock().rejection = Some(status);
                 (error, backoff.max_delay(&mut rand::rng()))
             }
@@ -90,9 +118,19 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
         };
         if failing {
-            tracing::debug!(gateway_id = config.gateway_id, error, ?delay, "registry link still down");
+            tracing::debug!(
+                gateway_id = config.gateway_id,
+                error,
+                ?delay,
+                "registry link still down"
+            );
         } else {
-            tracing::warn!(gateway_id = config.gateway_id, error, ?delay, "registry link down; retrying");
+            tracing::warn!(
+                gateway_id = config.gateway_id,
+                error,
+                ?delay,
+                "registry link down; retrying"
+            );
         }
         failing = true;
         shared.set_link_state(LinkState::Disconnected { error });
@@ -102,11 +140,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
     }
     shared.lock().link_down();
-    shared.set_link_state(LinkState::Disconnected { error: "the agent was shut down".to_owned() });
+    shared.set_link_state(LinkState::Disconnected {
+        error: "the agent was shut down".to_owned(),
+    });
 }
 
-/// One link: connect, hello, wait for the welcome, then pump until it ends.
-async fn connect_and_pump(shared: &Arc<Shared>, backoff: &mut Backoff) -> Result<LinkEnd, LinkError> {
+/// One link: connect, hello, wait for the welcome (noting when in `welcomed_at`), then pump until it ends.
+async fn connect_and_pump(shared: &Arc<Shared>, welcomed_at: &mut Option<Instant>) -> Result<LinkEnd, LinkError> {
     let config = &shared.config;
     let endpoint = Endpoint::from_shared(config.registry_url.clone())
         .map_err(|error| LinkError::Failed(format!("invalid registry url {:?}: {error}", config.registry_url)))?
@@ -119,7 +159,9 @@ async fn connect_and_pump(shared: &Arc<Shared>, backoff: &mut Backoff) -> Result
         () = shared.shutdown.cancelled() => return Ok(LinkEnd::Shutdown),
         connected = tokio::time::timeout(config.connect_timeout, endpoint.connect()) => match connected {
             Ok(Ok(channel)) => channel,
-            Ok(Err(error)) => return Err(LinkError::Failed(format!("cannot connect to {}: {error}", config.registry_url))),
+            Ok(Err(error)) => {
+                return Err(LinkError::Failed(format!("cannot connect to {}: {}", config.registry_url, chain(&error))));
+            }
             Err(_) => return Err(LinkError::Failed(format!("connecting to {} timed out", config.registry_url))),
         },
     };
@@ -134,17 +176,23 @@ async fn connect_and_pump(shared: &Arc<Shared>, backoff: &mut Backoff) -> Result
         sessions: shared.lock().snapshot(),
     };
     let snapshot_len = hello.sessions.len();
-    tx.try_send(AgentMessage { message: Some(Message::Hello(hello)) })
-        .map_err(|_| LinkError::Failed("cannot queue the hello".to_owned()))?;
+    tx.try_send(AgentMessage {
+        message: Some(Message::Hello(hello)),
+    })
+    .map_err(|_| LinkError::Failed("cannot queue the hello".to_owned()))?;
 
-    let mut client = GatewayLinkClient::new(channel);
+    let mut client = GatewayLinkClient::new(channel).max_decoding_message_size(MAX_INBOUND_MESSAGE);
     let welcome = async {
         let response = client.connect(ReceiverStream::new(rx)).await.map_err(hello_failure)?;
         let mut inbound = response.into_inner();
         match inbound.message().await {
-            Ok(Some(ControllerMessage { message: Some(Command::Welcome(welcome)) })) => Ok((inbound, welcome)),
+            Ok(Some(ControllerMessage {
+                message: Some(Command::Welcome(welcome)),
+            })) => Ok((inbound, welcome)),
             Ok(Some(other)) => Err(LinkError::Failed(format!("expected a welcome, got {other:?}"))),
-            Ok(None) => Err(LinkError::Failed("the registry closed the link before the welcome".to_owned())),
+            Ok(None) => Err(LinkError::Failed(
+                "the registry closed the link before the welcome".to_owned(),
+            )),
             Err(status) => Err(hello_failure(status)),
         }
     };
@@ -162,9 +210,15 @@ async fn connect_and_pump(shared: &Arc<Shared>, backoff: &mut Backoff) -> Result
     {
         let mut state = shared.lock();
         state.rejection = None;
-        state.link_up(LinkSender { tx, broken: broken.clone() }, &welcome.ended_session_ids);
+        state.link_up(
+            LinkSender {
+                tx,
+                broken: broken.clone(),
+            },
+            &welcome.ended_session_ids,
+        );
     }
-    backoff.reset();
+    *welcomed_at = Some(Instant::now());
     tracing::info!(
         gateway_id = config.gateway_id,
         replica = welcome.replica,
@@ -173,8 +227,23 @@ async fn connect_and_pump(shared: &Arc<Shared>, backoff: &mut Backoff) -> Result
         registered = welcome.registered_session_ids.len(),
         "linked to the registry"
     );
-    shared.set_link_state(LinkState::Connected { replica: welcome.replica.clone() });
+    shared.set_link_state(LinkState::Connected {
+        replica: welcome.replica.clone(),
+    });
     pump(shared, inbound, &welcome, &broken).await
+}
+
+/// An error with its causes ("transport error: tcp connect error: Connection refused"): tonic's transport
+/// errors say little on their own.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A failure before the welcome: a refusal when the registry said the hello itself is wrong.
@@ -221,10 +290,12 @@ async fn pump(
             },
             _ = activity.tick() => {
                 let mut state = shared.lock();
-                let sessions = state.take_activity();
-                if !sessions.is_empty() {
+                let activity = state.take_activity();
+                for batch in batches(activity, MAX_BATCH_SESSIONS) {
                     // If this fails the link is broken; the next hello's snapshot carries the latest values.
-                    state.send(Message::Activity(ActivityBatch { sessions }));
+                    if !state.send(Message::Activity(batch)) {
+                        break;
+                    }
                 }
             }
             _ = heartbeat.tick() => {
@@ -237,6 +308,18 @@ async fn pump(
             }
         }
     }
+}
+
+/// Splits activity into messages of at most `max` sessions each.
+fn batches(activity: Vec<SessionActivity>, max: usize) -> Vec<ActivityBatch> {
+    let mut activity = activity.into_iter().peekable();
+    let mut batches = Vec::new();
+    while activity.peek().is_some() {
+        batches.push(ActivityBatch {
+            sessions: activity.by_ref().take(max).collect(),
+        });
+    }
+    batches
 }
 
 /// An interval whose first tick is one period away (not immediate), and that does not burst after a stall.
@@ -315,5 +398,48 @@ async fn close(shared: &Shared, mut inbound: Streaming<ControllerMessage>) {
     let drain = async { while let Some(Ok(_)) = inbound.next().await {} };
     if tokio::time::timeout(CLOSE_GRACE, drain).await.is_err() {
         tracing::debug!("the registry did not end the stream in time after the agent hung up");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chains_name_every_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("transport error")]
+        struct Transport(#[source] std::io::Error);
+
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        assert_eq!(chain(&Transport(refused)), "transport error: Connection refused");
+    }
+
+    #[test]
+    fn activity_is_split_into_bounded_batches_in_order() {
+        let activity: Vec<SessionActivity> = (0..10)
+            .map(|i| SessionActivity {
+                session_id: format!("s{i}"),
+                ..Default::default()
+            })
+            .collect();
+        let sizes: Vec<usize> = batches(activity.clone(), 4).iter().map(|b| b.sessions.len()).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        let flattened: Vec<SessionActivity> = batches(activity.clone(), 4)
+            .into_iter()
+            .flat_map(|b| b.sessions)
+            .collect();
+        assert_eq!(flattened, activity);
+        assert!(batches(Vec::new(), 4).is_empty());
+    }
+
+    #[tokio::test]
+    async fn intervals_from_the_welcome_have_a_default_and_a_floor() {
+        assert_eq!(ticker(0, Duration::from_secs(2)).period(), Duration::from_secs(2));
+        assert_eq!(ticker(1, Duration::from_secs(2)).period(), MIN_INTERVAL);
+        assert_eq!(
+            ticker(1500, Duration::from_secs(2)).period(),
+            Duration::from_millis(1500)
+        );
     }
 }

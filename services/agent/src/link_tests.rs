@@ -34,8 +34,14 @@ struct FakeLink {
 impl FakeLink {
     /// The agent's next message.
     async fn recv(&mut self) -> Up {
-        let message = tokio::time::timeout(WAIT, self.inbound.next()).await.expect("the agent said nothing");
-        message.expect("the agent ended the stream").expect("the stream failed").message.expect("empty message")
+        let message = tokio::time::timeout(WAIT, self.inbound.next())
+            .await
+            .expect("the agent said nothing");
+        message
+            .expect("the agent ended the stream")
+            .expect("the stream failed")
+            .message
+            .expect("empty message")
     }
 
     /// The agent's next message that is not a heartbeat.
@@ -49,7 +55,10 @@ impl FakeLink {
     }
 
     async fn send(&self, message: Down) {
-        self.outbound.send(Ok(ControllerMessage { message: Some(message) })).await.expect("the link is gone");
+        self.outbound
+            .send(Ok(ControllerMessage { message: Some(message) }))
+            .await
+            .expect("the link is gone");
     }
 
     async fn hello(&mut self) -> Hello {
@@ -99,9 +108,15 @@ struct FakeRegistry {
 impl GatewayLink for FakeRegistry {
     type ConnectStream = ReceiverStream<Result<ControllerMessage, Status>>;
 
-    async fn connect(&self, request: Request<Streaming<AgentMessage>>) -> Result<Response<Self::ConnectStream>, Status> {
+    async fn connect(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::ConnectStream>, Status> {
         let (outbound, rx) = mpsc::channel(64);
-        let _ = self.links.send(FakeLink { inbound: request.into_inner(), outbound });
+        let _ = self.links.send(FakeLink {
+            inbound: request.into_inner(),
+            outbound,
+        });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
@@ -120,7 +135,10 @@ async fn fake_registry() -> (String, mpsc::UnboundedReceiver<FakeLink>) {
 }
 
 async fn next_link(links: &mut mpsc::UnboundedReceiver<FakeLink>) -> FakeLink {
-    tokio::time::timeout(WAIT, links.recv()).await.expect("the agent did not connect").expect("registry gone")
+    tokio::time::timeout(WAIT, links.recv())
+        .await
+        .expect("the agent did not connect")
+        .expect("registry gone")
 }
 
 /// Records what the agent asked of the gateway.
@@ -205,7 +223,10 @@ async fn connected_with(
 /// ends its own (otherwise the agent waits its grace period for it).
 async fn hang_up(agent: Agent, mut link: FakeLink) {
     let closing = tokio::spawn(async move { agent.shutdown().await });
-    while let Some(Ok(_)) = tokio::time::timeout(WAIT, link.inbound.next()).await.expect("the agent did not hang up") {}
+    while let Some(Ok(_)) = tokio::time::timeout(WAIT, link.inbound.next())
+        .await
+        .expect("the agent did not hang up")
+    {}
     drop(link);
     closing.await.unwrap();
 }
@@ -223,11 +244,19 @@ async fn the_hello_introduces_the_gateway_and_the_welcome_connects_it() {
 
     // Said hello, not welcomed yet: admissions are refused at once.
     assert_eq!(*agent.state().borrow(), LinkState::Connecting);
-    assert!(matches!(agent.open_session(start("a@b")).await, Err(AgentError::Unavailable)));
+    assert!(matches!(
+        agent.open_session(start("a@b")).await,
+        Err(AgentError::Unavailable)
+    ));
 
     link.welcome("replica-a").await;
     agent.wait_connected(WAIT).await.unwrap();
-    assert_eq!(*agent.state().borrow(), LinkState::Connected { replica: "replica-a".into() });
+    assert_eq!(
+        *agent.state().borrow(),
+        LinkState::Connected {
+            replica: "replica-a".into()
+        }
+    );
     hang_up(agent, link).await;
 }
 
@@ -262,8 +291,14 @@ async fn admissions_round_trip_and_allowed_sessions_are_held() {
     assert_eq!(agent.session_count(), 1);
 
     // Malformed starts never reach the registry.
-    let bad = SessionStart { client_ip: "not-an-ip".into(), ..start("a@b") };
-    assert!(matches!(agent.open_session(bad).await, Err(AgentError::InvalidInput(_))));
+    let bad = SessionStart {
+        client_ip: "not-an-ip".into(),
+        ..start("a@b")
+    };
+    assert!(matches!(
+        agent.open_session(bad).await,
+        Err(AgentError::InvalidInput(_))
+    ));
     hang_up(agent, link).await;
 }
 
@@ -271,7 +306,10 @@ async fn admissions_round_trip_and_allowed_sessions_are_held() {
 async fn a_late_admission_times_out_and_the_session_is_closed_when_allowed_after_all() {
     let (url, mut links) = fake_registry().await;
     let agent = Agent::start(
-        AgentConfig { admission_timeout: Duration::from_millis(100), ..config(&url) },
+        AgentConfig {
+            admission_timeout: Duration::from_millis(100),
+            ..config(&url)
+        },
         Arc::new(Recorder::default()),
     );
     let mut link = next_link(&mut links).await;
@@ -325,16 +363,21 @@ async fn activity_is_batched_per_interval_and_heartbeats_fill_silence() {
     };
     assert_eq!(batch.sessions.len(), 1);
     let activity = &batch.sessions[0];
-    assert_eq!((activity.session_id.as_str(), activity.bytes_in, activity.bytes_out), ("s-1", 30, 300));
+    assert_eq!(
+        (activity.session_id.as_str(), activity.bytes_in, activity.bytes_out),
+        ("s-1", 30, 300)
+    );
     assert_eq!(activity.last_input_at, Some(Timestamp::from(typed_at)));
 
     // Nothing more to report: the link carries heartbeats only.
     for _ in 0..2 {
-        assert!(matches!(link.recv().await, Up::Heartbeat(Heartbeat { sent_at: Some(_) })));
+        assert!(matches!(
+            link.recv().await,
+            Up::Heartbeat(Heartbeat { sent_at: Some(_) })
+        ));
     }
     hang_up(agent, link).await;
 }
-
 
 #[tokio::test]
 async fn a_terminate_command_runs_once_and_is_acknowledged_every_time() {
@@ -361,11 +404,18 @@ async fn a_terminate_command_runs_once_and_is_acknowledged_every_time() {
         }
     }
     assert_eq!(recorder.calls.load(Ordering::SeqCst), 1);
-    assert_eq!(*recorder.terminated.lock().unwrap(), ["You have been disconnected by an administrator"]);
+    assert_eq!(
+        *recorder.terminated.lock().unwrap(),
+        ["You have been disconnected by an administrator"]
+    );
     assert_eq!(agent.session_count(), 0);
 
     // A session the gateway does not hold: NOT_FOUND, and the gateway is not bothered.
-    let other = TerminateCommand { command_id: "c-2".into(), session_id: "s-gone".into(), ..command };
+    let other = TerminateCommand {
+        command_id: "c-2".into(),
+        session_id: "s-gone".into(),
+        ..command
+    };
     link.send(Down::Terminate(other)).await;
     assert!(matches!(link.recv_skipping_heartbeats().await,
         Up::CommandAck(ack) if ack.outcome == CommandOutcome::NotFound as i32 && ack.command_id == "c-2"));
@@ -379,10 +429,25 @@ async fn locks_and_idle_warnings_reach_the_gateway() {
     let recorder = Arc::new(Recorder::default());
     let (agent, link) = connected_with(&url, &mut links, Arc::clone(&recorder), &["s-1"]).await;
 
-    let lock = Lock { id: "l-1".into(), message: "Account under review".into(), ..Default::default() };
-    link.send(Down::LockUpdate(LockUpdate { locks: vec![lock.clone()] })).await;
-    link.send(Down::IdleWarning(IdleWarning { session_id: "s-unknown".into(), ..Default::default() })).await;
-    link.send(Down::IdleWarning(IdleWarning { session_id: "s-1".into(), ..Default::default() })).await;
+    let lock = Lock {
+        id: "l-1".into(),
+        message: "Account under review".into(),
+        ..Default::default()
+    };
+    link.send(Down::LockUpdate(LockUpdate {
+        locks: vec![lock.clone()],
+    }))
+    .await;
+    link.send(Down::IdleWarning(IdleWarning {
+        session_id: "s-unknown".into(),
+        ..Default::default()
+    }))
+    .await;
+    link.send(Down::IdleWarning(IdleWarning {
+        session_id: "s-1".into(),
+        ..Default::default()
+    }))
+    .await;
     eventually("the idle warning", || !recorder.warnings.lock().unwrap().is_empty()).await;
     // Handler calls are in the registry's order, and only for held sessions.
     assert_eq!(*recorder.locks.lock().unwrap(), [1]);
@@ -413,7 +478,10 @@ async fn a_dropped_link_fails_waiters_and_the_next_hello_carries_the_held_sessio
     let ids: Vec<&str> = hello.sessions.iter().map(|s| s.session_id.as_str()).collect();
     assert_eq!(ids, ["s-1"]);
     assert_eq!((hello.sessions[0].bytes_in, hello.sessions[0].bytes_out), (111, 222));
-    assert_eq!(hello.sessions[0].start.as_ref().map(|s| s.user.as_str()), Some("alice@acme.example"));
+    assert_eq!(
+        hello.sessions[0].start.as_ref().map(|s| s.user.as_str()),
+        Some("alice@acme.example")
+    );
     link.welcome("replica-b").await;
     eventually("reconnected", || agent.is_connected()).await;
     hang_up(agent, link).await;
@@ -452,7 +520,10 @@ async fn a_refused_hello_is_reported_and_retried_slowly() {
     let mut link = next_link(&mut links).await;
     link.hello().await;
     let refused_at = Instant::now();
-    link.outbound.send(Err(Status::unauthenticated("unknown gateway credential"))).await.unwrap();
+    link.outbound
+        .send(Err(Status::unauthenticated("unknown gateway credential")))
+        .await
+        .unwrap();
 
     match agent.wait_connected(WAIT).await {
         Err(AgentError::Rejected(status)) => assert_eq!(status.code(), tonic::Code::Unauthenticated),
@@ -463,7 +534,11 @@ async fn a_refused_hello_is_reported_and_retried_slowly() {
     );
     // The retry waits the (jittered) maximum backoff, not the 10 ms initial one.
     let mut link = next_link(&mut links).await;
-    assert!(refused_at.elapsed() >= Duration::from_millis(200), "retried after {:?}", refused_at.elapsed());
+    assert!(
+        refused_at.elapsed() >= Duration::from_millis(200),
+        "retried after {:?}",
+        refused_at.elapsed()
+    );
     link.hello().await;
     link.welcome("replica-a").await;
     agent.wait_connected(WAIT).await.unwrap();
@@ -475,7 +550,11 @@ async fn a_reconnect_request_is_followed_at_once() {
     let (url, mut links) = fake_registry().await;
     // A long backoff: if the agent used it, the new link would take seconds.
     let agent = Agent::start(
-        AgentConfig { initial_backoff: Duration::from_secs(30), max_backoff: Duration::from_secs(60), ..config(&url) },
+        AgentConfig {
+            initial_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(60),
+            ..config(&url)
+        },
         Arc::new(Recorder::default()),
     );
     let mut link = next_link(&mut links).await;
@@ -483,15 +562,65 @@ async fn a_reconnect_request_is_followed_at_once() {
     link.welcome("replica-a").await;
     agent.wait_connected(WAIT).await.unwrap();
 
-    link.send(Down::Reconnect(Reconnect { reason: "replica shutting down".into() })).await;
-    let mut next = tokio::time::timeout(Duration::from_secs(3), links.recv()).await.unwrap().unwrap();
+    link.send(Down::Reconnect(Reconnect {
+        reason: "replica shutting down".into(),
+    }))
+    .await;
+    let mut next = tokio::time::timeout(Duration::from_secs(3), links.recv())
+        .await
+        .unwrap()
+        .unwrap();
     next.hello().await;
     next.welcome("replica-b").await;
     eventually("connected to replica-b", || {
-        *agent.state().borrow() == LinkState::Connected { replica: "replica-b".into() }
+        *agent.state().borrow()
+            == LinkState::Connected {
+                replica: "replica-b".into(),
+            }
     })
     .await;
     hang_up(agent, next).await;
+}
+
+#[tokio::test]
+async fn reconnect_requests_in_quick_succession_back_off() {
+    let (url, mut links) = fake_registry().await;
+    let agent = Agent::start(
+        AgentConfig {
+            initial_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(60),
+            ..config(&url)
+        },
+        Arc::new(Recorder::default()),
+    );
+    let mut link = next_link(&mut links).await;
+    for replica in ["replica-a", "replica-b"] {
+        link.hello().await;
+        link.welcome(replica).await;
+        eventually("connected", || agent.is_connected()).await;
+        link.send(Down::Reconnect(Reconnect {
+            reason: "a newer link for this gateway was opened".into(),
+        }))
+        .await;
+        if replica == "replica-a" {
+            // The first request is followed at once.
+            link = tokio::time::timeout(Duration::from_secs(3), links.recv())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+    // The second, moments later, goes through the backoff (at least 15 s here): no new link for now.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), links.recv())
+            .await
+            .is_err()
+    );
+    eventually("disconnected", || {
+        matches!(&*agent.state().borrow(), LinkState::Disconnected { .. })
+    })
+    .await;
+    agent.shutdown().await;
 }
 
 #[tokio::test]
@@ -517,6 +646,12 @@ async fn shutdown_ends_the_stream_cleanly() {
     drop(link);
     closing.await.unwrap();
     assert!(matches!(&*agent.state().borrow(), LinkState::Disconnected { .. }));
-    assert!(matches!(agent.open_session(start("a@b")).await, Err(AgentError::Unavailable)));
-    assert!(matches!(agent.wait_connected(Duration::from_millis(50)).await, Err(AgentError::Unavailable)));
+    assert!(matches!(
+        agent.open_session(start("a@b")).await,
+        Err(AgentError::Unavailable)
+    ));
+    assert!(matches!(
+        agent.wait_connected(Duration::from_millis(50)).await,
+        Err(AgentError::Unavailable)
+    ));
 }

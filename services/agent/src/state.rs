@@ -19,7 +19,7 @@ use vigil_proto::v1::{
     SessionOpened, SessionStart, SnapshotSession, TerminateCommand,
 };
 
-use crate::{AgentError, CommandResult};
+use crate::{AgentError, CommandResult, validate};
 
 /// How many completed command ids are remembered to acknowledge re-sends without acting twice. The registry
 /// re-sends an unacknowledged command within seconds, so a few thousand covers any burst a gateway sees.
@@ -258,7 +258,10 @@ impl LocalState {
         if !self.is_linked() {
             return Err(AgentError::Unavailable);
         }
-        let opened = SessionOpened { request_id: request_id.clone(), start: Some(start.clone()) };
+        let opened = SessionOpened {
+            request_id: request_id.clone(),
+            start: Some(start.clone()),
+        };
         if !self.send(Message::SessionOpened(opened)) {
             return Err(AgentError::Unavailable);
         }
@@ -296,7 +299,12 @@ impl LocalState {
                     bytes_in: 0,
                     bytes_out: 0,
                 };
-                let entry = Entry { session, unreported_input: None, dirty: false, terminating: false };
+                let entry = Entry {
+                    session,
+                    unreported_input: None,
+                    dirty: false,
+                    terminating: false,
+                };
                 self.sessions.insert(session_id, entry);
             }
             None => {
@@ -367,11 +375,14 @@ impl LocalState {
         let closed = SessionClosed {
             session_id: session_id.to_owned(),
             reason: reason as i32,
-            detail: detail.to_owned(),
+            detail: validate::detail(detail),
             ended_at: Some(Timestamp::from(now)),
         };
         if !self.send(Message::SessionClosed(closed.clone())) {
-            self.pending_closes.push(PendingClose { session: entry.session, closed });
+            self.pending_closes.push(PendingClose {
+                session: entry.session,
+                closed,
+            });
         }
     }
 
@@ -420,7 +431,7 @@ impl LocalState {
             }
         }
         let (outcome, detail) = result.outcome();
-        let ack = ack_of(command, outcome, detail);
+        let ack = ack_of(command, outcome, validate::detail(&detail));
         self.commands.complete(ack.clone());
         self.send(Message::CommandAck(ack));
     }
@@ -484,7 +495,13 @@ mod tests {
     fn linked() -> (LocalState, mpsc::Receiver<AgentMessage>) {
         let (tx, rx) = mpsc::channel(64);
         let mut state = LocalState::new();
-        state.link_up(LinkSender { tx, broken: CancellationToken::new() }, &[]);
+        state.link_up(
+            LinkSender {
+                tx,
+                broken: CancellationToken::new(),
+            },
+            &[],
+        );
         (state, rx)
     }
 
@@ -499,7 +516,9 @@ mod tests {
     /// Admits a session through the real request/decision path.
     fn admit(state: &mut LocalState, request_id: &str, session_id: &str) {
         let (waiter, mut received) = oneshot::channel();
-        state.request_admission(request_id.into(), start("alice@acme.example"), waiter).unwrap();
+        state
+            .request_admission(request_id.into(), start("alice@acme.example"), waiter)
+            .unwrap();
         let decision = AdmissionDecision {
             request_id: request_id.into(),
             allowed: true,
@@ -590,8 +609,10 @@ mod tests {
         state.admission_decided(allowed, at(1));
         assert_eq!(state.session_count(), 0);
         let messages = drain(&mut rx);
-        assert!(matches!(&messages[..], [Message::SessionOpened(_), Message::SessionClosed(closed)]
-            if closed.session_id == "s1" && closed.reason == EndReason::GatewayClosed as i32));
+        assert!(
+            matches!(&messages[..], [Message::SessionOpened(_), Message::SessionClosed(closed)]
+            if closed.session_id == "s1" && closed.reason == EndReason::GatewayClosed as i32)
+        );
     }
 
     #[test]
@@ -609,7 +630,13 @@ mod tests {
         assert_eq!(in_snapshot, ["s1", "s2"]);
 
         let (tx, mut new_rx) = mpsc::channel(8);
-        state.link_up(LinkSender { tx, broken: CancellationToken::new() }, &[]);
+        state.link_up(
+            LinkSender {
+                tx,
+                broken: CancellationToken::new(),
+            },
+            &[],
+        );
         let messages = drain(&mut new_rx);
         assert!(matches!(&messages[..], [Message::SessionClosed(closed)] if closed.session_id == "s1"));
         let in_snapshot: Vec<String> = state.snapshot().into_iter().map(|s| s.session_id).collect();
@@ -621,7 +648,13 @@ mod tests {
         let (tx, _rx) = mpsc::channel(1);
         let broken = CancellationToken::new();
         let mut state = LocalState::new();
-        state.link_up(LinkSender { tx, broken: broken.clone() }, &[]);
+        state.link_up(
+            LinkSender {
+                tx,
+                broken: broken.clone(),
+            },
+            &[],
+        );
         assert!(state.send(Message::Heartbeat(Default::default())));
         assert!(!state.send(Message::Heartbeat(Default::default())));
         assert!(broken.is_cancelled());
@@ -675,7 +708,10 @@ mod tests {
     fn a_command_for_a_session_not_held_is_not_found() {
         let (mut state, mut rx) = linked();
         assert_eq!(state.begin_command(&command("c1", "nope")), CommandStart::Answered);
-        assert_eq!(acks(&drain(&mut rx)), [("c1".to_owned(), CommandOutcome::NotFound as i32)]);
+        assert_eq!(
+            acks(&drain(&mut rx)),
+            [("c1".to_owned(), CommandOutcome::NotFound as i32)]
+        );
     }
 
     #[test]
@@ -701,7 +737,10 @@ mod tests {
         for i in 0..250 {
             let id = format!("c{i}");
             log.start(&id);
-            log.complete(CommandAck { command_id: id, ..Default::default() });
+            log.complete(CommandAck {
+                command_id: id,
+                ..Default::default()
+            });
         }
         assert_eq!(log.remembered(), 100);
         assert_eq!(log.order.len(), 100);
@@ -710,7 +749,10 @@ mod tests {
         assert!(log.completed("c150").is_some());
         assert!(log.completed("c249").is_some());
         // Completing the same id twice does not take two places.
-        log.complete(CommandAck { command_id: "c249".into(), ..Default::default() });
+        log.complete(CommandAck {
+            command_id: "c249".into(),
+            ..Default::default()
+        });
         assert_eq!(log.order.len(), 100);
     }
 

@@ -19,11 +19,19 @@ pub(crate) fn session_start(start: &SessionStart) -> Result<(), AgentError> {
     match ResourceType::try_from(start.resource_type) {
         Ok(ResourceType::Ssh | ResourceType::Rdp | ResourceType::Web) => {}
         Ok(ResourceType::Unspecified) => return Err(invalid("resource_type must be SSH, RDP or WEB".to_owned())),
-        Err(_) => return Err(invalid(format!("resource_type {} is not a known type", start.resource_type))),
+        Err(_) => {
+            return Err(invalid(format!(
+                "resource_type {} is not a known type",
+                start.resource_type
+            )));
+        }
     }
     optional_name("device", &start.device)?;
     if start.client_ip.parse::<IpAddr>().is_err() {
-        return Err(invalid(format!("client_ip {:?} is not an IPv4 or IPv6 address", start.client_ip)));
+        return Err(invalid(format!(
+            "client_ip {:?} is not an IPv4 or IPv6 address",
+            start.client_ip
+        )));
     }
     if start.user_groups.len() > MAX_GROUPS {
         return Err(invalid(format!(
@@ -35,6 +43,16 @@ pub(crate) fn session_start(start: &SessionStart) -> Result<(), AgentError> {
         required_name("user_groups entry", group)?;
     }
     Ok(())
+}
+
+/// Makes free text acceptable to the registry, for calls that cannot fail (closes, acknowledgements):
+/// control characters become spaces and the text is cut at the registry's limit. A detail the registry
+/// refuses would otherwise end the whole link.
+pub(crate) fn detail(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_NAME_CHARS)
+        .collect()
 }
 
 fn required_name(field: &str, value: &str) -> Result<(), AgentError> {
@@ -98,36 +116,93 @@ mod tests {
 
     #[test]
     fn user_and_resource_must_be_present_and_short() {
-        assert!(error_of(&SessionStart { user: " ".into(), ..valid() }).contains("user must not be empty"));
-        assert!(error_of(&SessionStart { resource_name: String::new(), ..valid() }).contains("resource_name"));
+        assert!(
+            error_of(&SessionStart {
+                user: " ".into(),
+                ..valid()
+            })
+            .contains("user must not be empty")
+        );
+        assert!(
+            error_of(&SessionStart {
+                resource_name: String::new(),
+                ..valid()
+            })
+            .contains("resource_name")
+        );
         let long = "é".repeat(257);
         assert!(error_of(&SessionStart { user: long, ..valid() }).contains("257 characters"));
         // 256 multi-byte characters are fine: the limit counts characters, not bytes.
-        assert!(session_start(&SessionStart { user: "é".repeat(256), ..valid() }).is_ok());
+        assert!(
+            session_start(&SessionStart {
+                user: "é".repeat(256),
+                ..valid()
+            })
+            .is_ok()
+        );
     }
 
     #[test]
     fn resource_type_must_be_specified_and_known() {
-        let unspecified = SessionStart { resource_type: ResourceType::Unspecified as i32, ..valid() };
+        let unspecified = SessionStart {
+            resource_type: ResourceType::Unspecified as i32,
+            ..valid()
+        };
         assert!(error_of(&unspecified).contains("SSH, RDP or WEB"));
-        assert!(error_of(&SessionStart { resource_type: 42, ..valid() }).contains("42"));
+        assert!(
+            error_of(&SessionStart {
+                resource_type: 42,
+                ..valid()
+            })
+            .contains("42")
+        );
     }
 
     #[test]
     fn client_ip_must_parse() {
         for bad in ["", "81.2.69", "81.2.69.300", "alice-macbook", "81.2.69.0/24"] {
-            let message = error_of(&SessionStart { client_ip: bad.into(), ..valid() });
+            let message = error_of(&SessionStart {
+                client_ip: bad.into(),
+                ..valid()
+            });
             assert!(message.contains("client_ip"), "{bad}: {message}");
         }
     }
 
     #[test]
+    fn details_are_made_acceptable_rather_than_refused() {
+        assert_eq!(detail("user logged out"), "user logged out");
+        assert_eq!(detail("backend\nhung\t"), "backend hung ");
+        let long = detail(&"é".repeat(300));
+        assert_eq!(long.chars().count(), 256);
+        assert!(optional_name("detail", &long).is_ok());
+    }
+
+    #[test]
     fn device_and_groups_are_bounded() {
-        assert!(error_of(&SessionStart { device: "x".repeat(300), ..valid() }).contains("device"));
-        assert!(error_of(&SessionStart { device: "bad\ndevice".into(), ..valid() }).contains("control"));
-        let many = SessionStart { user_groups: vec!["g".into(); 65], ..valid() };
+        assert!(
+            error_of(&SessionStart {
+                device: "x".repeat(300),
+                ..valid()
+            })
+            .contains("device")
+        );
+        assert!(
+            error_of(&SessionStart {
+                device: "bad\ndevice".into(),
+                ..valid()
+            })
+            .contains("control")
+        );
+        let many = SessionStart {
+            user_groups: vec!["g".into(); 65],
+            ..valid()
+        };
         assert!(error_of(&many).contains("65 entries"));
-        let empty_group = SessionStart { user_groups: vec![String::new()], ..valid() };
+        let empty_group = SessionStart {
+            user_groups: vec![String::new()],
+            ..valid()
+        };
         assert!(error_of(&empty_group).contains("user_groups entry"));
     }
 }

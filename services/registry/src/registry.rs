@@ -18,6 +18,9 @@ use crate::page_token::PageTokens;
 use crate::settings::RegistrySettings;
 use crate::store::SessionStore;
 
+/// Largest message accepted on a gateway link (a hello with a full snapshot).
+const LINK_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A running registry replica. Cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
@@ -84,7 +87,9 @@ impl Registry {
 
     /// The `vigil.v1.GatewayLink` gRPC service.
     pub fn link_service(&self) -> GatewayLinkServer<LinkApi> {
-        GatewayLinkServer::new(LinkApi::new(self.clone()))
+        // A hello carries the gateway's whole snapshot (~160 bytes a session, up to
+        // MAX_SNAPSHOT_SESSIONS): well beyond tonic's default 4 MiB message limit.
+        GatewayLinkServer::new(LinkApi::new(self.clone())).max_decoding_message_size(LINK_MAX_MESSAGE_BYTES)
     }
 
     /// The store, for readiness checks.

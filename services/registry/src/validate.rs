@@ -323,7 +323,8 @@ mod tests {
 
     #[test]
     fn bad_starts_name_the_field() {
-        let cases: Vec<(fn(&mut pb::SessionStart), &str)> = vec![
+        type Mutation = fn(&mut pb::SessionStart);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|s| s.user.clear(), "start.user must not be empty"),
             (
                 |s| s.user = "x".repeat(300),

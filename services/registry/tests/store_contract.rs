@@ -41,10 +41,16 @@ where
     let url = std::env::var("VIGIL_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
     let admin = Database::connect(url.as_str()).await.expect("connect to PostgreSQL");
     let schema = format!("t_{}", Uuid::new_v4().simple());
-    admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("create the test schema");
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create the test schema");
 
     let mut options = ConnectOptions::new(url);
-    options.set_schema_search_path(schema.clone()).max_connections(4).sqlx_logging(false);
+    options
+        .set_schema_search_path(schema.clone())
+        .max_connections(4)
+        .sqlx_logging(false);
     let db = Database::connect(options).await.expect("connect to the test schema");
     let store = SqlStore::new(db).await.expect("store");
     store.migrate().await.expect("migrate");
@@ -161,11 +167,19 @@ fn ended(mut session: SessionRecord, at: i64) -> SessionRecord {
 }
 
 fn end(at: i64, reason: EndReason) -> SessionEnd {
-    SessionEnd { ended_at: at, reason, detail: format!("{reason:?}") }
+    SessionEnd {
+        ended_at: at,
+        reason,
+        detail: format!("{reason:?}"),
+    }
 }
 
 fn flag(code: &str) -> RiskFlag {
-    RiskFlag { code: code.to_owned(), points: 25, explanation: format!("{code} fired") }
+    RiskFlag {
+        code: code.to_owned(),
+        points: 25,
+        explanation: format!("{code} fired"),
+    }
 }
 
 async fn insert_all(store: &SqlStore, sessions: &[SessionRecord]) {
@@ -187,7 +201,12 @@ fn id_set(sessions: &[SessionRecord]) -> HashSet<String> {
 }
 
 fn activity(id: &str, last_input_at: Option<i64>, bytes_in: u64, bytes_out: u64) -> PendingActivity {
-    PendingActivity { session_id: id.to_owned(), last_input_at, bytes_in, bytes_out }
+    PendingActivity {
+        session_id: id.to_owned(),
+        last_input_at,
+        bytes_in,
+        bytes_out,
+    }
 }
 
 /// Thirty sessions with ties on every sort key, on two gateways, live and ended.
@@ -214,11 +233,19 @@ fn dataset() -> Vec<SessionRecord> {
                 risk: RiskAssessment {
                     assessed: true,
                     score: ((i % 4) * 10) as u32,
-                    flags: if i % 4 == 3 { vec![flag("NEW_COUNTRY")] } else { Vec::new() },
+                    flags: if i % 4 == 3 {
+                        vec![flag("NEW_COUNTRY")]
+                    } else {
+                        Vec::new()
+                    },
                 },
                 started_at: T0 + (i % 7) * 1_000,
                 last_activity_at: T0 + 10_000 + (i % 5) * 1_000,
-                status: if i % 5 == 0 { SessionStatus::Idle } else { SessionStatus::Active },
+                status: if i % 5 == 0 {
+                    SessionStatus::Idle
+                } else {
+                    SessionStatus::Active
+                },
                 ..session(USERS[n % 3], if i % 2 == 0 { "gw-a" } else { "gw-b" })
             };
             if i % 6 == 5 {
@@ -231,7 +258,11 @@ fn dataset() -> Vec<SessionRecord> {
 
 /// What `SessionFilter` says a list should contain.
 fn expected_match(filter: &SessionFilter, session: &SessionRecord) -> bool {
-    let status = if filter.statuses.is_empty() { session.is_live() } else { filter.statuses.contains(&session.status) };
+    let status = if filter.statuses.is_empty() {
+        session.is_live()
+    } else {
+        filter.statuses.contains(&session.status)
+    };
     status && expected_match_ignoring_status(filter, session)
 }
 
@@ -246,11 +277,25 @@ fn expected_match_ignoring_status(filter: &SessionFilter, session: &SessionRecor
     ]
     .map(str::to_lowercase);
     filter.user.as_ref().is_none_or(|user| &session.user == user)
-        && filter.resource_name.as_ref().is_none_or(|name| &session.resource_name == name)
-        && filter.resource_type.is_none_or(|resource_type| session.resource_type == resource_type)
-        && filter.gateway_id.as_ref().is_none_or(|gateway| &session.gateway_id == gateway)
-        && filter.country_code.as_ref().is_none_or(|country| &session.location.country_code == country)
-        && filter.query.as_ref().is_none_or(|query| text.iter().any(|field| field.contains(query.as_str())))
+        && filter
+            .resource_name
+            .as_ref()
+            .is_none_or(|name| &session.resource_name == name)
+        && filter
+            .resource_type
+            .is_none_or(|resource_type| session.resource_type == resource_type)
+        && filter
+            .gateway_id
+            .as_ref()
+            .is_none_or(|gateway| &session.gateway_id == gateway)
+        && filter
+            .country_code
+            .as_ref()
+            .is_none_or(|country| &session.location.country_code == country)
+        && filter
+            .query
+            .as_ref()
+            .is_none_or(|query| text.iter().any(|field| field.contains(query.as_str())))
         && filter.min_risk_score.is_none_or(|score| session.risk.score >= score)
         && (!filter.flagged_only || !session.risk.flags.is_empty())
         && filter.client_ip.as_ref().is_none_or(|ip| &session.client_ip == ip)
@@ -258,7 +303,10 @@ fn expected_match_ignoring_status(filter: &SessionFilter, session: &SessionRecor
 
 /// The list order: sort key, then id, both reversed when descending.
 fn expected_order(sessions: &[SessionRecord], filter: &SessionFilter, key: SortKey, ascending: bool) -> Vec<String> {
-    let mut matching: Vec<&SessionRecord> = sessions.iter().filter(|session| expected_match(filter, session)).collect();
+    let mut matching: Vec<&SessionRecord> = sessions
+        .iter()
+        .filter(|session| expected_match(filter, session))
+        .collect();
     matching.sort_by(|a, b| {
         let by_key = match (key.value_of(a), key.value_of(b)) {
             (SortValue::Int(a), SortValue::Int(b)) => a.cmp(&b),
@@ -272,7 +320,13 @@ fn expected_order(sessions: &[SessionRecord], filter: &SessionFilter, key: SortK
 }
 
 fn query(filter: SessionFilter, sort: SortKey, ascending: bool, limit: u64, after: Option<PageCursor>) -> ListQuery {
-    ListQuery { filter, sort, ascending, limit, after }
+    ListQuery {
+        filter,
+        sort,
+        ascending,
+        limit,
+        after,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,7 +358,13 @@ async fn insert_and_get_round_trip_every_field(store: Arc<SqlStore>) {
         risk: RiskAssessment {
             assessed: true,
             score: 75,
-            flags: vec![flag("IMPOSSIBLE_TRAVEL"), RiskFlag { points: 50, ..flag("NEW_DEVICE") }],
+            flags: vec![
+                flag("IMPOSSIBLE_TRAVEL"),
+                RiskFlag {
+                    points: 50,
+                    ..flag("NEW_DEVICE")
+                },
+            ],
         },
         started_at: T0,
         last_activity_at: T0 + 1_234,
@@ -316,7 +376,10 @@ async fn insert_and_get_round_trip_every_field(store: Arc<SqlStore>) {
         bytes_out: u64::try_from(i64::MAX).unwrap(),
     };
     let minimal = SessionRecord {
-        location: GeoLocation { kind: LocationKind::Private as i32, ..GeoLocation::default() },
+        location: GeoLocation {
+            kind: LocationKind::Private as i32,
+            ..GeoLocation::default()
+        },
         user_groups: Vec::new(),
         ..session("bob", "gw-1")
     };
@@ -331,10 +394,17 @@ async fn insert_and_get_round_trip_every_field(store: Arc<SqlStore>) {
 async fn inserting_a_taken_id_is_already_exists(store: Arc<SqlStore>) {
     let original = session("alice", "gw-1");
     store.insert_session(&original).await.unwrap();
-    let again = SessionRecord { user: "mallory".to_owned(), ..original.clone() };
+    let again = SessionRecord {
+        user: "mallory".to_owned(),
+        ..original.clone()
+    };
     let error = store.insert_session(&again).await.unwrap_err();
     assert!(matches!(error, ServiceError::AlreadyExists(_)), "{error:?}");
-    assert_eq!(get(&store, &original.id).await, original, "the first record is untouched");
+    assert_eq!(
+        get(&store, &original.id).await,
+        original,
+        "the first record is untouched"
+    );
 }
 
 async fn ending_is_idempotent_and_limited_to_the_gateway(store: Arc<SqlStore>) {
@@ -343,10 +413,18 @@ async fn ending_is_idempotent_and_limited_to_the_gateway(store: Arc<SqlStore>) {
     insert_all(&store, &[on_a.clone(), other.clone()]).await;
 
     let first = end(T0 + 5_000, EndReason::UserClosed);
-    assert_eq!(store.end_session(&on_a.id, Some("gw-b"), &first).await.unwrap(), None, "another gateway's session");
+    assert_eq!(
+        store.end_session(&on_a.id, Some("gw-b"), &first).await.unwrap(),
+        None,
+        "another gateway's session"
+    );
     assert!(get(&store, &on_a.id).await.is_live());
 
-    let ended_record = store.end_session(&on_a.id, Some("gw-a"), &first).await.unwrap().expect("ended");
+    let ended_record = store
+        .end_session(&on_a.id, Some("gw-a"), &first)
+        .await
+        .unwrap()
+        .expect("ended");
     let expected = SessionRecord {
         status: SessionStatus::Disconnected,
         ended_at: Some(T0 + 5_000),
@@ -357,39 +435,83 @@ async fn ending_is_idempotent_and_limited_to_the_gateway(store: Arc<SqlStore>) {
     assert_eq!(ended_record, expected);
 
     let second = end(T0 + 9_000, EndReason::Admin);
-    assert_eq!(store.end_session(&on_a.id, None, &second).await.unwrap(), None, "second end changes nothing");
+    assert_eq!(
+        store.end_session(&on_a.id, None, &second).await.unwrap(),
+        None,
+        "second end changes nothing"
+    );
     assert_eq!(get(&store, &on_a.id).await, expected);
-    assert_eq!(store.end_session(&Uuid::new_v4().to_string(), None, &second).await.unwrap(), None);
+    assert_eq!(
+        store
+            .end_session(&Uuid::new_v4().to_string(), None, &second)
+            .await
+            .unwrap(),
+        None
+    );
 
-    let by_admin = store.end_session(&other.id, None, &second).await.unwrap().expect("ended without gateway check");
+    let by_admin = store
+        .end_session(&other.id, None, &second)
+        .await
+        .unwrap()
+        .expect("ended without gateway check");
     assert_eq!(by_admin.end_reason, Some(EndReason::Admin));
 }
 
 async fn activity_only_moves_forward_and_merges_duplicates(store: Arc<SqlStore>) {
-    let tracked = SessionRecord { last_activity_at: T0 + 1_000, bytes_in: 100, bytes_out: 200, ..session("a", "gw") };
-    insert_all(&store, &[tracked.clone()]).await;
+    let tracked = SessionRecord {
+        last_activity_at: T0 + 1_000,
+        bytes_in: 100,
+        bytes_out: 200,
+        ..session("a", "gw")
+    };
+    insert_all(&store, std::slice::from_ref(&tracked)).await;
     let now = T0 + 10_000;
     let apply = |batch: Vec<PendingActivity>| {
         let store = store.clone();
-        async move { store.apply_activity(None, &batch, now, IDLE_AFTER_MS).await.expect("apply") }
+        async move {
+            store
+                .apply_activity(None, &batch, now, IDLE_AFTER_MS)
+                .await
+                .expect("apply")
+        }
     };
     let state = |store: Arc<SqlStore>, id: String| async move {
         let session = get(&store, &id).await;
         (session.last_activity_at, session.bytes_in, session.bytes_out)
     };
 
-    assert!(apply(vec![activity(&tracked.id, Some(T0 + 5_000), 150, 250)]).await.is_empty(), "no status change");
+    assert!(
+        apply(vec![activity(&tracked.id, Some(T0 + 5_000), 150, 250)])
+            .await
+            .is_empty(),
+        "no status change"
+    );
     assert_eq!(state(store.clone(), tracked.id.clone()).await, (T0 + 5_000, 150, 250));
 
     apply(vec![activity(&tracked.id, Some(T0 + 2_000), 10, 10)]).await;
-    assert_eq!(state(store.clone(), tracked.id.clone()).await, (T0 + 5_000, 150, 250), "older report ignored");
+    assert_eq!(
+        state(store.clone(), tracked.id.clone()).await,
+        (T0 + 5_000, 150, 250),
+        "older report ignored"
+    );
 
     apply(vec![activity(&tracked.id, None, 300, 250)]).await;
-    assert_eq!(state(store.clone(), tracked.id.clone()).await, (T0 + 5_000, 300, 250), "bytes only");
+    assert_eq!(
+        state(store.clone(), tracked.id.clone()).await,
+        (T0 + 5_000, 300, 250),
+        "bytes only"
+    );
 
-    apply(vec![activity(&tracked.id, Some(T0 + 9_000), 1_000, 1), activity(&tracked.id, Some(T0 + 8_000), 1, 2_000)])
-        .await;
-    assert_eq!(state(store.clone(), tracked.id.clone()).await, (T0 + 9_000, 1_000, 2_000), "the maximum of each");
+    apply(vec![
+        activity(&tracked.id, Some(T0 + 9_000), 1_000, 1),
+        activity(&tracked.id, Some(T0 + 8_000), 1, 2_000),
+    ])
+    .await;
+    assert_eq!(
+        state(store.clone(), tracked.id.clone()).await,
+        (T0 + 9_000, 1_000, 2_000),
+        "the maximum of each"
+    );
 
     assert!(apply(Vec::new()).await.is_empty());
     assert_eq!(get(&store, &tracked.id).await.status, SessionStatus::Active);
@@ -407,13 +529,23 @@ async fn activity_ignores_ended_unknown_and_foreign_sessions(store: Arc<SqlStore
         activity(&foreign.id, Some(T0 + 5_000), 10, 10),
         activity(&Uuid::new_v4().to_string(), Some(T0 + 5_000), 10, 10),
     ];
-    store.apply_activity(Some("gw-a"), &batch, now, IDLE_AFTER_MS).await.unwrap();
+    store
+        .apply_activity(Some("gw-a"), &batch, now, IDLE_AFTER_MS)
+        .await
+        .unwrap();
 
     assert_eq!(get(&store, &finished.id).await, finished);
     assert_eq!(get(&store, &foreign.id).await, foreign);
     let updated = get(&store, &mine.id).await;
-    assert_eq!((updated.last_activity_at, updated.bytes_in, updated.bytes_out), (T0 + 5_000, 10, 10));
-    assert_eq!(store.get_session(&batch[3].session_id).await.unwrap(), None, "unknown ids are not created");
+    assert_eq!(
+        (updated.last_activity_at, updated.bytes_in, updated.bytes_out),
+        (T0 + 5_000, 10, 10)
+    );
+    assert_eq!(
+        store.get_session(&batch[3].session_id).await.unwrap(),
+        None,
+        "unknown ids are not created"
+    );
 
     // Without a gateway restriction, any live session takes the report.
     store.apply_activity(None, &batch, now, IDLE_AFTER_MS).await.unwrap();
@@ -422,13 +554,26 @@ async fn activity_ignores_ended_unknown_and_foreign_sessions(store: Arc<SqlStore
 }
 
 async fn activity_wakes_idle_sessions_with_recent_input(store: Arc<SqlStore>) {
-    let idle = |user: &str, gateway: &str| SessionRecord { status: SessionStatus::Idle, ..session(user, gateway) };
+    let idle = |user: &str, gateway: &str| SessionRecord {
+        status: SessionStatus::Idle,
+        ..session(user, gateway)
+    };
     let wakes = idle("wakes", "gw-a");
     let old_input = idle("old-input", "gw-a");
     let bytes_only = idle("bytes-only", "gw-a");
     let foreign = idle("foreign", "gw-b");
     let active = session("active", "gw-a");
-    insert_all(&store, &[wakes.clone(), old_input.clone(), bytes_only.clone(), foreign.clone(), active.clone()]).await;
+    insert_all(
+        &store,
+        &[
+            wakes.clone(),
+            old_input.clone(),
+            bytes_only.clone(),
+            foreign.clone(),
+            active.clone(),
+        ],
+    )
+    .await;
 
     let now = T0 + 1_000_000;
     let batch = [
@@ -439,7 +584,10 @@ async fn activity_wakes_idle_sessions_with_recent_input(store: Arc<SqlStore>) {
         activity(&foreign.id, Some(now - 1_000), 1, 1),
         activity(&active.id, Some(now - 1_000), 1, 1),
     ];
-    let woken = store.apply_activity(Some("gw-a"), &batch, now, IDLE_AFTER_MS).await.unwrap();
+    let woken = store
+        .apply_activity(Some("gw-a"), &batch, now, IDLE_AFTER_MS)
+        .await
+        .unwrap();
     let expected = SessionRecord {
         status: SessionStatus::Active,
         last_activity_at: now - 1_000,
@@ -447,23 +595,39 @@ async fn activity_wakes_idle_sessions_with_recent_input(store: Arc<SqlStore>) {
         bytes_out: 1,
         ..wakes.clone()
     };
-    assert_eq!(woken, vec![expected.clone()], "only the idle session with recent input, in its new state");
+    assert_eq!(
+        woken,
+        vec![expected.clone()],
+        "only the idle session with recent input, in its new state"
+    );
     assert_eq!(get(&store, &wakes.id).await, expected);
     assert_eq!(get(&store, &old_input.id).await.status, SessionStatus::Idle);
     assert_eq!(get(&store, &bytes_only.id).await.status, SessionStatus::Idle);
     assert_eq!(get(&store, &foreign.id).await.status, SessionStatus::Idle);
 
-    let again = store.apply_activity(Some("gw-a"), &batch, now + 1, IDLE_AFTER_MS).await.unwrap();
+    let again = store
+        .apply_activity(Some("gw-a"), &batch, now + 1, IDLE_AFTER_MS)
+        .await
+        .unwrap();
     assert!(again.is_empty(), "an active session is not reported again: {again:?}");
 }
 
 async fn mark_idle_turns_stale_active_sessions_idle_in_batches(store: Arc<SqlStore>) {
     let cutoff = T0 + 100_000;
     let stale: Vec<SessionRecord> = (0..5)
-        .map(|i| SessionRecord { last_activity_at: T0 + i * 1_000, ..session("stale", "gw") })
+        .map(|i| SessionRecord {
+            last_activity_at: T0 + i * 1_000,
+            ..session("stale", "gw")
+        })
         .collect();
-    let fresh = SessionRecord { last_activity_at: cutoff, ..session("fresh", "gw") };
-    let already_idle = SessionRecord { status: SessionStatus::Idle, ..session("idle", "gw") };
+    let fresh = SessionRecord {
+        last_activity_at: cutoff,
+        ..session("fresh", "gw")
+    };
+    let already_idle = SessionRecord {
+        status: SessionStatus::Idle,
+        ..session("idle", "gw")
+    };
     let finished = ended(session("ended", "gw"), T0 + 1);
     insert_all(&store, &stale).await;
     insert_all(&store, &[fresh.clone(), already_idle.clone(), finished.clone()]).await;
@@ -478,7 +642,13 @@ async fn mark_idle_turns_stale_active_sessions_idle_in_batches(store: Arc<SqlSto
     assert!(store.mark_idle(cutoff, 0).await.unwrap().is_empty());
 
     for session in &stale {
-        assert_eq!(get(&store, &session.id).await, SessionRecord { status: SessionStatus::Idle, ..session.clone() });
+        assert_eq!(
+            get(&store, &session.id).await,
+            SessionRecord {
+                status: SessionStatus::Idle,
+                ..session.clone()
+            }
+        );
     }
     assert_eq!(get(&store, &fresh.id).await, fresh);
     assert_eq!(get(&store, &already_idle.id).await, already_idle);
@@ -487,7 +657,10 @@ async fn mark_idle_turns_stale_active_sessions_idle_in_batches(store: Arc<SqlSto
 
 async fn mark_idle_from_two_callers_returns_each_session_once(store: Arc<SqlStore>) {
     let stale: Vec<SessionRecord> = (0..120)
-        .map(|i| SessionRecord { last_activity_at: T0 + i, ..session("stale", "gw") })
+        .map(|i| SessionRecord {
+            last_activity_at: T0 + i,
+            ..session("stale", "gw")
+        })
         .collect();
     insert_all(&store, &stale).await;
     let sweep = |store: Arc<SqlStore>| async move {
@@ -510,17 +683,33 @@ async fn mark_idle_from_two_callers_returns_each_session_once(store: Arc<SqlStor
 }
 
 async fn reconcile_ends_missing_registers_unknown_and_leaves_known(store: Arc<SqlStore>) {
-    let kept = SessionRecord { bytes_in: 7, ..session("kept", "gw-a") };
+    let kept = SessionRecord {
+        bytes_in: 7,
+        ..session("kept", "gw-a")
+    };
     let gone = session("gone", "gw-a");
     let already_ended = ended(session("old", "gw-a"), T0 + 10);
     let elsewhere = session("elsewhere", "gw-b");
-    insert_all(&store, &[kept.clone(), gone.clone(), already_ended.clone(), elsewhere.clone()]).await;
+    insert_all(
+        &store,
+        &[kept.clone(), gone.clone(), already_ended.clone(), elsewhere.clone()],
+    )
+    .await;
 
-    let new = SessionRecord { started_at: T0 + 3, ..session("new", "gw-a") };
+    let new = SessionRecord {
+        started_at: T0 + 3,
+        ..session("new", "gw-a")
+    };
     // The gateway's view of a known session differs; the registry's record stays as it is.
-    let kept_as_reported = SessionRecord { bytes_in: 999, ..kept.clone() };
+    let kept_as_reported = SessionRecord {
+        bytes_in: 999,
+        ..kept.clone()
+    };
     let lost = end(T0 + 20_000, EndReason::Lost);
-    let outcome = store.reconcile_gateway("gw-a", &[kept_as_reported, new.clone()], &lost).await.unwrap();
+    let outcome = store
+        .reconcile_gateway("gw-a", &[kept_as_reported, new.clone()], &lost)
+        .await
+        .unwrap();
 
     let gone_ended = SessionRecord {
         status: SessionStatus::Disconnected,
@@ -537,7 +726,10 @@ async fn reconcile_ends_missing_registers_unknown_and_leaves_known(store: Arc<Sq
     assert_eq!(get(&store, &already_ended.id).await, already_ended);
     assert_eq!(get(&store, &elsewhere.id).await, elsewhere);
 
-    let repeat = store.reconcile_gateway("gw-a", &[kept.clone(), new.clone()], &lost).await.unwrap();
+    let repeat = store
+        .reconcile_gateway("gw-a", &[kept.clone(), new.clone()], &lost)
+        .await
+        .unwrap();
     assert!(repeat.ended.is_empty() && repeat.registered.is_empty(), "{repeat:?}");
 
     let emptied = store.reconcile_gateway("gw-a", &[], &lost).await.unwrap();
@@ -550,22 +742,70 @@ async fn list_applies_every_filter(store: Arc<SqlStore>) {
     insert_all(&store, &data).await;
     let filters = [
         SessionFilter::default(),
-        SessionFilter { statuses: vec![SessionStatus::Idle], ..SessionFilter::default() },
-        SessionFilter { statuses: vec![SessionStatus::Disconnected], ..SessionFilter::default() },
-        SessionFilter { statuses: vec![SessionStatus::Active, SessionStatus::Disconnected], ..SessionFilter::default() },
-        SessionFilter { user: Some("bob".into()), ..SessionFilter::default() },
-        SessionFilter { resource_name: Some("jump".into()), ..SessionFilter::default() },
-        SessionFilter { resource_type: Some(ResourceType::Rdp), ..SessionFilter::default() },
-        SessionFilter { gateway_id: Some("gw-b".into()), ..SessionFilter::default() },
-        SessionFilter { country_code: Some("DE".into()), ..SessionFilter::default() },
-        SessionFilter { query: Some("berl".into()), ..SessionFilter::default() },
-        SessionFilter { query: Some("10.0.0.3".into()), ..SessionFilter::default() },
-        SessionFilter { query: Some("laptop-1".into()), ..SessionFilter::default() },
-        SessionFilter { query: Some("gw-a".into()), ..SessionFilter::default() },
-        SessionFilter { query: Some("nothing-like-this".into()), ..SessionFilter::default() },
-        SessionFilter { min_risk_score: Some(20), ..SessionFilter::default() },
-        SessionFilter { flagged_only: true, ..SessionFilter::default() },
-        SessionFilter { client_ip: Some("10.0.0.4".into()), ..SessionFilter::default() },
+        SessionFilter {
+            statuses: vec![SessionStatus::Idle],
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            statuses: vec![SessionStatus::Disconnected],
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            statuses: vec![SessionStatus::Active, SessionStatus::Disconnected],
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            user: Some("bob".into()),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            resource_name: Some("jump".into()),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            resource_type: Some(ResourceType::Rdp),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            gateway_id: Some("gw-b".into()),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            country_code: Some("DE".into()),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            query: Some("berl".into()),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            query: Some("10.0.0.3".into()),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            query: Some("laptop-1".into()),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            query: Some("gw-a".into()),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            query: Some("nothing-like-this".into()),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            min_risk_score: Some(20),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            flagged_only: true,
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            client_ip: Some("10.0.0.4".into()),
+            ..SessionFilter::default()
+        },
         SessionFilter {
             statuses: vec![SessionStatus::Active, SessionStatus::Idle, SessionStatus::Disconnected],
             user: Some("alice".into()),
@@ -575,7 +815,10 @@ async fn list_applies_every_filter(store: Arc<SqlStore>) {
     ];
     for filter in filters {
         let expected = expected_order(&data, &filter, SortKey::StartedAt, true);
-        let page = store.list_sessions(&query(filter.clone(), SortKey::StartedAt, true, 1000, None)).await.unwrap();
+        let page = store
+            .list_sessions(&query(filter.clone(), SortKey::StartedAt, true, 1000, None))
+            .await
+            .unwrap();
         assert_eq!(ids(&page.sessions), expected, "{filter:?}");
         assert_eq!(page.total, expected.len() as u64, "{filter:?}");
         assert_eq!(page.next, None);
@@ -587,19 +830,53 @@ async fn list_applies_every_filter(store: Arc<SqlStore>) {
 async fn list_query_treats_like_wildcards_literally(store: Arc<SqlStore>) {
     let underscore = session("a_b", "gw");
     let letter = session("axb", "gw");
-    let percent = SessionRecord { device: "100% laptop".into(), ..session("c", "gw") };
-    let backslash = SessionRecord { device: r"corp\laptop".into(), ..session("d", "gw") };
-    let upper = SessionRecord { device: "ThinkPad".into(), ..session("e", "gw") };
-    insert_all(&store, &[underscore.clone(), letter.clone(), percent.clone(), backslash.clone(), upper.clone()]).await;
+    let percent = SessionRecord {
+        device: "100% laptop".into(),
+        ..session("c", "gw")
+    };
+    let backslash = SessionRecord {
+        device: r"corp\laptop".into(),
+        ..session("d", "gw")
+    };
+    let upper = SessionRecord {
+        device: "ThinkPad".into(),
+        ..session("e", "gw")
+    };
+    insert_all(
+        &store,
+        &[
+            underscore.clone(),
+            letter.clone(),
+            percent.clone(),
+            backslash.clone(),
+            upper.clone(),
+        ],
+    )
+    .await;
     let search = |text: &str| {
         let store = store.clone();
-        let filter = SessionFilter { query: Some(text.to_owned()), ..SessionFilter::default() };
-        async move { id_set(&store.list_sessions(&query(filter, SortKey::User, true, 100, None)).await.unwrap().sessions) }
+        let filter = SessionFilter {
+            query: Some(text.to_owned()),
+            ..SessionFilter::default()
+        };
+        async move {
+            id_set(
+                &store
+                    .list_sessions(&query(filter, SortKey::User, true, 100, None))
+                    .await
+                    .unwrap()
+                    .sessions,
+            )
+        }
     };
     assert_eq!(search("a_b").await, id_set(std::slice::from_ref(&underscore)));
     assert_eq!(search("0%").await, id_set(std::slice::from_ref(&percent)));
     assert_eq!(search(r"p\l").await, id_set(std::slice::from_ref(&backslash)));
-    assert_eq!(search("thinkpad").await, id_set(std::slice::from_ref(&upper)), "stored text is lower-cased");
+    assert_eq!(
+        search("thinkpad").await,
+        id_set(std::slice::from_ref(&upper)),
+        "stored text is lower-cased"
+    );
     assert_eq!(search("").await.len(), 5, "an empty query does not filter");
 }
 
@@ -610,8 +887,17 @@ async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>)
         statuses: vec![SessionStatus::Active, SessionStatus::Idle, SessionStatus::Disconnected],
         ..SessionFilter::default()
     };
-    let on_gateway = SessionFilter { gateway_id: Some("gw-a".into()), ..SessionFilter::default() };
-    let keys = [SortKey::StartedAt, SortKey::LastActivity, SortKey::User, SortKey::Resource, SortKey::RiskScore];
+    let on_gateway = SessionFilter {
+        gateway_id: Some("gw-a".into()),
+        ..SessionFilter::default()
+    };
+    let keys = [
+        SortKey::StartedAt,
+        SortKey::LastActivity,
+        SortKey::User,
+        SortKey::Resource,
+        SortKey::RiskScore,
+    ];
     for filter in [everything, on_gateway] {
         for key in keys {
             for ascending in [true, false] {
@@ -620,7 +906,10 @@ async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>)
                 let mut after = None;
                 let mut pages = 0;
                 loop {
-                    let page = store.list_sessions(&query(filter.clone(), key, ascending, 4, after)).await.unwrap();
+                    let page = store
+                        .list_sessions(&query(filter.clone(), key, ascending, 4, after))
+                        .await
+                        .unwrap();
                     assert_eq!(page.total, expected.len() as u64);
                     pages += 1;
                     seen.extend(ids(&page.sessions));
@@ -641,37 +930,80 @@ async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>)
 }
 
 async fn list_page_edges_and_bad_cursors(store: Arc<SqlStore>) {
-    let sessions: Vec<SessionRecord> =
-        (0..4).map(|i| SessionRecord { started_at: T0 + i, ..session("u", "gw") }).collect();
+    let sessions: Vec<SessionRecord> = (0..4)
+        .map(|i| SessionRecord {
+            started_at: T0 + i,
+            ..session("u", "gw")
+        })
+        .collect();
     insert_all(&store, &sessions).await;
 
-    let exact = store.list_sessions(&query(SessionFilter::default(), SortKey::StartedAt, true, 4, None)).await.unwrap();
-    assert_eq!((exact.sessions.len(), exact.next, exact.total), (4, None, 4), "a page that ends exactly has no next");
+    let exact = store
+        .list_sessions(&query(SessionFilter::default(), SortKey::StartedAt, true, 4, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        (exact.sessions.len(), exact.next, exact.total),
+        (4, None, 4),
+        "a page that ends exactly has no next"
+    );
 
-    let first = store.list_sessions(&query(SessionFilter::default(), SortKey::StartedAt, true, 3, None)).await.unwrap();
+    let first = store
+        .list_sessions(&query(SessionFilter::default(), SortKey::StartedAt, true, 3, None))
+        .await
+        .unwrap();
     let next = first.next.expect("more rows");
-    assert_eq!(next, PageCursor { value: SortValue::Int(T0 + 2), id: sessions[2].id.clone() });
+    assert_eq!(
+        next,
+        PageCursor {
+            value: SortValue::Int(T0 + 2),
+            id: sessions[2].id.clone()
+        }
+    );
 
-    let empty = SessionFilter { user: Some("nobody".into()), ..SessionFilter::default() };
-    let none = store.list_sessions(&query(empty, SortKey::User, false, 10, None)).await.unwrap();
+    let empty = SessionFilter {
+        user: Some("nobody".into()),
+        ..SessionFilter::default()
+    };
+    let none = store
+        .list_sessions(&query(empty, SortKey::User, false, 10, None))
+        .await
+        .unwrap();
     assert_eq!((none.sessions.len(), none.next, none.total), (0, None, 0));
 
-    let wrong_kind = PageCursor { value: SortValue::Text("u".into()), id: sessions[0].id.clone() };
+    let wrong_kind = PageCursor {
+        value: SortValue::Text("u".into()),
+        id: sessions[0].id.clone(),
+    };
     let error = store
-        .list_sessions(&query(SessionFilter::default(), SortKey::StartedAt, true, 3, Some(wrong_kind)))
+        .list_sessions(&query(
+            SessionFilter::default(),
+            SortKey::StartedAt,
+            true,
+            3,
+            Some(wrong_kind),
+        ))
         .await
         .unwrap_err();
     assert!(matches!(error, ServiceError::InvalidArgument(_)), "{error:?}");
     for limit in [0, 1001] {
-        let error = store.list_sessions(&query(SessionFilter::default(), SortKey::User, true, limit, None)).await;
-        assert!(matches!(error, Err(ServiceError::InvalidArgument(_))), "limit {limit}: {error:?}");
+        let error = store
+            .list_sessions(&query(SessionFilter::default(), SortKey::User, true, limit, None))
+            .await;
+        assert!(
+            matches!(error, Err(ServiceError::InvalidArgument(_))),
+            "limit {limit}: {error:?}"
+        );
     }
 }
 
 async fn stats_count_live_sessions(store: Arc<SqlStore>) {
     let now = T0 + 100_000;
     let mut data = dataset();
-    data.push(SessionRecord { started_at: now + 60_000, ..session("future", "gw-a") });
+    data.push(SessionRecord {
+        started_at: now + 60_000,
+        ..session("future", "gw-a")
+    });
     insert_all(&store, &data).await;
     store.gateway_connected("gw-a", "r1", "1.0", T0).await.unwrap();
     store.gateway_connected("gw-b", "r1", "1.0", T0).await.unwrap();
@@ -682,19 +1014,37 @@ async fn stats_count_live_sessions(store: Arc<SqlStore>) {
     let filters = [
         SessionFilter::default(),
         // Statuses are ignored by stats.
-        SessionFilter { statuses: vec![SessionStatus::Disconnected], ..SessionFilter::default() },
-        SessionFilter { gateway_id: Some("gw-a".into()), ..SessionFilter::default() },
-        SessionFilter { gateway_id: Some("gw-b".into()), ..SessionFilter::default() },
-        SessionFilter { user: Some("carol".into()), flagged_only: true, ..SessionFilter::default() },
+        SessionFilter {
+            statuses: vec![SessionStatus::Disconnected],
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            gateway_id: Some("gw-a".into()),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            gateway_id: Some("gw-b".into()),
+            ..SessionFilter::default()
+        },
+        SessionFilter {
+            user: Some("carol".into()),
+            flagged_only: true,
+            ..SessionFilter::default()
+        },
     ];
     for filter in filters {
-        let covered: Vec<&SessionRecord> =
-            data.iter().filter(|session| expected_match_ignoring_status(&filter, session)).collect();
+        let covered: Vec<&SessionRecord> = data
+            .iter()
+            .filter(|session| expected_match_ignoring_status(&filter, session))
+            .collect();
         let live: Vec<&&SessionRecord> = covered.iter().filter(|session| session.is_live()).collect();
         let count = |status: SessionStatus| live.iter().filter(|session| session.status == status).count() as u64;
         let mut by_type = Vec::new();
         for resource_type in [ResourceType::Ssh, ResourceType::Rdp, ResourceType::Web] {
-            let n = live.iter().filter(|session| session.resource_type == resource_type).count() as u64;
+            let n = live
+                .iter()
+                .filter(|session| session.resource_type == resource_type)
+                .count() as u64;
             if n > 0 {
                 by_type.push((resource_type, n));
             }
@@ -715,30 +1065,65 @@ async fn stats_count_live_sessions(store: Arc<SqlStore>) {
             live.iter().filter(|session| !session.risk.flags.is_empty()).count() as u64,
             "{filter:?}"
         );
-        assert_eq!(stats.total_live_duration_seconds, (running_ms / 1000) as u64, "{filter:?}");
+        assert_eq!(
+            stats.total_live_duration_seconds,
+            (running_ms / 1000) as u64,
+            "{filter:?}"
+        );
         assert_eq!(
             stats.ended_since,
-            covered.iter().filter(|session| session.ended_at.is_some_and(|at| at >= ended_since)).count() as u64,
+            covered
+                .iter()
+                .filter(|session| session.ended_at.is_some_and(|at| at >= ended_since))
+                .count() as u64,
             "{filter:?}"
         );
         assert_eq!(stats.gateways_connected, gateways_connected, "{filter:?}");
     }
     // The figures are not trivially zero.
     let all = store.stats(&SessionFilter::default(), now, ended_since).await.unwrap();
-    assert!(all.active > 0 && all.idle > 0 && all.flagged > 0 && all.ended_since > 0, "{all:?}");
+    assert!(
+        all.active > 0 && all.idle > 0 && all.flagged > 0 && all.ended_since > 0,
+        "{all:?}"
+    );
 }
 
 async fn resolve_each_selector(store: Arc<SqlStore>) {
-    let alice_live = SessionRecord { resource_name: "jump".into(), started_at: T0 + 1, ..session("alice", "gw-a") };
-    let alice_idle =
-        SessionRecord { status: SessionStatus::Idle, started_at: T0 + 2, ..session("alice", "gw-b") };
+    let alice_live = SessionRecord {
+        resource_name: "jump".into(),
+        started_at: T0 + 1,
+        ..session("alice", "gw-a")
+    };
+    let alice_idle = SessionRecord {
+        status: SessionStatus::Idle,
+        started_at: T0 + 2,
+        ..session("alice", "gw-b")
+    };
     let alice_ended = ended(session("alice", "gw-a"), T0 + 5);
-    let bob_live = SessionRecord { resource_name: "jump".into(), started_at: T0 + 3, ..session("bob", "gw-b") };
-    insert_all(&store, &[alice_live.clone(), alice_idle.clone(), alice_ended.clone(), bob_live.clone()]).await;
+    let bob_live = SessionRecord {
+        resource_name: "jump".into(),
+        started_at: T0 + 3,
+        ..session("bob", "gw-b")
+    };
+    insert_all(
+        &store,
+        &[
+            alice_live.clone(),
+            alice_idle.clone(),
+            alice_ended.clone(),
+            bob_live.clone(),
+        ],
+    )
+    .await;
 
     let unknown = Uuid::new_v4().to_string();
     let by_ids = store
-        .resolve(&Selector::Ids(vec![bob_live.id.clone(), alice_ended.id.clone(), unknown.clone(), bob_live.id.clone()]))
+        .resolve(&Selector::Ids(vec![
+            bob_live.id.clone(),
+            alice_ended.id.clone(),
+            unknown.clone(),
+            bob_live.id.clone(),
+        ]))
         .await
         .unwrap();
     assert_eq!(ids(&by_ids.live), vec![bob_live.id.clone()]);
@@ -754,21 +1139,44 @@ async fn resolve_each_selector(store: Arc<SqlStore>) {
             id_set(&resolution.live)
         }
     };
-    assert_eq!(live_ids(Selector::User("alice".into())).await, id_set(&[alice_live.clone(), alice_idle.clone()]));
-    assert_eq!(live_ids(Selector::Gateway("gw-a".into())).await, id_set(std::slice::from_ref(&alice_live)));
-    assert_eq!(live_ids(Selector::Resource("jump".into())).await, id_set(&[alice_live.clone(), bob_live.clone()]));
+    assert_eq!(
+        live_ids(Selector::User("alice".into())).await,
+        id_set(&[alice_live.clone(), alice_idle.clone()])
+    );
+    assert_eq!(
+        live_ids(Selector::Gateway("gw-a".into())).await,
+        id_set(std::slice::from_ref(&alice_live))
+    );
+    assert_eq!(
+        live_ids(Selector::Resource("jump".into())).await,
+        id_set(&[alice_live.clone(), bob_live.clone()])
+    );
     assert_eq!(
         live_ids(Selector::All { idle_only: false }).await,
         id_set(&[alice_live.clone(), alice_idle.clone(), bob_live.clone()])
     );
-    assert_eq!(live_ids(Selector::All { idle_only: true }).await, id_set(std::slice::from_ref(&alice_idle)));
+    assert_eq!(
+        live_ids(Selector::All { idle_only: true }).await,
+        id_set(std::slice::from_ref(&alice_idle))
+    );
     assert!(live_ids(Selector::User("nobody".into())).await.is_empty());
 }
 
 async fn gateways_connect_seen_disconnect_and_list(store: Arc<SqlStore>) {
     store.gateway_connected("gw-1", "replica-a", "1.0.0", T0).await.unwrap();
-    store.gateway_connected("gw-2", "replica-b", "1.1.0", T0 + 10).await.unwrap();
-    insert_all(&store, &[session("a", "gw-1"), session("b", "gw-1"), ended(session("c", "gw-1"), T0)]).await;
+    store
+        .gateway_connected("gw-2", "replica-b", "1.1.0", T0 + 10)
+        .await
+        .unwrap();
+    insert_all(
+        &store,
+        &[
+            session("a", "gw-1"),
+            session("b", "gw-1"),
+            ended(session("c", "gw-1"), T0),
+        ],
+    )
+    .await;
 
     store.gateway_seen("gw-1", T0 + 500).await.unwrap();
     store.gateway_seen("gw-1", T0 + 100).await.unwrap();
@@ -779,7 +1187,13 @@ async fn gateways_connect_seen_disconnect_and_list(store: Arc<SqlStore>) {
     let all = store.list_gateways(false).await.unwrap();
     assert_eq!(all.len(), 2, "seeing an unknown gateway does not create it: {all:?}");
     assert_eq!(
-        (all[0].id.as_str(), all[0].connected, all[0].replica.as_deref(), all[0].last_seen_at, all[0].live_sessions),
+        (
+            all[0].id.as_str(),
+            all[0].connected,
+            all[0].replica.as_deref(),
+            all[0].last_seen_at,
+            all[0].live_sessions
+        ),
         ("gw-1", true, Some("replica-a"), T0 + 500, 2)
     );
     assert_eq!((all[0].connected_at, all[0].agent_version.as_str()), (T0, "1.0.0"));
@@ -787,14 +1201,29 @@ async fn gateways_connect_seen_disconnect_and_list(store: Arc<SqlStore>) {
 
     store.gateway_disconnected("gw-1", "replica-a", T0 + 700).await.unwrap();
     let connected = store.list_gateways(true).await.unwrap();
-    assert_eq!(connected.iter().map(|gateway| gateway.id.as_str()).collect::<Vec<_>>(), ["gw-2"]);
+    assert_eq!(
+        connected.iter().map(|gateway| gateway.id.as_str()).collect::<Vec<_>>(),
+        ["gw-2"]
+    );
     let gw1 = store.list_gateways(false).await.unwrap().remove(0);
-    assert_eq!((gw1.connected, gw1.replica, gw1.last_seen_at, gw1.live_sessions), (false, None, T0 + 700, 2));
+    assert_eq!(
+        (gw1.connected, gw1.replica, gw1.last_seen_at, gw1.live_sessions),
+        (false, None, T0 + 700, 2)
+    );
 
-    store.gateway_connected("gw-1", "replica-c", "1.2.0", T0 + 900).await.unwrap();
+    store
+        .gateway_connected("gw-1", "replica-c", "1.2.0", T0 + 900)
+        .await
+        .unwrap();
     let gw1 = store.list_gateways(true).await.unwrap().remove(0);
     assert_eq!(
-        (gw1.id.as_str(), gw1.connected, gw1.replica.as_deref(), gw1.connected_at, gw1.agent_version.as_str()),
+        (
+            gw1.id.as_str(),
+            gw1.connected,
+            gw1.replica.as_deref(),
+            gw1.connected_at,
+            gw1.agent_version.as_str()
+        ),
         ("gw-1", true, Some("replica-c"), T0 + 900, "1.2.0")
     );
 }
@@ -804,62 +1233,110 @@ async fn migrations_are_idempotent(store: Arc<SqlStore>) {
     store.migrate().await.expect("third migrate");
     let applied = Migrator::get_applied_migrations(store.connection()).await.unwrap();
     assert_eq!(applied.len(), Migrator::migrations().len());
-    assert!(Migrator::get_pending_migrations(store.connection()).await.unwrap().is_empty());
+    assert!(
+        Migrator::get_pending_migrations(store.connection())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let record = session("a", "gw");
     store.insert_session(&record).await.unwrap();
     assert_eq!(get(&store, &record.id).await, record);
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scratch_bench() {
     on_postgres(|store| async move {
         let mut data = Vec::new();
         for i in 0..20000_i64 {
-            data.push(SessionRecord { started_at: T0 + i, ..session("u", &format!("gw-{}", i % 100)) });
+            data.push(SessionRecord {
+                started_at: T0 + i,
+                ..session("u", &format!("gw-{}", i % 100))
+            });
         }
         for chunk in data.chunks(500) {
-            store.reconcile_gateway("none", chunk, &end(T0, EndReason::Lost)).await.unwrap();
+            store
+                .reconcile_gateway("none", chunk, &end(T0, EndReason::Lost))
+                .await
+                .unwrap();
         }
         let start = std::time::Instant::now();
         let mut n = 0;
         for round in 0..5_i64 {
             for chunk in data.chunks(2000) {
-                let batch: Vec<PendingActivity> = chunk.iter().map(|s| activity(&s.id, Some(T0 + 1000 + round), 10 + round as u64, 1)).collect();
-                store.apply_activity(None, &batch, T0 + 2000, IDLE_AFTER_MS).await.unwrap();
+                let batch: Vec<PendingActivity> = chunk
+                    .iter()
+                    .map(|s| activity(&s.id, Some(T0 + 1000 + round), 10 + round as u64, 1))
+                    .collect();
+                store
+                    .apply_activity(None, &batch, T0 + 2000, IDLE_AFTER_MS)
+                    .await
+                    .unwrap();
                 n += batch.len();
             }
         }
         let elapsed = start.elapsed();
-        println!("PG: {n} updates in {elapsed:?}: {:.0}/s", n as f64 / elapsed.as_secs_f64());
+        println!(
+            "PG: {n} updates in {elapsed:?}: {:.0}/s",
+            n as f64 / elapsed.as_secs_f64()
+        );
         let start = std::time::Instant::now();
         let idled = store.mark_idle(T0 + 1_000_000, 1000).await.unwrap();
         println!("mark_idle 1000: {:?} {}", start.elapsed(), idled.len());
         let start = std::time::Instant::now();
-        let page = store.list_sessions(&query(SessionFilter { query: Some("gw-7".into()), ..SessionFilter::default() }, SortKey::User, false, 50, None)).await.unwrap();
+        let page = store
+            .list_sessions(&query(
+                SessionFilter {
+                    query: Some("gw-7".into()),
+                    ..SessionFilter::default()
+                },
+                SortKey::User,
+                false,
+                50,
+                None,
+            ))
+            .await
+            .unwrap();
         println!("list: {:?} total {}", start.elapsed(), page.total);
         let start = std::time::Instant::now();
         let stats = store.stats(&SessionFilter::default(), T0 + 100_000, T0).await.unwrap();
         println!("stats: {:?} {stats:?}", start.elapsed());
-    }).await;
+    })
+    .await;
     on_sqlite(|store| async move {
         let mut data = Vec::new();
         for i in 0..20000_i64 {
-            data.push(SessionRecord { started_at: T0 + i, ..session("u", &format!("gw-{}", i % 100)) });
+            data.push(SessionRecord {
+                started_at: T0 + i,
+                ..session("u", &format!("gw-{}", i % 100))
+            });
         }
         for chunk in data.chunks(500) {
-            store.reconcile_gateway("none", chunk, &end(T0, EndReason::Lost)).await.unwrap();
+            store
+                .reconcile_gateway("none", chunk, &end(T0, EndReason::Lost))
+                .await
+                .unwrap();
         }
         let start = std::time::Instant::now();
         let mut n = 0;
         for round in 0..2_i64 {
             for chunk in data.chunks(2000) {
-                let batch: Vec<PendingActivity> = chunk.iter().map(|s| activity(&s.id, Some(T0 + 1000 + round), 10 + round as u64, 1)).collect();
-                store.apply_activity(None, &batch, T0 + 2000, IDLE_AFTER_MS).await.unwrap();
+                let batch: Vec<PendingActivity> = chunk
+                    .iter()
+                    .map(|s| activity(&s.id, Some(T0 + 1000 + round), 10 + round as u64, 1))
+                    .collect();
+                store
+                    .apply_activity(None, &batch, T0 + 2000, IDLE_AFTER_MS)
+                    .await
+                    .unwrap();
                 n += batch.len();
             }
         }
         let elapsed = start.elapsed();
-        println!("SQLite: {n} updates in {elapsed:?}: {:.0}/s", n as f64 / elapsed.as_secs_f64());
-    }).await;
+        println!(
+            "SQLite: {n} updates in {elapsed:?}: {:.0}/s",
+            n as f64 / elapsed.as_secs_f64()
+        );
+    })
+    .await;
 }

@@ -23,9 +23,30 @@ const FIRST_NAMES: &[&str] = &[
 ];
 
 const LAST_NAMES: &[&str] = &[
-    "martin", "nguyen", "schmidt", "rossi", "garcia", "kowalski", "tanaka", "okafor", "dubois", "larsen", "silva",
-    "novak", "johansson", "fischer", "kim", "patel", "cohen", "moreau", "lindqvist", "oconnor", "haddad", "ivanova",
-    "mendes", "weber",
+    "martin",
+    "nguyen",
+    "schmidt",
+    "rossi",
+    "garcia",
+    "kowalski",
+    "tanaka",
+    "okafor",
+    "dubois",
+    "larsen",
+    "silva",
+    "novak",
+    "johansson",
+    "fischer",
+    "kim",
+    "patel",
+    "cohen",
+    "moreau",
+    "lindqvist",
+    "oconnor",
+    "haddad",
+    "ivanova",
+    "mendes",
+    "weber",
 ];
 
 const GROUPS: &[&str] = &["engineering", "sre", "finance", "support", "sales", "contractors"];
@@ -64,21 +85,69 @@ enum Network {
 /// database locates them.
 const NETWORKS: &[(Network, u32)] = &[
     // London, GB
-    (Network::V4 { net: [81, 2, 69], hosts: (160, 191) }, 14),
+    (
+        Network::V4 {
+            net: [81, 2, 69],
+            hosts: (160, 191),
+        },
+        14,
+    ),
     // Boxford, GB
-    (Network::V4 { net: [2, 125, 160], hosts: (216, 223) }, 5),
+    (
+        Network::V4 {
+            net: [2, 125, 160],
+            hosts: (216, 223),
+        },
+        5,
+    ),
     // Linköping, SE
-    (Network::V4 { net: [89, 160, 20], hosts: (112, 254) }, 10),
+    (
+        Network::V4 {
+            net: [89, 160, 20],
+            hosts: (112, 254),
+        },
+        10,
+    ),
     // Milton, US
-    (Network::V4 { net: [216, 160, 83], hosts: (56, 63) }, 12),
+    (
+        Network::V4 {
+            net: [216, 160, 83],
+            hosts: (56, 63),
+        },
+        12,
+    ),
     // United States
-    (Network::V4 { net: [149, 101, 100], hosts: (1, 14) }, 5),
+    (
+        Network::V4 {
+            net: [149, 101, 100],
+            hosts: (1, 14),
+        },
+        5,
+    ),
     // Changchun, CN
-    (Network::V4 { net: [175, 16, 199], hosts: (1, 254) }, 5),
+    (
+        Network::V4 {
+            net: [175, 16, 199],
+            hosts: (1, 254),
+        },
+        5,
+    ),
     // Philippines
-    (Network::V4 { net: [202, 196, 224], hosts: (1, 254) }, 4),
+    (
+        Network::V4 {
+            net: [202, 196, 224],
+            hosts: (1, 254),
+        },
+        4,
+    ),
     // Bhutan
-    (Network::V4 { net: [67, 43, 156], hosts: (1, 254) }, 2),
+    (
+        Network::V4 {
+            net: [67, 43, 156],
+            hosts: (1, 254),
+        },
+        2,
+    ),
     // United States, IPv6
     (Network::V6 { net: [0x2001, 0x0480] }, 8),
     // Japan, IPv6
@@ -137,7 +206,12 @@ pub fn user(seed: u64, k: usize) -> SimUser {
         _ => format!("LAPTOP-{}", windows_suffix(&mut rng)),
     };
     let home = address(pick_network(&mut rng), &mut rng);
-    SimUser { email, groups, device, home }
+    SimUser {
+        email,
+        groups,
+        device,
+        home,
+    }
 }
 
 /// A session start and how its user will behave.
@@ -238,12 +312,16 @@ fn pick_resource(rng: &mut impl Rng) -> (&'static str, ResourceType) {
 
 fn address(network: Network, rng: &mut impl Rng) -> IpAddr {
     match network {
-        Network::V4 { net: [a, b, c], hosts: (lo, hi) } => {
-            IpAddr::V4(Ipv4Addr::new(a, b, c, rng.random_range(lo..=hi)))
-        }
-        Network::Private16 { net: [a, b] } => {
-            IpAddr::V4(Ipv4Addr::new(a, b, rng.random_range(0..=255), rng.random_range(1..=254)))
-        }
+        Network::V4 {
+            net: [a, b, c],
+            hosts: (lo, hi),
+        } => IpAddr::V4(Ipv4Addr::new(a, b, c, rng.random_range(lo..=hi))),
+        Network::Private16 { net: [a, b] } => IpAddr::V4(Ipv4Addr::new(
+            a,
+            b,
+            rng.random_range(0..=255),
+            rng.random_range(1..=254),
+        )),
         Network::V6 { net: [a, b] } => IpAddr::V6(Ipv6Addr::new(
             a,
             b,
@@ -285,7 +363,9 @@ mod tests {
         let mut by_user = std::collections::HashMap::new();
         for gateway in 0..5 {
             for simulated in starts(11, gateway, 200) {
-                let device = by_user.entry(simulated.start.user.clone()).or_insert(simulated.start.device.clone());
+                let device = by_user
+                    .entry(simulated.start.user.clone())
+                    .or_insert(simulated.start.device.clone());
                 assert_eq!(*device, simulated.start.device);
             }
         }
@@ -303,7 +383,10 @@ mod tests {
         let ips: Vec<IpAddr> = all.iter().map(|s| s.start.client_ip.parse().unwrap()).collect();
         assert!(ips.iter().any(IpAddr::is_ipv6));
         assert!(ips.iter().any(|ip| matches!(ip, IpAddr::V4(v4) if v4.is_private())));
-        assert!(ips.iter().any(|ip| matches!(ip, IpAddr::V4(v4) if v4.octets()[..3] == [81, 2, 69])));
+        assert!(
+            ips.iter()
+                .any(|ip| matches!(ip, IpAddr::V4(v4) if v4.octets()[..3] == [81, 2, 69]))
+        );
         let idle = all.iter().filter(|s| s.idle).count();
         assert!((100..=300).contains(&idle), "about 20% idle, got {idle}");
     }
@@ -314,7 +397,11 @@ mod tests {
         assert!(devices.iter().any(|d| d.ends_with("-macbook")));
         let windows = devices.iter().find(|d| d.starts_with("DESKTOP-")).unwrap();
         assert_eq!(windows.len(), "DESKTOP-".len() + 7);
-        assert!(windows["DESKTOP-".len()..].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        assert!(
+            windows["DESKTOP-".len()..]
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        );
     }
 
     #[test]

@@ -196,7 +196,9 @@ impl SimulationHandle {
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), AgentError> {
         let deadline = Instant::now() + timeout;
         for agent in &self.agents {
-            agent.wait_connected(deadline.saturating_duration_since(Instant::now())).await?;
+            agent
+                .wait_connected(deadline.saturating_duration_since(Instant::now()))
+                .await?;
         }
         Ok(())
     }
@@ -256,7 +258,11 @@ pub async fn run(config: SimulationConfig, shutdown: CancellationToken) -> Resul
         seed = config.seed,
         "simulation started"
     );
-    Ok(SimulationHandle { agents, counters, tasks })
+    Ok(SimulationHandle {
+        agents,
+        counters,
+        tasks,
+    })
 }
 
 /// A simulated user's session at the gateway.
@@ -389,14 +395,19 @@ impl SimGateway {
         };
         for session_id in leaving {
             lock(&self.sessions).remove(&session_id);
-            self.agent.close_session(&session_id, EndReason::UserClosed, "user logged out").await;
+            self.agent
+                .close_session(&session_id, EndReason::UserClosed, "user logged out")
+                .await;
             Counters::bump(&self.counters.closed);
         }
     }
 
     /// Opens sessions until the gateway holds its target.
     async fn fill(&mut self) {
-        let missing = self.target.load(Ordering::Relaxed).saturating_sub(lock(&self.sessions).len());
+        let missing = self
+            .target
+            .load(Ordering::Relaxed)
+            .saturating_sub(lock(&self.sessions).len());
         if missing == 0 {
             return;
         }
@@ -411,7 +422,11 @@ impl SimGateway {
                         Counters::bump(&counters.opened);
                     }
                     Ok(admission) => {
-                        tracing::info!(user = simulated.start.user, reason = admission.reason, "admission refused");
+                        tracing::info!(
+                            user = simulated.start.user,
+                            reason = admission.reason,
+                            "admission refused"
+                        );
                         give_up(target);
                         Counters::bump(&counters.denied);
                     }
@@ -439,7 +454,8 @@ impl SimGateway {
             session.bytes_in += session.rng.random_range(20..400);
             session.bytes_out += session.rng.random_range(200..20_000);
             let input_at = wall_now - Duration::from_millis(session.rng.random_range(0..interval_ms));
-            self.agent.record_activity(session_id, Some(input_at), session.bytes_in, session.bytes_out);
+            self.agent
+                .record_activity(session_id, Some(input_at), session.bytes_in, session.bytes_out);
         }
     }
 }
@@ -452,14 +468,29 @@ mod tests {
     fn the_default_config_is_valid_and_bad_ones_are_refused() {
         assert!(SimulationConfig::new("http://127.0.0.1:1").validate().is_ok());
         let bad = [
-            SimulationConfig { gateways: 0, ..SimulationConfig::new("http://x") },
-            SimulationConfig { idle_fraction: 1.5, ..SimulationConfig::new("http://x") },
-            SimulationConfig { churn: f64::NAN, ..SimulationConfig::new("http://x") },
-            SimulationConfig { activity_interval: Duration::ZERO, ..SimulationConfig::new("http://x") },
+            SimulationConfig {
+                gateways: 0,
+                ..SimulationConfig::new("http://x")
+            },
+            SimulationConfig {
+                idle_fraction: 1.5,
+                ..SimulationConfig::new("http://x")
+            },
+            SimulationConfig {
+                churn: f64::NAN,
+                ..SimulationConfig::new("http://x")
+            },
+            SimulationConfig {
+                activity_interval: Duration::ZERO,
+                ..SimulationConfig::new("http://x")
+            },
             SimulationConfig::new(" "),
         ];
         for config in bad {
-            assert!(matches!(config.validate(), Err(SimulationError::InvalidConfig(_))), "{config:?}");
+            assert!(
+                matches!(config.validate(), Err(SimulationError::InvalidConfig(_))),
+                "{config:?}"
+            );
         }
     }
 
@@ -487,15 +518,27 @@ mod tests {
     #[tokio::test]
     async fn a_simulation_without_a_registry_holds_nothing_and_stops_on_cancel() {
         // A port that was just free: connections are refused, the gateways stay disconnected.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = SimulationConfig { gateways: 3, ..SimulationConfig::new(format!("http://127.0.0.1:{port}")) };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = SimulationConfig {
+            gateways: 3,
+            ..SimulationConfig::new(format!("http://127.0.0.1:{port}"))
+        };
         let shutdown = CancellationToken::new();
         let handle = run(config, shutdown.clone()).await.unwrap();
         let ids: Vec<&str> = handle.agents().iter().map(Agent::gateway_id).collect();
         assert_eq!(ids, ["gw-fra-01", "gw-nyc-02", "gw-lon-03"]);
         assert_eq!(handle.held_sessions(), 0);
-        assert!(matches!(handle.wait_connected(Duration::from_millis(100)).await, Err(AgentError::Timeout)));
+        assert!(matches!(
+            handle.wait_connected(Duration::from_millis(100)).await,
+            Err(AgentError::Timeout)
+        ));
         shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), handle.wait()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), handle.wait())
+            .await
+            .unwrap();
     }
 }

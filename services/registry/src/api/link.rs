@@ -484,19 +484,19 @@ impl Link {
                 links.remove(&self.gateway_id);
             }
         }
+        // Only the last link of this gateway here records the disconnect (a newer one may be open).
         let still_linked_here = inner
             .links
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains_key(&self.gateway_id);
-        if !still_linked_here {
-            if let Err(error) = inner
+        if !still_linked_here
+            && let Err(error) = inner
                 .store
                 .gateway_disconnected(&self.gateway_id, &inner.settings.replica, now_millis())
                 .await
-            {
-                tracing::warn!(gateway = %self.gateway_id, %error, "could not record that the gateway disconnected");
-            }
+        {
+            tracing::warn!(gateway = %self.gateway_id, %error, "could not record that the gateway disconnected");
         }
         tracing::info!(gateway = %self.gateway_id, "gateway link closed");
     }

@@ -118,7 +118,9 @@ pub fn after(key: SortKey, ascending: bool, cursor: &PageCursor) -> ServiceResul
         (column.lte(value.clone()), column.lt(value.clone()), Column::Id.lt(id))
     };
     Ok(Condition::all().add(bound).add(
-        Condition::any().add(beyond_key).add(Condition::all().add(column.eq(value)).add(beyond_id)),
+        Condition::any()
+            .add(beyond_key)
+            .add(Condition::all().add(column.eq(value)).add(beyond_id)),
     ))
 }
 
