@@ -14,11 +14,15 @@ use tonic::transport::Channel;
 use vigil_agent::{Agent, AgentConfig, CommandResult, GatewayHandler};
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::session_registry_client::SessionRegistryClient;
+use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 use vigil_registry::store::{SessionStore, SqlStore};
 use vigil_registry::{Registry, RegistrySettings};
 use vigil_runtime::bus::{ControlBus, InProcessBus, RedisBus, RedisBusConfig};
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Server, ServerConfig};
+use vigil_termination::api::TerminationApi;
+use vigil_termination::store::TerminationStore;
+use vigil_termination::{TerminationSettings, Terminator};
 
 /// How long tests wait for something that should happen promptly.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -63,6 +67,13 @@ impl TestSchema {
             ..DatabaseConfig::default()
         };
         Self { name, config }
+    }
+
+    /// A migrated termination store on this schema (the services share the schema, as in development).
+    pub async fn termination_store(&self) -> Arc<vigil_termination::store::SqlTerminationStore> {
+        vigil_termination::app::open_store(&self.config, true)
+            .await
+            .expect("open and migrate the termination tables")
     }
 
     /// A migrated store on this schema (each call opens its own connection pool, as a replica would).
@@ -119,23 +130,60 @@ pub fn test_settings(replica: &str) -> RegistrySettings {
     }
 }
 
+/// Termination settings for tests: quick re-sends.
+pub fn fast_termination() -> TerminationSettings {
+    TerminationSettings {
+        ack_timeout: Duration::from_millis(300),
+        max_retry_interval: Duration::from_secs(1),
+        redelivery_scan_interval: Duration::from_millis(100),
+        ..TerminationSettings::default()
+    }
+}
+
 /// A registry replica serving on a random port.
 pub struct TestRegistry {
     pub addr: SocketAddr,
     pub registry: Registry,
+    /// The termination service served alongside, when started with one.
+    pub terminator: Option<Terminator>,
     pub shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestRegistry {
     pub async fn start(settings: RegistrySettings, store: Arc<dyn SessionStore>, bus: Arc<dyn ControlBus>) -> Self {
+        Self::start_with(settings, store, bus, None).await
+    }
+
+    /// A replica serving the termination service too (as the all-in-one binary does), with
+    /// termination's directory and journal wired in process.
+    pub async fn start_with(
+        settings: RegistrySettings,
+        store: Arc<dyn SessionStore>,
+        bus: Arc<dyn ControlBus>,
+        termination: Option<(Arc<dyn TerminationStore>, TerminationSettings)>,
+    ) -> Self {
         let shutdown = CancellationToken::new();
-        let registry = Registry::start(settings, store, bus, shutdown.clone())
+        let registry = Registry::start(settings, store, bus.clone(), shutdown.clone())
             .await
             .expect("start the registry");
-        let server = Server::new(ServerConfig::default())
+        let mut server = Server::new(ServerConfig::default())
             .add_service(registry.sessions_service())
             .add_service(registry.link_service());
+        let terminator = termination.map(|(termination_store, termination_settings)| {
+            let terminator = Terminator::new(
+                termination_store,
+                Arc::new(registry.clone()),
+                bus.clone(),
+                termination_settings.clone(),
+            );
+            registry.attach_command_journal(Arc::new(terminator.clone()));
+            vigil_termination::app::start_redelivery(&terminator, &termination_settings, shutdown.clone());
+            terminator
+        });
+        if let Some(terminator) = &terminator {
+            server = server.add_service(TerminationApi::server(terminator.clone()));
+        }
         server.readiness().set_all(true).await;
         let listener = vigil_runtime::server::bind("127.0.0.1:0".parse().expect("address"))
             .await
@@ -148,9 +196,21 @@ impl TestRegistry {
         Self {
             addr,
             registry,
+            terminator,
             shutdown,
             server: Some(server),
         }
+    }
+
+    /// Registry + termination on PostgreSQL and Redis.
+    pub async fn with_termination(schema: &TestSchema, namespace: &str, settings: RegistrySettings) -> Self {
+        let termination_store: Arc<dyn TerminationStore> = schema.termination_store().await;
+        let termination = Some((termination_store, fast_termination()));
+        Self::start_with(settings, schema.store().await, redis_bus(namespace).await, termination).await
+    }
+
+    pub async fn termination_client(&self) -> TerminationServiceClient<Channel> {
+        TerminationServiceClient::new(self.channel().await)
     }
 
     /// PostgreSQL + Redis, the production pair.
@@ -284,5 +344,150 @@ pub mod tempdir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+}
+
+/// A Redis bus on a given server, in a given namespace.
+pub async fn redis_bus_at(url: &str, namespace: &str) -> Arc<RedisBus> {
+    let config = RedisBusConfig {
+        url: url.to_owned(),
+        namespace: namespace.to_owned(),
+        reconnect_max_backoff: Duration::from_millis(200),
+    };
+    Arc::new(
+        RedisBus::connect(config)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to Redis at {url}: {error}")),
+    )
+}
+
+/// A `redis-server` of the test's own, on a free port, that the test can stop and start again.
+pub struct ThrowawayRedis {
+    port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl ThrowawayRedis {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and waits until it answers.
+    pub async fn restart(&mut self) {
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server must be installed (it is on the development and CI machines)");
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        eventually("the throwaway Redis to accept connections", || {
+            let addr = addr.clone();
+            async move { tokio::net::TcpStream::connect(addr).await.ok().map(drop) }
+        })
+        .await;
+    }
+
+    /// Kills the server and waits for it to be gone.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// A gateway link opened by hand (no SDK), for protocol-level tests.
+pub struct RawLink {
+    pub welcome: pb::Welcome,
+    outbound: tokio::sync::mpsc::Sender<pb::AgentMessage>,
+    inbound: tonic::Streaming<pb::ControllerMessage>,
+}
+
+impl RawLink {
+    /// Says hello for `gateway_id` with `sessions`; the registry's refusal is returned as is.
+    pub async fn open(
+        registry: &TestRegistry,
+        gateway_id: &str,
+        sessions: Vec<pb::SnapshotSession>,
+    ) -> Result<Self, tonic::Status> {
+        let hello = pb::Hello {
+            gateway_id: gateway_id.into(),
+            sessions,
+            ..Default::default()
+        };
+        Self::open_with_first(registry, pb::agent_message::Message::Hello(hello)).await
+    }
+
+    /// Opens a link whose first message is `first` (a hello, or not).
+    pub async fn open_with_first(
+        registry: &TestRegistry,
+        first: pb::agent_message::Message,
+    ) -> Result<Self, tonic::Status> {
+        let (outbound, receiver) = tokio::sync::mpsc::channel(64);
+        outbound
+            .send(pb::AgentMessage { message: Some(first) })
+            .await
+            .expect("queue");
+        let mut client = pb::gateway_link_client::GatewayLinkClient::new(registry.channel().await);
+        let mut inbound = client
+            .connect(tokio_stream::wrappers::ReceiverStream::new(receiver))
+            .await?
+            .into_inner();
+        match inbound.message().await?.and_then(|message| message.message) {
+            Some(pb::controller_message::Message::Welcome(welcome)) => Ok(Self {
+                welcome,
+                outbound,
+                inbound,
+            }),
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
+    /// The welcome and the two halves of the stream.
+    #[allow(clippy::type_complexity)]
+    pub fn into_parts(
+        self,
+    ) -> (
+        pb::Welcome,
+        tokio::sync::mpsc::Sender<pb::AgentMessage>,
+        tonic::Streaming<pb::ControllerMessage>,
+    ) {
+        (self.welcome, self.outbound, self.inbound)
+    }
+
+    pub async fn send(&self, message: pb::agent_message::Message) {
+        self.outbound
+            .send(pb::AgentMessage { message: Some(message) })
+            .await
+            .expect("link open");
+    }
+
+    /// The next message from the registry (panics after [`PATIENCE`]).
+    pub async fn next(&mut self) -> Option<pb::controller_message::Message> {
+        tokio::time::timeout(PATIENCE, self.inbound.message())
+            .await
+            .expect("a message in time")
+            .expect("link healthy")
+            .and_then(|message| message.message)
     }
 }

@@ -557,7 +557,8 @@ async fn next_event(events: &mut tonic::Streaming<pb::SessionEvent>) -> pb::Sess
         .expect("event")
 }
 
-/// Opens a link by hand (no SDK) and says hello; returns the welcome and the stream halves.
+/// Opens a link by hand and says hello; the welcome and the stream halves.
+#[allow(clippy::type_complexity)]
 async fn raw_link(
     registry: &TestRegistry,
     gateway_id: &str,
@@ -570,43 +571,9 @@ async fn raw_link(
     ),
     tonic::Status,
 > {
-    let (outbound, receiver) = tokio::sync::mpsc::channel(16);
-    let hello = pb::Hello {
-        gateway_id: gateway_id.into(),
-        sessions,
-        ..Default::default()
-    };
-    outbound
-        .send(pb::AgentMessage {
-            message: Some(pb::agent_message::Message::Hello(hello)),
-        })
+    RawLink::open(registry, gateway_id, sessions)
         .await
-        .expect("queue");
-    raw_connect(registry, outbound, receiver).await
-}
-
-async fn raw_connect(
-    registry: &TestRegistry,
-    outbound: tokio::sync::mpsc::Sender<pb::AgentMessage>,
-    receiver: tokio::sync::mpsc::Receiver<pb::AgentMessage>,
-) -> Result<
-    (
-        pb::Welcome,
-        tokio::sync::mpsc::Sender<pb::AgentMessage>,
-        tonic::Streaming<pb::ControllerMessage>,
-    ),
-    tonic::Status,
-> {
-    let mut client = pb::gateway_link_client::GatewayLinkClient::new(registry.channel().await);
-    let mut inbound = client
-        .connect(tokio_stream::wrappers::ReceiverStream::new(receiver))
-        .await?
-        .into_inner();
-    let first = inbound.message().await?.and_then(|m| m.message);
-    match first {
-        Some(pb::controller_message::Message::Welcome(welcome)) => Ok((welcome, outbound, inbound)),
-        other => panic!("expected a welcome, got {other:?}"),
-    }
+        .map(RawLink::into_parts)
 }
 
 #[tokio::test]
@@ -827,14 +794,11 @@ async fn links_that_do_not_start_with_a_valid_hello_are_refused() {
         status.message()
     );
 
-    let (outbound, receiver) = tokio::sync::mpsc::channel(4);
-    let heartbeat = pb::AgentMessage {
-        message: Some(pb::agent_message::Message::Heartbeat(pb::Heartbeat::default())),
-    };
-    outbound.send(heartbeat).await.expect("queue");
-    let status = raw_connect(&registry, outbound, receiver)
+    let heartbeat = pb::agent_message::Message::Heartbeat(pb::Heartbeat::default());
+    let status = RawLink::open_with_first(&registry, heartbeat)
         .await
-        .expect_err("must be refused");
+        .err()
+        .expect("must be refused");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status

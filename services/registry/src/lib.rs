@@ -9,6 +9,7 @@
 mod activity;
 mod api;
 pub mod app;
+pub mod commands;
 pub mod convert;
 pub mod domain;
 mod events;

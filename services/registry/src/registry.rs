@@ -12,6 +12,7 @@ use vigil_runtime::bus::ControlBus;
 
 use crate::activity::ActivityWriter;
 use crate::api::{LinkApi, SessionsApi};
+use crate::commands::{CommandJournal, CommandReporter, JournalSlot};
 use crate::events::EventHub;
 use crate::idle::run_idle_marker;
 use crate::page_token::PageTokens;
@@ -34,6 +35,8 @@ pub(crate) struct Inner {
     pub activity: ActivityWriter,
     pub settings: RegistrySettings,
     pub page_tokens: PageTokens,
+    pub journal: JournalSlot,
+    pub reporter: CommandReporter,
     /// Links open on this replica: gateway id → the link's cancellation, so a newer link for the
     /// same gateway closes the older one.
     pub links: Mutex<HashMap<String, (u64, CancellationToken)>>,
@@ -63,10 +66,14 @@ impl Registry {
             settings.clone(),
             shutdown.clone(),
         ));
+        let journal = JournalSlot::default();
+        let (reporter, reporter_task) = CommandReporter::start(journal.clone(), shutdown.clone());
         tracing::info!(replica = %settings.replica, "registry started");
         Ok(Self {
             inner: Arc::new(Inner {
                 page_tokens: PageTokens::new(&settings.page_token_key),
+                journal,
+                reporter,
                 store,
                 bus,
                 events,
@@ -75,7 +82,7 @@ impl Registry {
                 links: Mutex::default(),
                 next_link_id: Default::default(),
                 shutdown,
-                tasks: Mutex::new(vec![activity_task, idle_task]),
+                tasks: Mutex::new(vec![activity_task, idle_task, reporter_task]),
             }),
         })
     }
@@ -90,6 +97,20 @@ impl Registry {
         // A hello carries the gateway's whole snapshot (~160 bytes a session, up to
         // MAX_SNAPSHOT_SESSIONS): well beyond tonic's default 4 MiB message limit.
         GatewayLinkServer::new(LinkApi::new(self.clone())).max_decoding_message_size(LINK_MAX_MESSAGE_BYTES)
+    }
+
+    /// Connects the termination service: links then deliver its pending commands when they open,
+    /// and report what their agents did with commands. Returns false if one was attached already.
+    pub fn attach_command_journal(&self, journal: Arc<dyn CommandJournal>) -> bool {
+        self.inner.journal.attach(journal)
+    }
+
+    /// The live sessions a selector covers (see `SessionRegistry.ResolveSessions`).
+    pub async fn resolve(
+        &self,
+        selector: &vigil_proto::v1::SessionSelector,
+    ) -> ServiceResult<vigil_proto::v1::ResolveSessionsResponse> {
+        crate::api::resolve(self, selector).await
     }
 
     /// The store, for readiness checks.

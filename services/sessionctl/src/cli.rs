@@ -7,16 +7,18 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::{
-    ListGatewaysRequest, ListSessionsRequest, ResourceType, SessionFilter, SessionOrderBy, SessionStatus,
-    WatchSessionsRequest,
+    AllSessions, EndReason, ListGatewaysRequest, ListSessionsRequest, ListTerminationsRequest, ResourceType,
+    SessionFilter, SessionIds, SessionOrderBy, SessionSelector, SessionStatus, TerminateRequest, WatchSessionsRequest,
 };
 
 /// Where the registry listens when nothing else is said (`make run` starts it there).
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7400";
 
-/// `sessionctl`: see and follow remote-access sessions through the Vigil registry.
+/// `sessionctl`: see, follow and end remote-access sessions through Vigil.
 #[derive(Debug, Parser)]
 #[command(name = "sessionctl", version, about, propagate_version = true)]
 pub struct Cli {
@@ -34,17 +36,29 @@ pub struct GlobalArgs {
     #[arg(long, env = "VIGIL_SERVER", default_value = DEFAULT_SERVER, value_parser = parse_server, global = true)]
     pub server: String,
 
+    /// The termination service's gRPC address, for deployments that run it apart from the registry
+    /// (default: the --server address, where the all-in-one binary serves both).
+    #[arg(long, env = "VIGIL_TERMINATION_SERVER", value_parser = parse_server, global = true)]
+    pub termination_server: Option<String>,
+
     /// Output format: a table for people, JSON for scripts.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table, global = true)]
     pub output: OutputFormat,
 
-    /// How long to wait for the registry to connect and to answer each call ("10s", "500ms", "1m").
+    /// How long to wait for each service to connect and to answer each call ("10s", "500ms", "1m").
     #[arg(long, default_value = "10s", value_parser = parse_timeout, global = true)]
     pub timeout: Duration,
 
     /// Bearer token sent with every call as `authorization: Bearer <token>`.
     #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<Token>,
+}
+
+impl GlobalArgs {
+    /// Where the termination service listens: `--termination-server`, else the registry's address.
+    pub fn termination_address(&self) -> &str {
+        self.termination_server.as_deref().unwrap_or(&self.server)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,6 +79,9 @@ pub enum Command {
     /// See the gateways the registry knows.
     #[command(subcommand)]
     Gateways(GatewaysCommand),
+    /// The audit trail of ended sessions: who ended what, why, and whether the gateways did it.
+    #[command(subcommand)]
+    Terminations(TerminationsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +90,18 @@ pub enum SessionsCommand {
     List(ListArgs),
     /// Show everything about one session.
     Get(GetArgs),
+    /// End live sessions: by id, or every session of a user, gateway or resource, or all of them.
+    ///
+    /// Shows what will end and asks before doing it (unless --yes), then waits for the gateways to confirm.
+    End(EndArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TerminationsCommand {
+    /// List terminations, newest first.
+    List(TerminationsListArgs),
+    /// Show one termination and what happened to each of its sessions.
+    Get(TerminationGetArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +234,142 @@ pub struct GatewaysListArgs {
     pub connected: bool,
 }
 
+/// Which sessions `sessions end` ends: exactly one of these.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct EndTarget {
+    /// Session ids (full ids; `sessions list --wide` shows them).
+    #[arg(value_name = "ID", value_parser = parse_session_id)]
+    pub ids: Vec<String>,
+
+    /// Every live session of this user (exact name).
+    #[arg(long, value_parser = parse_name)]
+    pub user: Option<String>,
+
+    /// Every live session through this gateway (exact id).
+    #[arg(long, value_parser = parse_name)]
+    pub gateway: Option<String>,
+
+    /// Every live session to this resource (exact name).
+    #[arg(long, value_parser = parse_name)]
+    pub resource: Option<String>,
+
+    /// Every live session (with --idle: every idle one).
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EndArgs {
+    #[command(flatten)]
+    pub target: EndTarget,
+
+    /// With --all: only the sessions that are idle.
+    // Not `requires = "all"`: clap counts the `false` default of `--all` as present, so it would never fire.
+    #[arg(long, conflicts_with_all = ["ids", "user", "gateway", "resource"])]
+    pub idle: bool,
+
+    /// Why, for the record and the user's notice.
+    #[arg(long, value_enum, default_value_t = ReasonArg::Admin)]
+    pub reason: ReasonArg,
+
+    /// What the disconnected users see (default: the server's message for the reason).
+    #[arg(long)]
+    pub message: Option<String>,
+
+    /// A note for the audit record ("suspected credential theft, ticket SOC-1234").
+    #[arg(long)]
+    pub note: Option<String>,
+
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Return once the termination is recorded, without waiting for the gateways.
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// How long to wait for the gateways to confirm ("30s", "2m").
+    #[arg(long, default_value = "30s", value_parser = parse_timeout, conflicts_with = "no_wait")]
+    pub wait_timeout: Duration,
+}
+
+/// Why sessions are ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReasonArg {
+    /// An administrator or operator ended them.
+    Admin,
+    /// The users asked for it themselves.
+    SelfService,
+    /// A policy required it.
+    Policy,
+    /// A location or device anomaly.
+    Anomaly,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TerminationsListArgs {
+    /// Only terminations by this actor.
+    #[arg(long, value_parser = parse_name)]
+    pub actor: Option<String>,
+
+    /// Only terminations with this reason.
+    #[arg(long, value_enum)]
+    pub reason: Option<ReasonArg>,
+
+    /// Only terminations covering this session (full id).
+    #[arg(long = "session", value_name = "ID", value_parser = parse_session_id)]
+    pub session_id: Option<String>,
+
+    /// Only terminations at or after this time: RFC 3339 (2025-03-04T09:00:00Z) or a duration ago (1h, 2d).
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<Since>,
+
+    /// Page size (1-1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub limit: i32,
+
+    /// Continue from the page token an earlier list printed (same filters).
+    #[arg(long)]
+    pub page_token: Option<String>,
+
+    /// Fetch every page, not just one.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Show full termination ids (which `terminations get` takes).
+    #[arg(long)]
+    pub wide: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TerminationGetArgs {
+    /// The termination's full id, as `sessions end` prints it (or `terminations list --wide`).
+    #[arg(value_parser = parse_termination_id)]
+    pub id: String,
+}
+
+/// A `--since` bound: a point in time, or a duration before now (resolved when the request is built, so
+/// tests can pin `now`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    At(DateTime<Utc>),
+    Ago(Duration),
+}
+
+impl Since {
+    pub fn resolve(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Since::At(at) => at,
+            // Absurdly long durations ("10000y") reach back to the epoch rather than fail.
+            Since::Ago(ago) => TimeDelta::from_std(ago)
+                .ok()
+                .and_then(|ago| now.checked_sub_signed(ago))
+                .map_or(DateTime::UNIX_EPOCH, |at| at.max(DateTime::UNIX_EPOCH)),
+        }
+    }
+}
+
 /// A bearer token. Its `Debug` never shows the value, so it cannot leak through logs or panics.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(String);
@@ -328,6 +493,69 @@ impl GatewaysListArgs {
     }
 }
 
+impl EndArgs {
+    /// The sessions these flags select.
+    pub fn selector(&self) -> SessionSelector {
+        let t = &self.target;
+        // clap guarantees exactly one target; the order below only matters if that ever changed.
+        let target = if let Some(user) = &t.user {
+            Target::User(user.clone())
+        } else if let Some(gateway) = &t.gateway {
+            Target::GatewayId(gateway.clone())
+        } else if let Some(resource) = &t.resource {
+            Target::ResourceName(resource.clone())
+        } else if t.all {
+            Target::All(AllSessions { idle_only: self.idle })
+        } else {
+            let mut ids = t.ids.clone();
+            // Naming a session twice would make the expected count disagree with the server's.
+            let mut seen = std::collections::HashSet::new();
+            ids.retain(|id| seen.insert(id.clone()));
+            Target::SessionIds(SessionIds { ids })
+        };
+        SessionSelector { target: Some(target) }
+    }
+
+    /// The request that ends the selected sessions, refused by the server unless exactly `expected_count`
+    /// live sessions are still selected (what the person confirmed).
+    pub fn to_request(&self, expected_count: u32) -> TerminateRequest {
+        TerminateRequest {
+            selector: Some(self.selector()),
+            reason: self.reason.to_proto().into(),
+            user_message: self.message.clone().unwrap_or_default(),
+            note: self.note.clone().unwrap_or_default(),
+            expected_count: Some(expected_count),
+        }
+    }
+}
+
+impl ReasonArg {
+    pub fn to_proto(self) -> EndReason {
+        match self {
+            ReasonArg::Admin => EndReason::Admin,
+            ReasonArg::SelfService => EndReason::UserSelfService,
+            ReasonArg::Policy => EndReason::Policy,
+            ReasonArg::Anomaly => EndReason::Anomaly,
+        }
+    }
+}
+
+impl TerminationsListArgs {
+    /// The request for the first page this command asks for; `now` anchors a relative `--since`.
+    pub fn to_request(&self, now: DateTime<Utc>) -> ListTerminationsRequest {
+        ListTerminationsRequest {
+            actor: self.actor.clone().unwrap_or_default(),
+            reason: self.reason.map_or(EndReason::Unspecified, ReasonArg::to_proto).into(),
+            session_id: self.session_id.clone().unwrap_or_default(),
+            since: self
+                .since
+                .map(|since| vigil_proto::timestamp_from_millis(since.resolve(now).timestamp_millis())),
+            page_size: self.limit,
+            page_token: self.page_token.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// Accepts `http://host:port`, or `host:port` (taken as plain HTTP).
 fn parse_server(s: &str) -> Result<String, String> {
     let s = s.trim();
@@ -369,18 +597,49 @@ fn parse_country(s: &str) -> Result<String, String> {
 
 /// Rejects the short ids the tables show, with a pointer to where the full id is.
 fn parse_session_id(s: &str) -> Result<String, String> {
+    parse_full_id(s, "session", "sessions list --wide")
+}
+
+fn parse_termination_id(s: &str) -> Result<String, String> {
+    parse_full_id(s, "termination", "terminations list --wide")
+}
+
+fn parse_full_id(s: &str, what: &str, shown_by: &str) -> Result<String, String> {
     let id = s.trim();
     if id.is_empty() {
-        return Err("the session id is empty".to_owned());
+        return Err(format!("the {what} id is empty"));
     }
     let looks_shortened = id.len() < 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
     if looks_shortened {
         return Err(format!(
-            "`{id}` looks like a shortened session id; `sessions get` needs the full id, which \
-             `sessionctl sessions list --wide` shows"
+            "`{id}` looks like a shortened {what} id; the full id is needed, which `sessionctl {shown_by}` shows"
         ));
     }
     Ok(id.to_owned())
+}
+
+/// A user, gateway, resource or actor name: exact, so only surrounding blanks are dropped.
+fn parse_name(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    if name.is_empty() {
+        return Err("the name is empty".to_owned());
+    }
+    Ok(name.to_owned())
+}
+
+/// An RFC 3339 time, or a duration before now ("1h", "2d 6h", or bare seconds).
+fn parse_since(s: &str) -> Result<Since, String> {
+    let s = s.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(s) {
+        return Ok(Since::At(at.with_timezone(&Utc)));
+    }
+    let ago = match s.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(s).map_err(|_| {
+            format!("`{s}` is neither an RFC 3339 time (2025-03-04T09:00:00Z) nor a duration (1h, 30m, 2d)")
+        })?,
+    };
+    Ok(Since::Ago(ago))
 }
 
 #[cfg(test)]
@@ -543,6 +802,196 @@ mod tests {
             panic!("parsed as {:?}", cli.command)
         };
         assert_eq!(get.id, "3f2a9c1b-0000-4000-8000-000000000001");
+    }
+
+    fn end_args(args: &[&str]) -> EndArgs {
+        let mut full = vec!["sessions", "end"];
+        full.extend_from_slice(args);
+        match parse(&full).command {
+            Command::Sessions(SessionsCommand::End(end)) => end,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    const ID_1: &str = "01a209da-fe18-708a-896c-97c6c27a4dbc";
+    const ID_2: &str = "01a209da-fe17-7686-ade2-a08971035a38";
+
+    #[test]
+    fn end_by_ids_sends_each_id_once_with_the_defaults() {
+        let request = end_args(&[ID_1, ID_2, ID_1]).to_request(2);
+        assert_eq!(
+            request.selector,
+            Some(SessionSelector {
+                target: Some(Target::SessionIds(SessionIds {
+                    ids: vec![ID_1.to_owned(), ID_2.to_owned()]
+                }))
+            })
+        );
+        assert_eq!(request.reason, EndReason::Admin as i32);
+        assert_eq!(request.user_message, "", "empty: the server's default message");
+        assert_eq!(request.note, "");
+        assert_eq!(request.expected_count, Some(2));
+    }
+
+    #[test]
+    fn each_target_flag_becomes_its_selector() {
+        let target = |args: &[&str]| end_args(args).selector().target.expect("a target");
+        assert_eq!(
+            target(&["--user", "alice@example.com"]),
+            Target::User("alice@example.com".into())
+        );
+        assert_eq!(target(&["--gateway", "gw-eu-1"]), Target::GatewayId("gw-eu-1".into()));
+        assert_eq!(
+            target(&["--resource", " prod-db-01 "]),
+            Target::ResourceName("prod-db-01".into())
+        );
+        assert_eq!(target(&["--all"]), Target::All(AllSessions { idle_only: false }));
+        assert_eq!(
+            target(&["--all", "--idle"]),
+            Target::All(AllSessions { idle_only: true })
+        );
+    }
+
+    #[test]
+    fn reasons_message_and_note_reach_the_request() {
+        for (flag, reason) in [
+            ("admin", EndReason::Admin),
+            ("self-service", EndReason::UserSelfService),
+            ("policy", EndReason::Policy),
+            ("anomaly", EndReason::Anomaly),
+        ] {
+            let request = end_args(&["--all", "--reason", flag]).to_request(7);
+            assert_eq!(request.reason, reason as i32, "{flag}");
+        }
+        let args = end_args(&[
+            "--user",
+            "bob",
+            "--message",
+            "Your session was ended by security",
+            "--note",
+            "ticket SOC-1234",
+            "--yes",
+            "--wait-timeout",
+            "5s",
+        ]);
+        assert!(args.yes);
+        assert!(!args.no_wait);
+        assert_eq!(args.wait_timeout, Duration::from_secs(5));
+        let request = args.to_request(1);
+        assert_eq!(request.user_message, "Your session was ended by security");
+        assert_eq!(request.note, "ticket SOC-1234");
+
+        let args = end_args(&["--all"]);
+        assert_eq!(args.wait_timeout, Duration::from_secs(30));
+        assert!(!args.yes);
+        assert!(end_args(&["--all", "--no-wait", "-y"]).no_wait);
+    }
+
+    #[test]
+    fn end_takes_exactly_one_target() {
+        for args in [
+            &["sessions", "end"][..],
+            &["sessions", "end", "--user", "a", "--gateway", "g"],
+            &["sessions", "end", ID_1, "--all"],
+            &["sessions", "end", "--user", "a", "--all"],
+            &["sessions", "end", "--user", "a", "--idle"],
+            &["sessions", "end", "--idle"],
+            &["sessions", "end", "--user", ""],
+            &["sessions", "end", "c27a4dbc"],
+            &["sessions", "end", "--all", "--reason", "whim"],
+            &["sessions", "end", "--all", "--no-wait", "--wait-timeout", "5s"],
+        ] {
+            let result = Cli::try_parse_from(std::iter::once("sessionctl").chain(args.iter().copied()));
+            let error = result.expect_err(&format!("{args:?} should not parse"));
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+        let error = Cli::try_parse_from(["sessionctl", "sessions", "end", "c27a4dbc"]).expect_err("short id");
+        assert!(error.to_string().contains("sessions list --wide"), "{error}");
+    }
+
+    #[test]
+    fn the_termination_server_defaults_to_the_registry() {
+        let cli = parse(&["--server", "10.0.0.5:7400", "terminations", "list"]);
+        assert_eq!(cli.global.termination_address(), "http://10.0.0.5:7400");
+        let cli = parse(&["terminations", "list", "--termination-server", "10.0.0.6:7401"]);
+        assert_eq!(cli.global.termination_address(), "http://10.0.0.6:7401");
+        assert_eq!(cli.global.server, DEFAULT_SERVER);
+    }
+
+    fn terminations_list_args(args: &[&str]) -> TerminationsListArgs {
+        let mut full = vec!["terminations", "list"];
+        full.extend_from_slice(args);
+        match parse(&full).command {
+            Command::Terminations(TerminationsCommand::List(list)) => list,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn terminations_list_filters_become_a_request() {
+        let now = DateTime::parse_from_rfc3339("2025-03-04T12:00:00Z")
+            .expect("valid time")
+            .with_timezone(&Utc);
+        let millis = |rfc3339: &str| {
+            DateTime::parse_from_rfc3339(rfc3339)
+                .expect("valid time")
+                .timestamp_millis()
+        };
+
+        let request = terminations_list_args(&[]).to_request(now);
+        assert_eq!(request.reason, EndReason::Unspecified as i32);
+        assert_eq!(request.since, None);
+        assert_eq!(request.page_size, 50);
+
+        let request = terminations_list_args(&[
+            "--actor",
+            "admin@example.com",
+            "--reason",
+            "anomaly",
+            "--session",
+            ID_1,
+            "--since",
+            "90m",
+            "--limit",
+            "10",
+            "--page-token",
+            "p2",
+        ])
+        .to_request(now);
+        assert_eq!(request.actor, "admin@example.com");
+        assert_eq!(request.reason, EndReason::Anomaly as i32);
+        assert_eq!(request.session_id, ID_1);
+        let since = request.since.as_ref().and_then(vigil_proto::millis_from_timestamp);
+        assert_eq!(since, Some(millis("2025-03-04T10:30:00Z")));
+        assert_eq!(request.page_size, 10);
+        assert_eq!(request.page_token, "p2");
+
+        let request = terminations_list_args(&["--since", "2025-03-01T09:00:00+01:00"]).to_request(now);
+        let since = request.since.as_ref().and_then(vigil_proto::millis_from_timestamp);
+        assert_eq!(since, Some(millis("2025-03-01T08:00:00Z")));
+
+        // Reaching back past the epoch stops at the epoch.
+        let request = terminations_list_args(&["--since", "100000y"]).to_request(now);
+        let since = request.since.as_ref().and_then(vigil_proto::millis_from_timestamp);
+        assert_eq!(since, Some(0));
+    }
+
+    #[test]
+    fn terminations_flags_are_checked() {
+        for args in [
+            &["terminations", "list", "--since", "yesterday"][..],
+            &["terminations", "list", "--limit", "0"],
+            &["terminations", "list", "--reason", "idle"],
+            &["terminations", "list", "--session", "c27a4dbc"],
+            &["terminations", "get", "c27a4dbc"],
+            &["terminations", "get"],
+        ] {
+            let result = Cli::try_parse_from(std::iter::once("sessionctl").chain(args.iter().copied()));
+            let error = result.expect_err(&format!("{args:?} should not parse"));
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+        let error = Cli::try_parse_from(["sessionctl", "terminations", "get", "abcd1234"]).expect_err("short id");
+        assert!(error.to_string().contains("terminations list --wide"), "{error}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The connection to the registry: channel, bearer token, per-call timeout, and error classification.
+//! Connections to the registry and the termination service: channel, bearer token, per-call timeout, and
+//! error classification.
 
 use std::future::Future;
 use std::time::Duration;
@@ -9,74 +10,86 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use vigil_proto::v1::session_registry_client::SessionRegistryClient;
+use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 use vigil_proto::v1::{
-    GetSessionRequest, GetStatsRequest, ListGatewaysRequest, ListGatewaysResponse, ListSessionsRequest,
-    ListSessionsResponse, Session, SessionEvent, SessionStats, WatchSessionsRequest,
+    GetSessionRequest, GetStatsRequest, GetTerminationRequest, ListGatewaysRequest, ListGatewaysResponse,
+    ListSessionsRequest, ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse,
+    ResolveSessionsRequest, ResolveSessionsResponse, Session, SessionEvent, SessionSelector, SessionStats,
+    TerminateRequest, Termination, WatchSessionsRequest,
 };
 
 use crate::cli::GlobalArgs;
-use crate::error::CliError;
+use crate::error::{CliError, Service};
 
-type Client = SessionRegistryClient<InterceptedService<Channel, BearerAuth>>;
+type RegistryClient = SessionRegistryClient<InterceptedService<Channel, BearerAuth>>;
+type TerminationClient = TerminationServiceClient<InterceptedService<Channel, BearerAuth>>;
 
 /// A connected `SessionRegistry` client that turns every failure into a [`CliError`].
 pub(crate) struct Registry {
-    client: Client,
-    server: String,
-    timeout: Duration,
+    client: RegistryClient,
+    channel: Channel,
+    calls: Calls,
 }
 
 impl Registry {
     /// Connects eagerly, so an unreachable registry is reported before anything else happens.
     pub(crate) async fn connect(global: &GlobalArgs) -> Result<Self, CliError> {
-        let server = global.server.clone();
-        let auth = BearerAuth::new(global.token.as_ref().map(|t| t.expose()))?;
-        let endpoint = Endpoint::from_shared(server.clone())
-            .map_err(|e| CliError::Usage(format!("`{server}` is not a valid registry address: {e}")))?
-            .connect_timeout(global.timeout)
-            .tcp_nodelay(true);
-
-        let channel = match tokio::time::timeout(global.timeout, endpoint.connect()).await {
-            Err(_elapsed) => {
-                return Err(CliError::TimedOut {
-                    server,
-                    after: global.timeout,
-                });
-            }
-            Ok(Err(error)) => return Err(CliError::from_connect(&error, &server)),
-            Ok(Ok(channel)) => channel,
-        };
+        let channel = open_channel(Service::Registry, &global.server, global.timeout).await?;
         Ok(Registry {
-            client: SessionRegistryClient::with_interceptor(channel, auth),
-            server,
-            timeout: global.timeout,
+            client: SessionRegistryClient::with_interceptor(channel.clone(), BearerAuth::from_global(global)?),
+            channel,
+            calls: Calls {
+                service: Service::Registry,
+                server: global.server.clone(),
+                timeout: global.timeout,
+            },
         })
     }
 
     pub(crate) fn server(&self) -> &str {
-        &self.server
+        &self.calls.server
     }
 
     pub(crate) async fn list_sessions(&self, request: ListSessionsRequest) -> Result<ListSessionsResponse, CliError> {
         let mut client = self.client.clone();
-        self.unary(client.list_sessions(self.request(request))).await
+        self.calls
+            .unary(client.list_sessions(self.calls.request(request)))
+            .await
     }
 
     pub(crate) async fn get_session(&self, id: String) -> Result<Session, CliError> {
         let mut client = self.client.clone();
-        self.unary(client.get_session(self.request(GetSessionRequest { id })))
+        self.calls
+            .unary(client.get_session(self.calls.request(GetSessionRequest { id })))
             .await
     }
 
     pub(crate) async fn get_stats(&self) -> Result<SessionStats, CliError> {
         let mut client = self.client.clone();
-        self.unary(client.get_stats(self.request(GetStatsRequest { filter: None })))
+        self.calls
+            .unary(client.get_stats(self.calls.request(GetStatsRequest { filter: None })))
             .await
     }
 
     pub(crate) async fn list_gateways(&self, request: ListGatewaysRequest) -> Result<ListGatewaysResponse, CliError> {
         let mut client = self.client.clone();
-        self.unary(client.list_gateways(self.request(request))).await
+        self.calls
+            .unary(client.list_gateways(self.calls.request(request)))
+            .await
+    }
+
+    /// The live sessions a selector covers now, and the named ids that already ended.
+    pub(crate) async fn resolve_sessions(
+        &self,
+        selector: SessionSelector,
+    ) -> Result<ResolveSessionsResponse, CliError> {
+        let mut client = self.client.clone();
+        let request = ResolveSessionsRequest {
+            selector: Some(selector),
+        };
+        self.calls
+            .unary(client.resolve_sessions(self.calls.request(request)))
+            .await
     }
 
     /// Opens the event stream. Only opening it is bounded by the timeout: the stream itself runs until the
@@ -87,14 +100,90 @@ impl Registry {
     ) -> Result<tonic::Streaming<SessionEvent>, CliError> {
         let mut client = self.client.clone();
         // No `grpc-timeout` here: the server would cut the stream when it expired.
-        self.unary(client.watch_sessions(tonic::Request::new(request))).await
+        self.calls
+            .unary(client.watch_sessions(tonic::Request::new(request)))
+            .await
     }
 
     /// Turns a status from the event stream into a [`CliError`].
     pub(crate) fn stream_error(&self, status: Status) -> CliError {
-        CliError::from_status(status, &self.server)
+        CliError::from_status(status, Service::Registry, &self.calls.server)
+    }
+}
+
+/// A connected `TerminationService` client that turns every failure into a [`CliError`].
+pub(crate) struct Terminations {
+    client: TerminationClient,
+    calls: Calls,
+}
+
+impl Terminations {
+    /// Connects to `--termination-server`. When that is the registry's address (the default: the all-in-one
+    /// binary serves both there) and `registry` is already connected, its connection is shared.
+    pub(crate) async fn connect(global: &GlobalArgs, registry: Option<&Registry>) -> Result<Self, CliError> {
+        let server = global.termination_address();
+        let channel = match registry {
+            Some(registry) if registry.server() == server => registry.channel.clone(),
+            _ => open_channel(Service::Termination, server, global.timeout).await?,
+        };
+        Ok(Terminations {
+            client: TerminationServiceClient::with_interceptor(channel, BearerAuth::from_global(global)?),
+            calls: Calls {
+                service: Service::Termination,
+                server: server.to_owned(),
+                timeout: global.timeout,
+            },
+        })
     }
 
+    pub(crate) async fn terminate(&self, request: TerminateRequest) -> Result<Termination, CliError> {
+        let mut client = self.client.clone();
+        self.calls.unary(client.terminate(self.calls.request(request))).await
+    }
+
+    pub(crate) async fn get_termination(&self, id: String) -> Result<Termination, CliError> {
+        let mut client = self.client.clone();
+        self.calls
+            .unary(client.get_termination(self.calls.request(GetTerminationRequest { id })))
+            .await
+    }
+
+    pub(crate) async fn list_terminations(
+        &self,
+        request: ListTerminationsRequest,
+    ) -> Result<ListTerminationsResponse, CliError> {
+        let mut client = self.client.clone();
+        self.calls
+            .unary(client.list_terminations(self.calls.request(request)))
+            .await
+    }
+}
+
+/// Opens a channel to `server` within `timeout`.
+async fn open_channel(service: Service, server: &str, timeout: Duration) -> Result<Channel, CliError> {
+    let endpoint = Endpoint::from_shared(server.to_owned())
+        .map_err(|e| CliError::Usage(format!("`{server}` is not a valid address: {e}")))?
+        .connect_timeout(timeout)
+        .tcp_nodelay(true);
+    match tokio::time::timeout(timeout, endpoint.connect()).await {
+        Err(_elapsed) => Err(CliError::TimedOut {
+            service,
+            server: server.to_owned(),
+            after: timeout,
+        }),
+        Ok(Err(error)) => Err(CliError::from_connect(&error, service, server)),
+        Ok(Ok(channel)) => Ok(channel),
+    }
+}
+
+/// How calls to one service are made and their failures described.
+struct Calls {
+    service: Service,
+    server: String,
+    timeout: Duration,
+}
+
+impl Calls {
     /// A request carrying the timeout as `grpc-timeout`, so the server gives up when we do.
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
@@ -105,6 +194,7 @@ impl Registry {
     /// Awaits a call for at most the timeout and classifies its failure.
     async fn unary<T>(&self, call: impl Future<Output = Result<tonic::Response<T>, Status>>) -> Result<T, CliError> {
         let timed_out = || CliError::TimedOut {
+            service: self.service,
             server: self.server.clone(),
             after: self.timeout,
         };
@@ -113,7 +203,7 @@ impl Registry {
             // The server enforces our `grpc-timeout` too, and may give up first: tonic answers CANCELLED,
             // other servers DEADLINE_EXCEEDED. Either way our deadline passed.
             Ok(Err(status)) if matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded) => Err(timed_out()),
-            Ok(Err(status)) => Err(CliError::from_status(status, &self.server)),
+            Ok(Err(status)) => Err(CliError::from_status(status, self.service, &self.server)),
             Ok(Ok(response)) => Ok(response.into_inner()),
         }
     }
@@ -126,6 +216,10 @@ pub(crate) struct BearerAuth {
 }
 
 impl BearerAuth {
+    fn from_global(global: &GlobalArgs) -> Result<Self, CliError> {
+        Self::new(global.token.as_ref().map(|t| t.expose()))
+    }
+
     fn new(token: Option<&str>) -> Result<Self, CliError> {
         let header = match token {
             None => None,

@@ -1,16 +1,24 @@
-//! One function per subcommand: ask the registry, render, write.
+//! One function per subcommand: ask the services, render, write.
 
 use std::future::Future;
 use std::io::Write;
+use std::time::Duration;
 
-use chrono::Local;
+use chrono::{Local, Utc};
+use tokio::time::Instant;
 use tonic::Code;
-use vigil_proto::v1::ListSessionsResponse;
+use vigil_proto::v1::{ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse, Termination};
 
-use crate::cli::{GatewaysListArgs, GetArgs, ListArgs, OutputFormat, WatchArgs};
-use crate::client::Registry;
-use crate::error::CliError;
+use crate::cli::{
+    EndArgs, GatewaysListArgs, GetArgs, ListArgs, OutputFormat, TerminationGetArgs, TerminationsListArgs, WatchArgs,
+};
+use crate::client::{Registry, Terminations};
+use crate::console::Console;
+use crate::error::{CliError, Service};
 use crate::{json, render};
+
+/// How often `sessions end` asks how far the gateways are.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 pub(crate) async fn list_sessions(
     registry: &Registry,
@@ -35,12 +43,8 @@ async fn every_page(registry: &Registry, args: &ListArgs) -> Result<ListSessions
     let mut request = args.to_request();
     let mut all = registry.list_sessions(request.clone()).await?;
     while !all.next_page_token.is_empty() {
-        // A token that does not move would loop forever; better to stop and say so.
         if all.next_page_token == request.page_token {
-            return Err(CliError::Server {
-                code: Code::Internal,
-                message: "the registry returned the same page token twice; stopped paging".to_owned(),
-            });
+            return Err(repeated_page_token(Service::Registry));
         }
         request.page_token = std::mem::take(&mut all.next_page_token);
         let page = registry.list_sessions(request.clone()).await?;
@@ -115,5 +119,175 @@ pub(crate) async fn watch(
                 Err(status) => return Err(registry.stream_error(status)),
             },
         }
+    }
+}
+
+/// `sessions end`: preview what the selector covers, ask (unless `--yes`), end exactly that many, then follow
+/// the gateways' acknowledgements until done, `--wait-timeout`, or `shutdown` (Ctrl-C: the termination goes
+/// on without us).
+pub(crate) async fn end_sessions(
+    registry: &Registry,
+    terminations: &Terminations,
+    args: &EndArgs,
+    output: OutputFormat,
+    out: &mut impl Write,
+    console: &mut Console<'_>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CliError> {
+    let selector = args.selector();
+    let preview = registry.resolve_sessions(selector.clone()).await?;
+    let live = preview.sessions.len();
+    if live == 0 {
+        match output {
+            OutputFormat::Table => write!(out, "{}", render::nothing_to_end(&preview, &selector))?,
+            OutputFormat::Json => writeln!(out, "{:#}", json::end_outcome(None, &preview.already_ended))?,
+        }
+        return Ok(());
+    }
+    if !args.yes {
+        let text = render::end_confirmation(&preview, &selector, args.reason.to_proto());
+        if !console.confirm(&text, &render::end_question(live))? {
+            return Err(CliError::Aborted);
+        }
+    }
+
+    // A count beyond u32 cannot be expressed; the saturated value makes the server refuse rather than
+    // end a set nobody confirmed.
+    let expected = u32::try_from(live).unwrap_or(u32::MAX);
+    let termination = match terminations.terminate(args.to_request(expected)).await {
+        Err(error) if error.server_code() == Some(Code::FailedPrecondition) => {
+            // The count is only for the message: when it cannot be had, the message does without.
+            let now = registry.resolve_sessions(selector).await.ok().map(|p| p.sessions.len());
+            return Err(CliError::PreviewChanged { now });
+        }
+        result => result?,
+    };
+
+    if output == OutputFormat::Table {
+        write!(out, "{}", render::end_recorded(&termination))?;
+        out.flush()?;
+    }
+    let termination = if args.no_wait {
+        termination
+    } else {
+        follow(terminations, termination, args.wait_timeout, output, out, shutdown).await?
+    };
+    match output {
+        OutputFormat::Table if args.no_wait => write!(out, "{}", render::end_not_waiting(&termination))?,
+        OutputFormat::Table => write!(out, "{}", render::end_summary(&termination))?,
+        OutputFormat::Json => writeln!(
+            out,
+            "{:#}",
+            json::end_outcome(Some(&termination), &preview.already_ended)
+        )?,
+    }
+    Ok(())
+}
+
+/// Polls the termination until no command waits on a gateway, `wait` has passed, or `shutdown`; prints a
+/// progress line (table output) each time the counts move. Returns the last state seen.
+async fn follow(
+    terminations: &Terminations,
+    mut termination: Termination,
+    wait: Duration,
+    output: OutputFormat,
+    out: &mut impl Write,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Termination, CliError> {
+    let deadline = Instant::now() + wait;
+    tokio::pin!(shutdown);
+    let mut shown: Option<String> = None;
+    while termination.pending + termination.delivered > 0 {
+        if output == OutputFormat::Table {
+            let line = render::end_progress(&termination);
+            if shown.as_ref() != Some(&line) {
+                write!(out, "{line}")?;
+                out.flush()?;
+                shown = Some(line);
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep_until((now + POLL_INTERVAL).min(deadline)) => {}
+        }
+        termination = match terminations.get_termination(termination.id.clone()).await {
+            Ok(latest) => latest,
+            Err(error) => {
+                // The termination stands whatever happened to us: say where to look before failing.
+                if output == OutputFormat::Table {
+                    writeln!(
+                        out,
+                        "Stopped following termination {}; see it with `sessionctl terminations get {}`.",
+                        termination.id, termination.id
+                    )?;
+                }
+                return Err(error);
+            }
+        };
+    }
+    Ok(termination)
+}
+
+pub(crate) async fn list_terminations(
+    terminations: &Terminations,
+    args: &TerminationsListArgs,
+    output: OutputFormat,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let request = args.to_request(Utc::now());
+    let page = if args.all {
+        every_termination_page(terminations, request).await?
+    } else {
+        terminations.list_terminations(request).await?
+    };
+    match output {
+        OutputFormat::Table => write!(out, "{}", render::terminations_table(&page, &Local::now(), args.wide))?,
+        OutputFormat::Json => writeln!(out, "{:#}", json::terminations_page(&page))?,
+    }
+    Ok(())
+}
+
+/// Follows `next_page_token` to the last page and returns everything as one page.
+async fn every_termination_page(
+    terminations: &Terminations,
+    mut request: ListTerminationsRequest,
+) -> Result<ListTerminationsResponse, CliError> {
+    let mut all = terminations.list_terminations(request.clone()).await?;
+    while !all.next_page_token.is_empty() {
+        if all.next_page_token == request.page_token {
+            return Err(repeated_page_token(Service::Termination));
+        }
+        request.page_token = std::mem::take(&mut all.next_page_token);
+        let page = terminations.list_terminations(request.clone()).await?;
+        all.terminations.extend(page.terminations);
+        all.next_page_token = page.next_page_token;
+    }
+    Ok(all)
+}
+
+pub(crate) async fn get_termination(
+    terminations: &Terminations,
+    args: &TerminationGetArgs,
+    output: OutputFormat,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let termination = terminations.get_termination(args.id.clone()).await?;
+    match output {
+        OutputFormat::Table => write!(out, "{}", render::termination_detail(&termination, &Local::now()))?,
+        OutputFormat::Json => writeln!(out, "{:#}", json::termination(&termination))?,
+    }
+    Ok(())
+}
+
+/// A page token that does not move would loop forever; better to stop and say so.
+fn repeated_page_token(service: Service) -> CliError {
+    CliError::Server {
+        service,
+        code: Code::Internal,
+        message: "the server returned the same page token twice; stopped paging".to_owned(),
     }
 }

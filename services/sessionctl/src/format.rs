@@ -7,7 +7,10 @@ use std::fmt::Display;
 
 use chrono::{DateTime, TimeZone, Utc};
 use prost_types::Timestamp;
-use vigil_proto::v1::{EndReason, Location, LocationKind, ResourceType, Session, SessionStatus};
+use vigil_proto::v1::session_selector::Target;
+use vigil_proto::v1::{
+    DeliveryState, EndReason, Location, LocationKind, ResourceType, Session, SessionSelector, SessionStatus,
+};
 
 /// Shown where a value is absent.
 pub const NONE: &str = "-";
@@ -84,6 +87,20 @@ pub fn date_time<Tz: TimeZone<Offset: Display>>(ts: Option<&Timestamp>, now: &Da
             .format("%Y-%m-%d %H:%M:%S %:z")
             .to_string(),
         None => NONE.to_owned(),
+    }
+}
+
+/// Like [`clock_time`] with seconds (`HH:MM:SS`, or `Mon DD HH:MM:SS` on another day), for events that
+/// happen seconds apart, like a gateway's acknowledgement.
+pub fn clock_time_seconds<Tz: TimeZone<Offset: Display>>(ts: Option<&Timestamp>, now: &DateTime<Tz>) -> String {
+    let Some(at) = ts.and_then(to_datetime) else {
+        return NONE.to_owned();
+    };
+    let local = at.with_timezone(&now.timezone());
+    if local.date_naive() == now.date_naive() {
+        local.format("%H:%M:%S").to_string()
+    } else {
+        local.format("%b %d %H:%M:%S").to_string()
     }
 }
 
@@ -221,6 +238,64 @@ pub fn end_reason(reason: EndReason) -> Option<&'static str> {
         EndReason::GatewayClosed => "closed by the gateway",
         EndReason::Locked => "locked out",
     })
+}
+
+/// What a termination was asked to end, in a few words: `session c27a4dbc`, `3 sessions`,
+/// `user alice@example.com`, `gateway gw-eu-1`, `resource prod-db-01`, `all`, `all (idle)`.
+pub fn selector(selector: Option<&SessionSelector>) -> String {
+    match selector.and_then(|s| s.target.as_ref()) {
+        None => NONE.to_owned(),
+        Some(Target::SessionIds(ids)) => match ids.ids.as_slice() {
+            [one] => format!("session {}", short_id(one)),
+            many => counted(many.len() as u64, "session"),
+        },
+        Some(Target::User(user)) => format!("user {user}"),
+        Some(Target::GatewayId(gateway)) => format!("gateway {gateway}"),
+        Some(Target::ResourceName(resource)) => format!("resource {resource}"),
+        Some(Target::All(all)) if all.idle_only => "all (idle)".to_owned(),
+        Some(Target::All(_)) => "all".to_owned(),
+    }
+}
+
+/// Why sessions were ended, as one word for tables: the `--reason` values (`admin`, `self-service`,
+/// `policy`, `anomaly`) and, for reasons only the system uses, their name.
+pub fn reason(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::Unspecified => NONE,
+        EndReason::UserClosed => "user-closed",
+        EndReason::Admin => "admin",
+        EndReason::UserSelfService => "self-service",
+        EndReason::IdleTimeout => "idle-timeout",
+        EndReason::MaxDuration => "max-duration",
+        EndReason::ConcurrencyLimit => "concurrency-limit",
+        EndReason::Anomaly => "anomaly",
+        EndReason::Policy => "policy",
+        EndReason::Lost => "lost",
+        EndReason::GatewayLost => "gateway-lost",
+        EndReason::GatewayClosed => "gateway-closed",
+        EndReason::Locked => "locked",
+    }
+}
+
+/// Where one termination command stands: `Pending`, `Delivered`, `Acknowledged`, `Failed`, `Already ended`.
+pub fn delivery_state(state: DeliveryState) -> &'static str {
+    match state {
+        DeliveryState::Unspecified => NONE,
+        DeliveryState::Pending => "Pending",
+        DeliveryState::Delivered => "Delivered",
+        DeliveryState::Acknowledged => "Acknowledged",
+        DeliveryState::Failed => "Failed",
+        DeliveryState::AlreadyEnded => "Already ended",
+    }
+}
+
+/// `1 session`, `3 sessions`: a count and a noun whose plural takes an `s`.
+pub fn counted(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 /// A byte count in decimal (SI) units with one decimal: `512 B`, `1.2 KB`, `34.5 MB`.
@@ -420,6 +495,46 @@ mod tests {
         assert_eq!(resource(&bare), "wiki");
         assert_eq!(device(&bare), "10.0.0.7");
         assert_eq!(device(&Session::default()), "-");
+    }
+
+    #[test]
+    fn selectors_read_as_what_was_asked() {
+        use vigil_proto::v1::{AllSessions, SessionIds};
+        let of = |target| selector(Some(&SessionSelector { target: Some(target) }));
+        let ids = |ids: &[&str]| {
+            Target::SessionIds(SessionIds {
+                ids: ids.iter().map(|id| id.to_string()).collect(),
+            })
+        };
+        assert_eq!(of(ids(&["01a209da-fe18-708a-896c-97c6c27a4dbc"])), "session c27a4dbc");
+        assert_eq!(of(ids(&["a", "b", "c"])), "3 sessions");
+        assert_eq!(of(Target::User("alice@example.com".into())), "user alice@example.com");
+        assert_eq!(of(Target::GatewayId("gw-eu-1".into())), "gateway gw-eu-1");
+        assert_eq!(of(Target::ResourceName("prod-db-01".into())), "resource prod-db-01");
+        assert_eq!(of(Target::All(AllSessions { idle_only: false })), "all");
+        assert_eq!(of(Target::All(AllSessions { idle_only: true })), "all (idle)");
+        assert_eq!(selector(None), "-");
+        assert_eq!(selector(Some(&SessionSelector::default())), "-");
+    }
+
+    #[test]
+    fn reasons_states_and_counts() {
+        assert_eq!(reason(EndReason::Admin), "admin");
+        assert_eq!(reason(EndReason::UserSelfService), "self-service");
+        assert_eq!(reason(EndReason::Policy), "policy");
+        assert_eq!(reason(EndReason::Anomaly), "anomaly");
+        assert_eq!(delivery_state(DeliveryState::AlreadyEnded), "Already ended");
+        assert_eq!(counted(1, "session"), "1 session");
+        assert_eq!(counted(0, "session"), "0 sessions");
+        assert_eq!(counted(12, "termination"), "12 terminations");
+        assert_eq!(
+            clock_time_seconds(Some(&at("2025-03-04T08:15:07Z")), &now()),
+            "09:15:07"
+        );
+        assert_eq!(
+            clock_time_seconds(Some(&at("2025-03-02T08:15:07Z")), &now()),
+            "Mar 02 09:15:07"
+        );
     }
 
     #[test]

@@ -1,45 +1,97 @@
 //! `sessionctl`, the Vigil operator CLI: lists, inspects and watches sessions and gateways through the
-//! registry's `vigil.v1.SessionRegistry` gRPC service.
+//! registry's `vigil.v1.SessionRegistry` gRPC service, and ends sessions through `vigil.v1.TerminationService`.
 //!
 //! - [`cli`]: the command line (clap) and how flags become requests.
-//! - [`run`] / [`run_until`]: connect, call, render, write; what `main` and the end-to-end tests drive.
+//! - [`run`] / [`run_until`] / [`run_with`]: connect, call, render, write; what `main` and the end-to-end
+//!   tests drive.
 //! - [`render`] (tables and blocks for people), [`json`] (for scripts), [`format`] (single values): pure
 //!   functions of proto values and a `now`.
+//! - [`Console`]: where confirmations are asked and answered.
 //! - [`CliError`]: failures worded for the terminal, each with its exit code.
 
 pub mod cli;
 mod client;
 mod commands;
+mod console;
 mod error;
 pub mod format;
 pub mod json;
 pub mod render;
 
 use std::future::Future;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
-pub use cli::{Cli, Command, GatewaysCommand, OutputFormat, SessionsCommand};
-pub use error::{CliError, EXIT_SERVER, EXIT_UNREACHABLE, EXIT_USAGE, code_name};
+pub use cli::{Cli, Command, GatewaysCommand, OutputFormat, SessionsCommand, TerminationsCommand};
+pub use console::{Console, is_yes};
+pub use error::{CliError, EXIT_ABORTED, EXIT_SERVER, EXIT_UNREACHABLE, EXIT_USAGE, Service, code_name};
 
-use client::Registry;
+use client::{Registry, Terminations};
 
-/// Runs one parsed command line against the registry, writing its output to `out`. A `watch` runs until
-/// Ctrl-C.
+/// Runs one parsed command line, writing its output to `out`; confirmations are asked on stderr and read
+/// from stdin. A `watch` runs until Ctrl-C; so does the wait of `sessions end`, at most.
 pub async fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
     run_until(cli, out, ctrl_c()).await
 }
 
-/// Like [`run`], but a `watch` ends cleanly when `shutdown` completes instead of on Ctrl-C; other commands
-/// ignore it.
+/// Like [`run`], but a `watch` (or the wait of `sessions end`) ends cleanly when `shutdown` completes
+/// instead of on Ctrl-C; other commands ignore it.
 pub async fn run_until(cli: Cli, out: &mut impl Write, shutdown: impl Future<Output = ()>) -> Result<(), CliError> {
-    let registry = Registry::connect(&cli.global).await?;
-    let output = cli.global.output;
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let mut input = std::io::BufReader::new(stdin);
+    let mut prompts = std::io::stderr();
+    let mut console = Console {
+        input: &mut input,
+        output: &mut prompts,
+        interactive,
+    };
+    run_with(cli, out, &mut console, shutdown).await
+}
+
+/// Like [`run_until`], with confirmations asked on `console`: what tests drive to answer them.
+pub async fn run_with(
+    cli: Cli,
+    out: &mut impl Write,
+    console: &mut Console<'_>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CliError> {
+    let global = &cli.global;
+    let output = global.output;
+    // Each command connects to the services it calls, and only to those.
+    let registry = || Registry::connect(global);
     match &cli.command {
-        Command::Sessions(SessionsCommand::List(args)) => commands::list_sessions(&registry, args, output, out).await,
-        Command::Sessions(SessionsCommand::Get(args)) => commands::get_session(&registry, args, output, out).await,
-        Command::Stats => commands::stats(&registry, output, out).await,
-        Command::Watch(args) => commands::watch(&registry, args, output, out, shutdown).await,
-        Command::Gateways(GatewaysCommand::List(args)) => commands::list_gateways(&registry, args, output, out).await,
+        Command::Sessions(SessionsCommand::List(args)) => {
+            commands::list_sessions(&registry().await?, args, output, out).await
+        }
+        Command::Sessions(SessionsCommand::Get(args)) => {
+            commands::get_session(&registry().await?, args, output, out).await
+        }
+        Command::Sessions(SessionsCommand::End(args)) => {
+            // Refused before anything is asked of the servers: a script must never hang on a question.
+            if !args.yes && !console.interactive {
+                return Err(CliError::Usage(
+                    "`sessions end` asks for confirmation, but stdin is not a terminal; pass --yes to end the \
+                     sessions without asking"
+                        .to_owned(),
+                ));
+            }
+            let registry = registry().await?;
+            let terminations = Terminations::connect(global, Some(&registry)).await?;
+            commands::end_sessions(&registry, &terminations, args, output, out, console, shutdown).await
+        }
+        Command::Stats => commands::stats(&registry().await?, output, out).await,
+        Command::Watch(args) => commands::watch(&registry().await?, args, output, out, shutdown).await,
+        Command::Gateways(GatewaysCommand::List(args)) => {
+            commands::list_gateways(&registry().await?, args, output, out).await
+        }
+        Command::Terminations(TerminationsCommand::List(args)) => {
+            let terminations = Terminations::connect(global, None).await?;
+            commands::list_terminations(&terminations, args, output, out).await
+        }
+        Command::Terminations(TerminationsCommand::Get(args)) => {
+            let terminations = Terminations::connect(global, None).await?;
+            commands::get_termination(&terminations, args, output, out).await
+        }
     }
 }
 

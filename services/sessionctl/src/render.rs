@@ -7,9 +7,11 @@ use std::fmt::Display;
 
 use chrono::{DateTime, TimeZone};
 use comfy_table::{ContentArrangement, Table, presets};
+use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::{
-    Gateway, ListSessionsResponse, Location, LocationKind, ResourceType, Risk, Session, SessionEvent, SessionEventKind,
-    SessionStats, SessionStatus,
+    DeliveryState, EndReason, Gateway, ListSessionsResponse, ListTerminationsResponse, Location, LocationKind,
+    ResolveSessionsResponse, ResourceType, Risk, Session, SessionEvent, SessionEventKind, SessionSelector,
+    SessionStats, SessionStatus, Termination,
 };
 
 use crate::format::{self, FLAG, NONE};
@@ -295,6 +297,245 @@ pub fn event_line<Tz: TimeZone<Offset: Display>>(event: &SessionEvent, now: &Dat
         line.push_str(&format!("  ({})", event.detail));
     }
     line
+}
+
+/// How many of the sessions about to end the confirmation lists; the rest are counted.
+pub const PREVIEW_ROWS: usize = 10;
+
+/// What `sessions end` is about to do, shown before asking: how many sessions will end, the first
+/// [`PREVIEW_ROWS`] of them, the named ids that already ended, and the warning.
+pub fn end_confirmation(preview: &ResolveSessionsResponse, selector: &SessionSelector, reason: EndReason) -> String {
+    let count = preview.sessions.len();
+    let mut out = format!(
+        "{} will end ({}, reason: {}):\n\n",
+        format::counted(count as u64, "session"),
+        format::selector(Some(selector)),
+        format::reason(reason),
+    );
+    let mut table = table(&["SESSION", "USER", "RESOURCE", "DEVICE"]);
+    for session in preview.sessions.iter().take(PREVIEW_ROWS) {
+        table.add_row(vec![
+            format::short_id(&session.id).to_owned(),
+            format::or_none(&session.user).to_owned(),
+            format::resource(session),
+            format::device(session),
+        ]);
+    }
+    out.push_str(&table.trim_fmt());
+    out.push('\n');
+    if count > PREVIEW_ROWS {
+        out.push_str(&format!("... and {} more\n", count - PREVIEW_ROWS));
+    }
+    if !preview.already_ended.is_empty() {
+        out.push_str(&format!(
+            "\nAlready ended (nothing to do): {}\n",
+            preview.already_ended.join(", ")
+        ));
+    }
+    out.push_str("\nEnding a session may lose the user's unsaved work.\n");
+    out
+}
+
+/// The question after [`end_confirmation`]; the answer is typed on the same line.
+pub fn end_question(count: usize) -> String {
+    format!("End {}? [y/N] ", format::counted(count as u64, "session"))
+}
+
+/// What `sessions end` says when the selector covers no live session.
+pub fn nothing_to_end(preview: &ResolveSessionsResponse, selector: &SessionSelector) -> String {
+    let what = match selector.target.as_ref() {
+        Some(Target::SessionIds(_)) => "None of the given sessions is live".to_owned(),
+        Some(Target::All(all)) if all.idle_only => "No session is idle".to_owned(),
+        Some(Target::All(_)) | None => "No session is live".to_owned(),
+        Some(_) => format!("No live sessions for {}", format::selector(Some(selector))),
+    };
+    let mut out = format!("{what}; nothing to end.\n");
+    if !preview.already_ended.is_empty() {
+        out.push_str(&format!("Already ended: {}\n", preview.already_ended.join(", ")));
+    }
+    out
+}
+
+/// The line printed once the termination is recorded.
+pub fn end_recorded(termination: &Termination) -> String {
+    format!(
+        "Termination {}: ending {} ({}, reason: {}).\n",
+        format::or_none(&termination.id),
+        format::counted(termination.session_count.into(), "session"),
+        format::selector(termination.selector.as_ref()),
+        format::reason(termination.reason()),
+    )
+}
+
+/// A line on how far the gateways are, printed while waiting whenever it changes.
+pub fn end_progress(termination: &Termination) -> String {
+    format!(
+        "Waiting for the gateways: {} of {} acknowledged, {} failed, {} already ended, {} waiting\n",
+        termination.acknowledged,
+        termination.session_count,
+        termination.failed,
+        termination.already_ended,
+        termination.pending + termination.delivered,
+    )
+}
+
+/// The outcome after waiting: how many sessions ended which way, why some failed, what is still on its way,
+/// and how to look again.
+pub fn end_summary(termination: &Termination) -> String {
+    const REASONS_SHOWN: usize = 3;
+    let failed = if termination.failed == 0 {
+        "0 failed".to_owned()
+    } else {
+        let failures: Vec<String> = termination
+            .commands
+            .iter()
+            .filter(|c| c.state() == DeliveryState::Failed)
+            .map(|c| {
+                let detail = if c.detail.is_empty() {
+                    "no reason given"
+                } else {
+                    &c.detail
+                };
+                format!("{}: {detail}", format::short_id(&c.session_id))
+            })
+            .collect();
+        let mut reasons = failures.iter().take(REASONS_SHOWN).cloned().collect::<Vec<_>>();
+        if failures.len() > REASONS_SHOWN {
+            reasons.push(format!("and {} more", failures.len() - REASONS_SHOWN));
+        }
+        if reasons.is_empty() {
+            format!("{} failed", termination.failed)
+        } else {
+            format!("{} failed ({})", termination.failed, reasons.join("; "))
+        }
+    };
+    let mut out = format!(
+        "Ended {}: {} acknowledged, {failed}, {} already ended",
+        format::counted(termination.session_count.into(), "session"),
+        termination.acknowledged,
+        termination.already_ended,
+    );
+    let mut waiting = Vec::new();
+    if termination.delivered > 0 {
+        waiting.push(format!("{} delivered, not yet acknowledged", termination.delivered));
+    }
+    if termination.pending > 0 {
+        waiting.push(format!(
+            "{} still pending (the gateways will get them when they reconnect)",
+            termination.pending
+        ));
+    }
+    if !waiting.is_empty() {
+        out.push_str("; ");
+        out.push_str(&waiting.join(", "));
+    }
+    out.push_str(".\n");
+    out.push_str(&follow_up(termination));
+    out
+}
+
+/// What `sessions end --no-wait` prints after [`end_recorded`].
+pub fn end_not_waiting(termination: &Termination) -> String {
+    format!("Not waiting for the gateways. {}", follow_up(termination))
+}
+
+fn follow_up(termination: &Termination) -> String {
+    format!(
+        "Each session's state: sessionctl terminations get {}\n",
+        format::or_none(&termination.id)
+    )
+}
+
+/// The terminations table, newest first, then how many are shown and, when there is more, how to get it.
+///
+/// PENDING counts every command the gateways have not answered yet (recorded or already handed over).
+/// `wide` shows full termination ids, which `terminations get` takes.
+pub fn terminations_table<Tz: TimeZone<Offset: Display>>(
+    page: &ListTerminationsResponse,
+    now: &DateTime<Tz>,
+    wide: bool,
+) -> String {
+    let mut out = String::new();
+    if page.terminations.is_empty() {
+        out.push_str("No terminations match.\n\n");
+    } else {
+        let mut table = table(&[
+            "ID", "WHEN", "ACTOR", "SELECTOR", "REASON", "SESSIONS", "ACKED", "PENDING", "FAILED",
+        ]);
+        for t in &page.terminations {
+            let id = if wide {
+                format::or_none(&t.id)
+            } else {
+                format::short_id(&t.id)
+            };
+            table.add_row(vec![
+                id.to_owned(),
+                format::clock_time(t.created_at.as_ref(), now),
+                format::or_none(&t.actor).to_owned(),
+                format::selector(t.selector.as_ref()),
+                format::reason(t.reason()).to_owned(),
+                t.session_count.to_string(),
+                t.acknowledged.to_string(),
+                (t.pending + t.delivered).to_string(),
+                t.failed.to_string(),
+            ]);
+        }
+        out.push_str(&table.trim_fmt());
+        out.push_str("\n\n");
+    }
+    out.push_str(&format!(
+        "{}\n",
+        format::counted(page.terminations.len() as u64, "termination")
+    ));
+    if !page.next_page_token.is_empty() {
+        out.push_str(&format!(
+            "More: repeat with --page-token {} for the next page, or add --all for every page.\n",
+            page.next_page_token
+        ));
+    }
+    out
+}
+
+/// One termination as `Key   value` lines, then a row per session with its delivery state.
+pub fn termination_detail<Tz: TimeZone<Offset: Display>>(termination: &Termination, now: &DateTime<Tz>) -> String {
+    let t = termination;
+    let mut out = key_values(&[
+        ("Termination", format::or_none(&t.id).to_owned()),
+        ("When", with_ago(t.created_at.as_ref(), now)),
+        ("Actor", format::or_none(&t.actor).to_owned()),
+        ("Selector", format::selector(t.selector.as_ref())),
+        ("Reason", format::reason(t.reason()).to_owned()),
+        ("User message", format::or_none(&t.user_message).to_owned()),
+        ("Note", format::or_none(&t.note).to_owned()),
+        ("Sessions", t.session_count.to_string()),
+        (
+            "Delivery",
+            format!(
+                "{} acknowledged, {} failed, {} already ended, {} delivered, {} pending",
+                t.acknowledged, t.failed, t.already_ended, t.delivered, t.pending
+            ),
+        ),
+    ]);
+    out.push('\n');
+    if t.commands.is_empty() {
+        out.push_str("No sessions were covered.\n");
+        return out;
+    }
+    let mut table = table(&["SESSION", "USER", "GATEWAY", "STATE", "ATTEMPTS", "ACKED AT", "DETAIL"]);
+    for command in &t.commands {
+        table.add_row(vec![
+            format::or_none(&command.session_id).to_owned(),
+            format::or_none(&command.user).to_owned(),
+            format::or_none(&command.gateway_id).to_owned(),
+            format::delivery_state(command.state()).to_owned(),
+            command.attempts.to_string(),
+            format::clock_time_seconds(command.acknowledged_at.as_ref(), now),
+            format::or_none(&command.detail).to_owned(),
+        ]);
+    }
+    out.push_str(&table.trim_fmt());
+    out.push('\n');
+    out
 }
 
 /// A borderless table with the given header.
@@ -734,5 +975,344 @@ mod tests {
             event_line(&done, &now()),
             "11:45:07  --------  snapshot complete; watching for changes"
         );
+    }
+
+    fn termination(state: &[(DeliveryState, &str)]) -> Termination {
+        use vigil_proto::v1::TerminationCommand;
+        let commands: Vec<TerminationCommand> = state
+            .iter()
+            .enumerate()
+            .map(|(n, (state, detail))| TerminationCommand {
+                command_id: format!("cmd-{n}"),
+                session_id: format!("01a209da-fe18-708a-896c-97c6c27a4d{n:02}"),
+                gateway_id: "gw-eu-1".into(),
+                user: format!("user{n}@example.com"),
+                state: (*state).into(),
+                detail: (*detail).into(),
+                attempts: 1,
+                acknowledged_at: if *state == DeliveryState::Acknowledged {
+                    at("2025-03-04T11:58:03+01:00")
+                } else {
+                    None
+                },
+            })
+            .collect();
+        let count = |wanted: DeliveryState| commands.iter().filter(|c| c.state() == wanted).count() as u32;
+        Termination {
+            id: "0195a3c0-7e1f-7000-8000-00000000beef".into(),
+            actor: "admin@example.com".into(),
+            selector: Some(SessionSelector {
+                target: Some(Target::User("alice@example.com".into())),
+            }),
+            reason: EndReason::Admin.into(),
+            user_message: "You have been disconnected by an administrator".into(),
+            note: String::new(),
+            created_at: at("2025-03-04T11:58:00+01:00"),
+            session_count: commands.len() as u32,
+            pending: count(DeliveryState::Pending),
+            delivered: count(DeliveryState::Delivered),
+            acknowledged: count(DeliveryState::Acknowledged),
+            failed: count(DeliveryState::Failed),
+            already_ended: count(DeliveryState::AlreadyEnded),
+            commands,
+        }
+    }
+
+    fn by_user(user: &str) -> SessionSelector {
+        SessionSelector {
+            target: Some(Target::User(user.into())),
+        }
+    }
+
+    #[test]
+    fn the_confirmation_says_how_many_end_lists_them_and_warns() {
+        let preview = ResolveSessionsResponse {
+            sessions: vec![alice(), bob()],
+            already_ended: vec![],
+        };
+        let text = end_confirmation(&preview, &by_user("alice@example.com"), EndReason::Admin);
+        assert!(
+            text.starts_with("2 sessions will end (user alice@example.com, reason: admin):\n\n"),
+            "{text}"
+        );
+        let header = text.lines().nth(2).expect("a header line");
+        assert_eq!(
+            header.split_whitespace().collect::<Vec<_>>(),
+            ["SESSION", "USER", "RESOURCE", "DEVICE"]
+        );
+        let row = line_containing(&text, "alice@example.com  ");
+        for cell in ["c27a4dbc", "prod-db-01 (SSH)", "alice-mbp 81.2.69.142"] {
+            assert!(row.contains(cell), "{cell:?} missing from {row:?}");
+        }
+        assert!(line_containing(&text, "bob@example.com").contains("bob-laptop 203.0.113.9"));
+        assert!(
+            text.ends_with("\nEnding a session may lose the user's unsaved work.\n"),
+            "{text}"
+        );
+        assert!(!text.contains("more"), "{text}");
+        assert_eq!(end_question(2), "End 2 sessions? [y/N] ");
+        assert_eq!(end_question(1), "End 1 session? [y/N] ");
+    }
+
+    #[test]
+    fn a_long_confirmation_lists_the_first_ten_and_counts_the_rest() {
+        let sessions: Vec<Session> = (0..13)
+            .map(|n| Session {
+                id: format!("01a209da-0000-7000-8000-0000000000{n:02}"),
+                user: format!("user{n:02}@example.com"),
+                ..alice()
+            })
+            .collect();
+        let preview = ResolveSessionsResponse {
+            sessions,
+            already_ended: vec!["01a209da-0000-7000-8000-0000000000ff".into()],
+        };
+        let selector = SessionSelector {
+            target: Some(Target::All(vigil_proto::v1::AllSessions { idle_only: true })),
+        };
+        let text = end_confirmation(&preview, &selector, EndReason::Policy);
+        assert!(
+            text.starts_with("13 sessions will end (all (idle), reason: policy):"),
+            "{text}"
+        );
+        assert!(text.contains("user09@example.com"), "{text}");
+        assert!(!text.contains("user10@example.com"), "{text}");
+        assert!(text.contains("\n... and 3 more\n"), "{text}");
+        assert!(
+            text.contains("Already ended (nothing to do): 01a209da-0000-7000-8000-0000000000ff\n"),
+            "{text}"
+        );
+        assert!(text.contains("Ending a session may lose the user's unsaved work."));
+    }
+
+    #[test]
+    fn nothing_to_end_names_the_selector_and_the_ended_ids() {
+        let empty = ResolveSessionsResponse::default();
+        assert_eq!(
+            nothing_to_end(&empty, &by_user("bob")),
+            "No live sessions for user bob; nothing to end.\n"
+        );
+        let all = |idle_only| SessionSelector {
+            target: Some(Target::All(vigil_proto::v1::AllSessions { idle_only })),
+        };
+        assert_eq!(
+            nothing_to_end(&empty, &all(true)),
+            "No session is idle; nothing to end.\n"
+        );
+        assert_eq!(
+            nothing_to_end(&empty, &all(false)),
+            "No session is live; nothing to end.\n"
+        );
+        let ended = ResolveSessionsResponse {
+            sessions: vec![],
+            already_ended: vec!["id-1".into(), "id-2".into()],
+        };
+        let ids = SessionSelector {
+            target: Some(Target::SessionIds(vigil_proto::v1::SessionIds {
+                ids: vec!["id-1".into(), "id-2".into()],
+            })),
+        };
+        assert_eq!(
+            nothing_to_end(&ended, &ids),
+            "None of the given sessions is live; nothing to end.\nAlready ended: id-1, id-2\n"
+        );
+    }
+
+    #[test]
+    fn progress_and_a_complete_summary() {
+        let t = termination(&[
+            (DeliveryState::Acknowledged, ""),
+            (DeliveryState::Acknowledged, ""),
+            (DeliveryState::AlreadyEnded, "the session had already ended"),
+        ]);
+        assert_eq!(
+            end_recorded(&t),
+            "Termination 0195a3c0-7e1f-7000-8000-00000000beef: ending 3 sessions (user alice@example.com, reason: \
+             admin).\n"
+        );
+        assert_eq!(
+            end_progress(&t),
+            "Waiting for the gateways: 2 of 3 acknowledged, 0 failed, 1 already ended, 0 waiting\n"
+        );
+        assert_eq!(
+            end_summary(&t),
+            "Ended 3 sessions: 2 acknowledged, 0 failed, 1 already ended.\n\
+             Each session's state: sessionctl terminations get 0195a3c0-7e1f-7000-8000-00000000beef\n"
+        );
+    }
+
+    #[test]
+    fn the_summary_gives_failure_reasons_and_what_is_still_on_its_way() {
+        let t = termination(&[
+            (DeliveryState::Acknowledged, ""),
+            (DeliveryState::Failed, "RDP host refused the logoff"),
+            (DeliveryState::Failed, ""),
+            (DeliveryState::Delivered, ""),
+            (DeliveryState::Pending, ""),
+            (DeliveryState::Pending, ""),
+        ]);
+        assert_eq!(
+            end_progress(&t),
+            "Waiting for the gateways: 1 of 6 acknowledged, 2 failed, 0 already ended, 3 waiting\n"
+        );
+        let summary = end_summary(&t);
+        assert_eq!(
+            summary.lines().next(),
+            Some(
+                "Ended 6 sessions: 1 acknowledged, 2 failed (c27a4d01: RDP host refused the logoff; c27a4d02: no \
+                 reason given), 0 already ended; 1 delivered, not yet acknowledged, 2 still pending (the gateways \
+                 will get them when they reconnect)."
+            ),
+            "{summary}"
+        );
+
+        let many = termination(&[(DeliveryState::Failed, "gone"); 5]);
+        let summary = end_summary(&many);
+        assert!(
+            summary.starts_with(
+                "Ended 5 sessions: 0 acknowledged, 5 failed (c27a4d00: gone; c27a4d01: gone; c27a4d02: gone; and 2 \
+                 more), 0 already ended.\n"
+            ),
+            "{summary}"
+        );
+        assert_eq!(
+            end_not_waiting(&t),
+            "Not waiting for the gateways. Each session's state: sessionctl terminations get \
+             0195a3c0-7e1f-7000-8000-00000000beef\n"
+        );
+    }
+
+    #[test]
+    fn terminations_table_shows_who_what_why_and_delivery() {
+        let mut by_ids = termination(&[(DeliveryState::Pending, ""), (DeliveryState::Delivered, "")]);
+        by_ids.id = "0195a3c0-7e1f-7000-8000-00000000cafe".into();
+        by_ids.actor = "soc@example.com".into();
+        by_ids.reason = EndReason::Anomaly.into();
+        by_ids.created_at = at("2025-03-03T16:20:00+01:00");
+        by_ids.selector = Some(SessionSelector {
+            target: Some(Target::SessionIds(vigil_proto::v1::SessionIds {
+                ids: vec!["a".into(), "b".into()],
+            })),
+        });
+        let page = ListTerminationsResponse {
+            terminations: vec![
+                termination(&[(DeliveryState::Acknowledged, ""), (DeliveryState::Failed, "x")]),
+                by_ids,
+            ],
+            next_page_token: String::new(),
+        };
+        let text = terminations_table(&page, &now(), false);
+        let header = text.lines().next().expect("a header line");
+        assert_eq!(
+            header.split_whitespace().collect::<Vec<_>>(),
+            [
+                "ID", "WHEN", "ACTOR", "SELECTOR", "REASON", "SESSIONS", "ACKED", "PENDING", "FAILED"
+            ]
+        );
+        let row = line_containing(&text, "admin@example.com");
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            [
+                "0000beef",
+                "11:58",
+                "admin@example.com",
+                "user",
+                "alice@example.com",
+                "admin",
+                "2",
+                "1",
+                "0",
+                "1"
+            ]
+        );
+        let row = line_containing(&text, "soc@example.com");
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            [
+                "0000cafe",
+                "Mar",
+                "03",
+                "16:20",
+                "soc@example.com",
+                "2",
+                "sessions",
+                "anomaly",
+                "2",
+                "0",
+                "2",
+                "0"
+            ]
+        );
+        assert!(text.ends_with("\n\n2 terminations\n"), "{text}");
+
+        let wide = terminations_table(&page, &now(), true);
+        assert!(wide.contains("0195a3c0-7e1f-7000-8000-00000000beef"), "{wide}");
+
+        let more = ListTerminationsResponse {
+            terminations: vec![],
+            next_page_token: "t2".into(),
+        };
+        assert_eq!(
+            terminations_table(&more, &now(), false),
+            "No terminations match.\n\n0 terminations\nMore: repeat with --page-token t2 for the next page, or add \
+             --all for every page.\n"
+        );
+    }
+
+    #[test]
+    fn termination_detail_shows_the_record_and_a_row_per_command() {
+        let mut t = termination(&[
+            (DeliveryState::Acknowledged, ""),
+            (DeliveryState::Failed, "RDP host refused the logoff"),
+            (DeliveryState::Pending, ""),
+        ]);
+        t.note = "ticket SOC-1234".into();
+        let text = termination_detail(&t, &now());
+        assert_eq!(value_of(&text, "Termination"), "0195a3c0-7e1f-7000-8000-00000000beef");
+        assert_eq!(value_of(&text, "When"), "2025-03-04 11:58:00 +01:00 (2m ago)");
+        assert_eq!(value_of(&text, "Actor"), "admin@example.com");
+        assert_eq!(value_of(&text, "Selector"), "user alice@example.com");
+        assert_eq!(value_of(&text, "Reason"), "admin");
+        assert_eq!(
+            value_of(&text, "User message"),
+            "You have been disconnected by an administrator"
+        );
+        assert_eq!(value_of(&text, "Note"), "ticket SOC-1234");
+        assert_eq!(value_of(&text, "Sessions"), "3");
+        assert_eq!(
+            value_of(&text, "Delivery"),
+            "1 acknowledged, 1 failed, 0 already ended, 0 delivered, 1 pending"
+        );
+
+        let header = line_containing(&text, "ATTEMPTS");
+        assert_eq!(
+            header.split_whitespace().collect::<Vec<_>>(),
+            [
+                "SESSION", "USER", "GATEWAY", "STATE", "ATTEMPTS", "ACKED", "AT", "DETAIL"
+            ]
+        );
+        let row = line_containing(&text, "user0@example.com");
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            [
+                "01a209da-fe18-708a-896c-97c6c27a4d00",
+                "user0@example.com",
+                "gw-eu-1",
+                "Acknowledged",
+                "1",
+                "11:58:03",
+                "-"
+            ]
+        );
+        let row = line_containing(&text, "user1@example.com");
+        assert!(
+            row.contains("Failed") && row.ends_with("RDP host refused the logoff"),
+            "{row:?}"
+        );
+        let row = line_containing(&text, "user2@example.com");
+        assert_eq!(row.split_whitespace().nth(3), Some("Pending"), "{row:?}");
+
+        t.commands.clear();
+        assert!(termination_detail(&t, &now()).ends_with("\nNo sessions were covered.\n"));
     }
 }

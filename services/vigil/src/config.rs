@@ -9,6 +9,7 @@ use vigil_runtime::bus::{BusConfig, BusKind};
 use vigil_runtime::database::DatabaseConfig;
 use vigil_runtime::server::ServerConfig;
 use vigil_runtime::telemetry::LogConfig;
+use vigil_termination::TerminationSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -18,6 +19,7 @@ pub struct VigilConfig {
     pub bus: BusConfig,
     pub log: LogConfig,
     pub registry: RegistrySettings,
+    pub termination: TerminationSettings,
     pub simulation: SimulationSettings,
 }
 
@@ -35,6 +37,7 @@ impl Default for VigilConfig {
                 replica: "vigil".into(),
                 ..RegistrySettings::default()
             },
+            termination: TerminationSettings::default(),
             simulation: SimulationSettings::default(),
         }
     }

@@ -4,6 +4,7 @@
 mod config;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -12,6 +13,8 @@ use vigil_agent::simulate::{self, SimulationConfig};
 use vigil_registry::Registry;
 use vigil_registry::app::{follow_dependencies, open_store};
 use vigil_runtime::server::Server;
+use vigil_termination::Terminator;
+use vigil_termination::api::TerminationApi;
 
 use crate::config::{SimulationSettings, VigilConfig};
 
@@ -92,15 +95,28 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The embedded default: registry (and, as they land, the other services) on one port.
+/// The embedded default: registry and termination (and, as they land, the other services) on one port.
 async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = open_store(&config.database, true).await?;
     let bus = vigil_runtime::bus::connect(&config.bus).await?;
-    let registry = Registry::start(config.registry.clone(), store, bus, shutdown.clone()).await?;
+    let registry = Registry::start(config.registry.clone(), store, bus.clone(), shutdown.clone()).await?;
+
+    // Termination asks the registry in process, and the registry's links report to it in process.
+    config.termination.validate().map_err(anyhow::Error::msg)?;
+    let termination_store = vigil_termination::app::open_store(&config.database, true).await?;
+    let terminator = Terminator::new(
+        termination_store,
+        Arc::new(registry.clone()),
+        bus,
+        config.termination.clone(),
+    );
+    registry.attach_command_journal(Arc::new(terminator.clone()));
+    vigil_termination::app::start_redelivery(&terminator, &config.termination, shutdown.clone());
 
     let server = Server::new(config.server.clone())
         .add_service(registry.sessions_service())
-        .add_service(registry.link_service());
+        .add_service(registry.link_service())
+        .add_service(TerminationApi::server(terminator));
     tokio::spawn(follow_dependencies(
         registry.store().clone(),
         registry.bus().clone(),

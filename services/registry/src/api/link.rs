@@ -10,7 +10,7 @@
 //! Whatever is published on `gateway.<id>` is an encoded `ControllerMessage` and is forwarded to
 //! the agent as it is; the link does not interpret commands, it carries them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -89,12 +89,12 @@ impl GatewayLink for LinkApi {
             }
         };
         let hello = ValidHello::parse(&hello)?;
-        let (link, welcome, subscription) = Link::open(self.registry.clone(), hello).await?;
+        let (link, welcome, pending, subscription) = Link::open(self.registry.clone(), hello).await?;
 
         let (outbound, receiver) = mpsc::channel(OUTBOUND_QUEUE);
         // The queue is empty and its receiver alive: this cannot fail.
         let _ = outbound.try_send(Ok(welcome));
-        tokio::spawn(link.serve(inbound, subscription, outbound));
+        tokio::spawn(link.serve(inbound, subscription, pending, outbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 }
@@ -162,11 +162,17 @@ struct Link {
     closed: CancellationToken,
     /// Live sessions that belong to this gateway: the only ones its agent may report on.
     owned: HashSet<String>,
+    /// Terminate commands carried to the agent and not yet acknowledged, by command id: an
+    /// acknowledgement ends the session with the command's reason.
+    in_flight: HashMap<String, pb::TerminateCommand>,
     last_seen_written: EpochMillis,
 }
 
 impl Link {
-    async fn open(registry: Registry, hello: ValidHello) -> ServiceResult<(Self, pb::ControllerMessage, Subscription)> {
+    async fn open(
+        registry: Registry,
+        hello: ValidHello,
+    ) -> ServiceResult<(Self, pb::ControllerMessage, Vec<pb::TerminateCommand>, Subscription)> {
         let inner = &registry.inner;
         let gateway_id = hello.gateway_id.clone();
         let subscription = inner.bus.subscribe(&gateway_channel(&gateway_id)).await?;
@@ -176,6 +182,36 @@ impl Link {
             .store
             .gateway_connected(&gateway_id, &inner.settings.replica, &hello.agent_version, now)
             .await?;
+
+        // Kills issued while the gateway was away. Read after subscribing, so one issued right now
+        // arrives either here or on the channel (or both: the agent acknowledges duplicates).
+        let pending = match inner.journal.get() {
+            Some(journal) => journal.pending_commands(&gateway_id).await.unwrap_or_else(|error| {
+                // They are re-sent on the channel by the termination service's redelivery.
+                tracing::warn!(gateway = %gateway_id, %error, "could not read pending commands; relying on redelivery");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        // A session the gateway no longer holds but that was being killed ended by the kill, not
+        // by loss: record it with the kill's reason.
+        let held_ids: HashSet<&str> = hello.held.iter().map(|session| session.id.as_str()).collect();
+        for command in pending
+            .iter()
+            .filter(|command| !held_ids.contains(command.session_id.as_str()))
+        {
+            let end = command_end(command, now);
+            if let Some(session) = inner
+                .store
+                .end_session(&command.session_id, Some(&gateway_id), &end)
+                .await?
+            {
+                inner
+                    .events
+                    .publish(pb::SessionEventKind::Ended, &session, "", now)
+                    .await;
+            }
+        }
         let held: Vec<SessionRecord> = hello
             .held
             .iter()
@@ -253,9 +289,10 @@ impl Link {
             link_id,
             closed,
             owned,
+            in_flight: HashMap::new(),
             last_seen_written: now,
         };
-        Ok((link, welcome, subscription))
+        Ok((link, welcome, pending, subscription))
     }
 
     /// Serves the link until the agent leaves, a newer link replaces it, or the replica stops.
@@ -263,9 +300,18 @@ impl Link {
         mut self,
         mut inbound: Streaming<pb::AgentMessage>,
         mut commands: Subscription,
+        pending: Vec<pb::TerminateCommand>,
         outbound: mpsc::Sender<Result<pb::ControllerMessage, Status>>,
     ) {
         let shutdown = self.registry.inner.shutdown.clone();
+        // Pending kills go first, right after the welcome, before anything the agent says is handled.
+        let pending = pending.into_iter().map(|command| pb::ControllerMessage {
+            message: Some(pb::controller_message::Message::Terminate(command)),
+        });
+        if self.forward(pending, &outbound).await.is_err() {
+            self.close().await;
+            return;
+        }
         loop {
             tokio::select! {
                 () = self.closed.cancelled() => {
@@ -294,15 +340,17 @@ impl Link {
                     }
                 },
                 event = commands.next() => match event {
-                    Some(BusEvent::Message(payload)) => match pb::ControllerMessage::decode(&payload[..]) {
-                        Ok(command) => {
-                            if outbound.send(Ok(command)).await.is_err() {
+                    Some(BusEvent::Message(payload)) => match pb::GatewayDispatch::decode(&payload[..]) {
+                        Ok(dispatch) => {
+                            if self.forward(dispatch.messages, &outbound).await.is_err() {
                                 break;
                             }
                         }
-                        Err(error) => tracing::warn!(gateway = %self.gateway_id, %error, "undecodable command on the bus; skipped"),
+                        Err(error) => tracing::warn!(gateway = %self.gateway_id, %error, "undecodable dispatch on the bus; skipped"),
                     },
                     Some(BusEvent::Resubscribed) => {
+                        // Whatever was published during the break is re-sent by the termination
+                        // service's redelivery, from its database.
                         tracing::info!(gateway = %self.gateway_id, "command channel resubscribed after a bus break");
                     }
                     None => {
@@ -333,11 +381,7 @@ impl Link {
             }
             Some(Up::Activity(batch)) => self.record_activity(batch, now),
             Some(Up::SessionClosed(closed)) => self.close_session(closed, now).await?,
-            Some(Up::CommandAck(ack)) => {
-                // Commands are issued (and their acknowledgements tracked) by the termination
-                // service; until one is deployed there is nothing to record.
-                tracing::debug!(gateway = %self.gateway_id, command = %ack.command_id, "command acknowledged");
-            }
+            Some(Up::CommandAck(ack)) => self.acknowledge(ack, now).await?,
             Some(Up::Heartbeat(_)) => {}
             Some(Up::Hello(_)) => {
                 return Err(Status::invalid_argument(
@@ -463,6 +507,84 @@ impl Link {
         Ok(())
     }
 
+    /// Sends messages to the agent, remembering the kills among them and reporting them delivered.
+    /// Fails only when the agent is gone.
+    async fn forward(
+        &mut self,
+        messages: impl IntoIterator<Item = pb::ControllerMessage>,
+        outbound: &mpsc::Sender<Result<pb::ControllerMessage, Status>>,
+    ) -> Result<(), ()> {
+        for message in messages {
+            let delivered = match &message.message {
+                Some(pb::controller_message::Message::Terminate(command)) => {
+                    self.in_flight.insert(command.command_id.clone(), command.clone());
+                    Some(command.command_id.clone())
+                }
+                _ => None,
+            };
+            outbound.send(Ok(message)).await.map_err(|_| ())?;
+            if let Some(command_id) = delivered {
+                self.registry.inner.reporter.report(pb::CommandReport {
+                    command_id,
+                    gateway_id: self.gateway_id.clone(),
+                    state: pb::DeliveryState::Delivered as i32,
+                    outcome: pb::CommandOutcome::Unspecified as i32,
+                    detail: String::new(),
+                    at: Some(vigil_proto::timestamp_from_millis(now_millis())),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The agent carried out (or could not carry out) a command: end the session with the
+    /// command's reason, and tell the termination service.
+    async fn acknowledge(&mut self, ack: pb::CommandAck, now: EpochMillis) -> Result<(), Status> {
+        let outcome = match pb::CommandOutcome::try_from(ack.outcome) {
+            Ok(pb::CommandOutcome::Unspecified) | Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "command_ack.outcome {} must be DONE, NOT_FOUND or FAILED",
+                    ack.outcome
+                )));
+            }
+            Ok(outcome) => outcome,
+        };
+        let detail = validate::optional_name("command_ack.detail", &ack.detail)?.unwrap_or_default();
+        let command = self.in_flight.remove(&ack.command_id);
+        if let Some(command) = &command
+            && matches!(outcome, pb::CommandOutcome::Done | pb::CommandOutcome::NotFound)
+        {
+            // NOT_FOUND: the gateway does not hold the session any more, so it is not live either.
+            let inner = &self.registry.inner;
+            if let Some(session) = inner
+                .store
+                .end_session(&command.session_id, Some(&self.gateway_id), &command_end(command, now))
+                .await?
+            {
+                inner
+                    .events
+                    .publish(pb::SessionEventKind::Ended, &session, "", now)
+                    .await;
+            }
+            self.owned.remove(&command.session_id);
+        }
+        if command.is_none() {
+            // Acknowledged on a link that did not carry it (the agent reconnected in between):
+            // the termination service still records it; the session's end arrives with the
+            // agent's snapshot or the re-sent command.
+            tracing::debug!(gateway = %self.gateway_id, command = %ack.command_id, "acknowledgement for a command this link did not carry");
+        }
+        self.registry.inner.reporter.report(pb::CommandReport {
+            command_id: ack.command_id,
+            gateway_id: self.gateway_id.clone(),
+            state: pb::DeliveryState::Acknowledged as i32,
+            outcome: outcome as i32,
+            detail,
+            at: Some(vigil_proto::timestamp_from_millis(now)),
+        });
+        Ok(())
+    }
+
     /// Writes `last_seen_at`, at most once per `gateway_seen_interval`.
     async fn touch(&mut self, now: EpochMillis) {
         let interval =
@@ -499,6 +621,15 @@ impl Link {
             tracing::warn!(gateway = %self.gateway_id, %error, "could not record that the gateway disconnected");
         }
         tracing::info!(gateway = %self.gateway_id, "gateway link closed");
+    }
+}
+
+/// How a session ends when a kill command ends it.
+fn command_end(command: &pb::TerminateCommand, now: EpochMillis) -> SessionEnd {
+    SessionEnd {
+        ended_at: now,
+        reason: EndReason::try_from(command.reason).unwrap_or(EndReason::Admin),
+        detail: format!("ended by termination {}", command.termination_id),
     }
 }
 

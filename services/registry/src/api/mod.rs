@@ -9,3 +9,4 @@ mod sessions;
 
 pub use link::LinkApi;
 pub use sessions::SessionsApi;
+pub(crate) use sessions::resolve;

@@ -11,7 +11,7 @@ use vigil_proto::v1::session_registry_server::SessionRegistry;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::convert::{gateway_to_proto, session_to_proto, stats_to_proto};
-use crate::domain::{ListQuery, SessionFilter, SessionStatus};
+use crate::domain::{ListQuery, Selector, SessionFilter, SessionStatus};
 use crate::events::FeedItem;
 use crate::registry::Registry;
 use crate::{now_millis, validate};
@@ -73,23 +73,6 @@ impl SessionsApi {
         let now = now_millis();
         let stats = self.registry.inner.store.stats(&filter, now, now - DAY_MS).await?;
         Ok(stats_to_proto(&stats, now))
-    }
-
-    async fn resolve(&self, request: &pb::ResolveSessionsRequest) -> ServiceResult<pb::ResolveSessionsResponse> {
-        let selector = validate::selector(request.selector.as_ref())?;
-        let resolution = self.registry.inner.store.resolve(&selector).await?;
-        if let Some(unknown) = resolution.unknown.first() {
-            return Err(ServiceError::not_found("session", unknown.clone()));
-        }
-        let now = now_millis();
-        Ok(pb::ResolveSessionsResponse {
-            sessions: resolution
-                .live
-                .iter()
-                .map(|session| session_to_proto(session, now))
-                .collect(),
-            already_ended: resolution.already_ended,
-        })
     }
 }
 
@@ -196,8 +179,83 @@ impl SessionRegistry for SessionsApi {
         &self,
         request: Request<pb::ResolveSessionsRequest>,
     ) -> Result<Response<pb::ResolveSessionsResponse>, Status> {
-        Ok(Response::new(self.resolve(request.get_ref()).await?))
+        let selector = request.get_ref().selector.as_ref();
+        Ok(Response::new(
+            resolve(&self.registry, selector.unwrap_or(&pb::SessionSelector::default())).await?,
+        ))
     }
+}
+
+/// The live sessions a selector covers. Naming a session id, user, gateway or resource the
+/// registry has never seen is NOT_FOUND; one that exists but has nothing live resolves to nothing.
+pub(crate) async fn resolve(
+    registry: &Registry,
+    selector: &pb::SessionSelector,
+) -> ServiceResult<pb::ResolveSessionsResponse> {
+    let selector = validate::selector(Some(selector))?;
+    let store = &registry.inner.store;
+    let resolution = store.resolve(&selector).await?;
+    if let Some(unknown) = resolution.unknown.first() {
+        return Err(ServiceError::not_found("session", unknown.clone()));
+    }
+    if resolution.live.is_empty() {
+        let (kind, filter) = match &selector {
+            Selector::User(user) => (
+                "user",
+                SessionFilter {
+                    user: Some(user.clone()),
+                    ..Default::default()
+                },
+            ),
+            Selector::Gateway(gateway) => (
+                "gateway",
+                SessionFilter {
+                    gateway_id: Some(gateway.clone()),
+                    ..Default::default()
+                },
+            ),
+            Selector::Resource(resource) => (
+                "resource",
+                SessionFilter {
+                    resource_name: Some(resource.clone()),
+                    ..Default::default()
+                },
+            ),
+            Selector::Ids(_) | Selector::All { .. } => ("", SessionFilter::default()),
+        };
+        if !kind.is_empty() && !has_any_session(registry, filter).await? {
+            let name = match selector {
+                Selector::User(name) | Selector::Gateway(name) | Selector::Resource(name) => name,
+                Selector::Ids(_) | Selector::All { .. } => String::new(),
+            };
+            return Err(ServiceError::not_found(kind, name));
+        }
+    }
+    let now = now_millis();
+    Ok(pb::ResolveSessionsResponse {
+        sessions: resolution
+            .live
+            .iter()
+            .map(|session| session_to_proto(session, now))
+            .collect(),
+        already_ended: resolution.already_ended,
+    })
+}
+
+/// Whether any session, live or ended, matches.
+async fn has_any_session(registry: &Registry, filter: SessionFilter) -> ServiceResult<bool> {
+    let filter = SessionFilter {
+        statuses: vec![SessionStatus::Active, SessionStatus::Idle, SessionStatus::Disconnected],
+        ..filter
+    };
+    let query = ListQuery {
+        filter,
+        sort: Default::default(),
+        ascending: false,
+        limit: 1,
+        after: None,
+    };
+    Ok(!registry.inner.store.list_sessions(&query).await?.sessions.is_empty())
 }
 
 /// The matching live sessions as SNAPSHOT events, read page by page.

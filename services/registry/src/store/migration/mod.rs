@@ -5,7 +5,13 @@
 //! partial indexes use `WHERE ended_at IS NULL`, which both understand. Statements use
 //! `IF NOT EXISTS` so a migration interrupted half-way can simply be run again.
 //! Applied migrations are never edited: a schema change is a new migration.
+//!
+//! The registry may share a database schema with the termination service (in development and in
+//! the all-in-one binary). sea-orm-migration refuses to run when its bookkeeping table lists a
+//! migration it does not know, so each service keeps its own: this one is `registry_migrations`,
+//! not the default `seaql_migrations`.
 
+use sea_orm::DynIden;
 use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_sessions;
@@ -21,5 +27,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_sessions::Migration),
             Box::new(m20261123_000002_create_gateways::Migration),
         ]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "registry_migrations".into_iden()
     }
 }

@@ -38,6 +38,9 @@ const INSERT_CHUNK: usize = 500;
 /// The oldest SQLite with `RETURNING` (which ending, idling and waking sessions rely on).
 const MIN_SQLITE_VERSION: (u32, u32) = (3, 35);
 
+/// The PostgreSQL advisory lock key that serialises migrations ("vigilreg" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7669_6769_6c72_6567;
+
 /// Sessions and gateways in a SQL database (PostgreSQL or SQLite).
 #[derive(Debug, Clone)]
 pub struct SqlStore {
@@ -60,9 +63,17 @@ impl SqlStore {
         Ok(Self { db })
     }
 
-    /// Applies the migrations that have not been applied yet.
+    /// Applies the migrations that have not been applied yet. Safe when several replicas start at
+    /// once: the migrations run in one transaction that first takes a database-wide lock (a
+    /// PostgreSQL advisory lock; SQLite's write lock), so the others wait, then find nothing to do.
     pub async fn migrate(&self) -> ServiceResult<()> {
-        Migrator::up(&self.db, None).await?;
+        let txn = self.write_transaction().await?;
+        if self.backend() == DbBackend::Postgres {
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .await?;
+        }
+        Migrator::up(&txn, None).await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -162,7 +173,8 @@ fn records(models: Vec<session::Model>) -> ServiceResult<Vec<SessionRecord>> {
     models.into_iter().map(session::Model::into_record).collect()
 }
 
-fn count(value: i64) -> u64 {
+/// A `COUNT(*)` as the domain's unsigned count.
+fn to_count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
@@ -243,8 +255,9 @@ impl SessionStore for SqlStore {
             }
             update.exec_with_returning(&txn).await?
         };
+        let woken = records(woken)?;
         txn.commit().await?;
-        records(woken)
+        Ok(woken)
     }
 
     async fn mark_idle(&self, cutoff: EpochMillis, limit: u64) -> ServiceResult<Vec<SessionRecord>> {
@@ -282,8 +295,9 @@ impl SessionStore for SqlStore {
                 .exec_with_returning(&txn)
                 .await?
         };
+        let idled = records(idled)?;
         txn.commit().await?;
-        records(idled)
+        Ok(idled)
     }
 
     async fn reconcile_gateway(
@@ -349,11 +363,13 @@ impl SessionStore for SqlStore {
                 }
             }
         }
-        txn.commit().await?;
-        Ok(Reconciliation {
+        // Decoded before committing, so a row that cannot be read back changes nothing.
+        let reconciliation = Reconciliation {
             ended: records(ended)?,
             registered: records(registered)?,
-        })
+        };
+        txn.commit().await?;
+        Ok(reconciliation)
     }
 
     async fn list_sessions(&self, query: &ListQuery) -> ServiceResult<SessionPage> {
@@ -445,7 +461,7 @@ impl SessionStore for SqlStore {
         let mut by_type: BTreeMap<i16, u64> = BTreeMap::new();
         let mut running_ms: u64 = 0;
         for (status, resource_type, flagged, sessions, group_running_ms) in live_groups {
-            let sessions = count(sessions);
+            let sessions = to_count(sessions);
             if status == enum_code(SessionStatus::Active) {
                 stats.active += sessions;
             } else if status == enum_code(SessionStatus::Idle) {
@@ -455,7 +471,7 @@ impl SessionStore for SqlStore {
                 stats.flagged += sessions;
             }
             *by_type.entry(resource_type).or_default() += sessions;
-            running_ms = running_ms.saturating_add(count(group_running_ms));
+            running_ms = running_ms.saturating_add(to_count(group_running_ms));
         }
         stats.total_live_duration_seconds = running_ms / 1000;
         stats.by_type = by_type
@@ -575,7 +591,7 @@ impl SessionStore for SqlStore {
         Ok(gateways
             .into_iter()
             .map(|gateway| {
-                let live_sessions = live.get(&gateway.id).copied().map_or(0, count);
+                let live_sessions = live.get(&gateway.id).copied().map_or(0, to_count);
                 gateway.into_record(live_sessions)
             })
             .collect())

@@ -1,0 +1,106 @@
+//! The termination service as a process: configuration and wiring.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use vigil_runtime::bus::{self, BusConfig};
+use vigil_runtime::database::{self, DatabaseConfig};
+use vigil_runtime::server::{Server, ServerConfig};
+use vigil_runtime::telemetry::LogConfig;
+
+use crate::api::TerminationApi;
+use crate::delivery::run_redelivery;
+use crate::directory::GrpcSessionDirectory;
+use crate::service::Terminator;
+use crate::settings::TerminationSettings;
+use crate::store::{SqlTerminationStore, TerminationStore};
+
+/// Configuration of a termination replica (defaults → TOML file → `VIGIL_*` environment).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TerminationConfig {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub bus: BusConfig,
+    pub log: LogConfig,
+    pub termination: TerminationSettings,
+    /// The registry, which resolves selectors.
+    pub registry_url: String,
+    /// Run database migrations at start-up.
+    pub migrate_on_start: bool,
+}
+
+impl Default for TerminationConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig {
+                listen: ([127, 0, 0, 1], 7403).into(),
+                ..ServerConfig::default()
+            },
+            database: DatabaseConfig::default(),
+            bus: BusConfig::default(),
+            log: LogConfig::default(),
+            termination: TerminationSettings::default(),
+            registry_url: "http://127.0.0.1:7400".into(),
+            migrate_on_start: false,
+        }
+    }
+}
+
+/// Connects to the database, optionally migrating it.
+pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Result<Arc<SqlTerminationStore>> {
+    let store = SqlTerminationStore::new(database::connect(config).await?).await?;
+    if migrate {
+        store.migrate().await?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// Starts the redelivery loop of a terminator (every replica runs one).
+pub fn start_redelivery(terminator: &Terminator, settings: &TerminationSettings, shutdown: CancellationToken) {
+    tokio::spawn(run_redelivery(
+        terminator.store().clone(),
+        terminator.bus().clone(),
+        settings.clone(),
+        shutdown,
+    ));
+}
+
+/// Runs one replica until `shutdown`.
+pub async fn run(config: TerminationConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    config.termination.validate().map_err(anyhow::Error::msg)?;
+    let store = open_store(&config.database, config.migrate_on_start).await?;
+    let bus = bus::connect(&config.bus).await?;
+    let registry = vigil_runtime::server::connect_channel(&config.registry_url, Duration::from_secs(5)).await?;
+    let terminator = Terminator::new(
+        store.clone(),
+        Arc::new(GrpcSessionDirectory::new(registry)),
+        bus.clone(),
+        config.termination.clone(),
+    );
+    start_redelivery(&terminator, &config.termination, shutdown.clone());
+
+    let server = Server::new(config.server.clone()).add_service(TerminationApi::server(terminator));
+    let readiness = server.readiness();
+    let store: Arc<dyn TerminationStore> = store;
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                readiness
+                    .set_all(store.ping().await.is_ok() && bus.is_connected())
+                    .await;
+            }
+        }
+    });
+    let listener = vigil_runtime::server::bind(config.server.listen).await?;
+    server.serve(listener, shutdown).await?;
+    Ok(())
+}

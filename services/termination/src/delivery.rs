@@ -1,0 +1,90 @@
+//! Getting commands to the gateways: one bus message per gateway, and re-sending from the
+//! database whatever is not acknowledged in time.
+//!
+//! The bus is the fast path and forgets; the database is the memory. Every open command has a
+//! `next_attempt_at`; the redelivery loop on each replica claims the due ones (each is claimed by
+//! one replica) and publishes them again. So a kill published while Redis was down, or while the
+//! gateway was offline, or lost with a registry replica, is sent again until acknowledged.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+use vigil_proto::v1 as pb;
+use vigil_registry::gateway_channel;
+use vigil_runtime::bus::ControlBus;
+
+use crate::convert::command_to_proto;
+use crate::domain::CommandRecord;
+use crate::now_millis;
+use crate::settings::TerminationSettings;
+use crate::store::TerminationStore;
+
+/// Gateways published to at once.
+const PUBLISH_CONCURRENCY: usize = 64;
+
+/// Publishes commands, one dispatch per gateway. Returns how many gateways could not be reached
+/// over the bus (their commands stay due and are re-sent by the redelivery loop).
+pub async fn publish(bus: &Arc<dyn ControlBus>, commands: &[CommandRecord]) -> usize {
+    let mut by_gateway: BTreeMap<String, Vec<pb::ControllerMessage>> = BTreeMap::new();
+    for command in commands.iter().filter(|command| command.is_open()) {
+        by_gateway
+            .entry(command.gateway_id.clone())
+            .or_default()
+            .push(pb::ControllerMessage {
+                message: Some(pb::controller_message::Message::Terminate(command_to_proto(command))),
+            });
+    }
+    let publishes = by_gateway.into_iter().map(|(gateway_id, messages)| {
+        let bus = bus.clone();
+        async move {
+            let payload = pb::GatewayDispatch { messages }.encode_to_vec();
+            match bus.publish(&gateway_channel(&gateway_id), payload.into()).await {
+                Ok(()) => 0,
+                Err(error) => {
+                    tracing::warn!(gateway = %gateway_id, %error, "could not publish commands; they will be re-sent");
+                    1
+                }
+            }
+        }
+    });
+    let results: Vec<usize> = futures::stream::iter(publishes)
+        .buffer_unordered(PUBLISH_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().sum()
+}
+
+/// Re-sends due commands until `shutdown`.
+pub async fn run_redelivery(
+    store: Arc<dyn TerminationStore>,
+    bus: Arc<dyn ControlBus>,
+    settings: TerminationSettings,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(settings.redelivery_scan_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let retry_after = {
+        let settings = settings.clone();
+        move |attempts: u32| settings.retry_after_ms(attempts)
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match store
+            .claim_due(now_millis(), settings.redelivery_batch, &retry_after)
+            .await
+        {
+            Ok(due) if due.is_empty() => {}
+            Ok(due) => {
+                tracing::info!(commands = due.len(), "re-sending unacknowledged commands");
+                publish(&bus, &due).await;
+            }
+            Err(error) => tracing::warn!(%error, "could not look for commands to re-send; will retry"),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Vigil's termination service: ends sessions and keeps the record.
+//!
+//! - [`domain`]: terminations and commands as plain values.
+//! - [`store`]: the audit trail and command memory (sea-orm on PostgreSQL or SQLite).
+//! - [`service`]: [`service::Terminator`], the logic — resolve, record, publish, track.
+//! - [`delivery`]: one bus message per gateway; redelivery of what is not acknowledged.
+//! - [`directory`]: the registry, in process or over gRPC.
+//! - [`api`]: the gRPC adapter; [`app`]: the process.
+
+pub mod api;
+pub mod app;
+mod convert;
+pub mod delivery;
+pub mod directory;
+pub mod domain;
+pub mod service;
+pub mod settings;
+pub mod store;
+
+pub use service::Terminator;
+pub use settings::TerminationSettings;
+
+/// Now, in epoch milliseconds.
+pub(crate) fn now_millis() -> domain::EpochMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,373 @@
+//! The termination service's domain logic, transport-agnostic: the gRPC API and the all-in-one
+//! binary both call [`Terminator`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use vigil_proto::v1 as pb;
+use vigil_registry::commands::CommandJournal;
+use vigil_registry::validate;
+use vigil_runtime::bus::ControlBus;
+use vigil_runtime::{ServiceError, ServiceResult};
+
+use crate::convert::{command_to_proto, count, termination_to_proto};
+use crate::delivery::publish;
+use crate::directory::SessionDirectory;
+use crate::domain::{
+    CommandOutcome, CommandRecord, CommandReport, DeliveryState, EndReason, SelectorRecord, TerminationQuery,
+    TerminationRecord,
+};
+use crate::now_millis;
+use crate::settings::TerminationSettings;
+use crate::store::TerminationStore;
+
+/// Longest user message or note accepted.
+const MAX_TEXT_LEN: usize = 1024;
+/// Most reports accepted in one call.
+const MAX_REPORTS: usize = 100_000;
+
+/// Ends sessions and keeps the record.
+#[derive(Clone)]
+pub struct Terminator {
+    store: Arc<dyn TerminationStore>,
+    directory: Arc<dyn SessionDirectory>,
+    bus: Arc<dyn ControlBus>,
+    settings: TerminationSettings,
+}
+
+impl Terminator {
+    pub fn new(
+        store: Arc<dyn TerminationStore>,
+        directory: Arc<dyn SessionDirectory>,
+        bus: Arc<dyn ControlBus>,
+        settings: TerminationSettings,
+    ) -> Self {
+        Self {
+            store,
+            directory,
+            bus,
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn TerminationStore> {
+        &self.store
+    }
+
+    pub fn bus(&self) -> &Arc<dyn ControlBus> {
+        &self.bus
+    }
+
+    /// Ends the sessions `request.selector` covers, on behalf of `actor`.
+    pub async fn terminate(&self, actor: &str, request: &pb::TerminateRequest) -> ServiceResult<pb::Termination> {
+        let selector = request.selector.clone().unwrap_or_default();
+        let selector_record = selector_record(&validate::selector(Some(&selector))?);
+        let reason = match EndReason::try_from(request.reason) {
+            Ok(EndReason::Unspecified) => {
+                return Err(ServiceError::invalid(
+                    "reason is required (ADMIN, USER_SELF_SERVICE, IDLE_TIMEOUT, MAX_DURATION, CONCURRENCY_LIMIT, ANOMALY, POLICY or LOCKED)",
+                ));
+            }
+            Ok(EndReason::UserClosed | EndReason::Lost | EndReason::GatewayLost | EndReason::GatewayClosed) => {
+                return Err(ServiceError::invalid(
+                    "reason must say why the session is being ended (USER_CLOSED, LOST, GATEWAY_LOST and GATEWAY_CLOSED are recorded by gateways, not asked for)",
+                ));
+            }
+            Ok(reason) => reason,
+            Err(_) => {
+                return Err(ServiceError::invalid(format!(
+                    "reason {} is not a known end reason",
+                    request.reason
+                )));
+            }
+        };
+        let user_message =
+            text("user_message", &request.user_message)?.unwrap_or_else(|| default_message(reason).into());
+        let note = text("note", &request.note)?.unwrap_or_default();
+
+        let resolved = self.directory.resolve(&selector).await?;
+        if let Some(expected) = request.expected_count
+            && resolved.sessions.len() != expected as usize
+        {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "the selector now covers {} live session(s), not the {expected} expected; nothing was ended",
+                resolved.sessions.len()
+            )));
+        }
+
+        let now = now_millis();
+        let termination = TerminationRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            actor: actor.to_owned(),
+            selector: selector_record,
+            reason,
+            user_message: user_message.clone(),
+            note,
+            created_at: now,
+        };
+        let command =
+            |session_id: &str, gateway_id: &str, user: &str, state: DeliveryState, detail: &str| CommandRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                termination_id: termination.id.clone(),
+                session_id: session_id.to_owned(),
+                gateway_id: gateway_id.to_owned(),
+                user: user.to_owned(),
+                reason,
+                user_message: user_message.clone(),
+                state,
+                detail: detail.to_owned(),
+                attempts: u32::from(state == DeliveryState::Pending),
+                created_at: now,
+                next_attempt_at: (state == DeliveryState::Pending).then(|| now + self.settings.retry_after_ms(1)),
+                delivered_at: None,
+                acknowledged_at: None,
+            };
+        let mut commands: Vec<CommandRecord> = resolved
+            .sessions
+            .iter()
+            .map(|session| {
+                command(
+                    &session.id,
+                    &session.gateway_id,
+                    &session.user,
+                    DeliveryState::Pending,
+                    "",
+                )
+            })
+            .collect();
+        commands.extend(resolved.already_ended.iter().map(|session_id| {
+            command(
+                session_id,
+                "",
+                "",
+                DeliveryState::AlreadyEnded,
+                "the session had already ended",
+            )
+        }));
+
+        let commands = self.store.record(&termination, &commands).await?;
+        publish(&self.bus, &commands).await;
+        tracing::info!(
+            termination = %termination.id,
+            actor,
+            reason = ?reason,
+            sessions = commands.len(),
+            "termination issued"
+        );
+        Ok(termination_to_proto(&termination, &count(&commands), &commands))
+    }
+
+    /// One termination with the delivery state of each command.
+    pub async fn get(&self, id: &str) -> ServiceResult<pb::Termination> {
+        let id = uuid_text("id", id)?;
+        let (termination, commands) = self
+            .store
+            .get(&id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("termination", id))?;
+        Ok(termination_to_proto(&termination, &count(&commands), &commands))
+    }
+
+    /// The audit trail.
+    pub async fn list(&self, request: &pb::ListTerminationsRequest) -> ServiceResult<pb::ListTerminationsResponse> {
+        let reason = match EndReason::try_from(request.reason) {
+            Ok(EndReason::Unspecified) => None,
+            Ok(reason) => Some(reason),
+            Err(_) => {
+                return Err(ServiceError::invalid(format!(
+                    "reason {} is not a known end reason",
+                    request.reason
+                )));
+            }
+        };
+        let session_id = match request.session_id.as_str() {
+            "" => None,
+            id => Some(validate::session_id("session_id", id)?),
+        };
+        let query = TerminationQuery {
+            actor: validate::optional_name("actor", &request.actor)?,
+            reason,
+            session_id,
+            since: validate::optional_timestamp("since", request.since.as_ref())?,
+            limit: validate::page_size(request.page_size)?,
+            before: match request.page_token.as_str() {
+                "" => None,
+                token => Some(decode_page_token(token)?),
+            },
+        };
+        let page = self.store.list(&query).await?;
+        Ok(pb::ListTerminationsResponse {
+            terminations: page
+                .terminations
+                .iter()
+                .map(|(termination, counts)| termination_to_proto(termination, counts, &[]))
+                .collect(),
+            next_page_token: page.next.map(|(at, id)| encode_page_token(at, &id)).unwrap_or_default(),
+        })
+    }
+
+    /// Commands a gateway has yet to acknowledge.
+    pub async fn pending_for_gateway(&self, gateway_id: &str) -> ServiceResult<Vec<pb::TerminateCommand>> {
+        let gateway_id = validate::gateway_id("gateway_id", gateway_id)?;
+        let commands = self.store.open_commands_for_gateway(&gateway_id).await?;
+        Ok(commands.iter().map(command_to_proto).collect())
+    }
+
+    /// What registry replicas saw happen to commands.
+    pub async fn apply_reports(&self, reports: &[pb::CommandReport]) -> ServiceResult<u64> {
+        if reports.len() > MAX_REPORTS {
+            return Err(ServiceError::invalid(format!(
+                "{} reports in one call; at most {MAX_REPORTS} are allowed",
+                reports.len()
+            )));
+        }
+        let now = now_millis();
+        let reports = reports
+            .iter()
+            .enumerate()
+            .map(|(index, report)| {
+                let field = |name: &str| format!("reports[{index}].{name}");
+                let state = match DeliveryState::try_from(report.state) {
+                    Ok(state @ (DeliveryState::Delivered | DeliveryState::Acknowledged)) => state,
+                    _ => {
+                        return Err(ServiceError::invalid(format!(
+                            "{} must be DELIVERED or ACKNOWLEDGED",
+                            field("state")
+                        )));
+                    }
+                };
+                let outcome = CommandOutcome::try_from(report.outcome).map_err(|_| {
+                    ServiceError::invalid(format!(
+                        "{} {} is not a known outcome",
+                        field("outcome"),
+                        report.outcome
+                    ))
+                })?;
+                if state == DeliveryState::Acknowledged && outcome == CommandOutcome::Unspecified {
+                    return Err(ServiceError::invalid(format!(
+                        "{} is required with ACKNOWLEDGED",
+                        field("outcome")
+                    )));
+                }
+                Ok(CommandReport {
+                    command_id: uuid_text(&field("command_id"), &report.command_id)?,
+                    gateway_id: validate::gateway_id(&field("gateway_id"), &report.gateway_id)?,
+                    state,
+                    outcome,
+                    detail: validate::optional_name(&field("detail"), &report.detail)?.unwrap_or_default(),
+                    at: validate::optional_timestamp(&field("at"), report.at.as_ref())?.map_or(now, |at| at.min(now)),
+                })
+            })
+            .collect::<ServiceResult<Vec<_>>>()?;
+        self.store.apply_reports(&reports).await
+    }
+}
+
+/// The all-in-one binary plugs the terminator straight into the registry.
+#[async_trait]
+impl CommandJournal for Terminator {
+    async fn pending_commands(&self, gateway_id: &str) -> ServiceResult<Vec<pb::TerminateCommand>> {
+        self.pending_for_gateway(gateway_id).await
+    }
+
+    async fn report(&self, reports: Vec<pb::CommandReport>) -> ServiceResult<()> {
+        self.apply_reports(&reports).await.map(|_| ())
+    }
+}
+
+fn selector_record(selector: &vigil_registry::domain::Selector) -> SelectorRecord {
+    use vigil_registry::domain::Selector;
+    match selector {
+        Selector::Ids(ids) => SelectorRecord::Ids(ids.clone()),
+        Selector::User(user) => SelectorRecord::User(user.clone()),
+        Selector::Gateway(gateway) => SelectorRecord::Gateway(gateway.clone()),
+        Selector::Resource(resource) => SelectorRecord::Resource(resource.clone()),
+        Selector::All { idle_only } => SelectorRecord::All { idle_only: *idle_only },
+    }
+}
+
+/// What a user sees when ended for `reason`, unless the caller says otherwise.
+pub fn default_message(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::IdleTimeout => "Your session was disconnected after a period of inactivity.",
+        EndReason::MaxDuration => "Your session reached its maximum allowed duration and was disconnected.",
+        EndReason::ConcurrencyLimit => "Your session was disconnected because you opened more sessions than allowed.",
+        EndReason::Anomaly => "Your session was disconnected by security because of unusual sign-in activity.",
+        EndReason::Locked => "Your access has been suspended by security.",
+        EndReason::UserSelfService => "You ended this session.",
+        EndReason::Policy => "Your session was disconnected by policy.",
+        EndReason::Admin
+        | EndReason::Unspecified
+        | EndReason::UserClosed
+        | EndReason::Lost
+        | EndReason::GatewayLost
+        | EndReason::GatewayClosed => "You have been disconnected by an administrator.",
+    }
+}
+
+fn text(field: &str, value: &str) -> ServiceResult<Option<String>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let chars = value.chars().count();
+    if chars > MAX_TEXT_LEN {
+        return Err(ServiceError::invalid(format!(
+            "{field} is {chars} characters long; at most {MAX_TEXT_LEN} are allowed"
+        )));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+fn uuid_text(field: &str, value: &str) -> ServiceResult<String> {
+    if value.is_empty() {
+        return Err(ServiceError::invalid(format!("{field} must not be empty")));
+    }
+    uuid::Uuid::parse_str(value)
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| ServiceError::invalid(format!("{field} is not an id (a UUID)")))
+}
+
+fn encode_page_token(created_at: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{created_at}:{id}"))
+}
+
+fn decode_page_token(token: &str) -> ServiceResult<(i64, String)> {
+    let invalid = || ServiceError::invalid("page_token was not issued by this server; start again without it");
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (at, id) = text.split_once(':').ok_or_else(invalid)?;
+    let at = at.parse().map_err(|_| invalid())?;
+    let id = uuid::Uuid::parse_str(id)
+        .map_err(|_| invalid())?
+        .hyphenated()
+        .to_string();
+    Ok((at, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_garbage_is_refused() {
+        let id = uuid::Uuid::now_v7().to_string();
+        assert_eq!(decode_page_token(&encode_page_token(42, &id)).unwrap(), (42, id));
+        for garbage in ["", "xyz", "MTI6bm90LWEtdXVpZA"] {
+            assert!(matches!(
+                decode_page_token(garbage),
+                Err(ServiceError::InvalidArgument(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn every_reason_has_a_message_for_the_user() {
+        assert_eq!(
+            default_message(EndReason::Admin),
+            "You have been disconnected by an administrator."
+        );
+        assert!(default_message(EndReason::IdleTimeout).contains("inactivity"));
+    }
+}

@@ -1,0 +1,357 @@
+//! [`SqlTerminationStore`]: the [`TerminationStore`] on sea-orm, for PostgreSQL and SQLite alike.
+//!
+//! Queries are built with sea-orm/sea-query so one code path serves both backends; the only
+//! hand-written SQL is the batched report update (`reports.rs`). Methods that run more than one
+//! statement run them in one transaction.
+
+mod conditions;
+mod record;
+mod reports;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::{
+    AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, IsolationLevel, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use vigil_runtime::{ServiceError, ServiceResult};
+
+use super::TerminationStore;
+use super::entity::{command, enum_code, termination};
+use super::migration::Migrator;
+use crate::domain::{
+    CommandRecord, CommandReport, DeliveryCounts, DeliveryState, EpochMillis, TerminationPage, TerminationQuery,
+    TerminationRecord,
+};
+
+/// The largest page a list returns.
+const MAX_PAGE: u64 = 1000;
+
+/// The oldest SQLite with `RETURNING` (which recording, reporting and claiming rely on).
+const MIN_SQLITE_VERSION: (u32, u32) = (3, 35);
+
+/// Terminations and their commands in a SQL database (PostgreSQL or SQLite).
+#[derive(Debug, Clone)]
+pub struct SqlTerminationStore {
+    db: DatabaseConnection,
+}
+
+impl SqlTerminationStore {
+    /// A store on `db`. Does not touch the schema: call [`SqlTerminationStore::migrate`] (or run
+    /// the migrations elsewhere) first. Fails on a backend other than PostgreSQL or SQLite ≥ 3.35.
+    pub async fn new(db: DatabaseConnection) -> ServiceResult<Self> {
+        match db.get_database_backend() {
+            DbBackend::Postgres => {}
+            DbBackend::Sqlite => check_sqlite_version(&db).await?,
+            other => {
+                return Err(ServiceError::internal(format!(
+                    "unsupported database backend {other:?}"
+                )));
+            }
+        }
+        Ok(Self { db })
+    }
+
+    /// Applies the migrations that have not been applied yet.
+    pub async fn migrate(&self) -> ServiceResult<()> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// The underlying connection (pool).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads and then writes fails with `SQLITE_BUSY`
+    /// instead of waiting when another connection wrote in between. Holding the single write lock
+    /// from the first read is also what makes `record` and `claim_due` race-free there.
+    async fn write_transaction(&self) -> ServiceResult<DatabaseTransaction> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        Ok(self.db.begin_with_options(options).await?)
+    }
+
+    /// A transaction that only reads, seeing one snapshot throughout (a page and its counts
+    /// agree). SQLite's transactions are snapshots already and it takes no isolation options.
+    async fn read_transaction(&self) -> ServiceResult<DatabaseTransaction> {
+        let options = if self.backend() == DbBackend::Postgres {
+            TransactionOptions {
+                isolation_level: Some(IsolationLevel::RepeatableRead),
+                access_mode: Some(AccessMode::ReadOnly),
+                ..TransactionOptions::default()
+            }
+        } else {
+            TransactionOptions::default()
+        };
+        Ok(self.db.begin_with_options(options).await?)
+    }
+
+    /// Per-state counts of the commands of each of `termination_ids` (absent: no commands), in one
+    /// grouped aggregate.
+    async fn counts_of(
+        &self,
+        db: &impl ConnectionTrait,
+        termination_ids: &[String],
+    ) -> ServiceResult<HashMap<String, DeliveryCounts>> {
+        use command::Column;
+        if termination_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let groups: Vec<(String, i16, i64)> = command::Entity::find()
+            .select_only()
+            .column(Column::TerminationId)
+            .column(Column::State)
+            .column_as(Expr::col(Column::Id).count(), "commands")
+            .filter(conditions::is_in(
+                self.backend(),
+                (command::Entity, Column::TerminationId),
+                termination_ids,
+            )?)
+            .group_by(Column::TerminationId)
+            .group_by(Column::State)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let mut counts: HashMap<String, DeliveryCounts> = HashMap::with_capacity(termination_ids.len());
+        for (termination_id, state, commands) in groups {
+            tally(counts.entry(termination_id).or_default(), state, commands)?;
+        }
+        Ok(counts)
+    }
+}
+
+async fn check_sqlite_version(db: &DatabaseConnection) -> ServiceResult<()> {
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT sqlite_version()"))
+        .await?;
+    let version: String = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => return Err(ServiceError::internal("SQLite did not report its version")),
+    };
+    let mut parts = version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if found < MIN_SQLITE_VERSION {
+        return Err(ServiceError::internal(format!(
+            "SQLite {version} is too old: the termination service needs {}.{} or newer",
+            MIN_SQLITE_VERSION.0, MIN_SQLITE_VERSION.1
+        )));
+    }
+    Ok(())
+}
+
+/// Adds `commands` in `state` to `counts`.
+fn tally(counts: &mut DeliveryCounts, state: i16, commands: i64) -> ServiceResult<()> {
+    let slot = match DeliveryState::try_from(i32::from(state)) {
+        Ok(DeliveryState::Pending) => &mut counts.pending,
+        Ok(DeliveryState::Delivered) => &mut counts.delivered,
+        Ok(DeliveryState::Acknowledged) => &mut counts.acknowledged,
+        Ok(DeliveryState::Failed) => &mut counts.failed,
+        Ok(DeliveryState::AlreadyEnded) => &mut counts.already_ended,
+        Ok(DeliveryState::Unspecified) | Err(_) => {
+            return Err(ServiceError::internal(format!(
+                "termination_commands.state holds unexpected value {state}"
+            )));
+        }
+    };
+    *slot = slot.saturating_add(u32::try_from(commands).unwrap_or(u32::MAX));
+    Ok(())
+}
+
+fn commands(models: Vec<command::Model>) -> ServiceResult<Vec<CommandRecord>> {
+    models.into_iter().map(command::Model::into_record).collect()
+}
+
+#[async_trait]
+impl TerminationStore for SqlTerminationStore {
+    async fn record(
+        &self,
+        termination: &TerminationRecord,
+        commands: &[CommandRecord],
+    ) -> ServiceResult<Vec<CommandRecord>> {
+        let txn = self.write_transaction().await?;
+        let stored = record::record(&txn, termination, commands).await?;
+        txn.commit().await?;
+        Ok(stored)
+    }
+
+    async fn get(&self, id: &str) -> ServiceResult<Option<(TerminationRecord, Vec<CommandRecord>)>> {
+        let txn = self.read_transaction().await?;
+        let Some(row) = termination::Entity::find_by_id(id).one(&txn).await? else {
+            txn.commit().await?;
+            return Ok(None);
+        };
+        let rows = command::Entity::find()
+            .filter(command::Column::TerminationId.eq(id))
+            .order_by_asc(command::Column::CreatedAt)
+            .order_by_asc(command::Column::Id)
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(Some((row.into_record()?, commands(rows)?)))
+    }
+
+    async fn list(&self, query: &TerminationQuery) -> ServiceResult<TerminationPage> {
+        use termination::Column;
+        if !(1..=MAX_PAGE).contains(&query.limit) {
+            return Err(ServiceError::invalid(format!(
+                "page size must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let mut filter = Condition::all();
+        if let Some(actor) = &query.actor {
+            filter = filter.add(Column::Actor.eq(actor.as_str()));
+        }
+        if let Some(reason) = query.reason {
+            filter = filter.add(Column::Reason.eq(enum_code(reason)));
+        }
+        if let Some(since) = query.since {
+            filter = filter.add(Column::CreatedAt.gte(since));
+        }
+        if let Some(session_id) = &query.session_id {
+            let covering = Query::select()
+                .column(command::Column::TerminationId)
+                .from(command::Entity)
+                .and_where(command::Column::SessionId.eq(session_id.as_str()))
+                .to_owned();
+            filter = filter.add(Column::Id.in_subquery(covering));
+        }
+        if let Some((created_at, id)) = &query.before {
+            filter = filter.add(conditions::before(*created_at, id));
+        }
+        let page = termination::Entity::find()
+            .filter(filter)
+            .order_by_desc(Column::CreatedAt)
+            .order_by_desc(Column::Id)
+            // One more than asked: whether it comes back says whether there is a next page.
+            .limit(query.limit + 1);
+
+        let txn = self.read_transaction().await?;
+        let mut rows = page.all(&txn).await?;
+        let more = rows.len() as u64 > query.limit;
+        rows.truncate(query.limit as usize);
+        let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+        let mut counts = self.counts_of(&txn, &ids).await?;
+        txn.commit().await?;
+
+        let next = match rows.last() {
+            Some(last) if more => Some((last.created_at, last.id.clone())),
+            _ => None,
+        };
+        let terminations = rows
+            .into_iter()
+            .map(|row| {
+                let counts = counts.remove(&row.id).unwrap_or_default();
+                Ok((row.into_record()?, counts))
+            })
+            .collect::<ServiceResult<_>>()?;
+        Ok(TerminationPage { terminations, next })
+    }
+
+    async fn open_commands_for_gateway(&self, gateway_id: &str) -> ServiceResult<Vec<CommandRecord>> {
+        let rows = command::Entity::find()
+            .filter(command::Column::GatewayId.eq(gateway_id))
+            .filter(conditions::open())
+            .order_by_asc(command::Column::CreatedAt)
+            .order_by_asc(command::Column::Id)
+            .all(&self.db)
+            .await?;
+        commands(rows)
+    }
+
+    async fn apply_reports(&self, reports: &[CommandReport]) -> ServiceResult<u64> {
+        let plan = reports::plan(reports);
+        if plan.deliveries.is_empty() && plan.settlements.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.write_transaction().await?;
+        // Deliveries first: a command delivered and answered in the same batch keeps both times.
+        let mut changed: HashSet<String> = reports::deliver(&txn, &plan.deliveries).await?.into_iter().collect();
+        changed.extend(reports::settle(&txn, &plan.settlements).await?);
+        txn.commit().await?;
+        Ok(changed.len() as u64)
+    }
+
+    async fn claim_due(
+        &self,
+        now: EpochMillis,
+        limit: u64,
+        retry_after: &(dyn Fn(u32) -> i64 + Send + Sync),
+    ) -> ServiceResult<Vec<CommandRecord>> {
+        use command::Column;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let due = Condition::all()
+            .add(conditions::open())
+            .add(Column::NextAttemptAt.lte(now));
+        let mut candidates = command::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .column(Column::Attempts)
+            .filter(due.clone())
+            .order_by_asc(Column::NextAttemptAt)
+            .order_by_asc(Column::Id)
+            .limit(limit);
+        if self.backend() == DbBackend::Postgres {
+            // Replicas claiming at the same time take different rows instead of queueing on the
+            // same ones. (SQLite has a single writer: its IMMEDIATE transaction is the lock.)
+            candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+
+        // Two steps rather than `UPDATE ... WHERE id IN (SELECT ... LIMIT n)`: PostgreSQL may run
+        // such a subquery more than once per statement, and with SKIP LOCKED each run can pick
+        // other rows. And the next attempt's delay depends on each row's attempts: one UPDATE per
+        // distinct value (a handful in practice).
+        let txn = self.write_transaction().await?;
+        let candidates: Vec<(String, i64)> = candidates.into_tuple().all(&txn).await?;
+        let order: HashMap<String, usize> = candidates
+            .iter()
+            .enumerate()
+            .map(|(position, (id, _))| (id.clone(), position))
+            .collect();
+        let mut by_attempts: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for (id, attempts) in candidates {
+            by_attempts.entry(attempts).or_default().push(id);
+        }
+        let mut claimed = Vec::with_capacity(order.len());
+        for (attempts, ids) in by_attempts {
+            let next_attempts = u32::try_from(attempts.saturating_add(1)).unwrap_or(u32::MAX);
+            let next_attempt_at = now.saturating_add(retry_after(next_attempts));
+            // The rows are locked (PostgreSQL) or the database is (SQLite) by now; repeating the
+            // conditions keeps the update correct even so.
+            let rows = command::Entity::update_many()
+                .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+                .col_expr(Column::NextAttemptAt, Expr::val(next_attempt_at))
+                .filter(conditions::is_in(self.backend(), (command::Entity, Column::Id), &ids)?)
+                .filter(due.clone())
+                .filter(Column::Attempts.eq(attempts))
+                .exec_with_returning(&txn)
+                .await?;
+            claimed.extend(rows);
+        }
+        txn.commit().await?;
+        claimed.sort_by_key(|row| order.get(&row.id).copied().unwrap_or(usize::MAX));
+        commands(claimed)
+    }
+
+    async fn counts(&self, termination_id: &str) -> ServiceResult<DeliveryCounts> {
+        let mut counts = self.counts_of(&self.db, &[termination_id.to_owned()]).await?;
+        Ok(counts.remove(termination_id).unwrap_or_default())
+    }
+
+    async fn ping(&self) -> ServiceResult<()> {
+        Ok(self.db.ping().await?)
+    }
+}
