@@ -11,6 +11,7 @@ use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Readiness, Server, ServerConfig};
 use vigil_runtime::telemetry::LogConfig;
 
+use crate::commands::GrpcCommandJournal;
 use crate::registry::Registry;
 use crate::settings::RegistrySettings;
 use crate::store::{SessionStore, SqlStore};
@@ -30,6 +31,9 @@ pub struct RegistryConfig {
     /// Run database migrations at start-up (the embedded default does; production runs
     /// `vigil-registry migrate` once, as a Kubernetes Job).
     pub migrate_on_start: bool,
+    /// The termination service (`http://termination:7403`): where links fetch pending kills and
+    /// report acknowledgements. Without it, links carry no pending kills.
+    pub termination_url: Option<String>,
 }
 
 /// Connects to the database, optionally migrating it.
@@ -47,6 +51,9 @@ pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow:
     let store = open_store(&config.database, config.migrate_on_start).await?;
     let bus = bus::connect(&config.bus).await?;
     let registry = Registry::start(config.registry.clone(), store, bus, shutdown.clone()).await?;
+    if let Some(url) = &config.termination_url {
+        registry.attach_command_journal(Arc::new(GrpcCommandJournal::connect_lazy(url)?));
+    }
 
     let server = Server::new(config.server.clone())
         .add_service(registry.sessions_service())

@@ -1,25 +1,33 @@
-//! The CLI driven through `run` against an in-process `SessionRegistry` that answers from fixed data and
-//! records what it was asked. This checks the client side (paging, metadata, streaming, errors, exit codes);
-//! the end-to-end run against the real registry lives in the workspace's `tests/` crate.
+//! The CLI driven through `run` against an in-process `SessionRegistry` (and `TerminationService`) that
+//! answer from fixed data and record what they were asked. This checks the client side (paging, metadata,
+//! streaming, confirmation, errors, exit codes); the end-to-end run against the real services lives in the
+//! workspace's `tests/` crate.
 
-use std::io::Write;
+use std::io::{Cursor, Write};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
 use prost_types::Timestamp;
-use sessionctl::{Cli, CliError, EXIT_SERVER, EXIT_UNREACHABLE, run, run_until};
+use sessionctl::{
+    Cli, CliError, Console, EXIT_ABORTED, EXIT_SERVER, EXIT_UNREACHABLE, EXIT_USAGE, run, run_until, run_with,
+};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use vigil_proto::v1::session_registry_server::{SessionRegistry, SessionRegistryServer};
+use vigil_proto::v1::session_selector::Target;
+use vigil_proto::v1::termination_service_server::{TerminationService, TerminationServiceServer};
 use vigil_proto::v1::{
-    Gateway, GetSessionRequest, GetStatsRequest, ListGatewaysRequest, ListGatewaysResponse, ListSessionsRequest,
-    ListSessionsResponse, Location, LocationKind, ResolveSessionsRequest, ResolveSessionsResponse, ResourceType,
-    Session, SessionEvent, SessionEventKind, SessionStats, SessionStatus, WatchSessionsRequest,
+    DeliveryState, EndReason, Gateway, GetSessionRequest, GetStatsRequest, GetTerminationRequest, ListGatewaysRequest,
+    ListGatewaysResponse, ListPendingCommandsRequest, ListPendingCommandsResponse, ListSessionsRequest,
+    ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse, Location, LocationKind,
+    ReportCommandsRequest, ReportCommandsResponse, ResolveSessionsRequest, ResolveSessionsResponse, ResourceType,
+    Session, SessionEvent, SessionEventKind, SessionSelector, SessionStats, SessionStatus, TerminateRequest,
+    Termination, TerminationCommand, WatchSessionsRequest,
 };
 
 /// What the fake was asked, for assertions.
@@ -28,11 +36,17 @@ struct Seen {
     authorization: Vec<Option<String>>,
     list_requests: Vec<ListSessionsRequest>,
     watch_requests: Vec<WatchSessionsRequest>,
+    resolve_requests: Vec<ResolveSessionsRequest>,
 }
 
 #[derive(Clone, Default)]
 struct FakeRegistry {
     sessions: Vec<Session>,
+    /// Ids of sessions that exist but ended: `ResolveSessions` reports them as already ended.
+    ended: Vec<String>,
+    /// A session that goes live right after the first `ResolveSessions`, as if someone logged in between
+    /// the preview and the confirmation.
+    late_arrival: Option<Session>,
     /// Sent on every watch before the stream goes quiet (or ends, with `end_watch`).
     events: Vec<SessionEvent>,
     end_watch: bool,
@@ -49,6 +63,41 @@ impl FakeRegistry {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         self.seen.lock().expect("seen lock").authorization.push(header);
+    }
+
+    /// What the selector covers now; `after_preview` counts the late arrival in.
+    fn resolve(&self, selector: &SessionSelector, after_preview: bool) -> Result<ResolveSessionsResponse, Status> {
+        let live: Vec<&Session> = self
+            .sessions
+            .iter()
+            .chain(self.late_arrival.iter().filter(|_| after_preview))
+            .collect();
+        let mut response = ResolveSessionsResponse::default();
+        match selector.target.as_ref() {
+            None => return Err(Status::invalid_argument("no selector")),
+            Some(Target::SessionIds(ids)) => {
+                for id in &ids.ids {
+                    if let Some(session) = live.iter().find(|s| &s.id == id) {
+                        response.sessions.push((*session).clone());
+                    } else if self.ended.contains(id) {
+                        response.already_ended.push(id.clone());
+                    } else {
+                        return Err(Status::not_found(format!("no session {id}")));
+                    }
+                }
+            }
+            Some(target) => {
+                let covers = |s: &Session| match target {
+                    Target::User(user) => &s.user == user,
+                    Target::GatewayId(gateway) => &s.gateway_id == gateway,
+                    Target::ResourceName(resource) => &s.resource_name == resource,
+                    Target::All(all) => !all.idle_only || s.status() == SessionStatus::Idle,
+                    Target::SessionIds(_) => false,
+                };
+                response.sessions = live.into_iter().filter(|s| covers(s)).cloned().collect();
+            }
+        }
+        Ok(response)
     }
 }
 
@@ -156,22 +205,226 @@ impl SessionRegistry for FakeRegistry {
 
     async fn resolve_sessions(
         &self,
-        _request: Request<ResolveSessionsRequest>,
+        request: Request<ResolveSessionsRequest>,
     ) -> Result<Response<ResolveSessionsResponse>, Status> {
-        Err(Status::unimplemented("sessionctl does not resolve selectors"))
+        self.record(&request);
+        let request = request.into_inner();
+        let previews = {
+            let mut seen = self.seen.lock().expect("seen lock");
+            seen.resolve_requests.push(request.clone());
+            seen.resolve_requests.len() - 1
+        };
+        let selector = request.selector.unwrap_or_default();
+        Ok(Response::new(self.resolve(&selector, previews > 0)?))
+    }
+}
+
+/// The termination id the fake hands out.
+const TERMINATION_ID: &str = "0195a3c0-7e1f-7000-8000-00000000beef";
+
+/// What the fake termination service was asked.
+#[derive(Default)]
+struct SeenTerminations {
+    authorization: Vec<Option<String>>,
+    terminate_requests: Vec<TerminateRequest>,
+    get_requests: usize,
+    list_requests: Vec<ListTerminationsRequest>,
+}
+
+/// A termination service over the fake registry's sessions: `Terminate` checks the expected count against
+/// what the registry resolves now and records one command per session; each `GetTermination` moves the
+/// commands one step along `progress`.
+#[derive(Clone, Default)]
+struct FakeTerminations {
+    registry: FakeRegistry,
+    /// The commands' states after each poll (the first list as `Terminate` answers); the last one repeats.
+    /// Lists shorter than the session count leave the rest PENDING.
+    progress: Vec<Vec<DeliveryState>>,
+    /// What `ListTerminations` pages through, newest first.
+    history: Vec<Termination>,
+    started: Arc<Mutex<Option<Termination>>>,
+    seen: Arc<Mutex<SeenTerminations>>,
+}
+
+impl FakeTerminations {
+    fn record<T>(&self, request: &Request<T>) {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.seen.lock().expect("seen lock").authorization.push(header);
+    }
+
+    /// `base` with its commands in the states of step `step`, and the counts to match.
+    fn at_step(&self, base: &Termination, step: usize) -> Termination {
+        let states = self
+            .progress
+            .get(step.min(self.progress.len().saturating_sub(1)))
+            .cloned()
+            .unwrap_or_default();
+        let mut t = base.clone();
+        for (n, command) in t.commands.iter_mut().enumerate() {
+            let state = states.get(n).copied().unwrap_or(DeliveryState::Pending);
+            command.state = state.into();
+            if state == DeliveryState::Failed {
+                command.detail = "the gateway could not end it".into();
+            }
+            if state == DeliveryState::Acknowledged {
+                command.acknowledged_at = Some(Timestamp {
+                    seconds: 1_741_076_200,
+                    nanos: 0,
+                });
+            }
+        }
+        let count = |wanted| t.commands.iter().filter(|c| c.state() == wanted).count() as u32;
+        t.pending = count(DeliveryState::Pending);
+        t.delivered = count(DeliveryState::Delivered);
+        t.acknowledged = count(DeliveryState::Acknowledged);
+        t.failed = count(DeliveryState::Failed);
+        t.already_ended = count(DeliveryState::AlreadyEnded);
+        t
+    }
+}
+
+#[tonic::async_trait]
+impl TerminationService for FakeTerminations {
+    async fn terminate(&self, request: Request<TerminateRequest>) -> Result<Response<Termination>, Status> {
+        self.record(&request);
+        let request = request.into_inner();
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .terminate_requests
+            .push(request.clone());
+        let selector = request.selector.clone().unwrap_or_default();
+        let live = self.registry.resolve(&selector, true)?.sessions;
+        if let Some(expected) = request.expected_count
+            && expected as usize != live.len()
+        {
+            return Err(Status::failed_precondition(format!(
+                "expected {expected} live sessions, the selector covers {}",
+                live.len()
+            )));
+        }
+        let base = Termination {
+            id: TERMINATION_ID.into(),
+            actor: "admin@example.com".into(),
+            selector: Some(selector),
+            reason: request.reason,
+            user_message: request.user_message,
+            note: request.note,
+            created_at: Some(Timestamp {
+                seconds: 1_741_076_100,
+                nanos: 0,
+            }),
+            session_count: live.len() as u32,
+            commands: live
+                .iter()
+                .enumerate()
+                .map(|(n, s)| TerminationCommand {
+                    command_id: format!("cmd-{n}"),
+                    session_id: s.id.clone(),
+                    gateway_id: s.gateway_id.clone(),
+                    user: s.user.clone(),
+                    attempts: 1,
+                    ..TerminationCommand::default()
+                })
+                .collect(),
+            ..Termination::default()
+        };
+        *self.started.lock().expect("started lock") = Some(base.clone());
+        Ok(Response::new(self.at_step(&base, 0)))
+    }
+
+    async fn get_termination(&self, request: Request<GetTerminationRequest>) -> Result<Response<Termination>, Status> {
+        self.record(&request);
+        let id = request.into_inner().id;
+        let polls = {
+            let mut seen = self.seen.lock().expect("seen lock");
+            seen.get_requests += 1;
+            seen.get_requests
+        };
+        if let Some(base) = self.started.lock().expect("started lock").clone()
+            && base.id == id
+        {
+            return Ok(Response::new(self.at_step(&base, polls)));
+        }
+        match self.history.iter().find(|t| t.id == id) {
+            Some(t) => Ok(Response::new(t.clone())),
+            None => Err(Status::not_found(format!("no termination {id}"))),
+        }
+    }
+
+    async fn list_terminations(
+        &self,
+        request: Request<ListTerminationsRequest>,
+    ) -> Result<Response<ListTerminationsResponse>, Status> {
+        self.record(&request);
+        let request = request.into_inner();
+        self.seen.lock().expect("seen lock").list_requests.push(request.clone());
+        let offset: usize = match request.page_token.as_str() {
+            "" => 0,
+            token => token.parse().map_err(|_| Status::invalid_argument("bad page token"))?,
+        };
+        let size = if request.page_size == 0 {
+            50
+        } else {
+            request.page_size as usize
+        };
+        let end = (offset + size).min(self.history.len());
+        let next_page_token = if end < self.history.len() {
+            end.to_string()
+        } else {
+            String::new()
+        };
+        // The list carries counts, not commands.
+        let terminations = self.history[offset.min(end)..end]
+            .iter()
+            .map(|t| Termination {
+                commands: vec![],
+                ..t.clone()
+            })
+            .collect();
+        Ok(Response::new(ListTerminationsResponse {
+            terminations,
+            next_page_token,
+        }))
+    }
+
+    async fn list_pending_commands(
+        &self,
+        _request: Request<ListPendingCommandsRequest>,
+    ) -> Result<Response<ListPendingCommandsResponse>, Status> {
+        Err(Status::unimplemented(
+            "for registry replicas; sessionctl does not call it",
+        ))
+    }
+
+    async fn report_commands(
+        &self,
+        _request: Request<ReportCommandsRequest>,
+    ) -> Result<Response<ReportCommandsResponse>, Status> {
+        Err(Status::unimplemented(
+            "for registry replicas; sessionctl does not call it",
+        ))
     }
 }
 
 /// Serves `fake` on a fresh port; the listener is bound before this returns, so connections queue
 /// until the server task accepts them.
 async fn serve(fake: FakeRegistry) -> String {
+    serve_both(Some(fake), None).await
+}
+
+/// Serves whichever fakes are given on one fresh port, as the all-in-one binary does.
+async fn serve_both(registry: Option<FakeRegistry>, terminations: Option<FakeTerminations>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let address = listener.local_addr().expect("local address");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(SessionRegistryServer::new(fake))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
+    let router = tonic::transport::Server::builder()
+        .add_optional_service(registry.map(SessionRegistryServer::new))
+        .add_optional_service(terminations.map(TerminationServiceServer::new));
+    tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
     format!("http://{address}")
 }
 
