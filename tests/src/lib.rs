@@ -178,6 +178,7 @@ impl TestRegistry {
                 termination_settings.clone(),
             );
             registry.attach_command_journal(Arc::new(terminator.clone()));
+            registry.attach_session_evictor(Arc::new(terminator.clone()));
             vigil_termination::app::start_redelivery(&terminator, &termination_settings, shutdown.clone());
             terminator
         });

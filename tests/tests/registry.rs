@@ -1020,3 +1020,42 @@ async fn sessionctl_lists_gets_and_counts_against_a_real_registry() {
     assert!(stats.contains('1'), "{stats}");
     registry.stop().await;
 }
+
+#[tokio::test]
+async fn when_geo_cannot_be_reached_sessions_are_admitted_and_marked_location_unavailable() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let registry = TestRegistry::on_postgres(&schema, &unique_namespace(), test_settings("r1")).await;
+    // A port nobody listens on: geo is down.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let geo = vigil_registry::admission::GrpcRiskAssessor::connect_lazy(&format!("http://{dead}")).unwrap();
+    registry.registry.attach_risk_assessor(Arc::new(geo));
+
+    let agent = registry.agent("gw-geo-down", Arc::default()).await;
+    let admission = agent
+        .open_session(start("pat", "db", ResourceType::Ssh, "81.2.69.142"))
+        .await
+        .expect("admission");
+    assert!(admission.allowed, "{}", admission.reason);
+    assert_eq!(
+        admission.location.as_ref().map(|l| l.kind),
+        Some(pb::LocationKind::Unavailable as i32)
+    );
+    let mut client = registry.sessions_client().await;
+    let session = client
+        .get_session(pb::GetSessionRequest {
+            id: admission.session_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        session.location.map(|l| l.kind),
+        Some(pb::LocationKind::Unavailable as i32)
+    );
+    assert!(!session.risk.map(|r| r.assessed).unwrap_or(true));
+    registry.stop().await;
+}

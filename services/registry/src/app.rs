@@ -11,6 +11,7 @@ use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Readiness, Server, ServerConfig};
 use vigil_runtime::telemetry::LogConfig;
 
+use crate::admission::{GrpcAdmissionPolicy, GrpcRiskAssessor, GrpcSessionEvictor};
 use crate::commands::GrpcCommandJournal;
 use crate::registry::Registry;
 use crate::settings::RegistrySettings;
@@ -34,6 +35,12 @@ pub struct RegistryConfig {
     /// The termination service (`http://termination:7403`): where links fetch pending kills and
     /// report acknowledgements. Without it, links carry no pending kills.
     pub termination_url: Option<String>,
+    /// The geo service (`http://geo:7401`): session starts are located and scored. Without it,
+    /// sessions carry no location.
+    pub geo_url: Option<String>,
+    /// The policy service (`http://policy:7402`): session starts are admitted by it. Without it,
+    /// every valid start is admitted.
+    pub policy_url: Option<String>,
 }
 
 /// Connects to the database, optionally migrating it.
@@ -53,6 +60,13 @@ pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow:
     let registry = Registry::start(config.registry.clone(), store, bus, shutdown.clone()).await?;
     if let Some(url) = &config.termination_url {
         registry.attach_command_journal(Arc::new(GrpcCommandJournal::connect_lazy(url)?));
+        registry.attach_session_evictor(Arc::new(GrpcSessionEvictor::connect_lazy(url)?));
+    }
+    if let Some(url) = &config.geo_url {
+        registry.attach_risk_assessor(Arc::new(GrpcRiskAssessor::connect_lazy(url)?));
+    }
+    if let Some(url) = &config.policy_url {
+        registry.attach_admission_policy(Arc::new(GrpcAdmissionPolicy::connect_lazy(url)?));
     }
 
     let server = Server::new(config.server.clone())

@@ -7,6 +7,7 @@
 //! - `events`, `activity`, `idle`: the change feed, batched activity writes, idle detection.
 
 mod activity;
+pub mod admission;
 mod api;
 pub mod app;
 pub mod commands;

@@ -5,12 +5,19 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use vigil_proto::v1 as pb;
 use vigil_proto::v1::gateway_link_server::GatewayLinkServer;
 use vigil_proto::v1::session_registry_server::SessionRegistryServer;
 use vigil_runtime::ServiceResult;
+
+use crate::convert::{location_from_proto, location_to_proto, risk_from_proto, risk_to_proto};
+use crate::domain::{EpochMillis, GeoLocation, LocationKind, RiskFlag, Selector, SessionRecord};
 use vigil_runtime::bus::ControlBus;
 
 use crate::activity::ActivityWriter;
+use crate::admission::{
+    AdmissionHooks, AdmissionPolicy, PolicyUnavailable, RiskAssessor, SessionEvictor, SlotReleaser,
+};
 use crate::api::{LinkApi, SessionsApi};
 use crate::commands::{CommandJournal, CommandReporter, JournalSlot};
 use crate::events::EventHub;
@@ -36,6 +43,8 @@ pub(crate) struct Inner {
     pub settings: RegistrySettings,
     pub page_tokens: PageTokens,
     pub journal: JournalSlot,
+    pub hooks: AdmissionHooks,
+    pub releaser: SlotReleaser,
     pub reporter: CommandReporter,
     /// Links open on this replica: gateway id → the link's cancellation, so a newer link for the
     /// same gateway closes the older one.
@@ -66,6 +75,8 @@ impl Registry {
             settings.clone(),
             shutdown.clone(),
         ));
+        let hooks = AdmissionHooks::default();
+        let (releaser, releaser_task) = SlotReleaser::start(hooks.clone(), shutdown.clone());
         let journal = JournalSlot::default();
         let (reporter, reporter_task) = CommandReporter::start(journal.clone(), shutdown.clone());
         tracing::info!(replica = %settings.replica, "registry started");
@@ -73,6 +84,8 @@ impl Registry {
             inner: Arc::new(Inner {
                 page_tokens: PageTokens::new(&settings.page_token_key),
                 journal,
+                hooks,
+                releaser,
                 reporter,
                 store,
                 bus,
@@ -82,7 +95,7 @@ impl Registry {
                 links: Mutex::default(),
                 next_link_id: Default::default(),
                 shutdown,
-                tasks: Mutex::new(vec![activity_task, idle_task, reporter_task]),
+                tasks: Mutex::new(vec![activity_task, idle_task, reporter_task, releaser_task]),
             }),
         })
     }
@@ -103,6 +116,21 @@ impl Registry {
     /// and report what their agents did with commands. Returns false if one was attached already.
     pub fn attach_command_journal(&self, journal: Arc<dyn CommandJournal>) -> bool {
         self.inner.journal.attach(journal)
+    }
+
+    /// Connects geo: session starts are located and scored.
+    pub fn attach_risk_assessor(&self, assessor: Arc<dyn RiskAssessor>) -> bool {
+        self.inner.hooks.assessor.set(assessor).is_ok()
+    }
+
+    /// Connects policy: session starts are admitted by it, and ended sessions released to it.
+    pub fn attach_admission_policy(&self, policy: Arc<dyn AdmissionPolicy>) -> bool {
+        self.inner.hooks.policy.set(policy).is_ok()
+    }
+
+    /// Connects what ends sessions to make room under a concurrency limit (termination).
+    pub fn attach_session_evictor(&self, evictor: Arc<dyn SessionEvictor>) -> bool {
+        self.inner.hooks.evictor.set(evictor).is_ok()
     }
 
     /// The live sessions a selector covers (see `SessionRegistry.ResolveSessions`).
@@ -137,5 +165,150 @@ impl Registry {
                 tracing::warn!(%error, "registry task failed");
             }
         }
+    }
+}
+
+/// What admission decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Let the user in, ending these older sessions to make room.
+    Allow { evict: Vec<String> },
+    /// Refuse, with a sentence for the user.
+    Deny(String),
+}
+
+impl Inner {
+    /// Locates and scores the start (geo), then asks policy. Fills in the session's location and
+    /// risk. Errors only when the store fails; the outside services' failures are handled here.
+    pub(crate) async fn admission(
+        &self,
+        session: &mut SessionRecord,
+        start: pb::SessionStart,
+    ) -> ServiceResult<Verdict> {
+        let settings = &self.settings.admission;
+        if let Some(assessor) = self.hooks.assessor.get() {
+            let concurrent_locations = self.live_locations_of(&session.user).await?;
+            let request = pb::AssessRequest {
+                user: session.user.clone(),
+                ip: session.client_ip.clone(),
+                device: session.device.clone(),
+                at: Some(vigil_proto::timestamp_from_millis(session.started_at)),
+                session_id: session.id.clone(),
+                concurrent_locations,
+            };
+            match tokio::time::timeout(settings.geo_timeout, assessor.assess(request)).await {
+                Ok(Ok(assessment)) => {
+                    session.location = assessment
+                        .location
+                        .as_ref()
+                        .map(location_from_proto)
+                        .unwrap_or_default();
+                    session.risk = assessment.risk.as_ref().map(risk_from_proto).unwrap_or_default();
+                }
+                outcome => {
+                    let why = match outcome {
+                        Ok(Err(error)) => error.to_string(),
+                        _ => format!("no answer within {:?}", settings.geo_timeout),
+                    };
+                    tracing::warn!(session = %session.id, %why, "geo unavailable; admitting without a location");
+                    session.location = GeoLocation {
+                        kind: LocationKind::Unavailable as i32,
+                        ..GeoLocation::default()
+                    };
+                }
+            }
+        }
+        let Some(policy) = self.hooks.policy.get() else {
+            return Ok(Verdict::Allow { evict: Vec::new() });
+        };
+        let request = pb::AdmitRequest {
+            session_id: session.id.clone(),
+            gateway_id: session.gateway_id.clone(),
+            start: Some(start),
+            location: Some(location_to_proto(&session.location)),
+            risk: Some(risk_to_proto(&session.risk)),
+        };
+        let answer = match tokio::time::timeout(settings.policy_timeout, policy.admit(request)).await {
+            Ok(Ok(answer)) => answer,
+            outcome => {
+                let why = match outcome {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => format!("no answer within {:?}", settings.policy_timeout),
+                };
+                tracing::warn!(session = %session.id, %why, stance = ?settings.on_policy_unavailable, "policy unavailable");
+                return Ok(match settings.on_policy_unavailable {
+                    PolicyUnavailable::Allow => Verdict::Allow { evict: Vec::new() },
+                    PolicyUnavailable::Deny => Verdict::Deny(
+                        "Sign-in is temporarily unavailable: the access policy could not be checked. Try again shortly.".into(),
+                    ),
+                });
+            }
+        };
+        Ok(match pb::AdmissionVerdict::try_from(answer.verdict) {
+            Ok(pb::AdmissionVerdict::Allow) => Verdict::Allow {
+                evict: answer.evict_session_ids,
+            },
+            Ok(pb::AdmissionVerdict::AllowFlagged) => {
+                session.risk.flags.push(RiskFlag {
+                    code: "flagged_for_review".into(),
+                    points: 0,
+                    explanation: if answer.reason.is_empty() {
+                        "flagged for review by policy".into()
+                    } else {
+                        answer.reason
+                    },
+                });
+                Verdict::Allow {
+                    evict: answer.evict_session_ids,
+                }
+            }
+            Ok(pb::AdmissionVerdict::Deny) => Verdict::Deny(if answer.reason.is_empty() {
+                "Access denied by policy.".into()
+            } else {
+                answer.reason
+            }),
+            Ok(pb::AdmissionVerdict::Unspecified) | Err(_) => {
+                tracing::warn!(session = %session.id, verdict = answer.verdict, "policy gave no verdict; refusing");
+                Verdict::Deny("Access could not be decided; contact your administrator.".into())
+            }
+        })
+    }
+
+    /// Locations of the user's live sessions (for geo's "far apart at once" rule).
+    async fn live_locations_of(&self, user: &str) -> ServiceResult<Vec<pb::Location>> {
+        let resolution = self.store.resolve(&Selector::User(user.to_owned())).await?;
+        Ok(resolution
+            .live
+            .iter()
+            .map(|session| location_to_proto(&session.location))
+            .collect())
+    }
+
+    /// Ends older sessions to make room, in the background (the new session is admitted already).
+    pub(crate) fn evict(&self, session_ids: Vec<String>) {
+        if session_ids.is_empty() {
+            return;
+        }
+        let Some(evictor) = self.hooks.evictor.get().cloned() else {
+            tracing::warn!(sessions = ?session_ids, "policy asked to end older sessions but no termination service is attached");
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(error) = evictor.evict(session_ids.clone()).await {
+                tracing::warn!(%error, sessions = ?session_ids, "could not end older sessions for the concurrency limit");
+            }
+        });
+    }
+
+    /// Announces ended sessions and frees their concurrency slots.
+    pub(crate) async fn announce_ended(&self, sessions: &[SessionRecord], now: EpochMillis) {
+        self.events
+            .publish_all(pb::SessionEventKind::Ended, sessions, now)
+            .await;
+        self.releaser.release(sessions.iter().map(|session| session.id.clone()));
+    }
+
+    pub(crate) async fn announce_ended_one(&self, session: &SessionRecord, now: EpochMillis) {
+        self.announce_ended(std::slice::from_ref(session), now).await;
     }
 }

@@ -38,6 +38,8 @@ pub struct RegistrySettings {
     pub page_token_key: String,
     /// Changes buffered per replica for slow watchers before they are told to resynchronise.
     pub watch_buffer: usize,
+    /// How session starts are decided (geo and policy timeouts, failure stance).
+    pub admission: crate::admission::AdmissionSettings,
 }
 
 impl Default for RegistrySettings {
@@ -57,6 +59,7 @@ impl Default for RegistrySettings {
                 .unwrap_or_else(|| format!("registry-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])),
             page_token_key: "vigil-development-page-token-key".into(),
             watch_buffer: 4096,
+            admission: crate::admission::AdmissionSettings::default(),
         }
     }
 }

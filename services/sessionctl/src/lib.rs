@@ -28,7 +28,8 @@ pub use error::{CliError, EXIT_ABORTED, EXIT_SERVER, EXIT_UNREACHABLE, EXIT_USAG
 use client::{Registry, Terminations};
 
 /// Runs one parsed command line, writing its output to `out`; confirmations are asked on stderr and read
-/// from stdin. A `watch` runs until Ctrl-C; so does the wait of `sessions end`, at most.
+/// from stdin. A `watch` runs until Ctrl-C; Ctrl-C also cuts short the wait of `sessions end` (the
+/// termination goes on without us).
 pub async fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
     run_until(cli, out, ctrl_c()).await
 }
@@ -95,8 +96,9 @@ pub async fn run_with(
     }
 }
 
-/// Completes on Ctrl-C. The handler is installed when this is first polled, that is only while watching,
-/// so other commands keep the default (Ctrl-C kills the process at once).
+/// Completes on Ctrl-C. The handler is installed when this is first polled, that is only while watching or
+/// while `sessions end` waits for the gateways, so everything else keeps the default (Ctrl-C kills the
+/// process at once; at a confirmation prompt, before anything was ended).
 async fn ctrl_c() {
     if tokio::signal::ctrl_c().await.is_err() {
         // No handler could be installed, so Ctrl-C still ends the process the default way; nothing to wait for.

@@ -762,3 +762,560 @@ async fn a_watch_the_registry_ends_is_an_error() {
     assert_eq!(error.exit_code(), EXIT_SERVER);
     assert_eq!(lines.len(), 3, "every event was printed before the end: {lines:?}");
 }
+
+/// What one `sessions end` (or any command) printed: on stdout, and on the console where it asks.
+struct Ran {
+    result: Result<(), CliError>,
+    out: String,
+    console: String,
+}
+
+/// Runs `args` with `typed` as what the person types; `None` is a stdin that is not a terminal.
+async fn run_answering(server: &str, args: &[&str], typed: Option<&str>) -> Ran {
+    let mut input = Cursor::new(typed.unwrap_or_default().as_bytes().to_vec());
+    let mut shown = Vec::new();
+    let mut out = Vec::new();
+    let mut console = Console {
+        input: &mut input,
+        output: &mut shown,
+        interactive: typed.is_some(),
+    };
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        run_with(cli(server, args), &mut out, &mut console, std::future::pending()),
+    )
+    .await
+    .expect("the command finishes");
+    Ran {
+        result,
+        out: String::from_utf8(out).expect("output is UTF-8"),
+        console: String::from_utf8(shown).expect("console output is UTF-8"),
+    }
+}
+
+/// Five live sessions through gw-eu-1, and a termination service over them whose commands move from
+/// pending to acknowledged over two polls (one session turns out to have ended already).
+fn termination_fakes() -> (FakeRegistry, FakeTerminations) {
+    use DeliveryState::{Acknowledged as Ack, AlreadyEnded, Pending};
+    let registry = five_sessions();
+    let terminations = FakeTerminations {
+        registry: registry.clone(),
+        progress: vec![
+            vec![Pending; 5],
+            vec![Ack, Ack, Pending, Pending, Pending],
+            vec![Ack, Ack, Ack, Ack, AlreadyEnded],
+        ],
+        ..FakeTerminations::default()
+    };
+    (registry, terminations)
+}
+
+#[tokio::test]
+async fn end_with_yes_waits_for_the_gateways_and_summarises() {
+    let (registry, terminations) = termination_fakes();
+    let server = serve_both(Some(registry.clone()), Some(terminations.clone())).await;
+
+    let ran = run_answering(
+        &server,
+        &[
+            "sessions",
+            "end",
+            "--gateway",
+            "gw-eu-1",
+            "--reason",
+            "anomaly",
+            "--message",
+            "Your session was ended by security",
+            "--note",
+            "ticket SOC-1234",
+            "--yes",
+            "--token",
+            "s3cret",
+        ],
+        None,
+    )
+    .await;
+
+    ran.result.expect("the sessions end");
+    assert_eq!(ran.console, "", "--yes asks nothing");
+    let lines: Vec<&str> = ran.out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            &format!("Termination {TERMINATION_ID}: ending 5 sessions (gateway gw-eu-1, reason: anomaly).")[..],
+            "Waiting for the gateways: 0 of 5 acknowledged, 0 failed, 0 already ended, 5 waiting",
+            "Waiting for the gateways: 2 of 5 acknowledged, 0 failed, 0 already ended, 3 waiting",
+            "Ended 5 sessions: 4 acknowledged, 0 failed, 1 already ended.",
+            &format!("Each session's state: sessionctl terminations get {TERMINATION_ID}")[..],
+        ],
+        "{}",
+        ran.out
+    );
+
+    let seen = terminations.seen.lock().expect("seen lock");
+    let [request] = seen.terminate_requests.as_slice() else {
+        panic!("one Terminate call, got {:?}", seen.terminate_requests)
+    };
+    assert_eq!(
+        request.selector.as_ref().and_then(|s| s.target.clone()),
+        Some(Target::GatewayId("gw-eu-1".into()))
+    );
+    assert_eq!(request.expected_count, Some(5), "the previewed count guards the action");
+    assert_eq!(request.reason, EndReason::Anomaly as i32);
+    assert_eq!(request.user_message, "Your session was ended by security");
+    assert_eq!(request.note, "ticket SOC-1234");
+    assert_eq!(seen.get_requests, 2, "polled until nothing was left waiting");
+    assert!(
+        seen.authorization.iter().all(|h| h.as_deref() == Some("Bearer s3cret")),
+        "{:?}",
+        seen.authorization
+    );
+    let previews = &registry.seen.lock().expect("seen lock").resolve_requests;
+    assert_eq!(previews.len(), 1);
+}
+
+#[tokio::test]
+async fn end_as_json_prints_the_final_termination() {
+    let (registry, terminations) = termination_fakes();
+    let server = serve_both(Some(registry), Some(terminations)).await;
+
+    let ran = run_answering(&server, &["sessions", "end", "--all", "-y", "-o", "json"], None).await;
+
+    ran.result.expect("the sessions end");
+    let value: serde_json::Value = serde_json::from_str(&ran.out).expect("only JSON on stdout");
+    assert_eq!(value["termination"]["id"], TERMINATION_ID);
+    assert_eq!(
+        value["termination"]["selector"],
+        serde_json::json!({ "all": { "idle_only": false } })
+    );
+    assert_eq!(value["termination"]["acknowledged"], 4);
+    assert_eq!(value["termination"]["already_ended"], 1);
+    assert_eq!(value["termination"]["pending"], 0);
+    assert_eq!(value["termination"]["commands"][4]["state"], "already_ended");
+    assert_eq!(value["already_ended"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn a_declined_prompt_ends_nothing_and_exits_4() {
+    for typed in ["n\n", "\n", "", "nope\n"] {
+        let (registry, terminations) = termination_fakes();
+        let server = serve_both(Some(registry), Some(terminations.clone())).await;
+
+        let ran = run_answering(&server, &["sessions", "end", "--resource", "prod-db-01"], Some(typed)).await;
+
+        let error = ran.result.expect_err("declined");
+        assert!(matches!(error, CliError::Aborted), "{typed:?}: {error:?}");
+        assert_eq!(error.exit_code(), EXIT_ABORTED);
+        assert_eq!(error.to_string(), "aborted; nothing was ended");
+        assert!(
+            ran.console
+                .starts_with("5 sessions will end (resource prod-db-01, reason: admin):\n"),
+            "{}",
+            ran.console
+        );
+        for n in 1..=5 {
+            assert!(ran.console.contains(&format!("user{n}@example.com")), "{}", ran.console);
+        }
+        assert!(
+            ran.console
+                .contains("\nEnding a session may lose the user's unsaved work.\nEnd 5 sessions? [y/N] ")
+        );
+        assert_eq!(ran.out, "", "nothing on stdout");
+        assert!(
+            terminations
+                .seen
+                .lock()
+                .expect("seen lock")
+                .terminate_requests
+                .is_empty(),
+            "{typed:?}: Terminate must not be called"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_confirmed_prompt_ends_the_sessions() {
+    let (registry, terminations) = termination_fakes();
+    let server = serve_both(Some(registry), Some(terminations.clone())).await;
+    let id = session(3).id;
+
+    let ran = run_answering(&server, &["sessions", "end", &id, "--no-wait"], Some("yes\n")).await;
+
+    ran.result.expect("confirmed");
+    assert!(
+        ran.console
+            .starts_with("1 session will end (session 00000000, reason: admin):"),
+        "{}",
+        ran.console
+    );
+    assert!(ran.console.ends_with("End 1 session? [y/N] "), "{}", ran.console);
+    assert_eq!(
+        ran.out,
+        format!(
+            "Termination {TERMINATION_ID}: ending 1 session (session 00000000, reason: admin).\n\
+             Not waiting for the gateways. Each session's state: sessionctl terminations get {TERMINATION_ID}\n"
+        )
+    );
+    let seen = terminations.seen.lock().expect("seen lock");
+    assert_eq!(seen.terminate_requests.len(), 1);
+    assert_eq!(seen.get_requests, 0, "--no-wait does not poll");
+}
+
+#[tokio::test]
+async fn without_a_terminal_end_needs_yes_and_asks_the_server_nothing() {
+    let (registry, terminations) = termination_fakes();
+    let server = serve_both(Some(registry.clone()), Some(terminations.clone())).await;
+
+    let ran = run_answering(&server, &["sessions", "end", "--all"], None).await;
+
+    let error = ran.result.expect_err("refused");
+    assert_eq!(error.exit_code(), EXIT_USAGE);
+    assert!(error.to_string().contains("pass --yes"), "{error}");
+    assert!(registry.seen.lock().expect("seen lock").resolve_requests.is_empty());
+    assert!(
+        terminations
+            .seen
+            .lock()
+            .expect("seen lock")
+            .terminate_requests
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_world_changed_since_the_preview_is_refused_with_a_clear_message() {
+    let (mut registry, mut terminations) = termination_fakes();
+    registry.late_arrival = Some(session(6));
+    terminations.registry = registry.clone();
+    let server = serve_both(Some(registry), Some(terminations.clone())).await;
+
+    let ran = run_answering(&server, &["sessions", "end", "--gateway", "gw-eu-1"], Some("y\n")).await;
+
+    let error = ran.result.expect_err("the count changed");
+    assert!(matches!(error, CliError::PreviewChanged { now: Some(6) }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "the set of sessions changed since the preview (now 6); nothing was ended; run the command again"
+    );
+    assert_eq!(error.exit_code(), EXIT_SERVER);
+    assert!(ran.console.contains("End 5 sessions? [y/N] "), "{}", ran.console);
+    let seen = terminations.seen.lock().expect("seen lock");
+    assert_eq!(seen.terminate_requests[0].expected_count, Some(5));
+}
+
+#[tokio::test]
+async fn nothing_live_means_nothing_to_do_but_unknown_ids_are_errors() {
+    let (mut registry, mut terminations) = termination_fakes();
+    let gone = "0000dead-0000-4000-8000-000000000000";
+    registry.ended = vec![gone.to_owned()];
+    terminations.registry = registry.clone();
+    let server = serve_both(Some(registry), Some(terminations.clone())).await;
+
+    let ran = run_answering(&server, &["sessions", "end", "--user", "nobody@example.com"], Some("")).await;
+    ran.result.expect("nothing to end is not an error");
+    assert_eq!(
+        ran.out,
+        "No live sessions for user nobody@example.com; nothing to end.\n"
+    );
+    assert_eq!(ran.console, "", "nothing to confirm");
+
+    let ran = run_answering(&server, &["sessions", "end", gone, "-y"], None).await;
+    ran.result.expect("nothing to end is not an error");
+    assert_eq!(
+        ran.out,
+        format!("None of the given sessions is live; nothing to end.\nAlready ended: {gone}\n")
+    );
+
+    let missing = "ffffffff-0000-4000-8000-000000000000";
+    let ran = run_answering(&server, &["sessions", "end", missing, "-y"], None).await;
+    let error = ran.result.expect_err("unknown id");
+    assert_eq!(error.to_string(), format!("no session {missing} (not found)"));
+    assert_eq!(error.exit_code(), EXIT_SERVER);
+
+    assert!(
+        terminations
+            .seen
+            .lock()
+            .expect("seen lock")
+            .terminate_requests
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_wait_that_runs_out_says_what_is_still_pending() {
+    let (registry, mut terminations) = termination_fakes();
+    terminations.progress = vec![vec![
+        DeliveryState::Acknowledged,
+        DeliveryState::Failed,
+        DeliveryState::Delivered,
+        DeliveryState::Pending,
+        DeliveryState::Pending,
+    ]];
+    let server = serve_both(Some(registry), Some(terminations)).await;
+
+    let ran = run_answering(
+        &server,
+        &["sessions", "end", "--all", "--yes", "--wait-timeout", "500ms"],
+        None,
+    )
+    .await;
+
+    ran.result
+        .expect("a wait that runs out is not an error: the termination goes on");
+    let progress = ran.out.lines().filter(|l| l.starts_with("Waiting")).count();
+    assert_eq!(progress, 1, "a line only when the counts move: {}", ran.out);
+    assert!(
+        ran.out.contains(
+            "Ended 5 sessions: 1 acknowledged, 1 failed (00000000: the gateway could not end it), 0 already ended; \
+             1 delivered, not yet acknowledged, 2 still pending (the gateways will get them when they reconnect).\n"
+        ),
+        "{}",
+        ran.out
+    );
+}
+
+#[tokio::test]
+async fn a_separate_termination_server_is_used_when_given() {
+    let (registry, terminations) = termination_fakes();
+    let registry_server = serve_both(Some(registry), None).await;
+    let termination_server = serve_both(None, Some(terminations.clone())).await;
+
+    let ran = run_answering(
+        &registry_server,
+        &[
+            "sessions",
+            "end",
+            "--all",
+            "-y",
+            "--no-wait",
+            "--termination-server",
+            &termination_server,
+        ],
+        None,
+    )
+    .await;
+    ran.result.expect("ends through the separate termination service");
+    assert_eq!(terminations.seen.lock().expect("seen lock").terminate_requests.len(), 1);
+
+    // Without it, the registry's address is asked, which does not serve terminations here.
+    let ran = run_answering(&registry_server, &["sessions", "end", "--all", "-y"], None).await;
+    let error = ran.result.expect_err("no termination service there");
+    assert!(
+        error.to_string().contains("(unimplemented); is --termination-server"),
+        "{error}"
+    );
+
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let error = run_to_string(
+        &registry_server,
+        &["terminations", "list", "--termination-server", &nowhere],
+    )
+    .await
+    .expect_err("unreachable");
+    assert_eq!(error.exit_code(), EXIT_UNREACHABLE);
+    assert!(
+        error.to_string().starts_with(&format!(
+            "cannot reach the Vigil termination service at {nowhere} (connection refused)"
+        )),
+        "{error}"
+    );
+}
+
+/// A port nothing listens on: bound by us, then released.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local address").port()
+}
+
+fn past_termination(n: u32, actor: &str, target: Target, reason: EndReason) -> Termination {
+    Termination {
+        id: format!("0195a3c0-7e1f-7000-8000-0000000000{n:02}"),
+        actor: actor.into(),
+        selector: Some(SessionSelector { target: Some(target) }),
+        reason: reason.into(),
+        user_message: "You have been disconnected".into(),
+        created_at: Some(Timestamp {
+            seconds: 1_741_076_100 - i64::from(n) * 60,
+            nanos: 0,
+        }),
+        session_count: 2,
+        acknowledged: 1,
+        delivered: 1,
+        commands: vec![
+            TerminationCommand {
+                command_id: "c1".into(),
+                session_id: session(1).id,
+                gateway_id: "gw-eu-1".into(),
+                user: "user1@example.com".into(),
+                state: DeliveryState::Acknowledged.into(),
+                attempts: 1,
+                acknowledged_at: Some(Timestamp {
+                    seconds: 1_741_076_103,
+                    nanos: 0,
+                }),
+                ..TerminationCommand::default()
+            },
+            TerminationCommand {
+                command_id: "c2".into(),
+                session_id: session(2).id,
+                gateway_id: "gw-ap-1".into(),
+                user: "user2@example.com".into(),
+                state: DeliveryState::Delivered.into(),
+                attempts: 3,
+                detail: "gateway slow to answer".into(),
+                ..TerminationCommand::default()
+            },
+        ],
+        ..Termination::default()
+    }
+}
+
+fn with_history() -> FakeTerminations {
+    FakeTerminations {
+        history: vec![
+            past_termination(
+                1,
+                "admin@example.com",
+                Target::User("alice@example.com".into()),
+                EndReason::Admin,
+            ),
+            past_termination(
+                2,
+                "soc@example.com",
+                Target::All(vigil_proto::v1::AllSessions { idle_only: true }),
+                EndReason::Policy,
+            ),
+            past_termination(
+                3,
+                "alice@example.com",
+                Target::User("alice@example.com".into()),
+                EndReason::UserSelfService,
+            ),
+        ],
+        ..FakeTerminations::default()
+    }
+}
+
+#[tokio::test]
+async fn terminations_list_shows_the_audit_trail() {
+    let terminations = with_history();
+    let server = serve_both(None, Some(terminations.clone())).await;
+
+    let text = run_to_string(
+        &server,
+        &[
+            "terminations",
+            "list",
+            "--actor",
+            "admin@example.com",
+            "--reason",
+            "admin",
+            "--since",
+            "2h",
+            "--limit",
+            "2",
+        ],
+    )
+    .await
+    .expect("list");
+
+    let header = text.lines().next().expect("header");
+    assert!(header.starts_with("ID") && header.ends_with("FAILED"), "{text}");
+    let row = text.lines().find(|l| l.contains("soc@example.com")).expect("soc's row");
+    for cell in ["00000002", "all (idle)", "policy"] {
+        assert!(row.contains(cell), "{cell:?} missing from {row:?}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.contains("user alice@example.com") && l.contains("admin")),
+        "{text}"
+    );
+    assert!(!text.contains("self-service"), "one page of two: {text}");
+    assert!(
+        text.contains("2 terminations\nMore: repeat with --page-token 2"),
+        "{text}"
+    );
+    {
+        let seen = terminations.seen.lock().expect("seen lock");
+        let request = &seen.list_requests[0];
+        assert_eq!(request.actor, "admin@example.com");
+        assert_eq!(request.reason, EndReason::Admin as i32);
+        assert_eq!(request.page_size, 2);
+        assert!(request.since.is_some());
+    }
+
+    let json = run_to_string(
+        &server,
+        &["terminations", "list", "--all", "--limit", "2", "-o", "json"],
+    )
+    .await
+    .expect("list as JSON");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let reasons: Vec<&str> = value["terminations"]
+        .as_array()
+        .expect("terminations")
+        .iter()
+        .filter_map(|t| t["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["admin", "policy", "user_self_service"]);
+    assert_eq!(value["terminations"][1]["selector"]["all"]["idle_only"], true);
+    assert_eq!(value["next_page_token"], "");
+}
+
+#[tokio::test]
+async fn terminations_get_shows_each_command() {
+    let server = serve_both(None, Some(with_history())).await;
+    let id = "0195a3c0-7e1f-7000-8000-000000000001";
+
+    let text = run_to_string(&server, &["terminations", "get", id]).await.expect("get");
+
+    assert!(
+        text.lines().any(|l| l.starts_with("Termination") && l.ends_with(id)),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Selector") && l.ends_with("user alice@example.com")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("Delivery")
+            && l.ends_with("1 acknowledged, 0 failed, 0 already ended, 1 delivered, 0 pending")),
+        "{text}"
+    );
+    let header = text.lines().find(|l| l.contains("ATTEMPTS")).expect("commands header");
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "SESSION", "USER", "GATEWAY", "STATE", "ATTEMPTS", "ACKED", "AT", "DETAIL"
+        ]
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains("user2@example.com"))
+        .expect("user2's row");
+    for cell in [
+        &session(2).id[..],
+        "gw-ap-1",
+        "Delivered",
+        "3",
+        "gateway slow to answer",
+    ] {
+        assert!(row.contains(cell), "{cell:?} missing from {row:?}");
+    }
+
+    let json = run_to_string(&server, &["terminations", "get", id, "-o", "json"])
+        .await
+        .expect("get as JSON");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(value["commands"][0]["state"], "acknowledged");
+    assert_eq!(value["commands"][1]["attempts"], 3);
+
+    let missing = "0195a3c0-7e1f-7000-8000-0000000000ff";
+    let error = run_to_string(&server, &["terminations", "get", missing])
+        .await
+        .expect_err("no such termination");
+    assert_eq!(error.to_string(), format!("no termination {missing} (not found)"));
+    assert_eq!(error.exit_code(), EXIT_SERVER);
+}

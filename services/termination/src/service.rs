@@ -265,6 +265,15 @@ impl Terminator {
     }
 }
 
+/// The all-in-one binary lets the registry make room under concurrency limits directly.
+#[async_trait]
+impl vigil_registry::admission::SessionEvictor for Terminator {
+    async fn evict(&self, session_ids: Vec<String>) -> ServiceResult<()> {
+        let request = vigil_registry::admission::eviction_request(session_ids);
+        self.terminate("policy (concurrency limit)", &request).await.map(|_| ())
+    }
+}
+
 /// The all-in-one binary plugs the terminator straight into the registry.
 #[async_trait]
 impl CommandJournal for Terminator {

@@ -111,6 +111,7 @@ async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result
         config.termination.clone(),
     );
     registry.attach_command_journal(Arc::new(terminator.clone()));
+    registry.attach_session_evictor(Arc::new(terminator.clone()));
     vigil_termination::app::start_redelivery(&terminator, &config.termination, shutdown.clone());
 
     let server = Server::new(config.server.clone())

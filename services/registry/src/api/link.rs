@@ -31,7 +31,7 @@ use crate::domain::{
     SessionStatus, live_status,
 };
 use crate::now_millis;
-use crate::registry::Registry;
+use crate::registry::{Registry, Verdict};
 use crate::validate::{self, ValidStart};
 
 /// Most sessions one gateway may report in a hello.
@@ -206,10 +206,7 @@ impl Link {
                 .end_session(&command.session_id, Some(&gateway_id), &end)
                 .await?
             {
-                inner
-                    .events
-                    .publish(pb::SessionEventKind::Ended, &session, "", now)
-                    .await;
+                inner.announce_ended_one(&session, now).await;
             }
         }
         let held: Vec<SessionRecord> = hello
@@ -223,10 +220,7 @@ impl Link {
             detail: "the gateway no longer held the session when its agent reconnected".into(),
         };
         let reconciliation = inner.store.reconcile_gateway(&gateway_id, &held, &lost).await?;
-        inner
-            .events
-            .publish_all(pb::SessionEventKind::Ended, &reconciliation.ended, now)
-            .await;
+        inner.announce_ended(&reconciliation.ended, now).await;
         inner
             .events
             .publish_all(pb::SessionEventKind::Opened, &reconciliation.registered, now)
@@ -409,7 +403,7 @@ impl Link {
             Err(error) => return Ok(deny(format!("invalid session start: {error}"))),
         };
         let started_at = start.started_at.map_or(now, |at| at.min(now));
-        let session = SessionRecord {
+        let mut session = SessionRecord {
             id: uuid::Uuid::now_v7().to_string(),
             user: start.user,
             user_groups: start.user_groups,
@@ -430,12 +424,39 @@ impl Link {
             bytes_out: 0,
         };
         let inner = &self.registry.inner;
+        let verdict = inner.admission(&mut session, opened.start.unwrap_or_default()).await?;
+        if let Verdict::Deny(reason) = &verdict {
+            // Every start is recorded, refused ones too: as a session that ended as it began.
+            session.status = SessionStatus::Disconnected;
+            session.ended_at = Some(started_at);
+            session.end_reason = Some(EndReason::Policy);
+            session.end_detail = format!("admission denied: {reason}");
+            inner.store.insert_session(&session).await.map_err(Status::from)?;
+            inner
+                .events
+                .publish(pb::SessionEventKind::Denied, &session, reason, now)
+                .await;
+            return Ok(pb::AdmissionDecision {
+                request_id: opened.request_id,
+                allowed: false,
+                session_id: String::new(),
+                reason: reason.clone(),
+                location: Some(crate::convert::location_to_proto(&session.location)),
+                risk: Some(crate::convert::risk_to_proto(&session.risk)),
+                evicted_session_ids: Vec::new(),
+            });
+        }
         inner.store.insert_session(&session).await.map_err(Status::from)?;
         self.owned.insert(session.id.clone());
         inner
             .events
             .publish(pb::SessionEventKind::Opened, &session, "", now)
             .await;
+        let evicted = match verdict {
+            Verdict::Allow { evict } => evict,
+            Verdict::Deny(_) => Vec::new(),
+        };
+        inner.evict(evicted.clone());
         Ok(pb::AdmissionDecision {
             request_id: opened.request_id,
             allowed: true,
@@ -443,7 +464,7 @@ impl Link {
             reason: String::new(),
             location: Some(crate::convert::location_to_proto(&session.location)),
             risk: Some(crate::convert::risk_to_proto(&session.risk)),
-            evicted_session_ids: Vec::new(),
+            evicted_session_ids: evicted,
         })
     }
 
@@ -499,10 +520,7 @@ impl Link {
             .end_session(&session_id, Some(&self.gateway_id), &end)
             .await?
         {
-            inner
-                .events
-                .publish(pb::SessionEventKind::Ended, &session, "", now)
-                .await;
+            inner.announce_ended_one(&session, now).await;
         }
         Ok(())
     }
@@ -561,10 +579,7 @@ impl Link {
                 .end_session(&command.session_id, Some(&self.gateway_id), &command_end(command, now))
                 .await?
             {
-                inner
-                    .events
-                    .publish(pb::SessionEventKind::Ended, &session, "", now)
-                    .await;
+                inner.announce_ended_one(&session, now).await;
             }
             self.owned.remove(&command.session_id);
         }

@@ -1,0 +1,237 @@
+//! Deciding on a session start: where it comes from and how unusual it is (geo), whether policy
+//! lets it in (policy), and who has to make room (termination).
+//!
+//! Each service is reached through a trait, attached after the registry starts — in process in the
+//! all-in-one binary, over gRPC otherwise — and each is optional: without geo, sessions carry no
+//! location; without policy, every valid start is admitted.
+//!
+//! Failure stance: geo is advisory — when it cannot answer within `geo_timeout`, the session is
+//! admitted and marked "location unavailable". Policy is authoritative — when it cannot answer,
+//! `on_policy_unavailable` decides (admit, the default, so an outage of the policy service does not
+//! lock everyone out; or deny, for those who prefer to fail closed).
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use vigil_proto::v1 as pb;
+use vigil_proto::v1::geo_service_client::GeoServiceClient;
+use vigil_proto::v1::policy_service_client::PolicyServiceClient;
+use vigil_proto::v1::termination_service_client::TerminationServiceClient;
+use vigil_runtime::{ServiceError, ServiceResult};
+
+use crate::commands::status_to_error;
+
+/// Where a start comes from and how unusual it is.
+#[async_trait]
+pub trait RiskAssessor: Send + Sync + 'static {
+    async fn assess(&self, request: pb::AssessRequest) -> ServiceResult<pb::AssessResponse>;
+}
+
+/// Whether policy lets a start in, and the slots it holds.
+#[async_trait]
+pub trait AdmissionPolicy: Send + Sync + 'static {
+    async fn admit(&self, request: pb::AdmitRequest) -> ServiceResult<pb::AdmitResponse>;
+    /// These sessions ended: they stop counting against concurrency limits.
+    async fn release(&self, session_ids: Vec<String>) -> ServiceResult<()>;
+}
+
+/// Ends sessions to make room under a concurrency limit.
+#[async_trait]
+pub trait SessionEvictor: Send + Sync + 'static {
+    async fn evict(&self, session_ids: Vec<String>) -> ServiceResult<()>;
+}
+
+/// What to do when the policy service cannot be asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyUnavailable {
+    /// Admit (and log): availability first.
+    #[default]
+    Allow,
+    /// Refuse: fail closed.
+    Deny,
+}
+
+/// The registry's admission settings (the `[registry.admission]` section).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdmissionSettings {
+    /// How long geo may take before the session is admitted without a location.
+    #[serde(with = "humantime_serde")]
+    pub geo_timeout: Duration,
+    /// How long policy may take before `on_policy_unavailable` applies.
+    #[serde(with = "humantime_serde")]
+    pub policy_timeout: Duration,
+    pub on_policy_unavailable: PolicyUnavailable,
+}
+
+impl Default for AdmissionSettings {
+    fn default() -> Self {
+        Self {
+            geo_timeout: Duration::from_millis(250),
+            policy_timeout: Duration::from_secs(1),
+            on_policy_unavailable: PolicyUnavailable::Allow,
+        }
+    }
+}
+
+/// The services admission uses, attached once each.
+#[derive(Clone, Default)]
+pub struct AdmissionHooks {
+    pub(crate) assessor: Arc<OnceLock<Arc<dyn RiskAssessor>>>,
+    pub(crate) policy: Arc<OnceLock<Arc<dyn AdmissionPolicy>>>,
+    pub(crate) evictor: Arc<OnceLock<Arc<dyn SessionEvictor>>>,
+}
+
+/// Geo over gRPC.
+pub struct GrpcRiskAssessor(GeoServiceClient<Channel>);
+
+/// Policy over gRPC.
+pub struct GrpcAdmissionPolicy(PolicyServiceClient<Channel>);
+
+/// Termination over gRPC, for evictions.
+pub struct GrpcSessionEvictor(TerminationServiceClient<Channel>);
+
+fn lazy_channel(setting: &str, url: &str) -> ServiceResult<Channel> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map_err(|error| ServiceError::invalid(format!("{setting} {url:?} is not a valid URL: {error}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    Ok(endpoint.connect_lazy())
+}
+
+impl GrpcRiskAssessor {
+    pub fn connect_lazy(url: &str) -> ServiceResult<Self> {
+        Ok(Self(GeoServiceClient::new(lazy_channel("geo_url", url)?)))
+    }
+}
+
+impl GrpcAdmissionPolicy {
+    pub fn connect_lazy(url: &str) -> ServiceResult<Self> {
+        Ok(Self(PolicyServiceClient::new(lazy_channel("policy_url", url)?)))
+    }
+}
+
+impl GrpcSessionEvictor {
+    pub fn connect_lazy(url: &str) -> ServiceResult<Self> {
+        Ok(Self(TerminationServiceClient::new(lazy_channel(
+            "termination_url",
+            url,
+        )?)))
+    }
+}
+
+#[async_trait]
+impl RiskAssessor for GrpcRiskAssessor {
+    async fn assess(&self, request: pb::AssessRequest) -> ServiceResult<pb::AssessResponse> {
+        Ok(self
+            .0
+            .clone()
+            .assess(request)
+            .await
+            .map_err(status_to_error)?
+            .into_inner())
+    }
+}
+
+#[async_trait]
+impl AdmissionPolicy for GrpcAdmissionPolicy {
+    async fn admit(&self, request: pb::AdmitRequest) -> ServiceResult<pb::AdmitResponse> {
+        Ok(self
+            .0
+            .clone()
+            .admit(request)
+            .await
+            .map_err(status_to_error)?
+            .into_inner())
+    }
+
+    async fn release(&self, session_ids: Vec<String>) -> ServiceResult<()> {
+        let request = pb::ReleaseSessionsRequest { session_ids };
+        self.0
+            .clone()
+            .release_sessions(request)
+            .await
+            .map_err(status_to_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionEvictor for GrpcSessionEvictor {
+    async fn evict(&self, session_ids: Vec<String>) -> ServiceResult<()> {
+        let request = eviction_request(session_ids);
+        self.0.clone().terminate(request).await.map_err(status_to_error)?;
+        Ok(())
+    }
+}
+
+/// The termination request that makes room under a concurrency limit.
+pub fn eviction_request(session_ids: Vec<String>) -> pb::TerminateRequest {
+    pb::TerminateRequest {
+        selector: Some(pb::SessionSelector {
+            target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
+                ids: session_ids,
+            })),
+        }),
+        reason: pb::EndReason::ConcurrencyLimit as i32,
+        user_message: String::new(),
+        note: "ended to admit a newer session under the user's concurrency limit".into(),
+        expected_count: None,
+    }
+}
+
+/// How often ended sessions are released to policy, in batches.
+const RELEASE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Tells policy, in batches, which sessions ended.
+#[derive(Clone)]
+pub struct SlotReleaser {
+    pending: Arc<Mutex<Vec<String>>>,
+    wake: Arc<Notify>,
+}
+
+impl SlotReleaser {
+    pub fn start(hooks: AdmissionHooks, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+        let releaser = Self {
+            pending: Arc::default(),
+            wake: Arc::new(Notify::new()),
+        };
+        let task = tokio::spawn(releaser.clone().run(hooks, shutdown));
+        (releaser, task)
+    }
+
+    pub fn release(&self, session_ids: impl IntoIterator<Item = String>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(session_ids);
+    }
+
+    async fn run(self, hooks: AdmissionHooks, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(RELEASE_INTERVAL);
+        loop {
+            let stopping = tokio::select! {
+                () = shutdown.cancelled() => true,
+                _ = ticker.tick() => false,
+                () = self.wake.notified() => false,
+            };
+            let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            if let (false, Some(policy)) = (batch.is_empty(), hooks.policy.get()) {
+                if let Err(error) = policy.release(batch.clone()).await {
+                    tracing::warn!(%error, sessions = batch.len(), "could not release concurrency slots; will retry");
+                    let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    pending.extend(batch);
+                }
+            }
+            if stopping {
+                break;
+            }
+        }
+    }
+}
