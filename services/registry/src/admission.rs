@@ -222,12 +222,12 @@ impl SlotReleaser {
                 () = self.wake.notified() => false,
             };
             let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-            if let (false, Some(policy)) = (batch.is_empty(), hooks.policy.get()) {
-                if let Err(error) = policy.release(batch.clone()).await {
-                    tracing::warn!(%error, sessions = batch.len(), "could not release concurrency slots; will retry");
-                    let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    pending.extend(batch);
-                }
+            if let (false, Some(policy)) = (batch.is_empty(), hooks.policy.get())
+                && let Err(error) = policy.release(batch.clone()).await
+            {
+                tracing::warn!(%error, sessions = batch.len(), "could not release concurrency slots; will retry");
+                let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                pending.extend(batch);
             }
             if stopping {
                 break;
