@@ -185,7 +185,9 @@ pub struct SimUser {
 /// User `k` of the population for `seed`.
 pub fn user(seed: u64, k: usize) -> SimUser {
     let first = FIRST_NAMES[k % FIRST_NAMES.len()];
-    let last = LAST_NAMES[(k / FIRST_NAMES.len()) % LAST_NAMES.len()];
+    // Shifting the surname by the first-name index gives small populations varied surnames while
+    // keeping every (first, last) pair of a round distinct.
+    let last = LAST_NAMES[(k + k / FIRST_NAMES.len()) % LAST_NAMES.len()];
     let round = k / (FIRST_NAMES.len() * LAST_NAMES.len());
     let email = match round {
         0 => format!("{first}.{last}@acme.example"),
