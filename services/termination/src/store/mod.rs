@@ -42,6 +42,9 @@ pub trait TerminationStore: Send + Sync + 'static {
     /// FAILED); a report for an unknown command, for a command of another gateway, or that would
     /// move a command backwards changes nothing. ACKNOWLEDGED with outcome DONE or NOT_FOUND makes
     /// the command ACKNOWLEDGED; with FAILED, FAILED with the detail. Returns how many commands changed.
+    /// DELIVERED sets `delivered_at`; ACKNOWLEDGED and FAILED set `acknowledged_at` (when the
+    /// gateway answered) and the report's detail, and clear `next_attempt_at`. A report with
+    /// another state, or ACKNOWLEDGED without an outcome, changes nothing.
     async fn apply_reports(&self, reports: &[CommandReport]) -> ServiceResult<u64>;
 
     /// Claims open commands due for (re)sending — `next_attempt_at <= now` — at most `limit`:

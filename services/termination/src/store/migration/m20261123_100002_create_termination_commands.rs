@@ -88,8 +88,8 @@ fn indexes() -> Vec<IndexCreateStatement> {
             .to_owned(),
         // What to (re)send to a gateway when its link comes up, oldest first.
         open("idx_termination_commands_open_gateway", &[GatewayId, CreatedAt, Id]),
-        // The redelivery sweep: open commands whose next attempt is due.
-        open("idx_termination_commands_due", &[NextAttemptAt]),
+        // The redelivery sweep: open commands whose next attempt is due, longest due first.
+        open("idx_termination_commands_due", &[NextAttemptAt, Id]),
         // A termination's commands, and its counts per state (served from the index alone).
         index("idx_termination_commands_termination", &[TerminationId, State]),
         // "Which terminations covered this session", the list's filter (over every state; the

@@ -113,7 +113,7 @@ impl SqlTerminationStore {
             .select_only()
             .column(Column::TerminationId)
             .column(Column::State)
-            .column_as(Expr::col(Column::Id).count(), "commands")
+            .column_as(Expr::col(Column::State).count(), "commands")
             .filter(conditions::is_in(
                 self.backend(),
                 (command::Entity, Column::TerminationId),

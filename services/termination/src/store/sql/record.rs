@@ -36,7 +36,7 @@ fn rows_per_insert(backend: DbBackend) -> usize {
 }
 
 /// The detail of a command that is not sent because another termination is ending its session.
-pub fn held_by(termination_id: &str) -> String {
+fn held_by(termination_id: &str) -> String {
     format!("already being ended by termination {termination_id}")
 }
 

@@ -45,7 +45,8 @@ pub struct Plan {
 /// Sorts a batch into deliveries and settlements. For a command reported more than once, the
 /// first report of each kind counts: applied in order, the later ones would change nothing. A
 /// report that is neither DELIVERED nor ACKNOWLEDGED with an outcome is ignored. Both lists are
-/// sorted by command id, so concurrent batches lock rows in the same order.
+/// sorted by command id: when the planner walks the batch in order (the usual plan for a batch
+/// joined on the primary key), concurrent batches lock shared rows in the same order.
 pub fn plan(reports: &[CommandReport]) -> Plan {
     let mut plan = Plan::default();
     let mut delivered = HashSet::new();

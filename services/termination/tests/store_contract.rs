@@ -1,0 +1,1040 @@
+//! The `TerminationStore` contract: one suite, run against PostgreSQL and SQLite.
+//!
+//! Each test is an `async fn(Arc<SqlTerminationStore>)`; `contract_tests!` runs it as
+//! `postgres::<name>` (a fresh schema on the database of `VIGIL_TEST_DATABASE_URL`, dropped
+//! afterwards) and as `sqlite::<name>` (a fresh database file, deleted afterwards). Expected
+//! results come from small in-test models of the rules, on data with ties in every order.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, Statement};
+use sea_orm_migration::MigratorTrait;
+use uuid::Uuid;
+use vigil_registry::store::SessionStore;
+use vigil_runtime::ServiceError;
+use vigil_termination::domain::{
+    CommandOutcome, CommandRecord, CommandReport, DeliveryCounts, DeliveryState, EndReason, SelectorRecord,
+    TerminationQuery, TerminationRecord,
+};
+use vigil_termination::store::migration::Migrator;
+use vigil_termination::store::{SqlTerminationStore, TerminationStore};
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fixed "now" for the data: 2023-11-14T22:13:20Z.
+const T0: i64 = 1_700_000_000_000;
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `test` on a store in a schema of its own, then drops the schema (also when the test fails).
+async fn on_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<SqlTerminationStore>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let url = std::env::var("VIGIL_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    let admin = Database::connect(url.as_str()).await.expect("connect to PostgreSQL");
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create the test schema");
+
+    let mut options = ConnectOptions::new(url);
+    options
+        .set_schema_search_path(schema.clone())
+        .max_connections(4)
+        .sqlx_logging(false);
+    let db = Database::connect(options).await.expect("connect to the test schema");
+    let store = SqlTerminationStore::new(db).await.expect("store");
+    store.migrate().await.expect("migrate");
+    let store = Arc::new(store);
+
+    let outcome = tokio::spawn(test(store.clone())).await;
+    let _ = store.connection().close_by_ref().await;
+    let _ = admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+/// Runs `test` on a store in a new SQLite file (a file, not `:memory:`, so that several pooled
+/// connections share it and concurrency is real), then deletes the file.
+async fn on_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<SqlTerminationStore>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let path = std::env::temp_dir().join(format!("vigil-termination-store-{}.db", Uuid::new_v4().simple()));
+    let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
+    options.max_connections(4).sqlx_logging(false);
+    let db = Database::connect(options).await.expect("open SQLite");
+    let store = SqlTerminationStore::new(db).await.expect("store");
+    store.migrate().await.expect("migrate");
+    let store = Arc::new(store);
+
+    let outcome = tokio::spawn(test(store.clone())).await;
+    let _ = store.connection().close_by_ref().await;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+/// Declares every contract test once per backend: `postgres::<name>` and `sqlite::<name>`.
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_postgres(super::$name).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_sqlite(super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+contract_tests!(
+    record_and_get_round_trip_every_field,
+    a_second_open_command_for_a_session_is_already_ended,
+    concurrent_records_for_a_session_leave_one_open_command,
+    given_already_ended_commands_are_stored_as_they_are,
+    reports_move_commands_forward_only,
+    claim_due_takes_due_open_commands_and_backs_off,
+    concurrent_claims_take_each_command_once,
+    open_commands_for_a_gateway_oldest_first,
+    list_filters_pages_and_counts,
+    recording_ten_thousand_commands,
+    registry_and_termination_migrators_share_a_database,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures and models of the rules
+// ---------------------------------------------------------------------------------------------
+
+fn termination(actor: &str) -> TerminationRecord {
+    TerminationRecord {
+        id: Uuid::new_v4().to_string(),
+        actor: actor.to_owned(),
+        selector: SelectorRecord::All { idle_only: false },
+        reason: EndReason::Admin,
+        user_message: "Your session was ended by the security team.".to_owned(),
+        note: "SOC-1234".to_owned(),
+        created_at: T0,
+    }
+}
+
+/// A PENDING command, due at once.
+fn command(termination: &TerminationRecord, session_id: &str, gateway_id: &str) -> CommandRecord {
+    CommandRecord {
+        id: Uuid::new_v4().to_string(),
+        termination_id: termination.id.clone(),
+        session_id: session_id.to_owned(),
+        gateway_id: gateway_id.to_owned(),
+        user: "alice".to_owned(),
+        reason: termination.reason,
+        user_message: termination.user_message.clone(),
+        state: DeliveryState::Pending,
+        detail: String::new(),
+        attempts: 0,
+        created_at: termination.created_at,
+        next_attempt_at: Some(termination.created_at),
+        delivered_at: None,
+        acknowledged_at: None,
+    }
+}
+
+fn already_ended(command: CommandRecord, detail: &str) -> CommandRecord {
+    CommandRecord {
+        state: DeliveryState::AlreadyEnded,
+        detail: detail.to_owned(),
+        next_attempt_at: None,
+        ..command
+    }
+}
+
+fn session_id() -> String {
+    format!("s-{}", Uuid::new_v4().simple())
+}
+
+/// The detail of a command not sent because `holder` is ending its session.
+fn held_by(holder: &TerminationRecord) -> String {
+    format!("already being ended by termination {}", holder.id)
+}
+
+fn delivered(command: &CommandRecord, at: i64) -> CommandReport {
+    CommandReport {
+        command_id: command.id.clone(),
+        gateway_id: command.gateway_id.clone(),
+        state: DeliveryState::Delivered,
+        outcome: CommandOutcome::Unspecified,
+        detail: String::new(),
+        at,
+    }
+}
+
+fn answered(command: &CommandRecord, outcome: CommandOutcome, detail: &str, at: i64) -> CommandReport {
+    CommandReport {
+        command_id: command.id.clone(),
+        gateway_id: command.gateway_id.clone(),
+        state: DeliveryState::Acknowledged,
+        outcome,
+        detail: detail.to_owned(),
+        at,
+    }
+}
+
+async fn record(
+    store: &SqlTerminationStore,
+    termination: &TerminationRecord,
+    commands: &[CommandRecord],
+) -> Vec<CommandRecord> {
+    store.record(termination, commands).await.expect("record")
+}
+
+async fn stored_commands(store: &SqlTerminationStore, termination_id: &str) -> Vec<CommandRecord> {
+    store
+        .get(termination_id)
+        .await
+        .expect("get")
+        .expect("termination exists")
+        .1
+}
+
+async fn stored_command(store: &SqlTerminationStore, command: &CommandRecord) -> CommandRecord {
+    stored_commands(store, &command.termination_id)
+        .await
+        .into_iter()
+        .find(|stored| stored.id == command.id)
+        .expect("command exists")
+}
+
+async fn apply(store: &SqlTerminationStore, reports: &[CommandReport]) -> u64 {
+    store.apply_reports(reports).await.expect("apply reports")
+}
+
+/// Commands in the order `get` returns them.
+fn in_creation_order(mut commands: Vec<CommandRecord>) -> Vec<CommandRecord> {
+    commands.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    commands
+}
+
+/// The counts a list of commands adds up to.
+fn tally(commands: &[CommandRecord]) -> DeliveryCounts {
+    let mut counts = DeliveryCounts::default();
+    for command in commands {
+        match command.state {
+            DeliveryState::Pending => counts.pending += 1,
+            DeliveryState::Delivered => counts.delivered += 1,
+            DeliveryState::Acknowledged => counts.acknowledged += 1,
+            DeliveryState::Failed => counts.failed += 1,
+            DeliveryState::AlreadyEnded => counts.already_ended += 1,
+            DeliveryState::Unspecified => panic!("a stored command has no state"),
+        }
+    }
+    counts
+}
+
+fn ids(commands: &[CommandRecord]) -> Vec<String> {
+    commands.iter().map(|command| command.id.clone()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording
+// ---------------------------------------------------------------------------------------------
+
+async fn record_and_get_round_trip_every_field(store: Arc<SqlTerminationStore>) {
+    let mut requested = termination("alice@example.com");
+    requested.selector = SelectorRecord::Ids(vec!["s-1".to_owned(), "s-\"2\"".to_owned()]);
+    requested.reason = EndReason::Anomaly;
+    requested.created_at = T0 + 123;
+    let pending = CommandRecord {
+        user: "bob".to_owned(),
+        created_at: T0 + 1,
+        next_attempt_at: Some(T0 + 5),
+        ..command(&requested, "s-1", "gw-a")
+    };
+    let delivered = CommandRecord {
+        state: DeliveryState::Delivered,
+        detail: "handed to the link".to_owned(),
+        attempts: u32::MAX,
+        created_at: T0 + 2,
+        next_attempt_at: Some(T0 + 9),
+        delivered_at: Some(T0 + 7),
+        reason: EndReason::Policy,
+        user_message: "bye".to_owned(),
+        ..command(&requested, "s-\"2\"", "gw-b")
+    };
+    let ended = already_ended(
+        CommandRecord {
+            created_at: T0,
+            ..command(&requested, "s-3", "gw-a")
+        },
+        "the session had ended",
+    );
+    let acknowledged = CommandRecord {
+        state: DeliveryState::Acknowledged,
+        attempts: 1,
+        created_at: T0 + 2,
+        next_attempt_at: None,
+        delivered_at: Some(T0 + 6),
+        acknowledged_at: Some(T0 + 8),
+        ..command(&requested, "s-4", "gw-c")
+    };
+    let given = vec![pending, delivered, ended, acknowledged];
+
+    let stored = record(&store, &requested, &given).await;
+    assert_eq!(stored, given, "recorded as given");
+    let (stored_termination, commands) = store.get(&requested.id).await.unwrap().expect("recorded");
+    assert_eq!(stored_termination, requested);
+    assert_eq!(commands, in_creation_order(given.clone()));
+    assert_eq!(store.counts(&requested.id).await.unwrap(), tally(&given));
+
+    // Every selector, and a termination that covered nothing.
+    let selectors = [
+        SelectorRecord::Ids(Vec::new()),
+        SelectorRecord::User("carol".to_owned()),
+        SelectorRecord::Gateway("gw-a".to_owned()),
+        SelectorRecord::Resource("prod-db".to_owned()),
+        SelectorRecord::All { idle_only: true },
+        SelectorRecord::All { idle_only: false },
+    ];
+    for selector in selectors {
+        let requested = TerminationRecord {
+            selector,
+            reason: EndReason::IdleTimeout,
+            user_message: String::new(),
+            note: String::new(),
+            ..termination("policy")
+        };
+        assert!(record(&store, &requested, &[]).await.is_empty());
+        assert_eq!(
+            store.get(&requested.id).await.unwrap(),
+            Some((requested.clone(), Vec::new()))
+        );
+        assert_eq!(store.counts(&requested.id).await.unwrap(), DeliveryCounts::default());
+    }
+
+    assert_eq!(store.get("no-such-termination").await.unwrap(), None);
+    assert_eq!(
+        store.counts("no-such-termination").await.unwrap(),
+        DeliveryCounts::default()
+    );
+    store.ping().await.expect("ping");
+}
+
+async fn a_second_open_command_for_a_session_is_already_ended(store: Arc<SqlTerminationStore>) {
+    let (s1, s2, s3) = (session_id(), session_id(), session_id());
+    let first = termination("alice");
+    let first_commands = vec![command(&first, &s1, "gw"), command(&first, &s2, "gw")];
+    assert_eq!(record(&store, &first, &first_commands).await, first_commands);
+
+    let second = TerminationRecord {
+        created_at: T0 + 1,
+        ..termination("bob")
+    };
+    let again = command(&second, &s2, "gw");
+    let fresh = command(&second, &s3, "gw");
+    let stored = record(&store, &second, &[again.clone(), fresh.clone()]).await;
+    let expected = vec![already_ended(again, &held_by(&first)), fresh];
+    assert_eq!(stored, expected);
+    assert_eq!(
+        stored_commands(&store, &second.id).await,
+        in_creation_order(expected.clone())
+    );
+    assert_eq!(
+        store.counts(&second.id).await.unwrap(),
+        DeliveryCounts {
+            pending: 1,
+            already_ended: 1,
+            ..DeliveryCounts::default()
+        }
+    );
+
+    // Once the first command for s2 is answered, s2 can be ended again.
+    assert_eq!(
+        apply(
+            &store,
+            &[answered(&first_commands[1], CommandOutcome::Failed, "refused", T0 + 2)]
+        )
+        .await,
+        1
+    );
+    let third = termination("carol");
+    let retry = command(&third, &s2, "gw");
+    assert_eq!(record(&store, &third, std::slice::from_ref(&retry)).await, vec![retry]);
+
+    // Two commands for one session in one termination: one is sent, the other names this termination.
+    let fourth = termination("dave");
+    let s9 = session_id();
+    let twins = [command(&fourth, &s9, "gw"), command(&fourth, &s9, "gw")];
+    let stored = record(&store, &fourth, &twins).await;
+    let open: Vec<&CommandRecord> = stored.iter().filter(|command| command.is_open()).collect();
+    assert_eq!(open.len(), 1, "one open command for the session: {stored:?}");
+    let other = stored.iter().find(|command| !command.is_open()).unwrap();
+    assert_eq!(other.state, DeliveryState::AlreadyEnded);
+    assert_eq!(other.detail, held_by(&fourth));
+    assert_eq!(stored_commands(&store, &fourth.id).await, in_creation_order(stored));
+}
+
+async fn concurrent_records_for_a_session_leave_one_open_command(store: Arc<SqlTerminationStore>) {
+    for _ in 0..5 {
+        // Enough sessions that the two transactions overlap: the second to insert finds the
+        // first's rows uncommitted, waits for them, and must then store its own as ALREADY_ENDED.
+        let sessions: Vec<String> = (0..500).map(|_| session_id()).collect();
+        let (a, b) = (termination("a"), termination("b"));
+        let a_commands: Vec<CommandRecord> = sessions.iter().map(|session| command(&a, session, "gw")).collect();
+        // The other way round, so that two transactions would lock in opposite orders if the store
+        // did not impose one.
+        let b_commands: Vec<CommandRecord> = sessions
+            .iter()
+            .rev()
+            .map(|session| command(&b, session, "gw"))
+            .collect();
+        let record_in_task = |termination: TerminationRecord, commands: Vec<CommandRecord>| {
+            let store = store.clone();
+            tokio::spawn(async move { store.record(&termination, &commands).await })
+        };
+        let (from_a, from_b) = tokio::join!(
+            record_in_task(a.clone(), a_commands),
+            record_in_task(b.clone(), b_commands)
+        );
+        let all: Vec<CommandRecord> = from_a
+            .unwrap()
+            .expect("record a")
+            .into_iter()
+            .chain(from_b.unwrap().expect("record b"))
+            .collect();
+
+        let mut holder: HashMap<&str, &str> = HashMap::new();
+        for command in all.iter().filter(|command| command.is_open()) {
+            assert!(
+                holder.insert(&command.session_id, &command.termination_id).is_none(),
+                "two open commands for {}",
+                command.session_id
+            );
+        }
+        assert_eq!(holder.len(), sessions.len(), "every session has an open command");
+        for command in all.iter().filter(|command| !command.is_open()) {
+            assert_eq!(command.state, DeliveryState::AlreadyEnded);
+            let holder_id = holder[command.session_id.as_str()];
+            assert_ne!(holder_id, command.termination_id);
+            assert_eq!(
+                command.detail,
+                format!("already being ended by termination {holder_id}")
+            );
+        }
+        // And so it is stored.
+        let mut stored = stored_commands(&store, &a.id).await;
+        stored.extend(stored_commands(&store, &b.id).await);
+        assert_eq!(in_creation_order(stored), in_creation_order(all));
+    }
+}
+
+async fn given_already_ended_commands_are_stored_as_they_are(store: Arc<SqlTerminationStore>) {
+    let (s1, s2) = (session_id(), session_id());
+    let first = termination("alice");
+    record(&store, &first, &[command(&first, &s1, "gw")]).await;
+
+    // s1 has an open command elsewhere and s2 has none: either way, what was given is kept.
+    let second = termination("bob");
+    let given = vec![
+        already_ended(command(&second, &s1, "gw"), "the session ended before the request"),
+        already_ended(command(&second, &s2, "gw"), "the session ended before the request"),
+    ];
+    assert_eq!(record(&store, &second, &given).await, given);
+    assert_eq!(stored_commands(&store, &second.id).await, in_creation_order(given));
+
+    // A closed command holds nothing: s2 can still be ended.
+    let third = termination("carol");
+    let open = command(&third, &s2, "gw");
+    assert_eq!(record(&store, &third, std::slice::from_ref(&open)).await, vec![open]);
+}
+
+async fn recording_ten_thousand_commands(store: Arc<SqlTerminationStore>) {
+    const SESSIONS: usize = 10_000;
+    const HELD: usize = 100;
+    let sessions: Vec<String> = (0..SESSIONS).map(|_| session_id()).collect();
+    let earlier = termination("earlier");
+    let held: Vec<CommandRecord> = sessions[..HELD]
+        .iter()
+        .map(|session| command(&earlier, session, "gw-x"))
+        .collect();
+    record(&store, &earlier, &held).await;
+
+    let end_all = TerminationRecord {
+        created_at: T0 + 1,
+        ..termination("admin")
+    };
+    let given: Vec<CommandRecord> = sessions
+        .iter()
+        .enumerate()
+        .map(|(i, session)| command(&end_all, session, &format!("gw-{}", i % 4)))
+        .collect();
+    let stored = record(&store, &end_all, &given).await;
+    assert_eq!(stored.len(), SESSIONS);
+    for (i, (stored, given)) in stored.iter().zip(&given).enumerate() {
+        if i < HELD {
+            assert_eq!(*stored, already_ended(given.clone(), &held_by(&earlier)));
+        } else {
+            assert_eq!(stored, given);
+        }
+    }
+    assert_eq!(stored_commands(&store, &end_all.id).await, in_creation_order(stored));
+    assert_eq!(
+        store.counts(&end_all.id).await.unwrap(),
+        DeliveryCounts {
+            pending: (SESSIONS - HELD) as u32,
+            already_ended: HELD as u32,
+            ..DeliveryCounts::default()
+        }
+    );
+    let mut open = 0;
+    for gateway in ["gw-0", "gw-1", "gw-2", "gw-3"] {
+        open += store.open_commands_for_gateway(gateway).await.unwrap().len();
+    }
+    assert_eq!(open, SESSIONS - HELD);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delivery
+// ---------------------------------------------------------------------------------------------
+
+async fn reports_move_commands_forward_only(store: Arc<SqlTerminationStore>) {
+    let requested = termination("alice");
+    let given: Vec<CommandRecord> = (0..6)
+        .map(|i| CommandRecord {
+            created_at: T0 + i,
+            ..command(&requested, &session_id(), "gw-a")
+        })
+        .collect();
+    let ended = already_ended(command(&requested, &session_id(), "gw-a"), "gone before");
+    let mut all = given.clone();
+    all.push(ended.clone());
+    record(&store, &requested, &all).await;
+    let [c0, c1, c2, c3, c4, c5] = <[CommandRecord; 6]>::try_from(given).unwrap();
+
+    // PENDING → DELIVERED, once; retries keep their schedule.
+    assert_eq!(apply(&store, &[delivered(&c0, T0 + 10)]).await, 1);
+    let c0_delivered = CommandRecord {
+        state: DeliveryState::Delivered,
+        delivered_at: Some(T0 + 10),
+        ..c0.clone()
+    };
+    assert_eq!(stored_command(&store, &c0).await, c0_delivered);
+    assert_eq!(apply(&store, &[delivered(&c0, T0 + 11)]).await, 0);
+    assert_eq!(stored_command(&store, &c0).await, c0_delivered);
+
+    // DELIVERED → ACKNOWLEDGED, once; nothing moves it back or over.
+    assert_eq!(
+        apply(&store, &[answered(&c0, CommandOutcome::Done, "ended", T0 + 20)]).await,
+        1
+    );
+    let c0_acknowledged = CommandRecord {
+        state: DeliveryState::Acknowledged,
+        detail: "ended".to_owned(),
+        next_attempt_at: None,
+        acknowledged_at: Some(T0 + 20),
+        ..c0_delivered
+    };
+    assert_eq!(stored_command(&store, &c0).await, c0_acknowledged);
+    let late = [
+        delivered(&c0, T0 + 21),
+        answered(&c0, CommandOutcome::Failed, "too late", T0 + 22),
+        answered(&c0, CommandOutcome::Done, "again", T0 + 23),
+    ];
+    assert_eq!(apply(&store, &late).await, 0);
+    assert_eq!(stored_command(&store, &c0).await, c0_acknowledged);
+
+    // Reordered: the answer (NOT_FOUND) before the delivery, which then changes nothing.
+    assert_eq!(
+        apply(&store, &[answered(&c1, CommandOutcome::NotFound, "not held", T0 + 30)]).await,
+        1
+    );
+    let c1_acknowledged = CommandRecord {
+        state: DeliveryState::Acknowledged,
+        detail: "not held".to_owned(),
+        next_attempt_at: None,
+        acknowledged_at: Some(T0 + 30),
+        ..c1.clone()
+    };
+    assert_eq!(stored_command(&store, &c1).await, c1_acknowledged);
+    assert_eq!(apply(&store, &[delivered(&c1, T0 + 31)]).await, 0);
+    assert_eq!(stored_command(&store, &c1).await, c1_acknowledged);
+
+    // A FAILED outcome: FAILED with the detail, final too.
+    assert_eq!(
+        apply(
+            &store,
+            &[answered(&c2, CommandOutcome::Failed, "kill refused", T0 + 40)]
+        )
+        .await,
+        1
+    );
+    let c2_failed = CommandRecord {
+        state: DeliveryState::Failed,
+        detail: "kill refused".to_owned(),
+        next_attempt_at: None,
+        acknowledged_at: Some(T0 + 40),
+        ..c2.clone()
+    };
+    assert_eq!(stored_command(&store, &c2).await, c2_failed);
+    assert_eq!(
+        apply(&store, &[answered(&c2, CommandOutcome::Done, "", T0 + 41)]).await,
+        0
+    );
+    assert_eq!(stored_command(&store, &c2).await, c2_failed);
+
+    // Another gateway's link, an unknown command, a command that was never open.
+    let foreign = |report: CommandReport| CommandReport {
+        gateway_id: "gw-b".to_owned(),
+        ..report
+    };
+    let ignored = [
+        foreign(delivered(&c3, T0 + 50)),
+        foreign(answered(&c3, CommandOutcome::Done, "", T0 + 50)),
+        CommandReport {
+            command_id: "no-such-command".to_owned(),
+            ..delivered(&c3, T0 + 50)
+        },
+        delivered(&ended, T0 + 50),
+        answered(&ended, CommandOutcome::Done, "", T0 + 50),
+    ];
+    assert_eq!(apply(&store, &ignored).await, 0);
+    assert_eq!(stored_command(&store, &c3).await, c3);
+    assert_eq!(stored_command(&store, &ended).await, ended);
+
+    // Delivered and answered in one batch (one command changed, both times kept), and repeats.
+    let batch = [
+        answered(&c4, CommandOutcome::Done, "", T0 + 61),
+        delivered(&c4, T0 + 60),
+        delivered(&c5, T0 + 62),
+        delivered(&c5, T0 + 63),
+        delivered(&c4, T0 + 64),
+    ];
+    assert_eq!(apply(&store, &batch).await, 2);
+    assert_eq!(
+        stored_command(&store, &c4).await,
+        CommandRecord {
+            state: DeliveryState::Acknowledged,
+            next_attempt_at: None,
+            delivered_at: Some(T0 + 60),
+            acknowledged_at: Some(T0 + 61),
+            ..c4.clone()
+        }
+    );
+    assert_eq!(
+        stored_command(&store, &c5).await,
+        CommandRecord {
+            state: DeliveryState::Delivered,
+            delivered_at: Some(T0 + 62),
+            ..c5.clone()
+        }
+    );
+    // The same batch again changes nothing.
+    assert_eq!(apply(&store, &batch).await, 0);
+    assert_eq!(apply(&store, &[]).await, 0);
+
+    assert_eq!(
+        store.counts(&requested.id).await.unwrap(),
+        DeliveryCounts {
+            pending: 1,
+            delivered: 1,
+            acknowledged: 3,
+            failed: 1,
+            already_ended: 1,
+        }
+    );
+}
+
+async fn claim_due_takes_due_open_commands_and_backs_off(store: Arc<SqlTerminationStore>) {
+    let retry_after = |attempts: u32| i64::from(attempts) * 1_000;
+    let requested = termination("alice");
+    let due_at = |at: i64| CommandRecord {
+        next_attempt_at: Some(at),
+        ..command(&requested, &session_id(), "gw")
+    };
+    let early = due_at(T0 - 10);
+    let on_time = due_at(T0);
+    let later = due_at(T0 + 10);
+    let delivered = CommandRecord {
+        state: DeliveryState::Delivered,
+        attempts: 2,
+        delivered_at: Some(T0 - 20),
+        ..due_at(T0 - 5)
+    };
+    // Closed commands are never due, whatever their schedule says.
+    let failed = CommandRecord {
+        state: DeliveryState::Failed,
+        ..due_at(T0 - 100)
+    };
+    let ended = already_ended(due_at(T0 - 100), "gone");
+    let given = [&early, &on_time, &later, &delivered, &failed, &ended].map(Clone::clone);
+    record(&store, &requested, &given).await;
+
+    let claimed = store.claim_due(T0, 10, &retry_after).await.unwrap();
+    let expected = vec![
+        CommandRecord {
+            attempts: 1,
+            next_attempt_at: Some(T0 + 1_000),
+            ..early.clone()
+        },
+        CommandRecord {
+            attempts: 3,
+            next_attempt_at: Some(T0 + 3_000),
+            ..delivered.clone()
+        },
+        CommandRecord {
+            attempts: 1,
+            next_attempt_at: Some(T0 + 1_000),
+            ..on_time.clone()
+        },
+    ];
+    assert_eq!(claimed, expected, "due ones, oldest first, in their new state");
+    for command in &expected {
+        assert_eq!(&stored_command(&store, command).await, command);
+    }
+    assert!(
+        store.claim_due(T0, 10, &retry_after).await.unwrap().is_empty(),
+        "claimed once per due time"
+    );
+    assert!(store.claim_due(T0 + 1_000, 0, &retry_after).await.unwrap().is_empty());
+
+    // At most `limit`, the longest due first.
+    let claimed = store.claim_due(T0 + 1_000, 1, &retry_after).await.unwrap();
+    assert_eq!(ids(&claimed), vec![later.id.clone()]);
+    assert_eq!(claimed[0].next_attempt_at, Some(T0 + 2_000));
+
+    // The next delay follows each command's own attempts.
+    let mut claimed = store.claim_due(T0 + 1_000, 10, &retry_after).await.unwrap();
+    claimed.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = vec![
+        CommandRecord {
+            attempts: 2,
+            next_attempt_at: Some(T0 + 3_000),
+            ..early.clone()
+        },
+        CommandRecord {
+            attempts: 2,
+            next_attempt_at: Some(T0 + 3_000),
+            ..on_time.clone()
+        },
+    ];
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(claimed, expected);
+
+    // An answered command is no longer due.
+    apply(&store, &[answered(&delivered, CommandOutcome::Done, "", T0 + 2_000)]).await;
+    let claimed = store.claim_due(T0 + 10_000, 10, &retry_after).await.unwrap();
+    let mut claimed_ids = ids(&claimed);
+    claimed_ids.sort();
+    let mut expected_ids = vec![early.id.clone(), on_time.id.clone(), later.id.clone()];
+    expected_ids.sort();
+    assert_eq!(claimed_ids, expected_ids);
+}
+
+async fn concurrent_claims_take_each_command_once(store: Arc<SqlTerminationStore>) {
+    const SWEEPERS: usize = 4;
+    let requested = termination("alice");
+    let given: Vec<CommandRecord> = (0..400)
+        .map(|i| CommandRecord {
+            next_attempt_at: Some(T0 + i % 10),
+            ..command(&requested, &session_id(), "gw")
+        })
+        .collect();
+    record(&store, &requested, &given).await;
+
+    let sweep = |store: Arc<SqlTerminationStore>| async move {
+        let mut taken = Vec::new();
+        loop {
+            let batch = store.claim_due(T0 + 100, 5, &|_| 60_000).await.expect("claim");
+            if batch.is_empty() {
+                return taken;
+            }
+            taken.extend(batch);
+        }
+    };
+    let sweepers = (0..SWEEPERS).map(|_| tokio::spawn(sweep(store.clone())));
+    let mut all: Vec<CommandRecord> = Vec::new();
+    for taken in futures::future::join_all(sweepers).await {
+        all.extend(taken.unwrap());
+    }
+
+    let unique: HashSet<String> = all.iter().map(|command| command.id.clone()).collect();
+    assert_eq!(unique.len(), all.len(), "a command was claimed twice");
+    assert_eq!(unique, given.iter().map(|command| command.id.clone()).collect());
+    assert!(all.iter().all(|command| command.attempts == 1));
+    assert!(
+        all.iter()
+            .all(|command| command.next_attempt_at == Some(T0 + 100 + 60_000))
+    );
+}
+
+async fn open_commands_for_a_gateway_oldest_first(store: Arc<SqlTerminationStore>) {
+    let requested = termination("alice");
+    let at = |created_at: i64, gateway: &str| CommandRecord {
+        created_at,
+        ..command(&requested, &session_id(), gateway)
+    };
+    let newest = at(T0 + 2, "gw-a");
+    let (tied_1, tied_2) = (at(T0 + 1, "gw-a"), at(T0 + 1, "gw-a"));
+    let delivered = CommandRecord {
+        state: DeliveryState::Delivered,
+        delivered_at: Some(T0 + 4),
+        ..at(T0 + 3, "gw-a")
+    };
+    let acknowledged = CommandRecord {
+        state: DeliveryState::Acknowledged,
+        next_attempt_at: None,
+        acknowledged_at: Some(T0 + 5),
+        ..at(T0, "gw-a")
+    };
+    let ended = already_ended(at(T0, "gw-a"), "gone");
+    let elsewhere = at(T0, "gw-b");
+    let given = [&newest, &tied_1, &tied_2, &delivered, &acknowledged, &ended, &elsewhere].map(Clone::clone);
+    record(&store, &requested, &given).await;
+
+    let mut tied = [tied_1, tied_2];
+    tied.sort_by(|a, b| a.id.cmp(&b.id));
+    let expected = vec![tied[0].clone(), tied[1].clone(), newest.clone(), delivered];
+    assert_eq!(store.open_commands_for_gateway("gw-a").await.unwrap(), expected);
+    assert_eq!(store.open_commands_for_gateway("gw-b").await.unwrap(), vec![elsewhere]);
+    assert!(store.open_commands_for_gateway("gw-none").await.unwrap().is_empty());
+
+    apply(&store, &[answered(&newest, CommandOutcome::Done, "", T0 + 9)]).await;
+    assert_eq!(
+        ids(&store.open_commands_for_gateway("gw-a").await.unwrap()),
+        ids(&[expected[0].clone(), expected[1].clone(), expected[3].clone()])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The audit trail
+// ---------------------------------------------------------------------------------------------
+
+/// Terminations as the list returns them.
+type Listed = Vec<(TerminationRecord, DeliveryCounts)>;
+
+/// Pages through `query` with `limit` rows a page; returns the rows and the number of pages.
+async fn all_pages(store: &SqlTerminationStore, query: &TerminationQuery) -> (Listed, usize) {
+    let mut query = query.clone();
+    let mut rows: Listed = Vec::new();
+    for pages in 1..=100 {
+        let page = store.list(&query).await.expect("list");
+        assert!(page.terminations.len() as u64 <= query.limit);
+        rows.extend(page.terminations);
+        match page.next {
+            Some(next) => {
+                let (last, _) = rows.last().expect("a page with a cursor has rows");
+                assert_eq!(next, (last.created_at, last.id.clone()));
+                query.before = Some(next);
+            }
+            None => return (rows, pages),
+        }
+    }
+    panic!("paging did not end");
+}
+
+async fn list_filters_pages_and_counts(store: Arc<SqlTerminationStore>) {
+    const ACTORS: [&str; 3] = ["alice", "bob", "carol"];
+    const REASONS: [EndReason; 2] = [EndReason::Admin, EndReason::Anomaly];
+    let shared = session_id();
+    // Fourteen terminations in threes per millisecond, recorded out of order; every fourth one
+    // also covers a shared session (open once, then ALREADY_ENDED).
+    let mut dataset: Vec<(TerminationRecord, Vec<CommandRecord>, HashSet<String>)> = Vec::new();
+    for i in [5_i64, 0, 13, 7, 2, 9, 11, 1, 4, 12, 6, 3, 10, 8] {
+        let requested = TerminationRecord {
+            actor: ACTORS[i as usize % 3].to_owned(),
+            reason: REASONS[(i as usize / 2) % 2],
+            created_at: T0 + (i / 3) * 1_000,
+            ..termination("")
+        };
+        let mut sessions: Vec<String> = (0..=(i % 3)).map(|_| session_id()).collect();
+        if i % 4 == 0 {
+            sessions.push(shared.clone());
+        }
+        let given: Vec<CommandRecord> = sessions
+            .iter()
+            .map(|session| command(&requested, session, "gw"))
+            .collect();
+        let mut stored = record(&store, &requested, &given).await;
+        // Some progress, so that the counts differ.
+        if i % 2 == 1 {
+            apply(&store, &[delivered(&stored[0], T0 + 50_000)]).await;
+            stored[0] = stored_command(&store, &stored[0]).await;
+        }
+        dataset.push((requested, stored, sessions.into_iter().collect()));
+    }
+
+    let expected = |keep: &dyn Fn(&TerminationRecord, &HashSet<String>) -> bool| {
+        let mut rows: Listed = dataset
+            .iter()
+            .filter(|(termination, _, sessions)| keep(termination, sessions))
+            .map(|(termination, commands, _)| (termination.clone(), tally(commands)))
+            .collect();
+        rows.sort_by(|(a, _), (b, _)| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        rows
+    };
+    let query = |limit: u64| TerminationQuery {
+        limit,
+        ..TerminationQuery::default()
+    };
+    let cases: Vec<(&str, TerminationQuery, Listed)> = vec![
+        ("everything", query(3), expected(&|_, _| true)),
+        (
+            "actor",
+            TerminationQuery {
+                actor: Some("bob".to_owned()),
+                ..query(2)
+            },
+            expected(&|termination, _| termination.actor == "bob"),
+        ),
+        (
+            "reason",
+            TerminationQuery {
+                reason: Some(EndReason::Anomaly),
+                ..query(2)
+            },
+            expected(&|termination, _| termination.reason == EndReason::Anomaly),
+        ),
+        (
+            "since",
+            TerminationQuery {
+                since: Some(T0 + 2_000),
+                ..query(3)
+            },
+            expected(&|termination, _| termination.created_at >= T0 + 2_000),
+        ),
+        (
+            "session",
+            TerminationQuery {
+                session_id: Some(shared.clone()),
+                ..query(1)
+            },
+            expected(&|_, sessions| sessions.contains(&shared)),
+        ),
+        (
+            "unknown session",
+            TerminationQuery {
+                session_id: Some("no-such-session".to_owned()),
+                ..query(5)
+            },
+            Vec::new(),
+        ),
+        (
+            "all filters",
+            TerminationQuery {
+                actor: Some("alice".to_owned()),
+                reason: Some(EndReason::Admin),
+                since: Some(T0 + 1_000),
+                session_id: Some(shared.clone()),
+                ..query(1)
+            },
+            expected(&|termination, sessions| {
+                termination.actor == "alice"
+                    && termination.reason == EndReason::Admin
+                    && termination.created_at >= T0 + 1_000
+                    && sessions.contains(&shared)
+            }),
+        ),
+        ("one big page", query(1000), expected(&|_, _| true)),
+    ];
+    for (name, query, expected) in cases {
+        let (rows, pages) = all_pages(&store, &query).await;
+        assert_eq!(rows, expected, "{name}");
+        let expected_pages = expected.len().div_ceil(query.limit as usize).max(1);
+        assert_eq!(pages, expected_pages, "{name}: pages");
+    }
+    // The checks above must have covered the interesting shapes.
+    assert_eq!(
+        all_pages(&store, &query(3)).await.1,
+        5,
+        "fourteen rows in pages of three"
+    );
+    assert_eq!(expected(&|_, sessions| sessions.contains(&shared)).len(), 4);
+    assert!(dataset.iter().any(|(_, commands, _)| tally(commands).already_ended > 0));
+    assert!(dataset.iter().any(|(_, commands, _)| tally(commands).delivered > 0));
+
+    for limit in [0, 1001] {
+        let refused = store.list(&query(limit)).await;
+        assert!(
+            matches!(refused, Err(ServiceError::InvalidArgument(_))),
+            "limit {limit}: {refused:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migrations
+// ---------------------------------------------------------------------------------------------
+
+async fn migration_versions(store: &SqlTerminationStore, table: &str) -> Vec<String> {
+    let db = store.connection();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT version FROM {table} ORDER BY version"),
+        ))
+        .await
+        .expect("read the bookkeeping table");
+    rows.into_iter().map(|row| row.try_get_by_index(0).unwrap()).collect()
+}
+
+fn names<M: MigratorTrait>() -> Vec<String> {
+    M::migrations()
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect()
+}
+
+/// The registry and the termination service in one PostgreSQL schema or one SQLite file (as in
+/// development and the all-in-one binary): each migrator keeps its own bookkeeping, so neither
+/// sees the other's migrations as unknown, in either order, however often they run.
+async fn registry_and_termination_migrators_share_a_database(store: Arc<SqlTerminationStore>) {
+    type RegistryMigrator = vigil_registry::store::migration::Migrator;
+    // The harness applied the termination service's migrations already.
+    let registry = vigil_registry::store::SqlStore::new(store.connection().clone())
+        .await
+        .expect("registry store");
+    for _ in 0..2 {
+        registry.migrate().await.expect("registry migrations");
+        store.migrate().await.expect("termination migrations");
+    }
+    let db = store.connection();
+    assert!(Migrator::get_pending_migrations(db).await.unwrap().is_empty());
+    assert!(RegistryMigrator::get_pending_migrations(db).await.unwrap().is_empty());
+    assert_eq!(
+        migration_versions(&store, "termination_migrations").await,
+        names::<Migrator>()
+    );
+    assert_eq!(
+        migration_versions(&store, "registry_migrations").await,
+        names::<RegistryMigrator>()
+    );
+
+    // Both services work on the shared database.
+    registry
+        .gateway_connected("gw-1", "replica-1", "1.0.0", T0)
+        .await
+        .expect("registry write");
+    assert_eq!(registry.list_gateways(false).await.unwrap().len(), 1);
+    let requested = termination("alice");
+    let given = vec![command(&requested, &session_id(), "gw-1")];
+    assert_eq!(record(&store, &requested, &given).await, given);
+    assert_eq!(store.open_commands_for_gateway("gw-1").await.unwrap(), given);
+}
