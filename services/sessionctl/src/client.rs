@@ -1,5 +1,5 @@
-//! Connections to the registry and the termination service: channel, bearer token, per-call timeout, and
-//! error classification.
+//! Connections to the registry, the termination service and the policy service: channel, bearer token,
+//! per-call timeout, and error classification.
 
 use std::future::Future;
 use std::time::Duration;
@@ -9,13 +9,15 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use vigil_proto::v1::policy_service_client::PolicyServiceClient;
 use vigil_proto::v1::session_registry_client::SessionRegistryClient;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 use vigil_proto::v1::{
+    CreatePolicyRequest, DeletePolicyRequest, EffectivePolicy, GetEffectivePolicyRequest, GetPolicyRequest,
     GetSessionRequest, GetStatsRequest, GetTerminationRequest, ListGatewaysRequest, ListGatewaysResponse,
-    ListSessionsRequest, ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse,
-    ResolveSessionsRequest, ResolveSessionsResponse, Session, SessionEvent, SessionSelector, SessionStats,
-    TerminateRequest, Termination, WatchSessionsRequest,
+    ListPoliciesRequest, ListSessionsRequest, ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse,
+    Policy, ResolveSessionsRequest, ResolveSessionsResponse, Session, SessionEvent, SessionSelector, SessionStats,
+    TerminateRequest, Termination, UpdatePolicyRequest, WatchSessionsRequest,
 };
 
 use crate::cli::GlobalArgs;
@@ -23,6 +25,7 @@ use crate::error::{CliError, Service};
 
 type RegistryClient = SessionRegistryClient<InterceptedService<Channel, BearerAuth>>;
 type TerminationClient = TerminationServiceClient<InterceptedService<Channel, BearerAuth>>;
+type PolicyClient = PolicyServiceClient<InterceptedService<Channel, BearerAuth>>;
 
 /// A connected `SessionRegistry` client that turns every failure into a [`CliError`].
 pub(crate) struct Registry {
@@ -155,6 +158,77 @@ impl Terminations {
         let mut client = self.client.clone();
         self.calls
             .unary(client.list_terminations(self.calls.request(request)))
+            .await
+    }
+}
+
+/// A connected `PolicyService` client that turns every failure into a [`CliError`].
+pub(crate) struct Policies {
+    client: PolicyClient,
+    calls: Calls,
+}
+
+impl Policies {
+    /// Connects to `--policy-server` (by default the registry's address, where the all-in-one binary serves
+    /// policies too).
+    pub(crate) async fn connect(global: &GlobalArgs) -> Result<Self, CliError> {
+        let server = global.policy_address();
+        let channel = open_channel(Service::Policy, server, global.timeout).await?;
+        Ok(Policies {
+            client: PolicyServiceClient::with_interceptor(channel, BearerAuth::from_global(global)?),
+            calls: Calls {
+                service: Service::Policy,
+                server: server.to_owned(),
+                timeout: global.timeout,
+            },
+        })
+    }
+
+    pub(crate) async fn list_policies(&self) -> Result<Vec<Policy>, CliError> {
+        let mut client = self.client.clone();
+        let response = self
+            .calls
+            .unary(client.list_policies(self.calls.request(ListPoliciesRequest {})))
+            .await?;
+        Ok(response.policies)
+    }
+
+    pub(crate) async fn get_policy(&self, id: String) -> Result<Policy, CliError> {
+        let mut client = self.client.clone();
+        self.calls
+            .unary(client.get_policy(self.calls.request(GetPolicyRequest { id })))
+            .await
+    }
+
+    pub(crate) async fn create_policy(&self, request: CreatePolicyRequest) -> Result<Policy, CliError> {
+        let mut client = self.client.clone();
+        self.calls
+            .unary(client.create_policy(self.calls.request(request)))
+            .await
+    }
+
+    pub(crate) async fn update_policy(&self, request: UpdatePolicyRequest) -> Result<Policy, CliError> {
+        let mut client = self.client.clone();
+        self.calls
+            .unary(client.update_policy(self.calls.request(request)))
+            .await
+    }
+
+    pub(crate) async fn delete_policy(&self, id: String) -> Result<(), CliError> {
+        let mut client = self.client.clone();
+        self.calls
+            .unary(client.delete_policy(self.calls.request(DeletePolicyRequest { id })))
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn get_effective_policy(
+        &self,
+        request: GetEffectivePolicyRequest,
+    ) -> Result<EffectivePolicy, CliError> {
+        let mut client = self.client.clone();
+        self.calls
+            .unary(client.get_effective_policy(self.calls.request(request)))
             .await
     }
 }

@@ -19,6 +19,7 @@ pub const EXIT_ABORTED: u8 = 4;
 pub enum Service {
     Registry,
     Termination,
+    Policy,
 }
 
 impl Service {
@@ -26,6 +27,7 @@ impl Service {
         match self {
             Service::Registry => "Vigil registry",
             Service::Termination => "Vigil termination service",
+            Service::Policy => "Vigil policy service",
         }
     }
 
@@ -34,6 +36,7 @@ impl Service {
         match self {
             Service::Registry => "--server / VIGIL_SERVER",
             Service::Termination => "--termination-server / VIGIL_TERMINATION_SERVER (default: --server)",
+            Service::Policy => "--policy-server / VIGIL_POLICY_SERVER (default: --server)",
         }
     }
 }
@@ -80,9 +83,10 @@ pub enum CliError {
     #[error("the Vigil registry at {server} ended the watch stream")]
     WatchEnded { server: String },
 
-    /// The person answered no (or nothing) to a confirmation.
-    #[error("aborted; nothing was ended")]
-    Aborted,
+    /// The person answered no (or nothing) to a confirmation; it holds what was not done ("ended",
+    /// "deleted").
+    #[error("aborted; nothing was {0}")]
+    Aborted(&'static str),
 
     /// `sessions end`: the selected sessions changed between the preview and the confirmation, so the
     /// server refused to end a set the person did not see. `now` is the new count, when it could be asked.
@@ -108,7 +112,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => EXIT_USAGE,
             CliError::Unreachable { .. } | CliError::TimedOut { .. } => EXIT_UNREACHABLE,
-            CliError::Aborted => EXIT_ABORTED,
+            CliError::Aborted(_) => EXIT_ABORTED,
             CliError::Server { .. }
             | CliError::WatchEnded { .. }
             | CliError::PreviewChanged { .. }
@@ -286,6 +290,26 @@ mod tests {
     }
 
     #[test]
+    fn policy_service_failures_name_it_and_its_flag() {
+        let error = CliError::from_status(Status::unimplemented(""), Service::Policy, "http://x");
+        assert_eq!(
+            error.to_string(),
+            "the Vigil policy service refused the call (unimplemented); is --policy-server / VIGIL_POLICY_SERVER \
+             (default: --server) pointing at a Vigil policy service?"
+        );
+        let error = CliError::from_status(
+            Status::invalid_argument("idle_timeout must exceed idle_warning_after"),
+            Service::Policy,
+            "http://x",
+        );
+        assert_eq!(
+            error.to_string(),
+            "idle_timeout must exceed idle_warning_after (invalid argument)"
+        );
+        assert_eq!(error.exit_code(), EXIT_SERVER);
+    }
+
+    #[test]
     fn a_changed_preview_says_to_run_again() {
         let error = CliError::PreviewChanged { now: Some(4) };
         assert_eq!(
@@ -326,8 +350,9 @@ mod tests {
             3
         );
         assert_eq!(CliError::WatchEnded { server: "s".into() }.exit_code(), 1);
-        assert_eq!(CliError::Aborted.exit_code(), 4);
-        assert_eq!(CliError::Aborted.to_string(), "aborted; nothing was ended");
+        assert_eq!(CliError::Aborted("ended").exit_code(), 4);
+        assert_eq!(CliError::Aborted("ended").to_string(), "aborted; nothing was ended");
+        assert_eq!(CliError::Aborted("deleted").to_string(), "aborted; nothing was deleted");
         let pipe = CliError::Output(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         assert!(pipe.is_broken_pipe());
     }

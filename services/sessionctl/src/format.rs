@@ -7,9 +7,11 @@ use std::fmt::Display;
 
 use chrono::{DateTime, TimeZone, Utc};
 use prost_types::Timestamp;
+use vigil_proto::v1::policy_scope::Scope;
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::{
-    DeliveryState, EndReason, Location, LocationKind, ResourceType, Session, SessionSelector, SessionStatus,
+    ConcurrencyAction, DeliveryState, EndReason, Location, LocationKind, PolicyRules, PolicyScope, ResourceType,
+    Session, SessionSelector, SessionStatus,
 };
 
 /// Shown where a value is absent.
@@ -314,6 +316,71 @@ pub fn bytes(count: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// What a policy shows for a rule it leaves unset: a less specific policy's applies.
+pub const INHERIT: &str = "inherit";
+
+/// What a policy applies to: `global`, `group sre`, `user alice@example.com`, `resource prod-db-01`.
+pub fn scope(scope: Option<&PolicyScope>) -> String {
+    match scope.and_then(|s| s.scope.as_ref()) {
+        None => NONE.to_owned(),
+        Some(Scope::Global(_)) => "global".to_owned(),
+        Some(Scope::Group(group)) => format!("group {group}"),
+        Some(Scope::User(user)) => format!("user {user}"),
+        Some(Scope::ResourceName(resource)) => format!("resource {resource}"),
+    }
+}
+
+/// A rule's duration exactly, in the form the flags take (`10m`, `1h 30m`, `1day`), so what a table shows
+/// can be typed back; `unset` when the rule is not set.
+pub fn rule_duration(duration: Option<&prost_types::Duration>, unset: &str) -> String {
+    let Some(duration) = duration else {
+        return unset.to_owned();
+    };
+    match std::time::Duration::try_from(*duration) {
+        Ok(duration) => humantime::format_duration(duration).to_string(),
+        // Negative: never valid in a policy, but shown as sent rather than hidden.
+        Err(_) => format!("{}s", duration.seconds),
+    }
+}
+
+/// A concurrency limit: `3`, `unlimited` (0), or `unset`.
+pub fn max_sessions(limit: Option<u32>, unset: &str) -> String {
+    match limit {
+        None => unset.to_owned(),
+        Some(0) => "unlimited".to_owned(),
+        Some(n) => n.to_string(),
+    }
+}
+
+/// `deny new`, `end oldest`; `None` when not set.
+pub fn concurrency_action(action: ConcurrencyAction) -> Option<&'static str> {
+    match action {
+        ConcurrencyAction::Unspecified => None,
+        ConcurrencyAction::DenyNew => Some("deny new"),
+        ConcurrencyAction::EndOldest => Some("end oldest"),
+    }
+}
+
+/// The limit and what happens over it, for one table cell: `3 (deny new)`, `3 (action: inherit)`,
+/// `inherit (end oldest)`, `unlimited`, or `unset` when neither is set.
+pub fn max_sessions_with_action(rules: &PolicyRules, unset: &str) -> String {
+    let limit = max_sessions(rules.max_concurrent_sessions, unset);
+    match (
+        concurrency_action(rules.concurrency_action()),
+        rules.max_concurrent_sessions,
+    ) {
+        (Some(action), _) => format!("{limit} ({action})"),
+        // Which action applies matters only under a real limit.
+        (None, Some(n)) if n > 0 => format!("{limit} (action: {unset})"),
+        (None, _) => limit,
+    }
+}
+
+/// A risk threshold (`80`), or `unset`.
+pub fn threshold(score: Option<u32>, unset: &str) -> String {
+    score.map_or_else(|| unset.to_owned(), |score| score.to_string())
+}
+
 /// The text, or `-` when it is empty.
 pub fn or_none(text: &str) -> &str {
     if text.is_empty() { NONE } else { text }
@@ -535,6 +602,53 @@ mod tests {
             clock_time_seconds(Some(&at("2025-03-02T08:15:07Z")), &now()),
             "Mar 02 09:15:07"
         );
+    }
+
+    #[test]
+    fn scopes_read_as_what_they_cover() {
+        use vigil_proto::v1::GlobalScope;
+        let of = |s| scope(Some(&PolicyScope { scope: Some(s) }));
+        assert_eq!(of(Scope::Global(GlobalScope {})), "global");
+        assert_eq!(of(Scope::Group("sre".into())), "group sre");
+        assert_eq!(of(Scope::User("alice@example.com".into())), "user alice@example.com");
+        assert_eq!(of(Scope::ResourceName("prod-db-01".into())), "resource prod-db-01");
+        assert_eq!(scope(Some(&PolicyScope::default())), "-");
+        assert_eq!(scope(None), "-");
+    }
+
+    #[test]
+    fn rule_durations_are_exact_and_read_back_as_flags() {
+        let d = |seconds, nanos| prost_types::Duration { seconds, nanos };
+        assert_eq!(rule_duration(Some(&d(600, 0)), INHERIT), "10m");
+        assert_eq!(rule_duration(Some(&d(5400, 0)), INHERIT), "1h 30m");
+        assert_eq!(rule_duration(Some(&d(8 * 3600, 0)), INHERIT), "8h");
+        assert_eq!(rule_duration(Some(&d(90, 0)), INHERIT), "1m 30s");
+        assert_eq!(rule_duration(Some(&d(1, 500_000_000)), INHERIT), "1s 500ms");
+        assert_eq!(rule_duration(Some(&d(-5, 0)), INHERIT), "-5s");
+        assert_eq!(rule_duration(None, INHERIT), "inherit");
+        assert_eq!(rule_duration(None, "not set"), "not set");
+        for shown in ["10m", "1h 30m", "1m 30s"] {
+            assert!(humantime::parse_duration(shown).is_ok(), "{shown}");
+        }
+    }
+
+    #[test]
+    fn limits_actions_and_thresholds() {
+        let rules = |limit, action: ConcurrencyAction| PolicyRules {
+            max_concurrent_sessions: limit,
+            concurrency_action: action.into(),
+            ..PolicyRules::default()
+        };
+        let cell = |limit, action| max_sessions_with_action(&rules(limit, action), INHERIT);
+        assert_eq!(cell(Some(3), ConcurrencyAction::DenyNew), "3 (deny new)");
+        assert_eq!(cell(Some(2), ConcurrencyAction::EndOldest), "2 (end oldest)");
+        assert_eq!(cell(Some(3), ConcurrencyAction::Unspecified), "3 (action: inherit)");
+        assert_eq!(cell(None, ConcurrencyAction::EndOldest), "inherit (end oldest)");
+        assert_eq!(cell(Some(0), ConcurrencyAction::Unspecified), "unlimited");
+        assert_eq!(cell(None, ConcurrencyAction::Unspecified), "inherit");
+        assert_eq!(max_sessions(Some(0), INHERIT), "unlimited");
+        assert_eq!(threshold(Some(80), INHERIT), "80");
+        assert_eq!(threshold(None, "not set"), "not set");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `sessionctl`, the Vigil operator CLI: lists, inspects and watches sessions and gateways through the
-//! registry's `vigil.v1.SessionRegistry` gRPC service, and ends sessions through `vigil.v1.TerminationService`.
+//! registry's `vigil.v1.SessionRegistry` gRPC service, ends sessions through `vigil.v1.TerminationService`,
+//! and manages the policies sessions live by through `vigil.v1.PolicyService`.
 //!
 //! - [`cli`]: the command line (clap) and how flags become requests.
 //! - [`run`] / [`run_until`] / [`run_with`]: connect, call, render, write; what `main` and the end-to-end
@@ -21,11 +22,11 @@ pub mod render;
 use std::future::Future;
 use std::io::{IsTerminal, Write};
 
-pub use cli::{Cli, Command, GatewaysCommand, OutputFormat, SessionsCommand, TerminationsCommand};
+pub use cli::{Cli, Command, GatewaysCommand, OutputFormat, PoliciesCommand, SessionsCommand, TerminationsCommand};
 pub use console::{Console, is_yes};
 pub use error::{CliError, EXIT_ABORTED, EXIT_SERVER, EXIT_UNREACHABLE, EXIT_USAGE, Service, code_name};
 
-use client::{Registry, Terminations};
+use client::{Policies, Registry, Terminations};
 
 /// Runs one parsed command line, writing its output to `out`; confirmations are asked on stderr and read
 /// from stdin. A `watch` runs until Ctrl-C; Ctrl-C also cuts short the wait of `sessions end` (the
@@ -93,6 +94,37 @@ pub async fn run_with(
             let terminations = Terminations::connect(global, None).await?;
             commands::get_termination(&terminations, args, output, out).await
         }
+        Command::Policies(command) => run_policies(command, global, out, console).await,
+    }
+}
+
+async fn run_policies(
+    command: &PoliciesCommand,
+    global: &cli::GlobalArgs,
+    out: &mut impl Write,
+    console: &mut Console<'_>,
+) -> Result<(), CliError> {
+    let output = global.output;
+    // Mistakes the flags alone show are refused before connecting, like clap's.
+    match command {
+        PoliciesCommand::Update(args) => args.check().map_err(CliError::Usage)?,
+        PoliciesCommand::Delete(args) if !args.yes && !console.interactive => {
+            return Err(CliError::Usage(
+                "`policies delete` asks for confirmation, but stdin is not a terminal; pass --yes to delete \
+                 without asking"
+                    .to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    let policies = Policies::connect(global).await?;
+    match command {
+        PoliciesCommand::List(args) => commands::list_policies(&policies, args, output, out).await,
+        PoliciesCommand::Get(args) => commands::get_policy(&policies, args, output, out).await,
+        PoliciesCommand::Effective(args) => commands::effective_policy(&policies, args, output, out).await,
+        PoliciesCommand::Create(args) => commands::create_policy(&policies, args, output, out).await,
+        PoliciesCommand::Update(args) => commands::update_policy(&policies, args, output, out).await,
+        PoliciesCommand::Delete(args) => commands::delete_policy(&policies, args, output, out, console).await,
     }
 }
 

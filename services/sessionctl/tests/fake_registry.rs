@@ -1,5 +1,5 @@
-//! The CLI driven through `run` against an in-process `SessionRegistry` (and `TerminationService`) that
-//! answer from fixed data and record what they were asked. This checks the client side (paging, metadata,
+//! The CLI driven through `run` against an in-process `SessionRegistry` (and `TerminationService`, and
+//! `PolicyService`) that answer from fixed data and record what they were asked. This checks the client side (paging, metadata,
 //! streaming, confirmation, errors, exit codes); the end-to-end run against the real services lives in the
 //! workspace's `tests/` crate.
 
@@ -18,16 +18,22 @@ use tokio::sync::Notify;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
+use vigil_proto::v1::policy_scope::Scope;
+use vigil_proto::v1::policy_service_server::{PolicyService, PolicyServiceServer};
 use vigil_proto::v1::session_registry_server::{SessionRegistry, SessionRegistryServer};
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::termination_service_server::{TerminationService, TerminationServiceServer};
 use vigil_proto::v1::{
-    DeliveryState, EndReason, Gateway, GetSessionRequest, GetStatsRequest, GetTerminationRequest, ListGatewaysRequest,
-    ListGatewaysResponse, ListPendingCommandsRequest, ListPendingCommandsResponse, ListSessionsRequest,
-    ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse, Location, LocationKind,
+    AdmitRequest, AdmitResponse, ConcurrencyAction, CreateLockRequest, CreatePolicyRequest, DeleteLockRequest,
+    DeleteLockResponse, DeletePolicyRequest, DeletePolicyResponse, DeliveryState, EffectivePolicy, EndReason, Gateway,
+    GetEffectivePolicyRequest, GetPolicyRequest, GetSessionRequest, GetStatsRequest, GetTerminationRequest,
+    GlobalScope, ListGatewaysRequest, ListGatewaysResponse, ListLocksRequest, ListLocksResponse,
+    ListPendingCommandsRequest, ListPendingCommandsResponse, ListPoliciesRequest, ListPoliciesResponse,
+    ListSessionsRequest, ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse, Location,
+    LocationKind, Lock, Policy, PolicyRules, PolicyScope, ReleaseSessionsRequest, ReleaseSessionsResponse,
     ReportCommandsRequest, ReportCommandsResponse, ResolveSessionsRequest, ResolveSessionsResponse, ResourceType,
     Session, SessionEvent, SessionEventKind, SessionSelector, SessionStats, SessionStatus, TerminateRequest,
-    Termination, TerminationCommand, WatchSessionsRequest,
+    Termination, TerminationCommand, UpdatePolicyRequest, WatchSessionsRequest,
 };
 
 /// What the fake was asked, for assertions.
@@ -904,7 +910,7 @@ async fn a_declined_prompt_ends_nothing_and_exits_4() {
         let ran = run_answering(&server, &["sessions", "end", "--resource", "prod-db-01"], Some(typed)).await;
 
         let error = ran.result.expect_err("declined");
-        assert!(matches!(error, CliError::Aborted), "{typed:?}: {error:?}");
+        assert!(matches!(error, CliError::Aborted(_)), "{typed:?}: {error:?}");
         assert_eq!(error.exit_code(), EXIT_ABORTED);
         assert_eq!(error.to_string(), "aborted; nothing was ended");
         assert!(
@@ -1318,4 +1324,819 @@ async fn terminations_get_shows_each_command() {
         .expect_err("no such termination");
     assert_eq!(error.to_string(), format!("no termination {missing} (not found)"));
     assert_eq!(error.exit_code(), EXIT_SERVER);
+}
+
+/// What the fake policy service was asked, in order.
+#[derive(Default)]
+struct SeenPolicies {
+    authorization: Vec<Option<String>>,
+    /// The rpcs called, by name, in order.
+    calls: Vec<&'static str>,
+    create_requests: Vec<CreatePolicyRequest>,
+    update_requests: Vec<UpdatePolicyRequest>,
+    delete_requests: Vec<String>,
+    effective_requests: Vec<GetEffectivePolicyRequest>,
+}
+
+/// A policy service over an in-memory list of policies, most general first. It checks rules the way the
+/// real one does for one case (the idle timeout must exceed the warning), so refusals can be followed
+/// through to the terminal.
+#[derive(Clone, Default)]
+struct FakePolicies {
+    policies: Arc<Mutex<Vec<Policy>>>,
+    seen: Arc<Mutex<SeenPolicies>>,
+}
+
+impl FakePolicies {
+    fn with(policies: Vec<Policy>) -> Self {
+        FakePolicies {
+            policies: Arc::new(Mutex::new(policies)),
+            ..FakePolicies::default()
+        }
+    }
+
+    fn record<T>(&self, name: &'static str, request: &Request<T>) {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut seen = self.seen.lock().expect("seen lock");
+        seen.authorization.push(header);
+        seen.calls.push(name);
+    }
+
+    fn calls(&self) -> Vec<&'static str> {
+        self.seen.lock().expect("seen lock").calls.clone()
+    }
+
+    fn stored(&self, id: &str) -> Option<Policy> {
+        self.policies
+            .lock()
+            .expect("policies lock")
+            .iter()
+            .find(|p| p.id == id)
+            .cloned()
+    }
+
+    fn check(rules: &PolicyRules) -> Result<(), Status> {
+        if let (Some(warning), Some(timeout)) = (&rules.idle_warning_after, &rules.idle_timeout)
+            && timeout.seconds <= warning.seconds
+        {
+            return Err(Status::invalid_argument(format!(
+                "idle_timeout ({}s) must exceed idle_warning_after ({}s)",
+                timeout.seconds, warning.seconds
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How specific a scope is: the effective rules take each rule from the most specific policy that sets it.
+fn specificity(policy: &Policy) -> u8 {
+    match policy.scope.as_ref().and_then(|s| s.scope.as_ref()) {
+        Some(Scope::User(_)) => 3,
+        Some(Scope::ResourceName(_)) => 2,
+        Some(Scope::Group(_)) => 1,
+        Some(Scope::Global(_)) | None => 0,
+    }
+}
+
+#[tonic::async_trait]
+impl PolicyService for FakePolicies {
+    async fn admit(&self, _request: Request<AdmitRequest>) -> Result<Response<AdmitResponse>, Status> {
+        Err(Status::unimplemented("for the registry; sessionctl does not call it"))
+    }
+
+    async fn create_policy(&self, request: Request<CreatePolicyRequest>) -> Result<Response<Policy>, Status> {
+        self.record("create", &request);
+        let request = request.into_inner();
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .create_requests
+            .push(request.clone());
+        let rules = request.rules.unwrap_or_default();
+        Self::check(&rules)?;
+        let mut policies = self.policies.lock().expect("policies lock");
+        if policies.iter().any(|p| p.scope == request.scope) {
+            return Err(Status::already_exists("that scope already has a policy"));
+        }
+        let policy = Policy {
+            id: format!("0195a3c0-7e1f-7000-8000-0000000000{:02x}", 0xb0 + policies.len()),
+            scope: request.scope,
+            rules: Some(rules),
+            description: request.description,
+            updated_by: "admin@example.com".into(),
+            updated_at: Some(Timestamp {
+                seconds: 1_741_076_100,
+                nanos: 0,
+            }),
+        };
+        policies.push(policy.clone());
+        policies.sort_by_key(specificity);
+        Ok(Response::new(policy))
+    }
+
+    async fn get_policy(&self, request: Request<GetPolicyRequest>) -> Result<Response<Policy>, Status> {
+        self.record("get", &request);
+        let id = request.into_inner().id;
+        self.stored(&id)
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found(format!("no policy {id}")))
+    }
+
+    async fn list_policies(
+        &self,
+        request: Request<ListPoliciesRequest>,
+    ) -> Result<Response<ListPoliciesResponse>, Status> {
+        self.record("list", &request);
+        let policies = self.policies.lock().expect("policies lock").clone();
+        Ok(Response::new(ListPoliciesResponse { policies }))
+    }
+
+    async fn update_policy(&self, request: Request<UpdatePolicyRequest>) -> Result<Response<Policy>, Status> {
+        self.record("update", &request);
+        let request = request.into_inner();
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .update_requests
+            .push(request.clone());
+        let rules = request.rules.unwrap_or_default();
+        Self::check(&rules)?;
+        let mut policies = self.policies.lock().expect("policies lock");
+        let Some(policy) = policies.iter_mut().find(|p| p.id == request.id) else {
+            return Err(Status::not_found(format!("no policy {}", request.id)));
+        };
+        policy.rules = Some(rules);
+        policy.description = request.description;
+        policy.updated_by = "operator@example.com".into();
+        Ok(Response::new(policy.clone()))
+    }
+
+    async fn delete_policy(
+        &self,
+        request: Request<DeletePolicyRequest>,
+    ) -> Result<Response<DeletePolicyResponse>, Status> {
+        self.record("delete", &request);
+        let id = request.into_inner().id;
+        self.seen.lock().expect("seen lock").delete_requests.push(id.clone());
+        let mut policies = self.policies.lock().expect("policies lock");
+        let Some(at) = policies.iter().position(|p| p.id == id) else {
+            return Err(Status::not_found(format!("no policy {id}")));
+        };
+        if specificity(&policies[at]) == 0 {
+            return Err(Status::failed_precondition(
+                "the global policy cannot be deleted, only changed",
+            ));
+        }
+        policies.remove(at);
+        Ok(Response::new(DeletePolicyResponse {}))
+    }
+
+    async fn get_effective_policy(
+        &self,
+        request: Request<GetEffectivePolicyRequest>,
+    ) -> Result<Response<EffectivePolicy>, Status> {
+        self.record("effective", &request);
+        let request = request.into_inner();
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .effective_requests
+            .push(request.clone());
+        let mut applicable: Vec<Policy> = self
+            .policies
+            .lock()
+            .expect("policies lock")
+            .iter()
+            .filter(|p| match p.scope.as_ref().and_then(|s| s.scope.as_ref()) {
+                Some(Scope::User(user)) => *user == request.user,
+                Some(Scope::ResourceName(resource)) => *resource == request.resource_name,
+                Some(Scope::Group(group)) => request.user_groups.contains(group),
+                Some(Scope::Global(_)) => true,
+                None => false,
+            })
+            .cloned()
+            .collect();
+        applicable.sort_by_key(|p| std::cmp::Reverse(specificity(p)));
+        let mut merged = PolicyRules::default();
+        let mut policy_ids = Vec::new();
+        for policy in &applicable {
+            let rules = policy.rules.unwrap_or_default();
+            let mut contributed = false;
+            let mut take = |field_set: bool, unset_here: bool| {
+                let taken = field_set && unset_here;
+                contributed |= taken;
+                taken
+            };
+            if take(rules.idle_warning_after.is_some(), merged.idle_warning_after.is_none()) {
+                merged.idle_warning_after = rules.idle_warning_after;
+            }
+            if take(rules.idle_timeout.is_some(), merged.idle_timeout.is_none()) {
+                merged.idle_timeout = rules.idle_timeout;
+            }
+            if take(
+                rules.max_session_duration.is_some(),
+                merged.max_session_duration.is_none(),
+            ) {
+                merged.max_session_duration = rules.max_session_duration;
+            }
+            if take(
+                rules.max_concurrent_sessions.is_some(),
+                merged.max_concurrent_sessions.is_none(),
+            ) {
+                merged.max_concurrent_sessions = rules.max_concurrent_sessions;
+            }
+            if take(rules.concurrency_action != 0, merged.concurrency_action == 0) {
+                merged.concurrency_action = rules.concurrency_action;
+            }
+            if take(rules.deny_risk_score.is_some(), merged.deny_risk_score.is_none()) {
+                merged.deny_risk_score = rules.deny_risk_score;
+            }
+            if take(rules.flag_risk_score.is_some(), merged.flag_risk_score.is_none()) {
+                merged.flag_risk_score = rules.flag_risk_score;
+            }
+            if contributed {
+                policy_ids.push(policy.id.clone());
+            }
+        }
+        Ok(Response::new(EffectivePolicy {
+            rules: Some(merged),
+            policy_ids,
+        }))
+    }
+
+    async fn create_lock(&self, _request: Request<CreateLockRequest>) -> Result<Response<Lock>, Status> {
+        Err(Status::unimplemented("locks are not part of this test"))
+    }
+
+    async fn list_locks(&self, _request: Request<ListLocksRequest>) -> Result<Response<ListLocksResponse>, Status> {
+        Err(Status::unimplemented("locks are not part of this test"))
+    }
+
+    async fn delete_lock(&self, _request: Request<DeleteLockRequest>) -> Result<Response<DeleteLockResponse>, Status> {
+        Err(Status::unimplemented("locks are not part of this test"))
+    }
+
+    async fn release_sessions(
+        &self,
+        _request: Request<ReleaseSessionsRequest>,
+    ) -> Result<Response<ReleaseSessionsResponse>, Status> {
+        Err(Status::unimplemented(
+            "for registry replicas; sessionctl does not call it",
+        ))
+    }
+}
+
+/// Serves `fake` alone on a fresh port.
+async fn serve_policies(fake: FakePolicies) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let address = listener.local_addr().expect("local address");
+    let router = tonic::transport::Server::builder().add_service(PolicyServiceServer::new(fake));
+    tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
+    format!("http://{address}")
+}
+
+const GLOBAL_POLICY: &str = "0195a3c0-7e1f-7000-8000-0000000000a1";
+const SRE_POLICY: &str = "0195a3c0-7e1f-7000-8000-0000000000a2";
+const ALICE_POLICY: &str = "0195a3c0-7e1f-7000-8000-0000000000a3";
+
+fn minutes(n: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration {
+        seconds: n * 60,
+        nanos: 0,
+    })
+}
+
+fn stored_policy(id: &str, scope: Scope, rules: PolicyRules, description: &str) -> Policy {
+    Policy {
+        id: id.into(),
+        scope: Some(PolicyScope { scope: Some(scope) }),
+        rules: Some(rules),
+        description: description.into(),
+        updated_by: "admin@example.com".into(),
+        updated_at: Some(Timestamp {
+            seconds: 1_741_076_100,
+            nanos: 0,
+        }),
+    }
+}
+
+/// A global policy with every rule set, a group policy for `sre` and a user policy for alice.
+fn three_policies() -> FakePolicies {
+    FakePolicies::with(vec![
+        stored_policy(
+            GLOBAL_POLICY,
+            Scope::Global(GlobalScope {}),
+            PolicyRules {
+                idle_warning_after: minutes(10),
+                idle_timeout: minutes(30),
+                max_session_duration: minutes(8 * 60),
+                max_concurrent_sessions: Some(0),
+                concurrency_action: ConcurrencyAction::DenyNew.into(),
+                deny_risk_score: Some(90),
+                flag_risk_score: Some(50),
+            },
+            "the defaults",
+        ),
+        stored_policy(
+            SRE_POLICY,
+            Scope::Group("sre".into()),
+            PolicyRules {
+                idle_timeout: minutes(45),
+                max_session_duration: minutes(12 * 60),
+                max_concurrent_sessions: Some(3),
+                concurrency_action: ConcurrencyAction::EndOldest.into(),
+                ..PolicyRules::default()
+            },
+            "on-call engineers",
+        ),
+        stored_policy(
+            ALICE_POLICY,
+            Scope::User("alice@example.com".into()),
+            PolicyRules {
+                deny_risk_score: Some(70),
+                ..PolicyRules::default()
+            },
+            "",
+        ),
+    ])
+}
+
+#[tokio::test]
+async fn policies_list_shows_each_scope_with_inherit_for_unset_rules() {
+    let fake = three_policies();
+    let server = serve_policies(fake.clone()).await;
+
+    let text = run_to_string(&server, &["policies", "list", "--token", "s3cret"])
+        .await
+        .expect("list");
+
+    let header = text.lines().next().expect("header");
+    assert!(header.starts_with("ID") && header.ends_with("UPDATED"), "{text}");
+    let row = text.lines().find(|l| l.contains("group sre")).expect("the sre row");
+    for cell in [
+        "000000a2",
+        "inherit",
+        "45m",
+        "12h",
+        "3 (end oldest)",
+        "by admin@example.com",
+    ] {
+        assert!(row.contains(cell), "{cell:?} missing from {row:?}");
+    }
+    let row = text.lines().find(|l| l.contains("global")).expect("the global row");
+    for cell in ["10m", "30m", "8h", "unlimited (deny new)", "90", "50"] {
+        assert!(row.contains(cell), "{cell:?} missing from {row:?}");
+    }
+    let row = text
+        .lines()
+        .find(|l| l.contains("user alice@example.com"))
+        .expect("alice's row");
+    assert_eq!(row.matches("inherit").count(), 5, "all but the deny threshold: {row:?}");
+    assert!(row.contains(" 70 "), "{row:?}");
+    assert!(text.ends_with("\n\n3 policies\n"), "{text}");
+    assert_eq!(
+        fake.seen.lock().expect("seen lock").authorization,
+        [Some("Bearer s3cret".to_owned())]
+    );
+
+    let json = run_to_string(&server, &["policies", "list", "-o", "json"])
+        .await
+        .expect("list as JSON");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let policies = value["policies"].as_array().expect("policies");
+    assert_eq!(policies.len(), 3);
+    assert_eq!(policies[0]["scope"], serde_json::json!({ "global": {} }));
+    assert_eq!(policies[1]["scope"]["group"], "sre");
+    assert_eq!(policies[1]["rules"]["idle_timeout_seconds"], 2700);
+    assert_eq!(
+        policies[1]["rules"]["idle_warning_after_seconds"],
+        serde_json::Value::Null
+    );
+    assert_eq!(policies[1]["rules"]["concurrency_action"], "end_oldest");
+    assert_eq!(policies[2]["rules"]["deny_risk_score"], 70);
+}
+
+#[tokio::test]
+async fn policies_get_shows_one_and_reports_an_unknown_one() {
+    let server = serve_policies(three_policies()).await;
+
+    let text = run_to_string(&server, &["policies", "get", SRE_POLICY])
+        .await
+        .expect("get");
+    let value_of = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).filter(|rest| rest.starts_with("  ")).map(str::trim))
+            .unwrap_or_else(|| panic!("no {key:?} in:\n{text}"))
+    };
+    assert_eq!(value_of("Policy"), SRE_POLICY);
+    assert_eq!(value_of("Scope"), "group sre");
+    assert_eq!(value_of("Description"), "on-call engineers");
+    assert_eq!(value_of("Idle warning"), "inherit");
+    assert_eq!(value_of("Idle timeout"), "45m");
+    assert_eq!(value_of("Max sessions"), "3");
+    assert_eq!(value_of("On excess"), "end oldest");
+
+    let json = run_to_string(&server, &["policies", "get", SRE_POLICY, "-o", "json"])
+        .await
+        .expect("get as JSON");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(value["id"], SRE_POLICY);
+    assert_eq!(value["rules"]["max_session_duration_seconds"], 12 * 3600);
+
+    let missing = "0195a3c0-7e1f-7000-8000-0000000000ff";
+    let error = run_to_string(&server, &["policies", "get", missing])
+        .await
+        .expect_err("no such policy");
+    assert_eq!(error.to_string(), format!("no policy {missing} (not found)"));
+    assert_eq!(error.exit_code(), EXIT_SERVER);
+}
+
+#[tokio::test]
+async fn policies_create_sends_the_scope_and_rules_and_shows_the_result() {
+    let fake = three_policies();
+    let server = serve_policies(fake.clone()).await;
+
+    let text = run_to_string(
+        &server,
+        &[
+            "policies",
+            "create",
+            "--resource",
+            "prod-db-01",
+            "--idle-timeout",
+            "15m",
+            "--max-sessions",
+            "1",
+            "--on-excess",
+            "deny-new",
+            "--flag-risk",
+            "40",
+            "--description",
+            "production database",
+        ],
+    )
+    .await
+    .expect("create");
+
+    assert!(
+        text.starts_with("Created the policy for resource prod-db-01.\n\nPolicy "),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Idle timeout") && l.ends_with(" 15m")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Idle warning") && l.ends_with(" inherit")),
+        "{text}"
+    );
+    let request = fake.seen.lock().expect("seen lock").create_requests[0].clone();
+    assert_eq!(
+        request,
+        CreatePolicyRequest {
+            scope: Some(PolicyScope {
+                scope: Some(Scope::ResourceName("prod-db-01".into()))
+            }),
+            rules: Some(PolicyRules {
+                idle_timeout: minutes(15),
+                max_concurrent_sessions: Some(1),
+                concurrency_action: ConcurrencyAction::DenyNew.into(),
+                flag_risk_score: Some(40),
+                ..PolicyRules::default()
+            }),
+            description: "production database".into(),
+        }
+    );
+
+    let list = run_to_string(&server, &["policies", "list"]).await.expect("list");
+    assert!(
+        list.contains("resource prod-db-01") && list.contains("4 policies"),
+        "{list}"
+    );
+
+    // The server's refusal comes through as it was worded.
+    let error = run_to_string(&server, &["policies", "create", "--group", "sre"])
+        .await
+        .expect_err("sre has one");
+    assert_eq!(error.to_string(), "that scope already has a policy (already exists)");
+
+    let json = run_to_string(
+        &server,
+        &[
+            "policies",
+            "create",
+            "--group",
+            "dba",
+            "--max-sessions",
+            "0",
+            "-o",
+            "json",
+        ],
+    )
+    .await
+    .expect("create as JSON");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(value["scope"]["group"], "dba");
+    assert_eq!(value["rules"]["max_concurrent_sessions"], 0);
+}
+
+#[tokio::test]
+async fn policies_update_sends_the_current_rules_with_only_the_flags_changed() {
+    let fake = three_policies();
+    let server = serve_policies(fake.clone()).await;
+
+    let text = run_to_string(
+        &server,
+        &[
+            "policies",
+            "update",
+            SRE_POLICY,
+            "--idle-timeout",
+            "1h",
+            "--clear",
+            "max-duration",
+        ],
+    )
+    .await
+    .expect("update");
+
+    assert!(text.starts_with("Updated the policy for group sre.\n\n"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Idle timeout") && l.ends_with(" 1h")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Max duration") && l.ends_with(" inherit")),
+        "{text}"
+    );
+    assert_eq!(fake.calls(), ["get", "update"], "read first, then replace");
+    let request = fake.seen.lock().expect("seen lock").update_requests[0].clone();
+    assert_eq!(
+        request,
+        UpdatePolicyRequest {
+            id: SRE_POLICY.into(),
+            rules: Some(PolicyRules {
+                idle_timeout: minutes(60),
+                max_concurrent_sessions: Some(3),
+                concurrency_action: ConcurrencyAction::EndOldest.into(),
+                ..PolicyRules::default()
+            }),
+            description: "on-call engineers".into(),
+        }
+    );
+    let stored = fake.stored(SRE_POLICY).expect("still there");
+    assert_eq!(stored.rules, request.rules);
+
+    // Nothing to change, or a contradiction: refused before anything is asked.
+    for args in [
+        &["policies", "update", SRE_POLICY][..],
+        &[
+            "policies",
+            "update",
+            SRE_POLICY,
+            "--flag-risk",
+            "30",
+            "--clear",
+            "flag-risk",
+        ],
+    ] {
+        let error = run_to_string(&server, args).await.expect_err("refused");
+        assert_eq!(error.exit_code(), EXIT_USAGE, "{args:?}");
+    }
+    assert_eq!(fake.calls().len(), 2, "no further calls");
+
+    let missing = "0195a3c0-7e1f-7000-8000-0000000000ff";
+    let error = run_to_string(&server, &["policies", "update", missing, "--deny-risk", "60"])
+        .await
+        .expect_err("no such policy");
+    assert_eq!(error.to_string(), format!("no policy {missing} (not found)"));
+    assert_eq!(fake.calls().last(), Some(&"get"), "nothing to update");
+}
+
+#[tokio::test]
+async fn invalid_rules_are_refused_with_the_servers_words() {
+    let fake = three_policies();
+    let server = serve_policies(fake.clone()).await;
+
+    let error = run_to_string(
+        &server,
+        &[
+            "policies",
+            "create",
+            "--user",
+            "bob@example.com",
+            "--idle-warning",
+            "10m",
+            "--idle-timeout",
+            "5m",
+        ],
+    )
+    .await
+    .expect_err("timeout before warning");
+    assert!(matches!(error, CliError::Server { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "idle_timeout (300s) must exceed idle_warning_after (600s) (invalid argument)"
+    );
+    assert_eq!(error.exit_code(), EXIT_SERVER);
+
+    // The same through an update: the global policy warns at 10m, so a 5m timeout contradicts it.
+    let error = run_to_string(&server, &["policies", "update", GLOBAL_POLICY, "--idle-timeout", "5m"])
+        .await
+        .expect_err("timeout before warning");
+    assert_eq!(
+        error.to_string(),
+        "idle_timeout (300s) must exceed idle_warning_after (600s) (invalid argument)"
+    );
+    assert_eq!(
+        fake.stored(GLOBAL_POLICY)
+            .and_then(|p| p.rules)
+            .and_then(|r| r.idle_timeout),
+        minutes(30),
+        "unchanged"
+    );
+}
+
+#[tokio::test]
+async fn policies_delete_shows_the_policy_and_asks_first() {
+    let fake = three_policies();
+    let server = serve_policies(fake.clone()).await;
+
+    for typed in ["n\n", "\n", ""] {
+        let ran = run_answering(&server, &["policies", "delete", SRE_POLICY], Some(typed)).await;
+        let error = ran.result.expect_err("declined");
+        assert!(matches!(error, CliError::Aborted(_)), "{typed:?}: {error:?}");
+        assert_eq!(error.to_string(), "aborted; nothing was deleted");
+        assert_eq!(error.exit_code(), EXIT_ABORTED);
+        assert!(ran.console.starts_with("Policy "), "{}", ran.console);
+        assert!(ran.console.contains("on-call engineers"), "{}", ran.console);
+        // At the end of input the prompt's line is closed for the shell.
+        assert!(
+            ran.console.trim_end_matches('\n').ends_with(
+                "What it covers falls back to the less specific policies.\nDelete the policy for group sre? [y/N] "
+            ),
+            "{}",
+            ran.console
+        );
+        assert_eq!(ran.out, "");
+    }
+    assert!(fake.calls().iter().all(|call| *call == "get"), "{:?}", fake.calls());
+    assert!(fake.stored(SRE_POLICY).is_some());
+
+    let ran = run_answering(&server, &["policies", "delete", SRE_POLICY], Some("y\n")).await;
+    ran.result.expect("confirmed");
+    assert_eq!(ran.out, format!("Deleted policy {SRE_POLICY} (group sre).\n"));
+    assert!(fake.stored(SRE_POLICY).is_none());
+    assert_eq!(fake.seen.lock().expect("seen lock").delete_requests, [SRE_POLICY]);
+}
+
+#[tokio::test]
+async fn policies_delete_without_a_terminal_needs_yes() {
+    let fake = three_policies();
+    let server = serve_policies(fake.clone()).await;
+
+    let ran = run_answering(&server, &["policies", "delete", ALICE_POLICY], None).await;
+    let error = ran.result.expect_err("refused");
+    assert_eq!(error.exit_code(), EXIT_USAGE);
+    assert!(error.to_string().contains("pass --yes"), "{error}");
+    assert!(fake.calls().is_empty(), "nothing asked of the server");
+
+    let ran = run_answering(
+        &server,
+        &["policies", "delete", ALICE_POLICY, "--yes", "-o", "json"],
+        None,
+    )
+    .await;
+    ran.result.expect("deleted");
+    assert_eq!(ran.console, "", "nothing asked");
+    let value: serde_json::Value = serde_json::from_str(&ran.out).expect("valid JSON");
+    assert_eq!(value["deleted"]["id"], ALICE_POLICY);
+    assert_eq!(value["deleted"]["scope"]["user"], "alice@example.com");
+    assert!(fake.stored(ALICE_POLICY).is_none());
+
+    // The server keeps the global policy; its refusal comes through.
+    let ran = run_answering(&server, &["policies", "delete", GLOBAL_POLICY, "-y"], None).await;
+    let error = ran.result.expect_err("the global policy stays");
+    assert_eq!(
+        error.to_string(),
+        "the global policy cannot be deleted, only changed (failed precondition)"
+    );
+}
+
+#[tokio::test]
+async fn policies_effective_shows_the_merged_rules_and_where_they_come_from() {
+    let fake = three_policies();
+    let server = serve_policies(fake.clone()).await;
+
+    let text = run_to_string(
+        &server,
+        &[
+            "policies",
+            "effective",
+            "--user",
+            "alice@example.com",
+            "--group",
+            "sre",
+            "--group",
+            "eng",
+            "--resource",
+            "prod-db-01",
+        ],
+    )
+    .await
+    .expect("effective");
+
+    assert!(
+        text.starts_with("Rules for alice@example.com (groups sre, eng) on prod-db-01:\n\n"),
+        "{text}"
+    );
+    let value_of = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).filter(|rest| rest.starts_with("  ")).map(str::trim))
+            .unwrap_or_else(|| panic!("no {key:?} in:\n{text}"))
+    };
+    assert_eq!(value_of("Idle warning"), "10m", "from the global policy");
+    assert_eq!(value_of("Idle timeout"), "45m", "from sre");
+    assert_eq!(value_of("Max sessions"), "3");
+    assert_eq!(value_of("On excess"), "end oldest");
+    assert_eq!(value_of("Deny if risk ≥"), "70", "from alice's own");
+    assert_eq!(value_of("From policies"), ALICE_POLICY);
+    assert!(
+        text.ends_with(&format!(
+            "{ALICE_POLICY}\n                {SRE_POLICY}\n                {GLOBAL_POLICY}\n"
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        fake.seen.lock().expect("seen lock").effective_requests,
+        [GetEffectivePolicyRequest {
+            user: "alice@example.com".into(),
+            user_groups: vec!["sre".into(), "eng".into()],
+            resource_name: "prod-db-01".into(),
+        }]
+    );
+
+    let json = run_to_string(
+        &server,
+        &[
+            "policies",
+            "effective",
+            "--user",
+            "bob",
+            "--resource",
+            "wiki",
+            "-o",
+            "json",
+        ],
+    )
+    .await
+    .expect("effective as JSON");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(value["policy_ids"], serde_json::json!([GLOBAL_POLICY]));
+    assert_eq!(value["rules"]["idle_timeout_seconds"], 1800);
+    assert_eq!(value["rules"]["concurrency_action"], "deny_new");
+}
+
+#[tokio::test]
+async fn a_separate_policy_server_is_used_when_given() {
+    let fake = three_policies();
+    let registry_server = serve(FakeRegistry::default()).await;
+    let policy_server = serve_policies(fake.clone()).await;
+
+    let text = run_to_string(
+        &registry_server,
+        &["policies", "list", "--policy-server", &policy_server],
+    )
+    .await
+    .expect("lists through the separate policy service");
+    assert!(text.contains("3 policies"), "{text}");
+
+    // Without it, the registry's address is asked, which does not serve policies here.
+    let error = run_to_string(&registry_server, &["policies", "list"])
+        .await
+        .expect_err("no policy service there");
+    assert!(
+        error.to_string().contains("(unimplemented); is --policy-server"),
+        "{error}"
+    );
+
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let error = run_to_string(&policy_server, &["policies", "list", "--policy-server", &nowhere])
+        .await
+        .expect_err("unreachable");
+    assert_eq!(error.exit_code(), EXIT_UNREACHABLE);
+    assert!(
+        error.to_string().starts_with(&format!(
+            "cannot reach the Vigil policy service at {nowhere} (connection refused)"
+        )),
+        "{error}"
+    );
 }
