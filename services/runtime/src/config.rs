@@ -6,8 +6,10 @@
 //! `VIGIL_REGISTRY__IDLE_AFTER=5m` sets `registry.idle_after`. Durations are written as humantime
 //! strings (`"30s"`, `"10m"`) via `humantime_serde`.
 //!
-//! Unknown environment variables with the prefix are ignored (several services share it); a struct
-//! that wants typos in its file rejected says `#[serde(deny_unknown_fields)]`.
+//! Environment variables whose first key is not a section or field of the configuration are
+//! ignored: several services share the prefix, and Kubernetes injects `VIGIL_<SERVICE>_SERVICE_HOST`
+//! and the like. Inside a known section, an unknown key is an error when the struct says
+//! `#[serde(deny_unknown_fields)]` (they all do), so `VIGIL_REGISTRY__IDLE_AFTR` is caught.
 
 use std::path::{Path, PathBuf};
 
@@ -43,7 +45,9 @@ pub fn load<T>(file: Option<&Path>, env_prefix: &str) -> Result<T, ConfigError>
 where
     T: DeserializeOwned + Serialize + Default,
 {
-    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    let defaults = T::default();
+    let top_level_keys = top_level_keys(&defaults)?;
+    let mut figment = Figment::from(Serialized::defaults(defaults));
     if let Some(path) = file {
         if !path.is_file() {
             return Err(ConfigError::MissingFile { path: path.to_owned() });
@@ -51,10 +55,27 @@ where
         // `file_exact`: `Toml::file` would also search parent directories for a relative path.
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::prefixed(env_prefix).split("__"));
+    figment = figment.merge(
+        Env::prefixed(env_prefix)
+            .filter(move |key| {
+                let first = key.as_str().split("__").next().unwrap_or_default();
+                top_level_keys.iter().any(|known| known.eq_ignore_ascii_case(first))
+            })
+            .split("__"),
+    );
     figment
         .extract()
         .map_err(|error| ConfigError::Invalid(explain(error, env_prefix)))
+}
+
+/// The sections and fields at the top of a configuration (what an environment variable may name).
+fn top_level_keys<T: Serialize>(defaults: &T) -> Result<Vec<String>, ConfigError> {
+    let value = figment::value::Value::serialize(defaults)
+        .map_err(|error| ConfigError::Invalid(format!("the defaults cannot be serialised: {error}")))?;
+    Ok(match value.into_dict() {
+        Some(dict) => dict.into_keys().collect(),
+        None => Vec::new(),
+    })
 }
 
 /// One line per problem: `key: what is wrong (where the value came from)`.
@@ -248,5 +269,28 @@ mod tests {
         let reloaded: Sample = load(Some(&file.0), &unused_prefix()).unwrap();
         assert_eq!(reloaded.registry.idle_after, config.registry.idle_after);
         assert_eq!(reloaded.registry.batch_size, config.registry.batch_size);
+    }
+}
+
+#[cfg(test)]
+mod top_level_key_tests {
+    use super::*;
+
+    #[derive(Serialize, Default)]
+    struct WithOptional {
+        section: Section,
+        url: Option<String>,
+    }
+
+    #[derive(Serialize, Default)]
+    struct Section {
+        value: u32,
+    }
+
+    #[test]
+    fn unset_optional_fields_still_count_as_known_keys() {
+        let mut keys = top_level_keys(&WithOptional::default()).unwrap();
+        keys.sort();
+        assert_eq!(keys, vec!["section".to_string(), "url".to_string()]);
     }
 }

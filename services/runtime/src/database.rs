@@ -22,7 +22,7 @@ const SLOW_STATEMENT: Duration = Duration::from_secs(1);
 
 /// Where and how to connect.
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `postgres://user:password@host:port/db` or `sqlite://path/to/file.db?mode=rwc`.
     pub url: String,

@@ -17,7 +17,7 @@ pub enum LogFormat {
 
 /// Logging configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// Line format.
     pub format: LogFormat,

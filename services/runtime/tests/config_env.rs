@@ -10,14 +10,14 @@ use serde::{Deserialize, Serialize};
 use vigil_runtime::config::{ConfigError, load};
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct Sample {
     name: String,
     registry: Registry,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct Registry {
     #[serde(with = "humantime_serde")]
     idle_after: Duration,
@@ -59,8 +59,11 @@ fn defaults_then_file_then_environment() {
     unsafe {
         std::env::set_var("VIGILENVTEST_REGISTRY__IDLE_AFTER", "5m");
         std::env::set_var("VIGILENVTEST_REGISTRY__BATCH_SIZE", "7");
-        // Unrelated variables under the prefix are ignored.
+        // Variables that name no section or field are ignored, even with strict structs: other
+        // services share the prefix, and Kubernetes injects `<SERVICE>_SERVICE_HOST` variables.
         std::env::set_var("VIGILENVTEST_SOMETHING_ELSE", "x");
+        std::env::set_var("VIGILENVTEST_REGISTRY_SERVICE_HOST", "10.0.0.1");
+        std::env::set_var("VIGILENVTEST_CONFIG", "/etc/vigil/registry.toml");
     }
     let config: Sample = load(Some(&file), "VIGILENVTEST_").unwrap();
     assert_eq!(
@@ -75,6 +78,14 @@ fn defaults_then_file_then_environment() {
     );
     assert_eq!(config.registry.batch_size, 7, "environment beats defaults");
     assert_eq!(config.name, "from-file");
+
+    // A typo inside a known section is caught.
+    // SAFETY: as above.
+    unsafe { std::env::set_var("VIGILENVTEST_REGISTRY__IDLE_AFTR", "5m") };
+    let error = load::<Sample>(Some(&file), "VIGILENVTEST_").unwrap_err();
+    assert!(error.to_string().contains("idle_aftr"), "{error}");
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("VIGILENVTEST_REGISTRY__IDLE_AFTR") };
 
     // A bad value names the variable it came from.
     // SAFETY: as above.

@@ -57,7 +57,7 @@ const RESUBSCRIBE_CHUNK: usize = 1024;
 
 /// Where the Redis control bus lives and how it behaves.
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RedisBusConfig {
     /// `redis://[user:password@]host:port[/db]` (or `rediss://`, `redis+unix://`).
     pub url: String,
