@@ -1,0 +1,76 @@
+//! The geo service as a process: configuration and wiring.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use vigil_runtime::database::{self, DatabaseConfig};
+use vigil_runtime::server::{Server, ServerConfig};
+use vigil_runtime::telemetry::LogConfig;
+
+use crate::api::GeoApi;
+use crate::config::GeoConfig;
+use crate::service::Geo;
+use crate::store::{HistoryStore, SqlHistoryStore};
+
+/// Configuration of a geo replica (defaults → TOML file → `VIGIL_*` environment).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoServiceConfig {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub geo: GeoConfig,
+    /// Run database migrations at start-up.
+    pub migrate_on_start: bool,
+}
+
+impl Default for GeoServiceConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig {
+                listen: ([127, 0, 0, 1], 7401).into(),
+                ..ServerConfig::default()
+            },
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+            geo: GeoConfig::default(),
+            migrate_on_start: false,
+        }
+    }
+}
+
+/// Connects to the database, optionally migrating it.
+pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Result<Arc<SqlHistoryStore>> {
+    let store = SqlHistoryStore::new(database::connect(config).await?)?;
+    if migrate {
+        store.migrate().await?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// Runs one replica until `shutdown`.
+pub async fn run(config: GeoServiceConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store: Arc<dyn HistoryStore> = open_store(&config.database, config.migrate_on_start).await?;
+    let geo = Geo::open(&config.geo, store.clone(), shutdown.clone())?;
+
+    let server = Server::new(config.server.clone()).add_service(GeoApi::server(geo));
+    let readiness = server.readiness();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                readiness.set_all(store.ping().await.is_ok()).await;
+            }
+        }
+    });
+    let listener = vigil_runtime::server::bind(config.server.listen).await?;
+    server.serve(listener, shutdown).await?;
+    Ok(())
+}
