@@ -126,6 +126,12 @@ pub fn test_settings(replica: &str) -> RegistrySettings {
         activity_flush_interval: Duration::from_millis(50),
         agent_activity_interval: Duration::from_millis(100),
         gateway_seen_interval: Duration::from_millis(100),
+        // Generous: a loaded CI machine must not turn a slow first call into "geo unavailable".
+        admission: vigil_registry::admission::AdmissionSettings {
+            geo_timeout: Duration::from_secs(5),
+            policy_timeout: Duration::from_secs(5),
+            ..Default::default()
+        },
         ..RegistrySettings::default()
     }
 }

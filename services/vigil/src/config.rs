@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_geo::GeoConfig;
 use vigil_registry::RegistrySettings;
 use vigil_runtime::bus::{BusConfig, BusKind};
 use vigil_runtime::database::DatabaseConfig;
@@ -20,6 +21,9 @@ pub struct VigilConfig {
     pub log: LogConfig,
     pub registry: RegistrySettings,
     pub termination: TerminationSettings,
+    /// GeoIP databases and anomaly thresholds. With no `city_db`, the all-in-one writes small demo
+    /// databases into `vigil-data/geoip/` (run `make geoip` for real ones).
+    pub geo: GeoConfig,
     pub simulation: SimulationSettings,
 }
 
@@ -38,6 +42,7 @@ impl Default for VigilConfig {
                 ..RegistrySettings::default()
             },
             termination: TerminationSettings::default(),
+            geo: GeoConfig::default(),
             simulation: SimulationSettings::default(),
         }
     }

@@ -10,7 +10,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use vigil_agent::simulate::{self, SimulationConfig};
+use vigil_geo::Geo;
+use vigil_geo::api::GeoApi;
+use vigil_proto::v1 as pb;
 use vigil_registry::Registry;
+use vigil_registry::admission::RiskAssessor;
 use vigil_registry::app::{follow_dependencies, open_store};
 use vigil_runtime::server::Server;
 use vigil_termination::Terminator;
@@ -114,10 +118,14 @@ async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result
     registry.attach_session_evictor(Arc::new(terminator.clone()));
     vigil_termination::app::start_redelivery(&terminator, &config.termination, shutdown.clone());
 
+    let geo = start_geo(&config, shutdown.clone()).await?;
+    registry.attach_risk_assessor(Arc::new(InProcessGeo(geo.clone())));
+
     let server = Server::new(config.server.clone())
         .add_service(registry.sessions_service())
         .add_service(registry.link_service())
-        .add_service(TerminationApi::server(terminator));
+        .add_service(TerminationApi::server(terminator))
+        .add_service(GeoApi::server(geo));
     tokio::spawn(follow_dependencies(
         registry.store().clone(),
         registry.bus().clone(),
@@ -155,6 +163,32 @@ async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result
         tracing::warn!("registry tasks did not stop in time");
     }
     Ok(())
+}
+
+/// Where the all-in-one keeps the demo GeoIP databases it writes.
+const DEMO_GEOIP_DIR: &str = "vigil-data/geoip";
+
+/// Geo on the configured databases, or on demo databases written on first use.
+async fn start_geo(config: &VigilConfig, shutdown: CancellationToken) -> anyhow::Result<Geo> {
+    let mut geo_config = config.geo.clone();
+    if geo_config.city_db.is_empty() {
+        let (city, asn) = vigil_geo::write_demo_databases(std::path::Path::new(DEMO_GEOIP_DIR))?;
+        tracing::info!(city = %city.display(), "no geo.city_db configured: using the demo GeoIP databases (make geoip fetches real ones)");
+        geo_config.city_db = vec![city];
+        geo_config.asn_db = vec![asn];
+    }
+    let store = vigil_geo::app::open_store(&config.database, true).await?;
+    Geo::open(&geo_config, store, shutdown)
+}
+
+/// Geo, called in process by the registry's admission.
+struct InProcessGeo(Geo);
+
+#[async_trait::async_trait]
+impl RiskAssessor for InProcessGeo {
+    async fn assess(&self, request: pb::AssessRequest) -> vigil_runtime::ServiceResult<pb::AssessResponse> {
+        self.0.assess(&request).await
+    }
 }
 
 fn simulation_config(registry_url: &str, settings: &SimulationSettings) -> SimulationConfig {
