@@ -19,7 +19,7 @@ build: ## build every crate
 test: ## run every test (needs PostgreSQL and Redis; see README)
 	$(CARGO) test --workspace
 
-# The full benchmark (about 10 minutes on 2 cores); a quick one: make bench BENCH_ARGS="--agents 100 --sessions 2000"
+# The full benchmark (5–7 minutes on 2 cores); a quick one (~20 s): make bench BENCH_ARGS="--agents 100 --sessions 2000"
 BENCH_ARGS ?= --agents 1000,10000 --sessions 100000 --kill-samples 500
 # Where the benchmark finds PostgreSQL and Redis (it makes its own schema / channel namespace).
 export VIGIL_BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres

@@ -498,3 +498,13 @@ impl RawLink {
             .and_then(|message| message.message)
     }
 }
+
+impl TestSchema {
+    /// A migrated policy store on this schema (each call opens its own connection pool, as a
+    /// policy replica would).
+    pub async fn policy_store(&self) -> Arc<vigil_policy::store::SqlPolicyStore> {
+        vigil_policy::app::open_store(&self.config, true)
+            .await
+            .expect("open and migrate the policy tables")
+    }
+}

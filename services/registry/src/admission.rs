@@ -186,6 +186,8 @@ pub fn eviction_request(session_ids: Vec<String>) -> pb::TerminateRequest {
     }
 }
 
+/// Sessions released per call.
+const RELEASE_CHUNK: usize = 10_000;
 /// How often ended sessions are released to policy, in batches.
 const RELEASE_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -222,12 +224,19 @@ impl SlotReleaser {
                 () = self.wake.notified() => false,
             };
             let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-            if let (false, Some(policy)) = (batch.is_empty(), hooks.policy.get())
-                && let Err(error) = policy.release(batch.clone()).await
-            {
-                tracing::warn!(%error, sessions = batch.len(), "could not release concurrency slots; will retry");
-                let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                pending.extend(batch);
+            if let Some(policy) = hooks.policy.get() {
+                let mut chunks = batch.chunks(RELEASE_CHUNK);
+                while let Some(chunk) = chunks.next() {
+                    if let Err(error) = policy.release(chunk.to_vec()).await {
+                        tracing::warn!(%error, sessions = chunk.len(), "could not release concurrency slots; will retry");
+                        let unsent = std::iter::once(chunk).chain(chunks).flatten().cloned();
+                        self.pending
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .extend(unsent);
+                        break;
+                    }
+                }
             }
             if stopping {
                 break;

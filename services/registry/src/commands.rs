@@ -18,6 +18,8 @@ use vigil_runtime::{ServiceError, ServiceResult};
 
 /// How often buffered command reports are sent.
 const REPORT_INTERVAL: Duration = Duration::from_millis(50);
+/// Reports sent per call (the termination service accepts at most 100,000).
+const REPORT_CHUNK: usize = 10_000;
 /// Reports kept while the termination service is unreachable; beyond this the oldest are dropped
 /// (harmlessly: unacknowledged commands are re-sent and re-acknowledged).
 const MAX_BUFFERED_REPORTS: usize = 1_000_000;
@@ -151,18 +153,26 @@ impl CommandReporter {
                 () = self.wake.notified() => false,
             };
             let batch = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-            if !batch.is_empty() {
-                match journal.get() {
-                    None => tracing::debug!(
+            match journal.get() {
+                None if !batch.is_empty() => {
+                    tracing::debug!(
                         reports = batch.len(),
                         "no termination service attached; reports dropped"
-                    ),
-                    Some(journal) => {
-                        if let Err(error) = journal.report(batch.clone()).await {
-                            tracing::warn!(%error, reports = batch.len(), "could not report command outcomes; will retry");
+                    );
+                }
+                None => {}
+                Some(journal) => {
+                    // In chunks: the service takes a bounded number of reports per call, and an
+                    // end-all produces hundreds of thousands at once.
+                    let mut chunks = batch.chunks(REPORT_CHUNK);
+                    while let Some(chunk) = chunks.next() {
+                        if let Err(error) = journal.report(chunk.to_vec()).await {
+                            tracing::warn!(%error, reports = chunk.len(), "could not report command outcomes; will retry");
+                            let unsent: Vec<_> = std::iter::once(chunk).chain(chunks).flatten().cloned().collect();
                             let mut buffer = self.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                            let newer = std::mem::replace(&mut *buffer, batch);
+                            let newer = std::mem::replace(&mut *buffer, unsent);
                             buffer.extend(newer);
+                            break;
                         }
                     }
                 }

@@ -221,6 +221,12 @@ impl Inner {
         let Some(policy) = self.hooks.policy.get() else {
             return Ok(Verdict::Allow { evict: Vec::new() });
         };
+        // The start as recorded (the gateway's clock may have been absent or ahead): policy's
+        // "end the oldest" orders by it.
+        let start = pb::SessionStart {
+            started_at: Some(vigil_proto::timestamp_from_millis(session.started_at)),
+            ..start
+        };
         let request = pb::AdmitRequest {
             session_id: session.id.clone(),
             gateway_id: session.gateway_id.clone(),

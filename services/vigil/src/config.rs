@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use vigil_geo::GeoConfig;
+use vigil_policy::settings::PolicySettings;
 use vigil_registry::RegistrySettings;
 use vigil_runtime::bus::{BusConfig, BusKind};
 use vigil_runtime::database::DatabaseConfig;
@@ -24,6 +25,9 @@ pub struct VigilConfig {
     /// GeoIP databases and anomaly thresholds. With no `city_db`, the all-in-one writes small demo
     /// databases into `vigil-data/geoip/` (run `make geoip` for real ones).
     pub geo: GeoConfig,
+    /// The policy sweeper (idle warnings and timeouts, maximum durations); the rules themselves
+    /// are managed with `sessionctl policies`.
+    pub policy: PolicySettings,
     pub simulation: SimulationSettings,
 }
 
@@ -43,6 +47,10 @@ impl Default for VigilConfig {
             },
             termination: TerminationSettings::default(),
             geo: GeoConfig::default(),
+            policy: PolicySettings {
+                replica: "vigil".into(),
+                ..PolicySettings::default()
+            },
             simulation: SimulationSettings::default(),
         }
     }

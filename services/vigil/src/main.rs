@@ -12,6 +12,10 @@ use tokio_util::sync::CancellationToken;
 use vigil_agent::simulate::{self, SimulationConfig};
 use vigil_geo::Geo;
 use vigil_geo::api::GeoApi;
+use vigil_policy::api::PolicyApi;
+use vigil_policy::clock::SystemClock;
+use vigil_policy::service::PolicyEngine;
+use vigil_policy::sweeper::Sweeper;
 use vigil_proto::v1 as pb;
 use vigil_registry::Registry;
 use vigil_registry::admission::RiskAssessor;
@@ -111,7 +115,7 @@ async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result
     let terminator = Terminator::new(
         termination_store,
         Arc::new(registry.clone()),
-        bus,
+        bus.clone(),
         config.termination.clone(),
     );
     registry.attach_command_journal(Arc::new(terminator.clone()));
@@ -121,11 +125,27 @@ async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result
     let geo = start_geo(&config, shutdown.clone()).await?;
     registry.attach_risk_assessor(Arc::new(InProcessGeo(geo.clone())));
 
+    // Policy admits starts and sweeps idle and overlong sessions (it leads alone here; the lease
+    // still guards against a second all-in-one on the same database).
+    let policy_store = vigil_policy::app::open_store(&config.database, true).await?;
+    let policy = PolicyEngine::new(policy_store.clone(), Arc::new(SystemClock));
+    registry.attach_admission_policy(Arc::new(policy.clone()));
+    let sweeper = Sweeper::new(
+        policy_store,
+        Arc::new(registry.clone()),
+        Arc::new(terminator.clone()),
+        bus.clone(),
+        Arc::new(SystemClock),
+        config.policy.clone(),
+    )
+    .start(shutdown.clone());
+
     let server = Server::new(config.server.clone())
         .add_service(registry.sessions_service())
         .add_service(registry.link_service())
         .add_service(TerminationApi::server(terminator))
-        .add_service(GeoApi::server(geo));
+        .add_service(GeoApi::server(geo))
+        .add_service(PolicyApi::server(policy));
     tokio::spawn(follow_dependencies(
         registry.store().clone(),
         registry.bus().clone(),
@@ -151,6 +171,8 @@ async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result
     println!("In another shell: cargo run --bin sessionctl -- sessions list");
 
     server.serve(listener, shutdown).await?;
+    // Hand the sweeper's lease back, so another process can lead at once.
+    sweeper.stop().await;
     if let Some(simulation) = simulation {
         simulation.wait().await;
     }

@@ -574,12 +574,21 @@ impl Link {
         {
             // NOT_FOUND: the gateway does not hold the session any more, so it is not live either.
             let inner = &self.registry.inner;
-            if let Some(session) = inner
+            let end = command_end(command, now);
+            match inner
                 .store
-                .end_session(&command.session_id, Some(&self.gateway_id), &command_end(command, now))
-                .await?
+                .end_session(&command.session_id, Some(&self.gateway_id), &end)
+                .await
             {
-                inner.announce_ended_one(&session, now).await;
+                Ok(Some(session)) => inner.announce_ended_one(&session, now).await,
+                Ok(None) => {}
+                // The link stays up: the command stays unacknowledged at termination, is re-sent,
+                // and the agent's repeated acknowledgement ends the session then.
+                Err(error) => {
+                    tracing::warn!(gateway = %self.gateway_id, session = %command.session_id, %error, "could not record a kill's end; it will be retried");
+                    self.in_flight.insert(ack.command_id.clone(), command.clone());
+                    return Ok(());
+                }
             }
             self.owned.remove(&command.session_id);
         }

@@ -116,6 +116,13 @@ impl SessionRegistry for SessionsApi {
         let (sender, receiver) = mpsc::channel(256);
         let shutdown = inner.shutdown.clone();
         tokio::spawn(async move {
+            // An OPENED still in flight on the bus for a session the snapshot already showed is
+            // not news: skip it, so a watcher sees each session open once.
+            let mut shown: std::collections::HashSet<String> = snapshot
+                .iter()
+                .flatten()
+                .filter_map(|event| event.session.as_ref().map(|session| session.id.clone()))
+                .collect();
             if let Some(snapshot) = snapshot {
                 for event in snapshot {
                     if sender.send(Ok(event)).await.is_err() {
@@ -151,6 +158,17 @@ impl SessionRegistry for SessionsApi {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
+                if let Some(session) = &event.session
+                    && !shown.is_empty()
+                {
+                    let kind = event.kind;
+                    if kind == pb::SessionEventKind::Opened as i32 && shown.contains(&session.id) {
+                        continue;
+                    }
+                    if kind == pb::SessionEventKind::Ended as i32 {
+                        shown.remove(&session.id);
+                    }
+                }
                 if event_matches(&filter, &event) && sender.send(Ok((*event).clone())).await.is_err() {
                     return;
                 }

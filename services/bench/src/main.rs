@@ -1,0 +1,452 @@
+//! `vigil-bench` (`make bench`): how fast Vigil ends sessions, measured end to end against real
+//! PostgreSQL and Redis, and printed as a table. It is a benchmark, not a test: it asserts no
+//! timings, and fails only when something does not work (set-up fails, a command never arrives).
+//!
+//! One run:
+//! 1. Yardsticks: Redis PUBLISH → message, through the plain `redis` crate and through the
+//!    services' `RedisBus`.
+//! 2. For each `--agents` count, a fresh world (schema, Redis namespace, registry + termination on
+//!    a loopback gRPC port) and a fleet of agents holding `--sessions` sessions between them,
+//!    registered from their hellos:
+//!    - kill latency: `Terminate` of one session over gRPC → the command read by its agent;
+//!    - re-population of the killed sessions through admission;
+//!    - end-all: `Terminate(All)` → every agent holds all its commands.
+//! 3. The table, with the targets (kill p99 ≤ 5 × raw PUBLISH p99; end-all < 2 s).
+
+mod fleet;
+mod logs;
+mod report;
+mod stats;
+mod world;
+mod yardstick;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail, ensure};
+use clap::Parser;
+use tonic::transport::Channel;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+use vigil_proto::v1 as pb;
+use vigil_proto::v1::termination_service_client::TerminationServiceClient;
+
+use crate::fleet::{Fleet, FleetSpec};
+use crate::report::{EndAll, Kills, Repopulation, Report, Scale, Yardsticks};
+use crate::world::{World, WorldConfig};
+
+/// How long one kill command may take to reach its agent before the run fails.
+const KILL_PATIENCE: Duration = Duration::from_secs(30);
+/// How long an end-all may take to reach every agent before the run fails.
+const END_ALL_PATIENCE: Duration = Duration::from_secs(180);
+/// How long the registry may take to apply acknowledgements (sessions ended) before the figure is
+/// reported as unfinished.
+const ACK_PATIENCE: Duration = Duration::from_secs(90);
+/// Pause between kill samples, so each measures an idle system rather than a queue.
+const KILL_PACE: Duration = Duration::from_millis(5);
+/// How long the registry may take to record every agent's departure before the schema is dropped.
+const LINKS_PATIENCE: Duration = Duration::from_secs(30);
+/// Database round trips sampled per world.
+const DB_SAMPLES: usize = 500;
+
+/// Measures kill latency and end-all time against real PostgreSQL and Redis.
+#[derive(Debug, Parser)]
+#[command(name = "vigil-bench", version)]
+struct Args {
+    /// Connected agents, one world per count (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    agents: Vec<usize>,
+    /// Live sessions, spread evenly over the agents.
+    #[arg(long, default_value_t = 100_000)]
+    sessions: usize,
+    /// Single-session kills measured per world.
+    #[arg(long, default_value_t = 500)]
+    kill_samples: usize,
+    /// PUBLISH → message samples per Redis yardstick.
+    #[arg(long, default_value_t = 2_000)]
+    publish_samples: usize,
+    /// Skip the end-all phase.
+    #[arg(long)]
+    skip_end_all: bool,
+    /// HTTP/2 connections the agents' streams are multiplexed over.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Connection pool size of each service's store [default: the services' default, 8].
+    #[arg(long)]
+    db_connections: Option<u32>,
+    /// Agents send heartbeats at the interval the registry asks for (10 s by default), as real
+    /// agents do; off by default so the figures measure the kill path alone.
+    #[arg(long)]
+    heartbeats: bool,
+    /// PostgreSQL (a fresh schema is made and dropped).
+    #[arg(
+        long,
+        env = "VIGIL_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// Redis (a fresh channel namespace is used).
+    #[arg(
+        long,
+        env = "VIGIL_BENCH_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    redis_url: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // The services log at info per gateway link and warn by the thousand under load: errors are
+    // printed, warnings counted for the table (RUST_LOG=warn prints them too).
+    let printed = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(printed),
+        )
+        .with(logs::WarningCounter.with_filter(LevelFilter::WARN))
+        .init();
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vigil-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<()> {
+    ensure!(!args.agents.is_empty(), "--agents needs at least one count");
+    for &agents in &args.agents {
+        ensure!(
+            agents >= 1 && agents <= args.sessions,
+            "--agents {agents}: every agent must hold at least one of the {} sessions",
+            args.sessions
+        );
+    }
+    ensure!(args.publish_samples >= 1, "--publish-samples must be at least 1");
+    ensure!(args.connections >= 1, "--connections must be at least 1");
+    ensure!(
+        args.kill_samples == 0 || args.kill_samples + yardstick::WARM_UP <= args.sessions,
+        "--kill-samples {} (+{} warm-up kills) needs at least as many --sessions",
+        args.kill_samples,
+        yardstick::WARM_UP
+    );
+    let started = Instant::now();
+    let load_at_start = report::load_average();
+    let progress = Progress(started);
+
+    progress.say(&format!(
+        "yardstick: Redis PUBLISH → message, {} samples, raw and through RedisBus",
+        args.publish_samples
+    ));
+    let namespace = format!("vigil-bench-{}", uuid::Uuid::new_v4().simple());
+    let raw = yardstick::raw_publish(&args.redis_url, &format!("{namespace}:yardstick"), args.publish_samples)
+        .await
+        .context("raw Redis yardstick")?;
+    let bus = yardstick::bus_publish(&args.redis_url, &namespace, args.publish_samples)
+        .await
+        .context("RedisBus yardstick")?;
+
+    let mut scales = Vec::with_capacity(args.agents.len());
+    let mut failure = None;
+    for &agents in &args.agents {
+        match run_scale(args, agents, &progress).await {
+            Ok(scale) => scales.push(scale),
+            Err(error) => {
+                failure = Some(error.context(format!("at {agents} agents")));
+                break;
+            }
+        }
+    }
+
+    // What was measured is printed even when a later step failed.
+    let report = Report {
+        database: vigil_runtime::database::DatabaseConfig {
+            url: args.database_url.clone(),
+            ..Default::default()
+        }
+        .to_string(),
+        redis: report::redact(&args.redis_url),
+        sessions: args.sessions,
+        kill_samples: args.kill_samples,
+        connections: args.connections,
+        db_connections: args
+            .db_connections
+            .unwrap_or(vigil_runtime::database::DatabaseConfig::default().max_connections),
+        heartbeats: args.heartbeats,
+        load_at_start,
+        yardsticks: Yardsticks { raw, bus },
+        scales,
+        elapsed: started.elapsed(),
+    };
+    report.print();
+    match failure {
+        None => Ok(()),
+        Some(error) => Err(error),
+    }
+}
+
+/// One world at one agent count: set up, measure, tear down (also on failure or Ctrl-C).
+async fn run_scale(args: &Args, agents: usize, progress: &Progress) -> anyhow::Result<Scale> {
+    progress.say(&format!(
+        "{agents} agents: starting registry + termination on a fresh schema"
+    ));
+    let started = Instant::now();
+    let config = WorldConfig {
+        database_url: args.database_url.clone(),
+        redis_url: args.redis_url.clone(),
+        db_connections: args.db_connections,
+    };
+    let world = World::start(&config).await.context("start the services")?;
+    let world_start = started.elapsed();
+    let warnings_before = logs::snapshot();
+
+    let outcome = tokio::select! {
+        outcome = measure(args, agents, &world, progress) => outcome,
+        interrupted = tokio::signal::ctrl_c() => match interrupted {
+            Ok(()) => Err(anyhow!("interrupted")),
+            Err(error) => Err(anyhow!("cannot listen for Ctrl-C: {error}")),
+        },
+    };
+    progress.say(&format!("{agents} agents: tearing down"));
+    let teardown_started = Instant::now();
+    // The agents are gone; their links close in the registry, which records each disconnect.
+    let closed = world.wait_links_closed(LINKS_PATIENCE).await;
+    let stopped = world.stop().await;
+    let (mut scale, agents_left) = outcome?;
+    closed.context("wait for the links to close")?;
+    stopped.context("stop the services")?;
+    scale.world_start = world_start;
+    scale.teardown = agents_left + teardown_started.elapsed();
+    scale.elapsed = started.elapsed();
+    scale.warnings = logs::since(&warnings_before);
+    Ok(scale)
+}
+
+/// The measurements on one world. Returns them and how long the agents took to leave.
+async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress) -> anyhow::Result<(Scale, Duration)> {
+    progress.say(&format!(
+        "{agents} agents: connecting over {} HTTP/2 connections, {} sessions in their hellos",
+        args.connections.min(agents),
+        args.sessions
+    ));
+    let spec = FleetSpec {
+        url: world.url.clone(),
+        prefix: format!("bench{agents}"),
+        agents,
+        sessions: args.sessions,
+        connections: args.connections,
+        heartbeats: args.heartbeats,
+    };
+    let (mut fleet, connected) = Fleet::connect(&spec).await.context("connect the agents")?;
+    let counted = Instant::now();
+    let census = world.census().await?;
+    let count_query = counted.elapsed();
+    ensure!(
+        census.live_sessions == args.sessions as u64 && census.connected_gateways == agents as u64,
+        "the registry counts {} live sessions on {} connected gateways; the agents are {agents} holding {}",
+        census.live_sessions,
+        census.connected_gateways,
+        args.sessions
+    );
+    let db_round_trip = yardstick::database_round_trip(world.store(), DB_SAMPLES).await?;
+
+    let channel = vigil_runtime::server::connect_channel(&world.url, Duration::from_secs(5)).await?;
+    // An end-all's answer lists every command: far beyond tonic's 4 MiB default.
+    let mut client = TerminationServiceClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
+
+    let (kills, repopulation) = if args.kill_samples > 0 {
+        progress.say(&format!("{agents} agents: {} single-session kills", args.kill_samples));
+        let kills = kill_latency(&mut fleet, &mut client, args.kill_samples).await?;
+        progress.say(&format!(
+            "{agents} agents: re-populating {} killed sessions through admission",
+            kills.killed.len()
+        ));
+        let repopulation = repopulate(&mut fleet, world, &kills.killed, args.sessions).await?;
+        (Some(kills), Some(repopulation))
+    } else {
+        (None, None)
+    };
+
+    let end_all = if args.skip_end_all {
+        None
+    } else {
+        progress.say(&format!("{agents} agents: end-all of {} sessions", fleet.sessions()));
+        Some(end_all(&mut fleet, &mut client, world).await?)
+    };
+    fleet.check()?;
+    let link_drops = fleet.drops();
+
+    let leaving = Instant::now();
+    fleet.close().await;
+    let scale = Scale {
+        agents,
+        sessions: args.sessions,
+        world_start: Duration::ZERO,
+        connected,
+        count_query,
+        db_round_trip,
+        kills,
+        repopulation,
+        end_all,
+        link_drops,
+        warnings: Vec::new(),
+        teardown: Duration::ZERO,
+        elapsed: Duration::ZERO,
+    };
+    Ok((scale, leaving.elapsed()))
+}
+
+/// `Terminate` of one session at a time, each after the previous one's command arrived.
+async fn kill_latency(
+    fleet: &mut Fleet,
+    client: &mut TerminationServiceClient<Channel>,
+    samples: usize,
+) -> anyhow::Result<Kills> {
+    let mut kills = Kills::default();
+    for sample in 0..yardstick::WARM_UP + samples {
+        let (index, session_id) = fleet
+            .pick_session(sample)
+            .context("no live sessions left to kill; use fewer --kill-samples")?;
+        let receipt = fleet.watch_kill(&session_id);
+        let request = pb::TerminateRequest {
+            selector: Some(pb::SessionSelector {
+                target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
+                    ids: vec![session_id.clone()],
+                })),
+            }),
+            reason: pb::EndReason::Admin as i32,
+            note: "vigil-bench: kill latency".into(),
+            ..pb::TerminateRequest::default()
+        };
+        let sent = Instant::now();
+        let termination = client
+            .terminate(request)
+            .await
+            .context("Terminate(one session)")?
+            .into_inner();
+        let returned = sent.elapsed();
+        ensure!(
+            termination.session_count == 1 && termination.already_ended == 0,
+            "Terminate of live session {session_id} covered {} session(s), {} already ended",
+            termination.session_count,
+            termination.already_ended
+        );
+        let arrived = match tokio::time::timeout(KILL_PATIENCE, receipt).await {
+            Ok(Ok(at)) => at,
+            Ok(Err(_)) => bail!("the agent holding {session_id} went away"),
+            Err(_) => {
+                fleet.check()?;
+                bail!("the command for session {session_id} did not reach its agent within {KILL_PATIENCE:?}")
+            }
+        };
+        fleet.forget(index, &session_id);
+        kills.killed.push(index);
+        if sample >= yardstick::WARM_UP {
+            kills.latencies.push(arrived.duration_since(sent));
+            kills.rpc.push(returned);
+        }
+        tokio::time::sleep(KILL_PACE).await;
+    }
+    fleet.check()?;
+    Ok(kills)
+}
+
+/// Opens one new session (through admission on the link) for every one killed, then waits for
+/// the registry to count them all live again.
+async fn repopulate(
+    fleet: &mut Fleet,
+    world: &World,
+    killed: &[usize],
+    sessions: usize,
+) -> anyhow::Result<Repopulation> {
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(killed.len());
+    for &index in killed {
+        let opened = Instant::now();
+        fleet.open_session(index).await.context("re-open a killed session")?;
+        latencies.push(opened.elapsed());
+    }
+    let elapsed = started.elapsed();
+    // The kills' acknowledgements end the sessions in the registry; wait until its count agrees.
+    let settled = world
+        .wait_live_sessions(sessions as u64, ACK_PATIENCE)
+        .await?
+        .with_context(|| {
+            format!("the registry did not count {sessions} live sessions within {ACK_PATIENCE:?} after re-populating")
+        })?;
+    Ok(Repopulation {
+        elapsed,
+        latencies,
+        settled,
+    })
+}
+
+/// `Terminate(All)`: from the call until every agent has read the commands for all its sessions,
+/// then until the registry has applied every acknowledgement.
+async fn end_all(
+    fleet: &mut Fleet,
+    client: &mut TerminationServiceClient<Channel>,
+    world: &World,
+) -> anyhow::Result<EndAll> {
+    let sessions = fleet.sessions();
+    // The first step of Terminate(All), timed alone in process: how much of the end-all is the
+    // registry reading every live session.
+    let all = pb::SessionSelector {
+        target: Some(pb::session_selector::Target::All(pb::AllSessions { idle_only: false })),
+    };
+    let resolving = Instant::now();
+    let resolved = world
+        .registry
+        .resolve(&all)
+        .await
+        .context("resolve every live session")?;
+    let resolve = resolving.elapsed();
+    ensure!(
+        resolved.sessions.len() == sessions,
+        "the registry resolves {} live sessions; the agents hold {sessions}",
+        resolved.sessions.len()
+    );
+    drop(resolved);
+    fleet.arm_end_all();
+    let request = pb::TerminateRequest {
+        selector: Some(all),
+        reason: pb::EndReason::Admin as i32,
+        note: "vigil-bench: end-all".into(),
+        ..pb::TerminateRequest::default()
+    };
+    let sent = Instant::now();
+    let termination = client.terminate(request).await.context("Terminate(All)")?.into_inner();
+    let returned = sent.elapsed();
+    ensure!(
+        termination.session_count as usize == sessions,
+        "Terminate(All) covered {} sessions; the agents hold {sessions}",
+        termination.session_count
+    );
+    let receipts = fleet.wait_end_all(END_ALL_PATIENCE).await?;
+    let per_agent: Vec<Duration> = receipts.emptied.iter().map(|at| at.duration_since(sent)).collect();
+    let all_ended = world.wait_live_sessions(0, ACK_PATIENCE).await?.map(|_| sent.elapsed());
+    Ok(EndAll {
+        sessions,
+        resolve,
+        returned,
+        first_command: receipts.first_command.duration_since(sent),
+        per_agent,
+        all_ended,
+    })
+}
+
+/// Progress lines on stderr, stamped with the time since the start.
+struct Progress(Instant);
+
+impl Progress {
+    fn say(&self, what: &str) {
+        eprintln!("[{:>7.1} s] {what}", self.0.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,220 @@
+//! The system under test: a registry replica and the termination service in this process, on a
+//! fresh PostgreSQL schema and a fresh Redis namespace, served over real gRPC on a loopback port —
+//! wired as the all-in-one binary and the end-to-end tests wire them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vigil_registry::domain::SessionFilter;
+use vigil_registry::store::SessionStore;
+use vigil_registry::{Registry, RegistrySettings};
+use vigil_runtime::bus::{ControlBus, RedisBus, RedisBusConfig};
+use vigil_runtime::database::{self, DatabaseConfig};
+use vigil_runtime::server::{Server, ServerConfig, ServerError};
+use vigil_termination::api::TerminationApi;
+use vigil_termination::store::TerminationStore;
+use vigil_termination::{TerminationSettings, Terminator};
+
+/// Connections of the bench's own pool onto the registry's tables.
+const OBSERVER_CONNECTIONS: u32 = 2;
+/// How often counts are polled.
+const POLL: Duration = Duration::from_millis(100);
+/// A connected-gateway count unchanged this long has settled.
+const STILL: Duration = Duration::from_secs(3);
+
+/// What the registry's tables hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    pub live_sessions: u64,
+    pub connected_gateways: u64,
+}
+
+/// Where the world's dependencies are, and how big its connection pools are.
+#[derive(Debug, Clone)]
+pub struct WorldConfig {
+    pub database_url: String,
+    pub redis_url: String,
+    /// Pool size of each service's store (the registry and termination have one each); the
+    /// services' default when `None`.
+    pub db_connections: Option<u32>,
+}
+
+/// A running registry + termination service. [`World::stop`] tears it down and drops the schema.
+pub struct World {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    pub registry: Registry,
+    /// The bench's own view of the registry's tables, through a pool of its own, so that counting
+    /// neither takes connections from the registry nor fails when the registry's pool is exhausted.
+    observer: Arc<dyn SessionStore>,
+    database_url: String,
+    schema: String,
+    shutdown: CancellationToken,
+    server: JoinHandle<Result<(), ServerError>>,
+}
+
+impl World {
+    /// Creates the schema, migrates it, connects the bus and starts serving.
+    pub async fn start(config: &WorldConfig) -> anyhow::Result<Self> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let schema = format!("vigil_bench_{id}");
+        database::create_schema(&config.database_url, &schema)
+            .await
+            .with_context(|| format!("create schema {schema} in PostgreSQL"))?;
+        match Self::serve(config, &schema, &format!("vigil-bench-{id}")).await {
+            Ok(world) => Ok(world),
+            Err(error) => {
+                // Nothing else holds the schema yet: leave no trace.
+                let _ = database::drop_schema(&config.database_url, &schema).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn serve(config: &WorldConfig, schema: &str, namespace: &str) -> anyhow::Result<Self> {
+        let database = DatabaseConfig {
+            url: config.database_url.clone(),
+            schema: Some(schema.to_owned()),
+            max_connections: config
+                .db_connections
+                .unwrap_or(DatabaseConfig::default().max_connections),
+            ..DatabaseConfig::default()
+        };
+        let store = vigil_registry::app::open_store(&database, true)
+            .await
+            .context("open and migrate the registry's tables")?;
+        let observer: Arc<dyn SessionStore> = vigil_registry::app::open_store(
+            &DatabaseConfig {
+                max_connections: OBSERVER_CONNECTIONS,
+                ..database.clone()
+            },
+            false,
+        )
+        .await
+        .context("open the bench's own view of the registry's tables")?;
+        let termination_store: Arc<dyn TerminationStore> = vigil_termination::app::open_store(&database, true)
+            .await
+            .context("open and migrate the termination service's tables")?;
+        let bus: Arc<dyn ControlBus> = Arc::new(
+            RedisBus::connect(RedisBusConfig {
+                url: config.redis_url.clone(),
+                namespace: namespace.to_owned(),
+                ..RedisBusConfig::default()
+            })
+            .await
+            .context("connect the Redis bus")?,
+        );
+
+        let shutdown = CancellationToken::new();
+        // Production defaults throughout: the idle marker and activity writer run as they would.
+        let settings = RegistrySettings {
+            replica: "bench".into(),
+            ..RegistrySettings::default()
+        };
+        let registry = Registry::start(settings, store, bus.clone(), shutdown.clone())
+            .await
+            .context("start the registry")?;
+        let termination_settings = TerminationSettings::default();
+        let terminator = Terminator::new(
+            termination_store,
+            Arc::new(registry.clone()),
+            bus,
+            termination_settings.clone(),
+        );
+        registry.attach_command_journal(Arc::new(terminator.clone()));
+        vigil_termination::app::start_redelivery(&terminator, &termination_settings, shutdown.clone());
+
+        let server = Server::new(ServerConfig::default())
+            .add_service(registry.sessions_service())
+            .add_service(registry.link_service())
+            .add_service(TerminationApi::server(terminator));
+        server.readiness().set_all(true).await;
+        let listener = vigil_runtime::server::bind(([127, 0, 0, 1], 0).into()).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let server = tokio::spawn(server.serve(listener, shutdown.clone()));
+        Ok(Self {
+            url,
+            registry,
+            observer,
+            database_url: config.database_url.clone(),
+            schema: schema.to_owned(),
+            shutdown,
+            server,
+        })
+    }
+
+    /// Live sessions (ACTIVE or IDLE) and connected gateways, as the registry's tables say.
+    pub async fn census(&self) -> anyhow::Result<Census> {
+        let now = now_millis();
+        let stats = self
+            .observer
+            .stats(&SessionFilter::default(), now, now)
+            .await
+            .context("count live sessions and connected gateways")?;
+        Ok(Census {
+            live_sessions: stats.active + stats.idle,
+            connected_gateways: stats.gateways_connected,
+        })
+    }
+
+    /// Waits until the registry counts `expected` live sessions; how long that took, or `None`
+    /// when it did not happen within `patience`.
+    pub async fn wait_live_sessions(&self, expected: u64, patience: Duration) -> anyhow::Result<Option<Duration>> {
+        let started = Instant::now();
+        loop {
+            if self.census().await?.live_sessions == expected {
+                return Ok(Some(started.elapsed()));
+            }
+            if started.elapsed() > patience {
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// After the agents left: waits until the registry has recorded every gateway disconnected,
+    /// or the count stops moving (a write that failed under load leaves a gateway "connected"),
+    /// so the schema is not dropped under links still closing.
+    pub async fn wait_links_closed(&self, patience: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut last = (u64::MAX, Instant::now());
+        while started.elapsed() < patience {
+            let connected = self.census().await?.connected_gateways;
+            if connected == 0 {
+                return Ok(());
+            }
+            if connected != last.0 {
+                last = (connected, Instant::now());
+            } else if last.1.elapsed() > STILL {
+                return Ok(());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        self.registry.store()
+    }
+
+    /// Stops serving (links are told to reconnect and close), waits for the registry's tasks, and
+    /// drops the schema.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let served = self.server.await;
+        self.registry.stopped().await;
+        let dropped = database::drop_schema(&self.database_url, &self.schema).await;
+        served.context("the gRPC server task")?.context("the gRPC server")?;
+        dropped.with_context(|| format!("drop schema {}", self.schema))?;
+        Ok(())
+    }
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}

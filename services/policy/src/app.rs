@@ -1,0 +1,132 @@
+//! The policy service as a process: configuration and wiring.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+use vigil_runtime::bus::{self, BusConfig};
+use vigil_runtime::database::{self, DatabaseConfig};
+use vigil_runtime::server::{Server, ServerConfig};
+use vigil_runtime::telemetry::LogConfig;
+use vigil_runtime::{ServiceError, ServiceResult};
+
+use crate::api::PolicyApi;
+use crate::clock::SystemClock;
+use crate::service::PolicyEngine;
+use crate::sessions::GrpcSessionSource;
+use crate::settings::PolicySettings;
+use crate::store::{PolicyStore, SqlPolicyStore};
+use crate::sweeper::Sweeper;
+use crate::termination::GrpcSessionTerminator;
+
+/// Configuration of a policy replica (defaults → TOML file → `VIGIL_*` environment).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub bus: BusConfig,
+    pub log: LogConfig,
+    pub policy: PolicySettings,
+    /// The registry, which the sweeper asks for live sessions.
+    pub registry_url: String,
+    /// The termination service, which ends the sessions the sweeper finds.
+    pub termination_url: String,
+    /// Run database migrations at start-up.
+    pub migrate_on_start: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig {
+                listen: ([127, 0, 0, 1], 7402).into(),
+                ..ServerConfig::default()
+            },
+            database: DatabaseConfig::default(),
+            bus: BusConfig::default(),
+            log: LogConfig::default(),
+            policy: PolicySettings::default(),
+            registry_url: "http://127.0.0.1:7400".into(),
+            termination_url: "http://127.0.0.1:7403".into(),
+            migrate_on_start: false,
+        }
+    }
+}
+
+/// Connects to the database, optionally migrating it.
+pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Result<Arc<SqlPolicyStore>> {
+    let store = SqlPolicyStore::new(database::connect(config).await?).await?;
+    if migrate {
+        store.migrate().await?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// A channel that connects on first use (and reconnects), so a replica starts while the registry
+/// or termination is still coming up; calls fail UNAVAILABLE until it answers.
+fn lazy_channel(setting: &str, url: &str) -> ServiceResult<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|error| ServiceError::invalid(format!("{setting} {url:?} is not a valid URL: {error}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .tcp_nodelay(true);
+    Ok(endpoint.connect_lazy())
+}
+
+/// Runs one replica until `shutdown`.
+pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    config.policy.validate().map_err(anyhow::Error::msg)?;
+    let store = open_store(&config.database, config.migrate_on_start).await?;
+    let bus = bus::connect(&config.bus).await?;
+    let clock = Arc::new(SystemClock);
+    let engine = PolicyEngine::new(store.clone(), clock.clone());
+
+    let sweeper = if config.policy.sweeper {
+        let sweeper = Sweeper::new(
+            store.clone(),
+            Arc::new(GrpcSessionSource::new(lazy_channel(
+                "registry_url",
+                &config.registry_url,
+            )?)),
+            Arc::new(GrpcSessionTerminator::new(lazy_channel(
+                "termination_url",
+                &config.termination_url,
+            )?)),
+            bus.clone(),
+            clock,
+            config.policy.clone(),
+        );
+        Some(sweeper.start(shutdown.clone()))
+    } else {
+        None
+    };
+
+    let server = Server::new(config.server.clone()).add_service(PolicyApi::server(engine));
+    let readiness = server.readiness();
+    let store: Arc<dyn PolicyStore> = store;
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                readiness
+                    .set_all(store.ping().await.is_ok() && bus.is_connected())
+                    .await;
+            }
+        }
+    });
+    let listener = vigil_runtime::server::bind(config.server.listen).await?;
+    server.serve(listener, shutdown).await?;
+    if let Some(sweeper) = sweeper {
+        // Hands the lease over at once rather than letting it expire.
+        sweeper.stop().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! Vigil's policy service: which rules apply to a session, whether a session may start, and the
+//! sweeper that warns and ends idle and over-long sessions.
+//!
+//! - [`domain`]: policies, scopes, rules and concurrency slots as plain values.
+//! - [`rules`]: validation, precedence and merging into the rules in force ([`rules::PolicySet`]).
+//! - [`store`]: policies, slots, idle warnings and the sweeper's lease (sea-orm on PostgreSQL or SQLite).
+//! - [`service`]: [`PolicyEngine`], the transport-agnostic core — CRUD, effective rules, admission.
+//! - [`sweeper`]: the leader-elected idle / maximum-duration sweep ([`Sweeper`]), over [`lease`].
+//! - [`sessions`] and [`termination`]: the registry and the termination service, in process or over gRPC.
+//! - [`clock`]: time, made controllable for tests.
+//! - [`api`]: the gRPC adapter; [`app`]: the process.
+
+pub mod api;
+pub mod app;
+pub mod clock;
+mod convert;
+pub mod domain;
+pub mod lease;
+pub mod rules;
+pub mod service;
+pub mod sessions;
+pub mod settings;
+pub mod store;
+pub mod sweeper;
+pub mod termination;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use service::PolicyEngine;
+pub use settings::PolicySettings;
+pub use sweeper::{Sweeper, SweeperHandle, SweeperStatus};

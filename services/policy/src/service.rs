@@ -1,0 +1,395 @@
+//! The policy service's core, transport-agnostic: the gRPC API, the registry (in the all-in-one
+//! binary) and tests all call [`PolicyEngine`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use vigil_proto::v1 as pb;
+use vigil_registry::admission::AdmissionPolicy;
+use vigil_registry::validate;
+use vigil_runtime::{ServiceError, ServiceResult};
+
+use crate::clock::Clock;
+use crate::convert::{effective_to_proto, policy_to_proto, rules_from_proto, scope_from_proto};
+use crate::domain::{DeleteOutcome, PolicyRecord, Slot, SlotOutcome, Subject};
+use crate::rules::{self, EffectiveRules, PolicySet, Sourced};
+use crate::store::PolicyStore;
+
+/// Longest description accepted.
+const MAX_DESCRIPTION_LEN: usize = 1024;
+/// Most session ids released in one call.
+const MAX_RELEASE: usize = 100_000;
+
+/// Policies, the rules in force, and admission.
+#[derive(Clone)]
+pub struct PolicyEngine {
+    store: Arc<dyn PolicyStore>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What a refused or flagged user or reviewer reads, and the verdict.
+struct Decision {
+    verdict: pb::AdmissionVerdict,
+    reason: String,
+    evict: Vec<String>,
+    policy_id: Option<String>,
+}
+
+impl Decision {
+    fn into_proto(self) -> pb::AdmitResponse {
+        pb::AdmitResponse {
+            verdict: self.verdict as i32,
+            reason: self.reason,
+            evict_session_ids: self.evict,
+            policy_id: self.policy_id.unwrap_or_default(),
+        }
+    }
+}
+
+impl PolicyEngine {
+    pub fn new(store: Arc<dyn PolicyStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    pub fn store(&self) -> &Arc<dyn PolicyStore> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Decides whether a session may start. In order: a risk score at or above the deny threshold
+    /// refuses (and takes no slot); then the concurrency limit — the slot is taken atomically
+    /// with counting, so concurrent starts of one user on any number of replicas never exceed
+    /// it — refuses (DENY_NEW) or names older sessions to end (END_OLDEST); then a risk score at
+    /// or above the flag threshold admits flagged. Admitting a session that holds a slot already
+    /// changes nothing. A start geo could not assess carries score 0: it is never refused for
+    /// risk (geo is advisory; see the registry's admission).
+    pub async fn admit(&self, request: &pb::AdmitRequest) -> ServiceResult<pb::AdmitResponse> {
+        let session_id = validate::session_id("session_id", &request.session_id)?;
+        let start = request
+            .start
+            .as_ref()
+            .ok_or_else(|| ServiceError::invalid("start is required"))?;
+        let user = validate::required_name("start.user", &start.user)?;
+        let resource = validate::required_name("start.resource_name", &start.resource_name)?;
+        let groups = groups("start.user_groups", &start.user_groups)?;
+        let started_at = validate::optional_timestamp("start.started_at", start.started_at.as_ref())?;
+        let subject = Subject {
+            user: &user,
+            groups: &groups,
+            resource: &resource,
+        };
+        let rules = self.effective_rules(subject).await?;
+        let now = self.clock.now_millis();
+
+        let risk = request.risk.clone().unwrap_or_default();
+        if let Some(deny) = rules.deny_risk_score.value
+            && risk.score >= deny
+        {
+            return Ok(Decision {
+                verdict: pb::AdmissionVerdict::Deny,
+                reason: format!(
+                    "Sign-in refused: this sign-in looks unusual for your account (risk score {} of 100). If it was you, contact your security team.",
+                    risk.score
+                ),
+                evict: Vec::new(),
+                policy_id: rules.deny_risk_score.source.clone(),
+            }
+            .into_proto());
+        }
+
+        let slot = Slot {
+            session_id,
+            user,
+            // The gateway's clock may be ahead: never in the future.
+            started_at: started_at.map_or(now, |at| at.min(now)),
+            created_at: now,
+        };
+        let limit = rules.concurrency_limit();
+        let evict = match self.store.take_slot(&slot, limit).await? {
+            SlotOutcome::Taken { evicted } => evicted,
+            SlotOutcome::AlreadyHeld => Vec::new(),
+            SlotOutcome::Full { held } => {
+                let max = limit.map_or(held, |limit| limit.max);
+                return Ok(Decision {
+                    verdict: pb::AdmissionVerdict::Deny,
+                    reason: too_many_sessions(held, max),
+                    evict: Vec::new(),
+                    policy_id: rules.max_concurrent_sessions.source.clone(),
+                }
+                .into_proto());
+            }
+        };
+        let decided_by = |rule: &Sourced<_>| rule.source.clone().or_else(|| rules.most_specific().map(str::to_owned));
+        if let Some(flag) = rules.flag_risk_score.value
+            && risk.score >= flag
+        {
+            return Ok(Decision {
+                verdict: pb::AdmissionVerdict::AllowFlagged,
+                reason: flagged(&risk),
+                evict,
+                policy_id: decided_by(&rules.flag_risk_score),
+            }
+            .into_proto());
+        }
+        let policy_id = if evict.is_empty() {
+            rules.most_specific().map(str::to_owned)
+        } else {
+            decided_by(&rules.max_concurrent_sessions)
+        };
+        Ok(Decision {
+            verdict: pb::AdmissionVerdict::Allow,
+            reason: String::new(),
+            evict,
+            policy_id,
+        }
+        .into_proto())
+    }
+
+    /// These sessions ended: their slots are freed (and their idle warnings forgotten).
+    /// Idempotent; ids that are not session ids hold no slot and are skipped.
+    pub async fn release(&self, session_ids: &[String]) -> ServiceResult<u64> {
+        if session_ids.len() > MAX_RELEASE {
+            return Err(ServiceError::invalid(format!(
+                "{} session ids in one call; at most {MAX_RELEASE} are allowed",
+                session_ids.len()
+            )));
+        }
+        // Normalised as admission normalises them. A malformed id is skipped rather than refused:
+        // refusing would make the registry retry the whole batch for ever.
+        let ids: Vec<String> = session_ids
+            .iter()
+            .filter_map(|id| validate::session_id("session_ids[]", id).ok())
+            .collect();
+        self.store.release_slots(&ids).await
+    }
+
+    /// Creates a policy on behalf of `actor`.
+    pub async fn create(&self, actor: &str, request: &pb::CreatePolicyRequest) -> ServiceResult<pb::Policy> {
+        let scope = scope_from_proto(request.scope.as_ref())?;
+        let rules = rules_from_proto(request.rules.as_ref())?;
+        rules::validate(&rules)?;
+        let policy = PolicyRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            scope,
+            rules,
+            description: description(&request.description)?,
+            updated_by: actor.to_owned(),
+            updated_at: self.clock.now_millis(),
+        };
+        self.store.create_policy(&policy).await?;
+        tracing::info!(policy = %policy.id, scope = %policy.scope, actor, "policy created");
+        Ok(policy_to_proto(&policy))
+    }
+
+    pub async fn get(&self, id: &str) -> ServiceResult<pb::Policy> {
+        let id = policy_id(id)?;
+        let policy = self
+            .store
+            .get_policy(&id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("policy", id))?;
+        Ok(policy_to_proto(&policy))
+    }
+
+    /// Every policy, most general first.
+    pub async fn list(&self) -> ServiceResult<pb::ListPoliciesResponse> {
+        let policies = self.store.list_policies().await?;
+        Ok(pb::ListPoliciesResponse {
+            policies: policies.iter().map(policy_to_proto).collect(),
+        })
+    }
+
+    /// Replaces a policy's rules and description on behalf of `actor`.
+    pub async fn update(&self, actor: &str, request: &pb::UpdatePolicyRequest) -> ServiceResult<pb::Policy> {
+        let id = policy_id(&request.id)?;
+        let rules = rules_from_proto(request.rules.as_ref())?;
+        rules::validate(&rules)?;
+        let description = description(&request.description)?;
+        let policy = self
+            .store
+            .update_policy(&id, &rules, &description, actor, self.clock.now_millis())
+            .await?
+            .ok_or_else(|| ServiceError::not_found("policy", id))?;
+        tracing::info!(policy = %policy.id, scope = %policy.scope, actor, "policy updated");
+        Ok(policy_to_proto(&policy))
+    }
+
+    /// Deletes a policy; the global one cannot be deleted.
+    pub async fn delete(&self, actor: &str, id: &str) -> ServiceResult<()> {
+        let id = policy_id(id)?;
+        match self.store.delete_policy(&id).await? {
+            DeleteOutcome::Deleted => {
+                tracing::info!(policy = %id, actor, "policy deleted");
+                Ok(())
+            }
+            DeleteOutcome::NotFound => Err(ServiceError::not_found("policy", id)),
+            DeleteOutcome::Global => Err(ServiceError::FailedPrecondition(
+                "the global policy cannot be deleted; update its rules instead".into(),
+            )),
+        }
+    }
+
+    /// The rules in force for a user (in some groups) on a resource, and the policies they come from.
+    pub async fn effective(&self, request: &pb::GetEffectivePolicyRequest) -> ServiceResult<pb::EffectivePolicy> {
+        let user = validate::optional_name("user", &request.user)?.unwrap_or_default();
+        let resource = validate::optional_name("resource_name", &request.resource_name)?.unwrap_or_default();
+        let groups = groups("user_groups", &request.user_groups)?;
+        let subject = Subject {
+            user: &user,
+            groups: &groups,
+            resource: &resource,
+        };
+        Ok(effective_to_proto(&self.effective_rules(subject).await?))
+    }
+
+    /// The rules in force for `subject`.
+    pub async fn effective_rules(&self, subject: Subject<'_>) -> ServiceResult<EffectiveRules> {
+        let policies = self.store.applicable_policies(subject).await?;
+        Ok(PolicySet::new(policies).effective(subject))
+    }
+}
+
+/// The registry plugs the engine straight in, in the all-in-one binary.
+#[async_trait]
+impl AdmissionPolicy for PolicyEngine {
+    async fn admit(&self, request: pb::AdmitRequest) -> ServiceResult<pb::AdmitResponse> {
+        PolicyEngine::admit(self, &request).await
+    }
+
+    async fn release(&self, session_ids: Vec<String>) -> ServiceResult<()> {
+        PolicyEngine::release(self, &session_ids).await.map(drop)
+    }
+}
+
+/// What a user over the concurrency limit reads.
+fn too_many_sessions(held: u32, max: u32) -> String {
+    let sessions = |count: u32| {
+        if count == 1 {
+            "1 active session".to_owned()
+        } else {
+            format!("{count} active sessions")
+        }
+    };
+    if held <= max {
+        format!(
+            "You already have {}, the most your policy allows. Close one and try again.",
+            sessions(held)
+        )
+    } else {
+        format!(
+            "You already have {}; your policy allows {max}. Close some and try again.",
+            sessions(held)
+        )
+    }
+}
+
+/// What a reviewer of a flagged session reads.
+fn flagged(risk: &pb::Risk) -> String {
+    let reasons: Vec<String> = risk
+        .flags
+        .iter()
+        .map(|flag| {
+            if flag.explanation.is_empty() {
+                flag.code.clone()
+            } else {
+                format!("{}: {}", flag.code, flag.explanation)
+            }
+        })
+        .collect();
+    if reasons.is_empty() {
+        format!(
+            "Flagged for review: unusual sign-in (risk score {} of 100).",
+            risk.score
+        )
+    } else {
+        format!(
+            "Flagged for review: unusual sign-in (risk score {} of 100): {}.",
+            risk.score,
+            reasons.join("; ")
+        )
+    }
+}
+
+fn groups(field: &str, groups: &[String]) -> ServiceResult<Vec<String>> {
+    if groups.len() > validate::MAX_GROUPS {
+        return Err(ServiceError::invalid(format!(
+            "{field} has {} groups; at most {} are allowed",
+            groups.len(),
+            validate::MAX_GROUPS
+        )));
+    }
+    groups
+        .iter()
+        .map(|group| validate::required_name(&format!("{field}[]"), group))
+        .collect()
+}
+
+fn description(value: &str) -> ServiceResult<String> {
+    let chars = value.chars().count();
+    if chars > MAX_DESCRIPTION_LEN {
+        return Err(ServiceError::invalid(format!(
+            "description is {chars} characters long; at most {MAX_DESCRIPTION_LEN} are allowed"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+fn policy_id(value: &str) -> ServiceResult<String> {
+    if value.is_empty() {
+        return Err(ServiceError::invalid("id must not be empty"));
+    }
+    uuid::Uuid::parse_str(value)
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| ServiceError::invalid("id is not a policy id (a UUID)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_message_reads_well() {
+        assert_eq!(
+            too_many_sessions(3, 3),
+            "You already have 3 active sessions, the most your policy allows. Close one and try again."
+        );
+        assert_eq!(
+            too_many_sessions(1, 1),
+            "You already have 1 active session, the most your policy allows. Close one and try again."
+        );
+        assert_eq!(
+            too_many_sessions(5, 2),
+            "You already have 5 active sessions; your policy allows 2. Close some and try again."
+        );
+    }
+
+    #[test]
+    fn flags_are_explained_to_the_reviewer() {
+        let risk = pb::Risk {
+            score: 72,
+            flags: vec![pb::RiskFlag {
+                code: "new_country".into(),
+                points: 40,
+                explanation: "first sign-in from Japan".into(),
+            }],
+            assessed: true,
+        };
+        assert_eq!(
+            flagged(&risk),
+            "Flagged for review: unusual sign-in (risk score 72 of 100): new_country: first sign-in from Japan."
+        );
+    }
+
+    #[test]
+    fn ids_and_descriptions_are_checked() {
+        assert!(policy_id("").is_err());
+        assert!(policy_id("nope").is_err());
+        let id = uuid::Uuid::now_v7().to_string();
+        assert_eq!(policy_id(&id.to_uppercase()).unwrap(), id);
+        assert!(description(&"x".repeat(1025)).is_err());
+        assert!(groups("g", &[String::new()]).is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! sea-orm entities: one row type per table, and the translation between rows and domain values.
+//!
+//! The schema itself is defined by the migrations (`store::migration`); these structs mirror it.
+
+pub mod idle_warning;
+pub mod policy;
+pub mod slot;

@@ -1,0 +1,825 @@
+//! The `PolicyStore` contract: one suite, run against PostgreSQL and SQLite.
+//!
+//! Each test is an `async fn(Backend)`; `contract_tests!` runs it as `postgres::<name>` (a fresh
+//! schema on the database of `VIGIL_TEST_DATABASE_URL`, dropped afterwards) and as
+//! `sqlite::<name>` (a fresh database file, deleted afterwards). A test that needs two replicas
+//! opens a second store — its own connection pool — on the same database.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
+use sea_orm_migration::MigratorTrait;
+use uuid::Uuid;
+use vigil_policy::domain::{
+    ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, IdleWarningRecord, PolicyRecord, Rules, Scope, Slot,
+    SlotOutcome, Subject,
+};
+use vigil_policy::store::{PolicyStore, SqlPolicyStore};
+use vigil_runtime::ServiceError;
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fixed "now" for the data: 2023-11-14T22:13:20Z.
+const T0: i64 = 1_700_000_000_000;
+const MIN: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------------
+
+/// A migrated store, and how to open another one on the same database.
+#[derive(Clone)]
+struct Backend {
+    store: Arc<SqlPolicyStore>,
+    options: ConnectOptions,
+}
+
+impl Backend {
+    /// Another store on the same database, with its own connection pool (another replica).
+    async fn replica(&self) -> Arc<SqlPolicyStore> {
+        let db = Database::connect(self.options.clone()).await.expect("connect again");
+        Arc::new(SqlPolicyStore::new(db).await.expect("store"))
+    }
+}
+
+async fn open(options: ConnectOptions) -> Backend {
+    let db = Database::connect(options.clone()).await.expect("connect");
+    let store = SqlPolicyStore::new(db).await.expect("store");
+    store.migrate().await.expect("migrate");
+    Backend {
+        store: Arc::new(store),
+        options,
+    }
+}
+
+/// Opens and migrates the store, runs `test` on it, and closes it. Run as a task of its own, so
+/// that the caller cleans up after a failure anywhere in here.
+async fn run<F, Fut>(options: ConnectOptions, test: F)
+where
+    F: FnOnce(Backend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let backend = open(options).await;
+    let store = backend.store.clone();
+    test(backend).await;
+    let _ = store.connection().close_by_ref().await;
+}
+
+/// Runs `test` in a schema of its own, then drops the schema (also when the test fails).
+async fn on_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Backend) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let url = std::env::var("VIGIL_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    let admin = Database::connect(url.as_str()).await.expect("connect to PostgreSQL");
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create the test schema");
+    let mut options = ConnectOptions::new(url);
+    options
+        .set_schema_search_path(schema.clone())
+        .max_connections(8)
+        .sqlx_logging(false);
+    let outcome = tokio::spawn(run(options, test)).await;
+    let _ = admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+/// Runs `test` on a new SQLite file (a file, not `:memory:`, so that several pools share it and
+/// concurrency is real), then deletes the file. Connections wait for each other's write lock as
+/// the service's own connections do.
+async fn on_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Backend) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let path = std::env::temp_dir().join(format!("vigil-policy-store-{}.db", Uuid::new_v4().simple()));
+    let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
+    options
+        .max_connections(4)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    let outcome = tokio::spawn(run(options, test)).await;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+/// Declares every contract test once per backend: `postgres::<name>` and `sqlite::<name>`.
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_postgres(super::$name).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_sqlite(super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+contract_tests!(
+    the_migration_seeds_one_global_policy_with_the_defaults,
+    policies_round_trip_one_per_scope_most_general_first,
+    updates_replace_rules_whole_and_deletes_spare_the_global_policy,
+    the_policies_that_apply_to_a_subject,
+    slots_under_the_limit_are_taken_once,
+    deny_new_at_the_limit_changes_nothing,
+    end_oldest_frees_the_oldest_slots,
+    concurrent_admissions_on_two_replicas_never_exceed_the_limit,
+    concurrent_evictions_on_two_replicas_keep_the_limit,
+    release_frees_slots_and_forgets_warnings,
+    users_with_slots_page_by_name,
+    idle_warnings_are_recorded_once_per_idle_period,
+    racing_replicas_record_a_warning_once,
+    old_warnings_are_pruned,
+    a_lease_has_one_holder_until_released_or_expired,
+    racing_replicas_take_a_lease_once,
+    registry_termination_and_policy_migrators_share_a_database,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+fn policy(scope: Scope, rules: Rules) -> PolicyRecord {
+    PolicyRecord {
+        id: Uuid::now_v7().to_string(),
+        scope,
+        rules,
+        description: "for a test".to_owned(),
+        updated_by: "anonymous@127.0.0.1".to_owned(),
+        updated_at: T0,
+    }
+}
+
+fn every_rule() -> Rules {
+    Rules {
+        idle_warning_after: Some(5 * MIN),
+        idle_timeout: Some(20 * MIN),
+        max_session_duration: Some(Duration::from_millis(8 * 3_600_000 + 250)),
+        max_concurrent_sessions: Some(3),
+        concurrency_action: Some(ConcurrencyAction::EndOldest),
+        deny_risk_score: Some(90),
+        flag_risk_score: Some(60),
+    }
+}
+
+fn slot(user: &str, started_at: i64) -> Slot {
+    Slot {
+        session_id: Uuid::now_v7().to_string(),
+        user: user.to_owned(),
+        started_at,
+        created_at: T0,
+    }
+}
+
+fn limit(max: u32, action: ConcurrencyAction) -> Option<ConcurrencyLimit> {
+    Some(ConcurrencyLimit { max, action })
+}
+
+fn ids(slots: &[Slot]) -> Vec<String> {
+    slots.iter().map(|slot| slot.session_id.clone()).collect()
+}
+
+fn warning(session_id: &str, last_activity_at: i64) -> IdleWarningRecord {
+    IdleWarningRecord {
+        session_id: session_id.to_owned(),
+        last_activity_at,
+    }
+}
+
+fn sorted(mut values: Vec<String>) -> Vec<String> {
+    values.sort();
+    values
+}
+
+async fn global(store: &SqlPolicyStore) -> PolicyRecord {
+    let policies = store.list_policies().await.unwrap();
+    let global: Vec<_> = policies.into_iter().filter(|p| p.scope == Scope::Global).collect();
+    assert_eq!(global.len(), 1, "exactly one global policy");
+    global.into_iter().next().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policies
+// ---------------------------------------------------------------------------------------------
+
+async fn the_migration_seeds_one_global_policy_with_the_defaults(backend: Backend) {
+    let store = &backend.store;
+    let seeded = global(store).await;
+    assert_eq!(
+        seeded.rules,
+        Rules {
+            idle_warning_after: Some(10 * MIN),
+            idle_timeout: Some(30 * MIN),
+            ..Rules::default()
+        }
+    );
+    assert_eq!(seeded.updated_by, "system");
+    assert_eq!(store.list_policies().await.unwrap().len(), 1);
+    // Migrating again (another replica starting) adds nothing and keeps the id.
+    store.migrate().await.unwrap();
+    backend.replica().await.migrate().await.unwrap();
+    assert_eq!(global(store).await, seeded);
+}
+
+async fn policies_round_trip_one_per_scope_most_general_first(backend: Backend) {
+    let store = &backend.store;
+    let created = [
+        policy(Scope::User("zoe".into()), every_rule()),
+        policy(Scope::Resource("prod-db".into()), Rules::default()),
+        policy(Scope::Group("ops".into()), Rules::default()),
+        policy(Scope::User("adam".into()), Rules::default()),
+        policy(Scope::Group("Eng".into()), Rules::default()),
+        policy(Scope::Group("eng".into()), Rules::default()),
+    ];
+    for policy in &created {
+        store.create_policy(policy).await.unwrap();
+    }
+    assert_eq!(
+        store.get_policy(&created[0].id).await.unwrap().as_ref(),
+        Some(&created[0])
+    );
+    assert_eq!(store.get_policy(&Uuid::now_v7().to_string()).await.unwrap(), None);
+
+    let listed: Vec<String> = store
+        .list_policies()
+        .await
+        .unwrap()
+        .iter()
+        .map(|policy| policy.scope.to_string())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "global",
+            "group \"Eng\"",
+            "group \"eng\"",
+            "group \"ops\"",
+            "resource \"prod-db\"",
+            "user \"adam\"",
+            "user \"zoe\""
+        ]
+    );
+
+    // A second policy for a scope, the global one included, is refused and names the first.
+    let duplicate = policy(Scope::User("zoe".into()), Rules::default());
+    match store.create_policy(&duplicate).await {
+        Err(ServiceError::AlreadyExists(message)) => {
+            assert!(message.contains(&created[0].id), "{message}");
+            assert!(message.contains("user \"zoe\""), "{message}");
+        }
+        other => panic!("expected ALREADY_EXISTS, got {other:?}"),
+    }
+    assert!(matches!(
+        store.create_policy(&policy(Scope::Global, Rules::default())).await,
+        Err(ServiceError::AlreadyExists(_))
+    ));
+    assert_eq!(store.list_policies().await.unwrap().len(), 7);
+}
+
+async fn updates_replace_rules_whole_and_deletes_spare_the_global_policy(backend: Backend) {
+    let store = &backend.store;
+    let user = policy(Scope::User("ann".into()), every_rule());
+    store.create_policy(&user).await.unwrap();
+    let narrower = Rules {
+        idle_timeout: Some(Duration::ZERO),
+        ..Rules::default()
+    };
+    let updated = store
+        .update_policy(&user.id, &narrower, "no idle timeout", "admin@10.0.0.1", T0 + 5)
+        .await
+        .unwrap()
+        .expect("the policy exists");
+    assert_eq!(
+        updated,
+        PolicyRecord {
+            rules: narrower.clone(),
+            description: "no idle timeout".into(),
+            updated_by: "admin@10.0.0.1".into(),
+            updated_at: T0 + 5,
+            ..user.clone()
+        }
+    );
+    assert_eq!(store.get_policy(&user.id).await.unwrap(), Some(updated));
+    assert_eq!(
+        store
+            .update_policy(&Uuid::now_v7().to_string(), &narrower, "", "x", T0)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let global = global(store).await;
+    assert_eq!(store.delete_policy(&global.id).await.unwrap(), DeleteOutcome::Global);
+    assert_eq!(store.delete_policy(&user.id).await.unwrap(), DeleteOutcome::Deleted);
+    assert_eq!(store.delete_policy(&user.id).await.unwrap(), DeleteOutcome::NotFound);
+    assert_eq!(store.get_policy(&user.id).await.unwrap(), None);
+    // The global policy can be changed, even emptied.
+    let emptied = store
+        .update_policy(&global.id, &Rules::default(), "", "admin", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(emptied.rules, Rules::default());
+    assert_eq!(emptied.scope, Scope::Global);
+}
+
+async fn the_policies_that_apply_to_a_subject(backend: Backend) {
+    let store = &backend.store;
+    let all = [
+        policy(Scope::User("ann".into()), Rules::default()),
+        policy(Scope::User("bob".into()), Rules::default()),
+        policy(Scope::Resource("db".into()), Rules::default()),
+        policy(Scope::Resource("wiki".into()), Rules::default()),
+        policy(Scope::Group("eng".into()), Rules::default()),
+        policy(Scope::Group("ops".into()), Rules::default()),
+        // Same names, other kinds: must not be confused.
+        policy(Scope::Group("ann".into()), Rules::default()),
+        policy(Scope::Resource("eng".into()), Rules::default()),
+    ];
+    for policy in &all {
+        store.create_policy(policy).await.unwrap();
+    }
+    let global = global(store).await;
+    let applicable = |user: &'static str, groups: Vec<String>, resource: &'static str| {
+        let store = store.clone();
+        async move {
+            let subject = Subject {
+                user,
+                groups: &groups,
+                resource,
+            };
+            let mut found: Vec<String> = store
+                .applicable_policies(subject)
+                .await
+                .unwrap()
+                .iter()
+                .map(|policy| policy.scope.to_string())
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    assert_eq!(
+        applicable("ann", vec!["eng".into(), "ops".into(), "none".into()], "db").await,
+        [
+            "global",
+            "group \"eng\"",
+            "group \"ops\"",
+            "resource \"db\"",
+            "user \"ann\""
+        ]
+    );
+    assert_eq!(applicable("carl", vec![], "printer").await, ["global"]);
+    assert_eq!(
+        applicable("bob", vec!["ann".into()], "eng").await,
+        ["global", "group \"ann\"", "resource \"eng\"", "user \"bob\""]
+    );
+    assert_eq!(global.scope, Scope::Global);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slots
+// ---------------------------------------------------------------------------------------------
+
+async fn slots_under_the_limit_are_taken_once(backend: Backend) {
+    let store = &backend.store;
+    let (first, second) = (slot("ann", T0 + 10), slot("ann", T0));
+    for slot in [&first, &second] {
+        assert_eq!(
+            store
+                .take_slot(slot, limit(3, ConcurrencyAction::DenyNew))
+                .await
+                .unwrap(),
+            SlotOutcome::Taken { evicted: vec![] }
+        );
+    }
+    // Again: nothing changes, whatever the limit says now.
+    assert_eq!(
+        store
+            .take_slot(&first, limit(1, ConcurrencyAction::DenyNew))
+            .await
+            .unwrap(),
+        SlotOutcome::AlreadyHeld
+    );
+    // Without a limit the slot is still taken, so a later limit counts it.
+    let unlimited = slot("ann", T0 + 20);
+    assert_eq!(
+        store.take_slot(&unlimited, None).await.unwrap(),
+        SlotOutcome::Taken { evicted: vec![] }
+    );
+    assert_eq!(
+        store.slots_of("ann").await.unwrap(),
+        vec![second.clone(), first.clone(), unlimited.clone()],
+        "oldest session first"
+    );
+    assert!(store.slots_of("bob").await.unwrap().is_empty());
+}
+
+async fn deny_new_at_the_limit_changes_nothing(backend: Backend) {
+    let store = &backend.store;
+    let held = [slot("ann", T0), slot("ann", T0 + 1)];
+    for slot in &held {
+        store.take_slot(slot, None).await.unwrap();
+    }
+    let refused = slot("ann", T0 + 2);
+    assert_eq!(
+        store
+            .take_slot(&refused, limit(2, ConcurrencyAction::DenyNew))
+            .await
+            .unwrap(),
+        SlotOutcome::Full { held: 2 }
+    );
+    // A limit lowered below what is held refuses too, and says how many are held.
+    assert_eq!(
+        store
+            .take_slot(&refused, limit(1, ConcurrencyAction::DenyNew))
+            .await
+            .unwrap(),
+        SlotOutcome::Full { held: 2 }
+    );
+    assert_eq!(ids(&store.slots_of("ann").await.unwrap()), ids(&held));
+    // Another user is not affected.
+    assert_eq!(
+        store
+            .take_slot(&slot("bob", T0), limit(2, ConcurrencyAction::DenyNew))
+            .await
+            .unwrap(),
+        SlotOutcome::Taken { evicted: vec![] }
+    );
+}
+
+async fn end_oldest_frees_the_oldest_slots(backend: Backend) {
+    let store = &backend.store;
+    // Taken out of start order; ties in start time are broken by session id.
+    let (middle, oldest, newest) = (slot("ann", T0 + 5), slot("ann", T0), slot("ann", T0 + 9));
+    let tied = Slot {
+        session_id: format!("{}-tie", newest.session_id),
+        ..newest.clone()
+    };
+    for slot in [&middle, &oldest, &newest, &tied] {
+        store.take_slot(slot, None).await.unwrap();
+    }
+    store
+        .record_idle_warnings(&[warning(&oldest.session_id, T0)], T0)
+        .await
+        .unwrap();
+
+    let incoming = slot("ann", T0 + 10);
+    assert_eq!(
+        store
+            .take_slot(&incoming, limit(2, ConcurrencyAction::EndOldest))
+            .await
+            .unwrap(),
+        SlotOutcome::Taken {
+            evicted: vec![
+                oldest.session_id.clone(),
+                middle.session_id.clone(),
+                newest.session_id.clone()
+            ]
+        }
+    );
+    assert_eq!(store.slots_of("ann").await.unwrap(), vec![tied, incoming]);
+    // The evicted session's idle period may be warned about again if it somehow lives on.
+    assert_eq!(
+        store
+            .record_idle_warnings(&[warning(&oldest.session_id, T0)], T0)
+            .await
+            .unwrap(),
+        vec![oldest.session_id.clone()]
+    );
+}
+
+/// `attempts` admissions for each of `users`, all released at once through a barrier, alternately
+/// on two replicas; returns each attempt's slot and outcome.
+async fn race(
+    backend: &Backend,
+    users: &[&str],
+    attempts: usize,
+    limit: Option<ConcurrencyLimit>,
+) -> Vec<(Slot, SlotOutcome)> {
+    let replicas: [Arc<SqlPolicyStore>; 2] = [backend.store.clone(), backend.replica().await];
+    let slots: Vec<Slot> = users
+        .iter()
+        .flat_map(|user| (0..attempts).map(move |i| slot(user, T0 + i as i64)))
+        .collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(slots.len()));
+    let outcomes = futures::future::join_all(slots.iter().enumerate().map(|(i, slot)| {
+        let store = replicas[i % 2].clone();
+        let slot = slot.clone();
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            barrier.wait().await;
+            store.take_slot(&slot, limit).await.unwrap()
+        })
+    }))
+    .await;
+    slots
+        .into_iter()
+        .zip(outcomes.into_iter().map(|outcome| outcome.unwrap()))
+        .collect()
+}
+
+const RACERS: [&str; 4] = ["racer-a", "racer-b", "racer-c", "racer-d"];
+
+async fn concurrent_admissions_on_two_replicas_never_exceed_the_limit(backend: Backend) {
+    let outcomes = race(&backend, &RACERS, 20, limit(3, ConcurrencyAction::DenyNew)).await;
+    for user in RACERS {
+        let mut taken = Vec::new();
+        for (slot, outcome) in outcomes.iter().filter(|(slot, _)| slot.user == user) {
+            match outcome {
+                SlotOutcome::Taken { evicted } => {
+                    assert!(evicted.is_empty());
+                    taken.push(slot.session_id.clone());
+                }
+                SlotOutcome::Full { held } => assert_eq!(*held, 3),
+                SlotOutcome::AlreadyHeld => panic!("every attempt is a new session"),
+            }
+        }
+        assert_eq!(taken.len(), 3, "{user}: exactly the limit admitted");
+        assert_eq!(sorted(ids(&backend.store.slots_of(user).await.unwrap())), sorted(taken));
+    }
+}
+
+async fn concurrent_evictions_on_two_replicas_keep_the_limit(backend: Backend) {
+    let outcomes = race(&backend, &RACERS, 20, limit(3, ConcurrencyAction::EndOldest)).await;
+    for user in RACERS {
+        let mut evicted = Vec::new();
+        for (_, outcome) in outcomes.iter().filter(|(slot, _)| slot.user == user) {
+            match outcome {
+                SlotOutcome::Taken { evicted: these } => evicted.extend(these.iter().cloned()),
+                other => panic!("END_OLDEST always takes the slot, got {other:?}"),
+            }
+        }
+        let remaining = ids(&backend.store.slots_of(user).await.unwrap());
+        assert_eq!(remaining.len(), 3, "{user}: the limit holds");
+        assert_eq!(evicted.len(), 17, "{user}: every other session was evicted");
+        let evicted: HashSet<String> = evicted.into_iter().collect();
+        assert_eq!(evicted.len(), 17, "{user}: no session evicted twice");
+        assert!(remaining.iter().all(|id| !evicted.contains(id)));
+    }
+}
+
+async fn release_frees_slots_and_forgets_warnings(backend: Backend) {
+    let store = &backend.store;
+    let held = [slot("ann", T0), slot("ann", T0 + 1), slot("bob", T0)];
+    for slot in &held {
+        store.take_slot(slot, None).await.unwrap();
+    }
+    store
+        .record_idle_warnings(&[warning(&held[0].session_id, T0)], T0)
+        .await
+        .unwrap();
+    let released = store
+        .release_slots(&[held[0].session_id.clone(), held[2].session_id.clone(), "unknown".into()])
+        .await
+        .unwrap();
+    assert_eq!(released, 2);
+    assert_eq!(
+        ids(&store.slots_of("ann").await.unwrap()),
+        vec![held[1].session_id.clone()]
+    );
+    assert!(store.slots_of("bob").await.unwrap().is_empty());
+    // Idempotent.
+    assert_eq!(store.release_slots(&[held[0].session_id.clone()]).await.unwrap(), 0);
+    assert_eq!(store.release_slots(&[]).await.unwrap(), 0);
+    // Its warning record went with it.
+    assert_eq!(
+        store
+            .record_idle_warnings(&[warning(&held[0].session_id, T0)], T0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A large batch is one statement.
+    let many: Vec<String> = (0..5_000).map(|_| Uuid::now_v7().to_string()).collect();
+    assert_eq!(store.release_slots(&many).await.unwrap(), 0);
+}
+
+async fn users_with_slots_page_by_name(backend: Backend) {
+    let store = &backend.store;
+    for user in ["dan", "ann", "cat", "bob", "ann"] {
+        store.take_slot(&slot(user, T0), None).await.unwrap();
+    }
+    assert_eq!(store.users_with_slots(None, 2).await.unwrap(), ["ann", "bob"]);
+    assert_eq!(store.users_with_slots(Some("bob"), 2).await.unwrap(), ["cat", "dan"]);
+    assert!(store.users_with_slots(Some("dan"), 2).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idle warnings
+// ---------------------------------------------------------------------------------------------
+
+async fn idle_warnings_are_recorded_once_per_idle_period(backend: Backend) {
+    let store = &backend.store;
+    let (a, b) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    assert_eq!(
+        sorted(
+            store
+                .record_idle_warnings(&[warning(&a, T0), warning(&b, T0)], T0)
+                .await
+                .unwrap()
+        ),
+        sorted(vec![a.clone(), b.clone()])
+    );
+    // The same period again: nothing.
+    assert!(
+        store
+            .record_idle_warnings(&[warning(&a, T0)], T0 + 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A new period (activity since): recorded again; an older one (a stale read): not.
+    assert_eq!(
+        store
+            .record_idle_warnings(&[warning(&a, T0 + 60_000), warning(&b, T0 - 1)], T0 + 70_000)
+            .await
+            .unwrap(),
+        vec![a.clone()]
+    );
+    // Duplicates in one batch count once, for the latest period.
+    let c = Uuid::now_v7().to_string();
+    assert_eq!(
+        store
+            .record_idle_warnings(&[warning(&c, T0), warning(&c, T0 + 1)], T0)
+            .await
+            .unwrap(),
+        vec![c.clone()]
+    );
+    assert!(
+        store
+            .record_idle_warnings(&[warning(&c, T0 + 1)], T0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.record_idle_warnings(&[], T0).await.unwrap().is_empty());
+}
+
+async fn racing_replicas_record_a_warning_once(backend: Backend) {
+    let replicas: [Arc<SqlPolicyStore>; 2] = [backend.store.clone(), backend.replica().await];
+    let sessions: Vec<String> = (0..50).map(|_| Uuid::now_v7().to_string()).collect();
+    let batch: Vec<IdleWarningRecord> = sessions.iter().map(|id| warning(id, T0)).collect();
+    let recorded = futures::future::join_all((0..6).map(|i| {
+        let store = replicas[i % 2].clone();
+        let batch = batch.clone();
+        tokio::spawn(async move { store.record_idle_warnings(&batch, T0).await.unwrap() })
+    }))
+    .await;
+    let mut all: Vec<String> = recorded.into_iter().flat_map(|r| r.unwrap()).collect();
+    all.sort();
+    assert_eq!(all, sorted(sessions), "each session recorded exactly once");
+}
+
+async fn old_warnings_are_pruned(backend: Backend) {
+    let store = &backend.store;
+    let (old, recent) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    store.record_idle_warnings(&[warning(&old, T0)], T0).await.unwrap();
+    store
+        .record_idle_warnings(&[warning(&recent, T0)], T0 + 10_000)
+        .await
+        .unwrap();
+    assert_eq!(store.prune_idle_warnings(T0 + 5_000).await.unwrap(), 1);
+    assert_eq!(
+        store.record_idle_warnings(&[warning(&old, T0)], T0).await.unwrap(),
+        vec![old]
+    );
+    assert!(
+        store
+            .record_idle_warnings(&[warning(&recent, T0)], T0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases
+// ---------------------------------------------------------------------------------------------
+
+async fn a_lease_has_one_holder_until_released_or_expired(backend: Backend) {
+    let store = &backend.store;
+    let long = Duration::from_secs(60);
+    assert!(store.acquire_lease("sweeper", "a", long).await.unwrap());
+    assert!(!store.acquire_lease("sweeper", "b", long).await.unwrap());
+    assert!(store.acquire_lease("sweeper", "a", long).await.unwrap(), "renewal");
+    // Leases are independent of each other.
+    assert!(store.acquire_lease("other", "b", long).await.unwrap());
+    // Only the holder can release.
+    store.release_lease("sweeper", "b").await.unwrap();
+    assert!(!store.acquire_lease("sweeper", "b", long).await.unwrap());
+    store.release_lease("sweeper", "a").await.unwrap();
+    assert!(store.acquire_lease("sweeper", "b", long).await.unwrap());
+
+    // An expired lease (by the database's clock) goes to whoever asks.
+    assert!(
+        store
+            .acquire_lease("short", "a", Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !store.acquire_lease("short", "b", long).await.unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "the lease never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !store.acquire_lease("short", "a", long).await.unwrap(),
+        "b holds it now"
+    );
+}
+
+async fn racing_replicas_take_a_lease_once(backend: Backend) {
+    let replicas: [Arc<SqlPolicyStore>; 2] = [backend.store.clone(), backend.replica().await];
+    let winners = futures::future::join_all((0..10).map(|i| {
+        let store = replicas[i % 2].clone();
+        tokio::spawn(async move {
+            store
+                .acquire_lease("sweeper", &format!("holder-{i}"), Duration::from_secs(60))
+                .await
+                .unwrap()
+        })
+    }))
+    .await;
+    assert_eq!(winners.into_iter().filter(|won| *won.as_ref().unwrap()).count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migrations
+// ---------------------------------------------------------------------------------------------
+
+async fn migration_versions(store: &SqlPolicyStore, table: &str) -> Vec<String> {
+    let backend = store.connection().get_database_backend();
+    let rows = store
+        .connection()
+        .query_all_raw(Statement::from_string(
+            backend,
+            format!("SELECT version FROM {table} ORDER BY version"),
+        ))
+        .await
+        .unwrap();
+    rows.iter().map(|row| row.try_get_by_index(0).unwrap()).collect()
+}
+
+async fn registry_termination_and_policy_migrators_share_a_database(backend: Backend) {
+    let store = &backend.store;
+    let db = store.connection();
+    vigil_registry::store::migration::Migrator::up(db, None).await.unwrap();
+    vigil_termination::store::migration::Migrator::up(db, None)
+        .await
+        .unwrap();
+    // Each keeps its own bookkeeping, so each runs again without tripping over the others'.
+    store.migrate().await.unwrap();
+    vigil_registry::store::migration::Migrator::up(db, None).await.unwrap();
+    let ours = migration_versions(store, "policy_migrations").await;
+    assert_eq!(ours.len(), 4, "{ours:?}");
+    assert!(ours.iter().all(|version| version.starts_with("m20261125_2000")));
+    assert!(
+        !migration_versions(store, "termination_migrations")
+            .await
+            .iter()
+            .any(|version| ours.contains(version))
+    );
+    if db.get_database_backend() == DbBackend::Postgres {
+        let tables = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE 'polic%'",
+            ))
+            .await
+            .unwrap();
+        let count: i64 = tables[0].try_get_by_index(0).unwrap();
+        assert_eq!(
+            count, 5,
+            "policies, policy_slots, policy_idle_warnings, policy_leases, policy_migrations"
+        );
+    }
+}
