@@ -403,6 +403,18 @@ impl LocalState {
             return CommandStart::InFlight;
         }
         match self.sessions.get_mut(&command.session_id) {
+            Some(entry) if entry.terminating => {
+                // Another command is ending this session right now (two kills crossed): this one
+                // has nothing left to do, and the gateway's handler runs once per session.
+                let ack = ack_of(
+                    command,
+                    CommandOutcome::NotFound,
+                    "already being ended by another command".to_owned(),
+                );
+                self.commands.complete(ack.clone());
+                self.send(Message::CommandAck(ack));
+                CommandStart::Answered
+            }
             Some(entry) => {
                 entry.terminating = true;
                 self.commands.start(&command.command_id);
@@ -711,6 +723,26 @@ mod tests {
         assert_eq!(
             acks(&drain(&mut rx)),
             [("c1".to_owned(), CommandOutcome::NotFound as i32)]
+        );
+    }
+
+    #[test]
+    fn crossing_kills_of_one_session_run_the_handler_once() {
+        let (mut state, mut rx) = linked();
+        admit(&mut state, "r1", "s1");
+        drain(&mut rx);
+        let first = command("c1", "s1");
+        let second = command("c2", "s1");
+        assert_eq!(state.begin_command(&first), CommandStart::Run);
+        // The second kill, while the first runs: answered at once, no second run.
+        assert_eq!(state.begin_command(&second), CommandStart::Answered);
+        state.finish_command(&first, &CommandResult::Done);
+        assert_eq!(
+            acks(&drain(&mut rx)),
+            [
+                ("c2".to_owned(), CommandOutcome::NotFound as i32),
+                ("c1".to_owned(), CommandOutcome::Done as i32)
+            ]
         );
     }
 

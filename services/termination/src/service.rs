@@ -147,8 +147,26 @@ impl Terminator {
             )
         }));
 
-        let commands = self.store.record(&termination, &commands).await?;
-        publish(&self.bus, &commands).await;
+        // The kill goes out while its record is written, not after: the durable write (a commit
+        // and its fsync) would otherwise sit on every kill's critical path. Safe both ways round:
+        // - the record commits: every command is PENDING with a next attempt, so one whose publish
+        //   was lost is re-sent by the redelivery loop until acknowledged;
+        // - the record fails: the caller is told, and nothing is lost that the caller does not know
+        //   of (an acknowledgement of an unrecorded command is ignored; the registry still records
+        //   the session's end).
+        // A command that `record` turns into ALREADY_ENDED (another termination is already ending
+        // that session) may have been published too; the agent answers it NOT_FOUND or as part of
+        // the kill in progress, and the session still ends once.
+        let (recorded, _unreachable) = tokio::join!(
+            self.store.record(&termination, &commands),
+            publish(&self.bus, &commands)
+        );
+        let commands = recorded.map_err(|error| match error {
+            ServiceError::Unavailable(detail) => ServiceError::Unavailable(format!(
+                "the termination could not be recorded ({detail}); its commands may already have reached the gateways — check the sessions, then retry"
+            )),
+            other => other,
+        })?;
         tracing::info!(
             termination = %termination.id,
             actor,
