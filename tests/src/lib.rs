@@ -508,3 +508,174 @@ impl TestSchema {
             .expect("open and migrate the policy tables")
     }
 }
+
+/// Every service — registry, gateway link, termination, policy, geo — on one server with the given
+/// authentication and TLS (the all-in-one's shape), on PostgreSQL and the in-process bus: what the
+/// security tests drive.
+pub struct SecureStack {
+    pub addr: SocketAddr,
+    /// `http://…` or, with TLS, `https://localhost:…` (the test certificates name `localhost`).
+    pub url: String,
+    pub registry: Registry,
+    pub terminator: Terminator,
+    pub policy: vigil_policy::PolicyEngine,
+    pub shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _geo_dir: tempdir::TempDir,
+}
+
+impl SecureStack {
+    pub async fn start(
+        schema: &TestSchema,
+        auth: vigil_runtime::auth::AuthConfig,
+        tls: vigil_runtime::tls::TlsConfig,
+    ) -> Self {
+        let shutdown = CancellationToken::new();
+        let bus: Arc<dyn ControlBus> = Arc::new(InProcessBus::new());
+        let registry = Registry::start(
+            test_settings("secure"),
+            schema.store().await,
+            bus.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("start the registry");
+        let terminator = Terminator::new(
+            schema.termination_store().await,
+            Arc::new(registry.clone()),
+            bus,
+            fast_termination(),
+        );
+        registry.attach_command_journal(Arc::new(terminator.clone()));
+        registry.attach_session_evictor(Arc::new(terminator.clone()));
+        vigil_termination::app::start_redelivery(&terminator, &fast_termination(), shutdown.clone());
+        let policy = vigil_policy::PolicyEngine::new(schema.policy_store().await, Arc::new(vigil_policy::SystemClock));
+        registry.attach_admission_policy(Arc::new(policy.clone()));
+
+        let geo_dir = tempdir::TempDir::new();
+        let (city, asn) = vigil_geo::write_demo_databases(geo_dir.path()).expect("demo databases");
+        let geo_config = vigil_geo::GeoConfig {
+            city_db: vec![city],
+            asn_db: vec![asn],
+            ..Default::default()
+        };
+        let geo_store = vigil_geo::app::open_store(&schema.config, true)
+            .await
+            .expect("geo store");
+        let geo = vigil_geo::Geo::open(&geo_config, geo_store, shutdown.clone()).expect("geo");
+
+        let serves_tls = tls.serves_tls();
+        let server = Server::new(ServerConfig::default())
+            .with_security(&auth, &tls)
+            .expect("valid security settings")
+            .add_service(registry.sessions_service())
+            .add_service(registry.link_service())
+            .add_service(TerminationApi::server(terminator.clone()))
+            .add_service(vigil_policy::api::PolicyApi::server(policy.clone()))
+            .add_service(vigil_geo::api::GeoApi::server(geo));
+        server.readiness().set_all(true).await;
+        let listener = vigil_runtime::server::bind("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let url = if serves_tls {
+            format!("https://localhost:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        };
+        let server_shutdown = shutdown.clone();
+        let server = tokio::spawn(async move {
+            server.serve(listener, server_shutdown).await.expect("serve");
+        });
+        Self {
+            addr,
+            url,
+            registry,
+            terminator,
+            policy,
+            shutdown,
+            server: Some(server),
+            _geo_dir: geo_dir,
+        }
+    }
+
+    /// A channel sending `token` (if any) with every call, in plaintext.
+    pub async fn channel(&self, token: Option<&str>) -> vigil_runtime::client::ServiceChannel {
+        self.connector(token, None)
+            .connect("url", &self.url, Duration::from_secs(5))
+            .await
+            .expect("connect")
+    }
+
+    /// A connector sending `token` (if any) and trusting `tls` (for `https://`).
+    pub fn connector(
+        &self,
+        token: Option<&str>,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> vigil_runtime::client::ServiceConnector {
+        let credentials = match token {
+            Some(token) => vigil_runtime::client::CallCredentials::bearer(token).expect("token"),
+            None => vigil_runtime::client::CallCredentials::none(),
+        };
+        let connector = vigil_runtime::client::ServiceConnector::plain().with_credentials(credentials);
+        match tls {
+            Some(tls) => connector.with_tls(tls),
+            None => connector,
+        }
+    }
+
+    /// An agent for `gateway_id` presenting `credential`, connected.
+    pub async fn agent(&self, gateway_id: &str, credential: &str, handler: Arc<RecordingHandler>) -> Agent {
+        let agent = Agent::start(
+            AgentConfig::new(self.url.clone(), gateway_id).with_credential(credential),
+            handler,
+        );
+        agent.wait_connected(PATIENCE).await.expect("agent connects");
+        agent
+    }
+
+    /// Stops the server and the registry's tasks, and waits for them.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.registry.stopped().await;
+    }
+}
+
+impl Drop for SecureStack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A gateway link opened by [`open_link`]: the agent's half (keep it to keep the link open) and
+/// the registry's.
+pub type LinkHalves = (
+    tokio::sync::mpsc::Sender<pb::AgentMessage>,
+    tonic::Streaming<pb::ControllerMessage>,
+);
+
+/// Opens a gateway link on `channel` with this hello; the registry's refusal is returned as is.
+pub async fn open_link(channel: Channel, hello: pb::Hello) -> Result<LinkHalves, tonic::Status> {
+    let (outbound, receiver) = tokio::sync::mpsc::channel(8);
+    outbound
+        .send(pb::AgentMessage {
+            message: Some(pb::agent_message::Message::Hello(hello)),
+        })
+        .await
+        .expect("queue");
+    let mut client = pb::gateway_link_client::GatewayLinkClient::new(channel);
+    let mut inbound = client
+        .connect(tokio_stream::wrappers::ReceiverStream::new(receiver))
+        .await?
+        .into_inner();
+    // The refusal of a hello comes as the stream's status, after the response headers.
+    match inbound.message().await? {
+        Some(pb::ControllerMessage {
+            message: Some(pb::controller_message::Message::Welcome(_)),
+        }) => Ok((outbound, inbound)),
+        other => panic!("expected a welcome or a refusal, got {other:?}"),
+    }
+}

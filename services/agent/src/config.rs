@@ -26,6 +26,10 @@ pub struct AgentConfig {
     /// How long to wait for the registry's `Welcome` after the hello. Reconciling a large snapshot takes
     /// the registry a while, so this is longer than `connect_timeout`.
     pub welcome_timeout: Duration,
+    /// TLS for an `https://` registry URL: the CA to trust, and the gateway's client certificate when the
+    /// registry authenticates gateways by certificate (its DNS name, or the URI
+    /// `urn:vigil:gateway:<id>`, must name this gateway). `None`: plaintext `http://` only.
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl AgentConfig {
@@ -42,6 +46,7 @@ impl AgentConfig {
             max_backoff: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             welcome_timeout: Duration::from_secs(15),
+            tls: None,
         }
     }
 
@@ -70,6 +75,7 @@ impl fmt::Debug for AgentConfig {
             .field("max_backoff", &self.max_backoff)
             .field("connect_timeout", &self.connect_timeout)
             .field("welcome_timeout", &self.welcome_timeout)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }

@@ -148,13 +148,18 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 /// One link: connect, hello, wait for the welcome (noting when in `welcomed_at`), then pump until it ends.
 async fn connect_and_pump(shared: &Arc<Shared>, welcomed_at: &mut Option<Instant>) -> Result<LinkEnd, LinkError> {
     let config = &shared.config;
-    let endpoint = Endpoint::from_shared(config.registry_url.clone())
+    let mut endpoint = Endpoint::from_shared(config.registry_url.clone())
         .map_err(|error| LinkError::Failed(format!("invalid registry url {:?}: {error}", config.registry_url)))?
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true);
+    if let Some(tls) = &config.tls {
+        endpoint = endpoint
+            .tls_config(tls.clone())
+            .map_err(|error| LinkError::Failed(format!("invalid TLS settings: {}", chain(&error))))?;
+    }
     let channel = tokio::select! {
         () = shared.shutdown.cancelled() => return Ok(LinkEnd::Shutdown),
         connected = tokio::time::timeout(config.connect_timeout, endpoint.connect()) => match connected {

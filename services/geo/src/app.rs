@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+use vigil_runtime::auth::AuthConfig;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Server, ServerConfig};
 use vigil_runtime::telemetry::LogConfig;
+use vigil_runtime::tls::TlsConfig;
 
 use crate::api::GeoApi;
 use crate::config::GeoConfig;
@@ -21,6 +23,10 @@ pub struct GeoServiceConfig {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    /// Who may call: only the registry's admission does (the `service` role).
+    pub auth: AuthConfig,
+    /// TLS for this server.
+    pub tls: TlsConfig,
     pub geo: GeoConfig,
     /// Run database migrations at start-up.
     pub migrate_on_start: bool,
@@ -35,6 +41,8 @@ impl Default for GeoServiceConfig {
             },
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
             geo: GeoConfig::default(),
             migrate_on_start: false,
         }
@@ -52,10 +60,11 @@ pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Resul
 
 /// Runs one replica until `shutdown`.
 pub async fn run(config: GeoServiceConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let server = Server::new(config.server.clone()).with_security(&config.auth, &config.tls)?;
     let store: Arc<dyn HistoryStore> = open_store(&config.database, config.migrate_on_start).await?;
     let geo = Geo::open(&config.geo, store.clone(), shutdown.clone())?;
 
-    let server = Server::new(config.server.clone()).add_service(GeoApi::server(geo));
+    let server = server.add_service(GeoApi::server(geo));
     let readiness = server.readiness();
     tokio::spawn({
         let shutdown = shutdown.clone();

@@ -1,8 +1,12 @@
 //! `vigil.v1.PolicyService` over gRPC: a thin adapter around [`PolicyEngine`].
+//!
+//! Who may call what is decided by the auth layer (`vigil_runtime::auth`): policy changes need
+//! `policies:write` (admin). The actor of a change is the authenticated caller.
 
 use tonic::{Request, Response, Status};
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::policy_service_server::{PolicyService, PolicyServiceServer};
+use vigil_runtime::auth::Identity;
 
 use crate::service::PolicyEngine;
 
@@ -21,13 +25,10 @@ impl PolicyApi {
     }
 }
 
-/// Who is asking. Until callers authenticate (the security issue), this is the peer's address,
-/// which at least says where a change came from; it is never a field the client fills in.
-fn actor<T>(request: &Request<T>) -> String {
-    match request.remote_addr() {
-        Some(addr) => format!("anonymous@{}", addr.ip()),
-        None => "anonymous@local".into(),
-    }
+/// Who is asking: the authenticated caller's subject (`anonymous@<ip>` when authentication is
+/// off), never a field the client fills in.
+fn actor<T>(request: &Request<T>) -> Result<String, Status> {
+    Ok(Identity::of(request)?.subject.clone())
 }
 
 #[tonic::async_trait]
@@ -37,7 +38,7 @@ impl PolicyService for PolicyApi {
     }
 
     async fn create_policy(&self, request: Request<pb::CreatePolicyRequest>) -> Result<Response<pb::Policy>, Status> {
-        let actor = actor(&request);
+        let actor = actor(&request)?;
         Ok(Response::new(self.engine.create(&actor, request.get_ref()).await?))
     }
 
@@ -53,7 +54,7 @@ impl PolicyService for PolicyApi {
     }
 
     async fn update_policy(&self, request: Request<pb::UpdatePolicyRequest>) -> Result<Response<pb::Policy>, Status> {
-        let actor = actor(&request);
+        let actor = actor(&request)?;
         Ok(Response::new(self.engine.update(&actor, request.get_ref()).await?))
     }
 
@@ -61,7 +62,7 @@ impl PolicyService for PolicyApi {
         &self,
         request: Request<pb::DeletePolicyRequest>,
     ) -> Result<Response<pb::DeletePolicyResponse>, Status> {
-        let actor = actor(&request);
+        let actor = actor(&request)?;
         self.engine.delete(&actor, &request.get_ref().id).await?;
         Ok(Response::new(pb::DeletePolicyResponse {}))
     }
@@ -97,5 +98,12 @@ impl PolicyService for PolicyApi {
     ) -> Result<Response<pb::ReleaseSessionsResponse>, Status> {
         self.engine.release(&request.get_ref().session_ids).await?;
         Ok(Response::new(pb::ReleaseSessionsResponse {}))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        Ok(Response::new(self.engine.audit_events(request.get_ref()).await?))
     }
 }

@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
+use vigil_runtime::auth::AuthConfig;
 use vigil_runtime::bus::{self, BusConfig};
+use vigil_runtime::client::ServiceConnector;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Server, ServerConfig};
 use vigil_runtime::telemetry::LogConfig;
-use vigil_runtime::{ServiceError, ServiceResult};
+use vigil_runtime::tls::TlsConfig;
 
 use crate::api::PolicyApi;
 use crate::clock::SystemClock;
@@ -29,6 +30,11 @@ pub struct PolicyConfig {
     pub database: DatabaseConfig,
     pub bus: BusConfig,
     pub log: LogConfig,
+    /// Who may call (bearer tokens, roles), and the token this service presents to the registry
+    /// and termination.
+    pub auth: AuthConfig,
+    /// TLS for this server and for the calls to the registry and termination.
+    pub tls: TlsConfig,
     pub policy: PolicySettings,
     /// The registry, which the sweeper asks for live sessions.
     pub registry_url: String,
@@ -48,6 +54,8 @@ impl Default for PolicyConfig {
             database: DatabaseConfig::default(),
             bus: BusConfig::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
             policy: PolicySettings::default(),
             registry_url: "http://127.0.0.1:7400".into(),
             termination_url: "http://127.0.0.1:7403".into(),
@@ -65,20 +73,12 @@ pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Resul
     Ok(Arc::new(store))
 }
 
-/// A channel that connects on first use (and reconnects), so a replica starts while the registry
-/// or termination is still coming up; calls fail UNAVAILABLE until it answers.
-fn lazy_channel(setting: &str, url: &str) -> ServiceResult<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|error| ServiceError::invalid(format!("{setting} {url:?} is not a valid URL: {error}")))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .tcp_nodelay(true);
-    Ok(endpoint.connect_lazy())
-}
-
 /// Runs one replica until `shutdown`.
 pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.policy.validate().map_err(anyhow::Error::msg)?;
+    let server = Server::new(config.server.clone()).with_security(&config.auth, &config.tls)?;
+    // Lazy channels: a replica starts while the registry or termination is still coming up.
+    let connector = ServiceConnector::from_config(&config.auth, &config.tls)?;
     let store = open_store(&config.database, config.migrate_on_start).await?;
     let bus = bus::connect(&config.bus).await?;
     let clock = Arc::new(SystemClock);
@@ -87,14 +87,12 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
     let sweeper = if config.policy.sweeper {
         let sweeper = Sweeper::new(
             store.clone(),
-            Arc::new(GrpcSessionSource::new(lazy_channel(
-                "registry_url",
-                &config.registry_url,
-            )?)),
-            Arc::new(GrpcSessionTerminator::new(lazy_channel(
-                "termination_url",
-                &config.termination_url,
-            )?)),
+            Arc::new(GrpcSessionSource::new(
+                connector.lazy("registry_url", &config.registry_url)?,
+            )),
+            Arc::new(GrpcSessionTerminator::new(
+                connector.lazy("termination_url", &config.termination_url)?,
+            )),
             bus.clone(),
             clock,
             config.policy.clone(),
@@ -104,7 +102,7 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
         None
     };
 
-    let server = Server::new(config.server.clone()).add_service(PolicyApi::server(engine));
+    let server = server.add_service(PolicyApi::server(engine));
     let readiness = server.readiness();
     let store: Arc<dyn PolicyStore> = store;
     tokio::spawn({

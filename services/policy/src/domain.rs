@@ -183,3 +183,32 @@ pub struct IdleWarningRecord {
     pub session_id: String,
     pub last_activity_at: EpochMillis,
 }
+
+/// One entry of the audit trail of policy changes: who asked for what, when, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: String,
+    pub at: EpochMillis,
+    /// The authenticated caller.
+    pub actor: String,
+    /// `policy.create`, `policy.update` or `policy.delete`.
+    pub action: String,
+    /// The policy (id and scope, as far as known).
+    pub target: String,
+    pub succeeded: bool,
+    /// Why it failed; empty when it succeeded.
+    pub detail: String,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only events of this actor.
+    pub actor: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<EpochMillis>,
+    /// At most this many events.
+    pub limit: u64,
+    /// Continue after this event (its time and id), exclusive.
+    pub after: Option<(EpochMillis, String)>,
+}

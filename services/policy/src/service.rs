@@ -11,7 +11,7 @@ use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::clock::Clock;
 use crate::convert::{effective_to_proto, policy_to_proto, rules_from_proto, scope_from_proto};
-use crate::domain::{DeleteOutcome, PolicyRecord, Slot, SlotOutcome, Subject};
+use crate::domain::{AuditQuery, AuditRecord, DeleteOutcome, PolicyRecord, Slot, SlotOutcome, Subject};
 use crate::rules::{self, EffectiveRules, PolicySet, Sourced};
 use crate::store::PolicyStore;
 
@@ -166,8 +166,19 @@ impl PolicyEngine {
         self.store.release_slots(&ids).await
     }
 
-    /// Creates a policy on behalf of `actor`.
+    /// Creates a policy on behalf of `actor`, and records the attempt in the audit trail.
     pub async fn create(&self, actor: &str, request: &pb::CreatePolicyRequest) -> ServiceResult<pb::Policy> {
+        let result = self.create_unaudited(actor, request).await;
+        let target = match (&result, scope_from_proto(request.scope.as_ref())) {
+            (Ok(policy), _) => format!("policy {} ({})", policy.id, describe_scope(policy.scope.as_ref())),
+            (Err(_), Ok(scope)) => format!("new policy ({scope})"),
+            (Err(_), Err(_)) => "new policy (invalid scope)".to_owned(),
+        };
+        self.audit(actor, "policy.create", target, &result).await;
+        result
+    }
+
+    async fn create_unaudited(&self, actor: &str, request: &pb::CreatePolicyRequest) -> ServiceResult<pb::Policy> {
         let scope = scope_from_proto(request.scope.as_ref())?;
         let rules = rules_from_proto(request.rules.as_ref())?;
         rules::validate(&rules)?;
@@ -202,8 +213,19 @@ impl PolicyEngine {
         })
     }
 
-    /// Replaces a policy's rules and description on behalf of `actor`.
+    /// Replaces a policy's rules and description on behalf of `actor`, and records the attempt in
+    /// the audit trail.
     pub async fn update(&self, actor: &str, request: &pb::UpdatePolicyRequest) -> ServiceResult<pb::Policy> {
+        let result = self.update_unaudited(actor, request).await;
+        let target = match &result {
+            Ok(policy) => format!("policy {} ({})", policy.id, describe_scope(policy.scope.as_ref())),
+            Err(_) => format!("policy {}", request.id),
+        };
+        self.audit(actor, "policy.update", target, &result).await;
+        result
+    }
+
+    async fn update_unaudited(&self, actor: &str, request: &pb::UpdatePolicyRequest) -> ServiceResult<pb::Policy> {
         let id = policy_id(&request.id)?;
         let rules = rules_from_proto(request.rules.as_ref())?;
         rules::validate(&rules)?;
@@ -217,8 +239,24 @@ impl PolicyEngine {
         Ok(policy_to_proto(&policy))
     }
 
-    /// Deletes a policy; the global one cannot be deleted.
+    /// Deletes a policy on behalf of `actor` (the global one cannot be deleted), and records the
+    /// attempt in the audit trail.
     pub async fn delete(&self, actor: &str, id: &str) -> ServiceResult<()> {
+        // Read first, so the trail says which scope the deleted policy covered.
+        let known = match policy_id(id) {
+            Ok(valid) => self.store.get_policy(&valid).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let result = self.delete_unaudited(actor, id).await;
+        let target = match known {
+            Some(policy) => format!("policy {} ({})", policy.id, policy.scope),
+            None => format!("policy {id}"),
+        };
+        self.audit(actor, "policy.delete", target, &result).await;
+        result
+    }
+
+    async fn delete_unaudited(&self, actor: &str, id: &str) -> ServiceResult<()> {
         let id = policy_id(id)?;
         match self.store.delete_policy(&id).await? {
             DeleteOutcome::Deleted => {
@@ -230,6 +268,61 @@ impl PolicyEngine {
                 "the global policy cannot be deleted; update its rules instead".into(),
             )),
         }
+    }
+
+    /// Appends the outcome of a change to the audit trail. The change is done (or refused) by now,
+    /// so a trail that cannot be written is logged loudly rather than undoing it.
+    async fn audit<T>(&self, actor: &str, action: &str, target: String, result: &ServiceResult<T>) {
+        let event = AuditRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: self.clock.now_millis(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target,
+            succeeded: result.is_ok(),
+            detail: result.as_ref().err().map(ToString::to_string).unwrap_or_default(),
+        };
+        if let Err(error) = self.store.record_audit(&event).await {
+            tracing::error!(%error, ?event, "could not record a policy change in the audit trail");
+        }
+    }
+
+    /// The audit trail of policy changes, newest first, a page at a time.
+    pub async fn audit_events(
+        &self,
+        request: &pb::ListAuditEventsRequest,
+    ) -> ServiceResult<pb::ListAuditEventsResponse> {
+        let limit = match request.page_size {
+            0 => DEFAULT_AUDIT_PAGE,
+            size @ 1..=MAX_AUDIT_PAGE => size,
+            size => {
+                return Err(ServiceError::invalid(format!(
+                    "page_size {size} is out of range: 0 (the default, {DEFAULT_AUDIT_PAGE}) to {MAX_AUDIT_PAGE}"
+                )));
+            }
+        };
+        let after = match request.page_token.as_str() {
+            "" => None,
+            token => Some(decode_audit_token(token)?),
+        };
+        let query = AuditQuery {
+            actor: validate::optional_name("actor", &request.actor)?,
+            since: request.since.as_ref().and_then(vigil_proto::millis_from_timestamp),
+            // One more than asked, to know whether another page follows.
+            limit: u64::from(limit.unsigned_abs()) + 1,
+            after,
+        };
+        let mut events = self.store.list_audit(&query).await?;
+        let more = events.len() > limit.unsigned_abs() as usize;
+        events.truncate(limit.unsigned_abs() as usize);
+        let next_page_token = match events.last() {
+            Some(last) if more => format!("{}.{}", last.at, last.id),
+            _ => String::new(),
+        };
+        Ok(pb::ListAuditEventsResponse {
+            events: events.into_iter().map(audit_to_proto).collect(),
+            next_page_token,
+        })
     }
 
     /// The rules in force for a user (in some groups) on a resource, and the policies they come from.
@@ -325,6 +418,40 @@ fn groups(field: &str, groups: &[String]) -> ServiceResult<Vec<String>> {
         .iter()
         .map(|group| validate::required_name(&format!("{field}[]"), group))
         .collect()
+}
+
+/// Audit events per page when the caller does not say, and at most.
+const DEFAULT_AUDIT_PAGE: i32 = 50;
+const MAX_AUDIT_PAGE: i32 = 1000;
+
+/// `<at>.<id>` of the last event of a page.
+fn decode_audit_token(token: &str) -> ServiceResult<(i64, String)> {
+    token
+        .split_once('.')
+        .and_then(|(at, id)| Some((at.parse().ok()?, id.to_owned())))
+        .filter(|(_, id)| !id.is_empty())
+        .ok_or_else(|| ServiceError::invalid("page_token was not issued by ListAuditEvents"))
+}
+
+fn audit_to_proto(event: AuditRecord) -> pb::AuditEvent {
+    pb::AuditEvent {
+        id: event.id,
+        at: Some(vigil_proto::timestamp_from_millis(event.at)),
+        actor: event.actor,
+        action: event.action,
+        target: event.target,
+        outcome: if event.succeeded {
+            pb::AuditOutcome::Succeeded
+        } else {
+            pb::AuditOutcome::Failed
+        } as i32,
+        detail: event.detail,
+    }
+}
+
+/// A proto scope in the words of [`crate::domain::Scope`]'s `Display`.
+fn describe_scope(scope: Option<&pb::PolicyScope>) -> String {
+    scope_from_proto(scope).map_or_else(|_| "unknown scope".to_owned(), |scope| scope.to_string())
 }
 
 fn description(value: &str) -> ServiceResult<String> {

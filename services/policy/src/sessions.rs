@@ -3,12 +3,12 @@
 //! registry has an index for, and stops as soon as the rest cannot need action.
 
 use async_trait::async_trait;
-use tonic::transport::Channel;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::session_registry_client::SessionRegistryClient;
 use vigil_registry::Registry;
 use vigil_registry::commands::status_to_error;
 use vigil_registry::domain::{ListQuery, PageCursor, SessionFilter, SessionRecord, SortKey, SortValue};
+use vigil_runtime::client::ServiceChannel;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::domain::EpochMillis;
@@ -128,11 +128,13 @@ fn decode_cursor(token: &str) -> ServiceResult<PageCursor> {
 /// The registry over gRPC.
 #[derive(Clone)]
 pub struct GrpcSessionSource {
-    client: SessionRegistryClient<Channel>,
+    client: SessionRegistryClient<ServiceChannel>,
 }
 
 impl GrpcSessionSource {
-    pub fn new(channel: Channel) -> Self {
+    /// On a channel carrying this service's credentials (listing every user's sessions needs the
+    /// `service` role).
+    pub fn new(channel: ServiceChannel) -> Self {
         Self {
             client: SessionRegistryClient::new(channel),
         }

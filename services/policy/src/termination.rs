@@ -3,14 +3,15 @@
 //! ends a session once however often it is asked.
 
 use async_trait::async_trait;
-use tonic::transport::Channel;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 use vigil_registry::commands::status_to_error;
 use vigil_runtime::ServiceResult;
+use vigil_runtime::client::ServiceChannel;
 use vigil_termination::Terminator;
 
-/// Who the termination service records as having asked.
+/// Who the termination service records as having asked, in process. Over gRPC, the termination
+/// service records the caller it authenticated: the subject of policy's service token.
 pub const SWEEPER_ACTOR: &str = "policy-sweeper";
 /// The note on the sweeper's terminations.
 pub const SWEEPER_NOTE: &str = "policy sweeper";
@@ -49,11 +50,13 @@ impl SessionTerminator for Terminator {
 /// The termination service over gRPC.
 #[derive(Clone)]
 pub struct GrpcSessionTerminator {
-    client: TerminationServiceClient<Channel>,
+    client: TerminationServiceClient<ServiceChannel>,
 }
 
 impl GrpcSessionTerminator {
-    pub fn new(channel: Channel) -> Self {
+    /// On a channel carrying this service's credentials: the termination service records the
+    /// service token's subject as the actor.
+    pub fn new(channel: ServiceChannel) -> Self {
         Self {
             // The answer lists one command per session; a large sweep's can pass tonic's 4 MiB.
             client: TerminationServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),

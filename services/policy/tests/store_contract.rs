@@ -14,8 +14,8 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 use vigil_policy::domain::{
-    ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, IdleWarningRecord, PolicyRecord, Rules, Scope, Slot,
-    SlotOutcome, Subject,
+    AuditQuery, AuditRecord, ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, IdleWarningRecord, PolicyRecord,
+    Rules, Scope, Slot, SlotOutcome, Subject,
 };
 use vigil_policy::store::{PolicyStore, SqlPolicyStore};
 use vigil_runtime::ServiceError;
@@ -159,6 +159,7 @@ contract_tests!(
     old_warnings_are_pruned,
     a_lease_has_one_holder_until_released_or_expired,
     racing_replicas_take_a_lease_once,
+    the_audit_trail_reads_newest_first_by_page_actor_and_time,
     registry_termination_and_policy_migrators_share_a_database,
 );
 
@@ -776,6 +777,61 @@ async fn racing_replicas_take_a_lease_once(backend: Backend) {
 // Migrations
 // ---------------------------------------------------------------------------------------------
 
+async fn the_audit_trail_reads_newest_first_by_page_actor_and_time(backend: Backend) {
+    let store = &backend.store;
+    let event = |at: i64, actor: &str, succeeded: bool| AuditRecord {
+        id: Uuid::now_v7().to_string(),
+        at,
+        actor: actor.to_owned(),
+        action: "policy.update".to_owned(),
+        target: "policy 1 (global)".to_owned(),
+        succeeded,
+        detail: if succeeded {
+            String::new()
+        } else {
+            "not found".to_owned()
+        },
+    };
+    let events = [
+        event(T0, "ada", true),
+        event(T0 + 1, "bob", false),
+        event(T0 + 1, "ada", true),
+        event(T0 + 2, "ada", true),
+    ];
+    for event in &events {
+        store.record_audit(event).await.unwrap();
+    }
+    let query = |actor: Option<&str>, since: Option<i64>, limit: u64, after: Option<&AuditRecord>| AuditQuery {
+        actor: actor.map(str::to_owned),
+        since,
+        limit,
+        after: after.map(|event| (event.at, event.id.clone())),
+    };
+
+    // Newest first; events at the same time by id, descending; pages continue where they stopped.
+    let all = store.list_audit(&query(None, None, 10, None)).await.unwrap();
+    let mut expected = vec![
+        events[3].clone(),
+        events[2].clone(),
+        events[1].clone(),
+        events[0].clone(),
+    ];
+    expected[1..3].sort_by(|a, b| b.id.cmp(&a.id));
+    assert_eq!(all, expected);
+    let first = store.list_audit(&query(None, None, 2, None)).await.unwrap();
+    let second = store.list_audit(&query(None, None, 2, first.last())).await.unwrap();
+    assert_eq!([first, second].concat(), expected);
+
+    let by_ada = store.list_audit(&query(Some("ada"), None, 10, None)).await.unwrap();
+    assert_eq!(by_ada.len(), 3);
+    assert!(by_ada.iter().all(|event| event.actor == "ada"));
+    let recent = store.list_audit(&query(None, Some(T0 + 1), 10, None)).await.unwrap();
+    assert_eq!(recent.len(), 3);
+    let failed: Vec<&AuditRecord> = all.iter().filter(|event| !event.succeeded).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].detail, "not found");
+}
+
 async fn migration_versions(store: &SqlPolicyStore, table: &str) -> Vec<String> {
     let backend = store.connection().get_database_backend();
     let rows = store
@@ -800,8 +856,15 @@ async fn registry_termination_and_policy_migrators_share_a_database(backend: Bac
     store.migrate().await.unwrap();
     vigil_registry::store::migration::Migrator::up(db, None).await.unwrap();
     let ours = migration_versions(store, "policy_migrations").await;
-    assert_eq!(ours.len(), 4, "{ours:?}");
-    assert!(ours.iter().all(|version| version.starts_with("m20261125_2000")));
+    assert_eq!(ours.len(), 5, "{ours:?}");
+    // The policy service's migrations are numbered `_2000nn`, apart from the others'.
+    assert!(
+        ours.iter().all(|version| version
+            .split('_')
+            .nth(1)
+            .is_some_and(|number| number.starts_with("2000"))),
+        "{ours:?}"
+    );
     assert!(
         !migration_versions(store, "termination_migrations")
             .await
@@ -818,8 +881,8 @@ async fn registry_termination_and_policy_migrators_share_a_database(backend: Bac
             .unwrap();
         let count: i64 = tables[0].try_get_by_index(0).unwrap();
         assert_eq!(
-            count, 5,
-            "policies, policy_slots, policy_idle_warnings, policy_leases, policy_migrations"
+            count, 6,
+            "policies, policy_slots, policy_idle_warnings, policy_leases, policy_audit_events, policy_migrations"
         );
     }
 }

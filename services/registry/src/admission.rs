@@ -17,12 +17,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::geo_service_client::GeoServiceClient;
 use vigil_proto::v1::policy_service_client::PolicyServiceClient;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
-use vigil_runtime::{ServiceError, ServiceResult};
+use vigil_runtime::ServiceResult;
+use vigil_runtime::client::{ServiceChannel, ServiceConnector};
 
 use crate::commands::status_to_error;
 
@@ -89,40 +89,47 @@ pub struct AdmissionHooks {
 }
 
 /// Geo over gRPC.
-pub struct GrpcRiskAssessor(GeoServiceClient<Channel>);
+pub struct GrpcRiskAssessor(GeoServiceClient<ServiceChannel>);
 
 /// Policy over gRPC.
-pub struct GrpcAdmissionPolicy(PolicyServiceClient<Channel>);
+pub struct GrpcAdmissionPolicy(PolicyServiceClient<ServiceChannel>);
 
 /// Termination over gRPC, for evictions.
-pub struct GrpcSessionEvictor(TerminationServiceClient<Channel>);
+pub struct GrpcSessionEvictor(TerminationServiceClient<ServiceChannel>);
 
-fn lazy_channel(setting: &str, url: &str) -> ServiceResult<Channel> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .map_err(|error| ServiceError::invalid(format!("{setting} {url:?} is not a valid URL: {error}")))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true);
-    Ok(endpoint.connect_lazy())
-}
+// Each client connects lazily (the registry starts before the services it calls are up), in
+// plaintext without credentials through `connect_lazy`, or with this process's TLS trust and
+// service token through `connect_with`.
 
 impl GrpcRiskAssessor {
     pub fn connect_lazy(url: &str) -> ServiceResult<Self> {
-        Ok(Self(GeoServiceClient::new(lazy_channel("geo_url", url)?)))
+        Self::connect_with(&ServiceConnector::plain(), url)
+    }
+
+    pub fn connect_with(connector: &ServiceConnector, url: &str) -> ServiceResult<Self> {
+        Ok(Self(GeoServiceClient::new(connector.lazy("geo_url", url)?)))
     }
 }
 
 impl GrpcAdmissionPolicy {
     pub fn connect_lazy(url: &str) -> ServiceResult<Self> {
-        Ok(Self(PolicyServiceClient::new(lazy_channel("policy_url", url)?)))
+        Self::connect_with(&ServiceConnector::plain(), url)
+    }
+
+    pub fn connect_with(connector: &ServiceConnector, url: &str) -> ServiceResult<Self> {
+        Ok(Self(PolicyServiceClient::new(connector.lazy("policy_url", url)?)))
     }
 }
 
 impl GrpcSessionEvictor {
     pub fn connect_lazy(url: &str) -> ServiceResult<Self> {
-        Ok(Self(TerminationServiceClient::new(lazy_channel(
-            "termination_url",
-            url,
-        )?)))
+        Self::connect_with(&ServiceConnector::plain(), url)
+    }
+
+    pub fn connect_with(connector: &ServiceConnector, url: &str) -> ServiceResult<Self> {
+        Ok(Self(TerminationServiceClient::new(
+            connector.lazy("termination_url", url)?,
+        )))
     }
 }
 

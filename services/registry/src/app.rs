@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+use vigil_runtime::auth::AuthConfig;
 use vigil_runtime::bus::{self, BusConfig, ControlBus};
+use vigil_runtime::client::ServiceConnector;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Readiness, Server, ServerConfig};
 use vigil_runtime::telemetry::LogConfig;
+use vigil_runtime::tls::TlsConfig;
 
 use crate::admission::{GrpcAdmissionPolicy, GrpcRiskAssessor, GrpcSessionEvictor};
 use crate::commands::GrpcCommandJournal;
@@ -28,6 +31,10 @@ pub struct RegistryConfig {
     pub database: DatabaseConfig,
     pub bus: BusConfig,
     pub log: LogConfig,
+    /// Who may call (bearer tokens, roles) and which gateways may link (their credentials).
+    pub auth: AuthConfig,
+    /// TLS for this server and for the calls to termination, geo and policy.
+    pub tls: TlsConfig,
     pub registry: RegistrySettings,
     /// Run database migrations at start-up (the embedded default does; production runs
     /// `vigil-registry migrate` once, as a Kubernetes Job).
@@ -57,19 +64,22 @@ pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Resul
 pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = open_store(&config.database, config.migrate_on_start).await?;
     let bus = bus::connect(&config.bus).await?;
+    // Checked before anything starts: a misconfigured server should not get half way.
+    let server = Server::new(config.server.clone()).with_security(&config.auth, &config.tls)?;
+    let connector = ServiceConnector::from_config(&config.auth, &config.tls)?;
     let registry = Registry::start(config.registry.clone(), store, bus, shutdown.clone()).await?;
     if let Some(url) = &config.termination_url {
-        registry.attach_command_journal(Arc::new(GrpcCommandJournal::connect_lazy(url)?));
-        registry.attach_session_evictor(Arc::new(GrpcSessionEvictor::connect_lazy(url)?));
+        registry.attach_command_journal(Arc::new(GrpcCommandJournal::connect_with(&connector, url)?));
+        registry.attach_session_evictor(Arc::new(GrpcSessionEvictor::connect_with(&connector, url)?));
     }
     if let Some(url) = &config.geo_url {
-        registry.attach_risk_assessor(Arc::new(GrpcRiskAssessor::connect_lazy(url)?));
+        registry.attach_risk_assessor(Arc::new(GrpcRiskAssessor::connect_with(&connector, url)?));
     }
     if let Some(url) = &config.policy_url {
-        registry.attach_admission_policy(Arc::new(GrpcAdmissionPolicy::connect_lazy(url)?));
+        registry.attach_admission_policy(Arc::new(GrpcAdmissionPolicy::connect_with(&connector, url)?));
     }
 
-    let server = Server::new(config.server.clone())
+    let server = server
         .add_service(registry.sessions_service())
         .add_service(registry.link_service());
     let readiness = server.readiness();

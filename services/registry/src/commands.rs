@@ -11,9 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
+use vigil_runtime::client::{ServiceChannel, ServiceConnector};
 use vigil_runtime::{ServiceError, ServiceResult};
 
 /// How often buffered command reports are sent.
@@ -36,19 +36,21 @@ pub trait CommandJournal: Send + Sync + 'static {
 /// The journal over gRPC.
 #[derive(Clone)]
 pub struct GrpcCommandJournal {
-    client: TerminationServiceClient<Channel>,
+    client: TerminationServiceClient<ServiceChannel>,
 }
 
 impl GrpcCommandJournal {
-    /// A journal on a lazily connected channel to `url`: the registry starts even when the
-    /// termination service is not up yet, and reports wait in the buffer until it is.
+    /// A journal on a lazily connected plaintext channel to `url`, without credentials.
     pub fn connect_lazy(url: &str) -> ServiceResult<Self> {
-        let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
-            .map_err(|error| ServiceError::invalid(format!("termination_url {url:?} is not a valid URL: {error}")))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
+        Self::connect_with(&ServiceConnector::plain(), url)
+    }
+
+    /// A journal on a lazily connected channel to `url` carrying this process's TLS trust and
+    /// service token: the registry starts even when the termination service is not up yet, and
+    /// reports wait in the buffer until it is.
+    pub fn connect_with(connector: &ServiceConnector, url: &str) -> ServiceResult<Self> {
         Ok(Self {
-            client: TerminationServiceClient::new(endpoint.connect_lazy()),
+            client: TerminationServiceClient::new(connector.lazy("termination_url", url)?),
         })
     }
 }

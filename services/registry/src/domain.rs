@@ -145,6 +145,8 @@ pub struct SessionFilter {
     pub min_risk_score: Option<u32>,
     pub flagged_only: bool,
     pub client_ip: Option<String>,
+    /// Only refused admissions: sessions recorded as ended at their start with reason POLICY.
+    pub denied_only: bool,
 }
 
 /// What a list is sorted by.

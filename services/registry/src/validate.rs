@@ -192,6 +192,10 @@ pub fn filter(filter: Option<&pb::SessionFilter>) -> ServiceResult<SessionFilter
             )));
         }
     };
+    // Refused admissions are recorded as DISCONNECTED sessions: asking for them implies that status.
+    if filter.denied_only && statuses.is_empty() {
+        statuses.push(SessionStatus::Disconnected);
+    }
     if filter.min_risk_score > 100 {
         return Err(ServiceError::invalid(format!(
             "filter.min_risk_score {} is above 100, the highest score",
@@ -212,6 +216,7 @@ pub fn filter(filter: Option<&pb::SessionFilter>) -> ServiceResult<SessionFilter
             "" => None,
             ip => Some(client_ip("filter.client_ip", ip)?),
         },
+        denied_only: filter.denied_only,
     })
 }
 

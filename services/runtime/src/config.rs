@@ -122,29 +122,40 @@ pub fn describe<T: Serialize>(config: &T) -> Result<String, ConfigError> {
 }
 
 /// Masks secrets in place; `key` is the key under which `value` sits, if any.
+///
+/// A table under a secret-sounding key is a map of secrets (`auth.gateway_credentials`, keyed by
+/// gateway id): every string in it is masked. The tables of an array are records of their own
+/// (`auth.api_tokens`): their fields are judged by their own keys, so a token's `subject` stays
+/// readable while its `token` is masked.
 fn redact(key: Option<&str>, value: &mut toml::Value) {
-    const SECRET_KEYS: [&str; 4] = ["password", "secret", "token", "credential"];
+    let secret = key.is_some_and(is_secret_key);
     match value {
         toml::Value::String(text) => {
-            let key = key.map(str::to_ascii_lowercase).unwrap_or_default();
-            if SECRET_KEYS.iter().any(|secret| key.contains(secret)) {
+            if secret {
                 *text = "****".to_owned();
             } else if text.contains("://") {
                 *text = crate::database::redact_url(text);
             }
         }
         toml::Value::Table(table) => {
-            for (key, value) in table.iter_mut() {
-                redact(Some(key), value);
+            for (child_key, value) in table.iter_mut() {
+                redact(if secret { key } else { Some(child_key) }, value);
             }
         }
         toml::Value::Array(items) => {
             for item in items {
-                redact(key, item);
+                redact(if item.is_table() { None } else { key }, item);
             }
         }
         toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) | toml::Value::Datetime(_) => {}
     }
+}
+
+/// Whether values under this key are secrets.
+fn is_secret_key(key: &str) -> bool {
+    const SECRET_KEYS: [&str; 4] = ["password", "secret", "token", "credential"];
+    let key = key.to_ascii_lowercase();
+    SECRET_KEYS.iter().any(|secret| key.contains(secret))
 }
 
 #[cfg(test)]

@@ -8,13 +8,20 @@
 //! - [`error`]: [`ServiceError`], the one domain error type, and its single mapping to `tonic::Status`.
 //! - [`database`]: connecting to PostgreSQL or SQLite through sea-orm, with secrets redacted.
 //! - [`bus`]: the control bus (Redis pub/sub in production, in-process in the embedded default).
+//! - [`auth`]: who may call what — bearer tokens, roles, the per-RPC permission tables, gateway
+//!   credentials — enforced by one layer in [`server`].
+//! - [`tls`]: TLS and mutual TLS settings; [`client`]: channels to other Vigil services carrying
+//!   this process's TLS trust and service token.
 
+pub mod auth;
 pub mod bus;
+pub mod client;
 pub mod config;
 pub mod database;
 pub mod error;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use error::{ServiceError, ServiceResult};

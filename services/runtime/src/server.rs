@@ -28,6 +28,11 @@
 //! - Graceful shutdown when the token is cancelled: health turns `NOT_SERVING` first, then the
 //!   listener closes and in-flight calls get [`ServerConfig::shutdown_grace`] to finish; whatever
 //!   is still open after that (long-lived streams) has its connection closed.
+//! - Authentication and permissions ([`AuthLayer`]): off unless [`Server::with_security`] says
+//!   otherwise, in which case every call is checked against the per-RPC tables of
+//!   [`crate::auth::permission`] before any handler runs.
+//! - TLS, and mutual TLS when a client CA is configured ([`Server::with_security`]); a server that
+//!   should not run in plaintext refuses to start without it (see [`check_transport_security`]).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -49,13 +54,15 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, Endpoint, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 use tower::{Layer, Service};
 
 use crate::ServiceError;
+use crate::auth::{AuthConfig, AuthLayer, AuthMode, Authenticator};
+use crate::tls::TlsConfig;
 
 /// Ping idle HTTP/2 connections this often, so dead peers and silent NATs are noticed.
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -85,6 +92,13 @@ pub struct ServerConfig {
     /// On shutdown, how long in-flight calls get to finish before their connections are closed.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// A production server: refuses to start without TLS (unless `allow_plaintext`).
+    pub production: bool,
+    /// Serve plaintext even where TLS is otherwise required (production, or bearer tokens on a
+    /// non-loopback address): for a deployment whose TLS ends in front of Vigil (a service mesh
+    /// sidecar). Tokens and credentials then cross the network between that proxy and Vigil as
+    /// they are.
+    pub allow_plaintext: bool,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +108,8 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             concurrency_limit_per_connection: 256,
             shutdown_grace: Duration::from_secs(10),
+            production: false,
+            allow_plaintext: false,
         }
     }
 }
@@ -115,6 +131,41 @@ pub enum ServerError {
     /// The server failed while running.
     #[error("gRPC server failed: {0}")]
     Serve(String),
+    /// Authentication or TLS is misconfigured, or the server would run in plaintext where it must
+    /// not.
+    #[error("{0}")]
+    Security(String),
+}
+
+/// Whether a server may serve on `listen` with this transport, and why not.
+///
+/// TLS is required — unless `allow_plaintext` — when the server is marked `production`, or when it
+/// takes bearer tokens (`auth.mode = required`) on an address other than loopback: a token sent in
+/// plaintext over a network is a token given away. The embedded default (authentication off or
+/// on, loopback only) runs in plaintext.
+pub fn check_transport_security(
+    config: &ServerConfig,
+    serves_tls: bool,
+    auth_mode: AuthMode,
+    listen: SocketAddr,
+) -> Result<(), ServerError> {
+    if serves_tls || config.allow_plaintext {
+        return Ok(());
+    }
+    if config.production {
+        return Err(ServerError::Security(
+            "server.production is set but TLS is not configured: set tls.cert and tls.key (or, if TLS ends in \
+             front of this server, server.allow_plaintext = true)"
+                .into(),
+        ));
+    }
+    if auth_mode == AuthMode::Required && !listen.ip().is_loopback() {
+        return Err(ServerError::Security(format!(
+            "refusing to take bearer tokens in plaintext on {listen}: set tls.cert and tls.key, listen on a \
+             loopback address, or set server.allow_plaintext = true if TLS ends in front of this server"
+        )));
+    }
+    Ok(())
 }
 
 /// Binds a TCP listener. Bind port 0 to get a free port; `local_addr()` tells which.
@@ -158,17 +209,34 @@ pub struct Server {
     routes: Routes,
     service_names: Vec<&'static str>,
     readiness: Readiness,
+    authenticator: Arc<Authenticator>,
+    tls: Option<ServerTlsConfig>,
 }
 
 impl Server {
-    /// A server with no application services yet.
+    /// A server with no application services yet, authentication off, in plaintext.
     pub fn new(config: ServerConfig) -> Self {
         Self {
             config,
             routes: Routes::default(),
             service_names: Vec::new(),
             readiness: Readiness::new(),
+            authenticator: Arc::new(Authenticator::off()),
+            tls: None,
         }
+    }
+
+    /// Authenticates callers as `auth` says and serves TLS as `tls` says. Fails on a configuration
+    /// that cannot work (unreadable key files, authentication required with no way to
+    /// authenticate).
+    pub fn with_security(mut self, auth: &AuthConfig, tls: &TlsConfig) -> Result<Self, ServerError> {
+        let authenticator =
+            Authenticator::from_config(auth).map_err(|error| ServerError::Security(error.to_string()))?;
+        self.authenticator = Arc::new(authenticator);
+        self.tls = tls
+            .server_config()
+            .map_err(|error| ServerError::Security(error.to_string()))?;
+        Ok(self)
     }
 
     /// Adds a generated tonic service (`FooServer::new(...)`). Its health status starts
@@ -205,10 +273,14 @@ impl Server {
             routes,
             service_names,
             readiness,
+            authenticator,
+            tls,
         } = self;
         let local_addr = listener
             .local_addr()
             .map_err(|error| ServerError::Serve(error.to_string()))?;
+        let tls_on = tls.is_some();
+        check_transport_security(&config, tls_on, authenticator.mode(), local_addr)?;
 
         let health = HealthServer::new(HealthService::from_health_reporter(readiness.reporter.clone()));
         let routes = routes
@@ -226,17 +298,30 @@ impl Server {
                 move |stream| ClosableStream::new(stream, force_close.clone())
             });
 
-        let mut builder = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|error| ServerError::Security(format!("cannot set up TLS: {}", error_chain(&error))))?;
+        }
+        let mut builder = builder
             .timeout(config.request_timeout)
             .concurrency_limit_per_connection(config.concurrency_limit_per_connection)
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
-            .layer(CatchPanicLayer);
+            .layer(CatchPanicLayer)
+            .layer(AuthLayer::new(authenticator.clone()));
         let router = builder.add_routes(routes);
 
         readiness.go_live().await;
-        tracing::info!(%local_addr, services = ?service_names, "gRPC server listening");
+        tracing::info!(
+            %local_addr,
+            services = ?service_names,
+            auth = ?authenticator.mode(),
+            tls = tls_on,
+            "gRPC server listening"
+        );
 
         // Health turns NOT_SERVING before the listener closes, so a watching load balancer hears it.
         let stop_accepting = {
@@ -569,7 +654,7 @@ impl Connected for ClosableStream {
 }
 
 /// An error and its sources on one line: tonic's transport errors say little at the top level.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

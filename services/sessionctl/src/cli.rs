@@ -4,6 +4,7 @@
 //! before any connection is attempted.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -35,9 +36,10 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// The registry's gRPC address (`host:port` means `http://host:port`).
-    #[arg(long, env = "VIGIL_SERVER", default_value = DEFAULT_SERVER, value_parser = parse_server, global = true)]
-    pub server: String,
+    /// The registry's gRPC address (`host:port` means `http://host:port`; `https://` needs --ca)
+    /// [default: the config file's `server`, else http://127.0.0.1:7400]
+    #[arg(long, env = "VIGIL_SERVER", value_parser = parse_server, global = true)]
+    pub server: Option<String>,
 
     /// The termination service's gRPC address, for deployments that run it apart from the registry
     /// (default: the --server address, where the all-in-one binary serves both).
@@ -57,20 +59,35 @@ pub struct GlobalArgs {
     #[arg(long, default_value = "10s", value_parser = parse_timeout, global = true)]
     pub timeout: Duration,
 
-    /// Bearer token sent with every call as `authorization: Bearer <token>`.
+    /// Bearer token sent with every call as `authorization: Bearer <token>` [default: the config
+    /// file's `token` or `token_file`; against a local server, ./vigil-data/admin.token if present]
     #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<Token>,
+
+    /// The CA certificate (PEM) that signed the servers' certificates, for `https://` addresses.
+    #[arg(long, env = "VIGIL_CA", value_name = "FILE", global = true)]
+    pub ca: Option<PathBuf>,
+
+    /// The configuration file with `server`, `token` (or `token_file`) and `ca`
+    /// [default: $XDG_CONFIG_HOME/vigil/sessionctl.toml, or ~/.config/vigil/sessionctl.toml]
+    #[arg(long, env = "SESSIONCTL_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
 }
 
 impl GlobalArgs {
+    /// The registry's address: `--server`, `VIGIL_SERVER`, the config file's, or the default.
+    pub fn server(&self) -> &str {
+        self.server.as_deref().unwrap_or(DEFAULT_SERVER)
+    }
+
     /// Where the termination service listens: `--termination-server`, else the registry's address.
     pub fn termination_address(&self) -> &str {
-        self.termination_server.as_deref().unwrap_or(&self.server)
+        self.termination_server.as_deref().unwrap_or(self.server())
     }
 
     /// Where the policy service listens: `--policy-server`, else the registry's address.
     pub fn policy_address(&self) -> &str {
-        self.policy_server.as_deref().unwrap_or(&self.server)
+        self.policy_server.as_deref().unwrap_or(self.server())
     }
 }
 
@@ -98,6 +115,24 @@ pub enum Command {
     /// The rules sessions live by: idle timeouts, maximum duration, concurrent-session limits, risk thresholds.
     #[command(subcommand)]
     Policies(PoliciesCommand),
+    /// The audit trail, newest first: terminations, policy changes and refused admissions — who, when,
+    /// what, and how it ended.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Only events at or after this time: RFC 3339 (2025-03-04T09:00:00Z) or a duration ago (1h, 2d).
+    #[arg(long, value_parser = parse_since, default_value = "24h")]
+    pub since: Since,
+
+    /// Only what this actor did (refused admissions have the actor `admission`).
+    #[arg(long, value_parser = parse_name)]
+    pub actor: Option<String>,
+
+    /// At most this many events (1-1000), the newest.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub limit: i32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -607,6 +642,7 @@ impl FilterArgs {
             min_risk_score: self.min_risk.unwrap_or(0),
             flagged_only: self.flagged,
             client_ip: String::new(),
+            denied_only: false,
         }
     }
 }
@@ -901,18 +937,15 @@ impl UpdatePolicyArgs {
 }
 
 /// Accepts `http://host:port`, or `host:port` (taken as plain HTTP).
-fn parse_server(s: &str) -> Result<String, String> {
+pub(crate) fn parse_server(s: &str) -> Result<String, String> {
     let s = s.trim();
     let url = if s.contains("://") {
         s.to_owned()
     } else {
         format!("http://{s}")
     };
-    if url.starts_with("https://") {
-        return Err("https:// needs TLS, which sessionctl does not support yet; use an http:// address".to_owned());
-    }
-    if !url.starts_with("http://") {
-        return Err(format!("`{s}` is not an http:// address"));
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(format!("`{s}` is not an http:// or https:// address"));
     }
     tonic::transport::Endpoint::from_shared(url.clone()).map_err(|e| format!("`{s}` is not a valid address: {e}"))?;
     Ok(url)
@@ -1119,7 +1152,7 @@ mod tests {
             "500ms",
         ]);
         assert_eq!(cli.global.output, OutputFormat::Json);
-        assert_eq!(cli.global.server, "http://10.0.0.5:7400");
+        assert_eq!(cli.global.server(), "http://10.0.0.5:7400");
         assert_eq!(cli.global.timeout, Duration::from_millis(500));
 
         let cli = parse(&["--timeout", "3", "--token", "s3cret", "gateways", "list"]);
@@ -1137,7 +1170,6 @@ mod tests {
             &["sessions", "list", "--type", "telnet"],
             &["--timeout", "0s", "stats"],
             &["--timeout", "soon", "stats"],
-            &["--server", "https://registry:7400", "stats"],
             &["--server", "ftp://registry", "stats"],
             &["--token", "has space", "stats"],
             &["sessions", "get", "3f2a9c1b"],
@@ -1271,7 +1303,7 @@ mod tests {
         assert_eq!(cli.global.termination_address(), "http://10.0.0.5:7400");
         let cli = parse(&["terminations", "list", "--termination-server", "10.0.0.6:7401"]);
         assert_eq!(cli.global.termination_address(), "http://10.0.0.6:7401");
-        assert_eq!(cli.global.server, DEFAULT_SERVER);
+        assert_eq!(cli.global.server(), DEFAULT_SERVER);
     }
 
     fn terminations_list_args(args: &[&str]) -> TerminationsListArgs {

@@ -7,17 +7,18 @@ use std::time::Duration;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 use vigil_proto::v1::policy_service_client::PolicyServiceClient;
 use vigil_proto::v1::session_registry_client::SessionRegistryClient;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 use vigil_proto::v1::{
     CreatePolicyRequest, DeletePolicyRequest, EffectivePolicy, GetEffectivePolicyRequest, GetPolicyRequest,
-    GetSessionRequest, GetStatsRequest, GetTerminationRequest, ListGatewaysRequest, ListGatewaysResponse,
-    ListPoliciesRequest, ListSessionsRequest, ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse,
-    Policy, ResolveSessionsRequest, ResolveSessionsResponse, Session, SessionEvent, SessionSelector, SessionStats,
-    TerminateRequest, Termination, UpdatePolicyRequest, WatchSessionsRequest,
+    GetSessionRequest, GetStatsRequest, GetTerminationRequest, ListAuditEventsRequest, ListAuditEventsResponse,
+    ListGatewaysRequest, ListGatewaysResponse, ListPoliciesRequest, ListSessionsRequest, ListSessionsResponse,
+    ListTerminationsRequest, ListTerminationsResponse, Policy, ResolveSessionsRequest, ResolveSessionsResponse,
+    Session, SessionEvent, SessionSelector, SessionStats, TerminateRequest, Termination, UpdatePolicyRequest,
+    WatchSessionsRequest,
 };
 
 use crate::cli::GlobalArgs;
@@ -37,13 +38,13 @@ pub(crate) struct Registry {
 impl Registry {
     /// Connects eagerly, so an unreachable registry is reported before anything else happens.
     pub(crate) async fn connect(global: &GlobalArgs) -> Result<Self, CliError> {
-        let channel = open_channel(Service::Registry, &global.server, global.timeout).await?;
+        let channel = open_channel(Service::Registry, global.server(), global).await?;
         Ok(Registry {
             client: SessionRegistryClient::with_interceptor(channel.clone(), BearerAuth::from_global(global)?),
             channel,
             calls: Calls {
                 service: Service::Registry,
-                server: global.server.clone(),
+                server: global.server().to_owned(),
                 timeout: global.timeout,
             },
         })
@@ -127,7 +128,7 @@ impl Terminations {
         let server = global.termination_address();
         let channel = match registry {
             Some(registry) if registry.server() == server => registry.channel.clone(),
-            _ => open_channel(Service::Termination, server, global.timeout).await?,
+            _ => open_channel(Service::Termination, server, global).await?,
         };
         Ok(Terminations {
             client: TerminationServiceClient::with_interceptor(channel, BearerAuth::from_global(global)?),
@@ -173,7 +174,7 @@ impl Policies {
     /// policies too).
     pub(crate) async fn connect(global: &GlobalArgs) -> Result<Self, CliError> {
         let server = global.policy_address();
-        let channel = open_channel(Service::Policy, server, global.timeout).await?;
+        let channel = open_channel(Service::Policy, server, global).await?;
         Ok(Policies {
             client: PolicyServiceClient::with_interceptor(channel, BearerAuth::from_global(global)?),
             calls: Calls {
@@ -222,6 +223,17 @@ impl Policies {
         Ok(())
     }
 
+    /// The audit trail of policy changes.
+    pub(crate) async fn list_audit_events(
+        &self,
+        request: ListAuditEventsRequest,
+    ) -> Result<ListAuditEventsResponse, CliError> {
+        let mut client = self.client.clone();
+        self.calls
+            .unary(client.list_audit_events(self.calls.request(request)))
+            .await
+    }
+
     pub(crate) async fn get_effective_policy(
         &self,
         request: GetEffectivePolicyRequest,
@@ -233,12 +245,26 @@ impl Policies {
     }
 }
 
-/// Opens a channel to `server` within `timeout`.
-async fn open_channel(service: Service, server: &str, timeout: Duration) -> Result<Channel, CliError> {
-    let endpoint = Endpoint::from_shared(server.to_owned())
+/// Opens a channel to `server` within `--timeout`, over TLS for `https://` addresses (checking the
+/// server's certificate against `--ca`).
+async fn open_channel(service: Service, server: &str, global: &GlobalArgs) -> Result<Channel, CliError> {
+    let timeout = global.timeout;
+    let mut endpoint = Endpoint::from_shared(server.to_owned())
         .map_err(|e| CliError::Usage(format!("`{server}` is not a valid address: {e}")))?
         .connect_timeout(timeout)
         .tcp_nodelay(true);
+    if server.starts_with("https://") {
+        let Some(ca) = &global.ca else {
+            return Err(CliError::Usage(format!(
+                "`{server}` is https: give the CA that signed its certificate with --ca, VIGIL_CA or the config file's `ca`"
+            )));
+        };
+        let pem = std::fs::read(ca)
+            .map_err(|error| CliError::Usage(format!("cannot read the CA file {}: {error}", ca.display())))?;
+        endpoint = endpoint
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            .map_err(|error| CliError::Usage(format!("cannot use the CA file {}: {error}", ca.display())))?;
+    }
     match tokio::time::timeout(timeout, endpoint.connect()).await {
         Err(_elapsed) => Err(CliError::TimedOut {
             service,

@@ -198,7 +198,8 @@ fn server_message(service: Service, code: Code, message: &str) -> String {
         format!("{message} ({})", code_name(code))
     };
     match code {
-        Code::Unauthenticated => text.push_str("; pass a token with --token or VIGIL_TOKEN"),
+        Code::Unauthenticated => text
+            .push_str("; pass a token with --token, VIGIL_TOKEN or the config file (~/.config/vigil/sessionctl.toml)"),
         // What a plain HTTP server, or another gRPC service, answers.
         Code::Unimplemented => text.push_str(&format!("; is {} pointing at a {}?", service.flags(), service.name())),
         _ => {}
@@ -259,7 +260,8 @@ mod tests {
         let error = CliError::from_status(Status::unauthenticated("missing bearer token"), registry, "http://x");
         assert_eq!(
             error.to_string(),
-            "missing bearer token (unauthenticated); pass a token with --token or VIGIL_TOKEN"
+            "missing bearer token (unauthenticated); pass a token with --token, VIGIL_TOKEN or the config file \
+             (~/.config/vigil/sessionctl.toml)"
         );
 
         // Sent by the server, so it is the server's answer, not a transport failure.

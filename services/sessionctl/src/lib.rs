@@ -1,6 +1,8 @@
 //! `sessionctl`, the Vigil operator CLI: lists, inspects and watches sessions and gateways through the
 //! registry's `vigil.v1.SessionRegistry` gRPC service, ends sessions through `vigil.v1.TerminationService`,
-//! and manages the policies sessions live by through `vigil.v1.PolicyService`.
+//! manages the policies sessions live by through `vigil.v1.PolicyService`, and reads the audit trail of all
+//! three (`sessionctl audit`). The server, token and CA come from flags, `VIGIL_*` variables or a config
+//! file (`profile`).
 //!
 //! - [`cli`]: the command line (clap) and how flags become requests.
 //! - [`run`] / [`run_until`] / [`run_with`]: connect, call, render, write; what `main` and the end-to-end
@@ -10,6 +12,7 @@
 //! - [`Console`]: where confirmations are asked and answered.
 //! - [`CliError`]: failures worded for the terminal, each with its exit code.
 
+mod audit;
 pub mod cli;
 mod client;
 mod commands;
@@ -17,6 +20,7 @@ mod console;
 mod error;
 pub mod format;
 pub mod json;
+mod profile;
 pub mod render;
 
 use std::future::Future;
@@ -52,11 +56,13 @@ pub async fn run_until(cli: Cli, out: &mut impl Write, shutdown: impl Future<Out
 
 /// Like [`run_until`], with confirmations asked on `console`: what tests drive to answer them.
 pub async fn run_with(
-    cli: Cli,
+    mut cli: Cli,
     out: &mut impl Write,
     console: &mut Console<'_>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CliError> {
+    // What the command line leaves unsaid comes from the config file (see `profile`).
+    profile::resolve(&mut cli.global)?;
     let global = &cli.global;
     let output = global.output;
     // Each command connects to the services it calls, and only to those.
@@ -95,6 +101,12 @@ pub async fn run_with(
             commands::get_termination(&terminations, args, output, out).await
         }
         Command::Policies(command) => run_policies(command, global, out, console).await,
+        Command::Audit(args) => {
+            let registry = registry().await?;
+            let terminations = Terminations::connect(global, Some(&registry)).await?;
+            let policies = Policies::connect(global).await?;
+            audit::audit(&registry, &terminations, &policies, args, global.output, out).await
+        }
     }
 }
 

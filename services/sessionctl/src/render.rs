@@ -694,7 +694,7 @@ pub fn policy_deleted(policy: &Policy) -> String {
 }
 
 /// A borderless table with the given header.
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_style(presets::NOTHING)

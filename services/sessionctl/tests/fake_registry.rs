@@ -1588,6 +1588,14 @@ impl PolicyService for FakePolicies {
             "for registry replicas; sessionctl does not call it",
         ))
     }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<vigil_proto::v1::ListAuditEventsRequest>,
+    ) -> Result<Response<vigil_proto::v1::ListAuditEventsResponse>, Status> {
+        self.record("audit", &request);
+        Ok(Response::new(vigil_proto::v1::ListAuditEventsResponse::default()))
+    }
 }
 
 /// Serves `fake` alone on a fresh port.

@@ -1,8 +1,16 @@
 //! `vigil.v1.TerminationService` over gRPC: a thin adapter around [`Terminator`].
+//!
+//! The auth layer (`vigil_runtime::auth`) has already established the caller and checked the
+//! method's access rule. What depends on the request is checked here: an end-all needs
+//! `sessions:terminate-all`, and a caller without `sessions:terminate` may end only their own
+//! sessions. The recorded actor is always the authenticated caller, never a request field.
 
 use tonic::{Request, Response, Status};
 use vigil_proto::v1 as pb;
+use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::termination_service_server::{TerminationService, TerminationServiceServer};
+use vigil_runtime::ServiceResult;
+use vigil_runtime::auth::{Identity, Permission, authorize_own_sessions};
 
 use crate::service::Terminator;
 
@@ -18,23 +26,60 @@ impl TerminationApi {
             .max_encoding_message_size(256 * 1024 * 1024)
             .max_decoding_message_size(64 * 1024 * 1024)
     }
-}
 
-/// Who is asking. Until callers authenticate (the security issue), this is the peer's address,
-/// which at least says where an action came from; it is never a field the client fills in.
-fn actor<T>(request: &Request<T>) -> String {
-    match request.remote_addr() {
-        Some(addr) => format!("anonymous@{}", addr.ip()),
-        None => "anonymous@local".into(),
+    /// Whether `identity` may make this request, adjusting it where the rules say so.
+    ///
+    /// - An end-all (`AllSessions`) needs `sessions:terminate-all` (admin), whoever asks.
+    /// - With `sessions:terminate`, anything else goes.
+    /// - Without it, the selector must be the caller's own user, or session ids that are all the
+    ///   caller's, live or ended (resolved through the registry to see whose they are: nobody may
+    ///   put their name on the record of someone else's session). Such a termination is recorded as
+    ///   `USER_SELF_SERVICE`, whatever reason was given: that is what it is.
+    async fn authorize(&self, identity: &Identity, request: &mut pb::TerminateRequest) -> ServiceResult<()> {
+        let target = request.selector.as_ref().and_then(|selector| selector.target.as_ref());
+        if matches!(target, Some(Target::All(_))) {
+            return identity.require(Permission::SessionsTerminateAll);
+        }
+        if identity.has(Permission::SessionsTerminate) {
+            return Ok(());
+        }
+        match target {
+            Some(Target::User(user)) if user.trim() == identity.subject => {}
+            Some(Target::SessionIds(_)) => {
+                let selector = request.selector.clone().unwrap_or_default();
+                let directory = self.terminator.directory();
+                let resolved = directory.resolve(&selector).await?;
+                let mut owners: Vec<(String, String)> = resolved
+                    .sessions
+                    .into_iter()
+                    .map(|session| (session.id, session.user))
+                    .collect();
+                for session_id in resolved.already_ended {
+                    if let Some(user) = directory.session_owner(&session_id).await? {
+                        owners.push((session_id, user));
+                    }
+                }
+                authorize_own_sessions(
+                    identity,
+                    Permission::SessionsTerminate,
+                    owners.iter().map(|(id, user)| (id.as_str(), user.as_str())),
+                )?;
+            }
+            _ => return identity.require(Permission::SessionsTerminate),
+        }
+        request.reason = pb::EndReason::UserSelfService as i32;
+        Ok(())
     }
 }
 
 #[tonic::async_trait]
 impl TerminationService for TerminationApi {
     async fn terminate(&self, request: Request<pb::TerminateRequest>) -> Result<Response<pb::Termination>, Status> {
-        let actor = actor(&request);
+        let identity = Identity::of(&request)?.clone();
+        let mut terminate = request.into_inner();
+        self.authorize(&identity, &mut terminate).await?;
         Ok(Response::new(
-            self.terminator.terminate(&actor, request.get_ref()).await?,
+            self.terminator.terminate(&identity.subject, &terminate).await?,
         ))
     }
 

@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+use vigil_runtime::auth::AuthConfig;
 use vigil_runtime::bus::{self, BusConfig};
+use vigil_runtime::client::ServiceConnector;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Server, ServerConfig};
 use vigil_runtime::telemetry::LogConfig;
+use vigil_runtime::tls::TlsConfig;
 
 use crate::api::TerminationApi;
 use crate::delivery::run_redelivery;
@@ -25,6 +28,10 @@ pub struct TerminationConfig {
     pub database: DatabaseConfig,
     pub bus: BusConfig,
     pub log: LogConfig,
+    /// Who may call (bearer tokens, roles), and the token this service presents to the registry.
+    pub auth: AuthConfig,
+    /// TLS for this server and for the calls to the registry.
+    pub tls: TlsConfig,
     pub termination: TerminationSettings,
     /// The registry, which resolves selectors.
     pub registry_url: String,
@@ -42,6 +49,8 @@ impl Default for TerminationConfig {
             database: DatabaseConfig::default(),
             bus: BusConfig::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
             termination: TerminationSettings::default(),
             registry_url: "http://127.0.0.1:7400".into(),
             migrate_on_start: false,
@@ -71,9 +80,12 @@ pub fn start_redelivery(terminator: &Terminator, settings: &TerminationSettings,
 /// Runs one replica until `shutdown`.
 pub async fn run(config: TerminationConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.termination.validate().map_err(anyhow::Error::msg)?;
+    let server = Server::new(config.server.clone()).with_security(&config.auth, &config.tls)?;
     let store = open_store(&config.database, config.migrate_on_start).await?;
     let bus = bus::connect(&config.bus).await?;
-    let registry = vigil_runtime::server::connect_channel(&config.registry_url, Duration::from_secs(5)).await?;
+    let registry = ServiceConnector::from_config(&config.auth, &config.tls)?
+        .connect("registry_url", &config.registry_url, Duration::from_secs(5))
+        .await?;
     let terminator = Terminator::new(
         store.clone(),
         Arc::new(GrpcSessionDirectory::new(registry)),
@@ -82,7 +94,7 @@ pub async fn run(config: TerminationConfig, shutdown: CancellationToken) -> anyh
     );
     start_redelivery(&terminator, &config.termination, shutdown.clone());
 
-    let server = Server::new(config.server.clone()).add_service(TerminationApi::server(terminator));
+    let server = server.add_service(TerminationApi::server(terminator));
     let readiness = server.readiness();
     let store: Arc<dyn TerminationStore> = store;
     tokio::spawn({

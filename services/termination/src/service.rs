@@ -60,6 +60,11 @@ impl Terminator {
         &self.bus
     }
 
+    /// Where selectors are resolved (the registry).
+    pub fn directory(&self) -> &Arc<dyn SessionDirectory> {
+        &self.directory
+    }
+
     /// Ends the sessions `request.selector` covers, on behalf of `actor`.
     pub async fn terminate(&self, actor: &str, request: &pb::TerminateRequest) -> ServiceResult<pb::Termination> {
         let selector = request.selector.clone().unwrap_or_default();

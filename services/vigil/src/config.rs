@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 use vigil_geo::GeoConfig;
 use vigil_policy::settings::PolicySettings;
 use vigil_registry::RegistrySettings;
+use vigil_runtime::auth::AuthConfig;
 use vigil_runtime::bus::{BusConfig, BusKind};
 use vigil_runtime::database::DatabaseConfig;
 use vigil_runtime::server::ServerConfig;
 use vigil_runtime::telemetry::LogConfig;
+use vigil_runtime::tls::TlsConfig;
 use vigil_termination::TerminationSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,6 +22,11 @@ pub struct VigilConfig {
     pub database: DatabaseConfig,
     pub bus: BusConfig,
     pub log: LogConfig,
+    /// Required by default: with nothing configured, a secret and an administrator token are made
+    /// in `vigil-data/` on start (see `local_auth`). `mode = "off"` turns it off.
+    pub auth: AuthConfig,
+    /// TLS; off by default (the all-in-one listens on loopback).
+    pub tls: TlsConfig,
     pub registry: RegistrySettings,
     pub termination: TerminationSettings,
     /// GeoIP databases and anomaly thresholds. With no `city_db`, the all-in-one writes small demo
@@ -41,6 +48,8 @@ impl Default for VigilConfig {
                 ..BusConfig::default()
             },
             log: LogConfig::default(),
+            auth: AuthConfig::required(),
+            tls: TlsConfig::default(),
             registry: RegistrySettings {
                 replica: "vigil".into(),
                 ..RegistrySettings::default()

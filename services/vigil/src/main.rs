@@ -2,8 +2,10 @@
 //! gateway simulator for a registry elsewhere.
 
 mod config;
+mod local_auth;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use vigil_proto::v1 as pb;
 use vigil_registry::Registry;
 use vigil_registry::admission::RiskAssessor;
 use vigil_registry::app::{follow_dependencies, open_store};
+use vigil_runtime::auth::AuthMode;
 use vigil_runtime::server::Server;
 use vigil_termination::Terminator;
 use vigil_termination::api::TerminationApi;
@@ -95,7 +98,15 @@ async fn main() -> anyhow::Result<()> {
                 seed,
                 ..SimulationSettings::default()
             };
-            let simulation = simulate::run(simulation_config(&registry, &settings), shutdown.clone()).await?;
+            // The gateways present the credentials the registry's configuration gives them.
+            let credentials = config
+                .auth
+                .gateway_credentials
+                .iter()
+                .map(|(gateway, credential)| (gateway.clone(), credential.expose().to_owned()))
+                .collect();
+            let simulation =
+                simulate::run(simulation_config(&registry, &settings, credentials), shutdown.clone()).await?;
             tracing::info!(%registry, gateways, sessions_per_gateway, "simulating gateways; Ctrl-C stops");
             simulation.wait().await;
             Ok(())
@@ -103,8 +114,24 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Where the all-in-one keeps its data (the SQLite default, the demo GeoIP databases, its secret and
+/// administrator token).
+const DATA_DIR: &str = "vigil-data";
+
 /// The embedded default: registry and termination (and, as they land, the other services) on one port.
-async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let admin_token = local_auth::provision(&mut config.auth, Path::new(DATA_DIR))?;
+    let gateway_ids: Vec<String> = (0..config.simulation.gateways)
+        .map(simulate::data::gateway_id)
+        .collect();
+    let gateway_credentials = if config.simulation.enabled && config.auth.mode == AuthMode::Required {
+        local_auth::simulated_gateway_credentials(&mut config.auth, &gateway_ids)
+    } else {
+        BTreeMap::new()
+    };
+    // Checked before anything starts: a misconfigured server should not get half way.
+    let server = Server::new(config.server.clone()).with_security(&config.auth, &config.tls)?;
+
     let store = open_store(&config.database, true).await?;
     let bus = vigil_runtime::bus::connect(&config.bus).await?;
     let registry = Registry::start(config.registry.clone(), store, bus.clone(), shutdown.clone()).await?;
@@ -140,7 +167,7 @@ async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result
     )
     .start(shutdown.clone());
 
-    let server = Server::new(config.server.clone())
+    let server = server
         .add_service(registry.sessions_service())
         .add_service(registry.link_service())
         .add_service(TerminationApi::server(terminator))
@@ -153,11 +180,15 @@ async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result
         shutdown.clone(),
     ));
     let listener = vigil_runtime::server::bind(config.server.listen).await?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let scheme = if config.tls.serves_tls() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr()?);
 
     // The simulated gateways are real agents on real gRPC streams to this very server.
     let simulation = if config.simulation.enabled {
-        let simulation = simulate::run(simulation_config(&url, &config.simulation), shutdown.clone()).await?;
+        let mut simulation_config = simulation_config(&url, &config.simulation, gateway_credentials);
+        // Over TLS, the simulated gateways trust the CA of `tls.ca`.
+        simulation_config.tls = config.tls.client_config()?;
+        let simulation = simulate::run(simulation_config, shutdown.clone()).await?;
         tracing::info!(
             gateways = config.simulation.gateways,
             sessions_per_gateway = config.simulation.sessions_per_gateway,
@@ -168,6 +199,23 @@ async fn run(config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result
         None
     };
     println!("Vigil is running at {url} (database: {}).", config.database);
+    match (&admin_token, config.auth.mode) {
+        (Some(token_file), _) => {
+            println!(
+                "Callers authenticate. An admin token ({}) is in {}; sessionctl run from this directory uses it.",
+                local_auth::ADMIN_SUBJECT,
+                token_file.display()
+            );
+            println!(
+                "For other tools: export VIGIL_TOKEN=$(cat {})  (grpcurl: -H \"authorization: Bearer $VIGIL_TOKEN\")",
+                token_file.display()
+            );
+        }
+        (None, AuthMode::Required) => println!("Callers authenticate with the keys and tokens configured in [auth]."),
+        (None, AuthMode::Off) => {
+            println!("Authentication is off (auth.mode = \"off\"): every caller may do everything.")
+        }
+    }
     println!("In another shell: cargo run --bin sessionctl -- sessions list");
 
     server.serve(listener, shutdown).await?;
@@ -213,8 +261,13 @@ impl RiskAssessor for InProcessGeo {
     }
 }
 
-fn simulation_config(registry_url: &str, settings: &SimulationSettings) -> SimulationConfig {
+fn simulation_config(
+    registry_url: &str,
+    settings: &SimulationSettings,
+    credentials: BTreeMap<String, String>,
+) -> SimulationConfig {
     let mut config = SimulationConfig::new(registry_url);
+    config.credential = Arc::new(move |gateway_id: &str| credentials.get(gateway_id).cloned().unwrap_or_default());
     config.gateways = settings.gateways;
     config.sessions_per_gateway = settings.sessions_per_gateway;
     config.idle_fraction = settings.idle_fraction;

@@ -55,6 +55,8 @@ pub struct SimulationConfig {
     pub seed: u64,
     /// The credential of each gateway (default: none).
     pub credential: CredentialFn,
+    /// TLS for an `https://` registry URL (default: none, plaintext).
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl SimulationConfig {
@@ -69,6 +71,7 @@ impl SimulationConfig {
             churn: 0.05,
             seed: 1,
             credential: Arc::new(|_gateway_id: &str| String::new()),
+            tls: None,
         }
     }
 
@@ -234,10 +237,11 @@ pub async fn run(config: SimulationConfig, shutdown: CancellationToken) -> Resul
             counters: Arc::clone(&counters),
         });
         let credential = (config.credential)(&gateway_id);
-        let agent = Agent::start(
-            AgentConfig::new(config.registry_url.clone(), gateway_id).with_credential(credential),
-            handler,
-        );
+        let agent_config = AgentConfig {
+            tls: config.tls.clone(),
+            ..AgentConfig::new(config.registry_url.clone(), gateway_id).with_credential(credential)
+        };
+        let agent = Agent::start(agent_config, handler);
         let gateway = SimGateway {
             agent: agent.clone(),
             sessions,

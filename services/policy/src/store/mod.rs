@@ -1,5 +1,5 @@
 //! Persistence of the policy service: policies, concurrency slots, the record of idle warnings
-//! sent, and the sweeper's leader lease. [`SqlPolicyStore`] implements [`PolicyStore`] with
+//! sent, the sweeper's leader lease, and the audit trail of policy changes. [`SqlPolicyStore`] implements [`PolicyStore`] with
 //! sea-orm on PostgreSQL and SQLite.
 
 mod entity;
@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use vigil_runtime::ServiceResult;
 
 use crate::domain::{
-    ConcurrencyLimit, DeleteOutcome, EpochMillis, IdleWarningRecord, PolicyRecord, Rules, Slot, SlotOutcome, Subject,
+    AuditQuery, AuditRecord, ConcurrencyLimit, DeleteOutcome, EpochMillis, IdleWarningRecord, PolicyRecord, Rules,
+    Slot, SlotOutcome, Subject,
 };
 
 /// Durable state of the policy service. Every method is atomic.
@@ -81,6 +82,12 @@ pub trait PolicyStore: Send + Sync + 'static {
 
     /// Gives the lease up, if `holder` has it (so a successor need not wait for it to expire).
     async fn release_lease(&self, name: &str, holder: &str) -> ServiceResult<()>;
+
+    /// Appends an event to the audit trail of policy changes.
+    async fn record_audit(&self, event: &AuditRecord) -> ServiceResult<()>;
+
+    /// Audit events matching `query`, newest first (ties broken by id, descending).
+    async fn list_audit(&self, query: &AuditQuery) -> ServiceResult<Vec<AuditRecord>>;
 
     /// Whether the database answers.
     async fn ping(&self) -> ServiceResult<()>;

@@ -1,7 +1,8 @@
 //! `vigil.v1.GatewayLink`: the long-lived stream between a gateway's agent and this replica.
 //!
 //! Opening a link, in order (design.md, flow 1):
-//! 1. read and validate the hello;
+//! 1. read and validate the hello, and authenticate the gateway it names (its credential, or a
+//!    client certificate naming it — `vigil_runtime::auth::authenticate_gateway`);
 //! 2. subscribe to the gateway's bus channel — before anything else, so a command published while
 //!    the rest happens is not missed;
 //! 3. record the gateway as connected here and reconcile its snapshot with the store;
@@ -23,6 +24,7 @@ use tonic::{Request, Response, Status, Streaming};
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::agent_message::Message as Up;
 use vigil_proto::v1::gateway_link_server::GatewayLink;
+use vigil_runtime::auth::authenticate_gateway;
 use vigil_runtime::bus::{BusEvent, Subscription};
 use vigil_runtime::{ServiceError, ServiceResult};
 
@@ -67,14 +69,16 @@ impl GatewayLink for LinkApi {
         &self,
         request: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
-        let mut inbound = request.into_inner();
+        // The extensions hold what authenticates the agent: the auth layer's verdict and the TLS client
+        // certificate, if any.
+        let (_, extensions, mut inbound) = request.into_parts();
         let hello_timeout = self.registry.inner.settings.hello_timeout;
         let first = tokio::time::timeout(hello_timeout, inbound.message())
             .await
             .map_err(|_| {
                 Status::deadline_exceeded(format!("no hello within {hello_timeout:?} of opening the link"))
             })??;
-        let hello = match first.and_then(|message| message.message) {
+        let mut hello = match first.and_then(|message| message.message) {
             Some(Up::Hello(hello)) => hello,
             Some(other) => {
                 return Err(Status::invalid_argument(format!(
@@ -88,7 +92,12 @@ impl GatewayLink for LinkApi {
                 ));
             }
         };
+        let credential = std::mem::take(&mut hello.credential);
         let hello = ValidHello::parse(&hello)?;
+        // The agent speaks for this gateway only if it proved to be it; everything after (the
+        // snapshot, the command channel) is scoped to this id.
+        let proof = authenticate_gateway(&extensions, &hello.gateway_id, &credential)?;
+        tracing::debug!(gateway = %hello.gateway_id, ?proof, "gateway authenticated");
         let (link, welcome, pending, subscription) = Link::open(self.registry.clone(), hello).await?;
 
         let (outbound, receiver) = mpsc::channel(OUTBOUND_QUEUE);

@@ -1,4 +1,9 @@
 //! `vigil.v1.SessionRegistry`: list, get, stats, watch, gateways, resolve.
+//!
+//! Who may call what is decided by the auth layer (`vigil_runtime::auth`), except the one rule that
+//! needs the sessions themselves: a caller without `sessions:read` sees only their own sessions —
+//! lists and watches are narrowed to their user, and getting or resolving someone else's session
+//! is refused.
 
 use std::pin::Pin;
 
@@ -8,6 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::session_registry_server::SessionRegistry;
+use vigil_runtime::auth::{Identity, Permission, SessionScope, authorize_own_sessions};
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::convert::{gateway_to_proto, session_to_proto, stats_to_proto};
@@ -29,9 +35,13 @@ impl SessionsApi {
         Self { registry }
     }
 
-    async fn list(&self, request: &pb::ListSessionsRequest) -> ServiceResult<pb::ListSessionsResponse> {
+    async fn list(
+        &self,
+        identity: &Identity,
+        request: &pb::ListSessionsRequest,
+    ) -> ServiceResult<pb::ListSessionsResponse> {
         let inner = &self.registry.inner;
-        let filter = validate::filter(request.filter.as_ref())?;
+        let filter = own_sessions_filter(identity, validate::filter(request.filter.as_ref())?)?;
         let sort = validate::order_by(request.order_by)?;
         let limit = validate::page_size(request.page_size)?;
         let after = match request.page_token.as_str() {
@@ -61,10 +71,15 @@ impl SessionsApi {
         })
     }
 
-    async fn get(&self, request: &pb::GetSessionRequest) -> ServiceResult<pb::Session> {
+    async fn get(&self, identity: &Identity, request: &pb::GetSessionRequest) -> ServiceResult<pb::Session> {
         let id = validate::session_id("id", &request.id)?;
         let session = self.registry.inner.store.get_session(&id).await?;
         let session = session.ok_or_else(|| ServiceError::not_found("session", id))?;
+        authorize_own_sessions(
+            identity,
+            Permission::SessionsRead,
+            [(session.id.as_str(), session.user.as_str())],
+        )?;
         Ok(session_to_proto(&session, now_millis()))
     }
 
@@ -84,11 +99,13 @@ impl SessionRegistry for SessionsApi {
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        Ok(Response::new(self.list(request.get_ref()).await?))
+        let identity = Identity::of(&request)?;
+        Ok(Response::new(self.list(identity, request.get_ref()).await?))
     }
 
     async fn get_session(&self, request: Request<pb::GetSessionRequest>) -> Result<Response<pb::Session>, Status> {
-        Ok(Response::new(self.get(request.get_ref()).await?))
+        let identity = Identity::of(&request)?;
+        Ok(Response::new(self.get(identity, request.get_ref()).await?))
     }
 
     async fn get_stats(&self, request: Request<pb::GetStatsRequest>) -> Result<Response<pb::SessionStats>, Status> {
@@ -101,8 +118,11 @@ impl SessionRegistry for SessionsApi {
         &self,
         request: Request<pb::WatchSessionsRequest>,
     ) -> Result<Response<Self::WatchSessionsStream>, Status> {
+        let filter = own_sessions_filter(
+            Identity::of(&request)?,
+            validate::filter(request.get_ref().filter.as_ref())?,
+        )?;
         let request = request.into_inner();
-        let filter = validate::filter(request.filter.as_ref())?;
         let inner = &self.registry.inner;
         // Subscribe before reading the snapshot, so a change committed in between is not missed
         // (it may be seen twice: once in the snapshot, once as an event — harmless).
@@ -198,10 +218,27 @@ impl SessionRegistry for SessionsApi {
         request: Request<pb::ResolveSessionsRequest>,
     ) -> Result<Response<pb::ResolveSessionsResponse>, Status> {
         let selector = request.get_ref().selector.as_ref();
-        Ok(Response::new(
-            resolve(&self.registry, selector.unwrap_or(&pb::SessionSelector::default())).await?,
-        ))
+        let resolution = resolve(&self.registry, selector.unwrap_or(&pb::SessionSelector::default())).await?;
+        authorize_own_sessions(
+            Identity::of(&request)?,
+            Permission::SessionsRead,
+            resolution
+                .sessions
+                .iter()
+                .map(|session| (session.id.as_str(), session.user.as_str())),
+        )?;
+        Ok(Response::new(resolution))
     }
+}
+
+/// A list or watch filter narrowed to the caller's own sessions when they may not see everyone's.
+fn own_sessions_filter(identity: &Identity, filter: SessionFilter) -> ServiceResult<SessionFilter> {
+    let user = SessionScope::of(identity, Permission::SessionsRead).user_filter(
+        filter.user.clone(),
+        Permission::SessionsRead,
+        &identity.roles,
+    )?;
+    Ok(SessionFilter { user, ..filter })
 }
 
 /// The live sessions a selector covers. Naming a session id, user, gateway or resource the
@@ -364,6 +401,7 @@ fn event_matches(filter: &SessionFilter, event: &pb::SessionEvent) -> bool {
             .min_risk_score
             .is_none_or(|min| risk.is_some_and(|risk| risk.score >= min))
         && (!filter.flagged_only || risk.is_some_and(|risk| !risk.flags.is_empty()))
+        && (!filter.denied_only || event.kind == pb::SessionEventKind::Denied as i32)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //!
 //! The schema itself is defined by the migrations (`store::migration`); these structs mirror it.
 
+pub mod audit_event;
 pub mod idle_warning;
 pub mod policy;
 pub mod slot;

@@ -19,11 +19,11 @@ use sea_orm_migration::MigratorTrait;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use super::PolicyStore;
-use super::entity::{idle_warning, policy, slot};
+use super::entity::{audit_event, idle_warning, policy, slot};
 use super::migration::Migrator;
 use crate::domain::{
-    ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, EpochMillis, IdleWarningRecord, PolicyRecord, Rules, ScopeKind,
-    Slot, SlotOutcome, Subject,
+    AuditQuery, AuditRecord, ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, EpochMillis, IdleWarningRecord,
+    PolicyRecord, Rules, ScopeKind, Slot, SlotOutcome, Subject,
 };
 
 /// The oldest SQLite with `RETURNING` (which the lease and the warning record rely on).
@@ -398,6 +398,39 @@ impl PolicyStore for SqlPolicyStore {
 
     async fn release_lease(&self, name: &str, holder: &str) -> ServiceResult<()> {
         lease::release(&self.db, name, holder).await
+    }
+
+    async fn record_audit(&self, event: &AuditRecord) -> ServiceResult<()> {
+        audit_event::Entity::insert(audit_event::active_model(event))
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> ServiceResult<Vec<AuditRecord>> {
+        use audit_event::Column;
+        let mut condition = Condition::all();
+        if let Some(actor) = &query.actor {
+            condition = condition.add(Column::Actor.eq(actor.as_str()));
+        }
+        if let Some(since) = query.since {
+            condition = condition.add(Column::At.gte(since));
+        }
+        if let Some((at, id)) = &query.after {
+            condition = condition.add(
+                Condition::any()
+                    .add(Column::At.lt(*at))
+                    .add(Condition::all().add(Column::At.eq(*at)).add(Column::Id.lt(id.as_str()))),
+            );
+        }
+        let rows = audit_event::Entity::find()
+            .filter(condition)
+            .order_by_desc(Column::At)
+            .order_by_desc(Column::Id)
+            .limit(query.limit)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(audit_event::Model::into_record).collect())
     }
 
     async fn ping(&self) -> ServiceResult<()> {

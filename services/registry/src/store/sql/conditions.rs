@@ -64,6 +64,12 @@ pub fn matching(filter: &SessionFilter) -> Condition {
     if let Some(ip) = &filter.client_ip {
         condition = condition.add(Column::ClientIp.eq(ip.as_str()));
     }
+    if filter.denied_only {
+        // A refused start is recorded as a session that ended as it began, by policy.
+        condition = condition
+            .add(Column::EndReason.eq(enum_code(crate::domain::EndReason::Policy)))
+            .add(Expr::col(Column::EndedAt).eq(Expr::col(Column::StartedAt)));
+    }
     condition
 }
 

@@ -1,0 +1,300 @@
+//! `sessionctl audit`: one trail, newest first, merged from the three places Vigil records what was
+//! done and by whom —
+//! - terminations (`TerminationService.ListTerminations`): who ended which sessions, and how
+//!   delivery went;
+//! - policy changes (`PolicyService.ListAuditEvents`): who created, changed or deleted a policy, and
+//!   whether it was done;
+//! - refused admissions (`SessionRegistry.ListSessions` with `denied_only`): starts the policy
+//!   refused, recorded by the registry as sessions that ended as they began. Their actor is
+//!   `admission`: nobody asked, the rules decided.
+
+use std::fmt::Display;
+use std::io::Write;
+
+use chrono::{DateTime, Local, TimeZone, Utc};
+use serde_json::json;
+use vigil_proto::v1::{
+    AuditEvent, AuditOutcome, ListAuditEventsRequest, ListSessionsRequest, ListTerminationsRequest, Session,
+    SessionFilter, SessionOrderBy, SessionStatus, Termination,
+};
+
+use crate::cli::{AuditArgs, OutputFormat};
+use crate::client::{Policies, Registry, Terminations};
+use crate::error::CliError;
+use crate::{format, render};
+
+/// The actor of refused admissions.
+pub const ADMISSION_ACTOR: &str = "admission";
+
+/// One line of the trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: prost_types::Timestamp,
+    pub actor: String,
+    /// `sessions.terminate`, `policy.create`, `admission.deny`…
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+}
+
+/// Reads the three sources and writes the merged trail.
+pub(crate) async fn audit(
+    registry: &Registry,
+    terminations: &Terminations,
+    policies: &Policies,
+    args: &AuditArgs,
+    output: OutputFormat,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let since = args.since.resolve(Utc::now());
+    let since_ts = vigil_proto::timestamp_from_millis(since.timestamp_millis());
+    let actor = args.actor.clone().unwrap_or_default();
+
+    let ended = terminations
+        .list_terminations(ListTerminationsRequest {
+            actor: actor.clone(),
+            since: Some(since_ts),
+            page_size: args.limit,
+            ..ListTerminationsRequest::default()
+        })
+        .await?
+        .terminations;
+    let changed = policies
+        .list_audit_events(ListAuditEventsRequest {
+            actor: actor.clone(),
+            since: Some(since_ts),
+            page_size: args.limit,
+            page_token: String::new(),
+        })
+        .await?
+        .events;
+    let denied = if actor.is_empty() || actor == ADMISSION_ACTOR {
+        registry
+            .list_sessions(ListSessionsRequest {
+                filter: Some(SessionFilter {
+                    statuses: vec![SessionStatus::Disconnected as i32],
+                    denied_only: true,
+                    ..SessionFilter::default()
+                }),
+                order_by: SessionOrderBy::StartedAt as i32,
+                ascending: false,
+                page_size: args.limit,
+                page_token: String::new(),
+            })
+            .await?
+            .sessions
+    } else {
+        Vec::new()
+    };
+
+    let entries = merge(&ended, &changed, &denied, since, args.limit);
+    match output {
+        OutputFormat::Table => write!(out, "{}", table(&entries, &Local::now()))?,
+        OutputFormat::Json => writeln!(out, "{:#}", to_json(&entries))?,
+    }
+    Ok(())
+}
+
+/// The entries of all three sources at or after `since`, newest first, at most `limit`.
+pub fn merge(
+    terminations: &[Termination],
+    events: &[AuditEvent],
+    denied: &[Session],
+    since: DateTime<Utc>,
+    limit: i32,
+) -> Vec<AuditEntry> {
+    let mut entries: Vec<AuditEntry> = terminations
+        .iter()
+        .filter_map(termination_entry)
+        .chain(events.iter().filter_map(policy_entry))
+        .chain(denied.iter().filter_map(denied_entry))
+        .filter(|entry| format::to_datetime(&entry.at).is_some_and(|at| at >= since))
+        .collect();
+    // Newest first; equal times keep a stable order by action and target.
+    entries.sort_by(|a, b| {
+        (b.at.seconds, b.at.nanos)
+            .cmp(&(a.at.seconds, a.at.nanos))
+            .then_with(|| a.action.cmp(&b.action))
+            .then_with(|| a.target.cmp(&b.target))
+    });
+    entries.truncate(usize::try_from(limit).unwrap_or(0));
+    entries
+}
+
+fn termination_entry(termination: &Termination) -> Option<AuditEntry> {
+    let delivery = if termination.session_count == 0 {
+        "nothing to end".to_owned()
+    } else {
+        format!(
+            "{} of {} acknowledged, {} pending, {} failed",
+            termination.acknowledged + termination.already_ended,
+            termination.session_count,
+            termination.pending + termination.delivered,
+            termination.failed
+        )
+    };
+    Some(AuditEntry {
+        at: termination.created_at?,
+        actor: termination.actor.clone(),
+        action: "sessions.terminate".to_owned(),
+        target: format!(
+            "{} ({}, termination {})",
+            format::selector(termination.selector.as_ref()),
+            format::reason(termination.reason()),
+            format::short_id(&termination.id)
+        ),
+        outcome: delivery,
+    })
+}
+
+fn policy_entry(event: &AuditEvent) -> Option<AuditEntry> {
+    let outcome = match event.outcome() {
+        AuditOutcome::Succeeded => "done".to_owned(),
+        AuditOutcome::Failed if event.detail.is_empty() => "failed".to_owned(),
+        AuditOutcome::Failed => format!("failed: {}", event.detail),
+        AuditOutcome::Unspecified => format::or_none("").to_owned(),
+    };
+    Some(AuditEntry {
+        at: event.at?,
+        actor: event.actor.clone(),
+        action: event.action.clone(),
+        target: event.target.clone(),
+        outcome,
+    })
+}
+
+fn denied_entry(session: &Session) -> Option<AuditEntry> {
+    let reason = session
+        .end_detail
+        .strip_prefix("admission denied: ")
+        .unwrap_or(&session.end_detail);
+    Some(AuditEntry {
+        at: session.started_at?,
+        actor: ADMISSION_ACTOR.to_owned(),
+        action: "admission.deny".to_owned(),
+        target: format!(
+            "{} → {} from {} via {}",
+            session.user,
+            format::resource(session),
+            format::or_none(&session.client_ip),
+            format::or_none(&session.gateway_id)
+        ),
+        outcome: format!("denied: {reason}"),
+    })
+}
+
+/// The trail as a table, with a count.
+pub fn table<Tz: TimeZone<Offset: Display>>(entries: &[AuditEntry], now: &DateTime<Tz>) -> String {
+    let mut out = String::new();
+    if entries.is_empty() {
+        out.push_str("Nothing was recorded in that time.\n\n");
+    } else {
+        let mut table = render::table(&["WHEN", "ACTOR", "ACTION", "TARGET", "OUTCOME"]);
+        for entry in entries {
+            table.add_row(vec![
+                format::date_time(Some(&entry.at), now),
+                format::or_none(&entry.actor).to_owned(),
+                entry.action.clone(),
+                entry.target.clone(),
+                entry.outcome.clone(),
+            ]);
+        }
+        out.push_str(&table.trim_fmt());
+        out.push_str("\n\n");
+    }
+    out.push_str(&format!("{}\n", format::counted(entries.len() as u64, "event")));
+    out
+}
+
+/// The trail as JSON: `{"events": [{"at", "actor", "action", "target", "outcome"}]}`.
+pub fn to_json(entries: &[AuditEntry]) -> serde_json::Value {
+    let events: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| {
+            json!({
+                "at": format::to_datetime(&entry.at).map(|at| at.to_rfc3339()),
+                "actor": entry.actor,
+                "action": entry.action,
+                "target": entry.target,
+                "outcome": entry.outcome,
+            })
+        })
+        .collect();
+    json!({ "events": events })
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_proto::v1::{EndReason, ResourceType, SessionIds, SessionSelector, session_selector::Target};
+
+    use super::*;
+
+    fn at(seconds: i64) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp { seconds, nanos: 0 })
+    }
+
+    #[test]
+    fn the_three_sources_merge_newest_first_within_the_window_and_limit() {
+        let termination = Termination {
+            id: "0195a3c0-7e1f-7000-8000-000000000001".into(),
+            actor: "olga@example.com".into(),
+            selector: Some(SessionSelector {
+                target: Some(Target::SessionIds(SessionIds {
+                    ids: vec!["0195a3c0-7e1f-7000-8000-0000000000aa".into()],
+                })),
+            }),
+            reason: EndReason::Admin as i32,
+            created_at: at(1_000),
+            session_count: 1,
+            acknowledged: 1,
+            ..Termination::default()
+        };
+        let event = AuditEvent {
+            id: "e1".into(),
+            at: at(2_000),
+            actor: "ada@example.com".into(),
+            action: "policy.update".into(),
+            target: "policy 0195… (user \"bob\")".into(),
+            outcome: AuditOutcome::Failed as i32,
+            detail: "policy \"x\" not found".into(),
+        };
+        let denied = Session {
+            user: "mallory@example.com".into(),
+            resource_name: "prod-db-01".into(),
+            resource_type: ResourceType::Ssh as i32,
+            client_ip: "203.0.113.9".into(),
+            gateway_id: "gw-1".into(),
+            started_at: at(3_000),
+            end_detail: "admission denied: risk score 90 reaches the deny threshold 80".into(),
+            ..Session::default()
+        };
+        let old = Termination {
+            created_at: at(10),
+            ..termination.clone()
+        };
+        let since = DateTime::from_timestamp(500, 0).unwrap();
+
+        let entries = merge(&[termination, old], &[event], &[denied], since, 10);
+
+        let actions: Vec<&str> = entries.iter().map(|entry| entry.action.as_str()).collect();
+        assert_eq!(actions, ["admission.deny", "policy.update", "sessions.terminate"]);
+        assert_eq!(entries[0].actor, ADMISSION_ACTOR);
+        assert_eq!(
+            entries[0].outcome,
+            "denied: risk score 90 reaches the deny threshold 80"
+        );
+        assert!(
+            entries[0].target.starts_with("mallory@example.com → prod-db-01"),
+            "{}",
+            entries[0].target
+        );
+        assert_eq!(entries[1].outcome, "failed: policy \"x\" not found");
+        assert_eq!(entries[2].actor, "olga@example.com");
+        assert_eq!(entries[2].outcome, "1 of 1 acknowledged, 0 pending, 0 failed");
+
+        let two = merge(&[], &[], &[], since, 2);
+        assert!(two.is_empty());
+        let json = to_json(&entries);
+        assert_eq!(json["events"][2]["actor"], "olga@example.com");
+    }
+}
