@@ -32,9 +32,4 @@ pub use demo::write_demo_databases;
 pub use locator::Locator;
 pub use service::Geo;
 
-/// Now, in epoch milliseconds.
-pub(crate) fn now_millis() -> domain::EpochMillis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use vigil_runtime::now_millis;

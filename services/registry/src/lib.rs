@@ -29,9 +29,4 @@ pub use settings::RegistrySettings;
 /// The bus channel carrying a gateway's commands.
 pub use api::gateway_channel;
 
-/// Now, in epoch milliseconds.
-pub(crate) fn now_millis() -> domain::EpochMillis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use vigil_runtime::now_millis;

@@ -8,7 +8,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::ServiceError;
@@ -278,6 +281,50 @@ fn validate_schema_name(schema: &str) -> Result<(), ServiceError> {
             "schema name {schema:?} must be 1–63 letters, digits or underscores, not starting with a digit"
         )))
     }
+}
+
+/// SQLite 3.35 brought `UPDATE … RETURNING`, which every store relies on.
+const MIN_SQLITE_VERSION: (u32, u32) = (3, 35);
+
+/// Checks that `db` is a backend Vigil's stores run on: PostgreSQL, or SQLite 3.35 or newer.
+/// `service` names who needs it in the error.
+pub async fn check_backend(db: &DatabaseConnection, service: &str) -> Result<(), ServiceError> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => Ok(()),
+        DbBackend::Sqlite => {
+            let row = db
+                .query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT sqlite_version()"))
+                .await?;
+            let version: String = match row {
+                Some(row) => row.try_get_by_index(0)?,
+                None => return Err(ServiceError::internal("SQLite did not report its version")),
+            };
+            let mut parts = version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
+            let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+            if found < MIN_SQLITE_VERSION {
+                return Err(ServiceError::internal(format!(
+                    "SQLite {version} is too old: the {service} needs {}.{} or newer",
+                    MIN_SQLITE_VERSION.0, MIN_SQLITE_VERSION.1
+                )));
+            }
+            Ok(())
+        }
+        other => Err(ServiceError::internal(format!(
+            "unsupported database backend {other:?}"
+        ))),
+    }
+}
+
+/// A transaction that will write. On SQLite it takes the (database-wide) write lock up front
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
+/// `SQLITE_BUSY` instead of waiting when another connection wrote in between.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, ServiceError> {
+    let sqlite = db.get_database_backend() == DbBackend::Sqlite;
+    let options = TransactionOptions {
+        sqlite_transaction_mode: sqlite.then_some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    Ok(db.begin_with_options(options).await?)
 }
 
 #[cfg(test)]

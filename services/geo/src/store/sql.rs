@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sea_orm::sea_query::Query;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, TryInsertResult,
+    QueryOrder, QuerySelect, Statement, TryInsertResult,
 };
 use sea_orm_migration::MigratorTrait;
 use vigil_runtime::{ServiceError, ServiceResult};
@@ -47,12 +47,7 @@ impl SqlHistoryStore {
     /// IMMEDIATE`): a deferred transaction that reads and then writes fails with `SQLITE_BUSY`
     /// instead of waiting when another connection wrote in between.
     async fn write_transaction(&self) -> ServiceResult<DatabaseTransaction> {
-        let sqlite = self.db.get_database_backend() == DbBackend::Sqlite;
-        let options = TransactionOptions {
-            sqlite_transaction_mode: sqlite.then_some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        };
-        Ok(self.db.begin_with_options(options).await?)
+        vigil_runtime::database::begin_write(&self.db).await
     }
 }
 

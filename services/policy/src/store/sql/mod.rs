@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use sea_orm_migration::MigratorTrait;
 use vigil_runtime::{ServiceError, ServiceResult};
@@ -25,9 +25,6 @@ use crate::domain::{
     AuditQuery, AuditRecord, ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, EpochMillis, IdleWarningRecord,
     PolicyRecord, Rules, ScopeKind, Slot, SlotOutcome, Subject,
 };
-
-/// The oldest SQLite with `RETURNING` (which the lease and the warning record rely on).
-const MIN_SQLITE_VERSION: (u32, u32) = (3, 35);
 
 /// The first key of the PostgreSQL advisory locks that serialise admissions per user ("poli"),
 /// so they cannot collide with another component's advisory locks on the same database.
@@ -47,15 +44,7 @@ impl SqlPolicyStore {
     /// A store on `db`. Does not touch the schema: call [`SqlPolicyStore::migrate`] (or run the
     /// migrations elsewhere) first. Fails on a backend other than PostgreSQL or SQLite ≥ 3.35.
     pub async fn new(db: DatabaseConnection) -> ServiceResult<Self> {
-        match db.get_database_backend() {
-            DbBackend::Postgres => {}
-            DbBackend::Sqlite => check_sqlite_version(&db).await?,
-            other => {
-                return Err(ServiceError::internal(format!(
-                    "unsupported database backend {other:?}"
-                )));
-            }
-        }
+        vigil_runtime::database::check_backend(&db, "policy service").await?;
         Ok(Self { db })
     }
 
@@ -78,11 +67,7 @@ impl SqlPolicyStore {
     /// front (`BEGIN IMMEDIATE`): that is what serialises admissions there, and a deferred
     /// transaction that reads and then writes would fail with `SQLITE_BUSY` instead of waiting.
     async fn write_transaction(&self) -> ServiceResult<DatabaseTransaction> {
-        let options = TransactionOptions {
-            sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        };
-        Ok(self.db.begin_with_options(options).await?)
+        vigil_runtime::database::begin_write(&self.db).await
     }
 
     /// Serialises admissions of `user` until the end of `txn`, across every replica (PostgreSQL;
@@ -119,25 +104,6 @@ impl SqlPolicyStore {
             .await?;
         Ok(slots.rows_affected)
     }
-}
-
-async fn check_sqlite_version(db: &DatabaseConnection) -> ServiceResult<()> {
-    let row = db
-        .query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT sqlite_version()"))
-        .await?;
-    let version: String = match row {
-        Some(row) => row.try_get_by_index(0)?,
-        None => return Err(ServiceError::internal("SQLite did not report its version")),
-    };
-    let mut parts = version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
-    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if found < MIN_SQLITE_VERSION {
-        return Err(ServiceError::internal(format!(
-            "SQLite {version} is too old: the policy service needs {}.{} or newer",
-            MIN_SQLITE_VERSION.0, MIN_SQLITE_VERSION.1
-        )));
-    }
-    Ok(())
 }
 
 fn records(rows: Vec<policy::Model>) -> ServiceResult<Vec<PolicyRecord>> {

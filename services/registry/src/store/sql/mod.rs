@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    EntityTrait, IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait, TryInsertResult,
+    EntityTrait, IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionOptions,
+    TransactionTrait, TryInsertResult,
 };
 use sea_orm_migration::MigratorTrait;
 use vigil_runtime::{ServiceError, ServiceResult};
@@ -35,9 +35,6 @@ const MAX_PAGE: u64 = 1000;
 /// 32,766 per statement (PostgreSQL 65,535).
 const INSERT_CHUNK: usize = 500;
 
-/// The oldest SQLite with `RETURNING` (which ending, idling and waking sessions rely on).
-const MIN_SQLITE_VERSION: (u32, u32) = (3, 35);
-
 /// The PostgreSQL advisory lock key that serialises migrations ("vigilreg" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7669_6769_6c72_6567;
 
@@ -51,15 +48,7 @@ impl SqlStore {
     /// A store on `db`. Does not touch the schema: call [`SqlStore::migrate`] (or run the
     /// migrations elsewhere) first. Fails on a backend other than PostgreSQL or SQLite ≥ 3.35.
     pub async fn new(db: DatabaseConnection) -> ServiceResult<Self> {
-        match db.get_database_backend() {
-            DbBackend::Postgres => {}
-            DbBackend::Sqlite => check_sqlite_version(&db).await?,
-            other => {
-                return Err(ServiceError::internal(format!(
-                    "unsupported database backend {other:?}"
-                )));
-            }
-        }
+        vigil_runtime::database::check_backend(&db, "registry").await?;
         Ok(Self { db })
     }
 
@@ -90,11 +79,7 @@ impl SqlStore {
     /// IMMEDIATE`): a deferred transaction that reads and then writes fails with `SQLITE_BUSY`
     /// instead of waiting when another connection wrote in between.
     async fn write_transaction(&self) -> ServiceResult<DatabaseTransaction> {
-        let options = TransactionOptions {
-            sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        };
-        Ok(self.db.begin_with_options(options).await?)
+        vigil_runtime::database::begin_write(&self.db).await
     }
 
     /// A transaction that only reads, seeing one snapshot throughout (a page and its total agree).
@@ -111,28 +96,6 @@ impl SqlStore {
         };
         Ok(self.db.begin_with_options(options).await?)
     }
-}
-
-async fn check_sqlite_version(db: &DatabaseConnection) -> ServiceResult<()> {
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT sqlite_version()",
-        ))
-        .await?;
-    let version: String = match row {
-        Some(row) => row.try_get_by_index(0)?,
-        None => return Err(ServiceError::internal("SQLite did not report its version")),
-    };
-    let mut parts = version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
-    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if found < MIN_SQLITE_VERSION {
-        return Err(ServiceError::internal(format!(
-            "SQLite {version} is too old: the registry needs {}.{} or newer",
-            MIN_SQLITE_VERSION.0, MIN_SQLITE_VERSION.1
-        )));
-    }
-    Ok(())
 }
 
 /// Sets the columns that end a session.

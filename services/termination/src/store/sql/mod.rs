@@ -14,8 +14,7 @@ use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    EntityTrait, IsolationLevel, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
+    EntityTrait, IsolationLevel, QueryFilter, QueryOrder, QuerySelect, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use vigil_runtime::{ServiceError, ServiceResult};
@@ -31,9 +30,6 @@ use crate::domain::{
 /// The largest page a list returns.
 const MAX_PAGE: u64 = 1000;
 
-/// The oldest SQLite with `RETURNING` (which recording, reporting and claiming rely on).
-const MIN_SQLITE_VERSION: (u32, u32) = (3, 35);
-
 /// Terminations and their commands in a SQL database (PostgreSQL or SQLite).
 #[derive(Debug, Clone)]
 pub struct SqlTerminationStore {
@@ -44,15 +40,7 @@ impl SqlTerminationStore {
     /// A store on `db`. Does not touch the schema: call [`SqlTerminationStore::migrate`] (or run
     /// the migrations elsewhere) first. Fails on a backend other than PostgreSQL or SQLite ≥ 3.35.
     pub async fn new(db: DatabaseConnection) -> ServiceResult<Self> {
-        match db.get_database_backend() {
-            DbBackend::Postgres => {}
-            DbBackend::Sqlite => check_sqlite_version(&db).await?,
-            other => {
-                return Err(ServiceError::internal(format!(
-                    "unsupported database backend {other:?}"
-                )));
-            }
-        }
+        vigil_runtime::database::check_backend(&db, "termination service").await?;
         Ok(Self { db })
     }
 
@@ -76,11 +64,7 @@ impl SqlTerminationStore {
     /// instead of waiting when another connection wrote in between. Holding the single write lock
     /// from the first read is also what makes `record` and `claim_due` race-free there.
     async fn write_transaction(&self) -> ServiceResult<DatabaseTransaction> {
-        let options = TransactionOptions {
-            sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        };
-        Ok(self.db.begin_with_options(options).await?)
+        vigil_runtime::database::begin_write(&self.db).await
     }
 
     /// A transaction that only reads, seeing one snapshot throughout (a page and its counts
@@ -130,25 +114,6 @@ impl SqlTerminationStore {
         }
         Ok(counts)
     }
-}
-
-async fn check_sqlite_version(db: &DatabaseConnection) -> ServiceResult<()> {
-    let row = db
-        .query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT sqlite_version()"))
-        .await?;
-    let version: String = match row {
-        Some(row) => row.try_get_by_index(0)?,
-        None => return Err(ServiceError::internal("SQLite did not report its version")),
-    };
-    let mut parts = version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
-    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if found < MIN_SQLITE_VERSION {
-        return Err(ServiceError::internal(format!(
-            "SQLite {version} is too old: the termination service needs {}.{} or newer",
-            MIN_SQLITE_VERSION.0, MIN_SQLITE_VERSION.1
-        )));
-    }
-    Ok(())
 }
 
 /// Adds `commands` in `state` to `counts`.
