@@ -452,7 +452,10 @@ impl RawLink {
     ) -> Result<Self, tonic::Status> {
         let (outbound, receiver) = tokio::sync::mpsc::channel(64);
         outbound
-            .send(pb::AgentMessage { message: Some(first) })
+            .send(pb::AgentMessage {
+                trace_context: Default::default(),
+                message: Some(first),
+            })
             .await
             .expect("queue");
         let mut client = pb::gateway_link_client::GatewayLinkClient::new(registry.channel().await);
@@ -484,7 +487,10 @@ impl RawLink {
 
     pub async fn send(&self, message: pb::agent_message::Message) {
         self.outbound
-            .send(pb::AgentMessage { message: Some(message) })
+            .send(pb::AgentMessage {
+                trace_context: Default::default(),
+                message: Some(message),
+            })
             .await
             .expect("link open");
     }
@@ -662,6 +668,7 @@ pub async fn open_link(channel: Channel, hello: pb::Hello) -> Result<LinkHalves,
     let (outbound, receiver) = tokio::sync::mpsc::channel(8);
     outbound
         .send(pb::AgentMessage {
+            trace_context: Default::default(),
             message: Some(pb::agent_message::Message::Hello(hello)),
         })
         .await
@@ -675,6 +682,7 @@ pub async fn open_link(channel: Channel, hello: pb::Hello) -> Result<LinkHalves,
     match inbound.message().await? {
         Some(pb::ControllerMessage {
             message: Some(pb::controller_message::Message::Welcome(_)),
+            ..
         }) => Ok((outbound, inbound)),
         other => panic!("expected a welcome or a refusal, got {other:?}"),
     }

@@ -732,6 +732,7 @@ async fn bad_requests_get_precise_statuses_and_write_nothing() {
     };
     outbound
         .send(pb::AgentMessage {
+            trace_context: Default::default(),
             message: Some(pb::agent_message::Message::SessionOpened(opened)),
         })
         .await
@@ -837,6 +838,7 @@ async fn an_agent_cannot_report_on_another_gateways_sessions() {
     };
     outbound
         .send(pb::AgentMessage {
+            trace_context: Default::default(),
             message: Some(pb::agent_message::Message::SessionClosed(close)),
         })
         .await
@@ -848,6 +850,7 @@ async fn an_agent_cannot_report_on_another_gateways_sessions() {
     };
     outbound
         .send(pb::AgentMessage {
+            trace_context: Default::default(),
             message: Some(pb::agent_message::Message::SessionOpened(opened)),
         })
         .await

@@ -182,6 +182,7 @@ async fn connect_and_pump(shared: &Arc<Shared>, welcomed_at: &mut Option<Instant
     };
     let snapshot_len = hello.sessions.len();
     tx.try_send(AgentMessage {
+        trace_context: Default::default(),
         message: Some(Message::Hello(hello)),
     })
     .map_err(|_| LinkError::Failed("cannot queue the hello".to_owned()))?;
@@ -193,6 +194,7 @@ async fn connect_and_pump(shared: &Arc<Shared>, welcomed_at: &mut Option<Instant
         match inbound.message().await {
             Ok(Some(ControllerMessage {
                 message: Some(Command::Welcome(welcome)),
+                ..
             })) => Ok((inbound, welcome)),
             Ok(Some(other)) => Err(LinkError::Failed(format!("expected a welcome, got {other:?}"))),
             Ok(None) => Err(LinkError::Failed(

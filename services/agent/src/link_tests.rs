@@ -56,7 +56,10 @@ impl FakeLink {
 
     async fn send(&self, message: Down) {
         self.outbound
-            .send(Ok(ControllerMessage { message: Some(message) }))
+            .send(Ok(ControllerMessage {
+                trace_context: Default::default(),
+                message: Some(message),
+            }))
             .await
             .expect("the link is gone");
     }
@@ -436,6 +439,7 @@ async fn locks_and_idle_warnings_reach_the_gateway() {
     };
     link.send(Down::LockUpdate(LockUpdate {
         locks: vec![lock.clone()],
+        version: 1,
     }))
     .await;
     link.send(Down::IdleWarning(IdleWarning {

@@ -189,7 +189,10 @@ impl LocalState {
     /// (then the link is marked broken and dropped from the state).
     pub(crate) fn send(&mut self, message: Message) -> bool {
         let Some(link) = &self.link else { return false };
-        match link.tx.try_send(AgentMessage { message: Some(message) }) {
+        match link.tx.try_send(AgentMessage {
+            trace_context: Default::default(),
+            message: Some(message),
+        }) {
             Ok(()) => {
                 self.sent += 1;
                 true

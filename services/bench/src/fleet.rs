@@ -344,6 +344,7 @@ async fn open_link(
     let sent = Instant::now();
     outbound
         .send(pb::AgentMessage {
+            trace_context: Default::default(),
             message: Some(Up::Hello(hello)),
         })
         .map_err(|_| anyhow!("queue the hello"))?;
@@ -408,7 +409,7 @@ impl AgentTask {
             let broken = tokio::select! {
                 () = stop.cancelled() => return,
                 message = inbound.message() => match message {
-                    Ok(Some(pb::ControllerMessage { message: Some(Down::Reconnect(reconnect)) })) => {
+                    Ok(Some(pb::ControllerMessage { message: Some(Down::Reconnect(reconnect)), .. })) => {
                         Some(format!("asked to reconnect: {}", reconnect.reason))
                     }
                     Ok(Some(message)) => {
@@ -535,7 +536,10 @@ impl AgentTask {
 
     fn send(&mut self, message: Up) {
         // A closed outbound means the link is gone: reading it says so, and the agent reconnects.
-        let _ = self.outbound.send(pb::AgentMessage { message: Some(message) });
+        let _ = self.outbound.send(pb::AgentMessage {
+            trace_context: Default::default(),
+            message: Some(message),
+        });
     }
 
     fn fail(&self, what: &str) {

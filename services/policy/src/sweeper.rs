@@ -403,12 +403,17 @@ impl Sweeper {
                 .entry(session.gateway_id)
                 .or_default()
                 .push(pb::ControllerMessage {
+                    trace_context: Default::default(),
                     message: Some(pb::controller_message::Message::IdleWarning(warning)),
                 });
         }
         for (gateway_id, messages) in by_gateway {
             let count = messages.len() as u64;
-            let payload = pb::GatewayDispatch { messages }.encode_to_vec();
+            let payload = pb::GatewayDispatch {
+                trace_context: Default::default(),
+                messages,
+            }
+            .encode_to_vec();
             match self.bus.publish(&gateway_channel(&gateway_id), payload.into()).await {
                 Ok(()) => report.warned += count,
                 Err(error) => {

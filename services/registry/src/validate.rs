@@ -281,6 +281,11 @@ pub fn selector(selector: Option<&pb::SessionSelector>) -> ServiceResult<Selecto
         Target::All(all) => Selector::All {
             idle_only: all.idle_only,
         },
+        Target::Group(_) | Target::Device(_) | Target::Cidr(_) => {
+            return Err(ServiceError::invalid(
+                "selectors by group, device or network are not supported yet",
+            ));
+        }
     })
 }
 

@@ -256,6 +256,9 @@ pub fn selector(selector: Option<&SessionSelector>) -> String {
         Some(Target::ResourceName(resource)) => format!("resource {resource}"),
         Some(Target::All(all)) if all.idle_only => "all (idle)".to_owned(),
         Some(Target::All(_)) => "all".to_owned(),
+        Some(Target::Group(group)) => format!("group {group}"),
+        Some(Target::Device(device)) => format!("device {device}"),
+        Some(Target::Cidr(cidr)) => format!("network {cidr}"),
     }
 }
 

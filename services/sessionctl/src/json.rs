@@ -142,6 +142,9 @@ pub fn selector(selector: Option<&SessionSelector>) -> Value {
         Some(Target::GatewayId(gateway)) => json!({ "gateway_id": gateway }),
         Some(Target::ResourceName(resource)) => json!({ "resource_name": resource }),
         Some(Target::All(all)) => json!({ "all": { "idle_only": all.idle_only } }),
+        Some(Target::Group(group)) => json!({ "group": group }),
+        Some(Target::Device(device)) => json!({ "device": device }),
+        Some(Target::Cidr(cidr)) => json!({ "cidr": cidr }),
     }
 }
 

@@ -98,7 +98,9 @@ impl FakeRegistry {
                     Target::GatewayId(gateway) => &s.gateway_id == gateway,
                     Target::ResourceName(resource) => &s.resource_name == resource,
                     Target::All(all) => !all.idle_only || s.status() == SessionStatus::Idle,
-                    Target::SessionIds(_) => false,
+                    Target::Group(group) => s.user_groups.contains(group),
+                    Target::Device(device) => &s.device == device,
+                    Target::SessionIds(_) | Target::Cidr(_) => false,
                 };
                 response.sessions = live.into_iter().filter(|s| covers(s)).cloned().collect();
             }

@@ -34,13 +34,18 @@ pub async fn publish(bus: &Arc<dyn ControlBus>, commands: &[CommandRecord]) -> u
             .entry(command.gateway_id.clone())
             .or_default()
             .push(pb::ControllerMessage {
+                trace_context: Default::default(),
                 message: Some(pb::controller_message::Message::Terminate(command_to_proto(command))),
             });
     }
     let publishes = by_gateway.into_iter().map(|(gateway_id, messages)| {
         let bus = bus.clone();
         async move {
-            let payload = pb::GatewayDispatch { messages }.encode_to_vec();
+            let payload = pb::GatewayDispatch {
+                trace_context: Default::default(),
+                messages,
+            }
+            .encode_to_vec();
             match bus.publish(&gateway_channel(&gateway_id), payload.into()).await {
                 Ok(()) => 0,
                 Err(error) => {

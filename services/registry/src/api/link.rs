@@ -274,6 +274,7 @@ impl Link {
         );
 
         let welcome = pb::ControllerMessage {
+            trace_context: Default::default(),
             message: Some(pb::controller_message::Message::Welcome(pb::Welcome {
                 replica: inner.settings.replica.clone(),
                 ended_session_ids: reconciliation.ended.iter().map(|session| session.id.clone()).collect(),
@@ -309,6 +310,7 @@ impl Link {
         let shutdown = self.registry.inner.shutdown.clone();
         // Pending kills go first, right after the welcome, before anything the agent says is handled.
         let pending = pending.into_iter().map(|command| pb::ControllerMessage {
+            trace_context: Default::default(),
             message: Some(pb::controller_message::Message::Terminate(command)),
         });
         if self.forward(pending, &outbound).await.is_err() {
@@ -323,7 +325,7 @@ impl Link {
                     } else {
                         "a newer link for this gateway was opened"
                     };
-                    let reconnect = pb::ControllerMessage {
+                    let reconnect = pb::ControllerMessage { trace_context: Default::default(),
                         message: Some(pb::controller_message::Message::Reconnect(pb::Reconnect { reason: reason.into() })),
                     };
                     let _ = outbound.send(Ok(reconnect)).await;
@@ -377,6 +379,7 @@ impl Link {
             Some(Up::SessionOpened(opened)) => {
                 let decision = self.admit(opened, now).await?;
                 let reply = pb::ControllerMessage {
+                    trace_context: Default::default(),
                     message: Some(pb::controller_message::Message::Admission(decision)),
                 };
                 // A closed outbound means the agent is gone; the inbound side will notice.
