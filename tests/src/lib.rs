@@ -687,3 +687,37 @@ pub async fn open_link(channel: Channel, hello: pb::Hello) -> Result<LinkHalves,
         other => panic!("expected a welcome or a refusal, got {other:?}"),
     }
 }
+
+impl TestRegistry {
+    /// A replica (no termination) serving on `addr`: a stopped replica brought back where its agents
+    /// look for it.
+    pub async fn start_at(
+        addr: SocketAddr,
+        settings: RegistrySettings,
+        store: Arc<dyn SessionStore>,
+        bus: Arc<dyn ControlBus>,
+    ) -> Self {
+        let shutdown = CancellationToken::new();
+        let registry = Registry::start(settings, store, bus, shutdown.clone())
+            .await
+            .expect("start the registry");
+        let server = Server::new(ServerConfig::default())
+            .add_service(registry.sessions_service())
+            .add_service(registry.link_service());
+        server.readiness().set_all(true).await;
+        let listener = vigil_runtime::server::bind(addr)
+            .await
+            .expect("bind the same address again");
+        let server_shutdown = shutdown.clone();
+        let server = tokio::spawn(async move {
+            server.serve(listener, server_shutdown).await.expect("serve");
+        });
+        Self {
+            addr,
+            registry,
+            terminator: None,
+            shutdown,
+            server: Some(server),
+        }
+    }
+}

@@ -147,7 +147,7 @@ const MATRIX: &[(&str, &str, [Code; 6])] = &[
     ("PolicyService",      "DeletePolicy",              [U,   D,     D,       K,    D,   D]),
     ("PolicyService",      "GetEffectivePolicy",        [U,   K,     K,       K,    D,   D]),
     ("PolicyService",      "CreateLock",                [U,   D,     D,       N,    D,   D]),
-    ("PolicyService",      "ListLocks",                 [U,   N,     N,       N,    D,   D]),
+    ("PolicyService",      "ListLocks",                 [U,   N,     N,       N,    D,   N]),
     ("PolicyService",      "DeleteLock",                [U,   D,     D,       N,    D,   D]),
     ("PolicyService",      "ReleaseSessions",           [U,   D,     D,       D,    D,   K]),
     ("PolicyService",      "ListAuditEvents",           [U,   K,     K,       K,    D,   D]),

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_proto::v1::{AdmissionDecision, EndReason, Location, Lock, Risk, SessionStart};
 
 use crate::state::LocalState;
-use crate::{AgentConfig, AgentError, GatewayHandler, HeldSession, link, validate};
+use crate::{AgentConfig, AgentError, FailMode, GatewayHandler, HeldSession, failsafe, link, locks, validate};
 
 /// Where the agent's link to the registry stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,24 @@ pub struct Admission {
     pub risk: Option<Risk>,
     /// Older sessions of the same user that the registry will end to make room (terminate commands follow).
     pub evicted_session_ids: Vec<String>,
+    /// When the agent refused the start itself, from the lock set it holds: that lock (`reason` is its
+    /// message). `None` for the registry's decisions.
+    pub lock: Option<Lock>,
+}
+
+impl Admission {
+    /// A refusal by a lock the agent holds, decided without the registry.
+    fn locked(lock: Lock) -> Self {
+        Self {
+            allowed: false,
+            session_id: String::new(),
+            reason: locks::message_of(&lock),
+            location: None,
+            risk: None,
+            evicted_session_ids: Vec::new(),
+            lock: Some(lock),
+        }
+    }
 }
 
 impl From<AdmissionDecision> for Admission {
@@ -55,6 +73,7 @@ impl From<AdmissionDecision> for Admission {
             location: decision.location,
             risk: decision.risk,
             evicted_session_ids: decision.evicted_session_ids,
+            lock: None,
         }
     }
 }
@@ -85,7 +104,8 @@ impl Shared {
 /// Stops the link task when the last handle is dropped.
 struct Inner {
     shared: Arc<Shared>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// The link task, and the strict fail mode's watch when there is one.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     next_request: AtomicU64,
 }
 
@@ -129,11 +149,14 @@ impl Agent {
             link_state,
             shutdown: CancellationToken::new(),
         });
-        let task = tokio::spawn(link::run(Arc::clone(&shared)));
+        let mut tasks = vec![tokio::spawn(link::run(Arc::clone(&shared)))];
+        if shared.config.fail_mode == FailMode::Strict {
+            tasks.push(tokio::spawn(failsafe::run(Arc::clone(&shared))));
+        }
         Agent {
             inner: Arc::new(Inner {
                 shared,
-                task: Mutex::new(Some(task)),
+                tasks: Mutex::new(tasks),
                 next_request: AtomicU64::new(1),
             }),
         }
@@ -150,18 +173,38 @@ impl Agent {
 
     /// Asks the registry whether a user may open a session, and waits for the decision.
     ///
+    /// A start that a lock held by the agent covers (see [`Agent::lock_for`]) is refused at once, without
+    /// asking the registry and whether or not the link is up: the refusal has `allowed: false`, the
+    /// lock's message as `reason`, and the lock in [`Admission::lock`].
+    ///
     /// Fails with [`AgentError::InvalidInput`] when `start` is malformed, at once with
-    /// [`AgentError::Unavailable`] when the link is down (or if it drops while waiting), and with
-    /// [`AgentError::Timeout`] after `admission_timeout`. When allowed, the session is in
-    /// [`Agent::sessions`] by the time this returns. If the caller stops waiting (timeout or a dropped
-    /// future) and the registry allows the session anyway, the agent closes it right away.
+    /// [`AgentError::Unavailable`] when the link is down (or if it drops while waiting), with
+    /// [`AgentError::FailedClosed`] in strict fail mode once the link has been down for longer than
+    /// the grace period, and with [`AgentError::Timeout`] after `admission_timeout`. When allowed, the
+    /// session is in [`Agent::sessions`] by the time this returns. If the caller stops waiting (timeout
+    /// or a dropped future) and the registry allows the session anyway, the agent closes it right away.
     pub async fn open_session(&self, start: SessionStart) -> Result<Admission, AgentError> {
         validate::session_start(&start)?;
         let request_id = format!("req-{}", self.inner.next_request.fetch_add(1, Ordering::Relaxed));
         let (waiter, mut decision) = oneshot::channel();
-        self.shared()
-            .lock()
-            .request_admission(request_id.clone(), start, waiter)?;
+        {
+            // One critical section: a lock update or a welcome cannot slip between the checks and the request.
+            let mut state = self.shared().lock();
+            if let Some(lock) = state.refusing(&start, self.gateway_id(), SystemTime::now()) {
+                tracing::info!(
+                    user = start.user,
+                    lock_id = lock.id,
+                    "refused a session start from the locks the agent holds"
+                );
+                return Ok(Admission::locked(lock));
+            }
+            if state.is_failed_closed() {
+                return Err(AgentError::FailedClosed {
+                    grace: self.shared().config.link_grace,
+                });
+            }
+            state.request_admission(request_id.clone(), start, waiter)?;
+        }
         let pending = PendingAdmission {
             shared: self.shared(),
             request_id: &request_id,
@@ -235,9 +278,26 @@ impl Agent {
         self.shared().lock().session_count()
     }
 
-    /// The locks in force, as last sent by the registry (kept across reconnections until the next update).
+    /// The locks as last sent by the registry (kept across reconnections until the next update), expired
+    /// ones included: [`Agent::lock_for`] judges expiry.
     pub fn locks(&self) -> Vec<Lock> {
         self.shared().lock().locks()
+    }
+
+    /// The lock, among those the agent holds and not expired by this machine's clock, that covers this
+    /// start: its user, one of its groups, its resource, this gateway, its device, or a network holding
+    /// its client IP. [`Agent::open_session`] refuses such a start itself; a gateway may also use this to
+    /// check a session it holds.
+    pub fn lock_for(&self, start: &SessionStart) -> Option<Lock> {
+        self.shared()
+            .lock()
+            .refusing(start, self.gateway_id(), SystemTime::now())
+    }
+
+    /// Whether strict fail mode is in force: the link has been down for longer than the grace period,
+    /// the sessions were ended, and admissions are refused until the link is back.
+    pub fn is_failed_closed(&self) -> bool {
+        self.shared().lock().is_failed_closed()
     }
 
     /// A receiver of the link state; `changed()` wakes on every transition.
@@ -289,11 +349,11 @@ impl Agent {
     /// [`AgentError::Unavailable`]. Calling it again does nothing.
     pub async fn shutdown(&self) {
         self.shared().shutdown.cancel();
-        let task = self.inner.task.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(task) = task
-            && let Err(error) = task.await
-        {
-            tracing::warn!(%error, gateway_id = self.gateway_id(), "the agent's link task failed");
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, gateway_id = self.gateway_id(), "an agent task failed");
+            }
         }
     }
 }

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The default [`AgentConfig::link_grace`].
+pub const DEFAULT_LINK_GRACE: Duration = Duration::from_secs(30);
+
 /// Settings of one [`Agent`](crate::Agent). Build with [`AgentConfig::new`] and adjust the public fields.
 #[derive(Clone)]
 pub struct AgentConfig {
@@ -30,11 +33,37 @@ pub struct AgentConfig {
     /// registry authenticates gateways by certificate (its DNS name, or the URI
     /// `urn:vigil:gateway:<id>`, must name this gateway). `None`: plaintext `http://` only.
     pub tls: Option<tonic::transport::ClientTlsConfig>,
+    /// What the agent does when the link stays down longer than `link_grace`.
+    pub fail_mode: FailMode,
+    /// How long the link may be down before `fail_mode` applies. Long enough to ride out a registry
+    /// restart or a rolling update (agents reconnect within a few backoff steps), short enough that a
+    /// real outage does not leave sessions unsupervised for long.
+    pub link_grace: Duration,
+}
+
+/// What an agent does once its link to the registry has been down for longer than
+/// [`AgentConfig::link_grace`].
+///
+/// While the link is down the registry cannot end sessions (kills, idle and duration limits,
+/// locks), so every session then runs unsupervised. Best effort accepts that to keep users working
+/// through a registry outage; strict does not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FailMode {
+    /// Keep the sessions the gateway holds. New sessions still need the registry (they are refused
+    /// with [`AgentError::Unavailable`](crate::AgentError::Unavailable) while it cannot be reached),
+    /// and locked users are refused from the lock set the agent holds.
+    #[default]
+    BestEffort,
+    /// End every session the gateway holds (through [`GatewayHandler::terminate`](crate::GatewayHandler::terminate),
+    /// reason `GATEWAY_LOST`), and refuse new ones with
+    /// [`AgentError::FailedClosed`](crate::AgentError::FailedClosed) until the link is back.
+    Strict,
 }
 
 impl AgentConfig {
     /// Settings with the defaults: no credential, this crate's version, 5 s admission timeout,
-    /// backoff from 200 ms to 10 s, 5 s connect timeout, 15 s welcome timeout.
+    /// backoff from 200 ms to 10 s, 5 s connect timeout, 15 s welcome timeout, best-effort fail mode
+    /// with a 30 s link grace.
     pub fn new(registry_url: impl Into<String>, gateway_id: impl Into<String>) -> Self {
         Self {
             registry_url: registry_url.into(),
@@ -47,6 +76,8 @@ impl AgentConfig {
             connect_timeout: Duration::from_secs(5),
             welcome_timeout: Duration::from_secs(15),
             tls: None,
+            fail_mode: FailMode::BestEffort,
+            link_grace: DEFAULT_LINK_GRACE,
         }
     }
 
@@ -76,6 +107,8 @@ impl fmt::Debug for AgentConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("welcome_timeout", &self.welcome_timeout)
             .field("tls", &self.tls.is_some())
+            .field("fail_mode", &self.fail_mode)
+            .field("link_grace", &self.link_grace)
             .finish()
     }
 }
@@ -100,5 +133,7 @@ mod tests {
         assert_eq!(config.initial_backoff, Duration::from_millis(200));
         assert_eq!(config.max_backoff, Duration::from_secs(10));
         assert_eq!(config.connect_timeout, Duration::from_secs(5));
+        assert_eq!(config.fail_mode, FailMode::BestEffort);
+        assert_eq!(config.link_grace, Duration::from_secs(30));
     }
 }

@@ -7,6 +7,15 @@ pub enum AgentError {
     /// the gateway decides what to do: refuse the user, or retry shortly.
     #[error("the link to the registry is down")]
     Unavailable,
+    /// Strict fail mode: the link has been down for longer than the grace period, so the agent ended
+    /// the gateway's sessions and admits none until the link is back.
+    #[error(
+        "the link to the registry has been down for longer than {grace:?}; in strict fail mode no session is admitted until it is back"
+    )]
+    FailedClosed {
+        /// The configured [`AgentConfig::link_grace`](crate::AgentConfig::link_grace).
+        grace: std::time::Duration,
+    },
     /// The registry did not answer in time.
     #[error("the registry did not answer in time")]
     Timeout,

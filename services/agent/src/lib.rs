@@ -57,6 +57,12 @@
 //! # }
 //! ```
 //!
+//! The registry pushes the locks in force; the agent keeps them and refuses a locked user itself
+//! (`open_session` answers `allowed: false` with the lock's message), also while the registry cannot be
+//! reached. What happens to the gateway's sessions when the link stays down longer than
+//! [`AgentConfig::link_grace`] is [`AgentConfig::fail_mode`]: kept ([`FailMode::BestEffort`], the default)
+//! or ended through the handler with new ones refused until the link is back ([`FailMode::Strict`]).
+//!
 //! [`simulate`] runs many such gateways with realistic users, for demos and benchmarks.
 
 #![warn(missing_docs)]
@@ -65,16 +71,18 @@ mod agent;
 mod backoff;
 mod config;
 mod error;
+mod failsafe;
 mod handler;
 mod link;
 #[cfg(test)]
 mod link_tests;
+mod locks;
 pub mod simulate;
 mod state;
 mod validate;
 
 pub use agent::{Admission, Agent, LinkState};
-pub use config::AgentConfig;
+pub use config::{AgentConfig, DEFAULT_LINK_GRACE, FailMode};
 pub use error::AgentError;
 pub use handler::{CommandResult, GatewayHandler};
 pub use state::HeldSession;

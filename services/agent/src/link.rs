@@ -360,8 +360,11 @@ async fn handle(shared: &Arc<Shared>, message: ControllerMessage) -> Flow {
             }
         }
         Command::LockUpdate(update) => {
-            shared.lock().set_locks(update.locks.clone());
-            shared.handler.locks_changed(&update.locks).await;
+            // An older update (or a re-send of the same set after a reconnection) changes nothing.
+            let changed = shared.lock().apply_locks(update);
+            if let Some(locks) = changed {
+                shared.handler.locks_changed(&locks).await;
+            }
         }
         Command::Reconnect(reconnect) => {
             tracing::info!(

@@ -18,10 +18,10 @@ use vigil_proto::v1::controller_message::Message as Down;
 use vigil_proto::v1::gateway_link_server::{GatewayLink, GatewayLinkServer};
 use vigil_proto::v1::{
     AdmissionDecision, AgentMessage, CommandOutcome, ControllerMessage, EndReason, Heartbeat, Hello, IdleWarning, Lock,
-    LockUpdate, Reconnect, ResourceType, SessionStart, TerminateCommand, Welcome,
+    LockTarget, LockUpdate, Reconnect, ResourceType, SessionStart, TerminateCommand, Welcome, lock_target,
 };
 
-use crate::{Admission, Agent, AgentConfig, AgentError, CommandResult, GatewayHandler, LinkState};
+use crate::{Admission, Agent, AgentConfig, AgentError, CommandResult, FailMode, GatewayHandler, LinkState};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -658,4 +658,261 @@ async fn shutdown_ends_the_stream_cleanly() {
         agent.wait_connected(Duration::from_millis(50)).await,
         Err(AgentError::Unavailable)
     ));
+}
+
+fn user_lock(id: &str, user: &str, version_message: &str) -> Lock {
+    Lock {
+        id: id.into(),
+        target: Some(LockTarget {
+            target: Some(lock_target::Target::User(user.into())),
+        }),
+        message: version_message.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_locked_user_is_refused_by_the_agent_with_or_without_the_registry() {
+    let (url, mut links) = fake_registry().await;
+    let recorder = Arc::new(Recorder::default());
+    let (agent, mut link) = connected_with(&url, &mut links, Arc::clone(&recorder), &[]).await;
+    let network = Lock {
+        id: "l-net".into(),
+        target: Some(LockTarget {
+            target: Some(lock_target::Target::Cidr("198.51.100.0/24".into())),
+        }),
+        message: "Connections from this network are blocked".into(),
+        ..Default::default()
+    };
+    link.send(Down::LockUpdate(LockUpdate {
+        locks: vec![
+            user_lock("l-1", "mallory@acme.example", "Account under review"),
+            network,
+        ],
+        version: 7,
+    }))
+    .await;
+    eventually("the locks", || agent.locks().len() == 2).await;
+
+    // Linked: the refusal is local, the registry never hears of it.
+    let refused = agent.open_session(start("mallory@acme.example")).await.unwrap();
+    assert!(!refused.allowed);
+    assert_eq!(refused.reason, "Account under review");
+    assert_eq!(refused.lock.as_ref().map(|lock| lock.id.as_str()), Some("l-1"));
+    let opening = tokio::spawn({
+        let agent = agent.clone();
+        async move { agent.open_session(start("alice@acme.example")).await }
+    });
+    assert_eq!(link.decide(true, "s-1").await.user, "alice@acme.example");
+    assert!(opening.await.unwrap().unwrap().allowed);
+
+    // The registry goes away (the agent reconnects, and is never welcomed).
+    drop(link);
+    let _unanswered = next_link(&mut links).await;
+    eventually("the link is down", || !agent.is_connected()).await;
+    let refused = agent.open_session(start("mallory@acme.example")).await.unwrap();
+    assert_eq!(
+        (refused.allowed, refused.reason.as_str()),
+        (false, "Account under review")
+    );
+    let from_network = SessionStart {
+        client_ip: "198.51.100.23".into(),
+        ..start("bob@acme.example")
+    };
+    let refused = agent.open_session(from_network).await.unwrap();
+    assert_eq!(refused.reason, "Connections from this network are blocked");
+    // Anyone else needs the registry, as always.
+    assert!(matches!(
+        agent.open_session(start("bob@acme.example")).await,
+        Err(AgentError::Unavailable)
+    ));
+    // The lock set was announced to the gateway once.
+    assert_eq!(*recorder.locks.lock().unwrap(), [2]);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_older_lock_update_does_not_undo_a_newer_one() {
+    let (url, mut links) = fake_registry().await;
+    let recorder = Arc::new(Recorder::default());
+    let (agent, link) = connected_with(&url, &mut links, Arc::clone(&recorder), &[]).await;
+    let newer = user_lock("l-new", "mallory@acme.example", "newer");
+    link.send(Down::LockUpdate(LockUpdate {
+        locks: vec![newer.clone()],
+        version: 9,
+    }))
+    .await;
+    // Late, older, and then the newer set again (as after a reconnection): neither changes anything.
+    link.send(Down::LockUpdate(LockUpdate {
+        locks: vec![],
+        version: 8,
+    }))
+    .await;
+    link.send(Down::LockUpdate(LockUpdate {
+        locks: vec![newer.clone()],
+        version: 9,
+    }))
+    .await;
+    // Then a newer, empty set: handled in order, so once it is announced the two before it were seen.
+    link.send(Down::LockUpdate(LockUpdate {
+        locks: vec![],
+        version: 10,
+    }))
+    .await;
+    eventually("the removal", || recorder.locks.lock().unwrap().len() == 2).await;
+    assert_eq!(*recorder.locks.lock().unwrap(), [1, 0]);
+    assert!(agent.locks().is_empty());
+    hang_up(agent, link).await;
+}
+
+/// Records terminations with their reasons.
+#[derive(Default)]
+struct Ender {
+    ended: Mutex<Vec<TerminateCommand>>,
+}
+
+#[async_trait]
+impl GatewayHandler for Ender {
+    async fn terminate(&self, command: &TerminateCommand) -> CommandResult {
+        self.ended.lock().unwrap().push(command.clone());
+        CommandResult::Done
+    }
+}
+
+/// An agent in `mode` holding `session_ids`, linked to the fake registry.
+async fn holding(
+    url: &str,
+    links: &mut mpsc::UnboundedReceiver<FakeLink>,
+    mode: FailMode,
+    grace: Duration,
+    session_ids: &[&str],
+) -> (Agent, FakeLink, Arc<Ender>) {
+    let ender = Arc::new(Ender::default());
+    let agent = Agent::start(
+        AgentConfig {
+            fail_mode: mode,
+            link_grace: grace,
+            ..config(url)
+        },
+        Arc::clone(&ender) as Arc<dyn GatewayHandler>,
+    );
+    let mut link = next_link(links).await;
+    link.hello().await;
+    link.welcome("replica-a").await;
+    agent.wait_connected(WAIT).await.unwrap();
+    for session_id in session_ids {
+        let opening = tokio::spawn({
+            let agent = agent.clone();
+            async move { agent.open_session(start("alice@acme.example")).await }
+        });
+        link.decide(true, session_id).await;
+        assert!(opening.await.unwrap().unwrap().allowed);
+    }
+    (agent, link, ender)
+}
+
+#[tokio::test]
+async fn strict_mode_ends_sessions_after_the_grace_period_and_best_effort_keeps_them() {
+    let (url, mut links) = fake_registry().await;
+    let grace = Duration::from_millis(200);
+    let (strict, strict_link, ender) = holding(&url, &mut links, FailMode::Strict, grace, &["s-1", "s-2"]).await;
+    let (lenient, lenient_link, lenient_ender) = holding(&url, &mut links, FailMode::BestEffort, grace, &["s-3"]).await;
+
+    // Both lose the registry at the same moment; their reconnections are never welcomed.
+    let lost_at = Instant::now();
+    drop(strict_link);
+    drop(lenient_link);
+    let mut strict_retry = next_link(&mut links).await;
+    let _lenient_retry = next_link(&mut links).await;
+
+    eventually("strict mode ends both sessions", || {
+        ender.ended.lock().unwrap().len() == 2 && strict.session_count() == 0
+    })
+    .await;
+    assert!(lost_at.elapsed() >= grace, "ended after {:?}", lost_at.elapsed());
+    for command in ender.ended.lock().unwrap().iter() {
+        assert_eq!(command.reason, EndReason::GatewayLost as i32);
+        assert!(
+            command.user_message.contains("lost contact"),
+            "{}",
+            command.user_message
+        );
+    }
+    assert!(strict.is_failed_closed());
+    assert!(matches!(
+        strict.open_session(start("bob@acme.example")).await,
+        Err(AgentError::FailedClosed { grace: g }) if g == grace
+    ));
+    // Best effort, down just as long: its session runs on, and admissions wait for the registry.
+    assert!(lenient_ender.ended.lock().unwrap().is_empty());
+    assert_eq!(lenient.session_count(), 1);
+    assert!(!lenient.is_failed_closed());
+    assert!(matches!(
+        lenient.open_session(start("bob@acme.example")).await,
+        Err(AgentError::Unavailable)
+    ));
+
+    // The registry comes back for the strict agent: the ended sessions are in the snapshot (so they are
+    // not taken for lost) and their closes, reason GATEWAY_LOST, follow the welcome.
+    let mut in_snapshot: Vec<String> = strict_retry
+        .hello()
+        .await
+        .sessions
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    in_snapshot.sort();
+    assert_eq!(in_snapshot, ["s-1", "s-2"]);
+    strict_retry.welcome("replica-b").await;
+    let mut closed = Vec::new();
+    for _ in 0..2 {
+        match strict_retry.recv_skipping_heartbeats().await {
+            Up::SessionClosed(close) => {
+                assert_eq!(close.reason, EndReason::GatewayLost as i32);
+                assert!(close.detail.contains("strict fail mode"), "{}", close.detail);
+                closed.push(close.session_id);
+            }
+            other => panic!("expected a SessionClosed, got {other:?}"),
+        }
+    }
+    closed.sort();
+    assert_eq!(closed, ["s-1", "s-2"]);
+    // Linked again: admissions work.
+    eventually("linked again", || strict.is_connected()).await;
+    assert!(!strict.is_failed_closed());
+    let opening = tokio::spawn({
+        let agent = strict.clone();
+        async move { agent.open_session(start("bob@acme.example")).await }
+    });
+    strict_retry.decide(true, "s-4").await;
+    assert!(opening.await.unwrap().unwrap().allowed);
+    hang_up(strict, strict_retry).await;
+    lenient.shutdown().await;
+}
+
+#[tokio::test]
+async fn strict_mode_leaves_sessions_alone_when_the_link_is_back_within_the_grace_period() {
+    let (url, mut links) = fake_registry().await;
+    let grace = Duration::from_millis(300);
+    let (agent, link, ender) = holding(&url, &mut links, FailMode::Strict, grace, &["s-1"]).await;
+    drop(link);
+    let mut link = next_link(&mut links).await;
+    link.hello().await;
+    link.welcome("replica-b").await;
+    eventually("linked again", || agent.is_connected()).await;
+    let back_at = Instant::now();
+    // Past the grace period counted from the loss, with the link up: nothing ended. A heartbeat-free
+    // round trip proves the agent's tasks ran meanwhile.
+    while back_at.elapsed() < grace * 2 {
+        let opening = tokio::spawn({
+            let agent = agent.clone();
+            async move { agent.open_session(start("bob@acme.example")).await }
+        });
+        link.decide(false, "").await;
+        assert!(!opening.await.unwrap().unwrap().allowed);
+    }
+    assert!(ender.ended.lock().unwrap().is_empty());
+    assert_eq!(agent.session_count(), 1);
+    assert!(!agent.is_failed_closed());
+    hang_up(agent, link).await;
 }

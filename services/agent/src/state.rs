@@ -8,17 +8,18 @@
 //! reconnects (everything that matters is then carried by the next hello's snapshot).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use prost_types::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use vigil_proto::v1::agent_message::Message;
 use vigil_proto::v1::{
-    AdmissionDecision, AgentMessage, CommandAck, CommandOutcome, EndReason, Lock, SessionActivity, SessionClosed,
-    SessionOpened, SessionStart, SnapshotSession, TerminateCommand,
+    AdmissionDecision, AgentMessage, CommandAck, CommandOutcome, EndReason, Lock, LockUpdate, SessionActivity,
+    SessionClosed, SessionOpened, SessionStart, SnapshotSession, TerminateCommand,
 };
 
+use crate::locks::LockSet;
 use crate::{AgentError, CommandResult, validate};
 
 /// How many completed command ids are remembered to acknowledge re-sends without acting twice. The registry
@@ -27,6 +28,10 @@ pub(crate) const COMPLETED_COMMANDS_REMEMBERED: usize = 4096;
 
 /// Detail of the `SessionClosed` sent for a session the registry admitted after the gateway stopped waiting.
 const ABANDONED_ADMISSION: &str = "the gateway stopped waiting for the admission decision";
+
+/// What a user whose session the agent ends in strict fail mode reads.
+pub(crate) const FAILED_CLOSED_MESSAGE: &str =
+    "Your session was ended because this gateway lost contact with the access control service. Try again shortly.";
 
 /// A session the gateway holds, as the agent knows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,8 +168,11 @@ pub(crate) struct LocalState {
     pending_closes: Vec<PendingClose>,
     admissions: HashMap<String, PendingAdmission>,
     commands: CommandLog,
-    locks: Vec<Lock>,
+    locks: LockSet,
     link: Option<LinkSender>,
+    /// Strict fail mode ended the sessions after the link stayed down too long: admissions are refused
+    /// until the next welcome.
+    failed_closed: bool,
     /// Messages queued so far on any link; the heartbeat goes out only when this did not move.
     sent: u64,
     /// The status of the last refused hello, until an attempt ends differently.
@@ -178,8 +186,9 @@ impl LocalState {
             pending_closes: Vec::new(),
             admissions: HashMap::new(),
             commands: CommandLog::new(COMPLETED_COMMANDS_REMEMBERED),
-            locks: Vec::new(),
+            locks: LockSet::default(),
             link: None,
+            failed_closed: false,
             sent: 0,
             rejection: None,
         }
@@ -226,6 +235,7 @@ impl LocalState {
     /// `ended` are sessions the registry ended because they were missing from the snapshot.
     pub(crate) fn link_up(&mut self, link: LinkSender, ended: &[String]) {
         self.link = Some(link);
+        self.failed_closed = false;
         for session_id in ended {
             // Missing from the snapshot means not in the table; this only guards against a confused registry.
             if self.sessions.remove(session_id).is_some() {
@@ -465,11 +475,92 @@ impl LocalState {
     }
 
     pub(crate) fn locks(&self) -> Vec<Lock> {
-        self.locks.clone()
+        self.locks.locks().to_vec()
     }
 
-    pub(crate) fn set_locks(&mut self, locks: Vec<Lock>) {
-        self.locks = locks;
+    /// Takes a lock update unless it is older than the set held; the new locks when they changed.
+    pub(crate) fn apply_locks(&mut self, update: LockUpdate) -> Option<Vec<Lock>> {
+        self.locks.apply(update).then(|| self.locks())
+    }
+
+    /// The lock in force at `now` that refuses this start on `gateway_id`, if any.
+    pub(crate) fn refusing(&self, start: &SessionStart, gateway_id: &str, now: SystemTime) -> Option<Lock> {
+        self.locks.refusing(start, gateway_id, now).cloned()
+    }
+
+    /// Whether strict fail mode is refusing admissions (until the next welcome).
+    pub(crate) fn is_failed_closed(&self) -> bool {
+        self.failed_closed
+    }
+
+    /// Strict fail mode, once the link has been down for longer than the grace period: from now on admissions
+    /// are refused until the next welcome, and every held session is to be ended through the gateway's
+    /// handler. Returns the commands to hand to the handler (the sessions are marked as being ended, so
+    /// a registry kill arriving meanwhile does not run the handler twice), or `None` when a link came
+    /// up in the meantime.
+    pub(crate) fn fail_closed(&mut self, now: SystemTime) -> Option<Vec<TerminateCommand>> {
+        if self.is_linked() {
+            return None;
+        }
+        self.failed_closed = true;
+        let commands = self
+            .sessions
+            .values_mut()
+            .filter(|entry| !entry.terminating)
+            .map(|entry| {
+                entry.terminating = true;
+                TerminateCommand {
+                    // Local: never acknowledged to the registry, which learns the end from the close.
+                    command_id: format!("fail-closed-{}", entry.session.session_id),
+                    termination_id: String::new(),
+                    session_id: entry.session.session_id.clone(),
+                    reason: EndReason::GatewayLost as i32,
+                    user_message: FAILED_CLOSED_MESSAGE.to_owned(),
+                    issued_at: Some(Timestamp::from(now)),
+                }
+            })
+            .collect();
+        Some(commands)
+    }
+
+    /// The handler carried out a strict-mode end: the session leaves the table, and its close (reason
+    /// `GATEWAY_LOST`) goes to the registry now or, as usual while the link is down, after the next
+    /// welcome. A failed end keeps the session (the gateway could not end it).
+    pub(crate) fn finish_local_end(
+        &mut self,
+        command: &TerminateCommand,
+        result: &CommandResult,
+        grace: Duration,
+        now: SystemTime,
+    ) {
+        let Some(entry) = self.sessions.remove(&command.session_id) else {
+            return;
+        };
+        if let CommandResult::Failed(detail) = result {
+            tracing::warn!(
+                session_id = command.session_id,
+                detail,
+                "the gateway could not end a session in strict fail mode; it keeps running"
+            );
+            let mut entry = entry;
+            entry.terminating = false;
+            self.sessions.insert(command.session_id.clone(), entry);
+            return;
+        }
+        let closed = SessionClosed {
+            session_id: command.session_id.clone(),
+            reason: EndReason::GatewayLost as i32,
+            detail: validate::detail(&format!(
+                "ended by the gateway's agent: the link to the registry was down for longer than {grace:?} (strict fail mode)"
+            )),
+            ended_at: Some(Timestamp::from(now)),
+        };
+        if !self.send(Message::SessionClosed(closed.clone())) {
+            self.pending_closes.push(PendingClose {
+                session: entry.session,
+                closed,
+            });
+        }
     }
 }
 
@@ -798,5 +889,78 @@ mod tests {
             state.begin_command(&command(&format!("c{i}"), "not-held"));
         }
         assert_eq!(state.commands.remembered(), COMPLETED_COMMANDS_REMEMBERED);
+    }
+
+    #[test]
+    fn failing_closed_needs_the_link_down_and_marks_the_sessions_as_being_ended() {
+        let (mut state, mut rx) = linked();
+        admit(&mut state, "r1", "s1");
+        admit(&mut state, "r2", "s2");
+        // A link came up just before the grace period ran out: nothing to do.
+        assert!(state.fail_closed(at(10)).is_none());
+        assert!(!state.is_failed_closed());
+
+        state.link_down();
+        drain(&mut rx);
+        let mut commands = state.fail_closed(at(40)).expect("down: fail closed");
+        commands.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        assert_eq!(commands.len(), 2);
+        assert_eq!(commands[0].session_id, "s1");
+        assert_eq!(commands[0].reason, EndReason::GatewayLost as i32);
+        assert_eq!(commands[0].user_message, FAILED_CLOSED_MESSAGE);
+        assert!(state.is_failed_closed());
+        let (waiter, _decision) = oneshot::channel();
+        assert!(matches!(
+            state.request_admission("r3".into(), start("a@b"), waiter),
+            Err(AgentError::Unavailable)
+        ));
+        // Running again does not hand the same sessions over twice.
+        assert_eq!(state.fail_closed(at(41)).map(|c| c.len()), Some(0));
+
+        let grace = Duration::from_secs(30);
+        state.finish_local_end(&commands[0], &CommandResult::Done, grace, at(42));
+        state.finish_local_end(&commands[1], &CommandResult::Failed("stuck".into()), grace, at(42));
+        assert_eq!(state.session_count(), 1, "a failed end keeps its session");
+        // The ended one waits in the snapshot for the welcome, then its close goes out.
+        let mut in_snapshot: Vec<String> = state.snapshot().into_iter().map(|s| s.session_id).collect();
+        in_snapshot.sort();
+        assert_eq!(in_snapshot, ["s1", "s2"]);
+        let (tx, mut new_rx) = mpsc::channel(8);
+        state.link_up(
+            LinkSender {
+                tx,
+                broken: CancellationToken::new(),
+            },
+            &[],
+        );
+        assert!(!state.is_failed_closed());
+        assert!(matches!(&drain(&mut new_rx)[..], [Message::SessionClosed(closed)]
+            if closed.session_id == "s1" && closed.reason == EndReason::GatewayLost as i32 && closed.detail.contains("30s")));
+        // The session that could not be ended is an ordinary one again: a kill runs for it.
+        assert_eq!(state.begin_command(&command("c1", "s2")), CommandStart::Run);
+    }
+
+    #[test]
+    fn a_registry_kill_crossing_a_strict_end_does_not_run_the_handler_twice() {
+        let (mut state, mut rx) = linked();
+        admit(&mut state, "r1", "s1");
+        state.link_down();
+        let commands = state.fail_closed(at(40)).expect("down");
+        let (tx, mut new_rx) = mpsc::channel(8);
+        state.link_up(
+            LinkSender {
+                tx,
+                broken: CancellationToken::new(),
+            },
+            &[],
+        );
+        drain(&mut rx);
+        // The link is back while the handler still works on the strict end; a kill arrives.
+        assert_eq!(state.begin_command(&command("c1", "s1")), CommandStart::Answered);
+        state.finish_local_end(&commands[0], &CommandResult::Done, Duration::from_secs(1), at(41));
+        let messages = drain(&mut new_rx);
+        assert_eq!(acks(&messages), [("c1".to_owned(), CommandOutcome::NotFound as i32)]);
+        assert!(matches!(&messages[1..], [Message::SessionClosed(closed)] if closed.session_id == "s1"));
+        assert_eq!(state.session_count(), 0);
     }
 }

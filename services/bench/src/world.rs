@@ -112,6 +112,9 @@ impl World {
         // Production defaults throughout: the idle marker and activity writer run as they would.
         let settings = RegistrySettings {
             replica: "bench".into(),
+            // Without `--heartbeats` the agents stay silent between kills for the whole run: the
+            // registry must not take them for lost gateways and end their sessions.
+            gateway_grace: Duration::from_secs(24 * 60 * 60),
             ..RegistrySettings::default()
         };
         let registry = Registry::start(settings, store, bus.clone(), shutdown.clone())

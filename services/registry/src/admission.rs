@@ -21,8 +21,8 @@ use vigil_proto::v1 as pb;
 use vigil_proto::v1::geo_service_client::GeoServiceClient;
 use vigil_proto::v1::policy_service_client::PolicyServiceClient;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
-use vigil_runtime::ServiceResult;
 use vigil_runtime::client::{ServiceChannel, ServiceConnector};
+use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::commands::status_to_error;
 
@@ -38,6 +38,14 @@ pub trait AdmissionPolicy: Send + Sync + 'static {
     async fn admit(&self, request: pb::AdmitRequest) -> ServiceResult<pb::AdmitResponse>;
     /// These sessions ended: they stop counting against concurrency limits.
     async fn release(&self, session_ids: Vec<String>) -> ServiceResult<()>;
+    /// The locks in force and the lock set's version (`PolicyService.ListLocks`): the snapshot the
+    /// registry starts from before following the "locks" channel. A policy that does not manage locks
+    /// keeps this default, and the registry retries now and then.
+    async fn list_locks(&self) -> ServiceResult<pb::ListLocksResponse> {
+        Err(ServiceError::FailedPrecondition(
+            "this policy does not provide locks".into(),
+        ))
+    }
 }
 
 /// Ends sessions to make room under a concurrency limit.
@@ -166,6 +174,18 @@ impl AdmissionPolicy for GrpcAdmissionPolicy {
             .await
             .map_err(status_to_error)?;
         Ok(())
+    }
+
+    async fn list_locks(&self) -> ServiceResult<pb::ListLocksResponse> {
+        // Expired locks refuse nobody: the registry has no use for them.
+        let request = pb::ListLocksRequest { include_expired: false };
+        Ok(self
+            .0
+            .clone()
+            .list_locks(request)
+            .await
+            .map_err(status_to_error)?
+            .into_inner())
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`registry`]: a running replica — its background tasks and its gRPC services.
 //! - `api`: the gRPC edge (`SessionRegistry`, `GatewayLink`), validating with [`validate`].
 //! - `events`, `activity`, `idle`: the change feed, batched activity writes, idle detection.
+//! - [`locks`], `liveness`: the lock set pushed to gateways; gateways gone silent and their sessions.
 
 mod activity;
 pub mod admission;
@@ -15,6 +16,8 @@ pub mod convert;
 pub mod domain;
 mod events;
 mod idle;
+mod liveness;
+pub mod locks;
 pub mod page_token;
 mod registry;
 pub mod settings;
@@ -23,6 +26,7 @@ pub mod validate;
 
 pub use api::{LinkApi, SessionsApi};
 pub use events::SESSIONS_CHANNEL;
+pub use locks::LOCKS_CHANNEL;
 pub use registry::Registry;
 pub use settings::RegistrySettings;
 

@@ -22,6 +22,8 @@ use crate::api::{LinkApi, SessionsApi};
 use crate::commands::{CommandJournal, CommandReporter, JournalSlot};
 use crate::events::EventHub;
 use crate::idle::run_idle_marker;
+use crate::liveness::{SeenTracker, run_lost_gateway_check, run_seen_writer, seen_interval};
+use crate::locks::LockFeed;
 use crate::page_token::PageTokens;
 use crate::settings::RegistrySettings;
 use crate::store::SessionStore;
@@ -46,6 +48,10 @@ pub(crate) struct Inner {
     pub hooks: AdmissionHooks,
     pub releaser: SlotReleaser,
     pub reporter: CommandReporter,
+    /// The lock set pushed to this replica's links.
+    pub locks: LockFeed,
+    /// When each gateway linked here was last heard from, until written.
+    pub seen: Arc<SeenTracker>,
     /// Links open on this replica: gateway id → the link's cancellation, so a newer link for the
     /// same gateway closes the older one.
     pub links: Mutex<HashMap<String, (u64, CancellationToken)>>,
@@ -79,14 +85,31 @@ impl Registry {
         let (releaser, releaser_task) = SlotReleaser::start(hooks.clone(), shutdown.clone());
         let journal = JournalSlot::default();
         let (reporter, reporter_task) = CommandReporter::start(journal.clone(), shutdown.clone());
+        // Subscribed before the first link can open, so every link gets a set that follows every change.
+        let (locks, locks_task) = LockFeed::start(
+            bus.clone(),
+            hooks.clone(),
+            settings.admission.policy_timeout,
+            shutdown.clone(),
+        )
+        .await?;
+        let seen = Arc::new(SeenTracker::default());
+        let seen_task = tokio::spawn(run_seen_writer(
+            store.clone(),
+            seen.clone(),
+            seen_interval(settings.gateway_seen_interval, settings.gateway_grace),
+            shutdown.clone(),
+        ));
         tracing::info!(replica = %settings.replica, "registry started");
-        Ok(Self {
+        let registry = Self {
             inner: Arc::new(Inner {
                 page_tokens: PageTokens::new(&settings.page_token_key),
                 journal,
                 hooks,
                 releaser,
                 reporter,
+                locks,
+                seen,
                 store,
                 bus,
                 events,
@@ -95,9 +118,27 @@ impl Registry {
                 links: Mutex::default(),
                 next_link_id: Default::default(),
                 shutdown,
-                tasks: Mutex::new(vec![activity_task, idle_task, reporter_task, releaser_task]),
+                tasks: Mutex::new(vec![
+                    activity_task,
+                    idle_task,
+                    reporter_task,
+                    releaser_task,
+                    locks_task,
+                    seen_task,
+                ]),
             }),
-        })
+        };
+        let lost_task = tokio::spawn(run_lost_gateway_check(
+            registry.clone(),
+            registry.inner.shutdown.clone(),
+        ));
+        registry
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(lost_task);
+        Ok(registry)
     }
 
     /// The `vigil.v1.SessionRegistry` gRPC service.
@@ -123,9 +164,19 @@ impl Registry {
         self.inner.hooks.assessor.set(assessor).is_ok()
     }
 
-    /// Connects policy: session starts are admitted by it, and ended sessions released to it.
+    /// Connects policy: session starts are admitted by it, ended sessions released to it, and the
+    /// lock set loaded from it.
     pub fn attach_admission_policy(&self, policy: Arc<dyn AdmissionPolicy>) -> bool {
-        self.inner.hooks.policy.set(policy).is_ok()
+        let attached = self.inner.hooks.policy.set(policy).is_ok();
+        if attached {
+            self.inner.locks.policy_attached();
+        }
+        attached
+    }
+
+    /// The lock set this replica pushes to its gateways (`None` while it does not know one).
+    pub fn locks(&self) -> Option<pb::LockUpdate> {
+        self.inner.locks.current()
     }
 
     /// Connects what ends sessions to make room under a concurrency limit (termination).

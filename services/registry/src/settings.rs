@@ -28,9 +28,16 @@ pub struct RegistrySettings {
     /// How long a new link may take to say hello.
     #[serde(with = "humantime_serde")]
     pub hello_timeout: Duration,
-    /// How often a gateway's `last_seen_at` is written while its link is busy (at most).
+    /// How often each replica writes, in one batch, when the gateways it holds were last heard from
+    /// (at most; also at least three times per `gateway_grace`).
     #[serde(with = "humantime_serde")]
     pub gateway_seen_interval: Duration,
+    /// A gateway not heard from for this long is lost: its live sessions end (reason GATEWAY_LOST) and
+    /// a link still open to it is closed. When it reconnects, the sessions its hello says it still
+    /// holds come back live. At least twice `agent_heartbeat_interval`, so a quiet but healthy agent
+    /// is never taken for lost.
+    #[serde(with = "humantime_serde")]
+    pub gateway_grace: Duration,
     /// This replica's name, shown on the gateways it holds. Defaults to `$HOSTNAME` or a random name.
     pub replica: String,
     /// Key that signs page tokens; replicas behind one address must share it. Defaults to a
@@ -53,6 +60,7 @@ impl Default for RegistrySettings {
             agent_heartbeat_interval: Duration::from_secs(10),
             hello_timeout: Duration::from_secs(10),
             gateway_seen_interval: Duration::from_secs(5),
+            gateway_grace: Duration::from_secs(60),
             replica: std::env::var("HOSTNAME")
                 .ok()
                 .filter(|name| !name.is_empty())
@@ -74,9 +82,16 @@ impl RegistrySettings {
             ("registry.agent_activity_interval", self.agent_activity_interval),
             ("registry.agent_heartbeat_interval", self.agent_heartbeat_interval),
             ("registry.hello_timeout", self.hello_timeout),
+            ("registry.gateway_grace", self.gateway_grace),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| value.is_zero()) {
             return Err(format!("{name} must be longer than zero"));
+        }
+        if self.gateway_grace < self.agent_heartbeat_interval.saturating_mul(2) {
+            return Err(format!(
+                "registry.gateway_grace ({:?}) must be at least twice registry.agent_heartbeat_interval ({:?}): a quiet agent speaks only once per heartbeat interval",
+                self.gateway_grace, self.agent_heartbeat_interval
+            ));
         }
         if self.activity_flush_max == 0 {
             return Err("registry.activity_flush_max must be at least 1".into());
@@ -92,5 +107,26 @@ impl RegistrySettings {
 
     pub(crate) fn idle_after_ms(&self) -> i64 {
         i64::try_from(self.idle_after.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_grace_must_outlast_two_heartbeats() {
+        assert!(RegistrySettings::default().validate().is_ok());
+        let settings = RegistrySettings {
+            agent_heartbeat_interval: Duration::from_secs(40),
+            ..RegistrySettings::default()
+        };
+        let error = settings.validate().unwrap_err();
+        assert!(error.contains("registry.gateway_grace"), "{error}");
+        let settings = RegistrySettings {
+            gateway_grace: Duration::ZERO,
+            ..RegistrySettings::default()
+        };
+        assert!(settings.validate().unwrap_err().contains("registry.gateway_grace"));
     }
 }

@@ -181,6 +181,10 @@ contract_tests!(
     resolve_each_selector,
     gateways_connect_seen_disconnect_and_list,
     migrations_are_idempotent,
+    gateways_seen_in_one_batch_only_move_forward,
+    lost_gateways_have_their_sessions_ended_once,
+    lost_gateways_from_two_callers_end_each_session_once,
+    a_returning_gateway_revives_only_the_lost_sessions_it_holds,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1307,4 +1311,209 @@ async fn first_migration_from_two_replicas_at_once(database: Arc<TestDatabase>) 
     let record = session("a", "gw");
     second.insert_session(&record).await.unwrap();
     assert_eq!(get(&first, &record.id).await, record);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateway liveness
+// ---------------------------------------------------------------------------------------------
+
+async fn gateways_seen_in_one_batch_only_move_forward(store: Arc<SqlStore>) {
+    for gateway in ["gw-1", "gw-2"] {
+        store
+            .gateway_connected(gateway, "replica-a", "1.0.0", T0)
+            .await
+            .unwrap();
+    }
+    let batch = [
+        ("gw-1".to_owned(), T0 + 500),
+        ("gw-2".to_owned(), T0 + 300),
+        ("gw-unknown".to_owned(), T0 + 100),
+    ];
+    store.gateways_seen(&batch).await.unwrap();
+    // A late, older batch moves nothing back.
+    store.gateways_seen(&[("gw-1".to_owned(), T0 + 100)]).await.unwrap();
+    store.gateways_seen(&[]).await.unwrap();
+    let seen: Vec<(String, i64)> = store
+        .list_gateways(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|gateway| (gateway.id, gateway.last_seen_at))
+        .collect();
+    assert_eq!(
+        seen,
+        [("gw-1".to_owned(), T0 + 500), ("gw-2".to_owned(), T0 + 300)],
+        "seeing an unknown gateway does not create it"
+    );
+}
+
+async fn lost_gateways_have_their_sessions_ended_once(store: Arc<SqlStore>) {
+    store.gateway_connected("gw-old", "replica-a", "1", T0).await.unwrap();
+    store
+        .gateway_connected("gw-fresh", "replica-a", "1", T0 + 10_000)
+        .await
+        .unwrap();
+    // Connected per its row (its replica died), nothing live: only the row is set straight.
+    store.gateway_connected("gw-empty", "replica-b", "1", T0).await.unwrap();
+    // Disconnected cleanly long ago, nothing live: nothing to do.
+    store.gateway_connected("gw-gone", "replica-a", "1", T0).await.unwrap();
+    store.gateway_disconnected("gw-gone", "replica-a", T0).await.unwrap();
+    let old_live = [session("a", "gw-old"), session("b", "gw-old")];
+    let old_ended = ended(session("c", "gw-old"), T0);
+    let fresh_live = session("d", "gw-fresh");
+    insert_all(&store, &old_live).await;
+    insert_all(&store, &[old_ended.clone(), fresh_live.clone()]).await;
+
+    let lost_end = end(T0 + 6_000, EndReason::GatewayLost);
+    let lost = store.end_lost_gateways(T0 + 5_000, &lost_end, 10).await.unwrap();
+    let mut gateways = lost.gateway_ids.clone();
+    gateways.sort();
+    assert_eq!(gateways, ["gw-empty", "gw-old"]);
+    assert_eq!(id_set(&lost.ended), id_set(&old_live));
+    for session in &lost.ended {
+        assert_eq!(session.status, SessionStatus::Disconnected);
+        assert_eq!(session.ended_at, Some(T0 + 6_000));
+        assert_eq!(session.end_reason, Some(EndReason::GatewayLost));
+        assert_eq!(get(&store, &session.id).await, *session);
+    }
+    // What was ended already, and the fresh gateway's session, are untouched.
+    assert_eq!(get(&store, &old_ended.id).await, old_ended);
+    assert_eq!(get(&store, &fresh_live.id).await, fresh_live);
+    let connected: Vec<String> = store
+        .list_gateways(true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|gateway| gateway.id)
+        .collect();
+    assert_eq!(connected, ["gw-fresh"]);
+    // Nothing left to do: a second round finds nothing.
+    let again = store.end_lost_gateways(T0 + 5_000, &lost_end, 10).await.unwrap();
+    assert!(again.gateway_ids.is_empty() && again.ended.is_empty(), "{again:?}");
+    assert!(
+        store
+            .end_lost_gateways(T0 + 5_000, &lost_end, 0)
+            .await
+            .unwrap()
+            .gateway_ids
+            .is_empty()
+    );
+}
+
+async fn lost_gateways_from_two_callers_end_each_session_once(store: Arc<SqlStore>) {
+    let mut live = Vec::new();
+    for g in 0..30 {
+        let gateway = format!("gw-{g}");
+        store
+            .gateway_connected(&gateway, "replica-a", "1", T0 + g)
+            .await
+            .unwrap();
+        for user in ["a", "b", "c"] {
+            live.push(session(user, &gateway));
+        }
+    }
+    insert_all(&store, &live).await;
+    let check = |store: Arc<SqlStore>| async move {
+        let mut taken = Vec::new();
+        loop {
+            let lost = store
+                .end_lost_gateways(T0 + 1_000, &end(T0 + 2_000, EndReason::GatewayLost), 4)
+                .await
+                .expect("end lost gateways");
+            if lost.gateway_ids.is_empty() {
+                return taken;
+            }
+            taken.extend(lost.ended.into_iter().map(|session| session.id));
+        }
+    };
+    let (first, second) = tokio::join!(tokio::spawn(check(store.clone())), tokio::spawn(check(store.clone())));
+    let mut all: Vec<String> = first.unwrap();
+    all.extend(second.unwrap());
+    let unique: HashSet<String> = all.iter().cloned().collect();
+    assert_eq!(unique.len(), all.len(), "a session was ended twice");
+    assert_eq!(unique, id_set(&live));
+}
+
+async fn a_returning_gateway_revives_only_the_lost_sessions_it_holds(store: Arc<SqlStore>) {
+    let lost_end = end(T0 + 100, EndReason::GatewayLost);
+    let recent = SessionRecord {
+        last_activity_at: T0 + 50,
+        bytes_in: 42,
+        ..session("recent", "gw-1")
+    };
+    let quiet = SessionRecord {
+        last_activity_at: T0 - IDLE_AFTER_MS,
+        ..session("quiet", "gw-1")
+    };
+    let not_held = session("not-held", "gw-1");
+    let killed = session("killed", "gw-1");
+    let live = session("live", "gw-1");
+    let other_gateway = session("other", "gw-2");
+    insert_all(
+        &store,
+        &[
+            recent.clone(),
+            quiet.clone(),
+            not_held.clone(),
+            killed.clone(),
+            live.clone(),
+            other_gateway.clone(),
+        ],
+    )
+    .await;
+    for session in [&recent, &quiet, &not_held, &other_gateway] {
+        store
+            .end_session(&session.id, None, &lost_end)
+            .await
+            .unwrap()
+            .expect("ended");
+    }
+    store
+        .end_session(&killed.id, None, &end(T0 + 100, EndReason::Admin))
+        .await
+        .unwrap()
+        .expect("ended");
+
+    let held = ids(&[
+        recent.clone(),
+        quiet.clone(),
+        killed.clone(),
+        live.clone(),
+        other_gateway.clone(),
+    ]);
+    let now = T0 + 1_000;
+    let revived = store
+        .revive_lost_sessions("gw-1", &held, now, IDLE_AFTER_MS)
+        .await
+        .unwrap();
+    assert_eq!(id_set(&revived), id_set(&[recent.clone(), quiet.clone()]));
+    // Live again as they were, ACTIVE or IDLE by their last activity.
+    assert_eq!(get(&store, &recent.id).await, recent);
+    assert_eq!(
+        get(&store, &quiet.id).await,
+        SessionRecord {
+            status: SessionStatus::Idle,
+            ..quiet.clone()
+        }
+    );
+    // Not held, ended otherwise, or another gateway's: still ended.
+    for id in [&not_held.id, &killed.id, &other_gateway.id] {
+        assert!(get(&store, id).await.ended_at.is_some(), "{id} stays ended");
+    }
+    assert_eq!(get(&store, &live.id).await, live);
+    // Once live, reviving again changes nothing.
+    assert!(
+        store
+            .revive_lost_sessions("gw-1", &held, now, IDLE_AFTER_MS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .revive_lost_sessions("gw-1", &[], now, IDLE_AFTER_MS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -6,10 +6,14 @@
 //! 2. subscribe to the gateway's bus channel — before anything else, so a command published while
 //!    the rest happens is not missed;
 //! 3. record the gateway as connected here and reconcile its snapshot with the store;
-//! 4. answer `Welcome`, then serve the stream: agent messages up, bus messages down.
+//! 4. answer `Welcome` and push the lock set, then serve the stream: agent messages up, bus messages
+//!    and lock set changes down.
 //!
 //! Whatever is published on `gateway.<id>` is an encoded `ControllerMessage` and is forwarded to
 //! the agent as it is; the link does not interpret commands, it carries them.
+//!
+//! Every message from the agent counts as hearing from the gateway (see `liveness`); a link silent
+//! for `gateway_grace` is closed with a `Reconnect`, as the gateway's sessions are ended as lost.
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -17,7 +21,8 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use prost::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -32,6 +37,7 @@ use crate::domain::{
     EndReason, EpochMillis, GeoLocation, PendingActivity, RiskAssessment, Selector, SessionEnd, SessionRecord,
     SessionStatus, live_status,
 };
+use crate::locks::PushedLocks;
 use crate::now_millis;
 use crate::registry::{Registry, Verdict};
 use crate::validate::{self, ValidStart};
@@ -101,9 +107,14 @@ impl GatewayLink for LinkApi {
         let (link, welcome, pending, subscription) = Link::open(self.registry.clone(), hello).await?;
 
         let (outbound, receiver) = mpsc::channel(OUTBOUND_QUEUE);
-        // The queue is empty and its receiver alive: this cannot fail.
+        // The queue is empty and its receiver alive: these cannot fail.
         let _ = outbound.try_send(Ok(welcome));
-        tokio::spawn(link.serve(inbound, subscription, pending, outbound));
+        // The lock set right after the welcome; changes from here on follow through `locks`.
+        let mut locks = self.registry.inner.locks.subscribe();
+        if let Some(set) = locks.borrow_and_update().as_deref() {
+            let _ = outbound.try_send(Ok(lock_update(set)));
+        }
+        tokio::spawn(link.serve(inbound, subscription, locks, pending, outbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 }
@@ -174,7 +185,8 @@ struct Link {
     /// Terminate commands carried to the agent and not yet acknowledged, by command id: an
     /// acknowledgement ends the session with the command's reason.
     in_flight: HashMap<String, pb::TerminateCommand>,
-    last_seen_written: EpochMillis,
+    /// When the agent last said anything.
+    last_heard: EpochMillis,
 }
 
 impl Link {
@@ -217,6 +229,25 @@ impl Link {
             {
                 inner.announce_ended_one(&session, now).await;
             }
+        }
+        // Sessions ended because the gateway was lost, that it turns out to still hold, are live
+        // again: the snapshot is the truth of what the gateway holds. Before reconciling, which then
+        // finds them live and known.
+        let held_id_list: Vec<String> = hello.held.iter().map(|session| session.id.clone()).collect();
+        let revived = inner
+            .store
+            .revive_lost_sessions(&gateway_id, &held_id_list, now, inner.settings.idle_after_ms())
+            .await?;
+        for session in &revived {
+            inner
+                .events
+                .publish(
+                    pb::SessionEventKind::Opened,
+                    session,
+                    "live again: its gateway reconnected still holding it",
+                    now,
+                )
+                .await;
         }
         let held: Vec<SessionRecord> = hello
             .held
@@ -268,6 +299,7 @@ impl Link {
         tracing::info!(
             gateway = %gateway_id,
             held = hello.held.len(),
+            revived = revived.len(),
             ended = reconciliation.ended.len(),
             registered = reconciliation.registered.len(),
             "gateway linked"
@@ -294,31 +326,63 @@ impl Link {
             closed,
             owned,
             in_flight: HashMap::new(),
-            last_seen_written: now,
+            last_heard: now,
         };
         Ok((link, welcome, pending, subscription))
     }
 
-    /// Serves the link until the agent leaves, a newer link replaces it, or the replica stops.
+    /// Serves the link until the agent leaves or falls silent, a newer link replaces it, or the
+    /// replica stops.
     async fn serve(
         mut self,
         mut inbound: Streaming<pb::AgentMessage>,
         mut commands: Subscription,
+        mut locks: watch::Receiver<PushedLocks>,
         pending: Vec<pb::TerminateCommand>,
         outbound: mpsc::Sender<Result<pb::ControllerMessage, Status>>,
     ) {
         let shutdown = self.registry.inner.shutdown.clone();
-        // Pending kills go first, right after the welcome, before anything the agent says is handled.
+        // Pending kills go first, right after the welcome (and the lock set), before anything the
+        // agent says is handled.
         let pending = pending.into_iter().map(|command| pb::ControllerMessage {
             trace_context: Default::default(),
             message: Some(pb::controller_message::Message::Terminate(command)),
         });
         if self.forward(pending, &outbound).await.is_err() {
-            self.close().await;
+            self.close(now_millis()).await;
             return;
         }
+        let grace = self.registry.inner.settings.gateway_grace;
+        let silence = tokio::time::sleep(grace);
+        tokio::pin!(silence);
+        let mut locks_open = true;
+        // When the link ended for silence: the gateway was last heard from then, not now.
+        let mut silent_since = None;
         loop {
             tokio::select! {
+                () = &mut silence => {
+                    tracing::warn!(gateway = %self.gateway_id, ?grace, "gateway silent for longer than its grace period; closing its link");
+                    let reconnect = pb::ControllerMessage { trace_context: Default::default(),
+                        message: Some(pb::controller_message::Message::Reconnect(pb::Reconnect {
+                            reason: format!("the registry heard nothing on this link for {grace:?}"),
+                        })),
+                    };
+                    let _ = outbound.try_send(Ok(reconnect));
+                    silent_since = Some(self.last_heard);
+                    break;
+                }
+                changed = locks.changed(), if locks_open => match changed {
+                    Ok(()) => {
+                        let set = locks.borrow_and_update().clone();
+                        if let Some(set) = set
+                            && self.forward([lock_update(&set)], &outbound).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    // The replica is stopping; `closed` follows.
+                    Err(_) => locks_open = false,
+                },
                 () = self.closed.cancelled() => {
                     let reason = if shutdown.is_cancelled() {
                         "the registry replica is shutting down"
@@ -333,6 +397,7 @@ impl Link {
                 }
                 message = inbound.message() => match message {
                     Ok(Some(message)) => {
+                        silence.as_mut().reset(Instant::now() + grace);
                         if let Err(status) = self.handle(message, &outbound).await {
                             let _ = outbound.send(Err(status)).await;
                             break;
@@ -365,7 +430,7 @@ impl Link {
                 },
             }
         }
-        self.close().await;
+        self.close(silent_since.unwrap_or_else(now_millis)).await;
     }
 
     async fn handle(
@@ -621,20 +686,16 @@ impl Link {
         Ok(())
     }
 
-    /// Writes `last_seen_at`, at most once per `gateway_seen_interval`.
+    /// Notes that the gateway was heard from; the replica writes it with the other gateways' in one
+    /// batch (see `liveness`).
     async fn touch(&mut self, now: EpochMillis) {
-        let interval =
-            i64::try_from(self.registry.inner.settings.gateway_seen_interval.as_millis()).unwrap_or(i64::MAX);
-        if now - self.last_seen_written < interval {
-            return;
-        }
-        self.last_seen_written = now;
-        if let Err(error) = self.registry.inner.store.gateway_seen(&self.gateway_id, now).await {
-            tracing::warn!(gateway = %self.gateway_id, %error, "could not record that the gateway was seen");
-        }
+        self.last_heard = now;
+        self.registry.inner.seen.heard(&self.gateway_id, now);
     }
 
-    async fn close(self) {
+    /// Forgets the link. `last_heard` is when the gateway was last heard from: when the link closes,
+    /// unless it closes for silence (then it was last heard from before).
+    async fn close(self, last_heard: EpochMillis) {
         let inner = &self.registry.inner;
         {
             let mut links = inner.links.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -651,7 +712,7 @@ impl Link {
         if !still_linked_here
             && let Err(error) = inner
                 .store
-                .gateway_disconnected(&self.gateway_id, &inner.settings.replica, now_millis())
+                .gateway_disconnected(&self.gateway_id, &inner.settings.replica, last_heard)
                 .await
         {
             tracing::warn!(gateway = %self.gateway_id, %error, "could not record that the gateway disconnected");
@@ -694,6 +755,14 @@ fn held_record(gateway_id: &str, session: &HeldSession, now: EpochMillis, idle_a
         end_detail: String::new(),
         bytes_in: session.bytes_in,
         bytes_out: session.bytes_out,
+    }
+}
+
+/// The lock set as a message to an agent.
+fn lock_update(set: &pb::LockUpdate) -> pb::ControllerMessage {
+    pb::ControllerMessage {
+        trace_context: Default::default(),
+        message: Some(pb::controller_message::Message::LockUpdate(set.clone())),
     }
 }
 

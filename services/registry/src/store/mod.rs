@@ -101,4 +101,36 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Whether the database answers (for readiness).
     async fn ping(&self) -> ServiceResult<()>;
+
+    /// Records when each of these gateways was last heard from, in as few statements as the backend
+    /// allows (`last_seen_at` only moves forward). Unknown gateways are skipped.
+    async fn gateways_seen(&self, seen: &[(String, EpochMillis)]) -> ServiceResult<()>;
+
+    /// Gateways last heard from before `cutoff` are lost: their live sessions are ended with `end`
+    /// and they are marked disconnected, at most `limit` gateways per call (the oldest first).
+    /// Safe on every replica at once: each session is ended, and returned, by one call only. A
+    /// gateway reconnecting meanwhile is either seen as fresh, or its reconnection waits for this to
+    /// finish and then finds its sessions ended.
+    async fn end_lost_gateways(&self, cutoff: EpochMillis, end: &SessionEnd, limit: u64)
+    -> ServiceResult<LostGateways>;
+
+    /// A returning gateway still holds these sessions: those of them that were ended because the
+    /// gateway was lost (reason GATEWAY_LOST) are live again, ACTIVE or IDLE by their last activity.
+    /// Returns them in their new state.
+    async fn revive_lost_sessions(
+        &self,
+        gateway_id: &str,
+        held: &[String],
+        now: EpochMillis,
+        idle_after_ms: i64,
+    ) -> ServiceResult<Vec<SessionRecord>>;
+}
+
+/// What one round of [`SessionStore::end_lost_gateways`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LostGateways {
+    /// The gateways found lost.
+    pub gateway_ids: Vec<String>,
+    /// Their sessions that were live, now ended.
+    pub ended: Vec<SessionRecord>,
 }

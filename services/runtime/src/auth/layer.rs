@@ -65,7 +65,8 @@ impl<S> AuthService<S> {
         }
         let permission = match access {
             Some(Access::Public | Access::Gateway) => return Ok(()),
-            Some(Access::Requires(permission)) => Some(permission),
+            Some(Access::Requires(permission)) => Some((permission, None)),
+            Some(Access::RequiresEither(permission, alternative)) => Some((permission, Some(alternative))),
             Some(Access::OwnSessionsOr(_)) => None,
             None => {
                 return Err(ServiceError::PermissionDenied(format!(
@@ -79,7 +80,9 @@ impl<S> AuthService<S> {
             .get(http::header::AUTHORIZATION)
             .map(|value| value.to_str().unwrap_or_default());
         let identity = self.authenticator.authenticate(authorization)?;
-        if let Some(permission) = permission {
+        if let Some((permission, alternative)) = permission
+            && !alternative.is_some_and(|alternative| identity.has(alternative))
+        {
             identity.require(permission)?;
         }
         request.extensions_mut().insert(identity);

@@ -131,6 +131,9 @@ pub enum Access {
     OwnSessionsOr(Permission),
     /// An authenticated caller holding the permission.
     Requires(Permission),
+    /// An authenticated caller holding either permission: a read that people (the first, named when
+    /// refusing) and other Vigil services (the second) both need.
+    RequiresEither(Permission, Permission),
 }
 
 /// The access rule of a method, by its full path; `None` for paths no table knows.
@@ -153,7 +156,7 @@ pub fn access_for(path: &str) -> Option<Access> {
         .map(|(_, access)| *access)
 }
 
-use Access::{Gateway, OwnSessionsOr, Requires};
+use Access::{Gateway, OwnSessionsOr, Requires, RequiresEither};
 use Permission::*;
 
 /// `vigil.v1.SessionRegistry`. Listing, reading, watching and resolving sessions is open to every
@@ -193,7 +196,8 @@ pub const POLICY_SERVICE: &[(&str, Access)] = &[
     ("DeletePolicy", Requires(PoliciesWrite)),
     ("GetEffectivePolicy", Requires(PoliciesRead)),
     ("CreateLock", Requires(PoliciesWrite)),
-    ("ListLocks", Requires(PoliciesRead)),
+    // Registry replicas load the lock set to push it to their gateways.
+    ("ListLocks", RequiresEither(PoliciesRead, Internal)),
     ("DeleteLock", Requires(PoliciesWrite)),
     ("ReleaseSessions", Requires(Internal)),
     ("ListAuditEvents", Requires(AuditRead)),

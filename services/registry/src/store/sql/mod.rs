@@ -6,6 +6,7 @@
 
 mod activity;
 mod conditions;
+mod gateways;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -562,5 +563,29 @@ impl SessionStore for SqlStore {
 
     async fn ping(&self) -> ServiceResult<()> {
         Ok(self.db.ping().await?)
+    }
+
+    async fn gateways_seen(&self, seen: &[(String, EpochMillis)]) -> ServiceResult<()> {
+        self.write_gateways_seen(seen).await
+    }
+
+    async fn end_lost_gateways(
+        &self,
+        cutoff: EpochMillis,
+        end: &SessionEnd,
+        limit: u64,
+    ) -> ServiceResult<super::LostGateways> {
+        self.end_sessions_of_lost_gateways(cutoff, end, limit).await
+    }
+
+    async fn revive_lost_sessions(
+        &self,
+        gateway_id: &str,
+        held: &[String],
+        now: EpochMillis,
+        idle_after_ms: i64,
+    ) -> ServiceResult<Vec<SessionRecord>> {
+        self.revive_sessions_of_returning_gateway(gateway_id, held, now, idle_after_ms)
+            .await
     }
 }

@@ -1,0 +1,212 @@
+//! Gateways gone silent: their sessions end, so the list never shows sessions nobody supervises.
+//!
+//! A gateway is alive while it is heard from. Each replica notes, in memory, when each gateway it
+//! holds a link to last said anything (any message counts: heartbeats fill the silences), and writes
+//! those times to `gateways.last_seen_at` in one batched statement every `seen_interval`. Every
+//! replica then looks, every `check_interval`, for gateways not heard from for longer than
+//! `gateway_grace` — whichever replica held them, including one that died — and ends their live
+//! sessions with reason GATEWAY_LOST. The store makes that safe to run everywhere at once (each
+//! session is ended by one replica), so no leader is needed.
+//!
+//! A gateway found lost is also told, on its bus channel, to reconnect: if a link to it is still
+//! open somewhere (a stalled agent, or a replica that could not write to the database for a while),
+//! the agent's next hello reconciles. In that hello, sessions the gateway still holds that were
+//! ended as lost come back live (the snapshot is the truth of what the gateway holds); the others
+//! stay ended.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use prost::Message;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use vigil_proto::v1 as pb;
+
+use crate::api::gateway_channel;
+use crate::domain::{EndReason, EpochMillis, SessionEnd};
+use crate::now_millis;
+use crate::registry::Registry;
+use crate::store::SessionStore;
+
+/// Gateways handled per statement when ending lost ones; a larger backlog is worked off in a loop.
+const LOST_BATCH: u64 = 100;
+/// Floor of the derived intervals, so a tiny grace period cannot make the replica spin.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// When each gateway linked to this replica was last heard from, not yet written.
+#[derive(Debug, Default)]
+pub(crate) struct SeenTracker {
+    heard: Mutex<HashMap<String, EpochMillis>>,
+}
+
+impl SeenTracker {
+    /// Notes that the gateway said something at `at`. Cheap: called for every message.
+    pub(crate) fn heard(&self, gateway_id: &str, at: EpochMillis) {
+        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        match heard.get_mut(gateway_id) {
+            Some(latest) => *latest = (*latest).max(at),
+            None => {
+                heard.insert(gateway_id.to_owned(), at);
+            }
+        }
+    }
+
+    fn take(&self) -> Vec<(String, EpochMillis)> {
+        std::mem::take(&mut *self.heard.lock().unwrap_or_else(PoisonError::into_inner))
+            .into_iter()
+            .collect()
+    }
+
+    /// Puts back a batch that could not be written (newer notes win).
+    fn restore(&self, batch: Vec<(String, EpochMillis)>) {
+        for (gateway_id, at) in batch {
+            self.heard(&gateway_id, at);
+        }
+    }
+}
+
+/// How often the times gateways were heard from are written: a third of the grace period (so a
+/// live gateway's row is never close to looking lost), or `gateway_seen_interval` if shorter.
+pub(crate) fn seen_interval(gateway_seen_interval: Duration, gateway_grace: Duration) -> Duration {
+    gateway_seen_interval.min(gateway_grace / 3).max(MIN_INTERVAL)
+}
+
+/// How often each replica looks for lost gateways.
+pub(crate) fn check_interval(gateway_grace: Duration) -> Duration {
+    (gateway_grace / 3).max(MIN_INTERVAL)
+}
+
+/// Writes the noted times every `interval` until `shutdown`, then once more.
+pub(crate) async fn run_seen_writer(
+    store: Arc<dyn SessionStore>,
+    tracker: Arc<SeenTracker>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            () = shutdown.cancelled() => true,
+            _ = ticker.tick() => false,
+        };
+        let batch = tracker.take();
+        if !batch.is_empty()
+            && let Err(error) = store.gateways_seen(&batch).await
+        {
+            tracing::warn!(%error, gateways = batch.len(), "could not record when gateways were last heard from; will retry");
+            tracker.restore(batch);
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Ends the sessions of gateways silent for longer than the grace period, every `check_interval`,
+/// until `shutdown`.
+pub(crate) async fn run_lost_gateway_check(registry: Registry, shutdown: CancellationToken) {
+    let grace = registry.inner.settings.gateway_grace;
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    let mut ticker = tokio::time::interval(check_interval(grace));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        loop {
+            let now = now_millis();
+            let end = SessionEnd {
+                ended_at: now,
+                reason: EndReason::GatewayLost,
+                detail: format!("the gateway was not heard from for more than {grace:?}"),
+            };
+            let inner = &registry.inner;
+            match inner
+                .store
+                .end_lost_gateways(now.saturating_sub(grace_ms), &end, LOST_BATCH)
+                .await
+            {
+                Ok(lost) if lost.gateway_ids.is_empty() => break,
+                Ok(lost) => {
+                    tracing::warn!(
+                        gateways = ?lost.gateway_ids,
+                        sessions = lost.ended.len(),
+                        ?grace,
+                        "gateways lost: not heard from within the grace period; their sessions are ended"
+                    );
+                    // The reconnection request first: an agent that reconnects in reaction to the
+                    // announcement must not be told to reconnect again afterwards.
+                    for gateway_id in &lost.gateway_ids {
+                        ask_to_reconnect(&registry, gateway_id).await;
+                    }
+                    inner.announce_ended(&lost.ended, now).await;
+                    if (lost.gateway_ids.len() as u64) < LOST_BATCH {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not look for lost gateways; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Tells a link still open to a lost gateway, wherever it is, to have its agent reconnect, so that
+/// the agent's hello brings back the sessions it still holds.
+async fn ask_to_reconnect(registry: &Registry, gateway_id: &str) {
+    let dispatch = pb::GatewayDispatch {
+        messages: vec![pb::ControllerMessage {
+            trace_context: Default::default(),
+            message: Some(pb::controller_message::Message::Reconnect(pb::Reconnect {
+                reason: "the registry had not heard from this gateway within its grace period".into(),
+            })),
+        }],
+        trace_context: Default::default(),
+    };
+    let channel = gateway_channel(gateway_id);
+    if let Err(error) = registry
+        .inner
+        .bus
+        .publish(&channel, dispatch.encode_to_vec().into())
+        .await
+    {
+        // Nothing may be listening anyway; a link that missed it is closed by its own silence timer.
+        tracing::debug!(gateway = gateway_id, %error, "could not ask a lost gateway to reconnect");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tracker_keeps_the_latest_time_and_survives_a_failed_write() {
+        let tracker = SeenTracker::default();
+        tracker.heard("gw-1", 100);
+        tracker.heard("gw-1", 90);
+        tracker.heard("gw-2", 50);
+        let mut batch = tracker.take();
+        batch.sort();
+        assert_eq!(batch, [("gw-1".to_owned(), 100), ("gw-2".to_owned(), 50)]);
+        assert!(tracker.take().is_empty());
+        tracker.heard("gw-1", 120);
+        tracker.restore(batch);
+        let mut batch = tracker.take();
+        batch.sort();
+        assert_eq!(batch, [("gw-1".to_owned(), 120), ("gw-2".to_owned(), 50)]);
+    }
+
+    #[test]
+    fn intervals_follow_the_grace_period() {
+        let grace = Duration::from_secs(60);
+        assert_eq!(seen_interval(Duration::from_secs(5), grace), Duration::from_secs(5));
+        assert_eq!(seen_interval(Duration::from_secs(30), grace), Duration::from_secs(20));
+        assert_eq!(check_interval(grace), Duration::from_secs(20));
+        assert_eq!(check_interval(Duration::from_millis(3)), MIN_INTERVAL);
+    }
+}
