@@ -577,10 +577,13 @@ async fn policy_changes_are_checked_and_explained() {
         .unwrap_err();
     assert_eq!(garbage.code(), Code::InvalidArgument);
 
-    // Locks are a later issue, and say so.
-    let locks = client.list_locks(pb::ListLocksRequest::default()).await.unwrap_err();
-    assert_eq!(locks.code(), Code::Unimplemented);
-    assert!(locks.message().contains("locks issue"));
+    // Locks are served beside policies (tests/locks.rs covers them): none yet.
+    let locks = client
+        .list_locks(pb::ListLocksRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(locks.locks.is_empty());
     world.finish().await;
 }
 

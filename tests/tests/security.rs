@@ -117,12 +117,10 @@ async fn open(agent: &vigil_agent::Agent, user: &str) -> String {
 /// The callers of the matrix, in the order of its columns.
 const ROLES: [&str; 6] = ["none", "viewer", "operator", "admin", "user", "service"];
 
-/// What each RPC answers each caller. `U`: unauthenticated, `D`: permission denied, `K`: OK,
-/// `N`: unimplemented (the locks arrive with their own issue; reaching it proves the call was let in).
+/// What each RPC answers each caller. `U`: unauthenticated, `D`: permission denied, `K`: OK.
 const U: Code = Code::Unauthenticated;
 const D: Code = Code::PermissionDenied;
 const K: Code = Code::Ok;
-const N: Code = Code::Unimplemented;
 
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str, [Code; 6])] = &[
@@ -146,9 +144,9 @@ const MATRIX: &[(&str, &str, [Code; 6])] = &[
     ("PolicyService",      "UpdatePolicy",              [U,   D,     D,       K,    D,   D]),
     ("PolicyService",      "DeletePolicy",              [U,   D,     D,       K,    D,   D]),
     ("PolicyService",      "GetEffectivePolicy",        [U,   K,     K,       K,    D,   D]),
-    ("PolicyService",      "CreateLock",                [U,   D,     D,       N,    D,   D]),
-    ("PolicyService",      "ListLocks",                 [U,   N,     N,       N,    D,   N]),
-    ("PolicyService",      "DeleteLock",                [U,   D,     D,       N,    D,   D]),
+    ("PolicyService",      "CreateLock",                [U,   D,     K,       K,    D,   D]),
+    ("PolicyService",      "ListLocks",                 [U,   K,     K,       K,    D,   K]),
+    ("PolicyService",      "DeleteLock",                [U,   D,     K,       K,    D,   D]),
     ("PolicyService",      "ReleaseSessions",           [U,   D,     D,       D,    D,   K]),
     ("PolicyService",      "ListAuditEvents",           [U,   K,     K,       K,    D,   D]),
     ("GeoService",         "Locate",                    [U,   D,     D,       D,    D,   K]),
@@ -165,6 +163,21 @@ struct Fixtures {
     termination_id: String,
     global_policy_id: String,
     updatable_policy_id: String,
+}
+
+/// A lock on `user`, for an hour.
+fn matrix_lock(user: &str) -> pb::CreateLockRequest {
+    pb::CreateLockRequest {
+        target: Some(pb::LockTarget {
+            target: Some(pb::lock_target::Target::User(user.into())),
+        }),
+        message: String::new(),
+        ttl: Some(prost_types::Duration {
+            seconds: 3600,
+            nanos: 0,
+        }),
+        reason: "the RBAC matrix".into(),
+    }
 }
 
 /// Makes one call of the matrix on `channel`.
@@ -284,9 +297,30 @@ async fn call(rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), S
             })
             .await
             .map(drop),
-        "CreateLock" => policy.create_lock(pb::CreateLockRequest::default()).await.map(drop),
+        // Locks on users nobody is: the matrix's own sessions stay.
+        "CreateLock" => policy
+            .create_lock(matrix_lock(&format!(
+                "locked-{}@acme.example",
+                uuid::Uuid::new_v4().simple()
+            )))
+            .await
+            .map(drop),
         "ListLocks" => policy.list_locks(pb::ListLocksRequest::default()).await.map(drop),
-        "DeleteLock" => policy.delete_lock(pb::DeleteLockRequest::default()).await.map(drop),
+        "DeleteLock" => {
+            let fresh = fx
+                .stack
+                .policy
+                .create_lock(
+                    "setup",
+                    &matrix_lock(&format!("doomed-{}@acme.example", uuid::Uuid::new_v4().simple())),
+                )
+                .await
+                .expect("a lock to delete");
+            policy
+                .delete_lock(pb::DeleteLockRequest { id: fresh.id })
+                .await
+                .map(drop)
+        }
         "ReleaseSessions" => policy
             .release_sessions(pb::ReleaseSessionsRequest::default())
             .await

@@ -1,7 +1,8 @@
 //! `vigil.v1.PolicyService` over gRPC: a thin adapter around [`PolicyEngine`].
 //!
 //! Who may call what is decided by the auth layer (`vigil_runtime::auth`): policy changes need
-//! `policies:write` (admin). The actor of a change is the authenticated caller.
+//! `policies:write` (admin), lock changes `locks:write` (operator). The actor of a change is the
+//! authenticated caller.
 
 use tonic::{Request, Response, Status};
 use vigil_proto::v1 as pb;
@@ -9,9 +10,6 @@ use vigil_proto::v1::policy_service_server::{PolicyService, PolicyServiceServer}
 use vigil_runtime::auth::Identity;
 
 use crate::service::PolicyEngine;
-
-/// What the lock RPCs answer until the locks issue lands.
-const LOCKS_LATER: &str = "locks arrive with the locks issue; this policy service does not manage locks yet";
 
 /// The gRPC service.
 pub struct PolicyApi {
@@ -74,22 +72,25 @@ impl PolicyService for PolicyApi {
         Ok(Response::new(self.engine.effective(request.get_ref()).await?))
     }
 
-    async fn create_lock(&self, _request: Request<pb::CreateLockRequest>) -> Result<Response<pb::Lock>, Status> {
-        Err(Status::unimplemented(LOCKS_LATER))
+    async fn create_lock(&self, request: Request<pb::CreateLockRequest>) -> Result<Response<pb::Lock>, Status> {
+        let actor = actor(&request)?;
+        Ok(Response::new(self.engine.create_lock(&actor, request.get_ref()).await?))
     }
 
     async fn list_locks(
         &self,
-        _request: Request<pb::ListLocksRequest>,
+        request: Request<pb::ListLocksRequest>,
     ) -> Result<Response<pb::ListLocksResponse>, Status> {
-        Err(Status::unimplemented(LOCKS_LATER))
+        Ok(Response::new(self.engine.list_locks(request.get_ref()).await?))
     }
 
     async fn delete_lock(
         &self,
-        _request: Request<pb::DeleteLockRequest>,
+        request: Request<pb::DeleteLockRequest>,
     ) -> Result<Response<pb::DeleteLockResponse>, Status> {
-        Err(Status::unimplemented(LOCKS_LATER))
+        let actor = actor(&request)?;
+        self.engine.delete_lock(&actor, &request.get_ref().id).await?;
+        Ok(Response::new(pb::DeleteLockResponse {}))
     }
 
     async fn release_sessions(

@@ -38,7 +38,8 @@ pub struct PolicyConfig {
     pub policy: PolicySettings,
     /// The registry, which the sweeper asks for live sessions.
     pub registry_url: String,
-    /// The termination service, which ends the sessions the sweeper finds.
+    /// The termination service, which ends the sessions the sweeper finds and those a new lock
+    /// covers.
     pub termination_url: String,
     /// Run database migrations at start-up.
     pub migrate_on_start: bool,
@@ -82,7 +83,15 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
     let store = open_store(&config.database, config.migrate_on_start).await?;
     let bus = bus::connect(&config.bus).await?;
     let clock = Arc::new(SystemClock);
+    let terminator = Arc::new(GrpcSessionTerminator::new(
+        connector.lazy("termination_url", &config.termination_url)?,
+    ));
+    // Locks: published on the bus after each change, the sessions a new lock covers ended through
+    // termination, and other replicas' changes followed.
     let engine = PolicyEngine::new(store.clone(), clock.clone());
+    engine.attach_lock_bus(bus.clone());
+    engine.attach_terminator(terminator.clone());
+    let lock_refresh = engine.start_lock_refresh(shutdown.clone());
 
     let sweeper = if config.policy.sweeper {
         let sweeper = Sweeper::new(
@@ -90,9 +99,7 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
             Arc::new(GrpcSessionSource::new(
                 connector.lazy("registry_url", &config.registry_url)?,
             )),
-            Arc::new(GrpcSessionTerminator::new(
-                connector.lazy("termination_url", &config.termination_url)?,
-            )),
+            terminator,
             bus.clone(),
             clock,
             config.policy.clone(),
@@ -126,5 +133,6 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
         // Hands the lease over at once rather than letting it expire.
         sweeper.stop().await;
     }
+    let _ = lock_refresh.await;
     Ok(())
 }

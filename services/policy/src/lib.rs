@@ -1,7 +1,9 @@
 //! Vigil's policy service: which rules apply to a session, whether a session may start, and the
 //! sweeper that warns and ends idle and over-long sessions.
 //!
-//! - [`domain`]: policies, scopes, rules and concurrency slots as plain values.
+//! - [`domain`]: policies, scopes, rules, concurrency slots and locks as plain values.
+//! - [`locks`]: locks — validation, the set admission holds in memory, publication on the bus
+//!   ([`LOCKS_CHANNEL`]) and the ending of the sessions a new lock covers.
 //! - [`rules`]: validation, precedence and merging into the rules in force ([`rules::PolicySet`]).
 //! - [`store`]: policies, slots, idle warnings and the sweeper's lease (sea-orm on PostgreSQL or SQLite).
 //! - [`service`]: [`PolicyEngine`], the transport-agnostic core — CRUD, effective rules, admission.
@@ -16,6 +18,7 @@ pub mod clock;
 mod convert;
 pub mod domain;
 pub mod lease;
+pub mod locks;
 pub mod rules;
 pub mod service;
 pub mod sessions;
@@ -25,6 +28,7 @@ pub mod sweeper;
 pub mod termination;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use locks::LOCKS_CHANNEL;
 pub use service::PolicyEngine;
 pub use settings::PolicySettings;
 pub use sweeper::{Sweeper, SweeperHandle, SweeperStatus};

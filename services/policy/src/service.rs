@@ -11,7 +11,8 @@ use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::clock::Clock;
 use crate::convert::{effective_to_proto, policy_to_proto, rules_from_proto, scope_from_proto};
-use crate::domain::{AuditQuery, AuditRecord, DeleteOutcome, PolicyRecord, Slot, SlotOutcome, Subject};
+use crate::domain::{AuditQuery, AuditRecord, DeleteOutcome, PolicyRecord, Slot, SlotOutcome, StartFacts, Subject};
+use crate::locks::{self, LockBook, LockHooks};
 use crate::rules::{self, EffectiveRules, PolicySet, Sourced};
 use crate::store::PolicyStore;
 
@@ -20,11 +21,15 @@ const MAX_DESCRIPTION_LEN: usize = 1024;
 /// Most session ids released in one call.
 const MAX_RELEASE: usize = 100_000;
 
-/// Policies, the rules in force, and admission.
+/// Policies, locks, the rules in force, and admission.
 #[derive(Clone)]
 pub struct PolicyEngine {
     store: Arc<dyn PolicyStore>,
     clock: Arc<dyn Clock>,
+    /// The lock set admission refuses by (see [`crate::locks`]).
+    locks: Arc<LockBook>,
+    /// Where lock changes are published and covered sessions ended, once attached.
+    lock_hooks: Arc<LockHooks>,
 }
 
 /// What a refused or flagged user or reviewer reads, and the verdict.
@@ -47,8 +52,25 @@ impl Decision {
 }
 
 impl PolicyEngine {
+    /// An engine on `store` and `clock`. Locks are stored and refused by at once; to publish the
+    /// lock set and end the sessions a new lock covers, attach a bus
+    /// ([`PolicyEngine::attach_lock_bus`]) and a terminator ([`PolicyEngine::attach_terminator`]),
+    /// and follow other replicas' changes with [`PolicyEngine::start_lock_refresh`].
     pub fn new(store: Arc<dyn PolicyStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            locks: Arc::default(),
+            lock_hooks: Arc::default(),
+        }
+    }
+
+    pub(crate) fn lock_book(&self) -> &LockBook {
+        &self.locks
+    }
+
+    pub(crate) fn lock_hooks(&self) -> &LockHooks {
+        &self.lock_hooks
     }
 
     pub fn store(&self) -> &Arc<dyn PolicyStore> {
@@ -59,8 +81,10 @@ impl PolicyEngine {
         &self.clock
     }
 
-    /// Decides whether a session may start. In order: a risk score at or above the deny threshold
-    /// refuses (and takes no slot); then the concurrency limit — the slot is taken atomically
+    /// Decides whether a session may start. In order: a lock in force that covers the start (its
+    /// user, one of the user's groups, the resource, the gateway, the device, or a network holding
+    /// the client address) refuses with the lock's message; a risk score at or above the deny
+    /// threshold refuses (and takes no slot); then the concurrency limit — the slot is taken atomically
     /// with counting, so concurrent starts of one user on any number of replicas never exceed
     /// it — refuses (DENY_NEW) or names older sessions to end (END_OLDEST); then a risk score at
     /// or above the flag threshold admits flagged. Admitting a session that holds a slot already
@@ -76,6 +100,24 @@ impl PolicyEngine {
         let resource = validate::required_name("start.resource_name", &start.resource_name)?;
         let groups = groups("start.user_groups", &start.user_groups)?;
         let started_at = validate::optional_timestamp("start.started_at", start.started_at.as_ref())?;
+        let facts = StartFacts {
+            user: &user,
+            groups: &groups,
+            resource: &resource,
+            gateway_id: &request.gateway_id,
+            device: &start.device,
+            client_ip: locks::client_ip("start.client_ip", &start.client_ip)?,
+        };
+        if let Some(lock) = self.lock_covering(&facts).await? {
+            tracing::info!(session = %session_id, lock = %lock.id, target = %lock.target, "start refused by a lock");
+            return Ok(Decision {
+                verdict: pb::AdmissionVerdict::Deny,
+                reason: lock.message,
+                evict: Vec::new(),
+                policy_id: None,
+            }
+            .into_proto());
+        }
         let subject = Subject {
             user: &user,
             groups: &groups,
@@ -272,7 +314,7 @@ impl PolicyEngine {
 
     /// Appends the outcome of a change to the audit trail. The change is done (or refused) by now,
     /// so a trail that cannot be written is logged loudly rather than undoing it.
-    async fn audit<T>(&self, actor: &str, action: &str, target: String, result: &ServiceResult<T>) {
+    pub(crate) async fn audit<T>(&self, actor: &str, action: &str, target: String, result: &ServiceResult<T>) {
         let event = AuditRecord {
             id: uuid::Uuid::now_v7().to_string(),
             at: self.clock.now_millis(),
@@ -354,6 +396,11 @@ impl AdmissionPolicy for PolicyEngine {
 
     async fn release(&self, session_ids: Vec<String>) -> ServiceResult<()> {
         PolicyEngine::release(self, &session_ids).await.map(drop)
+    }
+
+    /// The lock set in force with its version: the all-in-one registry's snapshot.
+    async fn list_locks(&self) -> ServiceResult<pb::ListLocksResponse> {
+        PolicyEngine::list_locks(self, &pb::ListLocksRequest::default()).await
     }
 }
 

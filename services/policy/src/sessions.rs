@@ -58,6 +58,19 @@ pub struct LivePage {
 #[async_trait]
 pub trait SessionSource: Send + Sync + 'static {
     async fn live_sessions(&self, query: &LiveQuery) -> ServiceResult<LivePage>;
+
+    /// The live sessions a selector covers (what a lock's target covers). A user, gateway or
+    /// resource the registry has never seen covers nothing.
+    async fn covered(&self, selector: &pb::SessionSelector) -> ServiceResult<Vec<LiveSession>>;
+}
+
+/// A resolution, with "never seen" read as "nothing live".
+fn covered_sessions(resolved: ServiceResult<pb::ResolveSessionsResponse>) -> ServiceResult<Vec<LiveSession>> {
+    match resolved {
+        Ok(resolved) => resolved.sessions.into_iter().map(from_proto).collect(),
+        Err(ServiceError::NotFound { .. }) => Ok(Vec::new()),
+        Err(error) => Err(error),
+    }
 }
 
 /// In process: straight to the registry's store, with the same keyset paging its API uses.
@@ -88,6 +101,10 @@ impl SessionSource for Registry {
             sessions: page.sessions.into_iter().map(from_record).collect(),
             next_page_token: page.next.as_ref().map(encode_cursor).unwrap_or_default(),
         })
+    }
+
+    async fn covered(&self, selector: &pb::SessionSelector) -> ServiceResult<Vec<LiveSession>> {
+        covered_sessions(self.resolve(selector).await)
     }
 }
 
@@ -173,6 +190,14 @@ impl SessionSource for GrpcSessionSource {
             sessions,
             next_page_token: response.next_page_token,
         })
+    }
+
+    async fn covered(&self, selector: &pb::SessionSelector) -> ServiceResult<Vec<LiveSession>> {
+        let request = pb::ResolveSessionsRequest {
+            selector: Some(selector.clone()),
+        };
+        let resolved = self.client.clone().resolve_sessions(request).await;
+        covered_sessions(resolved.map(tonic::Response::into_inner).map_err(status_to_error))
     }
 }
 

@@ -16,6 +16,12 @@
 //! the sweeper still remembers what it asked to end during a term, so it does not ask again while
 //! the kill is on its way.
 //!
+//! **Locks**: each sweep first announces locks that have expired (a new lock-set version,
+//! published, so holders drop them) and republishes the set every
+//! [`LOCK_REPUBLISH_INTERVAL`](locks::LOCK_REPUBLISH_INTERVAL) even when nothing changed (for holders
+//! that started since); then it ends the live sessions that locks in force still cover — ones whose
+//! ending failed when the lock was created, or that were admitted in a race with it.
+//!
 //! **Leadership** is checked before every action (see [`crate::lease`]): a replica that stops
 //! leading stops acting at once, even mid-sweep.
 
@@ -36,11 +42,12 @@ use vigil_runtime::{ServiceError, ServiceResult};
 use crate::clock::Clock;
 use crate::domain::{EpochMillis, IdleWarningRecord, Subject};
 use crate::lease::{Leadership, LeaseKeeper, SWEEPER_LEASE};
+use crate::locks;
 use crate::rules::{IdleVerdict, PolicySet};
 use crate::sessions::{LiveOrder, LiveQuery, LiveSession, SessionSource};
 use crate::settings::PolicySettings;
 use crate::store::PolicyStore;
-use crate::termination::SessionTerminator;
+use crate::termination::{SWEEPER_ACTOR, SessionTerminator};
 
 /// Most sessions ended in one termination request.
 const END_BATCH: usize = 1000;
@@ -65,6 +72,8 @@ pub struct SweeperStatus {
     pub ended: u64,
     /// Concurrency slots it freed because their sessions were gone.
     pub reconciled: u64,
+    /// Times it announced expired locks (each a new lock-set version).
+    pub lock_expiries: u64,
     /// The last sweep's failure, cleared by a successful sweep.
     pub last_error: Option<String>,
 }
@@ -160,6 +169,8 @@ struct TermMemory {
     number: u64,
     /// Sessions asked to end (and still seen live since).
     asked_to_end: HashSet<String>,
+    /// When the lock set was last published by this leader (see [`locks::LOCK_REPUBLISH_INTERVAL`]).
+    locks_published_at: Option<Instant>,
 }
 
 /// What one sweep did.
@@ -168,6 +179,9 @@ struct SweepReport {
     warned: u64,
     ended: u64,
     reconciled: u64,
+    lock_expiries: u64,
+    /// When this sweep published the lock set, if it did.
+    locks_published_at: Option<Instant>,
     /// Sessions asked to end that were still seen live in this sweep.
     still_live: HashSet<String>,
 }
@@ -238,6 +252,7 @@ impl Sweeper {
                     stale.insert(TermMemory {
                         number: term.number,
                         asked_to_end: HashSet::new(),
+                        locks_published_at: None,
                     })
                 }
             };
@@ -254,10 +269,14 @@ impl Sweeper {
             let mut report = SweepReport::default();
             let outcome = self.sweep(&guard, memory, reconcile, &mut report).await;
             memory.asked_to_end = std::mem::take(&mut report.still_live);
+            if report.locks_published_at.is_some() {
+                memory.locks_published_at = report.locks_published_at;
+            }
             status.send_modify(|status| {
                 status.warned += report.warned;
                 status.ended += report.ended;
                 status.reconciled += report.reconciled;
+                status.lock_expiries += report.lock_expiries;
                 match &outcome {
                     Ok(()) => {
                         status.sweeps += 1;
@@ -278,7 +297,7 @@ impl Sweeper {
         status.send_modify(|status| status.leading = false);
     }
 
-    /// One sweep: idle sessions, then over-long ones, then (when due) slot reconciliation.
+    /// One sweep: locks, idle sessions, then over-long ones, then (when due) slot reconciliation.
     async fn sweep(
         &self,
         guard: &Guard<'_>,
@@ -286,12 +305,63 @@ impl Sweeper {
         reconcile: bool,
         report: &mut SweepReport,
     ) -> Result<(), Interrupted> {
-        let policies = PolicySet::new(self.store.list_policies().await?);
         let now = self.clock.now_millis();
+        self.sweep_locks(now, guard, memory, report).await?;
+        let policies = PolicySet::new(self.store.list_policies().await?);
         self.sweep_idle(&policies, now, guard, memory, report).await?;
         self.sweep_durations(&policies, now, guard, memory, report).await?;
         if reconcile {
             self.reconcile_slots(now, guard, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Announces expired locks, then ends the live sessions locks in force cover.
+    async fn sweep_locks(
+        &self,
+        now: EpochMillis,
+        guard: &Guard<'_>,
+        memory: &TermMemory,
+        report: &mut SweepReport,
+    ) -> Result<(), Interrupted> {
+        guard.check()?;
+        let announced = self.store.announce_expired_locks(now).await?;
+        if let Some(version) = announced {
+            tracing::info!(version, "locks expired; announcing the smaller set");
+            report.lock_expiries += 1;
+        }
+        let set = self.store.locks(Some(now)).await?;
+        let republish_due = memory
+            .locks_published_at
+            .is_none_or(|at| at.elapsed() >= locks::LOCK_REPUBLISH_INTERVAL);
+        if announced.is_some() || republish_due {
+            locks::publish(self.bus.as_ref(), &set, now).await;
+            report.locks_published_at = Some(Instant::now());
+        }
+        for lock in &set.locks {
+            let covered = self.sessions.covered(&locks::selector_for(&lock.target)).await?;
+            let mut fresh = Vec::new();
+            for session in covered {
+                if memory.asked_to_end.contains(&session.id) || report.still_live.contains(&session.id) {
+                    report.still_live.insert(session.id);
+                } else {
+                    fresh.push(session.id);
+                }
+            }
+            for batch in fresh.chunks(END_BATCH) {
+                guard.check()?;
+                let selector = pb::SessionSelector {
+                    target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
+                        ids: batch.to_vec(),
+                    })),
+                };
+                self.terminator
+                    .terminate_request(SWEEPER_ACTOR, locks::termination_request(lock, selector))
+                    .await?;
+                tracing::info!(lock = %lock.id, sessions = batch.len(), "asked to end sessions a lock covers");
+                report.ended += batch.len() as u64;
+                report.still_live.extend(batch.iter().cloned());
+            }
         }
         Ok(())
     }

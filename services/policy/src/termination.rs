@@ -16,10 +16,16 @@ pub const SWEEPER_ACTOR: &str = "policy-sweeper";
 /// The note on the sweeper's terminations.
 pub const SWEEPER_NOTE: &str = "policy sweeper";
 
-/// Ends sessions for a reason, with the reason's default message to the user.
+/// Ends sessions: the sweeper's by id, for a reason, with the reason's default message to the
+/// user; a lock's by its selector, with its message and note.
 #[async_trait]
 pub trait SessionTerminator: Send + Sync + 'static {
     async fn terminate(&self, session_ids: Vec<String>, reason: pb::EndReason) -> ServiceResult<()>;
+
+    /// Ends what `request` selects on behalf of `actor`. In process `actor` is recorded as who
+    /// asked; over gRPC the termination service records the caller it authenticated (this
+    /// service), so the request's note should say on whose behalf.
+    async fn terminate_request(&self, actor: &str, request: pb::TerminateRequest) -> ServiceResult<pb::Termination>;
 }
 
 /// The termination request for `session_ids`.
@@ -44,6 +50,10 @@ impl SessionTerminator for Terminator {
         Terminator::terminate(self, SWEEPER_ACTOR, &request(session_ids, reason))
             .await
             .map(drop)
+    }
+
+    async fn terminate_request(&self, actor: &str, request: pb::TerminateRequest) -> ServiceResult<pb::Termination> {
+        Terminator::terminate(self, actor, &request).await
     }
 }
 
@@ -73,5 +83,15 @@ impl SessionTerminator for GrpcSessionTerminator {
             .await
             .map_err(status_to_error)?;
         Ok(())
+    }
+
+    async fn terminate_request(&self, _actor: &str, request: pb::TerminateRequest) -> ServiceResult<pb::Termination> {
+        Ok(self
+            .client
+            .clone()
+            .terminate(request)
+            .await
+            .map_err(status_to_error)?
+            .into_inner())
     }
 }

@@ -14,8 +14,8 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 use vigil_policy::domain::{
-    AuditQuery, AuditRecord, ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, IdleWarningRecord, PolicyRecord,
-    Rules, Scope, Slot, SlotOutcome, Subject,
+    AuditQuery, AuditRecord, Cidr, ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, IdleWarningRecord, LockRecord,
+    LockTarget, PolicyRecord, Rules, Scope, Slot, SlotOutcome, Subject,
 };
 use vigil_policy::store::{PolicyStore, SqlPolicyStore};
 use vigil_runtime::ServiceError;
@@ -161,6 +161,9 @@ contract_tests!(
     racing_replicas_take_a_lease_once,
     the_audit_trail_reads_newest_first_by_page_actor_and_time,
     registry_termination_and_policy_migrators_share_a_database,
+    locks_round_trip_and_every_change_takes_a_new_version,
+    expired_locks_are_announced_once,
+    concurrent_lock_changes_on_two_replicas_each_get_their_own_version,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -856,7 +859,7 @@ async fn registry_termination_and_policy_migrators_share_a_database(backend: Bac
     store.migrate().await.unwrap();
     vigil_registry::store::migration::Migrator::up(db, None).await.unwrap();
     let ours = migration_versions(store, "policy_migrations").await;
-    assert_eq!(ours.len(), 5, "{ours:?}");
+    assert_eq!(ours.len(), 6, "{ours:?}");
     // The policy service's migrations are numbered `_2000nn`, apart from the others'.
     assert!(
         ours.iter().all(|version| version
@@ -881,8 +884,107 @@ async fn registry_termination_and_policy_migrators_share_a_database(backend: Bac
             .unwrap();
         let count: i64 = tables[0].try_get_by_index(0).unwrap();
         assert_eq!(
-            count, 6,
-            "policies, policy_slots, policy_idle_warnings, policy_leases, policy_audit_events, policy_migrations"
+            count, 8,
+            "policies, policy_slots, policy_idle_warnings, policy_leases, policy_audit_events, policy_locks, \
+             policy_lock_versions, policy_migrations"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locks
+// ---------------------------------------------------------------------------------------------
+
+fn lock(target: LockTarget, created_at: i64, expires_at: Option<i64>) -> LockRecord {
+    LockRecord {
+        id: Uuid::now_v7().to_string(),
+        target,
+        message: "Your access is suspended by security — contact the SOC".to_owned(),
+        reason: "SOC-1234".to_owned(),
+        created_by: "soc@acme.example".to_owned(),
+        created_at,
+        expires_at,
+    }
+}
+
+async fn locks_round_trip_and_every_change_takes_a_new_version(backend: Backend) {
+    let store = &backend.store;
+    assert_eq!(store.lock_version().await.unwrap(), 0);
+    assert!(store.locks(None).await.unwrap().locks.is_empty());
+    let every_kind = [
+        lock(LockTarget::User("alice".into()), T0, None),
+        lock(LockTarget::Group("contractors".into()), T0 + 1, Some(T0 + 60_000)),
+        lock(LockTarget::Resource("prod-db".into()), T0 + 2, None),
+        lock(LockTarget::Gateway("gw-fra-1".into()), T0 + 3, None),
+        lock(LockTarget::Device("kiosk-7".into()), T0 + 4, Some(T0 + 1_000)),
+        lock(LockTarget::Network(Cidr::parse("2001:db8::/32").unwrap()), T0 + 5, None),
+    ];
+    for (i, lock) in every_kind.iter().enumerate() {
+        assert_eq!(store.create_lock(lock).await.unwrap(), i as u64 + 1);
+    }
+    let all = store.locks(None).await.unwrap();
+    assert_eq!(all.version, 6);
+    assert_eq!(all.locks, every_kind.to_vec(), "oldest first, as stored");
+    // In force at T0 + 1s: the device lock expired exactly then.
+    let in_force = store.locks(Some(T0 + 1_000)).await.unwrap();
+    assert_eq!(in_force.locks.len(), 5);
+    assert!(in_force.locks.iter().all(|lock| lock.target != every_kind[4].target));
+
+    let (removed, version) = store.delete_lock(&every_kind[0].id).await.unwrap().expect("removed");
+    assert_eq!((removed, version), (every_kind[0].clone(), 7));
+    assert_eq!(store.delete_lock(&every_kind[0].id).await.unwrap(), None);
+    assert_eq!(
+        store.lock_version().await.unwrap(),
+        7,
+        "removing nothing changes nothing"
+    );
+    // The same lock twice is refused by the database, and takes no version.
+    assert!(store.create_lock(&every_kind[1]).await.is_err());
+    assert_eq!(store.lock_version().await.unwrap(), 7);
+}
+
+async fn expired_locks_are_announced_once(backend: Backend) {
+    let store = &backend.store;
+    let soon = lock(LockTarget::User("bob".into()), T0, Some(T0 + 1_000));
+    let later = lock(LockTarget::User("carol".into()), T0, Some(T0 + 5_000));
+    let forever = lock(LockTarget::User("dan".into()), T0, None);
+    for lock in [&soon, &later, &forever] {
+        store.create_lock(lock).await.unwrap();
+    }
+    assert_eq!(store.announce_expired_locks(T0 + 999).await.unwrap(), None);
+    assert_eq!(store.announce_expired_locks(T0 + 1_000).await.unwrap(), Some(4));
+    assert_eq!(store.announce_expired_locks(T0 + 2_000).await.unwrap(), None, "once");
+    // A replica racing for the same expiry: one of them announces it.
+    let other = backend.replica().await;
+    let (mine, theirs) = tokio::join!(
+        store.announce_expired_locks(T0 + 5_000),
+        other.announce_expired_locks(T0 + 5_000)
+    );
+    let announced: Vec<u64> = [mine.unwrap(), theirs.unwrap()].into_iter().flatten().collect();
+    assert_eq!(announced, vec![5]);
+    // Expired locks stay listed (until removed); only the in-force view drops them.
+    assert_eq!(store.locks(None).await.unwrap().locks.len(), 3);
+    assert_eq!(store.locks(Some(T0 + 5_000)).await.unwrap().locks, vec![forever]);
+}
+
+async fn concurrent_lock_changes_on_two_replicas_each_get_their_own_version(backend: Backend) {
+    let replicas: [Arc<SqlPolicyStore>; 2] = [backend.store.clone(), backend.replica().await];
+    let locks: Vec<LockRecord> = (0..20)
+        .map(|i| lock(LockTarget::User(format!("user-{i}")), T0 + i, None))
+        .collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(locks.len()));
+    let versions = futures::future::join_all(locks.iter().enumerate().map(|(i, lock)| {
+        let store = replicas[i % 2].clone();
+        let lock = lock.clone();
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            barrier.wait().await;
+            store.create_lock(&lock).await.unwrap()
+        })
+    }))
+    .await;
+    let mut versions: Vec<u64> = versions.into_iter().map(|version| version.unwrap()).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=20).collect::<Vec<u64>>());
+    assert_eq!(backend.store.locks(None).await.unwrap().version, 20);
 }

@@ -10,6 +10,7 @@
 //! `on_policy_unavailable` decides (admit, the default, so an outage of the policy service does not
 //! lock everyone out; or deny, for those who prefer to fail closed).
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -219,27 +220,94 @@ const RELEASE_CHUNK: usize = 10_000;
 const RELEASE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Tells policy, in batches, which sessions ended.
+///
+/// A start is decided only after the slots of its user's sessions that ended on this replica are
+/// released ([`SlotReleaser::flush_for`]): a user at their concurrency limit who closes a session
+/// and opens another at once gets in, instead of waiting for the next batch.
 #[derive(Clone)]
 pub struct SlotReleaser {
-    pending: Arc<Mutex<Vec<String>>>,
+    queue: Arc<Mutex<ReleaseQueue>>,
     wake: Arc<Notify>,
+    /// Held while a batch is on its way to policy, so a flush waits for the batch in flight.
+    sending: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Ended sessions not yet released, and whose they are.
+#[derive(Default)]
+struct ReleaseQueue {
+    ids: Vec<String>,
+    /// The users of the queued sessions.
+    users: HashSet<String>,
+    /// The users of the batch on its way to policy.
+    in_flight: HashSet<String>,
 }
 
 impl SlotReleaser {
     pub fn start(hooks: AdmissionHooks, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
         let releaser = Self {
-            pending: Arc::default(),
+            queue: Arc::default(),
             wake: Arc::new(Notify::new()),
+            sending: Arc::default(),
         };
         let task = tokio::spawn(releaser.clone().run(hooks, shutdown));
         (releaser, task)
     }
 
-    pub fn release(&self, session_ids: impl IntoIterator<Item = String>) {
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(session_ids);
+    /// Queues ended sessions, given as (session id, user).
+    pub fn release(&self, sessions: impl IntoIterator<Item = (String, String)>) {
+        let mut queue = self.queue();
+        for (id, user) in sessions {
+            queue.ids.push(id);
+            queue.users.insert(user);
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, ReleaseQueue> {
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Releases now whatever is queued, if any of it (queued or on its way) is `user`'s; returns
+    /// once policy has it. Cheap when nothing of the user's is pending, which is most starts. The
+    /// release runs as a task of its own, so a caller that stops waiting (a timeout) does not
+    /// drop a batch half sent.
+    pub async fn flush_for(&self, user: &str, policy: &Arc<dyn AdmissionPolicy>) -> ServiceResult<()> {
+        {
+            let queue = self.queue();
+            if !queue.users.contains(user) && !queue.in_flight.contains(user) {
+                return Ok(());
+            }
+        }
+        let releaser = self.clone();
+        let policy = policy.clone();
+        tokio::spawn(async move { releaser.send(policy.as_ref()).await })
+            .await
+            .map_err(ServiceError::internal)?
+    }
+
+    /// Sends everything queued, a chunk at a time; what could not be sent goes back in the queue.
+    async fn send(&self, policy: &dyn AdmissionPolicy) -> ServiceResult<()> {
+        let _sending = self.sending.lock().await;
+        let batch = {
+            let mut queue = self.queue();
+            queue.in_flight = std::mem::take(&mut queue.users);
+            std::mem::take(&mut queue.ids)
+        };
+        let mut outcome = Ok(());
+        let mut chunks = batch.chunks(RELEASE_CHUNK);
+        while let Some(chunk) = chunks.next() {
+            if let Err(error) = policy.release(chunk.to_vec()).await {
+                let unsent: Vec<String> = std::iter::once(chunk).chain(chunks).flatten().cloned().collect();
+                tracing::warn!(%error, sessions = unsent.len(), "could not release concurrency slots; will retry");
+                let mut queue = self.queue();
+                queue.ids.extend(unsent);
+                let in_flight = std::mem::take(&mut queue.in_flight);
+                queue.users.extend(in_flight);
+                outcome = Err(error);
+                break;
+            }
+        }
+        self.queue().in_flight.clear();
+        outcome
     }
 
     async fn run(self, hooks: AdmissionHooks, shutdown: CancellationToken) {
@@ -250,20 +318,9 @@ impl SlotReleaser {
                 _ = ticker.tick() => false,
                 () = self.wake.notified() => false,
             };
-            let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
             if let Some(policy) = hooks.policy.get() {
-                let mut chunks = batch.chunks(RELEASE_CHUNK);
-                while let Some(chunk) = chunks.next() {
-                    if let Err(error) = policy.release(chunk.to_vec()).await {
-                        tracing::warn!(%error, sessions = chunk.len(), "could not release concurrency slots; will retry");
-                        let unsent = std::iter::once(chunk).chain(chunks).flatten().cloned();
-                        self.pending
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .extend(unsent);
-                        break;
-                    }
-                }
+                // Failures are logged and queued again by `send`.
+                let _ = self.send(policy.as_ref()).await;
             }
             if stopping {
                 break;

@@ -228,7 +228,14 @@ pub enum Selector {
     User(String),
     Gateway(String),
     Resource(String),
-    All { idle_only: bool },
+    All {
+        idle_only: bool,
+    },
+    /// Sessions whose user was in this group when the session started (as the gateway reported it).
+    Group(String),
+    Device(String),
+    /// Sessions whose client address lies in this network.
+    Cidr(crate::cidr::Cidr),
 }
 
 /// What a selector resolved to.

@@ -11,6 +11,7 @@ mod activity;
 pub mod admission;
 mod api;
 pub mod app;
+pub mod cidr;
 pub mod commands;
 pub mod convert;
 pub mod domain;

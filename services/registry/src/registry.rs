@@ -285,6 +285,16 @@ impl Inner {
             location: Some(location_to_proto(&session.location)),
             risk: Some(risk_to_proto(&session.risk)),
         };
+        // The user's sessions that ended here are released first, so their slots are free for
+        // this start. Bounded like the admission itself; if it fails, the release is retried in the
+        // background and the start is decided without it (as it would have been before).
+        match tokio::time::timeout(settings.policy_timeout, self.releaser.flush_for(&session.user, policy)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(session = %session.id, %error, "could not release ended sessions before admission")
+            }
+            Err(_) => tracing::warn!(session = %session.id, "releasing ended sessions before admission timed out"),
+        }
         let answer = match tokio::time::timeout(settings.policy_timeout, policy.admit(request)).await {
             Ok(Ok(answer)) => answer,
             outcome => {
@@ -362,7 +372,11 @@ impl Inner {
         self.events
             .publish_all(pb::SessionEventKind::Ended, sessions, now)
             .await;
-        self.releaser.release(sessions.iter().map(|session| session.id.clone()));
+        self.releaser.release(
+            sessions
+                .iter()
+                .map(|session| (session.id.clone(), session.user.clone())),
+        );
     }
 
     pub(crate) async fn announce_ended_one(&self, session: &SessionRecord, now: EpochMillis) {

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use vigil_proto::v1 as pb;
 use vigil_runtime::{ServiceError, ServiceResult};
 
+use crate::cidr::Cidr;
 use crate::domain::{EpochMillis, ResourceType, Selector, SessionFilter, SessionStatus, SortKey};
 
 /// Longest user, resource, device, gateway or filter string accepted.
@@ -250,9 +251,11 @@ pub fn page_size(value: i32) -> ServiceResult<u64> {
 /// A selector of live sessions.
 pub fn selector(selector: Option<&pb::SessionSelector>) -> ServiceResult<Selector> {
     use pb::session_selector::Target;
-    let target = selector
-        .and_then(|selector| selector.target.as_ref())
-        .ok_or_else(|| ServiceError::invalid("selector must name session ids, a user, a gateway, a resource or all"))?;
+    let target = selector.and_then(|selector| selector.target.as_ref()).ok_or_else(|| {
+        ServiceError::invalid(
+            "selector must name session ids, a user, a gateway, a resource, a group, a device, a network (cidr) or all",
+        )
+    })?;
     Ok(match target {
         Target::SessionIds(ids) => {
             if ids.ids.is_empty() {
@@ -281,12 +284,18 @@ pub fn selector(selector: Option<&pb::SessionSelector>) -> ServiceResult<Selecto
         Target::All(all) => Selector::All {
             idle_only: all.idle_only,
         },
-        Target::Group(_) | Target::Device(_) | Target::Cidr(_) => {
-            return Err(ServiceError::invalid(
-                "selectors by group, device or network are not supported yet",
-            ));
-        }
+        Target::Group(group) => Selector::Group(required_name("selector.group", group)?),
+        Target::Device(device) => Selector::Device(required_name("selector.device", device)?),
+        Target::Cidr(cidr) => Selector::Cidr(network("selector.cidr", cidr)?),
     })
+}
+
+/// A network in CIDR notation (see [`Cidr::parse`] for what is refused and why).
+pub fn network(field: &str, value: &str) -> ServiceResult<Cidr> {
+    if value.is_empty() {
+        return Err(ServiceError::invalid(format!("{field} must not be empty")));
+    }
+    Cidr::parse(value).map_err(|error| ServiceError::invalid(error.describe(field, &truncate(value))))
 }
 
 /// The start of a value, for error messages (a 1 MB garbage string should not come back whole).
@@ -439,5 +448,38 @@ mod tests {
             target: Some(pb::session_selector::Target::User(String::new())),
         };
         assert!(message_of(selector(Some(&user))).contains("selector.user must not be empty"));
+    }
+
+    #[test]
+    fn selectors_by_group_device_and_network_are_checked() {
+        use pb::session_selector::Target;
+        let of = |target: Target| selector(Some(&pb::SessionSelector { target: Some(target) }));
+        assert_eq!(of(Target::Group("sre".into())).unwrap(), Selector::Group("sre".into()));
+        assert_eq!(
+            of(Target::Device("alice-mbp".into())).unwrap(),
+            Selector::Device("alice-mbp".into())
+        );
+        assert_eq!(
+            of(Target::Cidr("2001:0db8::/32".into())).unwrap(),
+            Selector::Cidr(Cidr::parse("2001:db8::/32").unwrap())
+        );
+        assert_eq!(
+            message_of(of(Target::Group(" ".into()))),
+            "selector.group must not be empty"
+        );
+        assert_eq!(
+            message_of(of(Target::Device(String::new()))),
+            "selector.device must not be empty"
+        );
+        assert_eq!(
+            message_of(of(Target::Cidr(String::new()))),
+            "selector.cidr must not be empty"
+        );
+        assert_eq!(
+            message_of(of(Target::Cidr("10.0.0.1/8".into()))),
+            "selector.cidr \"10.0.0.1/8\" has bits set past the prefix length; did you mean 10.0.0.0/8?"
+        );
+        assert!(message_of(of(Target::Cidr("0.0.0.0/0".into()))).contains("covers every address"));
+        assert!(message_of(of(Target::Cidr("10.0.0.0/40".into()))).contains("from 1 to 32"));
     }
 }

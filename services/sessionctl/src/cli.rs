@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use vigil_proto::v1::lock_target::Target as LockOn;
 use vigil_proto::v1::policy_scope::Scope;
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::{
-    AllSessions, ConcurrencyAction, CreatePolicyRequest, EndReason, GetEffectivePolicyRequest, GlobalScope,
-    ListGatewaysRequest, ListSessionsRequest, ListTerminationsRequest, Policy, PolicyRules, PolicyScope, ResourceType,
-    SessionFilter, SessionIds, SessionOrderBy, SessionSelector, SessionStatus, TerminateRequest, UpdatePolicyRequest,
-    WatchSessionsRequest,
+    AllSessions, ConcurrencyAction, CreateLockRequest, CreatePolicyRequest, EndReason, GetEffectivePolicyRequest,
+    GlobalScope, ListGatewaysRequest, ListLocksRequest, ListSessionsRequest, ListTerminationsRequest, LockTarget,
+    Policy, PolicyRules, PolicyScope, ResourceType, SessionFilter, SessionIds, SessionOrderBy, SessionSelector,
+    SessionStatus, TerminateRequest, UpdatePolicyRequest, WatchSessionsRequest,
 };
 
 /// Where the registry listens when nothing else is said (`make run` starts it there).
@@ -115,6 +116,10 @@ pub enum Command {
     /// The rules sessions live by: idle timeouts, maximum duration, concurrent-session limits, risk thresholds.
     #[command(subcommand)]
     Policies(PoliciesCommand),
+    /// Lock a user, group, resource, gateway, device or network out: its live sessions end and new ones are
+    /// refused, with a message, until the lock expires or is removed.
+    #[command(subcommand)]
+    Locks(LocksCommand),
     /// The audit trail, newest first: terminations, policy changes and refused admissions — who, when,
     /// what, and how it ended.
     Audit(AuditArgs),
@@ -141,9 +146,12 @@ pub enum SessionsCommand {
     List(ListArgs),
     /// Show everything about one session.
     Get(GetArgs),
-    /// End live sessions: by id, or every session of a user, gateway or resource, or all of them.
+    /// End live sessions: by id, or every session of a user, group, gateway, resource, device or network, or
+    /// all of them.
     ///
     /// Shows what will end and asks before doing it (unless --yes), then waits for the gateways to confirm.
+    /// With --lock, also locks the target out, so the user cannot simply sign in again (`sessions end --user U
+    /// --lock --for 1h`: the one command an incident responder types).
     End(EndArgs),
 }
 
@@ -305,6 +313,18 @@ pub struct EndTarget {
     #[arg(long, value_parser = parse_name)]
     pub resource: Option<String>,
 
+    /// Every live session of the users in this group (as the gateway reported their groups).
+    #[arg(long, value_parser = parse_name)]
+    pub group: Option<String>,
+
+    /// Every live session from this device (exact name).
+    #[arg(long, value_parser = parse_name)]
+    pub device: Option<String>,
+
+    /// Every live session whose client address lies in this network ("203.0.113.0/24", "2001:db8::/32").
+    #[arg(long, value_name = "NETWORK", value_parser = parse_name)]
+    pub cidr: Option<String>,
+
     /// Every live session (with --idle: every idle one).
     #[arg(long)]
     pub all: bool,
@@ -317,18 +337,29 @@ pub struct EndArgs {
 
     /// With --all: only the sessions that are idle.
     // Not `requires = "all"`: clap counts the `false` default of `--all` as present, so it would never fire.
-    #[arg(long, conflicts_with_all = ["ids", "user", "gateway", "resource"])]
+    #[arg(long, conflicts_with_all = ["ids", "user", "gateway", "resource", "group", "device", "cidr"])]
     pub idle: bool,
+
+    /// Also lock the target out: new sessions are refused (with --message) until the lock expires (--for) or
+    /// is removed (`sessionctl locks delete`). The sessions end with the reason `locked`.
+    #[arg(long, conflicts_with_all = ["ids", "all", "reason"])]
+    pub lock: bool,
+
+    /// With --lock: how long the lock lasts ("1h", "30m", "2d"); without it, until removed.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_rule_duration, requires = "lock")]
+    pub lock_for: Option<prost_types::Duration>,
 
     /// Why, for the record and the user's notice.
     #[arg(long, value_enum, default_value_t = ReasonArg::Admin)]
     pub reason: ReasonArg,
 
-    /// What the disconnected users see (default: the server's message for the reason).
+    /// What the disconnected users see (default: the server's message for the reason); with --lock, also what
+    /// refused users see.
     #[arg(long)]
     pub message: Option<String>,
 
-    /// A note for the audit record ("suspected credential theft, ticket SOC-1234").
+    /// A note for the audit record ("suspected credential theft, ticket SOC-1234"); with --lock, the lock's
+    /// reason.
     #[arg(long)]
     pub note: Option<String>,
 
@@ -555,6 +586,82 @@ pub struct UpdatePolicyArgs {
     pub rules: RuleArgs,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum LocksCommand {
+    /// Lock a target out: its live sessions end (reason `locked`) and new ones are refused with --message,
+    /// until the lock expires (--for) or is removed.
+    Create(CreateLockArgs),
+    /// List the locks in force (with --all, expired ones too), oldest first.
+    List(LocksListArgs),
+    /// Remove a lock: what it refused is admitted again.
+    Delete(LockDeleteArgs),
+}
+
+/// What a lock shuts out: exactly one of these.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct LockTargetArgs {
+    /// A user (exact name).
+    #[arg(long, value_parser = parse_name)]
+    pub user: Option<String>,
+
+    /// Every user who starts a session as a member of this group.
+    #[arg(long, value_parser = parse_name)]
+    pub group: Option<String>,
+
+    /// A resource (exact name).
+    #[arg(long, value_parser = parse_name)]
+    pub resource: Option<String>,
+
+    /// A gateway (exact id).
+    #[arg(long, value_parser = parse_name)]
+    pub gateway: Option<String>,
+
+    /// A device (exact name).
+    #[arg(long, value_parser = parse_name)]
+    pub device: Option<String>,
+
+    /// Every client address in this network ("203.0.113.0/24", "2001:db8::/32"; a bare address is just it).
+    #[arg(long, value_name = "NETWORK", value_parser = parse_name)]
+    pub cidr: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreateLockArgs {
+    #[command(flatten)]
+    pub target: LockTargetArgs,
+
+    /// How long the lock lasts ("1h", "30m", "2d"); without it, until removed.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_rule_duration)]
+    pub lock_for: Option<prost_types::Duration>,
+
+    /// What refused (and disconnected) users see (default: the server's message).
+    #[arg(long)]
+    pub message: Option<String>,
+
+    /// Why, for the record ("suspected credential theft, ticket SOC-1234").
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LocksListArgs {
+    /// Also list locks that have expired.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Show full lock ids (which `locks delete` takes).
+    #[arg(long)]
+    pub wide: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LockDeleteArgs {
+    /// The lock's full id; `locks list --wide` shows it.
+    #[arg(value_parser = parse_lock_id)]
+    pub id: String,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct PolicyDeleteArgs {
     /// The policy's full id; `policies list --wide` shows it.
@@ -722,6 +829,12 @@ impl EndArgs {
             Target::GatewayId(gateway.clone())
         } else if let Some(resource) = &t.resource {
             Target::ResourceName(resource.clone())
+        } else if let Some(group) = &t.group {
+            Target::Group(group.clone())
+        } else if let Some(device) = &t.device {
+            Target::Device(device.clone())
+        } else if let Some(cidr) = &t.cidr {
+            Target::Cidr(cidr.clone())
         } else if t.all {
             Target::All(AllSessions { idle_only: self.idle })
         } else {
@@ -743,6 +856,70 @@ impl EndArgs {
             user_message: self.message.clone().unwrap_or_default(),
             note: self.note.clone().unwrap_or_default(),
             expected_count: Some(expected_count),
+        }
+    }
+}
+
+impl EndArgs {
+    /// With --lock: the lock on the target these flags name. Sessions named by id or `--all` cannot be
+    /// locked (clap refuses the combination), so those give `None` too.
+    pub fn lock_request(&self) -> Option<CreateLockRequest> {
+        if !self.lock {
+            return None;
+        }
+        let target = match self.selector().target? {
+            Target::User(user) => LockOn::User(user),
+            Target::GatewayId(gateway) => LockOn::GatewayId(gateway),
+            Target::ResourceName(resource) => LockOn::ResourceName(resource),
+            Target::Group(group) => LockOn::Group(group),
+            Target::Device(device) => LockOn::Device(device),
+            Target::Cidr(cidr) => LockOn::Cidr(cidr),
+            Target::SessionIds(_) | Target::All(_) => return None,
+        };
+        Some(CreateLockRequest {
+            target: Some(LockTarget { target: Some(target) }),
+            message: self.message.clone().unwrap_or_default(),
+            ttl: self.lock_for,
+            reason: self.note.clone().unwrap_or_default(),
+        })
+    }
+}
+
+impl LockTargetArgs {
+    pub fn to_target(&self) -> LockTarget {
+        // clap guarantees exactly one; the order below only matters if that ever changed.
+        let target = if let Some(user) = &self.user {
+            LockOn::User(user.clone())
+        } else if let Some(group) = &self.group {
+            LockOn::Group(group.clone())
+        } else if let Some(resource) = &self.resource {
+            LockOn::ResourceName(resource.clone())
+        } else if let Some(gateway) = &self.gateway {
+            LockOn::GatewayId(gateway.clone())
+        } else if let Some(device) = &self.device {
+            LockOn::Device(device.clone())
+        } else {
+            LockOn::Cidr(self.cidr.clone().unwrap_or_default())
+        };
+        LockTarget { target: Some(target) }
+    }
+}
+
+impl CreateLockArgs {
+    pub fn to_request(&self) -> CreateLockRequest {
+        CreateLockRequest {
+            target: Some(self.target.to_target()),
+            message: self.message.clone().unwrap_or_default(),
+            ttl: self.lock_for,
+            reason: self.reason.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl LocksListArgs {
+    pub fn to_request(&self) -> ListLocksRequest {
+        ListLocksRequest {
+            include_expired: self.all,
         }
     }
 }
@@ -983,6 +1160,10 @@ fn parse_termination_id(s: &str) -> Result<String, String> {
 
 fn parse_policy_id(s: &str) -> Result<String, String> {
     parse_full_id(s, "policy", "policies list --wide")
+}
+
+fn parse_lock_id(s: &str) -> Result<String, String> {
+    parse_full_id(s, "lock", "locks list --wide")
 }
 
 /// A rule's duration, with units ("10m", "1h 30m", "8h"): unlike --timeout, a bare number is refused,
@@ -1295,6 +1476,171 @@ mod tests {
         }
         let error = Cli::try_parse_from(["sessionctl", "sessions", "end", "c27a4dbc"]).expect_err("short id");
         assert!(error.to_string().contains("sessions list --wide"), "{error}");
+    }
+
+    #[test]
+    fn end_takes_groups_devices_and_networks_too() {
+        let target = |args: &[&str]| end_args(args).selector().target.expect("a target");
+        assert_eq!(target(&["--group", "contractors"]), Target::Group("contractors".into()));
+        assert_eq!(target(&["--device", "kiosk-7"]), Target::Device("kiosk-7".into()));
+        assert_eq!(
+            target(&["--cidr", "203.0.113.0/24"]),
+            Target::Cidr("203.0.113.0/24".into())
+        );
+        assert!(
+            end_args(&["--cidr", "10.0.0.0/8"]).lock_request().is_none(),
+            "no --lock, no lock"
+        );
+    }
+
+    #[test]
+    fn end_with_lock_also_asks_for_a_lock_on_the_same_target() {
+        let args = end_args(&[
+            "--user",
+            "alice@example.com",
+            "--lock",
+            "--for",
+            "1h",
+            "--message",
+            "Your access is suspended by security — contact the SOC",
+            "--note",
+            "SOC-1234",
+        ]);
+        let lock = args.lock_request().expect("a lock");
+        assert_eq!(
+            lock.target,
+            Some(LockTarget {
+                target: Some(LockOn::User("alice@example.com".into()))
+            })
+        );
+        assert_eq!(
+            lock.ttl,
+            Some(prost_types::Duration {
+                seconds: 3600,
+                nanos: 0
+            })
+        );
+        assert_eq!(lock.message, "Your access is suspended by security — contact the SOC");
+        assert_eq!(lock.reason, "SOC-1234");
+        let until_removed = end_args(&["--cidr", "10.0.0.0/8", "--lock"])
+            .lock_request()
+            .expect("a lock");
+        assert_eq!(until_removed.ttl, None);
+        assert_eq!(
+            until_removed.target.and_then(|t| t.target),
+            Some(LockOn::Cidr("10.0.0.0/8".into()))
+        );
+        for args in [
+            &["sessions", "end", ID_1, "--lock"][..],
+            &["sessions", "end", "--all", "--lock"],
+            &["sessions", "end", "--user", "a", "--for", "1h"],
+            &["sessions", "end", "--user", "a", "--lock", "--for", "60"],
+            &["sessions", "end", "--user", "a", "--lock", "--reason", "policy"],
+        ] {
+            let result = Cli::try_parse_from(std::iter::once("sessionctl").chain(args.iter().copied()));
+            let error = result.expect_err(&format!("{args:?} should not parse"));
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    fn locks(args: &[&str]) -> LocksCommand {
+        let mut full = vec!["locks"];
+        full.extend_from_slice(args);
+        match parse(&full).command {
+            Command::Locks(command) => command,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lock_flags_become_the_request() {
+        let LocksCommand::Create(create) = locks(&[
+            "create",
+            "--user",
+            "alice@example.com",
+            "--for",
+            "1h 30m",
+            "--message",
+            "Contact the SOC",
+            "--reason",
+            "SOC-1234",
+        ]) else {
+            panic!("a create")
+        };
+        assert_eq!(
+            create.to_request(),
+            CreateLockRequest {
+                target: Some(LockTarget {
+                    target: Some(LockOn::User("alice@example.com".into()))
+                }),
+                message: "Contact the SOC".into(),
+                ttl: Some(prost_types::Duration {
+                    seconds: 5400,
+                    nanos: 0
+                }),
+                reason: "SOC-1234".into(),
+            }
+        );
+        let target = |flag: &str, value: &str| match locks(&["create", flag, value]) {
+            LocksCommand::Create(create) => create.to_request().target.and_then(|t| t.target),
+            other => panic!("parsed as {other:?}"),
+        };
+        assert_eq!(
+            target("--group", "contractors"),
+            Some(LockOn::Group("contractors".into()))
+        );
+        assert_eq!(
+            target("--resource", "prod-db"),
+            Some(LockOn::ResourceName("prod-db".into()))
+        );
+        assert_eq!(
+            target("--gateway", "gw-eu-1"),
+            Some(LockOn::GatewayId("gw-eu-1".into()))
+        );
+        assert_eq!(target("--device", "kiosk-7"), Some(LockOn::Device("kiosk-7".into())));
+        assert_eq!(
+            target("--cidr", "2001:db8::/32"),
+            Some(LockOn::Cidr("2001:db8::/32".into()))
+        );
+        let LocksCommand::Create(bare) = locks(&["create", "--user", "bob"]) else {
+            panic!("a create")
+        };
+        let request = bare.to_request();
+        assert_eq!(
+            (request.ttl, request.message.as_str(), request.reason.as_str()),
+            (None, "", "")
+        );
+
+        let LocksCommand::List(list) = locks(&["list", "--all", "--wide"]) else {
+            panic!("a list")
+        };
+        assert!(list.to_request().include_expired && list.wide);
+        let LocksCommand::List(list) = locks(&["list"]) else {
+            panic!("a list")
+        };
+        assert!(!list.to_request().include_expired);
+        let LocksCommand::Delete(delete) = locks(&["delete", ID_1]) else {
+            panic!("a delete")
+        };
+        assert_eq!(delete.id, ID_1);
+    }
+
+    #[test]
+    fn lock_flags_are_checked() {
+        for args in [
+            &["locks", "create"][..],
+            &["locks", "create", "--user", "a", "--group", "g"],
+            &["locks", "create", "--user", ""],
+            &["locks", "create", "--user", "a", "--for", "90"],
+            &["locks", "delete"],
+            &["locks", "delete", "c27a4dbc"],
+        ] {
+            let result = Cli::try_parse_from(std::iter::once("sessionctl").chain(args.iter().copied()));
+            let error = result.expect_err(&format!("{args:?} should not parse"));
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+        let error = Cli::try_parse_from(["sessionctl", "locks", "delete", "c27a4dbc"]).expect_err("short id");
+        assert!(error.to_string().contains("locks list --wide"), "{error}");
     }
 
     #[test]

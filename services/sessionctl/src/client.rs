@@ -13,12 +13,12 @@ use vigil_proto::v1::policy_service_client::PolicyServiceClient;
 use vigil_proto::v1::session_registry_client::SessionRegistryClient;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 use vigil_proto::v1::{
-    CreatePolicyRequest, DeletePolicyRequest, EffectivePolicy, GetEffectivePolicyRequest, GetPolicyRequest,
-    GetSessionRequest, GetStatsRequest, GetTerminationRequest, ListAuditEventsRequest, ListAuditEventsResponse,
-    ListGatewaysRequest, ListGatewaysResponse, ListPoliciesRequest, ListSessionsRequest, ListSessionsResponse,
-    ListTerminationsRequest, ListTerminationsResponse, Policy, ResolveSessionsRequest, ResolveSessionsResponse,
-    Session, SessionEvent, SessionSelector, SessionStats, TerminateRequest, Termination, UpdatePolicyRequest,
-    WatchSessionsRequest,
+    CreateLockRequest, CreatePolicyRequest, DeleteLockRequest, DeletePolicyRequest, EffectivePolicy,
+    GetEffectivePolicyRequest, GetPolicyRequest, GetSessionRequest, GetStatsRequest, GetTerminationRequest,
+    ListAuditEventsRequest, ListAuditEventsResponse, ListGatewaysRequest, ListGatewaysResponse, ListLocksRequest,
+    ListPoliciesRequest, ListSessionsRequest, ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse,
+    Lock, Policy, ResolveSessionsRequest, ResolveSessionsResponse, Session, SessionEvent, SessionSelector,
+    SessionStats, TerminateRequest, Termination, UpdatePolicyRequest, WatchSessionsRequest,
 };
 
 use crate::cli::GlobalArgs;
@@ -242,6 +242,25 @@ impl Policies {
         self.calls
             .unary(client.get_effective_policy(self.calls.request(request)))
             .await
+    }
+
+    pub(crate) async fn create_lock(&self, request: CreateLockRequest) -> Result<Lock, CliError> {
+        let mut client = self.client.clone();
+        self.calls.unary(client.create_lock(self.calls.request(request))).await
+    }
+
+    pub(crate) async fn list_locks(&self, request: ListLocksRequest) -> Result<Vec<Lock>, CliError> {
+        let mut client = self.client.clone();
+        let response = self.calls.unary(client.list_locks(self.calls.request(request))).await?;
+        Ok(response.locks)
+    }
+
+    pub(crate) async fn delete_lock(&self, id: String) -> Result<(), CliError> {
+        let mut client = self.client.clone();
+        self.calls
+            .unary(client.delete_lock(self.calls.request(DeleteLockRequest { id })))
+            .await?;
+        Ok(())
     }
 }
 

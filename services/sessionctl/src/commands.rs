@@ -7,11 +7,15 @@ use std::time::Duration;
 use chrono::{Local, Utc};
 use tokio::time::Instant;
 use tonic::Code;
-use vigil_proto::v1::{ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse, Policy, Termination};
+use vigil_proto::v1::{
+    EndReason, ListLocksRequest, ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse, Lock, Policy,
+    ResolveSessionsResponse, Termination,
+};
 
 use crate::cli::{
-    CreatePolicyArgs, EffectiveArgs, EndArgs, GatewaysListArgs, GetArgs, ListArgs, OutputFormat, PoliciesListArgs,
-    PolicyDeleteArgs, PolicyGetArgs, TerminationGetArgs, TerminationsListArgs, UpdatePolicyArgs, WatchArgs,
+    CreateLockArgs, CreatePolicyArgs, EffectiveArgs, EndArgs, GatewaysListArgs, GetArgs, ListArgs, LockDeleteArgs,
+    LocksListArgs, OutputFormat, PoliciesListArgs, PolicyDeleteArgs, PolicyGetArgs, TerminationGetArgs,
+    TerminationsListArgs, UpdatePolicyArgs, WatchArgs,
 };
 use crate::client::{Policies, Registry, Terminations};
 use crate::console::Console;
@@ -380,6 +384,176 @@ pub(crate) async fn delete_policy(
     match output {
         OutputFormat::Table => write!(out, "{}", render::policy_deleted(&policy))?,
         OutputFormat::Json => writeln!(out, "{:#}", json::policy_deleted(&policy))?,
+    }
+    Ok(())
+}
+
+/// `sessions end … --lock`: preview what the target covers now, ask (unless `--yes`), create the lock — which
+/// ends those sessions, and any that start meanwhile, on the server — then follow that termination like
+/// `sessions end` does. The preview guards nothing here (a lock is meant to catch what appears after it), so
+/// no expected count is sent; a target with no live session is locked all the same.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn end_and_lock(
+    registry: &Registry,
+    terminations: &Terminations,
+    policies: &Policies,
+    args: &EndArgs,
+    output: OutputFormat,
+    out: &mut impl Write,
+    console: &mut Console<'_>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CliError> {
+    let Some(request) = args.lock_request() else {
+        return Err(CliError::Usage(
+            "--lock needs a target to lock: --user, --group, --gateway, --resource, --device or --cidr".to_owned(),
+        ));
+    };
+    let selector = args.selector();
+    let preview = match registry.resolve_sessions(selector.clone()).await {
+        // Someone the registry has never seen can still be locked out before their first session.
+        Err(error) if error.server_code() == Some(Code::NotFound) => ResolveSessionsResponse::default(),
+        result => result?,
+    };
+    let live = preview.sessions.len();
+    if !args.yes {
+        let text = render::end_lock_confirmation(&preview, &selector, &request);
+        if !console.confirm(&text, &render::end_lock_question(live, &request))? {
+            return Err(CliError::Aborted("ended or locked"));
+        }
+    }
+
+    let lock = policies.create_lock(request).await?;
+    if output == OutputFormat::Table {
+        write!(out, "{}", render::locked(&lock, &Local::now()))?;
+        out.flush()?;
+    }
+    let termination = match lock_termination(terminations, &lock).await {
+        Ok(found) => found,
+        Err(error) => {
+            // The lock stands whatever happened to the lookup: say so rather than fail.
+            if output == OutputFormat::Table {
+                writeln!(
+                    out,
+                    "Could not look up the sessions it ended ({error}); see `sessionctl terminations list`."
+                )?;
+            }
+            None
+        }
+    };
+    let termination = match termination {
+        Some(termination) if termination.session_count > 0 => {
+            if output == OutputFormat::Table {
+                write!(out, "{}", render::end_recorded(&termination))?;
+                out.flush()?;
+            }
+            let termination = if args.no_wait {
+                termination
+            } else {
+                follow(terminations, termination, args.wait_timeout, output, out, shutdown).await?
+            };
+            match output {
+                OutputFormat::Table if args.no_wait => write!(out, "{}", render::end_not_waiting(&termination))?,
+                OutputFormat::Table => write!(out, "{}", render::end_summary(&termination))?,
+                OutputFormat::Json => {}
+            }
+            Some(termination)
+        }
+        other => {
+            if output == OutputFormat::Table {
+                write!(out, "{}", render::lock_sessions(other.as_ref()))?;
+            }
+            other
+        }
+    };
+    if output == OutputFormat::Json {
+        writeln!(
+            out,
+            "{:#}",
+            json::lock_outcome(&lock, termination.as_ref(), &preview.already_ended)
+        )?;
+    }
+    Ok(())
+}
+
+/// The termination the policy service issued for `lock` as it created it, if any: it carries the lock's id
+/// in its note (`lock <id> by <creator>: <reason>`).
+async fn lock_termination(terminations: &Terminations, lock: &Lock) -> Result<Option<Termination>, CliError> {
+    let marker = format!("lock {} ", lock.id);
+    // A minute's margin: the policy service's clock and termination's need not agree to the second.
+    let since = lock.created_at.map(|at| prost_types::Timestamp {
+        seconds: at.seconds - 60,
+        nanos: at.nanos,
+    });
+    let request = ListTerminationsRequest {
+        reason: EndReason::Locked.into(),
+        since,
+        page_size: 1000,
+        ..ListTerminationsRequest::default()
+    };
+    let page = terminations.list_terminations(request).await?;
+    Ok(page
+        .terminations
+        .into_iter()
+        .find(|termination| termination.note.starts_with(&marker)))
+}
+
+/// `locks create`: create the lock, then say whether it ended anything.
+pub(crate) async fn create_lock(
+    policies: &Policies,
+    terminations: &Terminations,
+    args: &CreateLockArgs,
+    output: OutputFormat,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let lock = policies.create_lock(args.to_request()).await?;
+    // The lock is what was asked for; a failed lookup of what it ended only loses that line.
+    let termination = lock_termination(terminations, &lock).await.ok().flatten();
+    match output {
+        OutputFormat::Table => write!(
+            out,
+            "{}",
+            render::lock_created(&lock, termination.as_ref(), &Local::now())
+        )?,
+        OutputFormat::Json => writeln!(out, "{:#}", json::lock_outcome(&lock, termination.as_ref(), &[]))?,
+    }
+    Ok(())
+}
+
+pub(crate) async fn list_locks(
+    policies: &Policies,
+    args: &LocksListArgs,
+    output: OutputFormat,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let locks = policies.list_locks(args.to_request()).await?;
+    match output {
+        OutputFormat::Table => write!(
+            out,
+            "{}",
+            render::locks_table(&locks, &Local::now(), args.wide, args.all)
+        )?,
+        OutputFormat::Json => writeln!(out, "{:#}", json::locks(&locks))?,
+    }
+    Ok(())
+}
+
+/// `locks delete`: the lock is looked up first only to say what it covered; an unknown id is the server's
+/// NOT_FOUND.
+pub(crate) async fn delete_lock(
+    policies: &Policies,
+    args: &LockDeleteArgs,
+    output: OutputFormat,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let known = policies
+        .list_locks(ListLocksRequest { include_expired: true })
+        .await?
+        .into_iter()
+        .find(|lock| lock.id == args.id);
+    policies.delete_lock(args.id.clone()).await?;
+    match output {
+        OutputFormat::Table => write!(out, "{}", render::lock_deleted(&args.id, known.as_ref()))?,
+        OutputFormat::Json => writeln!(out, "{:#}", json::lock_deleted(&args.id, known.as_ref()))?,
     }
     Ok(())
 }

@@ -7,11 +7,12 @@ use std::fmt::Display;
 
 use chrono::{DateTime, TimeZone, Utc};
 use prost_types::Timestamp;
+use vigil_proto::v1::lock_target::Target as LockOn;
 use vigil_proto::v1::policy_scope::Scope;
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::{
-    ConcurrencyAction, DeliveryState, EndReason, Location, LocationKind, PolicyRules, PolicyScope, ResourceType,
-    Session, SessionSelector, SessionStatus,
+    ConcurrencyAction, DeliveryState, EndReason, Location, LocationKind, LockTarget, PolicyRules, PolicyScope,
+    ResourceType, Session, SessionSelector, SessionStatus,
 };
 
 /// Shown where a value is absent.
@@ -382,6 +383,46 @@ pub fn max_sessions_with_action(rules: &PolicyRules, unset: &str) -> String {
 /// A risk threshold (`80`), or `unset`.
 pub fn threshold(score: Option<u32>, unset: &str) -> String {
     score.map_or_else(|| unset.to_owned(), |score| score.to_string())
+}
+
+/// What a lock shuts out: `user alice@example.com`, `group contractors`, `resource prod-db-01`,
+/// `gateway gw-eu-1`, `device kiosk-7`, `network 203.0.113.0/24`.
+pub fn lock_target(target: Option<&LockTarget>) -> String {
+    match target.and_then(|t| t.target.as_ref()) {
+        None => NONE.to_owned(),
+        Some(LockOn::User(user)) => format!("user {user}"),
+        Some(LockOn::Group(group)) => format!("group {group}"),
+        Some(LockOn::ResourceName(resource)) => format!("resource {resource}"),
+        Some(LockOn::GatewayId(gateway)) => format!("gateway {gateway}"),
+        Some(LockOn::Device(device)) => format!("device {device}"),
+        Some(LockOn::Cidr(cidr)) => format!("network {cidr}"),
+    }
+}
+
+/// When a lock stops, for a table cell: `never`, `in 59m`, `expired 3m ago`.
+pub fn lock_expiry<Tz: TimeZone>(expires_at: Option<&Timestamp>, now: &DateTime<Tz>) -> String {
+    let Some(at) = expires_at.and_then(to_datetime) else {
+        return "never".to_owned();
+    };
+    let left = at.timestamp() - now.timestamp();
+    if left > 0 {
+        format!("in {}", duration(left.unsigned_abs()))
+    } else {
+        format!("expired {} ago", duration(left.unsigned_abs()))
+    }
+}
+
+/// How long a lock holds, in a sentence: `until removed`, or `until 14:05 (for 1h)`.
+pub fn lock_until<Tz: TimeZone<Offset: Display>>(expires_at: Option<&Timestamp>, now: &DateTime<Tz>) -> String {
+    let Some(at) = expires_at.and_then(to_datetime) else {
+        return "until removed".to_owned();
+    };
+    let left = (at.timestamp() - now.timestamp()).max(0);
+    format!(
+        "until {} (for {})",
+        clock_time(expires_at, now),
+        duration(left.unsigned_abs())
+    )
 }
 
 /// The text, or `-` when it is empty.

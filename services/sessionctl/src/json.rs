@@ -6,13 +6,14 @@
 
 use prost_types::Timestamp;
 use serde_json::{Value, json};
+use vigil_proto::v1::lock_target::Target as LockOn;
 use vigil_proto::v1::policy_scope::Scope;
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::{
     ConcurrencyAction, DeliveryState, EffectivePolicy, EndReason, Gateway, ListSessionsResponse,
-    ListTerminationsResponse, Location, LocationKind, Policy, PolicyRules, PolicyScope, ResourceType, Risk, Session,
-    SessionEvent, SessionEventKind, SessionSelector, SessionStats, SessionStatus, Termination, TerminationCommand,
-    TypeCount,
+    ListTerminationsResponse, Location, LocationKind, Lock, LockTarget, Policy, PolicyRules, PolicyScope, ResourceType,
+    Risk, Session, SessionEvent, SessionEventKind, SessionSelector, SessionStats, SessionStatus, Termination,
+    TerminationCommand, TypeCount,
 };
 
 use crate::format;
@@ -196,6 +197,52 @@ pub fn end_outcome(t: Option<&Termination>, already_ended: &[String]) -> Value {
         "termination": t.map(termination),
         "already_ended": already_ended,
     })
+}
+
+/// One lock: its target (one key named after the proto field it sets), message, reason, creator and times;
+/// `expires_at` is `null` for a lock that lasts until removed.
+pub fn lock(l: &Lock) -> Value {
+    json!({
+        "id": l.id,
+        "target": lock_target(l.target.as_ref()),
+        "message": l.message,
+        "reason": l.reason,
+        "created_by": l.created_by,
+        "created_at": timestamp(l.created_at.as_ref()),
+        "expires_at": timestamp(l.expires_at.as_ref()),
+    })
+}
+
+pub fn locks(locks: &[Lock]) -> Value {
+    json!({ "locks": locks.iter().map(lock).collect::<Vec<_>>() })
+}
+
+/// A lock's target: `{"user": "alice"}`, `{"cidr": "203.0.113.0/24"}`, …; `null` when unset.
+pub fn lock_target(target: Option<&LockTarget>) -> Value {
+    match target.and_then(|t| t.target.as_ref()) {
+        None => Value::Null,
+        Some(LockOn::User(user)) => json!({ "user": user }),
+        Some(LockOn::Group(group)) => json!({ "group": group }),
+        Some(LockOn::ResourceName(resource)) => json!({ "resource_name": resource }),
+        Some(LockOn::GatewayId(gateway)) => json!({ "gateway_id": gateway }),
+        Some(LockOn::Device(device)) => json!({ "device": device }),
+        Some(LockOn::Cidr(cidr)) => json!({ "cidr": cidr }),
+    }
+}
+
+/// What `locks create` and `sessions end --lock` did: the lock, the termination that ended what it covered
+/// (`null` when there was none), and the named sessions that had already ended.
+pub fn lock_outcome(l: &Lock, t: Option<&Termination>, already_ended: &[String]) -> Value {
+    json!({
+        "lock": lock(l),
+        "termination": t.map(termination),
+        "already_ended": already_ended,
+    })
+}
+
+/// What `locks delete` did.
+pub fn lock_deleted(id: &str, l: Option<&Lock>) -> Value {
+    json!({ "deleted": l.map_or_else(|| json!({ "id": id }), lock) })
 }
 
 /// One policy: its scope, its rules (unset ones `null`: inherited), note and last change.

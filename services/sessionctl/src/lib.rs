@@ -1,7 +1,7 @@
 //! `sessionctl`, the Vigil operator CLI: lists, inspects and watches sessions and gateways through the
 //! registry's `vigil.v1.SessionRegistry` gRPC service, ends sessions through `vigil.v1.TerminationService`,
-//! manages the policies sessions live by through `vigil.v1.PolicyService`, and reads the audit trail of all
-//! three (`sessionctl audit`). The server, token and CA come from flags, `VIGIL_*` variables or a config
+//! manages the policies sessions live by and the locks that shut targets out through
+//! `vigil.v1.PolicyService`, and reads the audit trail of all three (`sessionctl audit`). The server, token and CA come from flags, `VIGIL_*` variables or a config
 //! file (`profile`).
 //!
 //! - [`cli`]: the command line (clap) and how flags become requests.
@@ -26,7 +26,9 @@ pub mod render;
 use std::future::Future;
 use std::io::{IsTerminal, Write};
 
-pub use cli::{Cli, Command, GatewaysCommand, OutputFormat, PoliciesCommand, SessionsCommand, TerminationsCommand};
+pub use cli::{
+    Cli, Command, GatewaysCommand, LocksCommand, OutputFormat, PoliciesCommand, SessionsCommand, TerminationsCommand,
+};
 pub use console::{Console, is_yes};
 pub use error::{CliError, EXIT_ABORTED, EXIT_SERVER, EXIT_UNREACHABLE, EXIT_USAGE, Service, code_name};
 
@@ -85,7 +87,22 @@ pub async fn run_with(
             }
             let registry = registry().await?;
             let terminations = Terminations::connect(global, Some(&registry)).await?;
-            commands::end_sessions(&registry, &terminations, args, output, out, console, shutdown).await
+            if args.lock {
+                let policies = Policies::connect(global).await?;
+                commands::end_and_lock(
+                    &registry,
+                    &terminations,
+                    &policies,
+                    args,
+                    output,
+                    out,
+                    console,
+                    shutdown,
+                )
+                .await
+            } else {
+                commands::end_sessions(&registry, &terminations, args, output, out, console, shutdown).await
+            }
         }
         Command::Stats => commands::stats(&registry().await?, output, out).await,
         Command::Watch(args) => commands::watch(&registry().await?, args, output, out, shutdown).await,
@@ -101,6 +118,17 @@ pub async fn run_with(
             commands::get_termination(&terminations, args, output, out).await
         }
         Command::Policies(command) => run_policies(command, global, out, console).await,
+        Command::Locks(command) => {
+            let policies = Policies::connect(global).await?;
+            match command {
+                LocksCommand::Create(args) => {
+                    let terminations = Terminations::connect(global, None).await?;
+                    commands::create_lock(&policies, &terminations, args, output, out).await
+                }
+                LocksCommand::List(args) => commands::list_locks(&policies, args, output, out).await,
+                LocksCommand::Delete(args) => commands::delete_lock(&policies, args, output, out).await,
+            }
+        }
         Command::Audit(args) => {
             let registry = registry().await?;
             let terminations = Terminations::connect(global, Some(&registry)).await?;

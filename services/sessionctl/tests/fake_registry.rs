@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
+use vigil_proto::v1::lock_target::Target as LockOn;
 use vigil_proto::v1::policy_scope::Scope;
 use vigil_proto::v1::policy_service_server::{PolicyService, PolicyServiceServer};
 use vigil_proto::v1::session_registry_server::{SessionRegistry, SessionRegistryServer};
@@ -58,6 +59,8 @@ struct FakeRegistry {
     end_watch: bool,
     /// Never answer `GetStats`, to exercise the client's timeout.
     stall_stats: bool,
+    /// Answer NOT_FOUND for a user with no session, as the real registry does for a user it never saw.
+    unknown_users_not_found: bool,
     seen: Arc<Mutex<Seen>>,
 }
 
@@ -91,6 +94,9 @@ impl FakeRegistry {
                         return Err(Status::not_found(format!("no session {id}")));
                     }
                 }
+            }
+            Some(Target::User(user)) if self.unknown_users_not_found && !live.iter().any(|s| &s.user == user) => {
+                return Err(Status::not_found(format!("user {user:?} not found")));
             }
             Some(target) => {
                 let covers = |s: &Session| match target {
@@ -250,6 +256,9 @@ struct FakeTerminations {
     progress: Vec<Vec<DeliveryState>>,
     /// What `ListTerminations` pages through, newest first.
     history: Vec<Termination>,
+    /// Terminations another service issued (the policy service ending what a new lock covers), oldest
+    /// first; listed before the history.
+    issued: Arc<Mutex<Vec<Termination>>>,
     started: Arc<Mutex<Option<Termination>>>,
     seen: Arc<Mutex<SeenTerminations>>,
 }
@@ -293,18 +302,17 @@ impl FakeTerminations {
         t.already_ended = count(DeliveryState::AlreadyEnded);
         t
     }
-}
 
-#[tonic::async_trait]
-impl TerminationService for FakeTerminations {
-    async fn terminate(&self, request: Request<TerminateRequest>) -> Result<Response<Termination>, Status> {
-        self.record(&request);
-        let request = request.into_inner();
-        self.seen
-            .lock()
-            .expect("seen lock")
-            .terminate_requests
-            .push(request.clone());
+    /// A termination issued by another service (no caller of ours to record), listed from then on.
+    fn issue(&self, request: TerminateRequest) -> Result<Termination, Status> {
+        let termination = self.start(request)?;
+        self.issued.lock().expect("issued lock").push(termination.clone());
+        Ok(termination)
+    }
+
+    /// Records the termination `request` asks for over what the registry resolves now; its commands then
+    /// move along `progress` with each `GetTermination`.
+    fn start(&self, request: TerminateRequest) -> Result<Termination, Status> {
         let selector = request.selector.clone().unwrap_or_default();
         let live = self.registry.resolve(&selector, true)?.sessions;
         if let Some(expected) = request.expected_count
@@ -342,7 +350,21 @@ impl TerminationService for FakeTerminations {
             ..Termination::default()
         };
         *self.started.lock().expect("started lock") = Some(base.clone());
-        Ok(Response::new(self.at_step(&base, 0)))
+        Ok(self.at_step(&base, 0))
+    }
+}
+
+#[tonic::async_trait]
+impl TerminationService for FakeTerminations {
+    async fn terminate(&self, request: Request<TerminateRequest>) -> Result<Response<Termination>, Status> {
+        self.record(&request);
+        let request = request.into_inner();
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .terminate_requests
+            .push(request.clone());
+        self.start(request).map(Response::new)
     }
 
     async fn get_termination(&self, request: Request<GetTerminationRequest>) -> Result<Response<Termination>, Status> {
@@ -380,14 +402,18 @@ impl TerminationService for FakeTerminations {
         } else {
             request.page_size as usize
         };
-        let end = (offset + size).min(self.history.len());
-        let next_page_token = if end < self.history.len() {
+        let all: Vec<Termination> = {
+            let issued = self.issued.lock().expect("issued lock");
+            issued.iter().rev().chain(self.history.iter()).cloned().collect()
+        };
+        let end = (offset + size).min(all.len());
+        let next_page_token = if end < all.len() {
             end.to_string()
         } else {
             String::new()
         };
         // The list carries counts, not commands.
-        let terminations = self.history[offset.min(end)..end]
+        let terminations = all[offset.min(end)..end]
             .iter()
             .map(|t| Termination {
                 commands: vec![],
@@ -1338,6 +1364,9 @@ struct SeenPolicies {
     update_requests: Vec<UpdatePolicyRequest>,
     delete_requests: Vec<String>,
     effective_requests: Vec<GetEffectivePolicyRequest>,
+    create_lock_requests: Vec<CreateLockRequest>,
+    list_lock_requests: Vec<ListLocksRequest>,
+    delete_lock_requests: Vec<String>,
 }
 
 /// A policy service over an in-memory list of policies, most general first. It checks rules the way the
@@ -1346,6 +1375,10 @@ struct SeenPolicies {
 #[derive(Clone, Default)]
 struct FakePolicies {
     policies: Arc<Mutex<Vec<Policy>>>,
+    /// Locks, oldest first; `expired` ones are listed only on request.
+    locks: Arc<Mutex<Vec<(Lock, bool)>>>,
+    /// Where a new lock's covered sessions are ended, as the real service does through termination.
+    terminations: Option<FakeTerminations>,
     seen: Arc<Mutex<SeenPolicies>>,
 }
 
@@ -1570,16 +1603,106 @@ impl PolicyService for FakePolicies {
         }))
     }
 
-    async fn create_lock(&self, _request: Request<CreateLockRequest>) -> Result<Response<Lock>, Status> {
-        Err(Status::unimplemented("locks are not part of this test"))
+    /// Stores the lock (refusing a network with host bits set, as the real service does), then ends what it
+    /// covers through the fake termination service, noting the lock as the real service does.
+    async fn create_lock(&self, request: Request<CreateLockRequest>) -> Result<Response<Lock>, Status> {
+        self.record("create_lock", &request);
+        let request = request.into_inner();
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .create_lock_requests
+            .push(request.clone());
+        let Some(target) = request.target.clone().and_then(|t| t.target) else {
+            return Err(Status::invalid_argument(
+                "target is required: a user, group, resource_name, gateway_id, device or cidr",
+            ));
+        };
+        if let LockOn::Cidr(cidr) = &target
+            && cidr == "10.1.2.3/16"
+        {
+            return Err(Status::invalid_argument(
+                "target.cidr \"10.1.2.3/16\" has bits set past the prefix length; did you mean 10.1.0.0/16?",
+            ));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs() as i64;
+        let mut locks = self.locks.lock().expect("locks lock");
+        let lock = Lock {
+            id: format!("0195a3c0-7e1f-7000-8000-00000000f0{:02x}", locks.len()),
+            target: request.target.clone(),
+            message: if request.message.is_empty() {
+                "Your access is locked by security; contact your administrator.".into()
+            } else {
+                request.message.clone()
+            },
+            expires_at: request.ttl.map(|ttl| Timestamp {
+                seconds: now + ttl.seconds,
+                nanos: 0,
+            }),
+            created_by: "soc@example.com".into(),
+            created_at: Some(Timestamp { seconds: now, nanos: 0 }),
+            reason: request.reason.clone(),
+        };
+        locks.push((lock.clone(), false));
+        drop(locks);
+        if let Some(terminations) = &self.terminations {
+            let selector = match target {
+                LockOn::User(user) => Target::User(user),
+                LockOn::Group(group) => Target::Group(group),
+                LockOn::ResourceName(resource) => Target::ResourceName(resource),
+                LockOn::GatewayId(gateway) => Target::GatewayId(gateway),
+                LockOn::Device(device) => Target::Device(device),
+                LockOn::Cidr(cidr) => Target::Cidr(cidr),
+            };
+            let ending = TerminateRequest {
+                selector: Some(SessionSelector { target: Some(selector) }),
+                reason: EndReason::Locked as i32,
+                user_message: lock.message.clone(),
+                note: format!("lock {} by {}: {}", lock.id, lock.created_by, lock.reason),
+                expected_count: None,
+            };
+            // Like the real service: a target the registry never saw has nothing to end.
+            match terminations.issue(ending) {
+                Ok(_) => {}
+                Err(status) if status.code() == tonic::Code::NotFound => {}
+                Err(status) => return Err(status),
+            }
+        }
+        Ok(Response::new(lock))
     }
 
-    async fn list_locks(&self, _request: Request<ListLocksRequest>) -> Result<Response<ListLocksResponse>, Status> {
-        Err(Status::unimplemented("locks are not part of this test"))
+    async fn list_locks(&self, request: Request<ListLocksRequest>) -> Result<Response<ListLocksResponse>, Status> {
+        self.record("list_locks", &request);
+        let request = request.into_inner();
+        self.seen.lock().expect("seen lock").list_lock_requests.push(request);
+        let locks = self
+            .locks
+            .lock()
+            .expect("locks lock")
+            .iter()
+            .filter(|(_, expired)| request.include_expired || !expired)
+            .map(|(lock, _)| lock.clone())
+            .collect();
+        Ok(Response::new(ListLocksResponse { locks, version: 0 }))
     }
 
-    async fn delete_lock(&self, _request: Request<DeleteLockRequest>) -> Result<Response<DeleteLockResponse>, Status> {
-        Err(Status::unimplemented("locks are not part of this test"))
+    async fn delete_lock(&self, request: Request<DeleteLockRequest>) -> Result<Response<DeleteLockResponse>, Status> {
+        self.record("delete_lock", &request);
+        let id = request.into_inner().id;
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .delete_lock_requests
+            .push(id.clone());
+        let mut locks = self.locks.lock().expect("locks lock");
+        let Some(at) = locks.iter().position(|(lock, _)| lock.id == id) else {
+            return Err(Status::not_found(format!("lock {id:?} not found")));
+        };
+        locks.remove(at);
+        Ok(Response::new(DeleteLockResponse {}))
     }
 
     async fn release_sessions(
@@ -2149,4 +2272,330 @@ async fn a_separate_policy_server_is_used_when_given() {
         )),
         "{error}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locks
+// ---------------------------------------------------------------------------------------------
+
+/// The first lock id the fake policy service hands out.
+const FIRST_LOCK: &str = "0195a3c0-7e1f-7000-8000-00000000f000";
+
+/// Every fake on one port, as the all-in-one binary serves them.
+async fn serve_all(registry: FakeRegistry, terminations: FakeTerminations, policies: FakePolicies) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let address = listener.local_addr().expect("local address");
+    let router = tonic::transport::Server::builder()
+        .add_service(SessionRegistryServer::new(registry))
+        .add_service(TerminationServiceServer::new(terminations))
+        .add_service(PolicyServiceServer::new(policies));
+    tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
+    format!("http://{address}")
+}
+
+/// The termination fakes, and a policy service whose new locks end what they cover through them.
+fn lock_fakes(registry: FakeRegistry) -> (FakeRegistry, FakeTerminations, FakePolicies) {
+    use DeliveryState::{Acknowledged as Ack, AlreadyEnded, Pending};
+    let terminations = FakeTerminations {
+        registry: registry.clone(),
+        progress: vec![
+            vec![Pending; 5],
+            vec![Ack, Ack, Pending, Pending, Pending],
+            vec![Ack, Ack, Ack, Ack, AlreadyEnded],
+        ],
+        ..FakeTerminations::default()
+    };
+    let policies = FakePolicies {
+        terminations: Some(terminations.clone()),
+        ..FakePolicies::default()
+    };
+    (registry, terminations, policies)
+}
+
+#[tokio::test]
+async fn end_with_lock_locks_the_target_and_follows_what_the_lock_ended() {
+    let (registry, terminations, policies) = lock_fakes(five_sessions());
+    let server = serve_all(registry, terminations.clone(), policies.clone()).await;
+
+    let ran = run_answering(
+        &server,
+        &[
+            "sessions",
+            "end",
+            "--gateway",
+            "gw-eu-1",
+            "--lock",
+            "--for",
+            "1h",
+            "--message",
+            "Your access is suspended by security — contact the SOC",
+            "--note",
+            "SOC-1234",
+            "--yes",
+            "--token",
+            "s3cret",
+        ],
+        None,
+    )
+    .await;
+
+    ran.result.expect("locked and ended");
+    let lines: Vec<&str> = ran.out.lines().collect();
+    assert!(
+        lines[0].starts_with("Locked gateway gw-eu-1 until ") && lines[0].ends_with(&format!("(lock {FIRST_LOCK}).")),
+        "{}",
+        ran.out
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            &format!("Termination {TERMINATION_ID}: ending 5 sessions (gateway gw-eu-1, reason: locked).")[..],
+            "Waiting for the gateways: 0 of 5 acknowledged, 0 failed, 0 already ended, 5 waiting",
+            "Waiting for the gateways: 2 of 5 acknowledged, 0 failed, 0 already ended, 3 waiting",
+            "Ended 5 sessions: 4 acknowledged, 0 failed, 1 already ended.",
+            &format!("Each session's state: sessionctl terminations get {TERMINATION_ID}")[..],
+        ],
+        "{}",
+        ran.out
+    );
+
+    let seen = policies.seen.lock().expect("seen lock");
+    let [request] = seen.create_lock_requests.as_slice() else {
+        panic!("one CreateLock call, got {:?}", seen.create_lock_requests)
+    };
+    assert_eq!(
+        request.target.as_ref().and_then(|t| t.target.clone()),
+        Some(LockOn::GatewayId("gw-eu-1".into()))
+    );
+    assert_eq!(
+        request.ttl,
+        Some(prost_types::Duration {
+            seconds: 3600,
+            nanos: 0
+        })
+    );
+    assert_eq!(
+        request.message,
+        "Your access is suspended by security — contact the SOC"
+    );
+    assert_eq!(request.reason, "SOC-1234");
+    assert!(seen.authorization.iter().all(|h| h.as_deref() == Some("Bearer s3cret")));
+    // The lock ended the sessions; sessionctl only found that termination and followed it.
+    let seen = terminations.seen.lock().expect("seen lock");
+    assert!(seen.terminate_requests.is_empty(), "{:?}", seen.terminate_requests);
+    assert_eq!(seen.list_requests[0].reason, EndReason::Locked as i32);
+    assert_eq!(seen.get_requests, 2);
+}
+
+#[tokio::test]
+async fn end_with_lock_asks_about_both_and_a_no_does_neither() {
+    let (registry, terminations, policies) = lock_fakes(five_sessions());
+    let server = serve_all(registry, terminations, policies.clone()).await;
+
+    let ran = run_answering(
+        &server,
+        &["sessions", "end", "--gateway", "gw-eu-1", "--lock"],
+        Some("n\n"),
+    )
+    .await;
+
+    let error = ran.result.expect_err("declined");
+    assert_eq!(error.exit_code(), EXIT_ABORTED);
+    assert_eq!(error.to_string(), "aborted; nothing was ended or locked");
+    assert!(
+        ran.console
+            .starts_with("5 sessions will end (gateway gw-eu-1, reason: locked):\n"),
+        "{}",
+        ran.console
+    );
+    assert!(
+        ran.console.ends_with(
+            "\ngateway gw-eu-1 will be locked out until the lock is removed: new sessions are refused with the \
+             server's lock message.\nEnd 5 sessions and lock gateway gw-eu-1? [y/N] "
+        ),
+        "{}",
+        ran.console
+    );
+    assert!(policies.seen.lock().expect("seen lock").create_lock_requests.is_empty());
+
+    // Without a terminal, --yes is needed before anything is asked of the servers.
+    let ran = run_answering(&server, &["sessions", "end", "--user", "a", "--lock"], None).await;
+    assert_eq!(ran.result.expect_err("no terminal").exit_code(), EXIT_USAGE);
+    assert!(policies.seen.lock().expect("seen lock").create_lock_requests.is_empty());
+}
+
+#[tokio::test]
+async fn a_user_never_seen_can_be_locked_out_ahead_of_time() {
+    let registry = FakeRegistry {
+        unknown_users_not_found: true,
+        ..five_sessions()
+    };
+    let (registry, terminations, policies) = lock_fakes(registry);
+    let server = serve_all(registry, terminations, policies.clone()).await;
+
+    let ran = run_answering(
+        &server,
+        &["sessions", "end", "--user", "ghost@example.com", "--lock"],
+        Some("y\n"),
+    )
+    .await;
+    ran.result.expect("locked");
+    assert_eq!(
+        ran.console,
+        "No live sessions for user ghost@example.com.\n\nuser ghost@example.com will be locked out until the lock \
+         is removed: new sessions are refused with the server's lock message.\nLock user ghost@example.com? [y/N] "
+    );
+    assert_eq!(
+        ran.out,
+        format!(
+            "Locked user ghost@example.com until removed (lock {FIRST_LOCK}).\nNo live session was ended for it.\n"
+        )
+    );
+
+    let ran = run_answering(
+        &server,
+        &[
+            "sessions",
+            "end",
+            "--user",
+            "ghost2@example.com",
+            "--lock",
+            "-y",
+            "-o",
+            "json",
+        ],
+        None,
+    )
+    .await;
+    ran.result.expect("locked");
+    let value: serde_json::Value = serde_json::from_str(&ran.out).expect("only JSON on stdout");
+    assert_eq!(
+        value["lock"]["target"],
+        serde_json::json!({ "user": "ghost2@example.com" })
+    );
+    assert_eq!(value["lock"]["expires_at"], serde_json::Value::Null);
+    assert_eq!(value["termination"], serde_json::Value::Null);
+    assert_eq!(value["already_ended"], serde_json::json!([]));
+    assert_eq!(policies.seen.lock().expect("seen lock").create_lock_requests.len(), 2);
+}
+
+#[tokio::test]
+async fn locks_are_created_listed_and_removed() {
+    let (registry, terminations, policies) = lock_fakes(five_sessions());
+    let server = serve_all(registry, terminations, policies.clone()).await;
+
+    let out = run_to_string(
+        &server,
+        &[
+            "locks",
+            "create",
+            "--user",
+            "user1@example.com",
+            "--for",
+            "2h",
+            "--reason",
+            "SOC-1234",
+        ],
+    )
+    .await
+    .expect("created");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("Locked user user1@example.com until ")
+            && lines[0].ends_with(&format!("(lock {FIRST_LOCK}).")),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nMessage  Your access is locked by security; contact your administrator.\n"),
+        "{out}"
+    );
+    assert!(out.contains("\nReason   SOC-1234\n"), "{out}");
+    assert!(
+        out.ends_with(&format!(
+            "Ending 1 live session it covers (termination {TERMINATION_ID}).\n"
+        )),
+        "{out}"
+    );
+    let created = policies.seen.lock().expect("seen lock").create_lock_requests[0].clone();
+    assert_eq!(
+        created.ttl,
+        Some(prost_types::Duration {
+            seconds: 7200,
+            nanos: 0
+        })
+    );
+
+    // A second, already expired: listed only with --all.
+    {
+        let mut locks = policies.locks.lock().expect("locks lock");
+        let mut expired = locks[0].0.clone();
+        expired.id = "0195a3c0-7e1f-7000-8000-00000000dead".into();
+        expired.target = Some(vigil_proto::v1::LockTarget {
+            target: Some(LockOn::Cidr("203.0.113.0/24".into())),
+        });
+        expired.expires_at = Some(Timestamp {
+            seconds: 1_741_076_100,
+            nanos: 0,
+        });
+        locks.push((expired, true));
+    }
+    let out = run_to_string(&server, &["locks", "list"]).await.expect("listed");
+    assert!(out.contains("user user1@example.com"), "{out}");
+    assert!(!out.contains("203.0.113.0/24"), "{out}");
+    assert!(out.ends_with("\n1 lock\n"), "{out}");
+    let out = run_to_string(&server, &["locks", "list", "--all", "--wide"])
+        .await
+        .expect("listed");
+    assert!(out.contains(FIRST_LOCK), "{out}");
+    assert!(out.contains("network 203.0.113.0/24"), "{out}");
+    assert!(out.contains("expired "), "{out}");
+    assert!(out.ends_with("\n2 locks\n"), "{out}");
+    let requests = policies.seen.lock().expect("seen lock").list_lock_requests.clone();
+    assert_eq!(
+        requests.iter().map(|r| r.include_expired).collect::<Vec<_>>(),
+        vec![false, true]
+    );
+    let json = run_to_string(&server, &["locks", "list", "-o", "json"])
+        .await
+        .expect("listed");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(value["locks"][0]["id"], FIRST_LOCK);
+    assert_eq!(
+        value["locks"][0]["target"],
+        serde_json::json!({ "user": "user1@example.com" })
+    );
+    assert_eq!(value["locks"][0]["reason"], "SOC-1234");
+    assert!(value["locks"][0]["expires_at"].is_string());
+
+    let out = run_to_string(&server, &["locks", "delete", FIRST_LOCK])
+        .await
+        .expect("removed");
+    assert_eq!(
+        out,
+        format!("Removed lock {FIRST_LOCK} (user user1@example.com): what it refused is admitted again.\n")
+    );
+    let error = run_to_string(&server, &["locks", "delete", FIRST_LOCK])
+        .await
+        .expect_err("gone already");
+    assert_eq!(error.exit_code(), EXIT_SERVER);
+    assert_eq!(
+        error.to_string(),
+        format!("lock \"{FIRST_LOCK}\" not found (not found)")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_lock_is_reported_in_the_servers_words() {
+    let (registry, terminations, policies) = lock_fakes(five_sessions());
+    let server = serve_all(registry, terminations, policies.clone()).await;
+
+    let error = run_to_string(&server, &["locks", "create", "--cidr", "10.1.2.3/16"])
+        .await
+        .expect_err("host bits");
+    assert_eq!(error.exit_code(), EXIT_SERVER);
+    assert_eq!(
+        error.to_string(),
+        "target.cidr \"10.1.2.3/16\" has bits set past the prefix length; did you mean 10.1.0.0/16? (invalid argument)"
+    );
+    assert!(policies.locks.lock().expect("locks lock").is_empty());
 }

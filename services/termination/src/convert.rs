@@ -37,6 +37,9 @@ pub fn selector_to_proto(selector: &SelectorRecord) -> pb::SessionSelector {
         SelectorRecord::Gateway(gateway) => Target::GatewayId(gateway.clone()),
         SelectorRecord::Resource(resource) => Target::ResourceName(resource.clone()),
         SelectorRecord::All { idle_only } => Target::All(pb::AllSessions { idle_only: *idle_only }),
+        SelectorRecord::Group(group) => Target::Group(group.clone()),
+        SelectorRecord::Device(device) => Target::Device(device.clone()),
+        SelectorRecord::Cidr(cidr) => Target::Cidr(cidr.clone()),
     };
     pb::SessionSelector { target: Some(target) }
 }

@@ -12,7 +12,13 @@ pub enum SelectorRecord {
     User(String),
     Gateway(String),
     Resource(String),
-    All { idle_only: bool },
+    All {
+        idle_only: bool,
+    },
+    Group(String),
+    Device(String),
+    /// A network in CIDR notation, normalised ("203.0.113.0/24").
+    Cidr(String),
 }
 
 /// One request to end sessions: who, what, why, when.

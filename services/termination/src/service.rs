@@ -317,6 +317,9 @@ fn selector_record(selector: &vigil_registry::domain::Selector) -> SelectorRecor
         Selector::Gateway(gateway) => SelectorRecord::Gateway(gateway.clone()),
         Selector::Resource(resource) => SelectorRecord::Resource(resource.clone()),
         Selector::All { idle_only } => SelectorRecord::All { idle_only: *idle_only },
+        Selector::Group(group) => SelectorRecord::Group(group.clone()),
+        Selector::Device(device) => SelectorRecord::Device(device.clone()),
+        Selector::Cidr(network) => SelectorRecord::Cidr(network.to_string()),
     }
 }
 

@@ -313,6 +313,9 @@ async fn record_and_get_round_trip_every_field(store: Arc<SqlTerminationStore>) 
         SelectorRecord::Resource("prod-db".to_owned()),
         SelectorRecord::All { idle_only: true },
         SelectorRecord::All { idle_only: false },
+        SelectorRecord::Group("sre".to_owned()),
+        SelectorRecord::Device("carol-laptop".to_owned()),
+        SelectorRecord::Cidr("2001:db8::/32".to_owned()),
     ];
     for selector in selectors {
         let requested = TerminationRecord {

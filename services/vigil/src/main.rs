@@ -156,6 +156,11 @@ async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Re
     // still guards against a second all-in-one on the same database).
     let policy_store = vigil_policy::app::open_store(&config.database, true).await?;
     let policy = PolicyEngine::new(policy_store.clone(), Arc::new(SystemClock));
+    // Locks are published on the shared in-process bus (the registry passes them to the gateways)
+    // and end the sessions they cover through termination, in process.
+    policy.attach_lock_bus(bus.clone());
+    policy.attach_terminator(Arc::new(terminator.clone()));
+    policy.start_lock_refresh(shutdown.clone());
     registry.attach_admission_policy(Arc::new(policy.clone()));
     let sweeper = Sweeper::new(
         policy_store,

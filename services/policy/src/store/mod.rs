@@ -1,5 +1,6 @@
 //! Persistence of the policy service: policies, concurrency slots, the record of idle warnings
-//! sent, the sweeper's leader lease, and the audit trail of policy changes. [`SqlPolicyStore`] implements [`PolicyStore`] with
+//! sent, the sweeper's leader lease, the audit trail of policy changes, and locks with the
+//! lock-set version. [`SqlPolicyStore`] implements [`PolicyStore`] with
 //! sea-orm on PostgreSQL and SQLite.
 
 mod entity;
@@ -14,8 +15,8 @@ use async_trait::async_trait;
 use vigil_runtime::ServiceResult;
 
 use crate::domain::{
-    AuditQuery, AuditRecord, ConcurrencyLimit, DeleteOutcome, EpochMillis, IdleWarningRecord, PolicyRecord, Rules,
-    Slot, SlotOutcome, Subject,
+    AuditQuery, AuditRecord, ConcurrencyLimit, DeleteOutcome, EpochMillis, IdleWarningRecord, LockRecord, LockSet,
+    PolicyRecord, Rules, Slot, SlotOutcome, Subject,
 };
 
 /// Durable state of the policy service. Every method is atomic.
@@ -88,6 +89,25 @@ pub trait PolicyStore: Send + Sync + 'static {
 
     /// Audit events matching `query`, newest first (ties broken by id, descending).
     async fn list_audit(&self, query: &AuditQuery) -> ServiceResult<Vec<AuditRecord>>;
+
+    /// Stores a new lock and increases the lock-set version, in one transaction; returns the new
+    /// version.
+    async fn create_lock(&self, lock: &LockRecord) -> ServiceResult<u64>;
+
+    /// Removes a lock and increases the lock-set version, in one transaction; returns the removed
+    /// lock and the new version, or `None` when there is no such lock.
+    async fn delete_lock(&self, id: &str) -> ServiceResult<Option<(LockRecord, u64)>>;
+
+    /// The lock-set version now (0 before any change).
+    async fn lock_version(&self) -> ServiceResult<u64>;
+
+    /// Every lock, or with `in_force_at` only those in force then (no expiry, or a later one),
+    /// oldest first, with the version read before them.
+    async fn locks(&self, in_force_at: Option<EpochMillis>) -> ServiceResult<LockSet>;
+
+    /// Marks the locks that expired at or before `now` and whose expiry has not been announced;
+    /// when there were any, increases the lock-set version and returns it (so holders drop them).
+    async fn announce_expired_locks(&self, now: EpochMillis) -> ServiceResult<Option<u64>>;
 
     /// Whether the database answers.
     async fn ping(&self) -> ServiceResult<()>;

@@ -242,7 +242,8 @@ fn own_sessions_filter(identity: &Identity, filter: SessionFilter) -> ServiceRes
 }
 
 /// The live sessions a selector covers. Naming a session id, user, gateway or resource the
-/// registry has never seen is NOT_FOUND; one that exists but has nothing live resolves to nothing.
+/// registry has never seen is NOT_FOUND; one that exists but has nothing live resolves to nothing,
+/// as does a group, device or network with nothing live.
 pub(crate) async fn resolve(
     registry: &Registry,
     selector: &pb::SessionSelector,
@@ -276,12 +277,20 @@ pub(crate) async fn resolve(
                     ..Default::default()
                 },
             ),
-            Selector::Ids(_) | Selector::All { .. } => ("", SessionFilter::default()),
+            // A group, device or network is not a thing the registry keeps a record of: one with
+            // nothing live simply covers nothing.
+            Selector::Ids(_) | Selector::All { .. } | Selector::Group(_) | Selector::Device(_) | Selector::Cidr(_) => {
+                ("", SessionFilter::default())
+            }
         };
         if !kind.is_empty() && !has_any_session(registry, filter).await? {
             let name = match selector {
                 Selector::User(name) | Selector::Gateway(name) | Selector::Resource(name) => name,
-                Selector::Ids(_) | Selector::All { .. } => String::new(),
+                Selector::Ids(_)
+                | Selector::All { .. }
+                | Selector::Group(_)
+                | Selector::Device(_)
+                | Selector::Cidr(_) => String::new(),
             };
             return Err(ServiceError::not_found(kind, name));
         }

@@ -22,8 +22,11 @@ pub enum Permission {
     TerminationsRead,
     /// Read the policies and the rules in force.
     PoliciesRead,
-    /// Create, change and delete policies and locks.
+    /// Create, change and delete policies.
     PoliciesWrite,
+    /// Create and remove locks (which also end the sessions a lock covers): what an incident
+    /// responder does, so operators may, like ending sessions.
+    LocksWrite,
     /// Read the audit trail of policy changes.
     AuditRead,
     /// The RPCs Vigil services call on each other (admission, command reports, resolution…).
@@ -40,6 +43,7 @@ impl Permission {
             Permission::TerminationsRead => "terminations:read",
             Permission::PoliciesRead => "policies:read",
             Permission::PoliciesWrite => "policies:write",
+            Permission::LocksWrite => "locks:write",
             Permission::AuditRead => "audit:read",
             Permission::Internal => "internal",
         }
@@ -68,7 +72,8 @@ pub enum Role {
     /// Sees everything: sessions, statistics, the change feed, gateways, terminations, policies,
     /// the audit trail.
     Viewer,
-    /// A viewer who may also end sessions (not all at once).
+    /// A viewer who may also end sessions (not all at once) and lock users, groups, resources,
+    /// gateways, devices and networks out.
     Operator,
     /// An operator who may also end every session at once and change policies.
     Admin,
@@ -99,7 +104,7 @@ impl Role {
         use Permission::*;
         match self {
             Role::Viewer => matches!(permission, SessionsRead | TerminationsRead | PoliciesRead | AuditRead),
-            Role::Operator => Role::Viewer.grants(permission) || permission == SessionsTerminate,
+            Role::Operator => Role::Viewer.grants(permission) || matches!(permission, SessionsTerminate | LocksWrite),
             Role::Admin => {
                 Role::Operator.grants(permission) || matches!(permission, SessionsTerminateAll | PoliciesWrite)
             }
@@ -195,10 +200,10 @@ pub const POLICY_SERVICE: &[(&str, Access)] = &[
     ("UpdatePolicy", Requires(PoliciesWrite)),
     ("DeletePolicy", Requires(PoliciesWrite)),
     ("GetEffectivePolicy", Requires(PoliciesRead)),
-    ("CreateLock", Requires(PoliciesWrite)),
+    ("CreateLock", Requires(LocksWrite)),
     // Registry replicas load the lock set to push it to their gateways.
     ("ListLocks", RequiresEither(PoliciesRead, Internal)),
-    ("DeleteLock", Requires(PoliciesWrite)),
+    ("DeleteLock", Requires(LocksWrite)),
     ("ReleaseSessions", Requires(Internal)),
     ("ListAuditEvents", Requires(AuditRead)),
 ];
@@ -241,6 +246,13 @@ mod tests {
         assert!(Role::Operator.grants(SessionsTerminate));
         assert!(!Role::Operator.grants(SessionsTerminateAll));
         assert!(!Role::Operator.grants(PoliciesWrite));
+        assert!(!Role::Viewer.grants(LocksWrite));
+        assert!(Role::Operator.grants(LocksWrite));
+        assert!(Role::Admin.grants(LocksWrite));
+        assert!(
+            !Role::Service.grants(LocksWrite),
+            "a service token cannot lock anyone out"
+        );
         assert!(Role::Admin.grants(SessionsTerminateAll));
         assert!(Role::Admin.grants(PoliciesWrite));
         assert!(!Role::Admin.grants(Internal), "people do not call internal RPCs");

@@ -4,5 +4,7 @@
 
 pub mod audit_event;
 pub mod idle_warning;
+pub mod lock;
+pub mod lock_version;
 pub mod policy;
 pub mod slot;

@@ -1,10 +1,12 @@
 //! [`SqlPolicyStore`]: the [`PolicyStore`] on sea-orm, for PostgreSQL and SQLite alike.
 //!
 //! Queries are built with sea-orm/sea-query so one code path serves both backends; the lease
-//! (`lease.rs`) and the per-user admission lock are the only backend-specific SQL.
+//! (`lease.rs`) and the per-user admission lock are the only backend-specific SQL. Locks and their
+//! counter are in `locks.rs`.
 
 mod conditions;
 mod lease;
+mod locks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,7 +25,7 @@ use super::entity::{audit_event, idle_warning, policy, slot};
 use super::migration::Migrator;
 use crate::domain::{
     AuditQuery, AuditRecord, ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, EpochMillis, IdleWarningRecord,
-    PolicyRecord, Rules, ScopeKind, Slot, SlotOutcome, Subject,
+    LockRecord, LockSet, PolicyRecord, Rules, ScopeKind, Slot, SlotOutcome, Subject,
 };
 
 /// The first key of the PostgreSQL advisory locks that serialise admissions per user ("poli"),
@@ -397,6 +399,39 @@ impl PolicyStore for SqlPolicyStore {
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(audit_event::Model::into_record).collect())
+    }
+
+    async fn create_lock(&self, lock: &LockRecord) -> ServiceResult<u64> {
+        let txn = self.write_transaction().await?;
+        let version = locks::create(&txn, lock).await?;
+        txn.commit().await?;
+        Ok(version)
+    }
+
+    async fn delete_lock(&self, id: &str) -> ServiceResult<Option<(LockRecord, u64)>> {
+        let txn = self.write_transaction().await?;
+        let deleted = locks::delete(&txn, id).await?;
+        txn.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn lock_version(&self) -> ServiceResult<u64> {
+        locks::version(&self.db).await
+    }
+
+    async fn locks(&self, in_force_at: Option<EpochMillis>) -> ServiceResult<LockSet> {
+        locks::read(&self.db, in_force_at).await
+    }
+
+    async fn announce_expired_locks(&self, now: EpochMillis) -> ServiceResult<Option<u64>> {
+        // Asked every sweep: a read first, so the write transaction is taken only when needed.
+        if !locks::any_unannounced_expiry(&self.db, now).await? {
+            return Ok(None);
+        }
+        let txn = self.write_transaction().await?;
+        let version = locks::announce_expired(&txn, now).await?;
+        txn.commit().await?;
+        Ok(version)
     }
 
     async fn ping(&self) -> ServiceResult<()> {

@@ -75,7 +75,7 @@ pub fn matching(filter: &SessionFilter) -> Condition {
 
 /// The escape character of LIKE patterns. PostgreSQL defaults to it, SQLite has none by default:
 /// saying `ESCAPE` explicitly makes both behave the same.
-const LIKE_ESCAPE: char = '\\';
+pub const LIKE_ESCAPE: char = '\\';
 
 /// A LIKE pattern matching `text` anywhere, with LIKE's own wildcards in `text` taken literally.
 pub fn contains_pattern(text: &str) -> String {

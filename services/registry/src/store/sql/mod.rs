@@ -11,7 +11,7 @@ mod gateways;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LockBehavior, LockType, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
     EntityTrait, IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionOptions,
@@ -468,6 +468,52 @@ impl SessionStore for SqlStore {
             Selector::All { idle_only: false } => live_where(Condition::all()),
             Selector::All { idle_only: true } => {
                 live_where(Condition::all().add(Column::Status.eq(enum_code(SessionStatus::Idle))))
+            }
+            Selector::Device(device) => live_where(Condition::all().add(Column::Device.eq(device.as_str()))),
+            Selector::Group(group) => {
+                // Groups are a JSON array in one text column: SQL narrows to the rows whose text
+                // holds the group's JSON string, then each row's decoded groups decide exactly
+                // (SQLite's LIKE ignores ASCII case).
+                let quoted = serde_json::to_string(group).map_err(ServiceError::internal)?;
+                let pattern = LikeExpr::new(conditions::contains_pattern(&quoted)).escape(conditions::LIKE_ESCAPE);
+                let rows = records(
+                    live_where(Condition::all().add(Column::UserGroups.like(pattern)))
+                        .all(&self.db)
+                        .await?,
+                )?;
+                return Ok(Resolution {
+                    live: rows
+                        .into_iter()
+                        .filter(|session| session.user_groups.contains(group))
+                        .collect(),
+                    ..Resolution::default()
+                });
+            }
+            Selector::Cidr(network) => {
+                // Addresses are text: an IPv4 network of a /8 or longer narrows by its leading
+                // octets (and their IPv4-mapped IPv6 spelling); the parsed address decides.
+                let mut narrow = Condition::all();
+                if let Some(prefix) = network.ipv4_text_prefix() {
+                    // "Contains" without its leading wildcard: "starts with".
+                    let starts = |text: String| {
+                        let mut pattern = conditions::contains_pattern(&text);
+                        pattern.remove(0);
+                        Column::ClientIp.like(LikeExpr::new(pattern).escape(conditions::LIKE_ESCAPE))
+                    };
+                    narrow = narrow.add(
+                        Condition::any()
+                            .add(starts(prefix.clone()))
+                            .add(starts(format!("::ffff:{prefix}"))),
+                    );
+                }
+                let rows = records(live_where(narrow).all(&self.db).await?)?;
+                return Ok(Resolution {
+                    live: rows
+                        .into_iter()
+                        .filter(|session| network.contains_text(&session.client_ip))
+                        .collect(),
+                    ..Resolution::default()
+                });
             }
         };
         Ok(Resolution {

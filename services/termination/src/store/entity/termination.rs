@@ -15,10 +15,10 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub actor: String,
-    /// `ids`, `user`, `gateway`, `resource` or `all`.
+    /// `ids`, `user`, `gateway`, `resource`, `group`, `device`, `cidr` or `all`.
     pub selector_kind: String,
-    /// A JSON array of session ids for `ids`; the name for `user`, `gateway` and `resource`;
-    /// `idle` or empty for `all`.
+    /// A JSON array of session ids for `ids`; the name for `user`, `gateway`, `resource`, `group`
+    /// and `device`; the network for `cidr`; `idle` or empty for `all`.
     pub selector_value: String,
     pub reason: i16,
     pub user_message: String,
@@ -36,6 +36,9 @@ const KIND_USER: &str = "user";
 const KIND_GATEWAY: &str = "gateway";
 const KIND_RESOURCE: &str = "resource";
 const KIND_ALL: &str = "all";
+const KIND_GROUP: &str = "group";
+const KIND_DEVICE: &str = "device";
+const KIND_CIDR: &str = "cidr";
 /// `selector_value` of an `all` selector limited to idle sessions.
 const ALL_IDLE: &str = "idle";
 
@@ -51,6 +54,9 @@ pub fn selector_columns(selector: &SelectorRecord) -> ServiceResult<(String, Str
         SelectorRecord::Gateway(gateway) => (KIND_GATEWAY.to_owned(), gateway.clone()),
         SelectorRecord::Resource(resource) => (KIND_RESOURCE.to_owned(), resource.clone()),
         SelectorRecord::All { idle_only } => (KIND_ALL.to_owned(), if *idle_only { ALL_IDLE } else { "" }.to_owned()),
+        SelectorRecord::Group(group) => (KIND_GROUP.to_owned(), group.clone()),
+        SelectorRecord::Device(device) => (KIND_DEVICE.to_owned(), device.clone()),
+        SelectorRecord::Cidr(cidr) => (KIND_CIDR.to_owned(), cidr.clone()),
     })
 }
 
@@ -66,6 +72,9 @@ fn selector_record(kind: &str, value: String) -> ServiceResult<SelectorRecord> {
         KIND_ALL => SelectorRecord::All {
             idle_only: value == ALL_IDLE,
         },
+        KIND_GROUP => SelectorRecord::Group(value),
+        KIND_DEVICE => SelectorRecord::Device(value),
+        KIND_CIDR => SelectorRecord::Cidr(value),
         other => {
             return Err(ServiceError::internal(format!(
                 "{TABLE}.selector_kind holds unknown value {other:?}"
@@ -118,6 +127,9 @@ mod tests {
             SelectorRecord::Resource("db".to_owned()),
             SelectorRecord::All { idle_only: true },
             SelectorRecord::All { idle_only: false },
+            SelectorRecord::Group("sre".to_owned()),
+            SelectorRecord::Device("alice-mbp".to_owned()),
+            SelectorRecord::Cidr("203.0.113.0/24".to_owned()),
         ];
         for selector in selectors {
             let (kind, value) = selector_columns(&selector).unwrap();

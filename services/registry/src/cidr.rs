@@ -1,0 +1,248 @@
+//! IP networks in CIDR notation ("203.0.113.0/24", "2001:db8::/32"): what selectors and locks by
+//! network name, and the test of whether a client address lies inside one.
+//!
+//! Written out here rather than taken from a crate: parsing, the host-bit check and containment
+//! are a few lines each, and the messages go back to the person who typed the network.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// A network: an address whose bits past the prefix are all zero, and the prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+/// Why a text is not a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CidrError {
+    /// Not `address/prefix` with a valid address.
+    Malformed,
+    /// The prefix is not a number within the address family's bits.
+    Prefix { max: u8 },
+    /// `/0`: every address of the family.
+    Everything,
+    /// Bits past the prefix are set; the network the person probably meant.
+    HostBits { network: Cidr },
+}
+
+impl Cidr {
+    /// Parses `address/prefix`. A bare address is that one address (`/32` or `/128`). Host bits
+    /// set past the prefix are refused rather than silently cleared: `10.1.2.3/16` is more likely
+    /// a typo than a wish for `10.1.0.0/16`, and a lock or a kill must cover what was meant. `/0`
+    /// is refused: a network of every address is not a network but an "everyone", which has its
+    /// own, more deliberate commands.
+    pub fn parse(text: &str) -> Result<Self, CidrError> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address: IpAddr = address.parse().map_err(|_| CidrError::Malformed)?;
+        let max = max_prefix(address);
+        let prefix = match prefix {
+            None => max,
+            Some(prefix) => {
+                if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) || prefix.len() > 3 {
+                    return Err(CidrError::Prefix { max });
+                }
+                match prefix.parse::<u8>() {
+                    Ok(prefix) if prefix <= max => prefix,
+                    _ => return Err(CidrError::Prefix { max }),
+                }
+            }
+        };
+        if prefix == 0 {
+            return Err(CidrError::Everything);
+        }
+        let network = Cidr {
+            network: masked(address, prefix),
+            prefix,
+        };
+        if network.network != address {
+            return Err(CidrError::HostBits { network });
+        }
+        Ok(network)
+    }
+
+    /// The network's first address.
+    pub fn network(&self) -> IpAddr {
+        self.network
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `address` lies inside. An IPv4-mapped IPv6 address (`::ffff:10.1.2.3`, how a
+    /// dual-stack gateway may report an IPv4 client) is taken as the IPv4 address it carries.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let address = match address {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, address) {
+            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
+                masked(address, self.prefix) == self.network
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the address written as `text` lies inside; text that is no address does not.
+    pub fn contains_text(&self, text: &str) -> bool {
+        text.parse().is_ok_and(|address| self.contains(address))
+    }
+
+    /// For an IPv4 network of at least a /8: the dotted text every address inside starts with
+    /// (`10.1.` for `10.1.0.0/16`, `10.1.2.` for `10.1.2.0/23`'s first whole octets). Lets a store
+    /// narrow its candidates with a prefix match before testing each one exactly.
+    pub fn ipv4_text_prefix(&self) -> Option<String> {
+        let IpAddr::V4(network) = self.network else {
+            return None;
+        };
+        let whole_octets = usize::from(self.prefix / 8);
+        if whole_octets == 0 {
+            return None;
+        }
+        let octets = network.octets();
+        let mut prefix: String = octets[..whole_octets.min(4)]
+            .iter()
+            .map(|octet| format!("{octet}."))
+            .collect();
+        if whole_octets == 4 {
+            // A single address: its whole text (with a trailing dot, the address itself would not
+            // match).
+            prefix.pop();
+        }
+        Some(prefix)
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Cidr::parse(text)
+    }
+}
+
+impl CidrError {
+    /// The complaint about `field` holding `value`, for a person.
+    pub fn describe(&self, field: &str, value: &str) -> String {
+        match self {
+            CidrError::Malformed => {
+                format!("{field} {value:?} is not a network in CIDR notation (such as 203.0.113.0/24 or 2001:db8::/32)")
+            }
+            CidrError::Prefix { max } => {
+                format!("{field} {value:?} has a bad prefix length; it must be a number from 1 to {max}")
+            }
+            CidrError::Everything => format!(
+                "{field} {value:?} covers every address; name a smaller network (or act on everyone explicitly)"
+            ),
+            CidrError::HostBits { network } => {
+                format!("{field} {value:?} has bits set past the prefix length; did you mean {network}?")
+            }
+        }
+    }
+}
+
+fn max_prefix(address: IpAddr) -> u8 {
+    match address {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+/// `address` with every bit past `prefix` cleared.
+fn masked(address: IpAddr, prefix: u8) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(text: &str) -> Cidr {
+        Cidr::parse(text).unwrap_or_else(|error| panic!("{text}: {error:?}"))
+    }
+
+    #[test]
+    fn networks_parse_and_print_normalised() {
+        assert_eq!(cidr("203.0.113.0/24").to_string(), "203.0.113.0/24");
+        assert_eq!(cidr("2001:0db8::/32").to_string(), "2001:db8::/32");
+        assert_eq!(cidr("10.1.2.3").to_string(), "10.1.2.3/32");
+        assert_eq!(cidr("::1").to_string(), "::1/128");
+        assert_eq!(cidr("10.0.0.0/8").prefix(), 8);
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_the_reason() {
+        assert_eq!(Cidr::parse("nope/8"), Err(CidrError::Malformed));
+        assert_eq!(Cidr::parse(""), Err(CidrError::Malformed));
+        assert_eq!(Cidr::parse("10.0.0.0/33"), Err(CidrError::Prefix { max: 32 }));
+        assert_eq!(Cidr::parse("10.0.0.0/"), Err(CidrError::Prefix { max: 32 }));
+        assert_eq!(Cidr::parse("10.0.0.0/+8"), Err(CidrError::Prefix { max: 32 }));
+        assert_eq!(Cidr::parse("::/129"), Err(CidrError::Prefix { max: 128 }));
+        assert_eq!(Cidr::parse("0.0.0.0/0"), Err(CidrError::Everything));
+        assert_eq!(Cidr::parse("::/0"), Err(CidrError::Everything));
+        assert_eq!(
+            Cidr::parse("10.1.2.3/16"),
+            Err(CidrError::HostBits {
+                network: cidr("10.1.0.0/16")
+            })
+        );
+        assert_eq!(
+            CidrError::HostBits {
+                network: cidr("10.1.0.0/16")
+            }
+            .describe("target.cidr", "10.1.2.3/16"),
+            "target.cidr \"10.1.2.3/16\" has bits set past the prefix length; did you mean 10.1.0.0/16?"
+        );
+    }
+
+    #[test]
+    fn containment_respects_the_prefix_and_the_family() {
+        let network = cidr("203.0.113.0/24");
+        assert!(network.contains_text("203.0.113.7"));
+        assert!(network.contains_text("203.0.113.255"));
+        assert!(!network.contains_text("203.0.114.1"));
+        assert!(!network.contains_text("2001:db8::1"));
+        assert!(!network.contains_text("not an address"));
+        // An IPv4 client reported in IPv6 form is the same client.
+        assert!(network.contains_text("::ffff:203.0.113.9"));
+        let v6 = cidr("2001:db8::/32");
+        assert!(v6.contains_text("2001:db8:ffff::1"));
+        assert!(!v6.contains_text("2001:db9::1"));
+        assert!(!v6.contains_text("203.0.113.7"));
+        let odd = cidr("10.1.2.0/23");
+        assert!(odd.contains_text("10.1.3.200"));
+        assert!(!odd.contains_text("10.1.4.0"));
+    }
+
+    #[test]
+    fn ipv4_networks_give_a_text_prefix_for_narrowing() {
+        assert_eq!(cidr("10.0.0.0/8").ipv4_text_prefix().as_deref(), Some("10."));
+        assert_eq!(cidr("10.1.2.0/23").ipv4_text_prefix().as_deref(), Some("10.1."));
+        assert_eq!(cidr("10.1.2.3/32").ipv4_text_prefix().as_deref(), Some("10.1.2.3"));
+        assert_eq!(cidr("128.0.0.0/1").ipv4_text_prefix(), None);
+        assert_eq!(cidr("2001:db8::/32").ipv4_text_prefix(), None);
+    }
+}
