@@ -8,6 +8,7 @@
 //! - [`sweeper`]: the leader-elected idle / maximum-duration sweep ([`Sweeper`]), over [`lease`].
 //! - [`sessions`] and [`termination`]: the registry and the termination service, in process or over gRPC.
 //! - [`clock`]: time, made controllable for tests.
+//! - `metrics`: sweeper runs.
 //! - [`api`]: the gRPC adapter; [`app`]: the process.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod clock;
 mod convert;
 pub mod domain;
 pub mod lease;
+mod metrics;
 pub mod rules;
 pub mod service;
 pub mod sessions;

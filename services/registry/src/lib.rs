@@ -5,6 +5,7 @@
 //! - [`registry`]: a running replica — its background tasks and its gRPC services.
 //! - `api`: the gRPC edge (`SessionRegistry`, `GatewayLink`), validating with [`validate`].
 //! - `events`, `activity`, `idle`: the change feed, batched activity writes, idle detection.
+//! - `metrics`, `trace`: the registry's metrics and the spans of the gateway link's work.
 
 mod activity;
 pub mod admission;
@@ -15,10 +16,12 @@ pub mod convert;
 pub mod domain;
 mod events;
 mod idle;
+mod metrics;
 pub mod page_token;
 mod registry;
 pub mod settings;
 pub mod store;
+mod trace;
 pub mod validate;
 
 pub use api::{LinkApi, SessionsApi};

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::agent_message::Message as Up;
 use vigil_proto::v1::gateway_link_server::GatewayLink;
@@ -103,6 +104,7 @@ impl GatewayLink for LinkApi {
         let (outbound, receiver) = mpsc::channel(OUTBOUND_QUEUE);
         // The queue is empty and its receiver alive: this cannot fail.
         let _ = outbound.try_send(Ok(welcome));
+        crate::metrics::agent_stream_opened();
         tokio::spawn(link.serve(inbound, subscription, pending, outbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
@@ -333,7 +335,8 @@ impl Link {
                 }
                 message = inbound.message() => match message {
                     Ok(Some(message)) => {
-                        if let Err(status) = self.handle(message, &outbound).await {
+                        let span = crate::trace::agent_message_span(&self.gateway_id, &message);
+                        if let Err(status) = self.handle(message, &outbound).instrument(span).await {
                             let _ = outbound.send(Err(status)).await;
                             break;
                         }
@@ -347,7 +350,8 @@ impl Link {
                 event = commands.next() => match event {
                     Some(BusEvent::Message(payload)) => match pb::GatewayDispatch::decode(&payload[..]) {
                         Ok(dispatch) => {
-                            if self.forward(dispatch.messages, &outbound).await.is_err() {
+                            let (span, messages) = crate::trace::dispatch_span(&self.gateway_id, dispatch);
+                            if self.forward(messages, &outbound).instrument(span).await.is_err() {
                                 break;
                             }
                         }
@@ -377,10 +381,11 @@ impl Link {
         self.touch(now).await;
         match message.message {
             Some(Up::SessionOpened(opened)) => {
-                let decision = self.admit(opened, now).await?;
+                let decision = self.admit(opened, now).await;
+                crate::metrics::admission(&decision);
                 let reply = pb::ControllerMessage {
-                    trace_context: Default::default(),
-                    message: Some(pb::controller_message::Message::Admission(decision)),
+                    trace_context: vigil_runtime::telemetry::propagation::current_map(),
+                    message: Some(pb::controller_message::Message::Admission(decision?)),
                 };
                 // A closed outbound means the agent is gone; the inbound side will notice.
                 let _ = outbound.send(Ok(reply)).await;
@@ -610,6 +615,7 @@ impl Link {
             // agent's snapshot or the re-sent command.
             tracing::debug!(gateway = %self.gateway_id, command = %ack.command_id, "acknowledgement for a command this link did not carry");
         }
+        crate::metrics::kill_acknowledged(outcome, command.as_ref(), now);
         self.registry.inner.reporter.report(pb::CommandReport {
             command_id: ack.command_id,
             gateway_id: self.gateway_id.clone(),
@@ -635,6 +641,7 @@ impl Link {
     }
 
     async fn close(self) {
+        crate::metrics::agent_stream_closed();
         let inner = &self.registry.inner;
         {
             let mut links = inner.links.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
