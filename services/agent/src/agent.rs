@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use vigil_proto::v1::{AdmissionDecision, EndReason, Location, Lock, Risk, SessionStart};
 
 use crate::state::LocalState;
@@ -183,7 +184,26 @@ impl Agent {
     /// the grace period, and with [`AgentError::Timeout`] after `admission_timeout`. When allowed, the
     /// session is in [`Agent::sessions`] by the time this returns. If the caller stops waiting (timeout
     /// or a dropped future) and the registry allows the session anyway, the agent closes it right away.
+    ///
+    /// Runs in an `agent.open_session` span (a child of the caller's current span), which the
+    /// registry's admission continues: see the crate docs on tracing.
     pub async fn open_session(&self, start: SessionStart) -> Result<Admission, AgentError> {
+        let span = tracing::info_span!(
+            "agent.open_session",
+            otel.kind = "client",
+            gateway_id = %self.gateway_id(),
+            user = %start.user,
+            resource = %start.resource_name,
+            allowed = tracing::field::Empty,
+        );
+        let admission = self.ask_admission(start).instrument(span.clone()).await;
+        if let Ok(admission) = &admission {
+            span.record("allowed", admission.allowed);
+        }
+        admission
+    }
+
+    async fn ask_admission(&self, start: SessionStart) -> Result<Admission, AgentError> {
         validate::session_start(&start)?;
         let request_id = format!("req-{}", self.inner.next_request.fetch_add(1, Ordering::Relaxed));
         let (waiter, mut decision) = oneshot::channel();

@@ -64,6 +64,13 @@
 //! or ended through the handler with new ones refused until the link is back ([`FailMode::Strict`]).
 //!
 //! [`simulate`] runs many such gateways with realistic users, for demos and benchmarks.
+//!
+//! **Tracing.** Admissions run in an `agent.open_session` span and terminate commands in an
+//! `agent.terminate` span; their W3C trace context travels on the link, so the registry's work (and
+//! geo's and policy's) joins the gateway's trace, and a kill's trace — from the operator's
+//! `Terminate` through the bus — reaches the gateway's handler. For the spans to be exported, the
+//! gateway installs `tracing-opentelemetry` and sets `opentelemetry_sdk`'s
+//! `TraceContextPropagator` as the global propagator; without them nothing is sent.
 
 #![warn(missing_docs)]
 
@@ -79,6 +86,7 @@ mod link_tests;
 mod locks;
 pub mod simulate;
 mod state;
+mod trace;
 mod validate;
 
 pub use agent::{Admission, Agent, LinkState};

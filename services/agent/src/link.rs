@@ -1,5 +1,6 @@
 //! The link task: connect, say hello, pump both directions, and start over when anything breaks.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,6 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 use tonic::{Code, Status, Streaming};
+use tracing::Instrument;
 use vigil_proto::v1::agent_message::Message;
 use vigil_proto::v1::controller_message::Message as Command;
 use vigil_proto::v1::gateway_link_client::GatewayLinkClient;
@@ -342,7 +344,8 @@ fn ticker(millis: u32, default: Duration) -> tokio::time::Interval {
 
 /// Acts on one message from the registry.
 async fn handle(shared: &Arc<Shared>, message: ControllerMessage) -> Flow {
-    let Some(message) = message.message else {
+    let ControllerMessage { message, trace_context } = message;
+    let Some(message) = message else {
         return Flow::Continue;
     };
     match message {
@@ -350,7 +353,7 @@ async fn handle(shared: &Arc<Shared>, message: ControllerMessage) -> Flow {
             tracing::warn!(replica = welcome.replica, "a second welcome on the same link; ignored");
         }
         Command::Admission(decision) => shared.lock().admission_decided(decision, SystemTime::now()),
-        Command::Terminate(command) => terminate(shared, command),
+        Command::Terminate(command) => terminate(shared, command, &trace_context),
         Command::IdleWarning(warning) => {
             let held = shared.lock().holds(&warning.session_id);
             if held {
@@ -379,14 +382,24 @@ async fn handle(shared: &Arc<Shared>, message: ControllerMessage) -> Flow {
 }
 
 /// Carries out a terminate command on a task of its own (a slow gateway must not hold up admissions),
-/// once per command id.
-fn terminate(shared: &Arc<Shared>, command: TerminateCommand) {
-    if shared.lock().begin_command(&command) != CommandStart::Run {
+/// once per command id, in an `agent.terminate` span continuing the kill's trace (its acknowledgement
+/// carries the span on to the registry).
+fn terminate(shared: &Arc<Shared>, command: TerminateCommand, trace_context: &HashMap<String, String>) {
+    let span = crate::trace::follow(
+        tracing::info_span!(
+            "agent.terminate",
+            otel.kind = "consumer",
+            command_id = %command.command_id,
+            session_id = %command.session_id,
+        ),
+        trace_context,
+    );
+    if span.in_scope(|| shared.lock().begin_command(&command)) != CommandStart::Run {
         return;
     }
     let handler = Arc::clone(&shared.handler);
     let shared = Arc::clone(shared);
-    tokio::spawn(async move {
+    let task = async move {
         // A panicking handler must still produce an acknowledgement, or the command would stay in flight.
         let result = match AssertUnwindSafe(handler.terminate(&command)).catch_unwind().await {
             Ok(result) => result,
@@ -399,7 +412,8 @@ fn terminate(shared: &Arc<Shared>, command: TerminateCommand) {
             "terminate command carried out"
         );
         shared.lock().finish_command(&command, &result);
-    });
+    };
+    tokio::spawn(task.instrument(span));
 }
 
 /// Ends the agent's half of the stream and gives the registry a moment to end its half.

@@ -199,7 +199,7 @@ impl LocalState {
     pub(crate) fn send(&mut self, message: Message) -> bool {
         let Some(link) = &self.link else { return false };
         match link.tx.try_send(AgentMessage {
-            trace_context: Default::default(),
+            trace_context: crate::trace::current_map(),
             message: Some(message),
         }) {
             Ok(()) => {

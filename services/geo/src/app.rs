@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_runtime::auth::AuthConfig;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Server, ServerConfig};
-use vigil_runtime::telemetry::LogConfig;
+use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 use vigil_runtime::tls::TlsConfig;
 
 use crate::api::GeoApi;
@@ -23,6 +23,8 @@ pub struct GeoServiceConfig {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    /// Traces and metrics: OTLP export and the Prometheus endpoint, both off by default.
+    pub telemetry: TelemetryConfig,
     /// Who may call: only the registry's admission does (the `service` role).
     pub auth: AuthConfig,
     /// TLS for this server.
@@ -41,6 +43,7 @@ impl Default for GeoServiceConfig {
             },
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             geo: GeoConfig::default(),

@@ -77,7 +77,11 @@ async fn main() -> anyhow::Result<()> {
         _ => {}
     }
     let config: GeoServiceConfig = vigil_runtime::config::load(cli.config.as_deref(), "VIGIL_")?;
-    vigil_runtime::telemetry::init_tracing(&config.log)?;
+    // Only a serving process exports traces and metrics (and opens the scrape port).
+    let _telemetry = match command {
+        Command::Serve => vigil_runtime::telemetry::init_telemetry(&config.log, &config.telemetry, "vigil-geo")?,
+        _ => vigil_runtime::telemetry::init_logs(&config.log)?,
+    };
     match command {
         Command::Serve => app::run(config, vigil_runtime::shutdown::shutdown_on_signal()).await,
         Command::Migrate => {

@@ -10,7 +10,7 @@ use vigil_runtime::bus::{self, BusConfig};
 use vigil_runtime::client::ServiceConnector;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Server, ServerConfig};
-use vigil_runtime::telemetry::LogConfig;
+use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 use vigil_runtime::tls::TlsConfig;
 
 use crate::api::PolicyApi;
@@ -30,6 +30,8 @@ pub struct PolicyConfig {
     pub database: DatabaseConfig,
     pub bus: BusConfig,
     pub log: LogConfig,
+    /// Traces and metrics: OTLP export and the Prometheus endpoint, both off by default.
+    pub telemetry: TelemetryConfig,
     /// Who may call (bearer tokens, roles), and the token this service presents to the registry
     /// and termination.
     pub auth: AuthConfig,
@@ -55,6 +57,7 @@ impl Default for PolicyConfig {
             database: DatabaseConfig::default(),
             bus: BusConfig::default(),
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             policy: PolicySettings::default(),

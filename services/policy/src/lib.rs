@@ -10,6 +10,7 @@
 //! - [`sweeper`]: the leader-elected idle / maximum-duration sweep ([`Sweeper`]), over [`lease`].
 //! - [`sessions`] and [`termination`]: the registry and the termination service, in process or over gRPC.
 //! - [`clock`]: time, made controllable for tests.
+//! - `metrics`: sweeper runs.
 //! - [`api`]: the gRPC adapter; [`app`]: the process.
 
 pub mod api;
@@ -19,6 +20,7 @@ mod convert;
 pub mod domain;
 pub mod lease;
 pub mod locks;
+mod metrics;
 pub mod rules;
 pub mod service;
 pub mod sessions;

@@ -34,6 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use vigil_proto::v1 as pb;
 use vigil_registry::gateway_channel;
 use vigil_runtime::bus::ControlBus;
@@ -267,7 +268,17 @@ impl Sweeper {
                 next_reconcile = Instant::now() + self.settings.reconcile_interval;
             }
             let mut report = SweepReport::default();
-            let outcome = self.sweep(&guard, memory, reconcile, &mut report).await;
+            // One trace per sweep: the kills it asks for (termination `Terminate` calls) join it.
+            let span = tracing::info_span!("policy.sweep", term = term.number, reconcile);
+            let outcome = self
+                .sweep(&guard, memory, reconcile, &mut report)
+                .instrument(span)
+                .await;
+            crate::metrics::sweeper_run(match &outcome {
+                Ok(()) => "completed",
+                Err(Interrupted::LostLeadership) => "lost_leadership",
+                Err(Interrupted::Failed(_)) => "failed",
+            });
             memory.asked_to_end = std::mem::take(&mut report.still_live);
             if report.locks_published_at.is_some() {
                 memory.locks_published_at = report.locks_published_at;

@@ -11,7 +11,7 @@ use vigil_runtime::bus::{self, BusConfig, ControlBus};
 use vigil_runtime::client::ServiceConnector;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Readiness, Server, ServerConfig};
-use vigil_runtime::telemetry::LogConfig;
+use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 use vigil_runtime::tls::TlsConfig;
 
 use crate::admission::{GrpcAdmissionPolicy, GrpcRiskAssessor, GrpcSessionEvictor};
@@ -31,6 +31,8 @@ pub struct RegistryConfig {
     pub database: DatabaseConfig,
     pub bus: BusConfig,
     pub log: LogConfig,
+    /// Traces and metrics: OTLP export and the Prometheus endpoint, both off by default.
+    pub telemetry: TelemetryConfig,
     /// Who may call (bearer tokens, roles) and which gateways may link (their credentials).
     pub auth: AuthConfig,
     /// TLS for this server and for the calls to termination, geo and policy.

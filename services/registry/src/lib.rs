@@ -6,6 +6,7 @@
 //! - `api`: the gRPC edge (`SessionRegistry`, `GatewayLink`), validating with [`validate`].
 //! - `events`, `activity`, `idle`: the change feed, batched activity writes, idle detection.
 //! - [`locks`], `liveness`: the lock set pushed to gateways; gateways gone silent and their sessions.
+//! - `metrics`, `trace`: the registry's metrics and the spans of the gateway link's work.
 
 mod activity;
 pub mod admission;
@@ -19,10 +20,12 @@ mod events;
 mod idle;
 mod liveness;
 pub mod locks;
+mod metrics;
 pub mod page_token;
 mod registry;
 pub mod settings;
 pub mod store;
+mod trace;
 pub mod validate;
 
 pub use api::{LinkApi, SessionsApi};

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::gateway_link_server::GatewayLinkServer;
 use vigil_proto::v1::session_registry_server::SessionRegistryServer;
@@ -100,6 +101,11 @@ impl Registry {
             seen_interval(settings.gateway_seen_interval, settings.gateway_grace),
             shutdown.clone(),
         ));
+        let metrics = crate::metrics::start_live_sessions_refresher(
+            store.clone(),
+            settings.metrics_refresh_interval,
+            shutdown.clone(),
+        );
         tracing::info!(replica = %settings.replica, "registry started");
         let registry = Self {
             inner: Arc::new(Inner {
@@ -125,6 +131,7 @@ impl Registry {
                     releaser_task,
                     locks_task,
                     seen_task,
+                    metrics,
                 ]),
             }),
         };
@@ -360,11 +367,14 @@ impl Inner {
             tracing::warn!(sessions = ?session_ids, "policy asked to end older sessions but no termination service is attached");
             return;
         };
-        tokio::spawn(async move {
+        // A child of the admission that made room, so the kill joins the admission's trace.
+        let span = tracing::info_span!("registry.evict", sessions = session_ids.len());
+        let task = async move {
             if let Err(error) = evictor.evict(session_ids.clone()).await {
                 tracing::warn!(%error, sessions = ?session_ids, "could not end older sessions for the concurrency limit");
             }
-        });
+        };
+        tokio::spawn(task.instrument(span));
     }
 
     /// Announces ended sessions and frees their concurrency slots.

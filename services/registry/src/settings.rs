@@ -47,6 +47,10 @@ pub struct RegistrySettings {
     pub watch_buffer: usize,
     /// How session starts are decided (geo and policy timeouts, failure stance).
     pub admission: crate::admission::AdmissionSettings,
+    /// How often the `vigil_sessions_live` metric is re-read from the database (scrapes and
+    /// exports read the last count; they never query the database).
+    #[serde(with = "humantime_serde")]
+    pub metrics_refresh_interval: Duration,
 }
 
 impl Default for RegistrySettings {
@@ -68,6 +72,7 @@ impl Default for RegistrySettings {
             page_token_key: "vigil-development-page-token-key".into(),
             watch_buffer: 4096,
             admission: crate::admission::AdmissionSettings::default(),
+            metrics_refresh_interval: Duration::from_secs(15),
         }
     }
 }
@@ -83,6 +88,7 @@ impl RegistrySettings {
             ("registry.agent_heartbeat_interval", self.agent_heartbeat_interval),
             ("registry.hello_timeout", self.hello_timeout),
             ("registry.gateway_grace", self.gateway_grace),
+            ("registry.metrics_refresh_interval", self.metrics_refresh_interval),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| value.is_zero()) {
             return Err(format!("{name} must be longer than zero"));

@@ -1,5 +1,6 @@
 //! Calling another Vigil service: TLS with the configured CA (and this process's certificate for
-//! mutual TLS), and the service token as `authorization: Bearer …` on every call.
+//! mutual TLS), the service token as `authorization: Bearer …` and the caller's trace context
+//! (W3C `traceparent`) on every call.
 //!
 //! ```no_run
 //! # fn example(auth: &vigil_runtime::auth::AuthConfig, tls: &vigil_runtime::tls::TlsConfig) -> anyhow::Result<()> {
@@ -25,16 +26,21 @@ use crate::{ServiceError, ServiceResult};
 /// Longest a call to another service may take to start answering.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A channel to another service that carries this process's credentials.
-pub type ServiceChannel = InterceptedService<Channel, CallCredentials>;
+/// A channel to another service that carries this process's credentials and the trace context.
+pub type ServiceChannel = InterceptedService<Channel, OutboundInterceptor>;
 
-/// Adds `authorization: Bearer <token>` to every call, when a token is configured.
+/// The interceptor's former name, from when it carried credentials only.
+pub type CallCredentials = OutboundInterceptor;
+
+/// What every call to another service carries: `authorization: Bearer <token>`, when a token is
+/// configured, and the current span's trace context (`traceparent`, `tracestate`), when there is
+/// one, so the callee's span joins the caller's trace.
 #[derive(Clone, Default)]
-pub struct CallCredentials {
+pub struct OutboundInterceptor {
     header: Option<AsciiMetadataValue>,
 }
 
-impl CallCredentials {
+impl OutboundInterceptor {
     /// No token: calls go out unauthenticated (fine when the callee has authentication off).
     pub fn none() -> Self {
         Self::default()
@@ -51,21 +57,23 @@ impl CallCredentials {
     }
 }
 
-impl std::fmt::Debug for CallCredentials {
+impl std::fmt::Debug for OutboundInterceptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.header.is_some() {
-            "CallCredentials(<bearer token>)"
+            "OutboundInterceptor(<bearer token>)"
         } else {
-            "CallCredentials(<none>)"
+            "OutboundInterceptor(<none>)"
         })
     }
 }
 
-impl Interceptor for CallCredentials {
+impl Interceptor for OutboundInterceptor {
+    /// Runs in the calling task as the call starts, so the current span is the caller's.
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(header) = &self.header {
             request.metadata_mut().insert("authorization", header.clone());
         }
+        crate::telemetry::propagation::inject_metadata(&opentelemetry::Context::current(), request.metadata_mut());
         Ok(request)
     }
 }
@@ -73,7 +81,7 @@ impl Interceptor for CallCredentials {
 /// Makes channels to other Vigil services with this process's TLS trust and service token.
 #[derive(Clone, Debug, Default)]
 pub struct ServiceConnector {
-    credentials: CallCredentials,
+    credentials: OutboundInterceptor,
     tls: Option<ClientTlsConfig>,
 }
 
@@ -88,9 +96,9 @@ impl ServiceConnector {
     pub fn from_config(auth: &AuthConfig, tls: &TlsConfig) -> Result<Self, TlsError> {
         let credentials = match &auth.outgoing_token {
             Some(token) if !token.is_empty() => {
-                CallCredentials::bearer(token.expose()).map_err(|error| TlsError(error.to_string()))?
+                OutboundInterceptor::bearer(token.expose()).map_err(|error| TlsError(error.to_string()))?
             }
-            _ => CallCredentials::none(),
+            _ => OutboundInterceptor::none(),
         };
         Ok(Self {
             credentials,
@@ -99,7 +107,7 @@ impl ServiceConnector {
     }
 
     /// The same connector sending `credentials` instead.
-    pub fn with_credentials(mut self, credentials: CallCredentials) -> Self {
+    pub fn with_credentials(mut self, credentials: OutboundInterceptor) -> Self {
         self.credentials = credentials;
         self
     }
@@ -172,14 +180,14 @@ mod tests {
 
     #[test]
     fn the_token_is_sent_as_a_sensitive_bearer_header() {
-        let mut credentials = CallCredentials::bearer("s3cret").unwrap();
+        let mut credentials = OutboundInterceptor::bearer("s3cret").unwrap();
         let request = credentials.call(tonic::Request::new(())).unwrap();
         let header = request.metadata().get("authorization").expect("set");
         assert_eq!(header.to_str().unwrap(), "Bearer s3cret");
         assert!(header.is_sensitive());
         assert!(!format!("{credentials:?}").contains("s3cret"));
 
-        let mut none = CallCredentials::none();
+        let mut none = OutboundInterceptor::none();
         assert!(
             none.call(tonic::Request::new(()))
                 .unwrap()
@@ -187,6 +195,34 @@ mod tests {
                 .get("authorization")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_current_span_travels_as_traceparent() {
+        use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let mut interceptor = OutboundInterceptor::none();
+        let (request, span_context) = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("caller");
+            let span_context = span.context().span().span_context().clone();
+            let request = span.in_scope(|| interceptor.call(tonic::Request::new(())).unwrap());
+            (request, span_context)
+        });
+        let traceparent = request.metadata().get("traceparent").expect("set").to_str().unwrap();
+        assert_eq!(
+            traceparent,
+            format!("00-{}-{}-01", span_context.trace_id(), span_context.span_id())
+        );
+
+        // Outside any span nothing is added.
+        let request = interceptor.call(tonic::Request::new(())).unwrap();
+        assert!(request.metadata().get("traceparent").is_none());
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! The parts every Vigil service shares, so each service crate holds only its own domain:
 //!
 //! - [`config`]: defaults → TOML file → `VIGIL_*` environment, validated once at start-up.
-//! - [`telemetry`]: tracing subscriber set-up (human or JSON logs).
+//! - [`telemetry`]: logs (human or JSON, with trace ids), OpenTelemetry traces and metrics (OTLP,
+//!   Prometheus), and trace-context propagation over gRPC, the gateway link and the bus.
 //! - [`server`]: one `serve()` for every gRPC server — health, reflection, catch-panic, timeouts,
 //!   graceful shutdown.
 //! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token.

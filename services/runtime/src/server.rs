@@ -28,6 +28,8 @@
 //! - Graceful shutdown when the token is cancelled: health turns `NOT_SERVING` first, then the
 //!   listener closes and in-flight calls get [`ServerConfig::shutdown_grace`] to finish; whatever
 //!   is still open after that (long-lived streams) has its connection closed.
+//! - A span per call ([`crate::telemetry::grpc::RpcTraceLayer`]) named after the method and
+//!   continuing the caller's trace (W3C `traceparent` in the request metadata).
 //! - Authentication and permissions ([`AuthLayer`]): off unless [`Server::with_security`] says
 //!   otherwise, in which case every call is checked against the per-RPC tables of
 //!   [`crate::auth::permission`] before any handler runs.
@@ -309,7 +311,8 @@ impl Server {
             .concurrency_limit_per_connection(config.concurrency_limit_per_connection)
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            // Outermost, so the call's span covers authentication and a caught panic too.
+            .layer(crate::telemetry::grpc::RpcTraceLayer)
             .layer(CatchPanicLayer)
             .layer(AuthLayer::new(authenticator.clone()));
         let router = builder.add_routes(routes);

@@ -10,7 +10,7 @@ use vigil_runtime::bus::{self, BusConfig};
 use vigil_runtime::client::ServiceConnector;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Server, ServerConfig};
-use vigil_runtime::telemetry::LogConfig;
+use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 use vigil_runtime::tls::TlsConfig;
 
 use crate::api::TerminationApi;
@@ -28,6 +28,8 @@ pub struct TerminationConfig {
     pub database: DatabaseConfig,
     pub bus: BusConfig,
     pub log: LogConfig,
+    /// Traces and metrics: OTLP export and the Prometheus endpoint, both off by default.
+    pub telemetry: TelemetryConfig,
     /// Who may call (bearer tokens, roles), and the token this service presents to the registry.
     pub auth: AuthConfig,
     /// TLS for this server and for the calls to the registry.
@@ -49,6 +51,7 @@ impl Default for TerminationConfig {
             database: DatabaseConfig::default(),
             bus: BusConfig::default(),
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             termination: TerminationSettings::default(),

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use vigil_proto::v1 as pb;
 use vigil_registry::gateway_channel;
 use vigil_runtime::bus::ControlBus;
@@ -27,6 +29,9 @@ const PUBLISH_CONCURRENCY: usize = 64;
 
 /// Publishes commands, one dispatch per gateway. Returns how many gateways could not be reached
 /// over the bus (their commands stay due and are re-sent by the redelivery loop).
+///
+/// Each publication is a `termination.publish` span (a child of the current span) whose context
+/// travels in the dispatch, so the registry's forwarding and the agent's handling join the trace.
 pub async fn publish(bus: &Arc<dyn ControlBus>, commands: &[CommandRecord]) -> usize {
     let mut by_gateway: BTreeMap<String, Vec<pb::ControllerMessage>> = BTreeMap::new();
     for command in commands.iter().filter(|command| command.is_open()) {
@@ -40,9 +45,16 @@ pub async fn publish(bus: &Arc<dyn ControlBus>, commands: &[CommandRecord]) -> u
     }
     let publishes = by_gateway.into_iter().map(|(gateway_id, messages)| {
         let bus = bus.clone();
+        let span = tracing::info_span!(
+            "termination.publish",
+            otel.kind = "producer",
+            gateway = %gateway_id,
+            commands = messages.len(),
+        );
+        let trace_context = vigil_runtime::telemetry::propagation::inject_map(&span.context());
         async move {
             let payload = pb::GatewayDispatch {
-                trace_context: Default::default(),
+                trace_context,
                 messages,
             }
             .encode_to_vec();
@@ -54,6 +66,7 @@ pub async fn publish(bus: &Arc<dyn ControlBus>, commands: &[CommandRecord]) -> u
                 }
             }
         }
+        .instrument(span)
     });
     let results: Vec<usize> = futures::stream::iter(publishes)
         .buffer_unordered(PUBLISH_CONCURRENCY)
@@ -87,7 +100,9 @@ pub async fn run_redelivery(
             Ok(due) if due.is_empty() => {}
             Ok(due) => {
                 tracing::info!(commands = due.len(), "re-sending unacknowledged commands");
-                publish(&bus, &due).await;
+                publish(&bus, &due)
+                    .instrument(tracing::info_span!("termination.redelivery", commands = due.len()))
+                    .await;
             }
             Err(error) => tracing::warn!(%error, "could not look for commands to re-send; will retry"),
         }

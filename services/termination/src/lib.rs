@@ -5,6 +5,7 @@
 //! - [`service`]: [`service::Terminator`], the logic — resolve, record, publish, track.
 //! - [`delivery`]: one bus message per gateway; redelivery of what is not acknowledged.
 //! - [`directory`]: the registry, in process or over gRPC.
+//! - `metrics`: kills issued.
 //! - [`api`]: the gRPC adapter; [`app`]: the process.
 
 pub mod api;
@@ -13,6 +14,7 @@ mod convert;
 pub mod delivery;
 pub mod directory;
 pub mod domain;
+mod metrics;
 pub mod service;
 pub mod settings;
 pub mod store;

@@ -32,8 +32,15 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config: TerminationConfig = vigil_runtime::config::load(cli.config.as_deref(), "VIGIL_")?;
-    vigil_runtime::telemetry::init_tracing(&config.log)?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Only a serving process exports traces and metrics (and opens the scrape port).
+    let _telemetry = match command {
+        Command::Serve => {
+            vigil_runtime::telemetry::init_telemetry(&config.log, &config.telemetry, "vigil-termination")?
+        }
+        _ => vigil_runtime::telemetry::init_logs(&config.log)?,
+    };
+    match command {
         Command::Serve => app::run(config, vigil_runtime::shutdown::shutdown_on_signal()).await,
         Command::Migrate => {
             app::open_store(&config.database, true).await?;

@@ -172,6 +172,12 @@ impl Terminator {
             )),
             other => other,
         })?;
+        crate::metrics::kills_issued(
+            commands
+                .iter()
+                .filter(|command| command.state == DeliveryState::Pending)
+                .count(),
+        );
         tracing::info!(
             termination = %termination.id,
             actor,

@@ -11,7 +11,7 @@ use vigil_runtime::auth::AuthConfig;
 use vigil_runtime::bus::{BusConfig, BusKind};
 use vigil_runtime::database::DatabaseConfig;
 use vigil_runtime::server::ServerConfig;
-use vigil_runtime::telemetry::LogConfig;
+use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 use vigil_runtime::tls::TlsConfig;
 use vigil_termination::TerminationSettings;
 
@@ -22,6 +22,8 @@ pub struct VigilConfig {
     pub database: DatabaseConfig,
     pub bus: BusConfig,
     pub log: LogConfig,
+    /// Traces and metrics: OTLP export and the Prometheus endpoint, both off by default.
+    pub telemetry: TelemetryConfig,
     /// Required by default: with nothing configured, a secret and an administrator token are made
     /// in `vigil-data/` on start (see `local_auth`). `mode = "off"` turns it off.
     pub auth: AuthConfig,
@@ -48,6 +50,7 @@ impl Default for VigilConfig {
                 ..BusConfig::default()
             },
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
             auth: AuthConfig::required(),
             tls: TlsConfig::default(),
             registry: RegistrySettings {

@@ -70,9 +70,16 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config: VigilConfig = vigil_runtime::config::load(cli.config.as_deref(), "VIGIL_")?;
-    vigil_runtime::telemetry::init_tracing(&config.log)?;
+    let command = cli.command.unwrap_or(Command::Run);
+    // Only a serving process exports traces and metrics (and opens the scrape port).
+    let _telemetry = match command {
+        Command::Run | Command::Simulate { .. } => {
+            vigil_runtime::telemetry::init_telemetry(&config.log, &config.telemetry, "vigil")?
+        }
+        Command::Migrate | Command::PrintConfig => vigil_runtime::telemetry::init_logs(&config.log)?,
+    };
     let shutdown = vigil_runtime::shutdown::shutdown_on_signal();
-    match cli.command.unwrap_or(Command::Run) {
+    match command {
         Command::Run => run(config, shutdown).await,
         Command::Migrate => {
             open_store(&config.database, true).await?;

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::agent_message::Message as Up;
 use vigil_proto::v1::gateway_link_server::GatewayLink;
@@ -114,6 +115,7 @@ impl GatewayLink for LinkApi {
         if let Some(set) = locks.borrow_and_update().as_deref() {
             let _ = outbound.try_send(Ok(lock_update(set)));
         }
+        crate::metrics::agent_stream_opened();
         tokio::spawn(link.serve(inbound, subscription, locks, pending, outbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
@@ -398,7 +400,8 @@ impl Link {
                 message = inbound.message() => match message {
                     Ok(Some(message)) => {
                         silence.as_mut().reset(Instant::now() + grace);
-                        if let Err(status) = self.handle(message, &outbound).await {
+                        let span = crate::trace::agent_message_span(&self.gateway_id, &message);
+                        if let Err(status) = self.handle(message, &outbound).instrument(span).await {
                             let _ = outbound.send(Err(status)).await;
                             break;
                         }
@@ -412,7 +415,8 @@ impl Link {
                 event = commands.next() => match event {
                     Some(BusEvent::Message(payload)) => match pb::GatewayDispatch::decode(&payload[..]) {
                         Ok(dispatch) => {
-                            if self.forward(dispatch.messages, &outbound).await.is_err() {
+                            let (span, messages) = crate::trace::dispatch_span(&self.gateway_id, dispatch);
+                            if self.forward(messages, &outbound).instrument(span).await.is_err() {
                                 break;
                             }
                         }
@@ -442,10 +446,11 @@ impl Link {
         self.touch(now).await;
         match message.message {
             Some(Up::SessionOpened(opened)) => {
-                let decision = self.admit(opened, now).await?;
+                let decision = self.admit(opened, now).await;
+                crate::metrics::admission(&decision);
                 let reply = pb::ControllerMessage {
-                    trace_context: Default::default(),
-                    message: Some(pb::controller_message::Message::Admission(decision)),
+                    trace_context: vigil_runtime::telemetry::propagation::current_map(),
+                    message: Some(pb::controller_message::Message::Admission(decision?)),
                 };
                 // A closed outbound means the agent is gone; the inbound side will notice.
                 let _ = outbound.send(Ok(reply)).await;
@@ -675,6 +680,7 @@ impl Link {
             // agent's snapshot or the re-sent command.
             tracing::debug!(gateway = %self.gateway_id, command = %ack.command_id, "acknowledgement for a command this link did not carry");
         }
+        crate::metrics::kill_acknowledged(outcome, command.as_ref(), now);
         self.registry.inner.reporter.report(pb::CommandReport {
             command_id: ack.command_id,
             gateway_id: self.gateway_id.clone(),
@@ -696,6 +702,7 @@ impl Link {
     /// Forgets the link. `last_heard` is when the gateway was last heard from: when the link closes,
     /// unless it closes for silence (then it was last heard from before).
     async fn close(self, last_heard: EpochMillis) {
+        crate::metrics::agent_stream_closed();
         let inner = &self.registry.inner;
         {
             let mut links = inner.links.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
