@@ -620,8 +620,8 @@ impl SecureStack {
         tls: Option<tonic::transport::ClientTlsConfig>,
     ) -> vigil_runtime::client::ServiceConnector {
         let credentials = match token {
-            Some(token) => vigil_runtime::client::CallCredentials::bearer(token).expect("token"),
-            None => vigil_runtime::client::CallCredentials::none(),
+            Some(token) => vigil_runtime::client::OutboundInterceptor::bearer(token).expect("token"),
+            None => vigil_runtime::client::OutboundInterceptor::none(),
         };
         let connector = vigil_runtime::client::ServiceConnector::plain().with_credentials(credentials);
         match tls {

@@ -1234,9 +1234,11 @@ async fn gateways_connect_seen_disconnect_and_list(store: Arc<SqlStore>) {
     )
     .await;
 
-    store.gateway_seen("gw-1", T0 + 500).await.unwrap();
-    store.gateway_seen("gw-1", T0 + 100).await.unwrap();
-    store.gateway_seen("gw-unknown", T0 + 100).await.unwrap();
+    store.gateways_seen(&[("gw-1".into(), T0 + 500)]).await.unwrap();
+    store
+        .gateways_seen(&[("gw-1".into(), T0 + 100), ("gw-unknown".into(), T0 + 100)])
+        .await
+        .unwrap();
     // A late "closed" from a link on another replica changes nothing.
     store.gateway_disconnected("gw-1", "replica-b", T0 + 600).await.unwrap();
 

@@ -29,9 +29,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A channel to another service that carries this process's credentials and the trace context.
 pub type ServiceChannel = InterceptedService<Channel, OutboundInterceptor>;
 
-/// The interceptor's former name, from when it carried credentials only.
-pub type CallCredentials = OutboundInterceptor;
-
 /// What every call to another service carries: `authorization: Bearer <token>`, when a token is
 /// configured, and the current span's trace context (`traceparent`, `tracestate`), when there is
 /// one, so the callee's span joins the caller's trace.

@@ -89,9 +89,6 @@ pub trait SessionStore: Send + Sync + 'static {
         now: EpochMillis,
     ) -> ServiceResult<()>;
 
-    /// Records that the gateway was heard from.
-    async fn gateway_seen(&self, gateway_id: &str, now: EpochMillis) -> ServiceResult<()>;
-
     /// Records that the gateway's link to `replica` closed (no-op when it has since connected to
     /// another replica).
     async fn gateway_disconnected(&self, gateway_id: &str, replica: &str, now: EpochMillis) -> ServiceResult<()>;

@@ -549,19 +549,6 @@ impl SessionStore for SqlStore {
         Ok(())
     }
 
-    async fn gateway_seen(&self, gateway_id: &str, now: EpochMillis) -> ServiceResult<()> {
-        use gateway::Column as G;
-        gateway::Entity::update_many()
-            .col_expr(
-                G::LastSeenAt,
-                Func::greatest([Expr::col(G::LastSeenAt), Expr::val(now)]).into(),
-            )
-            .filter(G::Id.eq(gateway_id))
-            .exec(&self.db)
-            .await?;
-        Ok(())
-    }
-
     async fn gateway_disconnected(&self, gateway_id: &str, replica: &str, now: EpochMillis) -> ServiceResult<()> {
         use gateway::Column as G;
         // Matching the replica keeps a late "closed" from an old link from undoing a newer connect.
