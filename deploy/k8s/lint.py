@@ -23,8 +23,9 @@ Nothing is exempt: the dev overlay's PostgreSQL and Redis meet the same rules.
 the lint catches every one: a lint that cannot fail proves nothing.
 
 --binaries DIR runs each Vigil binary found in DIR with the rendered configuration file and the
-environment variable names of its container (placeholder values), `print-config`: the binaries
-reject unknown top-level and service-section keys, so such a key fails here rather than at start-up.
+environment of its container, `print-config`: literal values as rendered (the OTLP endpoint, say),
+placeholders for values taken from Secrets or the downward API. The binaries reject unknown keys
+in every section, so such a key fails here rather than at start-up.
 """
 
 from __future__ import annotations
@@ -309,8 +310,13 @@ PLACEHOLDERS = {
 }
 
 
-def config_checks(documents: list[dict]) -> Iterator[tuple[str, str, str, list[str]]]:
-    """(workload, binary, configuration file text, environment variable names) of each Vigil container."""
+# A container's environment as the lint passes it on: (name, literal value, or None when the value
+# comes from elsewhere and a placeholder stands in for it).
+Environment = tuple[tuple[str, str | None], ...]
+
+
+def config_checks(documents: list[dict]) -> Iterator[tuple[str, str, str, Environment]]:
+    """(workload, binary, configuration file text, environment) of each Vigil container."""
     config_maps = {dig(d, "metadata", "name"): d.get("data") or {} for d in documents if d.get("kind") == "ConfigMap"}
     for document in documents:
         spec = pod_spec(document)
@@ -334,18 +340,31 @@ def config_checks(documents: list[dict]) -> Iterator[tuple[str, str, str, list[s
                     f"lint: {document['kind']}/{document['metadata']['name']}: "
                     f"{config_path} comes from no rendered ConfigMap"
                 )
-            names = sorted(env["name"] for env in container.get("env") or [])
-            yield f"{document['kind']}/{document['metadata']['name']}", Path(container["command"][0]).name, text, names
+            # A literal value is passed as it is: the binaries read some at start-up (the OTLP endpoint)
+            # and refuse ones they cannot use. A value from a Secret gets a placeholder instead.
+            environment = tuple(
+                sorted(
+                    (env["name"], None if "valueFrom" in env else env.get("value", ""))
+                    for env in container.get("env") or []
+                )
+            )
+            workload = f"{document['kind']}/{document['metadata']['name']}"
+            yield workload, Path(container["command"][0]).name, text, environment
 
 
-def run_print_config(executable: Path, text: str, names: list[str]) -> str | None:
-    """Why `executable` rejects the configuration `text` with variables `names` set, or None."""
+def run_print_config(executable: Path, text: str, environment: Environment) -> str | None:
+    """Why `executable` rejects the configuration `text` with `environment` set, or None."""
     with tempfile.NamedTemporaryFile("w", suffix=".toml") as file:
         file.write(text)
         file.flush()
         # Only the container's variables: none of ours (a stray VIGIL_* here would be read too).
         env = {"PATH": os.environ.get("PATH", ""), "HOSTNAME": "lint", "RUST_BACKTRACE": "0"}
-        env.update({name: PLACEHOLDERS.get(name, "lint-placeholder") for name in names})
+        env.update(
+            {
+                name: value if value is not None else PLACEHOLDERS.get(name, "lint-placeholder")
+                for name, value in environment
+            }
+        )
         result = subprocess.run(
             [str(executable), "--config", file.name, "print-config"],
             capture_output=True,
@@ -365,16 +384,16 @@ def check_configs(sources: dict[str, list[dict]], binaries: Path) -> tuple[list[
     failures: list[str] = []
     accepted: dict[str, set[str]] = {}
     missing: set[str] = set()
-    verdicts: dict[tuple[str, str, tuple[str, ...]], str | None] = {}
+    verdicts: dict[tuple[str, str, Environment], str | None] = {}
     for source, documents in sources.items():
-        for workload, binary, text, names in config_checks(documents):
+        for workload, binary, text, environment in config_checks(documents):
             executable = binaries / binary
             if not os.access(executable, os.X_OK):
                 missing.add(binary)
                 continue
-            key = (binary, text, tuple(names))
+            key = (binary, text, environment)
             if key not in verdicts:
-                verdicts[key] = run_print_config(executable, text, names)
+                verdicts[key] = run_print_config(executable, text, environment)
             if verdicts[key] is None:
                 accepted.setdefault(binary, set()).add(Path(source).stem)
             else:
