@@ -165,7 +165,9 @@ pub fn init_telemetry(
 /// Logs only, for one-shot commands (`migrate`, `print-config`): nothing is exported and no port
 /// is opened. Same once-per-process rule as [`init_telemetry`].
 pub fn init_logs(log: &LogConfig) -> Result<TelemetryGuard, TelemetryError> {
-    init_telemetry(log, &TelemetryConfig::default(), "vigil")
+    Telemetry::new(log, &TelemetryConfig::default(), "vigil")
+        .without_export()
+        .init()
 }
 
 /// [`init_telemetry`] with extra span exporters, for tests that look at the spans (an in-memory
@@ -175,6 +177,8 @@ pub struct Telemetry<'a> {
     config: &'a TelemetryConfig,
     service_name: &'a str,
     tracer: TracerProviderBuilder,
+    /// Ignore `OTEL_EXPORTER_OTLP_ENDPOINT` (one-shot commands export nothing).
+    export: bool,
 }
 
 impl<'a> Telemetry<'a> {
@@ -185,7 +189,14 @@ impl<'a> Telemetry<'a> {
             config,
             service_name,
             tracer: SdkTracerProvider::builder(),
+            export: true,
         }
+    }
+
+    /// Exports nothing over OTLP, whatever the environment says.
+    pub fn without_export(mut self) -> Self {
+        self.export = false;
+        self
     }
 
     /// Also sends every finished span to `exporter`, one by one as it ends.
@@ -201,6 +212,7 @@ impl<'a> Telemetry<'a> {
             config,
             service_name,
             tracer,
+            export,
         } = self;
         let rust_log = std::env::var("RUST_LOG").ok();
         let env_filter = build_filter(&log.filter, rust_log.as_deref())?;
@@ -215,10 +227,14 @@ impl<'a> Telemetry<'a> {
                 "telemetry.metrics_interval must be longer than zero".into(),
             ));
         }
-        let otlp = otlp_target(
-            config.otlp_endpoint.as_deref(),
-            std::env::var(OTLP_ENDPOINT_ENV).ok().as_deref(),
-        )?;
+        let otlp = if export {
+            otlp_target(
+                config.otlp_endpoint.as_deref(),
+                std::env::var(OTLP_ENDPOINT_ENV).ok().as_deref(),
+            )?
+        } else {
+            None
+        };
         if (otlp.is_some() || config.prometheus_listen.is_some()) && tokio::runtime::Handle::try_current().is_err() {
             return Err(TelemetryError::InvalidSetting(
                 "exporting over OTLP or serving /metrics needs a Tokio runtime: call init_telemetry inside it".into(),
