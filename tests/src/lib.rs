@@ -60,10 +60,19 @@ impl TestSchema {
                     database_url()
                 )
             });
+        // Every connection of the test carries the schema's name, so the end of the test can close
+        // them all: the services of one test hold each other (registry ⇄ termination ⇄ policy), so
+        // their pools outlive it, and a suite would otherwise run PostgreSQL out of connections.
+        let separator = if database_url().contains('?') { '&' } else { '?' };
         let config = DatabaseConfig {
-            url: database_url(),
+            url: format!("{}{separator}application_name={name}", database_url()),
             schema: Some(name.clone()),
-            max_connections: 10,
+            // Each service of a test opens its own pool, two tests run at once on CI's two cores, and
+            // PostgreSQL allows 100 connections in all: small pools keep a suite well inside that.
+            max_connections: 6,
+            // Generous: a loaded machine can be slow to hand out connections, and a test should
+            // fail on behaviour, not on a busy database.
+            connect_timeout: Duration::from_secs(30),
             ..DatabaseConfig::default()
         };
         Self { name, config }
@@ -91,11 +100,30 @@ impl Drop for TestSchema {
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
             if let Ok(runtime) = runtime {
-                let _ = runtime.block_on(database::drop_schema(&database_url(), &name));
+                runtime.block_on(async {
+                    close_connections(&name).await;
+                    let _ = database::drop_schema(&database_url(), &name).await;
+                });
             }
         })
         .join();
     }
+}
+
+/// Ends every PostgreSQL connection opened for the test schema `name` (see [`TestSchema::new`]).
+async fn close_connections(name: &str) {
+    use sea_orm::ConnectionTrait;
+    let Ok(db) = sea_orm::Database::connect(database_url()).await else {
+        return;
+    };
+    // `name` is `vigil_test_` and a UUID's hex digits: nothing to escape.
+    let _ = db
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = '{name}' AND pid <> pg_backend_pid()"
+        ))
+        .await;
+    let _ = db.close().await;
 }
 
 /// A Redis bus in a namespace of its own (share the namespace to make replicas see each other).

@@ -90,6 +90,17 @@ impl World {
         agent.open_session(start).await.expect("the registry answers")
     }
 
+    /// Waits until both gateways' agents have dropped the lock from their pushed sets (they refuse
+    /// locally by that set, so a removed or expired lock stops refusing there once its update lands).
+    async fn agents_drop(&self, lock_id: &str) {
+        for agent in [&self.gw_a, &self.gw_b] {
+            eventually("the agent to drop the lock from its pushed set", || async {
+                (!agent.locks().iter().any(|lock| lock.id == lock_id)).then_some(())
+            })
+            .await;
+        }
+    }
+
     /// Opens a session that must be admitted; returns its id.
     async fn open(agent: &Agent, start: pb::SessionStart) -> String {
         let user = start.user.clone();
@@ -333,7 +344,6 @@ async fn an_expired_lock_stops_refusing_and_its_expiry_is_announced() {
     world.clock.advance(HOUR);
     let verdict = world.admit(from("dave", "81.2.69.142"), "gw-a").await;
     assert_eq!(verdict.verdict, AdmissionVerdict::Allow as i32, "{}", verdict.reason);
-    World::open(&world.gw_a, from("dave", "81.2.69.142")).await;
 
     // The sweeper announces the smaller set, under a newer version, for the holders to drop it.
     let sweeper = world.sweeper();
@@ -342,6 +352,9 @@ async fn an_expired_lock_stops_refusing_and_its_expiry_is_announced() {
     assert!(expired.version > created.version);
     let (status, announced) = sweeper.wait_for(PATIENCE, |status| status.lock_expiries == 1).await;
     assert!(announced, "{status:?}");
+    // The gateways drop it too (their own clocks say an hour is left: the announcement is what counts).
+    world.agents_drop(&lock.id).await;
+    World::open(&world.gw_a, from("dave", "81.2.69.142")).await;
     // Listed only on request once expired.
     let listed = world.engine.list_locks(&pb::ListLocksRequest::default()).await.unwrap();
     assert!(listed.locks.is_empty());
@@ -458,6 +471,7 @@ async fn deleting_a_lock_admits_again() {
         .delete_lock("soc@acme.example", &lock.id)
         .await
         .expect("delete");
+    world.agents_drop(&lock.id).await;
     World::open(&world.gw_a, from("nia", "81.2.69.142")).await;
     assert!(
         world
