@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Lint of rendered Kubernetes manifests: the rules a schema cannot express.
 
-    lint.py [--self-test] [--binaries DIR] RENDERED.yaml...
+    lint.py [--self-test] [--binaries DIR] [--certificates FILE] RENDERED.yaml...
 
 RENDERED.yaml is the output of `kubectl kustomize OVERLAY`. kubectl converts it to JSON (offline), so
-this script needs nothing beyond the Python standard library. It fails when:
+this script needs nothing beyond the Python standard library (3.11 or newer, for tomllib). It fails
+when:
 
 - a container (init containers included) of a Deployment, StatefulSet, DaemonSet, Job or CronJob
   lacks a CPU or memory request or limit;
@@ -13,19 +14,38 @@ this script needs nothing beyond the Python standard library. It fails when:
   PID or IPC namespace, or a container is privileged, may escalate privileges, has a writable root
   filesystem, or keeps or adds any capability;
 - a pod running a Vigil binary leaves `enableServiceLinks` on (Kubernetes would inject
-  VIGIL_REGISTRY_SERVICE_HOST and the like, which the binaries read as configuration keys and
-  reject), sets VIGIL_CONFIG (read as a configuration key too), or, in a Deployment, probes
-  anything but grpc.health.v1.
+  VIGIL_REGISTRY_SERVICE_HOST and the like into the binaries' configuration namespace) or sets
+  VIGIL_CONFIG (the lint finds a container's configuration file through --config);
+- a Vigil server (a Deployment), judged with its configuration file as rendered and the literal
+  VIGIL_* variables of its container on top:
+  - probes something it does not serve: a gRPC probe must target server.listen's port in
+    plaintext (kubelet's gRPC probe cannot speak TLS, so none on a server with tls.cert), a TCP
+    probe the gRPC or the metrics port, an HTTP probe /metrics on telemetry.prometheus_listen's
+    port; the image has no shell or probe binary, so nothing else;
+  - names a tls.* file (or auth.jwks_file) outside the volumes mounted in its container, a TLS
+    file on a writable mount, or a tls.key that does not come from a Secret;
+  - has server.production set and lacks tls.cert and tls.key, sets server.allow_plaintext, does not
+    require authentication (or has nothing to authenticate callers with), calls another service at
+    a URL that is not https://, or without tls.ca or auth.outgoing_token;
+  - in the rendering of the production overlay (a file named production.yaml): lacks
+    server.production.
 
 Nothing is exempt: the dev overlay's PostgreSQL and Redis meet the same rules.
 
 --self-test breaks copies of the rendered workloads one rule at a time, in memory, and fails unless
-the lint catches every one: a lint that cannot fail proves nothing.
+the lint catches every one: a lint that cannot fail proves nothing. Breakages that need something a
+rendering does not have (TLS, a production server) are skipped for that rendering.
 
 --binaries DIR runs each Vigil binary found in DIR with the rendered configuration file and the
-environment of its container, `print-config`: literal values as rendered (the OTLP endpoint, say),
-placeholders for values taken from Secrets or the downward API. The binaries reject unknown keys
-in every section, so such a key fails here rather than at start-up.
+environment of its container, `print-config`: literal values as rendered (the OTLP endpoint, say,
+with $(VAR) references substituted as Kubernetes does), placeholders for values taken from Secrets
+or the downward API. The binaries reject unknown keys in every section, so such a key fails here
+rather than at start-up.
+
+--certificates FILE checks cert-manager Certificates (deploy/k8s/examples/cert-manager.yaml) against
+each rendering: every TLS Secret a Vigil server mounts is written by a Certificate of FILE, issued
+by an Issuer of FILE, with the usages TLS needs here and a DNS name for every host another service
+dials it by.
 """
 
 from __future__ import annotations
@@ -34,12 +54,19 @@ import argparse
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    raise SystemExit("lint: needs Python 3.11 or newer (tomllib reads the services' configuration files)")
 
 # Where each workload kind keeps its pod spec.
 POD_SPEC_PATHS = {
@@ -51,7 +78,16 @@ POD_SPEC_PATHS = {
 }
 # Kinds whose containers run indefinitely and so must say when they are ready and alive.
 PROBED = {"Deployment", "StatefulSet"}
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 VIGIL_BINARY_PREFIX = "/usr/local/bin/vigil-"
+# The binaries read VIGIL_* variables as settings, `__` between nested keys.
+ENV_PREFIX = "VIGIL_"
+# The settings naming files of [tls], which the server reads at start-up.
+TLS_FILES = ("cert", "key", "client_ca", "ca")
+# Any one of them lets a server with auth.mode = "required" authenticate someone.
+AUTH_METHODS = ("hs256_secret", "jwks_file", "api_tokens", "service_tokens")
+# The rendering of the production overlay, whose servers must be production servers.
+PRODUCTION_RENDERING = "production"
 
 
 @dataclass(frozen=True)
@@ -64,6 +100,16 @@ class Problem:
     def __str__(self) -> str:
         where = self.workload if self.container is None else f"{self.workload} container {self.container}"
         return f"{self.source}: {where}: {self.message}"
+
+
+class FromSecret:
+    """A setting whose value comes from a Secret (or the downward API): set, but unknown here."""
+
+    def __repr__(self) -> str:
+        return "<from a Secret>"
+
+
+FROM_SECRET = FromSecret()
 
 
 def load_documents(path: Path) -> list[dict]:
@@ -110,16 +156,126 @@ def is_vigil(container: dict) -> bool:
     return bool(command) and str(command[0]).startswith(VIGIL_BINARY_PREFIX)
 
 
+def workload_name(document: dict) -> str:
+    return f"{document.get('kind')}/{dig(document, 'metadata', 'name')}"
+
+
+# --- a container's configuration --------------------------------------------------------------------
+
+ConfigMaps = dict[str, dict]
+
+
+def config_maps(documents: list[dict]) -> ConfigMaps:
+    return {dig(d, "metadata", "name"): d.get("data") or {} for d in documents if d.get("kind") == "ConfigMap"}
+
+
+def config_file(spec: dict, container: dict, maps: ConfigMaps) -> tuple[Path, str | None] | None:
+    """The `--config` path of a container and the text the rendered ConfigMap mounted there holds
+    (None when none does); None when the container takes no `--config`."""
+    args = container.get("args") or []
+    if "--config" not in args or args.index("--config") + 1 >= len(args):
+        return None
+    path = Path(args[args.index("--config") + 1])
+    volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+    mount = next((m for m in container.get("volumeMounts") or [] if Path(m["mountPath"]) == path.parent), None)
+    config_map = dig(volumes.get(mount["name"]) if mount else None, "configMap", "name")
+    return path, maps.get(config_map, {}).get(path.name)
+
+
+def environment(container: dict) -> list[tuple[str, str | None]]:
+    """The container's variables in order: (name, literal value, or None when it comes from elsewhere)."""
+    return [
+        (env["name"], None if "valueFrom" in env else env.get("value", "")) for env in container.get("env") or []
+    ]
+
+
+# Kubernetes substitutes $(NAME) in a value with an earlier variable of the container; $$ is a `$`.
+REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def substitute(value: str, defined: dict[str, str]) -> str:
+    def replace(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return defined.get(match.group(1), match.group(0))
+
+    return REFERENCE.sub(replace, value)
+
+
+def env_value(text: str) -> object:
+    """A variable's value as the configuration sees it, as far as these rules need: booleans."""
+    return {"true": True, "false": False}.get(text.strip().lower(), text)
+
+
+def effective_config(text: str, variables: list[tuple[str, str | None]]) -> dict:
+    """The configuration file with the container's VIGIL_* variables on top (values from Secrets
+    are FROM_SECRET). Raises tomllib.TOMLDecodeError on a file that is not TOML."""
+    config = tomllib.loads(text)
+    for name, value in variables:
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
+        target = config
+        for key in keys[:-1]:
+            if not isinstance(target.get(key), dict):
+                target[key] = {}
+            target = target[key]
+        target[keys[-1]] = FROM_SECRET if value is None else env_value(value)
+    return config
+
+
+def server_config(document: dict, maps: ConfigMaps) -> dict | None:
+    """The effective configuration of a Deployment's first Vigil container, if it has one."""
+    spec = pod_spec(document)
+    if document.get("kind") != "Deployment" or spec is None:
+        return None
+    for container in spec.get("containers") or []:
+        if not is_vigil(container):
+            continue
+        found = config_file(spec, container, maps)
+        if found is None or found[1] is None:
+            return None
+        try:
+            return effective_config(found[1], environment(container))
+        except tomllib.TOMLDecodeError:
+            return None
+    return None
+
+
+def port_of(address: object) -> int | None:
+    """The port of a `host:port` listen address."""
+    if not isinstance(address, str) or ":" not in address:
+        return None
+    try:
+        return int(address.rsplit(":", 1)[1])
+    except ValueError:
+        return None
+
+
+def is_set(value: object) -> bool:
+    return value is FROM_SECRET or (value is not None and value != "" and value != [] and value != {})
+
+
+def urls_of(config: dict) -> dict[str, str]:
+    """The other services this one calls: its top-level `*_url` settings."""
+    return {key: value for key, value in config.items() if key.endswith("_url") and isinstance(value, str)}
+
+
+# --- the lint ---------------------------------------------------------------------------------------
+
+
 def lint_documents(source: str, documents: list[dict]) -> tuple[list[Problem], int]:
     """Every problem found, and how many containers were looked at."""
     problems: list[Problem] = []
     containers_seen = 0
+    maps = config_maps(documents)
+    production_rendering = Path(source).stem == PRODUCTION_RENDERING
     for document in documents:
         spec = pod_spec(document)
         if spec is None:
             continue
         kind = document["kind"]
-        workload = f"{kind}/{dig(document, 'metadata', 'name')}"
+        workload = workload_name(document)
         problems += [Problem(source, workload, None, message) for message in pod_problems(spec)]
         init_containers = spec.get("initContainers") or []
         containers = spec.get("containers") or []
@@ -131,6 +287,12 @@ def lint_documents(source: str, documents: list[dict]) -> tuple[list[Problem], i
                 Problem(source, workload, name, message)
                 for message in container_problems(container, spec.get("securityContext") or {}, probed)
             ]
+            # Servers: what their configuration says they serve, read and require.
+            if kind == "Deployment" and not is_init and is_vigil(container):
+                problems += [
+                    Problem(source, workload, name, message)
+                    for message in server_problems(spec, container, maps, production_rendering)
+                ]
     return problems, containers_seen
 
 
@@ -142,7 +304,7 @@ def pod_problems(spec: dict) -> Iterator[str]:
     if any(is_vigil(container) for container in containers) and spec.get("enableServiceLinks", True):
         yield (
             "runs a Vigil binary but enableServiceLinks is not false "
-            "(injected VIGIL_*_SERVICE_* variables are rejected as configuration)"
+            "(injected VIGIL_*_SERVICE_* variables land in the binaries' configuration namespace)"
         )
 
 
@@ -156,10 +318,8 @@ def container_problems(container: dict, pod_security: dict, probed: bool) -> Ite
         for probe in ("readinessProbe", "livenessProbe"):
             if not container.get(probe):
                 yield f"no {probe}"
-            elif is_vigil(container) and "grpc" not in container[probe]:
-                yield f"{probe} is not a gRPC probe (every Vigil service serves grpc.health.v1)"
     if is_vigil(container) and any(env.get("name") == "VIGIL_CONFIG" for env in container.get("env") or []):
-        yield "sets VIGIL_CONFIG, which the binaries read as an (unknown) configuration key; pass --config instead"
+        yield "sets VIGIL_CONFIG; pass --config, which the lint follows to check the configuration file"
 
     security = container.get("securityContext") or {}
     # A container's own setting wins over the pod's.
@@ -181,9 +341,133 @@ def container_problems(container: dict, pod_security: dict, probed: bool) -> Ite
         yield f"adds capabilities {capabilities['add']}"
 
 
+def server_problems(spec: dict, container: dict, maps: ConfigMaps, production_rendering: bool) -> Iterator[str]:
+    found = config_file(spec, container, maps)
+    if found is None:
+        yield "runs a Vigil server without --config"
+        return
+    path, text = found
+    if text is None:
+        yield f"{path} comes from no rendered ConfigMap"
+        return
+    try:
+        config = effective_config(text, environment(container))
+    except tomllib.TOMLDecodeError as error:
+        yield f"{path} is not valid TOML: {error}"
+        return
+    yield from probe_problems(container, config)
+    yield from file_problems(spec, container, config)
+    yield from production_problems(config, production_rendering)
+
+
+def container_port(container: dict, port: object) -> int | None:
+    """A probe's port: a number, or the name of one of the container's ports."""
+    if isinstance(port, int):
+        return port
+    return next((p.get("containerPort") for p in container.get("ports") or [] if p.get("name") == port), None)
+
+
+def probe_problems(container: dict, config: dict) -> Iterator[str]:
+    grpc_port = port_of(dig(config, "server", "listen") or "127.0.0.1:7400")
+    metrics_port = port_of(dig(config, "telemetry", "prometheus_listen"))
+    tls = is_set(dig(config, "tls", "cert"))
+    served = f"server.listen :{grpc_port}"
+    if metrics_port:
+        served += f", telemetry.prometheus_listen :{metrics_port}"
+    for name in PROBES:
+        probe = container.get(name)
+        if not probe:
+            continue
+        if "grpc" in probe:
+            port = dig(probe, "grpc", "port")
+            if tls:
+                yield (
+                    f"{name} is kubelet's gRPC probe, which speaks plaintext, but :{port} speaks TLS only "
+                    "(tls.cert): it would never succeed"
+                )
+            elif port != grpc_port:
+                yield f"{name} probes gRPC on :{port}, which the service does not serve ({served})"
+        elif "tcpSocket" in probe:
+            port = container_port(container, dig(probe, "tcpSocket", "port"))
+            if port not in (grpc_port, metrics_port):
+                yield f"{name} probes TCP :{port}, which the service does not serve ({served})"
+        elif "httpGet" in probe:
+            port = container_port(container, dig(probe, "httpGet", "port"))
+            path = dig(probe, "httpGet", "path") or "/"
+            if metrics_port is None or port != metrics_port:
+                yield (
+                    f"{name} probes HTTP on :{port}, which the service does not serve: its only HTTP port "
+                    f"is telemetry.prometheus_listen ({metrics_port or 'not set'})"
+                )
+            elif path != "/metrics":
+                yield f"{name} asks for {path}; the metrics port serves /metrics only"
+            elif dig(probe, "httpGet", "scheme") not in (None, "HTTP"):
+                yield f"{name} speaks {dig(probe, 'httpGet', 'scheme')} to the metrics port, which is plaintext"
+        else:
+            yield f"{name} is neither gRPC, TCP nor HTTP: the image has no shell and no probe binary to exec"
+
+
+def file_problems(spec: dict, container: dict, config: dict) -> Iterator[str]:
+    volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+    mounts = [
+        (PurePosixPath(m["mountPath"]), m, volumes.get(m.get("name")) or {})
+        for m in container.get("volumeMounts") or []
+    ]
+    files = [(f"tls.{key}", dig(config, "tls", key)) for key in TLS_FILES] + [
+        ("auth.jwks_file", dig(config, "auth", "jwks_file"))
+    ]
+    for setting, value in files:
+        if not isinstance(value, str) or not value:
+            continue
+        path = PurePosixPath(value)
+        # The innermost mount holding the file.
+        holder = max((m for m in mounts if m[0] in path.parents), key=lambda m: len(m[0].parts), default=None)
+        if holder is None:
+            yield f"{setting} {value} is on no volume mounted in the container: the server would not start"
+            continue
+        _, mount, volume = holder
+        if setting.startswith("tls.") and not mount.get("readOnly"):
+            yield f"{setting} {value} is on the writable mount {mount['mountPath']}; mount TLS material read-only"
+        if setting == "tls.key" and "secret" not in volume and "projected" not in volume:
+            yield f"tls.key {value} comes from volume {mount['name']}, not from a Secret"
+
+
+def production_problems(config: dict, production_rendering: bool) -> Iterator[str]:
+    production = dig(config, "server", "production") is True
+    if production_rendering and not production:
+        yield (
+            "server.production is not true in the production overlay: a server whose TLS configuration "
+            "went missing would start in plaintext instead of refusing to"
+        )
+    if not production:
+        return
+    if not (is_set(dig(config, "tls", "cert")) and is_set(dig(config, "tls", "key"))):
+        yield "server.production is set but tls.cert and tls.key are not: the server refuses to start"
+    if dig(config, "server", "allow_plaintext") is True:
+        yield "server.allow_plaintext is set on a production server: its TLS requirement is off"
+    mode = dig(config, "auth", "mode")
+    if mode != "required":
+        yield f'auth.mode is {mode or "off (the default)"}, not "required": every caller could do everything'
+    elif not any(is_set(dig(config, "auth", method)) for method in AUTH_METHODS):
+        yield f"auth.mode is required but none of auth.{', auth.'.join(AUTH_METHODS)} is set: nobody can call"
+    urls = urls_of(config)
+    for key, url in sorted(urls.items()):
+        if not url.startswith("https://"):
+            yield f"{key} {url} is not https://: the calls, and the service token they carry, go in plaintext"
+    if any(url.startswith("https://") for url in urls.values()) and not is_set(dig(config, "tls", "ca")):
+        yield "calls https:// URLs without tls.ca: the callees' certificates cannot be checked"
+    if urls and not is_set(dig(config, "auth", "outgoing_token")):
+        yield (
+            f"calls {', '.join(sorted(urls))} without auth.outgoing_token: "
+            "callees that require authentication refuse its calls"
+        )
+
+
 # --- self-test -----------------------------------------------------------------------------------
 
 Mutation = Callable[[dict], None]
+# Whether a workload can take a breakage (it serves TLS, say); None: any Vigil workload of the kind.
+Target = Callable[[dict, ConfigMaps], bool] | None
 
 
 def first_container(document: dict) -> dict:
@@ -192,8 +476,23 @@ def first_container(document: dict) -> dict:
     return spec["containers"][0]
 
 
-def mutations() -> Iterator[tuple[str, str, Mutation, str]]:
-    """(description, kind it applies to, change, what the lint must then say)."""
+def serves_tls(document: dict, maps: ConfigMaps) -> bool:
+    config = server_config(document, maps)
+    return config is not None and is_set(dig(config, "tls", "cert"))
+
+
+def production_server(document: dict, maps: ConfigMaps) -> bool:
+    config = server_config(document, maps)
+    return config is not None and dig(config, "server", "production") is True
+
+
+def production_caller(document: dict, maps: ConfigMaps) -> bool:
+    config = server_config(document, maps)
+    return production_server(document, maps) and config is not None and "termination_url" in config
+
+
+def mutations() -> Iterator[tuple[str, str, Mutation, str, Target]]:
+    """(description, kind it applies to, change, what the lint must then say, which workloads)."""
 
     def drop(*keys: str) -> Mutation:
         def change(document: dict) -> None:
@@ -231,125 +530,327 @@ def mutations() -> Iterator[tuple[str, str, Mutation, str]]:
 
         return change
 
+    def set_probe(probe: str, value: dict) -> Mutation:
+        def change(document: dict) -> None:
+            first_container(document)[probe] = value
+
+        return change
+
+    def add_env(name: str, value: str) -> Mutation:
+        def change(document: dict) -> None:
+            first_container(document).setdefault("env", []).append({"name": name, "value": value})
+
+        return change
+
+    def drop_env(name: str) -> Mutation:
+        def change(document: dict) -> None:
+            container = first_container(document)
+            container["env"] = [env for env in container.get("env") or [] if env.get("name") != name]
+
+        return change
+
     def add_capability(document: dict) -> None:
         first_container(document)["securityContext"].setdefault("capabilities", {})["add"] = ["NET_ADMIN"]
 
-    def livenessprobe_tcp(document: dict) -> None:
-        first_container(document)["livenessProbe"] = {"tcpSocket": {"port": 7400}}
+    def grpc_probe_on_listen_port(document: dict) -> None:
+        container = first_container(document)
+        port = next(p["containerPort"] for p in container["ports"] if p.get("name") == "grpc")
+        container["readinessProbe"] = {"grpc": {"port": port}}
 
-    def vigil_config_env(document: dict) -> None:
-        first_container(document).setdefault("env", []).append({"name": "VIGIL_CONFIG", "value": "/x.toml"})
+    def unmount_tls(document: dict) -> None:
+        container = first_container(document)
+        config = Path(container["args"][container["args"].index("--config") + 1]).parent
+        container["volumeMounts"] = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == config]
 
-    yield "no memory limit", "Deployment", drop("resources", "limits", "memory"), "no memory limit"
-    yield "no cpu request", "Job", drop("resources", "requests", "cpu"), "no cpu request"
-    yield "no liveness probe", "Deployment", drop("livenessProbe"), "no livenessProbe"
-    yield "no readiness probe", "Deployment", drop("readinessProbe"), "no readinessProbe"
-    yield "a TCP liveness probe", "Deployment", livenessprobe_tcp, "livenessProbe is not a gRPC probe"
+    yield "no memory limit", "Deployment", drop("resources", "limits", "memory"), "no memory limit", None
+    yield "no cpu request", "Job", drop("resources", "requests", "cpu"), "no cpu request", None
+    yield "no liveness probe", "Deployment", drop("livenessProbe"), "no livenessProbe", None
+    yield "no readiness probe", "Deployment", drop("readinessProbe"), "no readinessProbe", None
+    yield (
+        "a probe on a port the service does not serve",
+        "Deployment",
+        set_probe("livenessProbe", {"tcpSocket": {"port": 7999}}),
+        "probes TCP :7999, which the service does not serve",
+        None,
+    )
+    yield (
+        "an HTTP probe on a port other than the metrics port",
+        "Deployment",
+        set_probe("livenessProbe", {"httpGet": {"path": "/metrics", "port": "grpc"}}),
+        "which the service does not serve: its only HTTP port",
+        None,
+    )
+    yield (
+        "an exec probe",
+        "Deployment",
+        set_probe("readinessProbe", {"exec": {"command": ["grpc_health_probe"]}}),
+        "no probe binary to exec",
+        None,
+    )
+    yield (
+        "a gRPC probe on a TLS port",
+        "Deployment",
+        grpc_probe_on_listen_port,
+        "kubelet's gRPC probe, which speaks plaintext",
+        serves_tls,
+    )
+    yield "TLS material not mounted", "Deployment", unmount_tls, "is on no volume mounted", serves_tls
+    yield (
+        "plaintext allowed on a production server",
+        "Deployment",
+        add_env("VIGIL_SERVER__ALLOW_PLAINTEXT", "true"),
+        "server.allow_plaintext is set on a production server",
+        production_server,
+    )
+    yield (
+        "authentication off on a production server",
+        "Deployment",
+        add_env("VIGIL_AUTH__MODE", "off"),
+        'auth.mode is off, not "required"',
+        production_server,
+    )
+    yield (
+        "server.production dropped in production",
+        "Deployment",
+        drop_env("VIGIL_SERVER__PRODUCTION"),
+        "server.production is not true in the production overlay",
+        production_server,
+    )
+    yield (
+        "a plaintext URL on a production server",
+        "Deployment",
+        add_env("VIGIL_TERMINATION_URL", "http://vigil-termination:7403"),
+        "termination_url http://vigil-termination:7403 is not https://",
+        production_caller,
+    )
+    yield (
+        "no outgoing token on a production server that calls others",
+        "Deployment",
+        drop_env("VIGIL_AUTH__OUTGOING_TOKEN"),
+        "without auth.outgoing_token",
+        production_caller,
+    )
     yield (
         "a writable root filesystem",
         "Deployment",
         set_container("readOnlyRootFilesystem", False),
         "readOnlyRootFilesystem is not true",
+        None,
     )
     yield (
         "privilege escalation",
         "Job",
         set_container("allowPrivilegeEscalation", True),
         "allowPrivilegeEscalation is not false",
+        None,
     )
-    yield "privileged", "Deployment", set_container("privileged", True), "privileged"
-    yield "capabilities kept", "Deployment", drop("securityContext", "capabilities"), "do not drop ALL"
-    yield "a capability added", "Deployment", add_capability, "adds capabilities"
-    yield "root allowed", "Deployment", pod_security("runAsNonRoot", False), "runAsNonRoot is not true"
-    yield "no seccomp profile", "Deployment", pod_security("seccompProfile", None), "seccomp profile is unset"
+    yield "privileged", "Deployment", set_container("privileged", True), "privileged", None
+    yield "capabilities kept", "Deployment", drop("securityContext", "capabilities"), "do not drop ALL", None
+    yield "a capability added", "Deployment", add_capability, "adds capabilities", None
+    yield "root allowed", "Deployment", pod_security("runAsNonRoot", False), "runAsNonRoot is not true", None
+    yield (
+        "no seccomp profile",
+        "Deployment",
+        pod_security("seccompProfile", None),
+        "seccomp profile is unset",
+        None,
+    )
     yield (
         "seccomp unconfined",
         "Job",
         pod_security("seccompProfile", {"type": "Unconfined"}),
         "seccomp profile is Unconfined",
+        None,
     )
-    yield "service links on", "Deployment", set_pod("enableServiceLinks", True), "enableServiceLinks is not false"
-    yield "host network", "Deployment", set_pod("hostNetwork", True), "hostNetwork is on"
-    yield "VIGIL_CONFIG set", "Deployment", vigil_config_env, "sets VIGIL_CONFIG"
+    yield (
+        "service links on",
+        "Deployment",
+        set_pod("enableServiceLinks", True),
+        "enableServiceLinks is not false",
+        None,
+    )
+    yield "host network", "Deployment", set_pod("hostNetwork", True), "hostNetwork is on", None
+    yield "VIGIL_CONFIG set", "Deployment", add_env("VIGIL_CONFIG", "/x.toml"), "sets VIGIL_CONFIG", None
 
 
-def self_test(source: str, documents: list[dict]) -> list[str]:
-    """Failures of the self-test: breakages the lint did not report."""
+def self_test(source: str, documents: list[dict]) -> tuple[list[str], int, int]:
+    """Failures of the self-test (breakages the lint did not report), breakages tried, and
+    breakages skipped because no workload of the rendering can take them."""
     baseline, _ = lint_documents(source, documents)
     if baseline:
-        return ["the self-test needs a manifest that passes the lint"]
-    failures = []
-    for description, kind, change, expected in mutations():
+        return ["the self-test needs a manifest that passes the lint"], 0, 0
+    maps = config_maps(documents)
+    failures, tried, skipped = [], 0, 0
+    for description, kind, change, expected, target in mutations():
         index = next(
             (
                 i
                 for i, d in enumerate(documents)
-                if d.get("kind") == kind and any(is_vigil(c) for c in (pod_spec(d) or {}).get("containers", []))
+                if d.get("kind") == kind
+                and is_vigil(((pod_spec(d) or {}).get("containers") or [{}])[0])
+                and (target is None or target(d, maps))
             ),
             None,
         )
         if index is None:
-            failures.append(f"no Vigil {kind} to break with: {description}")
+            if target is None:
+                failures.append(f"no Vigil {kind} to break with: {description}")
+            else:
+                skipped += 1
             continue
+        tried += 1
         broken = copy.deepcopy(documents)
         change(broken[index])
         problems, _ = lint_documents(source, broken)
         if not any(expected in problem.message for problem in problems):
             failures.append(
-                f"not caught: {description} in {kind}/{dig(broken[index], 'metadata', 'name')} "
+                f"not caught: {description} in {workload_name(broken[index])} "
                 f"(expected a problem saying {expected!r}, got {[p.message for p in problems]})"
             )
+    return failures, tried, skipped
+
+
+# --- certificates ---------------------------------------------------------------------------------
+
+
+def tls_secrets(documents: list[dict]) -> Iterator[tuple[dict, dict, str]]:
+    """(Deployment, its effective configuration, Secret) for each Vigil server whose tls.cert comes
+    from a Secret volume."""
+    maps = config_maps(documents)
+    for document in documents:
+        config = server_config(document, maps)
+        cert = dig(config, "tls", "cert") if config else None
+        if not isinstance(cert, str):
+            continue
+        spec = pod_spec(document) or {}
+        container = next(c for c in spec.get("containers") or [] if is_vigil(c))
+        volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+        for mount in container.get("volumeMounts") or []:
+            if PurePosixPath(mount["mountPath"]) in PurePosixPath(cert).parents:
+                secret = dig(volumes.get(mount["name"]), "secret", "secretName")
+                if secret:
+                    yield document, config, secret
+
+
+def dialled_hosts(documents: list[dict], deployment: dict) -> dict[str, str]:
+    """Host → who dials it, for every URL of a Vigil configuration in the rendering that leads to a
+    Service selecting the pods of `deployment`."""
+    maps = config_maps(documents)
+    labels = dig(deployment, "spec", "template", "metadata", "labels") or {}
+    services = {
+        dig(d, "metadata", "name"): dig(d, "spec", "selector") or {} for d in documents if d.get("kind") == "Service"
+    }
+    hosts: dict[str, str] = {}
+    for document in documents:
+        config = server_config(document, maps)
+        for key, url in sorted(urls_of(config or {}).items()):
+            host = urlsplit(url).hostname or ""
+            selector = services.get(host.split(".")[0])
+            if selector and all(labels.get(k) == v for k, v in selector.items()):
+                hosts.setdefault(host, f"{workload_name(document)}'s {key}")
+    return hosts
+
+
+def certificate_problems(rendering: list[dict], certificates: list[dict]) -> list[str]:
+    by_secret = {dig(c, "spec", "secretName"): c for c in certificates if c.get("kind") == "Certificate"}
+    issuers = {(d.get("kind"), dig(d, "metadata", "name")) for d in certificates}
+    problems = []
+    for deployment, config, secret in tls_secrets(rendering):
+        workload = workload_name(deployment)
+        certificate = by_secret.get(secret)
+        if certificate is None:
+            problems.append(f"no Certificate writes the Secret {secret}, which {workload} mounts for tls.cert")
+            continue
+        name = f"Certificate/{dig(certificate, 'metadata', 'name')}"
+        issuer = dig(certificate, "spec", "issuerRef") or {}
+        if (issuer.get("kind", "Issuer"), issuer.get("name")) not in issuers:
+            issuer_name = f"{issuer.get('kind', 'Issuer')}/{issuer.get('name')}"
+            problems.append(f"{name}: its issuer {issuer_name} is not in the file")
+        names = set(dig(certificate, "spec", "dnsNames") or [])
+        for host, who in sorted(dialled_hosts(rendering, deployment).items()):
+            if host not in names:
+                problems.append(f"{name} does not name {host}, which {who} dials: the TLS handshake would fail")
+        usages = dig(certificate, "spec", "usages")
+        if usages is not None:
+            needed = ["server auth"] + (["client auth"] if urls_of(config) else [])
+            for usage in needed:
+                if usage not in usages:
+                    problems.append(f"{name} lacks the usage {usage!r}, which {workload} needs")
+    return problems
+
+
+def certificate_self_test(rendering: list[dict], certificates: list[dict]) -> list[str]:
+    """Failures of the certificates' self-test: breakages of the file that went unreported."""
+    mounted = [secret for _, _, secret in tls_secrets(rendering)]
+    if not mounted:
+        return []
+    failures = []
+
+    def cert_of(documents: list[dict], secret: str) -> dict:
+        return next(c for c in documents if dig(c, "spec", "secretName") == secret)
+
+    breakages: list[tuple[str, Callable[[list[dict]], None], str]] = [
+        ("a missing Certificate", lambda docs: docs.remove(cert_of(docs, mounted[0])), "no Certificate writes"),
+        (
+            "a Certificate without its Service's name",
+            lambda docs: cert_of(docs, mounted[0])["spec"].__setitem__("dnsNames", ["localhost"]),
+            "does not name",
+        ),
+    ]
+    for description, change, expected in breakages:
+        broken = copy.deepcopy(certificates)
+        change(broken)
+        if not any(expected in problem for problem in certificate_problems(rendering, broken)):
+            failures.append(f"not caught: {description}")
     return failures
 
 
 # --- configuration against the binaries ----------------------------------------------------------
 
+# Values standing in for those from Secrets, of the shape each setting takes; any other variable
+# gets a string.
 PLACEHOLDERS = {
     "VIGIL_DATABASE__URL": "postgres://lint:lint@db.invalid:5432/lint",
     "VIGIL_BUS__REDIS__URL": "redis://redis.invalid:6379",
+    "VIGIL_AUTH__HS256_SECRET": "lint-placeholder-hs256-secret-of-32-bytes-or-more",
+    "VIGIL_AUTH__API_TOKENS": '[{token = "lint-api-token", subject = "lint", roles = ["viewer"]}]',
+    "VIGIL_AUTH__SERVICE_TOKENS": '[{token = "lint-service-token", subject = "lint"}]',
+    "VIGIL_AUTH__GATEWAY_CREDENTIALS": '{"gw-lint-01" = "lint-gateway-credential"}',
 }
 
 
-# A container's environment as the lint passes it on: (name, literal value, or None when the value
-# comes from elsewhere and a placeholder stands in for it).
-Environment = tuple[tuple[str, str | None], ...]
+# A container's environment as the lint passes it on: (name, value), with placeholders for values
+# from elsewhere and $(VAR) references substituted.
+Environment = tuple[tuple[str, str], ...]
+
+
+def resolved_environment(container: dict) -> Environment:
+    defined: dict[str, str] = {}
+    for name, value in environment(container):
+        if value is None:
+            defined[name] = PLACEHOLDERS.get(name, f"lint-placeholder-{name.lower()}")
+        else:
+            defined[name] = substitute(value, defined)
+    return tuple(sorted(defined.items()))
 
 
 def config_checks(documents: list[dict]) -> Iterator[tuple[str, str, str, Environment]]:
     """(workload, binary, configuration file text, environment) of each Vigil container."""
-    config_maps = {dig(d, "metadata", "name"): d.get("data") or {} for d in documents if d.get("kind") == "ConfigMap"}
+    maps = config_maps(documents)
     for document in documents:
         spec = pod_spec(document)
         if spec is None:
             continue
-        volumes = {v.get("name"): v for v in spec.get("volumes") or []}
         for container in spec.get("containers") or []:
             if not is_vigil(container):
                 continue
-            args = container.get("args") or []
-            if "--config" not in args:
+            found = config_file(spec, container, maps)
+            if found is None:
                 continue
-            config_path = Path(args[args.index("--config") + 1])
-            mount = next(
-                (m for m in container.get("volumeMounts") or [] if Path(m["mountPath"]) == config_path.parent), None
-            )
-            config_map = dig(volumes.get(mount["name"]) if mount else None, "configMap", "name")
-            text = config_maps.get(config_map, {}).get(config_path.name)
+            path, text = found
             if text is None:
-                raise SystemExit(
-                    f"lint: {document['kind']}/{document['metadata']['name']}: "
-                    f"{config_path} comes from no rendered ConfigMap"
-                )
-            # A literal value is passed as it is: the binaries read some at start-up (the OTLP endpoint)
-            # and refuse ones they cannot use. A value from a Secret gets a placeholder instead.
-            environment = tuple(
-                sorted(
-                    (env["name"], None if "valueFrom" in env else env.get("value", ""))
-                    for env in container.get("env") or []
-                )
-            )
-            workload = f"{document['kind']}/{document['metadata']['name']}"
-            yield workload, Path(container["command"][0]).name, text, environment
+                raise SystemExit(f"lint: {workload_name(document)}: {path} comes from no rendered ConfigMap")
+            yield workload_name(document), Path(container["command"][0]).name, text, resolved_environment(container)
 
 
 def run_print_config(executable: Path, text: str, environment: Environment) -> str | None:
@@ -359,12 +860,7 @@ def run_print_config(executable: Path, text: str, environment: Environment) -> s
         file.flush()
         # Only the container's variables: none of ours (a stray VIGIL_* here would be read too).
         env = {"PATH": os.environ.get("PATH", ""), "HOSTNAME": "lint", "RUST_BACKTRACE": "0"}
-        env.update(
-            {
-                name: value if value is not None else PLACEHOLDERS.get(name, "lint-placeholder")
-                for name, value in environment
-            }
-        )
+        env.update(dict(environment))
         result = subprocess.run(
             [str(executable), "--config", file.name, "print-config"],
             capture_output=True,
@@ -405,6 +901,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--self-test", action="store_true", help="prove the lint catches each rule")
     parser.add_argument("--binaries", type=Path, help="directory of built Vigil binaries to check configs with")
+    parser.add_argument("--certificates", type=Path, help="cert-manager Certificates to check against the renderings")
     parser.add_argument("rendered", nargs="+", type=Path)
     args = parser.parse_args()
 
@@ -420,12 +917,34 @@ def main() -> int:
         print(f"lint: {source}: {workloads} workloads, {containers} containers: {verdict}")
 
         if args.self_test:
-            failures = self_test(source, documents)
+            failures, tried, skipped = self_test(source, documents)
             for failure in failures:
                 print(f"lint self-test: {source}: {failure}")
             failed |= bool(failures)
             if not failures:
-                print(f"lint self-test: {source}: each of {sum(1 for _ in mutations())} deliberate breakages caught")
+                note = ""
+                if skipped:
+                    note = f" ({skipped} need what this rendering does not have: TLS, a production server)"
+                print(f"lint self-test: {source}: each of {tried} deliberate breakages caught{note}")
+
+    if args.certificates:
+        certificates = load_documents(args.certificates)
+        for source, documents in sources.items():
+            secrets = sorted({secret for _, _, secret in tls_secrets(documents)})
+            if not secrets:
+                print(f"certificates: {source}: mounts no TLS Secret; nothing to check")
+                continue
+            problems = certificate_problems(documents, certificates)
+            if args.self_test:
+                problems += [f"self-test: {failure}" for failure in certificate_self_test(documents, certificates)]
+            for problem in problems:
+                print(f"certificates: {args.certificates} against {source}: {problem}")
+            failed |= bool(problems)
+            if not problems:
+                print(
+                    f"certificates: {args.certificates} writes every TLS Secret {source} mounts "
+                    f"({', '.join(secrets)}), naming the hosts the services dial"
+                )
 
     if args.binaries:
         failures, checked, missing = check_configs(sources, args.binaries)

@@ -3,9 +3,10 @@
 #   1. renders every overlay under deploy/k8s/overlays with `kubectl kustomize`;
 #   2. validates each rendering against the Kubernetes API schemas with `kubernetes-validate --strict`
 #      (installed into a virtualenv under ~/.cache on first use; it bundles the schemas);
-#   3. lints it (deploy/k8s/lint.py): resources, probes, security settings, Vigil specifics, with a
-#      self-test proving each rule fires, and the configuration files checked against the binaries
-#      in target/debug when they are built.
+#   3. lints it (deploy/k8s/lint.py): resources, probes, security settings, Vigil specifics (TLS,
+#      authentication, what the probes reach), with a self-test proving each rule fires; checks the
+#      cert-manager example (deploy/k8s/examples/cert-manager.yaml) against the renderings; and
+#      checks the configuration files against the binaries in target/debug when they are built.
 # No cluster is needed or contacted. Renderings are left in target/k8s/ for inspection.
 #
 # Environment: K8S_VERSION (default 1.31.0), the Kubernetes version to validate against;
@@ -76,6 +77,10 @@ done
 # --- lint ----------------------------------------------------------------------------------------------
 lint_args=(--self-test)
 [[ -d $binaries ]] && lint_args+=(--binaries "$binaries")
+# Not an overlay (it needs cert-manager's CRDs, which kubernetes-validate has no schemas for): the lint
+# checks that it issues the TLS Secrets the renderings mount, for the names their services dial.
+certificates=deploy/k8s/examples/cert-manager.yaml
+[[ -f $certificates ]] && lint_args+=(--certificates "$certificates")
 python3 deploy/k8s/lint.py "${lint_args[@]}" "${rendered[@]}" || fail "the lint found problems (above)"
 
 echo "k8s-validate: all overlays render, validate and pass the lint"
