@@ -101,6 +101,11 @@ pub struct ServerConfig {
     /// sidecar). Tokens and credentials then cross the network between that proxy and Vigil as
     /// they are.
     pub allow_plaintext: bool,
+    /// Also answer `grpc.health.v1` — and nothing else — in plaintext on this address, with the
+    /// same statuses as the main port. For kubelet's native gRPC probes, which cannot speak TLS:
+    /// bind it where only the node reaches it (the pod's address, kept out of every Service).
+    /// Unset: health is on the main port only.
+    pub health_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -112,6 +117,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             production: false,
             allow_plaintext: false,
+            health_listen: None,
         }
     }
 }
@@ -285,6 +291,12 @@ impl Server {
         check_transport_security(&config, tls_on, authenticator.mode(), local_addr)?;
 
         let health = HealthServer::new(HealthService::from_health_reporter(readiness.reporter.clone()));
+        // Stopped once the main server has stopped, so probes see NOT_SERVING throughout the drain.
+        let health_port = match config.health_listen {
+            Some(addr) => Some(serve_health_only(addr, health.clone()).await?),
+            None => None,
+        };
+        let _stop_health_port = health_port.map(|stop| stop.drop_guard());
         let routes = routes
             .add_service(health)
             .add_service(reflection(&service_names).build_v1()?)
@@ -358,6 +370,28 @@ impl Server {
             }
         }
     }
+}
+
+/// Serves `health` alone, in plaintext, on `addr` until the returned token is cancelled.
+async fn serve_health_only(
+    addr: SocketAddr,
+    health: HealthServer<HealthService>,
+) -> Result<CancellationToken, ServerError> {
+    let listener = bind(addr).await?;
+    let stop = CancellationToken::new();
+    let stopped = stop.clone().cancelled_owned();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming_shutdown(incoming, stopped)
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%addr, error = %error_chain(&error), "the health port stopped");
+        }
+    });
+    tracing::info!(%addr, "health (grpc.health.v1, plaintext) listening");
+    Ok(stop)
 }
 
 /// A reflection builder advertising exactly the services this server serves.

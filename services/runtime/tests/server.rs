@@ -144,6 +144,66 @@ async fn health_is_not_serving_until_ready() {
 }
 
 #[tokio::test]
+async fn the_health_port_answers_health_only_with_the_main_ports_statuses() {
+    let health_addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let server = start(ServerConfig {
+        health_listen: Some(health_addr),
+        ..ServerConfig::default()
+    })
+    .await;
+    // The health port opens once `serve` runs, in its task: wait for it.
+    let mut health_port = None;
+    for _ in 0..40 {
+        if let Ok(channel) = connect_channel(&format!("http://{health_addr}"), PROMPTLY).await {
+            health_port = Some(channel);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let health_port = health_port.expect("the health port opens");
+
+    assert_eq!(health_of(&health_port, "").await.unwrap(), ServingStatus::NotServing);
+    server.readiness.set_all(true).await;
+    assert_eq!(health_of(&health_port, "").await.unwrap(), ServingStatus::Serving);
+    assert_eq!(
+        health_of(&health_port, Probe::NAME).await.unwrap(),
+        ServingStatus::Serving
+    );
+    // Nothing but health: the service itself is not routed there (on the main port `Panic` fails INTERNAL).
+    assert_eq!(
+        call_probe(health_port.clone(), "Panic").await.code(),
+        Code::Unimplemented
+    );
+
+    // During the drain the port says NOT_SERVING; once the server has stopped, it is closed.
+    server.shutdown.cancel();
+    tokio::time::timeout(PROMPTLY, server.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let closed = eventually_refused(health_addr).await;
+    assert!(
+        closed,
+        "the health port still accepts connections after the server stopped"
+    );
+}
+
+/// Whether connections to `addr` are refused within a second.
+async fn eventually_refused(addr: SocketAddr) -> bool {
+    for _ in 0..40 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+#[tokio::test]
 async fn readiness_set_before_serving_is_kept() {
     let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
