@@ -291,12 +291,7 @@ impl Server {
         check_transport_security(&config, tls_on, authenticator.mode(), local_addr)?;
 
         let health = HealthServer::new(HealthService::from_health_reporter(readiness.reporter.clone()));
-        // Stopped once the main server has stopped, so probes see NOT_SERVING throughout the drain.
-        let health_port = match config.health_listen {
-            Some(addr) => Some(serve_health_only(addr, health.clone()).await?),
-            None => None,
-        };
-        let _stop_health_port = health_port.map(|stop| stop.drop_guard());
+        let health_for_port = health.clone();
         let routes = routes
             .add_service(health)
             .add_service(reflection(&service_names).build_v1()?)
@@ -330,6 +325,13 @@ impl Server {
         let router = builder.add_routes(routes);
 
         readiness.go_live().await;
+        // Opened only now: tonic-health reports "" as SERVING until the first statuses are published.
+        // Stopped once the main server has stopped, so probes see NOT_SERVING throughout the drain.
+        let health_port = match config.health_listen {
+            Some(addr) => Some(serve_health_only(addr, health_for_port).await?),
+            None => None,
+        };
+        let _stop_health_port = health_port.map(|stop| stop.drop_guard());
         tracing::info!(
             %local_addr,
             services = ?service_names,
