@@ -18,17 +18,26 @@ when:
   VIGIL_CONFIG (the lint finds a container's configuration file through --config);
 - a Vigil server (a Deployment), judged with its configuration file as rendered and the literal
   VIGIL_* variables of its container on top:
-  - probes something it does not serve: a gRPC probe must target server.listen's port in
-    plaintext (kubelet's gRPC probe cannot speak TLS, so none on a server with tls.cert), a TCP
-    probe the gRPC or the metrics port, an HTTP probe /metrics on telemetry.prometheus_listen's
-    port; the image has no shell or probe binary, so nothing else;
+  - probes something it does not serve: a gRPC probe must target a port answering grpc.health.v1
+    in plaintext — server.health_listen's, or server.listen's on a server without tls.cert
+    (kubelet's gRPC probe cannot speak TLS) —, a TCP probe the gRPC, health or metrics port, an
+    HTTP probe /metrics on telemetry.prometheus_listen's port; the image has no shell or probe
+    binary, so nothing else; and a probed port must not listen on loopback only (the kubelet
+    connects to the pod's address);
+  - has a readiness probe that does not follow the health status (kubelet's gRPC probe of the
+    overall status, service ""), which goes NOT_SERVING while PostgreSQL or Redis is unreachable
+    and during the drain; or a gRPC liveness probe, which would restart every replica during a
+    database outage for that same reason;
   - names a tls.* file (or auth.jwks_file) outside the volumes mounted in its container, a TLS
     file on a writable mount, or a tls.key that does not come from a Secret;
   - has server.production set and lacks tls.cert and tls.key, sets server.allow_plaintext, does not
     require authentication (or has nothing to authenticate callers with), calls another service at
     a URL that is not https://, or without tls.ca or auth.outgoing_token;
   - in the rendering of the production overlay (a file named production.yaml): lacks
-    server.production.
+    server.production;
+- a Service leads to a Vigil server's plaintext health port (server.health_listen), or a
+  NetworkPolicy admits other pods or addresses to it (a rule listing it, a port range holding it,
+  or a rule without ports): it is for the node's kubelet alone.
 
 Nothing is exempt: the dev overlay's PostgreSQL and Redis meet the same rules.
 
@@ -293,6 +302,7 @@ def lint_documents(source: str, documents: list[dict]) -> tuple[list[Problem], i
                     Problem(source, workload, name, message)
                     for message in server_problems(spec, container, maps, production_rendering)
                 ]
+    problems += exposure_problems(source, documents)
     return problems, containers_seen
 
 
@@ -367,30 +377,68 @@ def container_port(container: dict, port: object) -> int | None:
     return next((p.get("containerPort") for p in container.get("ports") or [] if p.get("name") == port), None)
 
 
+def is_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
 def probe_problems(container: dict, config: dict) -> Iterator[str]:
-    grpc_port = port_of(dig(config, "server", "listen") or "127.0.0.1:7400")
+    listen = dig(config, "server", "listen") or "127.0.0.1:7400"
+    grpc_port = port_of(listen)
+    health_listen = dig(config, "server", "health_listen")
+    health_port = port_of(health_listen)
     metrics_port = port_of(dig(config, "telemetry", "prometheus_listen"))
     tls = is_set(dig(config, "tls", "cert"))
-    served = f"server.listen :{grpc_port}"
+    # What the server listens on, port → (setting, address); each port holds one listener.
+    listeners = {grpc_port: ("server.listen", listen)}
+    if health_port:
+        listeners[health_port] = ("server.health_listen", health_listen)
     if metrics_port:
-        served += f", telemetry.prometheus_listen :{metrics_port}"
+        listeners[metrics_port] = ("telemetry.prometheus_listen", dig(config, "telemetry", "prometheus_listen"))
+    served = ", ".join(f"{setting} :{port}" for port, (setting, _) in listeners.items())
+    # Where grpc.health.v1 answers in plaintext: the health port always, the main port without TLS.
+    plaintext_health = {port for port in (health_port, None if tls else grpc_port) if port}
+
+    def unreachable(name: str, port: object) -> Iterator[str]:
+        setting, address = listeners.get(port, (None, None))
+        if setting and is_loopback(address):
+            yield (
+                f"{name} probes :{port}, but {setting} {address} listens on loopback only: the kubelet "
+                "connects to the pod's address, so the probe would never succeed"
+            )
+
     for name in PROBES:
         probe = container.get(name)
         if not probe:
             continue
         if "grpc" in probe:
             port = dig(probe, "grpc", "port")
-            if tls:
+            service = dig(probe, "grpc", "service") or ""
+            if port == grpc_port and tls:
                 yield (
                     f"{name} is kubelet's gRPC probe, which speaks plaintext, but :{port} speaks TLS only "
-                    "(tls.cert): it would never succeed"
+                    "(tls.cert): it would never succeed; probe the plaintext server.health_listen port"
                 )
-            elif port != grpc_port:
-                yield f"{name} probes gRPC on :{port}, which the service does not serve ({served})"
+            elif port not in plaintext_health:
+                yield f"{name} probes gRPC on :{port}, which does not answer grpc.health.v1 in plaintext ({served})"
+            elif name == "livenessProbe":
+                yield (
+                    "livenessProbe is kubelet's gRPC probe: every health status goes NOT_SERVING while "
+                    "PostgreSQL or Redis is unreachable, so a database outage would restart every replica; "
+                    "probe liveness with GET /metrics"
+                )
+            elif service:
+                yield (
+                    f'{name} asks for the health of "{service}"; ask for the overall status (service ""), '
+                    "which covers every service the server registers (a name it does not register is "
+                    "never SERVING)"
+                )
+            yield from unreachable(name, port)
         elif "tcpSocket" in probe:
             port = container_port(container, dig(probe, "tcpSocket", "port"))
-            if port not in (grpc_port, metrics_port):
+            if port not in listeners:
                 yield f"{name} probes TCP :{port}, which the service does not serve ({served})"
+            yield from unreachable(name, port)
         elif "httpGet" in probe:
             port = container_port(container, dig(probe, "httpGet", "port"))
             path = dig(probe, "httpGet", "path") or "/"
@@ -403,8 +451,122 @@ def probe_problems(container: dict, config: dict) -> Iterator[str]:
                 yield f"{name} asks for {path}; the metrics port serves /metrics only"
             elif dig(probe, "httpGet", "scheme") not in (None, "HTTP"):
                 yield f"{name} speaks {dig(probe, 'httpGet', 'scheme')} to the metrics port, which is plaintext"
+            yield from unreachable(name, port)
         else:
             yield f"{name} is neither gRPC, TCP nor HTTP: the image has no shell and no probe binary to exec"
+
+    readiness = container.get("readinessProbe")
+    if readiness and "grpc" not in readiness:
+        yield (
+            "readinessProbe is not kubelet's gRPC probe of the health status: readiness would not follow "
+            "it (NOT_SERVING while PostgreSQL or Redis is unreachable, and during the drain), so a replica "
+            "that lost them would keep taking calls and connections; probe gRPC on server.health_listen's port"
+        )
+
+
+# --- the plaintext health port -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HealthPort:
+    """A Vigil server's plaintext health port: which pods, the port, and the container's names for it."""
+
+    workload: str
+    labels: tuple[tuple[str, str], ...]
+    port: int
+    names: frozenset[str]
+
+
+def health_ports(documents: list[dict]) -> list[HealthPort]:
+    maps = config_maps(documents)
+    found = []
+    for document in documents:
+        config = server_config(document, maps)
+        port = port_of(dig(config, "server", "health_listen")) if config else None
+        if port is None:
+            continue
+        spec = pod_spec(document) or {}
+        container = next(c for c in spec.get("containers") or [] if is_vigil(c))
+        names = frozenset(
+            p["name"] for p in container.get("ports") or [] if p.get("containerPort") == port and p.get("name")
+        )
+        labels = dig(document, "spec", "template", "metadata", "labels") or {}
+        found.append(HealthPort(workload_name(document), tuple(sorted(labels.items())), port, names))
+    return found
+
+
+def selects(selector: dict, labels: dict[str, str]) -> bool:
+    """Whether a LabelSelector (matchLabels, matchExpressions) selects these labels."""
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def opens_port(rule_port: dict, health: HealthPort) -> bool:
+    """Whether one `ports` entry of a NetworkPolicy rule covers the health port (no port = every port)."""
+    if rule_port.get("protocol", "TCP") != "TCP":
+        return False
+    port = rule_port.get("port")
+    if port is None or port == health.port or port in health.names:
+        return True
+    end = rule_port.get("endPort")
+    return isinstance(port, int) and isinstance(end, int) and port <= health.port <= end
+
+
+def exposure_problems(source: str, documents: list[dict]) -> list[Problem]:
+    """The plaintext health ports that a Service leads to or a NetworkPolicy opens: they answer
+    anyone without TLS or authentication, and are for the node's kubelet alone (whose probes
+    NetworkPolicies do not govern)."""
+    problems = []
+    for health in health_ports(documents):
+        labels = dict(health.labels)
+        where = f"the plaintext health port :{health.port} of {health.workload} (server.health_listen)"
+        for document in documents:
+            kind, spec = document.get("kind"), document.get("spec") or {}
+            if kind == "NetworkPolicy":
+                types = spec.get("policyTypes") or ["Ingress"]
+                if "Ingress" not in types or not selects(spec.get("podSelector") or {}, labels):
+                    continue
+                for number, rule in enumerate(spec.get("ingress") or [], 1):
+                    ports = rule.get("ports")
+                    if not ports or any(opens_port(port, health) for port in ports):
+                        how = "lists no ports, so it opens every one, including" if not ports else "opens"
+                        problems.append(
+                            Problem(
+                                source,
+                                workload_name(document),
+                                None,
+                                f"ingress rule {number} {how} {where}: only the node's kubelet should reach it",
+                            )
+                        )
+            elif kind == "Service":
+                selector = spec.get("selector") or {}
+                if not selector or any(labels.get(key) != value for key, value in selector.items()):
+                    continue
+                for port in spec.get("ports") or []:
+                    target = port.get("targetPort", port.get("port"))
+                    if target == health.port or target in health.names:
+                        problems.append(
+                            Problem(
+                                source,
+                                workload_name(document),
+                                None,
+                                f"port {port.get('name') or port.get('port')} leads to {where}, which answers "
+                                "anyone without TLS or authentication: keep it out of every Service",
+                            )
+                        )
+    return problems
 
 
 def file_problems(spec: dict, container: dict, config: dict) -> Iterator[str]:
@@ -466,8 +628,9 @@ def production_problems(config: dict, production_rendering: bool) -> Iterator[st
 # --- self-test -----------------------------------------------------------------------------------
 
 Mutation = Callable[[dict], None]
-# Whether a workload can take a breakage (it serves TLS, say); None: any Vigil workload of the kind.
-Target = Callable[[dict, ConfigMaps], bool] | None
+# Whether an object can take a breakage (a workload that serves TLS, say), given the whole rendering;
+# None: any Vigil workload of the kind.
+Target = Callable[[dict, list[dict]], bool] | None
 
 
 def first_container(document: dict) -> dict:
@@ -476,19 +639,41 @@ def first_container(document: dict) -> dict:
     return spec["containers"][0]
 
 
-def serves_tls(document: dict, maps: ConfigMaps) -> bool:
-    config = server_config(document, maps)
+def serves_tls(document: dict, documents: list[dict]) -> bool:
+    config = server_config(document, config_maps(documents))
     return config is not None and is_set(dig(config, "tls", "cert"))
 
 
-def production_server(document: dict, maps: ConfigMaps) -> bool:
-    config = server_config(document, maps)
+def serves_health_port(document: dict, documents: list[dict]) -> bool:
+    return any(health.workload == workload_name(document) for health in health_ports(documents))
+
+
+def production_server(document: dict, documents: list[dict]) -> bool:
+    config = server_config(document, config_maps(documents))
     return config is not None and dig(config, "server", "production") is True
 
 
-def production_caller(document: dict, maps: ConfigMaps) -> bool:
-    config = server_config(document, maps)
-    return production_server(document, maps) and config is not None and "termination_url" in config
+def production_caller(document: dict, documents: list[dict]) -> bool:
+    config = server_config(document, config_maps(documents))
+    return production_server(document, documents) and config is not None and "termination_url" in config
+
+
+def guards_health_port(document: dict, documents: list[dict]) -> bool:
+    """A NetworkPolicy with ingress rules for the pods of a server with a health port."""
+    spec = document.get("spec") or {}
+    return "Ingress" in (spec.get("policyTypes") or ["Ingress"]) and any(
+        selects(spec.get("podSelector") or {}, dict(health.labels)) for health in health_ports(documents)
+    )
+
+
+def fronts_health_port(document: dict, documents: list[dict]) -> bool:
+    """A Service selecting the pods of a server whose health port is named `health` (as the
+    breakage names it)."""
+    selector = dig(document, "spec", "selector") or {}
+    return bool(selector) and any(
+        "health" in health.names and all(dict(health.labels).get(key) == value for key, value in selector.items())
+        for health in health_ports(documents)
+    )
 
 
 def mutations() -> Iterator[tuple[str, str, Mutation, str, Target]]:
@@ -557,6 +742,28 @@ def mutations() -> Iterator[tuple[str, str, Mutation, str, Target]]:
         port = next(p["containerPort"] for p in container["ports"] if p.get("name") == "grpc")
         container["readinessProbe"] = {"grpc": {"port": port}}
 
+    def grpc_liveness(document: dict) -> None:
+        # The readiness probe's target: a plaintext health port, or the lint would have said so.
+        container = first_container(document)
+        container["livenessProbe"] = {"grpc": {"port": container["readinessProbe"]["grpc"]["port"]}}
+
+    def readiness_of_a_name(document: dict) -> None:
+        first_container(document)["readinessProbe"]["grpc"]["service"] = "vigil.v1.SessionRegistry"
+
+    def health_on_loopback(document: dict) -> None:
+        container = first_container(document)
+        port = container["readinessProbe"]["grpc"]["port"]
+        container.setdefault("env", []).append({"name": "VIGIL_SERVER__HEALTH_LISTEN", "value": f"127.0.0.1:{port}"})
+
+    def add_ingress_rule(rule: dict) -> Mutation:
+        def change(document: dict) -> None:
+            document["spec"].setdefault("ingress", []).append(rule)
+
+        return change
+
+    def add_service_port(document: dict) -> None:
+        document["spec"]["ports"].append({"name": "health", "port": 7480, "targetPort": "health"})
+
     def unmount_tls(document: dict) -> None:
         container = first_container(document)
         config = Path(container["args"][container["args"].index("--config") + 1]).parent
@@ -593,6 +800,62 @@ def mutations() -> Iterator[tuple[str, str, Mutation, str, Target]]:
         grpc_probe_on_listen_port,
         "kubelet's gRPC probe, which speaks plaintext",
         serves_tls,
+    )
+    yield (
+        "a gRPC probe on a port without plaintext health",
+        "Deployment",
+        set_probe("startupProbe", {"grpc": {"port": 7999}}),
+        "probes gRPC on :7999, which does not answer grpc.health.v1 in plaintext",
+        None,
+    )
+    yield (
+        "a readiness probe that does not follow the health status",
+        "Deployment",
+        set_probe("readinessProbe", {"tcpSocket": {"port": "grpc"}}),
+        "readinessProbe is not kubelet's gRPC probe of the health status",
+        None,
+    )
+    yield (
+        "a gRPC liveness probe",
+        "Deployment",
+        grpc_liveness,
+        "a database outage would restart every replica",
+        serves_health_port,
+    )
+    yield (
+        "a readiness probe of one service's name",
+        "Deployment",
+        readiness_of_a_name,
+        "ask for the overall status",
+        serves_health_port,
+    )
+    yield (
+        "the health port on loopback",
+        "Deployment",
+        health_on_loopback,
+        "listens on loopback only",
+        serves_health_port,
+    )
+    yield (
+        "a NetworkPolicy rule without ports",
+        "NetworkPolicy",
+        add_ingress_rule({"from": [{"podSelector": {}}]}),
+        "lists no ports, so it opens every one, including the plaintext health port",
+        guards_health_port,
+    )
+    yield (
+        "a NetworkPolicy rule whose port range holds the health port",
+        "NetworkPolicy",
+        add_ingress_rule({"from": [{"podSelector": {}}], "ports": [{"port": 1, "endPort": 65535}]}),
+        "opens the plaintext health port",
+        guards_health_port,
+    )
+    yield (
+        "the health port in a Service",
+        "Service",
+        add_service_port,
+        "keep it out of every Service",
+        fronts_health_port,
     )
     yield "TLS material not mounted", "Deployment", unmount_tls, "is on no volume mounted", serves_tls
     yield (
@@ -679,7 +942,6 @@ def self_test(source: str, documents: list[dict]) -> tuple[list[str], int, int]:
     baseline, _ = lint_documents(source, documents)
     if baseline:
         return ["the self-test needs a manifest that passes the lint"], 0, 0
-    maps = config_maps(documents)
     failures, tried, skipped = [], 0, 0
     for description, kind, change, expected, target in mutations():
         index = next(
@@ -687,8 +949,9 @@ def self_test(source: str, documents: list[dict]) -> tuple[list[str], int, int]:
                 i
                 for i, d in enumerate(documents)
                 if d.get("kind") == kind
-                and is_vigil(((pod_spec(d) or {}).get("containers") or [{}])[0])
-                and (target is None or target(d, maps))
+                # Workloads: Vigil ones; other objects (NetworkPolicies, Services): as the target says.
+                and (kind not in POD_SPEC_PATHS or is_vigil(((pod_spec(d) or {}).get("containers") or [{}])[0]))
+                and (target is None or target(d, documents))
             ),
             None,
         )
@@ -924,7 +1187,8 @@ def main() -> int:
             if not failures:
                 note = ""
                 if skipped:
-                    note = f" ({skipped} need what this rendering does not have: TLS, a production server)"
+                    missing = "TLS, a production server, a health port"
+                    note = f" ({skipped} need what this rendering does not have: {missing})"
                 print(f"lint self-test: {source}: each of {tried} deliberate breakages caught{note}")
 
     if args.certificates:
