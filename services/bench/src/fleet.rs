@@ -81,6 +81,11 @@ struct AgentHandle {
 enum Control {
     /// Open one session through admission; answered with its id.
     Open(oneshot::Sender<anyhow::Result<String>>),
+    /// Report activity for every session held: input at this time (epoch ms), byte counters
+    /// derived from it (so every report moves them forward).
+    Activity(i64),
+    /// Close this session as its user would (`SessionClosed`); answered with when it was sent.
+    Close(String, oneshot::Sender<Instant>),
 }
 
 /// What agent tasks report back.
@@ -191,6 +196,11 @@ impl Fleet {
         ))
     }
 
+    /// Connected agents.
+    pub fn agents(&self) -> usize {
+        self.agents.len()
+    }
+
     /// Sessions the agents hold, per the bench's record.
     pub fn sessions(&self) -> usize {
         self.agents.iter().map(|agent| agent.held.len()).sum()
@@ -238,6 +248,63 @@ impl Fleet {
             .map_err(|_| anyhow!("agent {} is gone", agent.gateway_id))??;
         self.agents[index].held.push(session_id.clone());
         Ok(session_id)
+    }
+
+    /// Opens one session on each agent of `indices` through admission, `in_flight` at a time, as
+    /// concurrent users would. Returns each `SessionOpened` → decision latency.
+    pub async fn open_many(&mut self, indices: &[usize], in_flight: usize) -> anyhow::Result<Vec<Duration>> {
+        let requests = indices.iter().map(|&index| {
+            let agent = &self.agents[index];
+            let control = agent.control.clone();
+            let gateway_id = agent.gateway_id.clone();
+            async move {
+                let (reply, answer) = oneshot::channel();
+                let sent = Instant::now();
+                control
+                    .send(Control::Open(reply))
+                    .map_err(|_| anyhow!("agent {gateway_id} is gone"))?;
+                let session_id = tokio::time::timeout(HELLO_PATIENCE, answer)
+                    .await
+                    .map_err(|_| anyhow!("agent {gateway_id}: no admission decision within {HELLO_PATIENCE:?}"))?
+                    .map_err(|_| anyhow!("agent {gateway_id} is gone"))??;
+                Ok::<_, anyhow::Error>((index, session_id, sent.elapsed()))
+            }
+        });
+        let opened: Vec<_> = futures::stream::iter(requests)
+            .buffer_unordered(in_flight.max(1))
+            .try_collect()
+            .await?;
+        let mut latencies = Vec::with_capacity(opened.len());
+        for (index, session_id, latency) in opened {
+            self.agents[index].held.push(session_id);
+            latencies.push(latency);
+        }
+        Ok(latencies)
+    }
+
+    /// Every agent reports activity for every session it holds, input at `at_ms`. Returns the
+    /// number of session reports sent.
+    pub fn report_activity(&self, at_ms: i64) -> usize {
+        for agent in &self.agents {
+            let _ = agent.control.send(Control::Activity(at_ms));
+        }
+        self.sessions()
+    }
+
+    /// Agent `index` closes the last session it holds; returns the session and when the close was
+    /// sent, or `None` when the agent holds nothing.
+    pub async fn close_one(&mut self, index: usize) -> anyhow::Result<Option<(String, Instant)>> {
+        let agent = &mut self.agents[index];
+        let Some(session_id) = agent.held.pop() else {
+            return Ok(None);
+        };
+        let (reply, answer) = oneshot::channel();
+        agent
+            .control
+            .send(Control::Close(session_id.clone(), reply))
+            .map_err(|_| anyhow!("agent {} is gone", agent.gateway_id))?;
+        let sent = answer.await.map_err(|_| anyhow!("agent {} is gone", agent.gateway_id))?;
+        Ok(Some((session_id, sent)))
     }
 
     /// Starts watching for an end-all: from now on, each agent reports when the command for the
@@ -426,6 +493,14 @@ impl AgentTask {
                         self.open(reply);
                         None
                     }
+                    Some(Control::Activity(at_ms)) => {
+                        self.report_activity(at_ms);
+                        None
+                    }
+                    Some(Control::Close(session_id, reply)) => {
+                        self.close(&session_id, reply);
+                        None
+                    }
                     None => return,
                 },
                 _ = ticker.tick(), if heartbeat.is_some() => {
@@ -534,6 +609,33 @@ impl AgentTask {
         }));
     }
 
+    fn report_activity(&mut self, at_ms: i64) {
+        let counter = u64::try_from(at_ms).unwrap_or_default();
+        let sessions = self
+            .held
+            .keys()
+            .map(|session_id| pb::SessionActivity {
+                session_id: session_id.clone(),
+                last_input_at: Some(vigil_proto::timestamp_from_millis(at_ms)),
+                bytes_in: counter,
+                bytes_out: counter * 4,
+            })
+            .collect();
+        self.send(Up::Activity(pb::ActivityBatch { sessions }));
+    }
+
+    fn close(&mut self, session_id: &str, reply: oneshot::Sender<Instant>) {
+        self.held.remove(session_id);
+        let sent = Instant::now();
+        self.send(Up::SessionClosed(pb::SessionClosed {
+            session_id: session_id.to_owned(),
+            reason: pb::EndReason::UserClosed as i32,
+            detail: "vigil-bench: watch fan-out".into(),
+            ended_at: None,
+        }));
+        let _ = reply.send(sent);
+    }
+
     fn send(&mut self, message: Up) {
         // A closed outbound means the link is gone: reading it says so, and the agent reconnects.
         let _ = self.outbound.send(pb::AgentMessage {
@@ -591,9 +693,19 @@ fn session_start(seed: usize) -> pb::SessionStart {
             pb::ResourceType::Ssh
         } as i32,
         device: format!("laptop-{:04}", seed % USERS),
-        client_ip: format!("10.{}.{}.{}", (seed >> 16) & 0xff, (seed >> 8) & 0xff, seed & 0xff),
+        client_ip: client_ip(seed),
         started_at: None,
         user_groups: vec!["engineering".into()],
+    }
+}
+
+/// Addresses geo locates in its demo database (London, Linköping) and, one in eight, a private one
+/// it does not: admission's geo step does real lookups and anomaly scoring.
+fn client_ip(seed: usize) -> String {
+    match seed % 8 {
+        0 => format!("10.{}.{}.{}", (seed >> 16) & 0xff, (seed >> 8) & 0xff, seed & 0xff),
+        1..=4 => format!("81.2.69.{}", 160 + seed % 32),
+        _ => format!("89.160.20.{}", 128 + seed % 128),
     }
 }
 

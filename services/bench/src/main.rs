@@ -1,20 +1,28 @@
-//! `vigil-bench` (`make bench`): how fast Vigil ends sessions, measured end to end against real
-//! PostgreSQL and Redis, and printed as a table. It is a benchmark, not a test: it asserts no
-//! timings, and fails only when something does not work (set-up fails, a command never arrives).
+//! `vigil-bench` (`make bench`): Vigil's figures, measured end to end against real PostgreSQL and
+//! Redis, and printed as one table of value, target and whether it is met. It is a benchmark, not
+//! a test: it asserts no timings, and fails only when something does not work (set-up fails, a
+//! command never arrives).
 //!
 //! One run:
 //! 1. Yardsticks: Redis PUBLISH → message, through the plain `redis` crate and through the
 //!    services' `RedisBus`.
-//! 2. For each `--agents` count, a fresh world (schema, Redis namespace, registry + termination on
-//!    a loopback gRPC port) and a fleet of agents holding `--sessions` sessions between them,
-//!    registered from their hellos:
+//! 2. For each `--agents` count, a fresh world (schema, Redis namespace, registry + termination +
+//!    geo + policy on a loopback gRPC port) and a fleet of agents holding `--sessions` sessions
+//!    between them, registered from their hellos:
 //!    - kill latency: `Terminate` of one session over gRPC → the command read by its agent;
 //!    - re-population of the killed sessions through admission;
-//!    - end-all: `Terminate(All)` → every agent holds all its commands.
-//! 3. The table, with the targets (kill p99 ≤ 5 × raw PUBLISH p99; end-all < 2 s).
+//!    - admission under load: opens in flight at once → decisions at the agents;
+//!    - list: pages of 50, filtered and sorted, over gRPC;
+//!    - watch fan-out: 100 watchers on two replicas (the second in a child process);
+//!    - activity ingestion: every session reported every second, sustained;
+//!    - end-all: `Terminate(All)` → every agent holds all its commands;
+//!    - memory: the child replica's resident set as agents and sessions are added.
+//! 3. Geo lookups on one thread, and the table.
 
 mod fleet;
 mod logs;
+mod phases;
+mod replica;
 mod report;
 mod stats;
 mod world;
@@ -32,6 +40,7 @@ use vigil_proto::v1 as pb;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 
 use crate::fleet::{Fleet, FleetSpec};
+use crate::replica::{ChildReplica, ReplicaSpec};
 use crate::report::{EndAll, Kills, Repopulation, Report, Scale, Yardsticks};
 use crate::world::{World, WorldConfig};
 
@@ -54,7 +63,7 @@ const DB_SAMPLES: usize = 500;
 #[command(name = "vigil-bench", version)]
 struct Args {
     /// Connected agents, one world per count (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    #[arg(long, value_delimiter = ',', default_value = "10000")]
     agents: Vec<usize>,
     /// Live sessions, spread evenly over the agents.
     #[arg(long, default_value_t = 100_000)]
@@ -68,6 +77,33 @@ struct Args {
     /// Skip the end-all phase.
     #[arg(long)]
     skip_end_all: bool,
+    /// Sessions opened through admission under load (0 skips the phase).
+    #[arg(long, default_value_t = 2_000)]
+    admission_samples: usize,
+    /// Admissions in flight at once.
+    #[arg(long, default_value_t = 16)]
+    admission_in_flight: usize,
+    /// ListSessions pages sampled (0 skips the phase).
+    #[arg(long, default_value_t = 700)]
+    list_samples: usize,
+    /// WatchSessions streams, spread over two registry replicas (0 skips the phase).
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
+    /// Changes timed at every watcher.
+    #[arg(long, default_value_t = 200)]
+    watch_samples: usize,
+    /// How long every session reports activity, in seconds (0 skips the phase).
+    #[arg(long, default_value_t = 60)]
+    activity_secs: u64,
+    /// How often every session reports, in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    activity_interval_ms: u64,
+    /// Agents connected to the child replica for the memory figure (0 skips the phase).
+    #[arg(long, default_value_t = 2_000)]
+    memory_agents: usize,
+    /// Sessions per agent in the memory figure's second step.
+    #[arg(long, default_value_t = 20)]
+    memory_sessions_per_agent: usize,
     /// HTTP/2 connections the agents' streams are multiplexed over.
     #[arg(long, default_value_t = 32)]
     connections: usize,
@@ -98,6 +134,24 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The bench starts itself as a second registry replica (see `replica`).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(replica::REPLICA_COMMAND) {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+            )
+            .init();
+        return match replica::serve(&argv[2..]).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("vigil-bench replica: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // The services log at info per gateway link and warn by the thousand under load: errors are
     // printed, warnings counted for the table (RUST_LOG=warn prints them too).
     let printed = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -165,6 +219,15 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
 
+    progress.say("geo: Locate on one thread");
+    let geo_lookups = match phases::geo_lookups().await {
+        Ok(rate) => Some(rate),
+        Err(error) => {
+            failure.get_or_insert(error.context("geo lookups"));
+            None
+        }
+    };
+
     // What was measured is printed even when a later step failed.
     let report = Report {
         database: vigil_runtime::database::DatabaseConfig {
@@ -183,6 +246,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         load_at_start,
         yardsticks: Yardsticks { raw, bus },
         scales,
+        geo_lookups,
         elapsed: started.elapsed(),
     };
     report.print();
@@ -274,6 +338,63 @@ async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress)
         (None, None)
     };
 
+    let admission = if args.admission_samples > 0 {
+        progress.say(&format!(
+            "{agents} agents: {} admissions, {} in flight",
+            args.admission_samples, args.admission_in_flight
+        ));
+        Some(phases::admission(&mut fleet, agents, args.admission_samples, args.admission_in_flight).await?)
+    } else {
+        None
+    };
+    let list = if args.list_samples > 0 {
+        progress.say(&format!("{agents} agents: {} ListSessions pages", args.list_samples));
+        Some(phases::list(world, &spec.prefix, args.list_samples).await?)
+    } else {
+        None
+    };
+    let replica = if args.watchers > 0 || args.memory_agents > 0 {
+        progress.say(&format!("{agents} agents: starting a second registry replica in a child process"));
+        Some(
+            ChildReplica::spawn(&ReplicaSpec {
+                database_url: &args.database_url,
+                schema: &world.schema,
+                redis_url: &args.redis_url,
+                namespace: &world.namespace,
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    let watch = match &replica {
+        Some(replica) if args.watchers > 0 => {
+            progress.say(&format!(
+                "{agents} agents: watch fan-out to {} watchers, {} changes",
+                args.watchers, args.watch_samples
+            ));
+            Some(phases::watch_fan_out(&mut fleet, world, replica, args.watchers, args.watch_samples).await?)
+        }
+        _ => None,
+    };
+    let activity = if args.activity_secs > 0 {
+        progress.say(&format!(
+            "{agents} agents: activity of every session every {} ms for {} s",
+            args.activity_interval_ms, args.activity_secs
+        ));
+        Some(
+            phases::activity(
+                &fleet,
+                world,
+                Duration::from_secs(args.activity_secs),
+                Duration::from_millis(args.activity_interval_ms.max(1)),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
     let end_all = if args.skip_end_all {
         None
     } else {
@@ -281,6 +402,31 @@ async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress)
         Some(end_all(&mut fleet, &mut client, world).await?)
     };
     fleet.check()?;
+    let memory = match replica {
+        Some(replica) => {
+            let memory = if args.memory_agents > 0 {
+                progress.say(&format!(
+                    "{agents} agents: memory of the child replica with {} more agents",
+                    args.memory_agents
+                ));
+                Some(
+                    phases::memory(
+                        &replica,
+                        &spec.prefix,
+                        args.memory_agents,
+                        args.memory_sessions_per_agent,
+                        args.connections,
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            replica.stop().await.context("stop the child replica")?;
+            memory
+        }
+        None => None,
+    };
     let link_drops = fleet.drops();
 
     let leaving = Instant::now();
@@ -295,6 +441,11 @@ async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress)
         kills,
         repopulation,
         end_all,
+        admission,
+        list,
+        watch,
+        activity,
+        memory,
         link_drops,
         warnings: Vec::new(),
         teardown: Duration::ZERO,

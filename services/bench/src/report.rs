@@ -11,6 +11,16 @@ const KILL_TARGET_RATIO: f64 = 5.0;
 const STRAIN_LINES: usize = 8;
 /// End-all must reach every agent within this.
 const END_ALL_TARGET: Duration = Duration::from_secs(2);
+/// Admission p99 at the agent.
+const ADMISSION_TARGET: Duration = Duration::from_millis(5);
+/// Activity updates persisted per second, sustained.
+const ACTIVITY_TARGET: f64 = 50_000.0;
+/// A page of 50 out of 100k, p99.
+const LIST_TARGET: Duration = Duration::from_millis(20);
+/// A change seen by every watcher, p99.
+const WATCH_TARGET: Duration = Duration::from_millis(10);
+/// Geo lookups per second on one core.
+const GEO_TARGET: f64 = 1_000_000.0;
 
 pub struct Report {
     /// Where PostgreSQL is (password redacted).
@@ -27,6 +37,8 @@ pub struct Report {
     pub load_at_start: String,
     pub yardsticks: Yardsticks,
     pub scales: Vec<Scale>,
+    /// Geo `Locate` lookups per second on one thread.
+    pub geo_lookups: Option<f64>,
     pub elapsed: Duration,
 }
 
@@ -50,6 +62,11 @@ pub struct Scale {
     pub kills: Option<Kills>,
     pub repopulation: Option<Repopulation>,
     pub end_all: Option<EndAll>,
+    pub admission: Option<AdmissionFigures>,
+    pub list: Option<ListFigures>,
+    pub watch: Option<WatchFigures>,
+    pub activity: Option<ActivityFigures>,
+    pub memory: Option<MemoryFigures>,
     /// Links the registry dropped (each re-opened by its agent), by reason.
     pub link_drops: Vec<(String, usize)>,
     /// Warnings and errors the services logged in this world, by message, most frequent first.
@@ -75,6 +92,56 @@ pub struct Repopulation {
     pub latencies: Vec<Duration>,
     /// After the last admission, until the registry counted every session live again.
     pub settled: Duration,
+}
+
+pub struct AdmissionFigures {
+    /// `SessionOpened` → decision at the agent.
+    pub latencies: Vec<Duration>,
+    pub elapsed: Duration,
+    /// Opens in flight at once.
+    pub in_flight: usize,
+}
+
+pub struct ListFigures {
+    /// Per kind of page, its latencies.
+    pub by_query: Vec<(&'static str, Vec<Duration>)>,
+}
+
+pub struct WatchFigures {
+    /// Session closed by its agent → ENDED read by a watcher, every watcher and sample.
+    pub latencies: Vec<Duration>,
+    pub watchers: usize,
+    pub replicas: usize,
+}
+
+pub struct ActivityFigures {
+    /// Session reports the agents sent.
+    pub offered: usize,
+    /// Session updates the registry wrote.
+    pub written: u64,
+    pub elapsed: Duration,
+    /// How long after the last round every session showed it; `None` when not within the wait.
+    pub drained: Option<Duration>,
+}
+
+impl ActivityFigures {
+    pub fn written_per_second(&self) -> f64 {
+        self.written as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    pub fn offered_per_second(&self) -> f64 {
+        self.offered as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+}
+
+pub struct MemoryFigures {
+    pub agents: usize,
+    pub per_agent: usize,
+    /// The replica's resident set before any agent.
+    pub baseline: u64,
+    /// Bytes per agent stream and per live session.
+    pub per_stream: f64,
+    pub per_session: f64,
 }
 
 pub struct EndAll {
@@ -266,41 +333,202 @@ impl Report {
             }
         }
 
-        section("Targets");
+        self.print_phases();
+        self.print_summary(raw);
+        println!();
+    }
+}
+
+impl Report {
+    fn print_phases(&self) {
         for scale in &self.scales {
-            let kill = scale.kills.as_ref().and_then(|kills| Summary::of(&kills.latencies));
-            if let (Some(kill), Some(raw)) = (kill, raw) {
-                let ratio = kill.p99.as_secs_f64() / raw.p99.as_secs_f64().max(f64::EPSILON);
-                let versus_bus = bus.map_or(String::new(), |bus| {
-                    format!(
-                        "; {:.1}× RedisBus p99",
-                        kill.p99.as_secs_f64() / bus.p99.as_secs_f64().max(f64::EPSILON)
-                    )
-                });
+            if let Some(admission) = &scale.admission
+                && let Some(s) = Summary::of(&admission.latencies)
+            {
+                section(&format!(
+                    "Admission at {} agents: SessionOpened → decision at the agent (geo + policy), {} in flight",
+                    scale.agents, admission.in_flight
+                ));
                 println!(
-                    "  kill p99 / raw PUBLISH p99 ≤ {KILL_TARGET_RATIO:.0}    {:>6} agents: {} / {} = {ratio:.1}×  {}{versus_bus}",
+                    "  {} admitted in {} ({:.0}/s): p50 {}, p99 {}, max {}",
+                    s.count,
+                    Secs(admission.elapsed),
+                    s.count as f64 / admission.elapsed.as_secs_f64().max(f64::EPSILON),
+                    Ms(s.p50),
+                    Ms(s.p99),
+                    Ms(s.max)
+                );
+            }
+            if let Some(list) = &scale.list {
+                section(&format!(
+                    "List at {} agents: ListSessions, a page of 50 out of {} live sessions",
+                    scale.agents, scale.sessions
+                ));
+                println!("  {:<30} {:>8} {:>11} {:>11} {:>11}", "page", "samples", "p50", "p99", "max");
+                for (name, samples) in &list.by_query {
+                    if let Some(s) = Summary::of(samples) {
+                        println!(
+                            "  {name:<30} {:>8} {:>11} {:>11} {:>11}",
+                            s.count,
+                            Ms(s.p50),
+                            Ms(s.p99),
+                            Ms(s.max)
+                        );
+                    }
+                }
+            }
+            if let Some(watch) = &scale.watch
+                && let Some(s) = Summary::of(&watch.latencies)
+            {
+                section(&format!(
+                    "Watch fan-out at {} agents: a session closed by its agent → ENDED at each of {} watchers on {} replicas",
+                    scale.agents, watch.watchers, watch.replicas
+                ));
+                println!(
+                    "  {} sightings: p50 {}, p99 {}, max {}",
+                    s.count,
+                    Ms(s.p50),
+                    Ms(s.p99),
+                    Ms(s.max)
+                );
+            }
+            if let Some(activity) = &scale.activity {
+                section(&format!(
+                    "Activity at {} agents: every session reported each round, for {}",
                     scale.agents,
-                    Ms(kill.p99),
-                    Ms(raw.p99),
-                    verdict(ratio <= KILL_TARGET_RATIO)
+                    Secs(activity.elapsed)
+                ));
+                println!(
+                    "  offered {:.0} reports/s; written {:.0} session updates/s ({} in all); {}",
+                    activity.offered_per_second(),
+                    activity.written_per_second(),
+                    activity.written,
+                    activity.drained.map_or("the last round had NOT landed everywhere 30 s later".into(), |drained| {
+                        format!("the last round landed on every session {} after it was sent", Secs(drained))
+                    })
+                );
+            }
+            if let Some(memory) = &scale.memory {
+                section("Registry memory (a replica in a child process, resident set)");
+                println!(
+                    "  baseline {:.1} MiB; {} agents × 1 session, then {} more × {} sessions: {:.1} KiB per agent stream, {:.2} KiB per live session",
+                    memory.baseline as f64 / 1_048_576.0,
+                    memory.agents,
+                    memory.agents,
+                    memory.per_agent,
+                    memory.per_stream / 1024.0,
+                    memory.per_session / 1024.0
                 );
             }
         }
+        if let Some(rate) = self.geo_lookups {
+            section("Geo: Locate on one thread, demo database, mixed addresses");
+            println!("  {rate:.0} lookups/s");
+        }
+    }
+
+    /// The one table the issue asks for: each figure, the target, met or not.
+    fn print_summary(&self, raw: Option<Summary>) {
+        section("Summary");
+        let mut rows: Vec<(String, String, String, &str)> = Vec::new();
+        if let Some(raw) = raw {
+            rows.push((
+                "raw Redis PUBLISH → message p50 / p99".into(),
+                format!("{} / {}", Ms(raw.p50), Ms(raw.p99)),
+                "yardstick".into(),
+                "",
+            ));
+        }
         for scale in &self.scales {
+            let at = format!("{} agents, {} sessions", thousands(scale.agents), thousands(scale.sessions));
+            if let (Some(kill), Some(raw)) = (scale.kills.as_ref().and_then(|k| Summary::of(&k.latencies)), raw) {
+                let ratio = kill.p99.as_secs_f64() / raw.p99.as_secs_f64().max(f64::EPSILON);
+                rows.push((
+                    format!("kill p50 / p99 / max ({at})"),
+                    format!("{} / {} / {} ({ratio:.1}× raw p99)", Ms(kill.p50), Ms(kill.p99), Ms(kill.max)),
+                    format!("p99 ≤ {KILL_TARGET_RATIO:.0}× raw p99"),
+                    verdict(ratio <= KILL_TARGET_RATIO),
+                ));
+            }
             if let Some(end_all) = &scale.end_all
                 && let Some(last) = end_all.per_agent.last()
             {
-                println!(
-                    "  end-all < {}                      {:>6} agents: {} for {} sessions  {}",
-                    Secs(END_ALL_TARGET),
-                    scale.agents,
-                    Secs(*last),
-                    end_all.sessions,
-                    verdict(*last < END_ALL_TARGET)
-                );
+                rows.push((
+                    format!("end-all of {} ({at})", thousands(end_all.sessions)),
+                    Secs(*last).to_string(),
+                    format!("< {}", Secs(END_ALL_TARGET)),
+                    verdict(*last < END_ALL_TARGET),
+                ));
+            }
+            if let Some(s) = scale.admission.as_ref().and_then(|a| Summary::of(&a.latencies)) {
+                rows.push((
+                    format!("admission p50 / p99 ({at})"),
+                    format!("{} / {}", Ms(s.p50), Ms(s.p99)),
+                    format!("p99 < {}", Ms(ADMISSION_TARGET)),
+                    verdict(s.p99 < ADMISSION_TARGET),
+                ));
+            }
+            if let Some(activity) = &scale.activity {
+                let rate = activity.written_per_second();
+                rows.push((
+                    format!("activity persisted, {} sustained", Secs(activity.elapsed)),
+                    format!("{rate:.0}/s"),
+                    format!("≥ {ACTIVITY_TARGET:.0}/s"),
+                    verdict(rate >= ACTIVITY_TARGET && activity.drained.is_some()),
+                ));
+            }
+            if let Some(s) = scale.list.as_ref().and_then(|l| Summary::of(&crate::phases::all_pages(l))) {
+                rows.push((
+                    format!("list page of 50 p50 / p99 ({} live)", thousands(scale.sessions)),
+                    format!("{} / {}", Ms(s.p50), Ms(s.p99)),
+                    format!("p99 < {}", Ms(LIST_TARGET)),
+                    verdict(s.p99 < LIST_TARGET),
+                ));
+            }
+            if let Some(watch) = &scale.watch
+                && let Some(s) = Summary::of(&watch.latencies)
+            {
+                rows.push((
+                    format!("watch fan-out p99 ({} watchers, {} replicas)", watch.watchers, watch.replicas),
+                    Ms(s.p99).to_string(),
+                    format!("< {}", Ms(WATCH_TARGET)),
+                    verdict(s.p99 < WATCH_TARGET),
+                ));
+            }
+            if let Some(memory) = &scale.memory {
+                rows.push((
+                    "memory per agent stream / per live session".into(),
+                    format!("{:.1} KiB / {:.2} KiB", memory.per_stream / 1024.0, memory.per_session / 1024.0),
+                    "report".into(),
+                    "",
+                ));
             }
         }
+        if let Some(rate) = self.geo_lookups {
+            rows.push((
+                "geo Locate lookups/s, one core".into(),
+                format!("{rate:.0}"),
+                format!("≥ {GEO_TARGET:.0}"),
+                verdict(rate >= GEO_TARGET),
+            ));
+        }
+        let width = rows.iter().map(|row| row.0.chars().count()).max().unwrap_or(0);
+        let value_width = rows.iter().map(|row| row.1.chars().count()).max().unwrap_or(0);
+        let target_width = rows.iter().map(|row| row.2.chars().count()).max().unwrap_or(0);
+        println!("  {:<width$}  {:<value_width$}  {:<target_width$}  met", "figure", "value", "target");
+        for (figure, value, target, met) in rows {
+            println!("  {figure:<width$}  {value:<value_width$}  {target:<target_width$}  {met}");
+        }
         println!();
+    }
+}
+
+/// "10k" for round thousands, the number otherwise.
+fn thousands(count: usize) -> String {
+    if count >= 1000 && count.is_multiple_of(1000) {
+        format!("{}k", count / 1000)
+    } else {
+        count.to_string()
     }
 }
 

@@ -1,6 +1,8 @@
-//! The system under test: a registry replica and the termination service in this process, on a
-//! fresh PostgreSQL schema and a fresh Redis namespace, served over real gRPC on a loopback port —
-//! wired as the all-in-one binary and the end-to-end tests wire them.
+//! The system under test: a registry replica, the termination service, geo (on the demo GeoIP
+//! databases) and policy (with a global concurrency limit) in this process, on a fresh PostgreSQL
+//! schema and a fresh Redis namespace, served over real gRPC on a loopback port — wired as the
+//! all-in-one binary wires them. A second registry replica can be started in a child process
+//! ([`crate::replica`]) on the same schema and namespace.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -8,6 +10,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use vigil_geo::Geo;
+use vigil_policy::service::PolicyEngine;
+use vigil_proto::v1 as pb;
+use vigil_registry::admission::RiskAssessor;
 use vigil_registry::domain::SessionFilter;
 use vigil_registry::store::SessionStore;
 use vigil_registry::{Registry, RegistrySettings};
@@ -24,6 +30,10 @@ const OBSERVER_CONNECTIONS: u32 = 2;
 const POLL: Duration = Duration::from_millis(100);
 /// A connected-gateway count unchanged this long has settled.
 const STILL: Duration = Duration::from_secs(3);
+/// The global policy's concurrency limit: above the most sessions one bench user holds (the
+/// sessions spread over 5,000 users), so every admission counts and checks a slot and none is
+/// refused.
+const MAX_CONCURRENT_SESSIONS: u32 = 1_000;
 
 /// What the registry's tables hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +57,15 @@ pub struct World {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     pub registry: Registry,
+    /// The Redis namespace the services' bus uses.
+    pub namespace: String,
+    pub schema: String,
     /// The bench's own view of the registry's tables, through a pool of its own, so that counting
     /// neither takes connections from the registry nor fails when the registry's pool is exhausted.
     observer: Arc<dyn SessionStore>,
     database_url: String,
-    schema: String,
+    /// The demo GeoIP databases' directory (removed at the end).
+    geoip_dir: std::path::PathBuf,
     shutdown: CancellationToken,
     server: JoinHandle<Result<(), ServerError>>,
 }
@@ -110,14 +124,7 @@ impl World {
 
         let shutdown = CancellationToken::new();
         // Production defaults throughout: the idle marker and activity writer run as they would.
-        let settings = RegistrySettings {
-            replica: "bench".into(),
-            // Without `--heartbeats` the agents stay silent between kills for the whole run: the
-            // registry must not take them for lost gateways and end their sessions.
-            gateway_grace: Duration::from_secs(24 * 60 * 60),
-            ..RegistrySettings::default()
-        };
-        let registry = Registry::start(settings, store, bus.clone(), shutdown.clone())
+        let registry = Registry::start(registry_settings("bench"), store, bus.clone(), shutdown.clone())
             .await
             .context("start the registry")?;
         let termination_settings = TerminationSettings::default();
@@ -128,7 +135,55 @@ impl World {
             termination_settings.clone(),
         );
         registry.attach_command_journal(Arc::new(terminator.clone()));
+        registry.attach_session_evictor(Arc::new(terminator.clone()));
         vigil_termination::app::start_redelivery(&terminator, &termination_settings, shutdown.clone());
+
+        // Admission as the all-in-one does it: geo assesses, policy decides, both in process.
+        let geoip_dir = std::env::temp_dir().join(format!("{namespace}-geoip"));
+        let (city, asn) = vigil_geo::write_demo_databases(&geoip_dir).context("write the demo GeoIP databases")?;
+        let geo_config = vigil_geo::GeoConfig {
+            city_db: vec![city],
+            asn_db: vec![asn],
+            ..vigil_geo::GeoConfig::default()
+        };
+        let geo_store = vigil_geo::app::open_store(&database, true)
+            .await
+            .context("open and migrate geo's tables")?;
+        let geo = Geo::open(&geo_config, geo_store, shutdown.clone()).context("open the demo GeoIP databases")?;
+        registry.attach_risk_assessor(Arc::new(InProcessGeo(geo)));
+        let policy_store = vigil_policy::app::open_store(&database, true)
+            .await
+            .context("open and migrate policy's tables")?;
+        let policy = PolicyEngine::new(policy_store, Arc::new(vigil_policy::clock::SystemClock));
+        // The migration seeds a global policy; the bench gives it a concurrency limit.
+        let global = policy
+            .list()
+            .await
+            .context("list the policies")?
+            .policies
+            .into_iter()
+            .find(|existing| {
+                matches!(
+                    existing.scope.as_ref().and_then(|scope| scope.scope.as_ref()),
+                    Some(pb::policy_scope::Scope::Global(_))
+                )
+            })
+            .context("the policy store holds no global policy")?;
+        let mut rules = global.rules.unwrap_or_default();
+        rules.max_concurrent_sessions = Some(MAX_CONCURRENT_SESSIONS);
+        rules.concurrency_action = pb::ConcurrencyAction::DenyNew as i32;
+        policy
+            .update(
+                "vigil-bench",
+                &pb::UpdatePolicyRequest {
+                    id: global.id,
+                    rules: Some(rules),
+                    description: "vigil-bench: a concurrency limit every admission checks".into(),
+                },
+            )
+            .await
+            .context("set the bench's concurrency limit")?;
+        registry.attach_admission_policy(Arc::new(policy));
 
         let server = Server::new(ServerConfig::default())
             .add_service(registry.sessions_service())
@@ -141,9 +196,11 @@ impl World {
         Ok(Self {
             url,
             registry,
+            namespace: namespace.to_owned(),
+            schema: schema.to_owned(),
             observer,
             database_url: config.database_url.clone(),
-            schema: schema.to_owned(),
+            geoip_dir,
             shutdown,
             server,
         })
@@ -210,9 +267,34 @@ impl World {
         let served = self.server.await;
         self.registry.stopped().await;
         let dropped = database::drop_schema(&self.database_url, &self.schema).await;
+        let _ = std::fs::remove_dir_all(&self.geoip_dir);
         served.context("the gRPC server task")?.context("the gRPC server")?;
         dropped.with_context(|| format!("drop schema {}", self.schema))?;
         Ok(())
+    }
+}
+
+/// The registry's production defaults, except where a benchmark run differs from production.
+pub fn registry_settings(replica: &str) -> RegistrySettings {
+    RegistrySettings {
+        replica: replica.into(),
+        // Without `--heartbeats` the agents stay silent between kills for the whole run: the
+        // registry must not take them for lost gateways and end their sessions.
+        gateway_grace: Duration::from_secs(24 * 60 * 60),
+        // A full run outlasts the 5-minute default: sessions turning idle halfway would make the
+        // later figures measure the idle marker's and the reactivations' work too.
+        idle_after: Duration::from_secs(60 * 60),
+        ..RegistrySettings::default()
+    }
+}
+
+/// Geo, called in process by the registry's admission (as in the all-in-one).
+struct InProcessGeo(Geo);
+
+#[async_trait::async_trait]
+impl RiskAssessor for InProcessGeo {
+    async fn assess(&self, request: pb::AssessRequest) -> vigil_runtime::ServiceResult<pb::AssessResponse> {
+        self.0.assess(&request).await
     }
 }
 

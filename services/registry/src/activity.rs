@@ -6,6 +6,7 @@
 //! ACTIVE are announced.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -24,6 +25,8 @@ pub struct ActivityWriter {
     buffer: Arc<Mutex<HashMap<String, PendingActivity>>>,
     flush_now: Arc<Notify>,
     flush_max: usize,
+    /// Session updates written so far (reports merged per session before a flush count once).
+    written: Arc<AtomicU64>,
 }
 
 impl ActivityWriter {
@@ -38,6 +41,7 @@ impl ActivityWriter {
             buffer: Arc::default(),
             flush_now: Arc::new(Notify::new()),
             flush_max: settings.activity_flush_max,
+            written: Arc::default(),
         };
         let task = tokio::spawn(writer.clone().run(store, events, settings.clone(), shutdown));
         (writer, task)
@@ -58,6 +62,12 @@ impl ActivityWriter {
         if len >= self.flush_max {
             self.flush_now.notify_one();
         }
+    }
+
+    /// Session updates written to the store since start: one per session per flush, whatever the
+    /// number of reports merged into it (what `make bench` counts as ingested).
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     fn take(&self) -> Vec<PendingActivity> {
@@ -84,7 +94,10 @@ impl ActivityWriter {
             if !batch.is_empty() {
                 let now = now_millis();
                 match store.apply_activity(None, &batch, now, settings.idle_after_ms()).await {
-                    Ok(reactivated) => events.publish_all(SessionEventKind::Updated, &reactivated, now).await,
+                    Ok(reactivated) => {
+                        self.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        events.publish_all(SessionEventKind::Updated, &reactivated, now).await;
+                    }
                     Err(error) => {
                         // Put the batch back (merged with anything newer) so a database blip loses nothing.
                         tracing::warn!(%error, sessions = batch.len(), "could not write activity; will retry");

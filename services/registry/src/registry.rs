@@ -209,6 +209,11 @@ impl Registry {
         &self.inner.bus
     }
 
+    /// Session activity updates this replica has written to the store since it started.
+    pub fn activity_written(&self) -> u64 {
+        self.inner.activity.written()
+    }
+
     /// Waits for the background tasks to finish after shutdown (pending activity is flushed).
     pub async fn stopped(&self) {
         let tasks = std::mem::take(
