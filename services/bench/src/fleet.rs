@@ -37,6 +37,8 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
 /// Distinct users and resources the fake sessions spread over.
 const USERS: usize = 5_000;
 const RESOURCES: usize = 200;
+/// Spacing of the agents' seeds for sessions they open (see `AgentTask::seed`).
+const OPENS_PER_AGENT: usize = 7;
 
 /// What to connect.
 #[derive(Debug, Clone)]
@@ -145,7 +147,7 @@ impl Fleet {
             let held = new_sessions(index, share(spec.sessions, spec.agents, index));
             async move {
                 let link = open_link(&channel, &gateway_id, &held, true).await?;
-                Ok::<_, anyhow::Error>((gateway_id, channel, held, link))
+                Ok::<_, anyhow::Error>((index, gateway_id, channel, held, link))
             }
         });
         let links: Vec<_> = futures::stream::iter(hellos)
@@ -157,7 +159,7 @@ impl Fleet {
         let mut tasks = tokio::task::JoinSet::new();
         let mut agents = Vec::with_capacity(links.len());
         let mut hello_latencies = Vec::with_capacity(links.len());
-        for (gateway_id, channel, held, link) in links {
+        for (index, gateway_id, channel, held, link) in links {
             hello_latencies.push(link.hello_latency);
             let (control, commands) = mpsc::unbounded_channel();
             let heartbeat = spec
@@ -175,6 +177,7 @@ impl Fleet {
                 outbound: link.outbound,
                 opening: HashMap::new(),
                 next_request: 0,
+                seed: index * OPENS_PER_AGENT,
                 shared: shared.clone(),
             };
             tasks.spawn(task.run(link.inbound, commands, heartbeat, stop.clone()));
@@ -250,14 +253,19 @@ impl Fleet {
         Ok(session_id)
     }
 
-    /// Opens one session on each agent of `indices` through admission, `in_flight` at a time, as
-    /// concurrent users would. Returns each `SessionOpened` → decision latency.
-    pub async fn open_many(&mut self, indices: &[usize], in_flight: usize) -> anyhow::Result<Vec<Duration>> {
-        let requests = indices.iter().map(|&index| {
+    /// Opens one session on each agent of `indices` through admission, at `per_second` starts a
+    /// second whatever the answers' pace (an open loop: users do not wait for each other). Returns
+    /// each `SessionOpened` → decision latency.
+    pub async fn open_at_rate(&mut self, indices: &[usize], per_second: f64) -> anyhow::Result<Vec<Duration>> {
+        let gap = Duration::from_secs_f64(1.0 / per_second.max(f64::MIN_POSITIVE));
+        let started = tokio::time::Instant::now();
+        let mut opening = tokio::task::JoinSet::new();
+        for (sample, &index) in indices.iter().enumerate() {
+            tokio::time::sleep_until(started + gap.mul_f64(sample as f64)).await;
             let agent = &self.agents[index];
             let control = agent.control.clone();
             let gateway_id = agent.gateway_id.clone();
-            async move {
+            opening.spawn(async move {
                 let (reply, answer) = oneshot::channel();
                 let sent = Instant::now();
                 control
@@ -268,14 +276,11 @@ impl Fleet {
                     .map_err(|_| anyhow!("agent {gateway_id}: no admission decision within {HELLO_PATIENCE:?}"))?
                     .map_err(|_| anyhow!("agent {gateway_id} is gone"))??;
                 Ok::<_, anyhow::Error>((index, session_id, sent.elapsed()))
-            }
-        });
-        let opened: Vec<_> = futures::stream::iter(requests)
-            .buffer_unordered(in_flight.max(1))
-            .try_collect()
-            .await?;
-        let mut latencies = Vec::with_capacity(opened.len());
-        for (index, session_id, latency) in opened {
+            });
+        }
+        let mut latencies = Vec::with_capacity(indices.len());
+        while let Some(opened) = opening.join_next().await {
+            let (index, session_id, latency) = opened??;
             self.agents[index].held.push(session_id);
             latencies.push(latency);
         }
@@ -303,7 +308,9 @@ impl Fleet {
             .control
             .send(Control::Close(session_id.clone(), reply))
             .map_err(|_| anyhow!("agent {} is gone", agent.gateway_id))?;
-        let sent = answer.await.map_err(|_| anyhow!("agent {} is gone", agent.gateway_id))?;
+        let sent = answer
+            .await
+            .map_err(|_| anyhow!("agent {} is gone", agent.gateway_id))?;
         Ok(Some((session_id, sent)))
     }
 
@@ -458,6 +465,9 @@ struct AgentTask {
     /// Admission requests awaiting their decision, by request id, with the start asked for.
     opening: HashMap<String, (oneshot::Sender<anyhow::Result<String>>, pb::SessionStart)>,
     next_request: u64,
+    /// Where this agent's opened sessions start in the users/resources/addresses spread, so that
+    /// opens on different agents are of different users.
+    seed: usize,
     shared: Arc<Shared>,
 }
 
@@ -601,7 +611,7 @@ impl AgentTask {
     fn open(&mut self, reply: oneshot::Sender<anyhow::Result<String>>) {
         self.next_request += 1;
         let request_id = format!("open-{}", self.next_request);
-        let start = session_start(self.next_request as usize);
+        let start = session_start(self.seed + self.next_request as usize);
         self.opening.insert(request_id.clone(), (reply, start.clone()));
         self.send(Up::SessionOpened(pb::SessionOpened {
             request_id,

@@ -80,9 +80,9 @@ struct Args {
     /// Sessions opened through admission under load (0 skips the phase).
     #[arg(long, default_value_t = 2_000)]
     admission_samples: usize,
-    /// Admissions in flight at once.
-    #[arg(long, default_value_t = 16)]
-    admission_in_flight: usize,
+    /// Session starts per second during the admission phase (an open loop, as users arrive).
+    #[arg(long, default_value_t = 200.0)]
+    admission_rate: f64,
     /// ListSessions pages sampled (0 skips the phase).
     #[arg(long, default_value_t = 700)]
     list_samples: usize,
@@ -340,10 +340,10 @@ async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress)
 
     let admission = if args.admission_samples > 0 {
         progress.say(&format!(
-            "{agents} agents: {} admissions, {} in flight",
-            args.admission_samples, args.admission_in_flight
+            "{agents} agents: {} admissions at {}/s",
+            args.admission_samples, args.admission_rate
         ));
-        Some(phases::admission(&mut fleet, agents, args.admission_samples, args.admission_in_flight).await?)
+        Some(phases::admission(&mut fleet, agents, args.admission_samples, args.admission_rate).await?)
     } else {
         None
     };
@@ -354,7 +354,9 @@ async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress)
         None
     };
     let replica = if args.watchers > 0 || args.memory_agents > 0 {
-        progress.say(&format!("{agents} agents: starting a second registry replica in a child process"));
+        progress.say(&format!(
+            "{agents} agents: starting a second registry replica in a child process"
+        ));
         Some(
             ChildReplica::spawn(&ReplicaSpec {
                 database_url: &args.database_url,

@@ -30,18 +30,24 @@ const ACTIVITY_DRAIN: Duration = Duration::from_secs(30);
 const GEO_FOR: Duration = Duration::from_secs(2);
 
 /// `SessionOpened` → decision at the agent, with geo's assessment and policy's decision (the
-/// global concurrency limit) in the path; `in_flight` opens at a time, spread over the agents.
-pub async fn admission(fleet: &mut Fleet, agents: usize, samples: usize, in_flight: usize) -> anyhow::Result<AdmissionFigures> {
+/// global concurrency limit) in the path; `per_second` starts a second, spread over the agents,
+/// while the fleet holds its sessions.
+pub async fn admission(
+    fleet: &mut Fleet,
+    agents: usize,
+    samples: usize,
+    per_second: f64,
+) -> anyhow::Result<AdmissionFigures> {
     // A multiplicative hash spreads the opens over agents (and so over users and addresses).
     let indices: Vec<usize> = (0..samples)
         .map(|sample| ((sample as u64 * 40_503 + 7) % agents as u64) as usize)
         .collect();
     let started = Instant::now();
-    let latencies = fleet.open_many(&indices, in_flight).await?;
+    let latencies = fleet.open_at_rate(&indices, per_second).await?;
     Ok(AdmissionFigures {
         latencies,
         elapsed: started.elapsed(),
-        in_flight,
+        per_second,
     })
 }
 
@@ -202,7 +208,11 @@ pub async fn watch_fan_out(
             }
             index += 1;
         };
-        let patience = if sample == 0 { WATCH_PATIENCE * 3 } else { WATCH_PATIENCE };
+        let patience = if sample == 0 {
+            WATCH_PATIENCE * 3
+        } else {
+            WATCH_PATIENCE
+        };
         let deadline = tokio::time::Instant::now() + patience;
         let mut seen_by = vec![false; watchers];
         let mut count = 0;
@@ -338,7 +348,9 @@ pub async fn memory(
         connections,
         heartbeats: false,
     };
-    let (one_each, _) = Fleet::connect(&spec("mem1", agents)).await.context("connect the first memory fleet")?;
+    let (one_each, _) = Fleet::connect(&spec("mem1", agents))
+        .await
+        .context("connect the first memory fleet")?;
     settle().await;
     let after_one = replica.resident_bytes()?;
     let (many_each, _) = Fleet::connect(&spec("memn", agents * per_agent))
@@ -413,5 +425,9 @@ fn now_millis() -> i64 {
 
 /// Per-query latencies merged, for the headline figure.
 pub fn all_pages(figures: &ListFigures) -> Vec<Duration> {
-    figures.by_query.iter().flat_map(|(_, samples)| samples.iter().copied()).collect()
+    figures
+        .by_query
+        .iter()
+        .flat_map(|(_, samples)| samples.iter().copied())
+        .collect()
 }

@@ -98,8 +98,8 @@ pub struct AdmissionFigures {
     /// `SessionOpened` → decision at the agent.
     pub latencies: Vec<Duration>,
     pub elapsed: Duration,
-    /// Opens in flight at once.
-    pub in_flight: usize,
+    /// Starts asked for per second.
+    pub per_second: f64,
 }
 
 pub struct ListFigures {
@@ -346,8 +346,8 @@ impl Report {
                 && let Some(s) = Summary::of(&admission.latencies)
             {
                 section(&format!(
-                    "Admission at {} agents: SessionOpened → decision at the agent (geo + policy), {} in flight",
-                    scale.agents, admission.in_flight
+                    "Admission at {} agents: SessionOpened → decision at the agent (geo + policy), {:.0} starts/s asked",
+                    scale.agents, admission.per_second
                 ));
                 println!(
                     "  {} admitted in {} ({:.0}/s): p50 {}, p99 {}, max {}",
@@ -364,7 +364,10 @@ impl Report {
                     "List at {} agents: ListSessions, a page of 50 out of {} live sessions",
                     scale.agents, scale.sessions
                 ));
-                println!("  {:<30} {:>8} {:>11} {:>11} {:>11}", "page", "samples", "p50", "p99", "max");
+                println!(
+                    "  {:<30} {:>8} {:>11} {:>11} {:>11}",
+                    "page", "samples", "p50", "p99", "max"
+                );
                 for (name, samples) in &list.by_query {
                     if let Some(s) = Summary::of(samples) {
                         println!(
@@ -403,9 +406,15 @@ impl Report {
                     activity.offered_per_second(),
                     activity.written_per_second(),
                     activity.written,
-                    activity.drained.map_or("the last round had NOT landed everywhere 30 s later".into(), |drained| {
-                        format!("the last round landed on every session {} after it was sent", Secs(drained))
-                    })
+                    activity.drained.map_or(
+                        "the last round had NOT landed everywhere 30 s later".into(),
+                        |drained| {
+                            format!(
+                                "the last round landed on every session {} after it was sent",
+                                Secs(drained)
+                            )
+                        }
+                    )
                 );
             }
             if let Some(memory) = &scale.memory {
@@ -440,12 +449,21 @@ impl Report {
             ));
         }
         for scale in &self.scales {
-            let at = format!("{} agents, {} sessions", thousands(scale.agents), thousands(scale.sessions));
+            let at = format!(
+                "{} agents, {} sessions",
+                thousands(scale.agents),
+                thousands(scale.sessions)
+            );
             if let (Some(kill), Some(raw)) = (scale.kills.as_ref().and_then(|k| Summary::of(&k.latencies)), raw) {
                 let ratio = kill.p99.as_secs_f64() / raw.p99.as_secs_f64().max(f64::EPSILON);
                 rows.push((
                     format!("kill p50 / p99 / max ({at})"),
-                    format!("{} / {} / {} ({ratio:.1}× raw p99)", Ms(kill.p50), Ms(kill.p99), Ms(kill.max)),
+                    format!(
+                        "{} / {} / {} ({ratio:.1}× raw p99)",
+                        Ms(kill.p50),
+                        Ms(kill.p99),
+                        Ms(kill.max)
+                    ),
                     format!("p99 ≤ {KILL_TARGET_RATIO:.0}× raw p99"),
                     verdict(ratio <= KILL_TARGET_RATIO),
                 ));
@@ -462,7 +480,10 @@ impl Report {
             }
             if let Some(s) = scale.admission.as_ref().and_then(|a| Summary::of(&a.latencies)) {
                 rows.push((
-                    format!("admission p50 / p99 ({at})"),
+                    format!(
+                        "admission p50 / p99 ({at}, {:.0} starts/s)",
+                        scale.admission.as_ref().map_or(0.0, |a| a.per_second)
+                    ),
                     format!("{} / {}", Ms(s.p50), Ms(s.p99)),
                     format!("p99 < {}", Ms(ADMISSION_TARGET)),
                     verdict(s.p99 < ADMISSION_TARGET),
@@ -477,7 +498,11 @@ impl Report {
                     verdict(rate >= ACTIVITY_TARGET && activity.drained.is_some()),
                 ));
             }
-            if let Some(s) = scale.list.as_ref().and_then(|l| Summary::of(&crate::phases::all_pages(l))) {
+            if let Some(s) = scale
+                .list
+                .as_ref()
+                .and_then(|l| Summary::of(&crate::phases::all_pages(l)))
+            {
                 rows.push((
                     format!("list page of 50 p50 / p99 ({} live)", thousands(scale.sessions)),
                     format!("{} / {}", Ms(s.p50), Ms(s.p99)),
@@ -489,7 +514,10 @@ impl Report {
                 && let Some(s) = Summary::of(&watch.latencies)
             {
                 rows.push((
-                    format!("watch fan-out p99 ({} watchers, {} replicas)", watch.watchers, watch.replicas),
+                    format!(
+                        "watch fan-out p99 ({} watchers, {} replicas)",
+                        watch.watchers, watch.replicas
+                    ),
                     Ms(s.p99).to_string(),
                     format!("< {}", Ms(WATCH_TARGET)),
                     verdict(s.p99 < WATCH_TARGET),
@@ -498,7 +526,11 @@ impl Report {
             if let Some(memory) = &scale.memory {
                 rows.push((
                     "memory per agent stream / per live session".into(),
-                    format!("{:.1} KiB / {:.2} KiB", memory.per_stream / 1024.0, memory.per_session / 1024.0),
+                    format!(
+                        "{:.1} KiB / {:.2} KiB",
+                        memory.per_stream / 1024.0,
+                        memory.per_session / 1024.0
+                    ),
                     "report".into(),
                     "",
                 ));
@@ -515,7 +547,10 @@ impl Report {
         let width = rows.iter().map(|row| row.0.chars().count()).max().unwrap_or(0);
         let value_width = rows.iter().map(|row| row.1.chars().count()).max().unwrap_or(0);
         let target_width = rows.iter().map(|row| row.2.chars().count()).max().unwrap_or(0);
-        println!("  {:<width$}  {:<value_width$}  {:<target_width$}  met", "figure", "value", "target");
+        println!(
+            "  {:<width$}  {:<value_width$}  {:<target_width$}  met",
+            "figure", "value", "target"
+        );
         for (figure, value, target, met) in rows {
             println!("  {figure:<width$}  {value:<value_width$}  {target:<target_width$}  {met}");
         }
