@@ -116,6 +116,14 @@ pub struct SessionEnd {
     pub detail: String,
 }
 
+/// One session to end, only if it is live on `gateway_id` (an agent acknowledged its kill).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayEnd {
+    pub session_id: String,
+    pub gateway_id: String,
+    pub end: SessionEnd,
+}
+
 /// A gateway as the registry knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayRecord {
@@ -191,9 +199,14 @@ pub struct SessionPage {
     pub sessions: Vec<SessionRecord>,
     /// Set when there may be more: the cursor of the last row.
     pub next: Option<PageCursor>,
-    /// Rows matching the filter across all pages.
+    /// Rows matching the filter across all pages, counted up to [`EXACT_TOTAL_UP_TO`].
     pub total: u64,
+    /// More rows match than `total` (which is then [`EXACT_TOTAL_UP_TO`]).
+    pub total_is_lower_bound: bool,
 }
+
+/// A page's total is counted exactly up to this many matches; beyond, the page says "at least".
+pub const EXACT_TOTAL_UP_TO: u64 = 1_000;
 
 impl SortKey {
     /// The sort key's value for a record (what a [`PageCursor`] holds).

@@ -16,6 +16,7 @@ pub mod cidr;
 pub mod commands;
 pub mod convert;
 pub mod domain;
+mod ending;
 mod events;
 mod idle;
 mod liveness;

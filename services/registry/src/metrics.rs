@@ -96,7 +96,7 @@ fn instruments() -> &'static Instruments {
 }
 
 /// A session start was decided (or failed to be).
-pub(crate) fn admission<E>(decision: &Result<pb::AdmissionDecision, E>) {
+pub(crate) fn admission<E>(decision: Result<&pb::AdmissionDecision, E>) {
     let outcome = match decision {
         Ok(decision) if decision.allowed => "allowed",
         Ok(_) => "denied",

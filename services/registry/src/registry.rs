@@ -21,6 +21,7 @@ use crate::admission::{
 };
 use crate::api::{LinkApi, SessionsApi};
 use crate::commands::{CommandJournal, CommandReporter, JournalSlot};
+use crate::ending::EndWriter;
 use crate::events::EventHub;
 use crate::idle::run_idle_marker;
 use crate::liveness::{SeenTracker, run_lost_gateway_check, run_seen_writer, seen_interval};
@@ -43,6 +44,8 @@ pub(crate) struct Inner {
     pub bus: Arc<dyn ControlBus>,
     pub events: EventHub,
     pub activity: ActivityWriter,
+    /// Writes the ends of acknowledged kills, batched.
+    pub ender: EndWriter,
     pub settings: RegistrySettings,
     pub page_tokens: PageTokens,
     pub journal: JournalSlot,
@@ -76,6 +79,7 @@ impl Registry {
         let events = EventHub::start(bus.clone(), settings.watch_buffer, shutdown.clone()).await?;
         let (activity, activity_task) =
             ActivityWriter::start(store.clone(), events.clone(), &settings, shutdown.clone());
+        let (ender, ender_task) = EndWriter::start(store.clone(), shutdown.clone());
         let idle_task = tokio::spawn(run_idle_marker(
             store.clone(),
             events.clone(),
@@ -120,12 +124,14 @@ impl Registry {
                 bus,
                 events,
                 activity,
+                ender,
                 settings,
                 links: Mutex::default(),
                 next_link_id: Default::default(),
                 shutdown,
                 tasks: Mutex::new(vec![
                     activity_task,
+                    ender_task,
                     idle_task,
                     reporter_task,
                     releaser_task,

@@ -16,8 +16,8 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 use vigil_registry::domain::{
-    EndReason, GeoLocation, ListQuery, LocationKind, PageCursor, PendingActivity, ResourceType, RiskAssessment,
-    RiskFlag, Selector, SessionEnd, SessionFilter, SessionRecord, SessionStatus, SortKey, SortValue,
+    EndReason, GatewayEnd, GeoLocation, ListQuery, LocationKind, PageCursor, PendingActivity, ResourceType,
+    RiskAssessment, RiskFlag, Selector, SessionEnd, SessionFilter, SessionRecord, SessionStatus, SortKey, SortValue,
 };
 use vigil_registry::store::migration::Migrator;
 use vigil_registry::store::{SessionStore, SqlStore};
@@ -167,6 +167,7 @@ contract_tests!(
     insert_and_get_round_trip_every_field,
     inserting_a_taken_id_is_already_exists,
     ending_is_idempotent_and_limited_to_the_gateway,
+    ending_in_a_batch_answers_each_entry_in_order,
     activity_only_moves_forward_and_merges_duplicates,
     activity_ignores_ended_unknown_and_foreign_sessions,
     activity_wakes_idle_sessions_with_recent_input,
@@ -177,6 +178,7 @@ contract_tests!(
     list_query_treats_like_wildcards_literally,
     list_pages_through_every_order_in_both_directions,
     list_page_edges_and_bad_cursors,
+    list_total_is_exact_up_to_the_limit_then_a_lower_bound,
     stats_count_live_sessions,
     resolve_each_selector,
     gateways_connect_seen_disconnect_and_list,
@@ -511,6 +513,60 @@ async fn ending_is_idempotent_and_limited_to_the_gateway(store: Arc<SqlStore>) {
         .unwrap()
         .expect("ended without gateway check");
     assert_eq!(by_admin.end_reason, Some(EndReason::Admin));
+}
+
+async fn ending_in_a_batch_answers_each_entry_in_order(store: Arc<SqlStore>) {
+    let first = session("alice", "gw-a");
+    let second = session("bob", "gw-a");
+    let foreign = session("carol", "gw-b");
+    let already = ended(session("dave", "gw-a"), T0 + 1_000);
+    insert_all(
+        &store,
+        &[first.clone(), second.clone(), foreign.clone(), already.clone()],
+    )
+    .await;
+    let on_a = |id: &str, reason: EndReason| GatewayEnd {
+        session_id: id.to_owned(),
+        gateway_id: "gw-a".into(),
+        end: end(T0 + 5_000, reason),
+    };
+    let unknown = Uuid::new_v4().to_string();
+    let answers = store
+        .end_sessions(&[
+            on_a(&first.id, EndReason::Admin),
+            on_a(&foreign.id, EndReason::Admin),
+            on_a(&already.id, EndReason::Admin),
+            on_a(&unknown, EndReason::Admin),
+            on_a(&second.id, EndReason::Locked),
+            on_a(&first.id, EndReason::Policy),
+        ])
+        .await
+        .unwrap();
+    let ended_ids: Vec<Option<String>> = answers.iter().map(|a| a.as_ref().map(|s| s.id.clone())).collect();
+    assert_eq!(
+        ended_ids,
+        vec![Some(first.id.clone()), None, None, None, Some(second.id.clone()), None],
+        "only live sessions of the gateway end, each once, answered at its first mention"
+    );
+    let expected = SessionRecord {
+        status: SessionStatus::Disconnected,
+        ended_at: Some(T0 + 5_000),
+        end_reason: Some(EndReason::Locked),
+        end_detail: "Locked".to_owned(),
+        ..second.clone()
+    };
+    assert_eq!(answers[4].as_ref(), Some(&expected));
+    assert_eq!(get(&store, &second.id).await, expected);
+    assert!(
+        get(&store, &foreign.id).await.is_live(),
+        "another gateway's session stays live"
+    );
+    assert_eq!(
+        get(&store, &already.id).await,
+        already,
+        "an ended session keeps its end"
+    );
+    assert!(store.end_sessions(&[]).await.unwrap().is_empty());
 }
 
 async fn activity_only_moves_forward_and_merges_duplicates(store: Arc<SqlStore>) {
@@ -983,6 +1039,43 @@ async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>)
             }
         }
     }
+}
+
+async fn list_total_is_exact_up_to_the_limit_then_a_lower_bound(store: Arc<SqlStore>) {
+    use vigil_registry::domain::EXACT_TOTAL_UP_TO;
+    let limit = EXACT_TOTAL_UP_TO as usize;
+    // Exactly at the limit on "gw-a", one past it on "gw-b" (one more than gw-a's).
+    let sessions: Vec<SessionRecord> = (0..limit)
+        .map(|_| session("u", "gw-a"))
+        .chain((0..=limit).map(|_| session("u", "gw-b")))
+        .collect();
+    insert_all(&store, &sessions).await;
+    let on = |gateway: &str| SessionFilter {
+        gateway_id: Some(gateway.into()),
+        ..SessionFilter::default()
+    };
+
+    let at_limit = store
+        .list_sessions(&query(on("gw-a"), SortKey::StartedAt, true, 10, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        (at_limit.total, at_limit.total_is_lower_bound),
+        (EXACT_TOTAL_UP_TO, false)
+    );
+    let past_limit = store
+        .list_sessions(&query(on("gw-b"), SortKey::StartedAt, true, 10, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            past_limit.total,
+            past_limit.total_is_lower_bound,
+            past_limit.sessions.len()
+        ),
+        (EXACT_TOTAL_UP_TO, true, 10),
+        "past the limit the total is a floor, and the page is still served"
+    );
 }
 
 async fn list_page_edges_and_bad_cursors(store: Arc<SqlStore>) {

@@ -55,6 +55,7 @@ async fn every_page(registry: &Registry, args: &ListArgs) -> Result<ListSessions
         let page = registry.list_sessions(request.clone()).await?;
         all.sessions.extend(page.sessions);
         all.total_size = page.total_size;
+        all.total_size_is_lower_bound = page.total_size_is_lower_bound;
         all.next_page_token = page.next_page_token;
     }
     Ok(all)

@@ -48,6 +48,7 @@ pub fn sessions_page(page: &ListSessionsResponse) -> Value {
     json!({
         "sessions": page.sessions.iter().map(session).collect::<Vec<_>>(),
         "total_size": page.total_size,
+        "total_size_is_lower_bound": page.total_size_is_lower_bound,
         "next_page_token": page.next_page_token,
     })
 }
@@ -500,6 +501,7 @@ mod tests {
             sessions: vec![ended_session(), Session::default()],
             next_page_token: "next".into(),
             total_size: 7,
+            total_size_is_lower_bound: false,
         };
         let value = sessions_page(&page);
         assert_eq!(value["sessions"].as_array().map(Vec::len), Some(2));

@@ -67,7 +67,12 @@ pub fn sessions_table<Tz: TimeZone<Offset: Display>>(
     }
 
     let noun = if page.total_size == 1 { "session" } else { "sessions" };
-    out.push_str(&format!("{} of {} {noun}\n", page.sessions.len(), page.total_size));
+    let at_least = if page.total_size_is_lower_bound { "+" } else { "" };
+    out.push_str(&format!(
+        "{} of {}{at_least} {noun}\n",
+        page.sessions.len(),
+        page.total_size
+    ));
     if !page.next_page_token.is_empty() {
         out.push_str(&format!(
             "More: repeat with --page-token {} for the next page, or add --all for every page.\n",
@@ -984,6 +989,7 @@ mod tests {
             sessions: vec![alice(), bob()],
             next_page_token: String::new(),
             total_size: 2,
+            total_size_is_lower_bound: false,
         };
         let text = sessions_table(&page, &now(), false);
 
@@ -1030,6 +1036,7 @@ mod tests {
             sessions: vec![alice(), bob()],
             next_page_token: String::new(),
             total_size: 2,
+            total_size_is_lower_bound: false,
         };
         let text = sessions_table(&page, &now(), false);
         // The STATUS header and each status start in the same terminal column. `東京` takes two columns
@@ -1054,6 +1061,7 @@ mod tests {
             sessions: vec![alice()],
             next_page_token: String::new(),
             total_size: 1,
+            total_size_is_lower_bound: false,
         };
         let text = sessions_table(&page, &now(), true);
         assert!(text.lines().next().is_some_and(|h| h.contains("GATEWAY")));
@@ -1069,6 +1077,7 @@ mod tests {
             sessions: vec![alice()],
             next_page_token: "tok123".into(),
             total_size: 120,
+            total_size_is_lower_bound: false,
         };
         let text = sessions_table(&page, &now(), false);
         assert!(text.contains("1 of 120 sessions"));

@@ -146,6 +146,7 @@ impl SessionRegistry for FakeRegistry {
             sessions: self.sessions[offset.min(end)..end].to_vec(),
             next_page_token,
             total_size: self.sessions.len() as u64,
+            total_size_is_lower_bound: false,
         }))
     }
 

@@ -35,8 +35,8 @@ use vigil_runtime::bus::{BusEvent, Subscription};
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::domain::{
-    EndReason, EpochMillis, GeoLocation, PendingActivity, RiskAssessment, Selector, SessionEnd, SessionRecord,
-    SessionStatus, live_status,
+    EndReason, EpochMillis, GatewayEnd, GeoLocation, PendingActivity, RiskAssessment, Selector, SessionEnd,
+    SessionRecord, SessionStatus, live_status,
 };
 use crate::locks::PushedLocks;
 use crate::now_millis;
@@ -446,14 +446,20 @@ impl Link {
         self.touch(now).await;
         match message.message {
             Some(Up::SessionOpened(opened)) => {
-                let decision = self.admit(opened, now).await;
-                crate::metrics::admission(&decision);
+                let admitted = self.admit(opened, now).await;
+                crate::metrics::admission(admitted.as_ref().map(|(decision, _)| decision));
+                let (decision, announcement) = admitted?;
                 let reply = pb::ControllerMessage {
                     trace_context: vigil_runtime::telemetry::propagation::current_map(),
-                    message: Some(pb::controller_message::Message::Admission(decision?)),
+                    message: Some(pb::controller_message::Message::Admission(decision)),
                 };
                 // A closed outbound means the agent is gone; the inbound side will notice.
                 let _ = outbound.send(Ok(reply)).await;
+                // Watchers learn of the start after the gateway has its answer: the user waits on
+                // the decision, nobody waits on the event (it is committed either way).
+                if let Some(announcement) = announcement {
+                    announcement.publish(&self.registry.inner.events, now).await;
+                }
             }
             Some(Up::Activity(batch)) => self.record_activity(batch, now),
             Some(Up::SessionClosed(closed)) => self.close_session(closed, now).await?,
@@ -469,8 +475,13 @@ impl Link {
         Ok(())
     }
 
-    /// Decides on a session start. Invalid starts are refused with the reason, and nothing is recorded.
-    async fn admit(&mut self, opened: pb::SessionOpened, now: EpochMillis) -> Result<pb::AdmissionDecision, Status> {
+    /// Decides on a session start. Invalid starts are refused with the reason, and nothing is
+    /// recorded. Returns the decision and, for a recorded start, the change to announce to watchers.
+    async fn admit(
+        &mut self,
+        opened: pb::SessionOpened,
+        now: EpochMillis,
+    ) -> Result<(pb::AdmissionDecision, Option<Announcement>), Status> {
         let deny = |reason: String| pb::AdmissionDecision {
             request_id: opened.request_id.clone(),
             allowed: false,
@@ -478,11 +489,14 @@ impl Link {
             ..Default::default()
         };
         if opened.request_id.is_empty() || opened.request_id.len() > MAX_REQUEST_ID_LEN {
-            return Ok(deny(format!("request_id must be 1–{MAX_REQUEST_ID_LEN} characters")));
+            return Ok((
+                deny(format!("request_id must be 1–{MAX_REQUEST_ID_LEN} characters")),
+                None,
+            ));
         }
         let start = match validate::session_start("start", opened.start.as_ref()) {
             Ok(start) => start,
-            Err(error) => return Ok(deny(format!("invalid session start: {error}"))),
+            Err(error) => return Ok((deny(format!("invalid session start: {error}")), None)),
         };
         let started_at = start.started_at.map_or(now, |at| at.min(now));
         let mut session = SessionRecord {
@@ -514,11 +528,7 @@ impl Link {
             session.end_reason = Some(EndReason::Policy);
             session.end_detail = format!("admission denied: {reason}");
             inner.store.insert_session(&session).await.map_err(Status::from)?;
-            inner
-                .events
-                .publish(pb::SessionEventKind::Denied, &session, reason, now)
-                .await;
-            return Ok(pb::AdmissionDecision {
+            let decision = pb::AdmissionDecision {
                 request_id: opened.request_id,
                 allowed: false,
                 session_id: String::new(),
@@ -526,20 +536,22 @@ impl Link {
                 location: Some(crate::convert::location_to_proto(&session.location)),
                 risk: Some(crate::convert::risk_to_proto(&session.risk)),
                 evicted_session_ids: Vec::new(),
-            });
+            };
+            let announcement = Announcement {
+                kind: pb::SessionEventKind::Denied,
+                detail: reason.clone(),
+                session,
+            };
+            return Ok((decision, Some(announcement)));
         }
         inner.store.insert_session(&session).await.map_err(Status::from)?;
         self.owned.insert(session.id.clone());
-        inner
-            .events
-            .publish(pb::SessionEventKind::Opened, &session, "", now)
-            .await;
         let evicted = match verdict {
             Verdict::Allow { evict } => evict,
             Verdict::Deny(_) => Vec::new(),
         };
         inner.evict(evicted.clone());
-        Ok(pb::AdmissionDecision {
+        let decision = pb::AdmissionDecision {
             request_id: opened.request_id,
             allowed: true,
             session_id: session.id.clone(),
@@ -547,7 +559,13 @@ impl Link {
             location: Some(crate::convert::location_to_proto(&session.location)),
             risk: Some(crate::convert::risk_to_proto(&session.risk)),
             evicted_session_ids: evicted,
-        })
+        };
+        let announcement = Announcement {
+            kind: pb::SessionEventKind::Opened,
+            detail: String::new(),
+            session,
+        };
+        Ok((decision, Some(announcement)))
     }
 
     fn record_activity(&self, batch: pb::ActivityBatch, now: EpochMillis) {
@@ -656,12 +674,13 @@ impl Link {
         {
             // NOT_FOUND: the gateway does not hold the session any more, so it is not live either.
             let inner = &self.registry.inner;
-            let end = command_end(command, now);
-            match inner
-                .store
-                .end_session(&command.session_id, Some(&self.gateway_id), &end)
-                .await
-            {
+            let end = GatewayEnd {
+                session_id: command.session_id.clone(),
+                gateway_id: self.gateway_id.clone(),
+                end: command_end(command, now),
+            };
+            // Batched with the other links' ends (see `ending`).
+            match inner.ender.end(end).await {
                 Ok(Some(session)) => inner.announce_ended_one(&session, now).await,
                 Ok(None) => {}
                 // The link stays up: the command stays unacknowledged at termination, is re-sent,
@@ -785,5 +804,18 @@ fn message_name(message: &Up) -> &'static str {
         Up::SessionClosed(_) => "session_closed",
         Up::CommandAck(_) => "command_ack",
         Up::Heartbeat(_) => "heartbeat",
+    }
+}
+
+/// A recorded start to announce to watchers once the gateway has its decision.
+struct Announcement {
+    kind: pb::SessionEventKind,
+    detail: String,
+    session: SessionRecord,
+}
+
+impl Announcement {
+    async fn publish(self, events: &crate::events::EventHub, now: EpochMillis) {
+        events.publish(self.kind, &self.session, &self.detail, now).await;
     }
 }

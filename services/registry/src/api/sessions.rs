@@ -68,6 +68,7 @@ impl SessionsApi {
                 .map(|cursor| inner.page_tokens.issue(&query.filter, sort, query.ascending, &cursor))
                 .unwrap_or_default(),
             total_size: page.total,
+            total_size_is_lower_bound: page.total_is_lower_bound,
         })
     }
 

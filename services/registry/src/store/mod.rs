@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use vigil_runtime::ServiceResult;
 
 use crate::domain::{
-    EpochMillis, GatewayRecord, ListQuery, PendingActivity, Reconciliation, Resolution, Selector, SessionEnd,
-    SessionFilter, SessionPage, SessionRecord, SessionStats,
+    EpochMillis, GatewayEnd, GatewayRecord, ListQuery, PendingActivity, Reconciliation, Resolution, Selector,
+    SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats,
 };
 
 /// Durable state of the registry.
@@ -36,6 +36,12 @@ pub trait SessionStore: Send + Sync + 'static {
         gateway_id: Option<&str>,
         end: &SessionEnd,
     ) -> ServiceResult<Option<SessionRecord>>;
+
+    /// Ends several sessions, each only if it is live on its gateway: what `end_session` does for
+    /// each, in as few statements as the backend allows. Returns, per entry and in order, the
+    /// ended record, or `None` (unknown, ended already, another gateway's, or named earlier in the
+    /// same batch).
+    async fn end_sessions(&self, ends: &[GatewayEnd]) -> ServiceResult<Vec<Option<SessionRecord>>>;
 
     /// Applies a batch of activity reports in as few statements as the backend allows. Reports for
     /// unknown or ended sessions, or for sessions of another gateway than `gateway_id` (when given),

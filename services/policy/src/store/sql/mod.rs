@@ -226,16 +226,9 @@ impl PolicyStore for SqlPolicyStore {
         use slot::Column;
         let txn = self.write_transaction().await?;
         self.lock_user(&txn, &slot.user).await?;
-        if slot::Entity::find_by_id(slot.session_id.as_str())
-            .one(&txn)
-            .await?
-            .is_some()
-        {
-            txn.commit().await?;
-            return Ok(SlotOutcome::AlreadyHeld);
-        }
         // Under the lock, and read after taking it: every earlier admission of this user has
-        // committed, and none can commit until this one does.
+        // committed, and none can commit until this one does. One read answers both "held
+        // already?" (a retried admission) and "how many?": a round trip less on every admission.
         let held: Vec<String> = slot::Entity::find()
             .select_only()
             .column(Column::SessionId)
@@ -245,6 +238,10 @@ impl PolicyStore for SqlPolicyStore {
             .into_tuple()
             .all(&txn)
             .await?;
+        if held.contains(&slot.session_id) {
+            txn.commit().await?;
+            return Ok(SlotOutcome::AlreadyHeld);
+        }
         let mut evicted = Vec::new();
         if let Some(limit) = limit {
             let max = Ord::max(limit.max, 1) as usize;

@@ -11,11 +11,11 @@ mod gateways;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, LockBehavior, LockType, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    EntityTrait, IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionOptions,
-    TransactionTrait, TryInsertResult,
+    EntityTrait, IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, Statement,
+    TransactionOptions, TransactionTrait, TryInsertResult,
 };
 use sea_orm_migration::MigratorTrait;
 use vigil_runtime::{ServiceError, ServiceResult};
@@ -24,8 +24,9 @@ use super::SessionStore;
 use super::entity::{gateway, session};
 use super::migration::Migrator;
 use crate::domain::{
-    EpochMillis, GatewayRecord, ListQuery, PageCursor, PendingActivity, Reconciliation, Resolution, ResourceType,
-    Selector, SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats, SessionStatus,
+    EXACT_TOTAL_UP_TO, EpochMillis, GatewayEnd, GatewayRecord, ListQuery, PageCursor, PendingActivity, Reconciliation,
+    Resolution, ResourceType, Selector, SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats,
+    SessionStatus,
 };
 use session::{Column, enum_code};
 
@@ -181,6 +182,61 @@ impl SessionStore for SqlStore {
             .next()
             .map(session::Model::into_record)
             .transpose()
+    }
+
+    async fn end_sessions(&self, ends: &[GatewayEnd]) -> ServiceResult<Vec<Option<SessionRecord>>> {
+        if ends.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ended: Vec<SessionRecord> = match self.backend() {
+            // One statement for the whole batch, the rows passed as arrays.
+            DbBackend::Postgres => {
+                const SQL: &str = r#"
+                    UPDATE sessions AS s
+                    SET status = $1, ended_at = v.ended_at, end_reason = v.end_reason::smallint,
+                        end_detail = v.end_detail
+                    FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[])
+                        AS v(id, gateway_id, ended_at, end_reason, end_detail)
+                    WHERE s.id = v.id AND s.gateway_id = v.gateway_id AND s.ended_at IS NULL
+                    RETURNING s.*
+                "#;
+                let statement = Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    SQL,
+                    [
+                        enum_code(SessionStatus::Disconnected).into(),
+                        ends.iter().map(|e| e.session_id.clone()).collect::<Vec<_>>().into(),
+                        ends.iter().map(|e| e.gateway_id.clone()).collect::<Vec<_>>().into(),
+                        ends.iter().map(|e| e.end.ended_at).collect::<Vec<_>>().into(),
+                        ends.iter()
+                            .map(|e| i32::from(enum_code(e.end.reason)))
+                            .collect::<Vec<_>>()
+                            .into(),
+                        ends.iter().map(|e| e.end.detail.clone()).collect::<Vec<_>>().into(),
+                    ],
+                );
+                records(session::Entity::find().from_raw_sql(statement).all(&self.db).await?)?
+            }
+            // SQLite runs in process: a statement costs no round trip.
+            _ => {
+                let txn = self.write_transaction().await?;
+                let mut ended = Vec::new();
+                for entry in ends {
+                    let rows = ending(&entry.end)
+                        .filter(Column::Id.eq(entry.session_id.as_str()))
+                        .filter(Column::GatewayId.eq(entry.gateway_id.as_str()))
+                        .exec_with_returning(&txn)
+                        .await?;
+                    ended.extend(records(rows)?);
+                }
+                txn.commit().await?;
+                ended
+            }
+        };
+        // Each ended record answers the first entry that named it.
+        let mut by_id: HashMap<String, SessionRecord> =
+            ended.into_iter().map(|session| (session.id.clone(), session)).collect();
+        Ok(ends.iter().map(|entry| by_id.remove(&entry.session_id)).collect())
     }
 
     async fn apply_activity(
@@ -354,10 +410,28 @@ impl SessionStore for SqlStore {
             // One more than asked: whether it comes back says whether there is a next page.
             .limit(query.limit + 1);
 
+        // The total is counted over at most one match more than the exact range: a count of every
+        // match would scan all of them on every page (the dominant cost of a page at 100k).
+        let capped = session::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(filter)
+            .limit(EXACT_TOTAL_UP_TO + 1)
+            .into_query();
+        let count = Query::select()
+            .expr_as(Expr::cust("COUNT(*)"), "total")
+            .from_subquery(capped, "capped")
+            .to_owned();
         let txn = self.read_transaction().await?;
-        let total = session::Entity::find().filter(filter).count(&txn).await?;
+        let counted = txn.query_one_raw(self.backend().build(&count)).await?;
         let mut rows = page.all(&txn).await?;
         txn.commit().await?;
+        let counted = counted
+            .map(|row| row.try_get::<i64>("", "total"))
+            .transpose()?
+            .map_or(0, to_count);
+        let total = Ord::min(counted, EXACT_TOTAL_UP_TO);
+        let total_is_lower_bound = counted > EXACT_TOTAL_UP_TO;
 
         let more = rows.len() as u64 > query.limit;
         rows.truncate(query.limit as usize);
@@ -369,7 +443,12 @@ impl SessionStore for SqlStore {
             }),
             _ => None,
         };
-        Ok(SessionPage { sessions, next, total })
+        Ok(SessionPage {
+            sessions,
+            next,
+            total,
+            total_is_lower_bound,
+        })
     }
 
     async fn stats(
