@@ -17,6 +17,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_sessions;
 mod m20261123_000002_create_gateways;
 mod m20261124_000101_gateways_last_seen;
+mod m20261124_000201_list_page_indexes;
 
 /// The registry's migrations.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_sessions::Migration),
             Box::new(m20261123_000002_create_gateways::Migration),
             Box::new(m20261124_000101_gateways_last_seen::Migration),
+            Box::new(m20261124_000201_list_page_indexes::Migration),
         ]
     }
 
