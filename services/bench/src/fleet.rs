@@ -79,6 +79,23 @@ struct AgentHandle {
     held: Vec<String>,
 }
 
+impl AgentHandle {
+    /// Asks the agent to open a session through admission; the future is the decision (the
+    /// session's id), and owns what it needs, so it can run on a task of its own.
+    fn open(&self) -> impl std::future::Future<Output = anyhow::Result<String>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.control.send(Control::Open(reply));
+        let gateway_id = self.gateway_id.clone();
+        async move {
+            sent.map_err(|_| anyhow!("agent {gateway_id} is gone"))?;
+            tokio::time::timeout(HELLO_PATIENCE, answer)
+                .await
+                .map_err(|_| anyhow!("agent {gateway_id}: no admission decision within {HELLO_PATIENCE:?}"))?
+                .map_err(|_| anyhow!("agent {gateway_id} is gone"))?
+        }
+    }
+}
+
 /// What the bench asks of an agent task.
 enum Control {
     /// Open one session through admission; answered with its id.
@@ -234,21 +251,7 @@ impl Fleet {
 
     /// Opens one session on agent `index` through admission (`SessionOpened` → decision).
     pub async fn open_session(&mut self, index: usize) -> anyhow::Result<String> {
-        let agent = &self.agents[index];
-        let (reply, answer) = oneshot::channel();
-        agent
-            .control
-            .send(Control::Open(reply))
-            .map_err(|_| anyhow!("agent {} is gone", agent.gateway_id))?;
-        let session_id = tokio::time::timeout(HELLO_PATIENCE, answer)
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "agent {}: no admission decision within {HELLO_PATIENCE:?}",
-                    agent.gateway_id
-                )
-            })?
-            .map_err(|_| anyhow!("agent {} is gone", agent.gateway_id))??;
+        let session_id = self.agents[index].open().await?;
         self.agents[index].held.push(session_id.clone());
         Ok(session_id)
     }
@@ -262,19 +265,10 @@ impl Fleet {
         let mut opening = tokio::task::JoinSet::new();
         for (sample, &index) in indices.iter().enumerate() {
             tokio::time::sleep_until(started + gap.mul_f64(sample as f64)).await;
-            let agent = &self.agents[index];
-            let control = agent.control.clone();
-            let gateway_id = agent.gateway_id.clone();
+            let opened = self.agents[index].open();
             opening.spawn(async move {
-                let (reply, answer) = oneshot::channel();
                 let sent = Instant::now();
-                control
-                    .send(Control::Open(reply))
-                    .map_err(|_| anyhow!("agent {gateway_id} is gone"))?;
-                let session_id = tokio::time::timeout(HELLO_PATIENCE, answer)
-                    .await
-                    .map_err(|_| anyhow!("agent {gateway_id}: no admission decision within {HELLO_PATIENCE:?}"))?
-                    .map_err(|_| anyhow!("agent {gateway_id} is gone"))??;
+                let session_id = opened.await?;
                 Ok::<_, anyhow::Error>((index, session_id, sent.elapsed()))
             });
         }

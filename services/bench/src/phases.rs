@@ -4,7 +4,7 @@
 //! calls), except geo's lookups, which are timed in process on one thread as the issue asks.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
@@ -16,7 +16,7 @@ use vigil_proto::v1::session_registry_client::SessionRegistryClient;
 use crate::fleet::{Fleet, FleetSpec};
 use crate::replica::ChildReplica;
 use crate::report::{ActivityFigures, AdmissionFigures, ListFigures, MemoryFigures, WatchFigures};
-use crate::world::World;
+use crate::world::{World, now_millis};
 
 /// How long one watcher may take to see a change before the run fails.
 const WATCH_PATIENCE: Duration = Duration::from_secs(10);
@@ -415,19 +415,4 @@ pub async fn geo_lookups() -> anyhow::Result<f64> {
         Ok(lookups as f64 / started.elapsed().as_secs_f64())
     })
     .await?
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Per-query latencies merged, for the headline figure.
-pub fn all_pages(figures: &ListFigures) -> Vec<Duration> {
-    figures
-        .by_query
-        .iter()
-        .flat_map(|(_, samples)| samples.iter().copied())
-        .collect()
 }

@@ -107,6 +107,16 @@ pub struct ListFigures {
     pub by_query: Vec<(&'static str, Vec<Duration>)>,
 }
 
+impl ListFigures {
+    /// Every page's latency, whatever its kind: the headline figure.
+    pub fn all_pages(&self) -> Vec<Duration> {
+        self.by_query
+            .iter()
+            .flat_map(|(_, samples)| samples.iter().copied())
+            .collect()
+    }
+}
+
 pub struct WatchFigures {
     /// Session closed by its agent → ENDED read by a watcher, every watcher and sample.
     pub latencies: Vec<Duration>,
@@ -498,11 +508,7 @@ impl Report {
                     verdict(rate >= ACTIVITY_TARGET && activity.drained.is_some()),
                 ));
             }
-            if let Some(s) = scale
-                .list
-                .as_ref()
-                .and_then(|l| Summary::of(&crate::phases::all_pages(l)))
-            {
+            if let Some(s) = scale.list.as_ref().and_then(|l| Summary::of(&l.all_pages())) {
                 rows.push((
                     format!("list page of 50 p50 / p99 ({} live)", thousands(scale.sessions)),
                     format!("{} / {}", Ms(s.p50), Ms(s.p99)),

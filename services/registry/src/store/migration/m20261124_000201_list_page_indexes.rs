@@ -14,35 +14,22 @@ pub struct Migration;
 /// `SessionStatus::Active`'s proto number, frozen here (see the first migration).
 const STATUS_ACTIVE: i16 = 1;
 
+/// Names of the indexes this migration adds or replaces.
+const ACTIVE_BY_ACTIVITY: &str = "idx_sessions_active_last_activity_id";
+const ACTIVE_BY_ACTIVITY_BEFORE: &str = "idx_sessions_active_last_activity";
+const LIVE_COUNTRY: &str = "idx_sessions_live_country";
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .create_index(
-                Index::create()
-                    .name("idx_sessions_active_last_activity_id")
-                    .table(Sessions::Table)
-                    .if_not_exists()
-                    .col(Sessions::LastActivityAt)
-                    .col(Sessions::Id)
-                    .and_where(Expr::col(Sessions::EndedAt).is_null())
-                    .and_where(Expr::col(Sessions::Status).eq(STATUS_ACTIVE))
-                    .to_owned(),
-            )
+            .create_index(active_by_activity(ACTIVE_BY_ACTIVITY, true))
             .await?;
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_sessions_active_last_activity")
-                    .table(Sessions::Table)
-                    .if_exists()
-                    .to_owned(),
-            )
-            .await?;
+        manager.drop_index(index_drop(ACTIVE_BY_ACTIVITY_BEFORE)).await?;
         manager
             .create_index(
                 Index::create()
-                    .name("idx_sessions_live_country")
+                    .name(LIVE_COUNTRY)
                     .table(Sessions::Table)
                     .if_not_exists()
                     .col(Sessions::LocationCountryCode)
@@ -53,37 +40,34 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_index(index_drop(LIVE_COUNTRY)).await?;
         manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_sessions_live_country")
-                    .table(Sessions::Table)
-                    .if_exists()
-                    .to_owned(),
-            )
+            .create_index(active_by_activity(ACTIVE_BY_ACTIVITY_BEFORE, false))
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_sessions_active_last_activity")
-                    .table(Sessions::Table)
-                    .if_not_exists()
-                    .col(Sessions::LastActivityAt)
-                    .and_where(Expr::col(Sessions::EndedAt).is_null())
-                    .and_where(Expr::col(Sessions::Status).eq(STATUS_ACTIVE))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_sessions_active_last_activity_id")
-                    .table(Sessions::Table)
-                    .if_exists()
-                    .to_owned(),
-            )
-            .await
+        manager.drop_index(index_drop(ACTIVE_BY_ACTIVITY)).await
     }
+}
+
+/// Live ACTIVE sessions by last activity, with `id` as the tie-breaker when `with_id` (the index
+/// before this migration had none).
+fn active_by_activity(name: &str, with_id: bool) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index
+        .name(name)
+        .table(Sessions::Table)
+        .if_not_exists()
+        .col(Sessions::LastActivityAt);
+    if with_id {
+        index.col(Sessions::Id);
+    }
+    index
+        .and_where(Expr::col(Sessions::EndedAt).is_null())
+        .and_where(Expr::col(Sessions::Status).eq(STATUS_ACTIVE))
+        .to_owned()
+}
+
+fn index_drop(name: &str) -> IndexDropStatement {
+    Index::drop().name(name).table(Sessions::Table).if_exists().to_owned()
 }
 
 #[derive(DeriveIden)]
