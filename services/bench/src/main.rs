@@ -21,6 +21,7 @@
 
 mod fleet;
 mod logs;
+mod maintenance;
 mod phases;
 mod replica;
 mod report;
@@ -40,6 +41,7 @@ use vigil_proto::v1 as pb;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 
 use crate::fleet::{Fleet, FleetSpec};
+use crate::maintenance::Maintenance;
 use crate::replica::{ChildReplica, ReplicaSpec};
 use crate::report::{EndAll, Kills, Repopulation, Report, Scale, Yardsticks};
 use crate::world::{World, WorldConfig};
@@ -268,11 +270,18 @@ async fn run_scale(args: &Args, agents: usize, progress: &Progress) -> anyhow::R
         db_connections: args.db_connections,
     };
     let world = World::start(&config).await.context("start the services")?;
+    let maintenance = match Maintenance::start(&args.database_url, &world.schema).await {
+        Ok(maintenance) => maintenance,
+        Err(error) => {
+            let _ = world.stop().await;
+            return Err(error);
+        }
+    };
     let world_start = started.elapsed();
     let warnings_before = logs::snapshot();
 
     let outcome = tokio::select! {
-        outcome = measure(args, agents, &world, progress) => outcome,
+        outcome = measure(args, agents, &world, maintenance.as_ref(), progress) => outcome,
         interrupted = tokio::signal::ctrl_c() => match interrupted {
             Ok(()) => Err(anyhow!("interrupted")),
             Err(error) => Err(anyhow!("cannot listen for Ctrl-C: {error}")),
@@ -282,11 +291,16 @@ async fn run_scale(args: &Args, agents: usize, progress: &Progress) -> anyhow::R
     let teardown_started = Instant::now();
     // The agents are gone; their links close in the registry, which records each disconnect.
     let closed = world.wait_links_closed(LINKS_PATIENCE).await;
+    let autovacuum_stand_in = maintenance.is_some();
+    if let Some(maintenance) = maintenance {
+        maintenance.stop().await;
+    }
     let stopped = world.stop().await;
     let (mut scale, agents_left) = outcome?;
     closed.context("wait for the links to close")?;
     stopped.context("stop the services")?;
     scale.world_start = world_start;
+    scale.autovacuum_stand_in = autovacuum_stand_in;
     scale.teardown = agents_left + teardown_started.elapsed();
     scale.elapsed = started.elapsed();
     scale.warnings = logs::since(&warnings_before);
@@ -294,7 +308,23 @@ async fn run_scale(args: &Args, agents: usize, progress: &Progress) -> anyhow::R
 }
 
 /// The measurements on one world. Returns them and how long the agents took to leave.
-async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress) -> anyhow::Result<(Scale, Duration)> {
+async fn measure(
+    args: &Args,
+    agents: usize,
+    world: &World,
+    maintenance: Option<&Maintenance>,
+    progress: &Progress,
+) -> anyhow::Result<(Scale, Duration)> {
+    // Between phases, what autovacuum would have done by then (when the server runs without it).
+    let between_phases = async || -> anyhow::Result<()> {
+        if let Some(maintenance) = maintenance {
+            progress.say(&format!(
+                "{agents} agents: VACUUM ANALYZE (autovacuum is off on this server)"
+            ));
+            maintenance.vacuum().await?;
+        }
+        Ok(())
+    };
     progress.say(&format!(
         "{agents} agents: connecting over {} HTTP/2 connections, {} sessions in their hellos",
         args.connections.min(agents),
@@ -309,6 +339,7 @@ async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress)
         heartbeats: args.heartbeats,
     };
     let (mut fleet, connected) = Fleet::connect(&spec).await.context("connect the agents")?;
+    between_phases().await?;
     let counted = Instant::now();
     let census = world.census().await?;
     let count_query = counted.elapsed();
@@ -333,6 +364,7 @@ async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress)
             kills.killed.len()
         ));
         let repopulation = repopulate(&mut fleet, world, &kills.killed, args.sessions).await?;
+        between_phases().await?;
         (Some(kills), Some(repopulation))
     } else {
         (None, None)
@@ -343,7 +375,9 @@ async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress)
             "{agents} agents: {} admissions at {}/s",
             args.admission_samples, args.admission_rate
         ));
-        Some(phases::admission(&mut fleet, agents, args.admission_samples, args.admission_rate).await?)
+        let admission = phases::admission(&mut fleet, agents, args.admission_samples, args.admission_rate).await?;
+        between_phases().await?;
+        Some(admission)
     } else {
         None
     };
@@ -397,6 +431,9 @@ async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress)
         None
     };
 
+    if activity.is_some() {
+        between_phases().await?;
+    }
     let end_all = if args.skip_end_all {
         None
     } else {
@@ -450,6 +487,7 @@ async fn measure(args: &Args, agents: usize, world: &World, progress: &Progress)
         memory,
         link_drops,
         warnings: Vec::new(),
+        autovacuum_stand_in: false,
         teardown: Duration::ZERO,
         elapsed: Duration::ZERO,
     };

@@ -71,6 +71,9 @@ pub struct Scale {
     pub link_drops: Vec<(String, usize)>,
     /// Warnings and errors the services logged in this world, by message, most frequent first.
     pub warnings: Vec<(String, usize)>,
+    /// Whether the bench stood in for the server's autovacuum (off on the server): see
+    /// `maintenance.rs`.
+    pub autovacuum_stand_in: bool,
     /// Agents leaving, services stopping, schema dropped.
     pub teardown: Duration,
     pub elapsed: Duration,
@@ -250,6 +253,13 @@ impl Report {
                 hello.map_or("-".into(), |s| Ms(s.p99).to_string()),
                 Ms(scale.count_query),
                 Secs(scale.teardown)
+            );
+        }
+        for scale in self.scales.iter().filter(|scale| scale.autovacuum_stand_in) {
+            println!(
+                "  at {} agents: autovacuum is off on this server; the bench ran ANALYZE every {} s and VACUUM ANALYZE between phases in its place",
+                scale.agents,
+                crate::maintenance::ANALYZE_EVERY.as_secs()
             );
         }
         for scale in &self.scales {

@@ -36,6 +36,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use vigil_proto::v1 as pb;
+use vigil_registry::domain::LAST_ACTIVITY_ORDER_MS;
 use vigil_registry::gateway_channel;
 use vigil_runtime::bus::ControlBus;
 use vigil_runtime::{ServiceError, ServiceResult};
@@ -390,8 +391,11 @@ impl Sweeper {
             return Ok(());
         };
         let cutoff = now.saturating_sub(millis(earliest));
+        // The registry orders last activity to the nearest 10 s: an idle session can follow a
+        // more recent one of the same 10 s, so the walk ends only past that.
+        let beyond = cutoff.saturating_add(LAST_ACTIVITY_ORDER_MS);
         let mut walk = Walk::new(self.sessions.as_ref(), LiveOrder::LastActivity, self.settings.page_size);
-        while let Some(page) = walk.next(|session| session.last_activity_at > cutoff).await? {
+        while let Some(page) = walk.next(|session| session.last_activity_at > beyond).await? {
             let mut warnings = Vec::new();
             let mut ends = Vec::new();
             for session in page {

@@ -162,6 +162,7 @@ pub struct SessionFilter {
 pub enum SortKey {
     #[default]
     StartedAt,
+    /// Last input, ranked by [`last_activity_rank`]: to the nearest [`LAST_ACTIVITY_ORDER_MS`].
     LastActivity,
     User,
     Resource,
@@ -205,6 +206,16 @@ pub struct SessionPage {
     pub total_is_lower_bound: bool,
 }
 
+/// How finely lists order sessions by last activity: input within the same 10 seconds ranks equal
+/// (then by id). The store indexes this rank rather than the exact time, which changes with every
+/// activity report: see the registry migration `m20261124_000301_activity_buckets`.
+pub const LAST_ACTIVITY_ORDER_MS: i64 = 10_000;
+
+/// A last activity time's rank in the list order (truncating division, as SQL's integer `/`).
+pub fn last_activity_rank(last_activity_at: EpochMillis) -> i64 {
+    last_activity_at / LAST_ACTIVITY_ORDER_MS
+}
+
 /// A page's total is counted exactly up to this many matches; beyond, the page says "at least".
 pub const EXACT_TOTAL_UP_TO: u64 = 1_000;
 
@@ -213,7 +224,7 @@ impl SortKey {
     pub fn value_of(self, session: &SessionRecord) -> SortValue {
         match self {
             SortKey::StartedAt => SortValue::Int(session.started_at),
-            SortKey::LastActivity => SortValue::Int(session.last_activity_at),
+            SortKey::LastActivity => SortValue::Int(last_activity_rank(session.last_activity_at)),
             SortKey::User => SortValue::Text(session.user.clone()),
             SortKey::Resource => SortValue::Text(session.resource_name.clone()),
             SortKey::RiskScore => SortValue::Int(i64::from(session.risk.score)),

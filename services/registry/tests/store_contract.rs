@@ -172,6 +172,7 @@ contract_tests!(
     activity_ignores_ended_unknown_and_foreign_sessions,
     activity_wakes_idle_sessions_with_recent_input,
     mark_idle_turns_stale_active_sessions_idle_in_batches,
+    activity_moves_sessions_in_the_last_activity_order_and_out_of_the_idle_sweep,
     mark_idle_from_two_callers_returns_each_session_once,
     reconcile_ends_missing_registers_unknown_and_leaves_known,
     list_applies_every_filter,
@@ -765,6 +766,47 @@ async fn mark_idle_turns_stale_active_sessions_idle_in_batches(store: Arc<SqlSto
     assert_eq!(get(&store, &fresh.id).await, fresh);
     assert_eq!(get(&store, &already_idle.id).await, already_idle);
     assert_eq!(get(&store, &finished.id).await, finished);
+}
+
+/// Activity moves the indexed rank with the time: the list by last activity and the idle sweep
+/// (which find sessions by rank) see it at once, and the exact time is kept.
+async fn activity_moves_sessions_in_the_last_activity_order_and_out_of_the_idle_sweep(store: Arc<SqlStore>) {
+    use vigil_registry::domain::LAST_ACTIVITY_ORDER_MS;
+    let sessions: Vec<SessionRecord> = (0..3)
+        .map(|i| SessionRecord {
+            last_activity_at: T0 + i * LAST_ACTIVITY_ORDER_MS,
+            ..session("u", "gw")
+        })
+        .collect();
+    insert_all(&store, &sessions).await;
+    // The oldest becomes the most recent, to the millisecond, within the newest's 10 s.
+    let moved_to = T0 + 2 * LAST_ACTIVITY_ORDER_MS + 7;
+    let now = T0 + 3 * LAST_ACTIVITY_ORDER_MS;
+    store
+        .apply_activity(None, &[activity(&sessions[0].id, Some(moved_to), 0, 0)], now, IDLE_AFTER_MS)
+        .await
+        .unwrap();
+    assert_eq!(get(&store, &sessions[0].id).await.last_activity_at, moved_to);
+
+    let newest_first = store
+        .list_sessions(&query(SessionFilter::default(), SortKey::LastActivity, false, 10, None))
+        .await
+        .unwrap();
+    let mut same_rank = [sessions[0].id.clone(), sessions[2].id.clone()];
+    same_rank.sort();
+    same_rank.reverse();
+    assert_eq!(
+        ids(&newest_first.sessions),
+        vec![same_rank[0].clone(), same_rank[1].clone(), sessions[1].id.clone()],
+        "ranked by 10 s of last activity, then by id"
+    );
+
+    // A sweep for sessions idle since before the middle one's activity takes only that one.
+    let idled = store
+        .mark_idle(T0 + LAST_ACTIVITY_ORDER_MS + 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&idled), vec![sessions[1].id.clone()]);
 }
 
 async fn mark_idle_from_two_callers_returns_each_session_once(store: Arc<SqlStore>) {

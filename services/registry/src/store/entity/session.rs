@@ -4,7 +4,9 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::entity::prelude::*;
 use vigil_runtime::{ServiceError, ServiceResult};
 
-use crate::domain::{EndReason, GeoLocation, ResourceType, RiskAssessment, RiskFlag, SessionRecord, SessionStatus};
+use crate::domain::{
+    EndReason, GeoLocation, ResourceType, RiskAssessment, RiskFlag, SessionRecord, SessionStatus, last_activity_rank,
+};
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "sessions")]
@@ -41,6 +43,10 @@ pub struct Model {
     pub search_text: String,
     pub started_at: i64,
     pub last_activity_at: i64,
+    /// `last_activity_rank(last_activity_at)`: what the indexes hold instead of the exact time, so
+    /// that most activity reports update the row in place (see the migration
+    /// `m20261124_000301_activity_buckets`).
+    pub activity_bucket: i64,
     pub status: i16,
     pub ended_at: Option<i64>,
     pub end_reason: Option<i16>,
@@ -109,6 +115,7 @@ pub fn active_model(session: &SessionRecord) -> ServiceResult<ActiveModel> {
         search_text: Set(search_text(session)),
         started_at: Set(session.started_at),
         last_activity_at: Set(session.last_activity_at),
+        activity_bucket: Set(last_activity_rank(session.last_activity_at)),
         status: Set(enum_code(session.status)),
         ended_at: Set(session.ended_at),
         end_reason: Set(session.end_reason.map(enum_code)),

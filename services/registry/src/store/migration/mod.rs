@@ -18,6 +18,7 @@ mod m20261123_000001_create_sessions;
 mod m20261123_000002_create_gateways;
 mod m20261124_000101_gateways_last_seen;
 mod m20261124_000201_list_page_indexes;
+mod m20261124_000301_activity_buckets;
 
 /// The registry's migrations.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_create_gateways::Migration),
             Box::new(m20261124_000101_gateways_last_seen::Migration),
             Box::new(m20261124_000201_list_page_indexes::Migration),
+            Box::new(m20261124_000301_activity_buckets::Migration),
         ]
     }
 

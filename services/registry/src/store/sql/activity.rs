@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use vigil_runtime::ServiceResult;
 
-use crate::domain::{EpochMillis, PendingActivity};
+use crate::domain::{EpochMillis, LAST_ACTIVITY_ORDER_MS, PendingActivity};
 use crate::store::entity::session::{self, Column, to_column_counter};
 
 /// One session's reports in a batch, merged.
@@ -50,6 +50,9 @@ pub fn merge(batch: &[PendingActivity]) -> Vec<MergedActivity> {
 
 /// Moves `last_activity_at` and the byte counters forward for live sessions (of `gateway_id`, when
 /// given). Rows the batch would not change are not written: no dead tuple, no lock.
+///
+/// `activity_bucket` is recomputed with the time; it changes once per bucket, and until it does
+/// no indexed column changes, so PostgreSQL updates the row in place without touching an index.
 pub async fn record(
     txn: &DatabaseTransaction,
     gateway_id: Option<&str>,
@@ -70,6 +73,7 @@ async fn record_postgres(
     const SQL: &str = r#"
         UPDATE sessions AS s
         SET last_activity_at = GREATEST(s.last_activity_at, v.last_input_at),
+            activity_bucket = GREATEST(s.last_activity_at, v.last_input_at) / $6,
             bytes_in = GREATEST(s.bytes_in, v.bytes_in),
             bytes_out = GREATEST(s.bytes_out, v.bytes_out)
         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
@@ -92,6 +96,7 @@ async fn record_postgres(
             bytes_in.into(),
             bytes_out.into(),
             gateway_id.map(str::to_owned).into(),
+            LAST_ACTIVITY_ORDER_MS.into(),
         ],
     );
     txn.execute_raw(statement).await?;
@@ -112,6 +117,13 @@ async fn record_row_by_row(
             .col_expr(
                 Column::LastActivityAt,
                 greatest(Column::LastActivityAt, row.last_input_at),
+            )
+            .col_expr(
+                Column::ActivityBucket,
+                sea_orm::sea_query::ExprTrait::div(
+                    greatest(Column::LastActivityAt, row.last_input_at),
+                    LAST_ACTIVITY_ORDER_MS,
+                ),
             )
             .col_expr(Column::BytesIn, greatest(Column::BytesIn, row.bytes_in))
             .col_expr(Column::BytesOut, greatest(Column::BytesOut, row.bytes_out))

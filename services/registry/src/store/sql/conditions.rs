@@ -91,11 +91,12 @@ pub fn contains_pattern(text: &str) -> String {
     pattern
 }
 
-/// The column a list is sorted by.
+/// The column a list is sorted by. Last activity sorts by its rank (`last_activity_rank`), the
+/// indexed form of it.
 pub fn sort_column(key: SortKey) -> Column {
     match key {
         SortKey::StartedAt => Column::StartedAt,
-        SortKey::LastActivity => Column::LastActivityAt,
+        SortKey::LastActivity => Column::ActivityBucket,
         SortKey::User => Column::UserName,
         SortKey::Resource => Column::ResourceName,
         SortKey::RiskScore => Column::RiskScore,

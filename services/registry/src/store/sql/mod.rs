@@ -26,7 +26,7 @@ use super::migration::Migrator;
 use crate::domain::{
     EXACT_TOTAL_UP_TO, EpochMillis, GatewayEnd, GatewayRecord, ListQuery, PageCursor, PendingActivity, Reconciliation,
     Resolution, ResourceType, Selector, SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats,
-    SessionStatus,
+    SessionStatus, last_activity_rank,
 };
 use session::{Column, enum_code};
 
@@ -284,14 +284,17 @@ impl SessionStore for SqlStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        // The bucket bound lets the index find the candidates; the exact time decides.
         let stale = Condition::all()
             .add(Column::Status.eq(enum_code(SessionStatus::Active)))
             .add(Column::EndedAt.is_null())
+            .add(Column::ActivityBucket.lte(last_activity_rank(cutoff)))
             .add(Column::LastActivityAt.lt(cutoff));
         let mut candidates = session::Entity::find()
             .select_only()
             .column(Column::Id)
             .filter(stale.clone())
+            .order_by_asc(Column::ActivityBucket)
             .order_by_asc(Column::LastActivityAt)
             .limit(limit);
         if self.backend() == DbBackend::Postgres {
