@@ -2,8 +2,10 @@
 //!
 //! Reports are merged per session in memory (latest input, highest byte counts) and flushed every
 //! `activity_flush_interval`, or sooner when the buffer holds `activity_flush_max` sessions. A flush
-//! is one `apply_activity` call, whatever the number of gateways. Sessions whose status flips back to
-//! ACTIVE are announced.
+//! is one `apply_activity` call per slice of sessions, whatever the number of gateways: a large one
+//! is cut into up to `activity_flush_writers` slices written at once, since one statement runs on
+//! one core of the database. The slices hold different sessions, so they never wait on each other's
+//! row locks. Sessions whose status flips back to ACTIVE are announced.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,17 +93,25 @@ impl ActivityWriter {
                 () = self.flush_now.notified() => false,
             };
             let batch = self.take();
-            if !batch.is_empty() {
-                let now = now_millis();
-                match store.apply_activity(None, &batch, now, settings.idle_after_ms()).await {
+            let now = now_millis();
+            let idle_after_ms = settings.idle_after_ms();
+            let writes = slices(batch, settings.activity_flush_writers).into_iter().map(|slice| {
+                let store = store.clone();
+                async move {
+                    let written = store.apply_activity(None, &slice, now, idle_after_ms).await;
+                    (slice, written)
+                }
+            });
+            for (slice, written) in futures::future::join_all(writes).await {
+                match written {
                     Ok(reactivated) => {
-                        self.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        self.written.fetch_add(slice.len() as u64, Ordering::Relaxed);
                         events.publish_all(SessionEventKind::Updated, &reactivated, now).await;
                     }
                     Err(error) => {
-                        // Put the batch back (merged with anything newer) so a database blip loses nothing.
-                        tracing::warn!(%error, sessions = batch.len(), "could not write activity; will retry");
-                        for report in batch {
+                        // Put the slice back (merged with anything newer) so a database blip loses nothing.
+                        tracing::warn!(%error, sessions = slice.len(), "could not write activity; will retry");
+                        for report in slice {
                             self.record(report);
                         }
                     }
@@ -114,6 +124,26 @@ impl ActivityWriter {
     }
 }
 
+/// The fewest sessions worth a slice (and a connection) of their own.
+const MIN_SLICE: usize = 1_000;
+
+/// `batch` cut into at most `writers` slices of at least [`MIN_SLICE`] sessions (one slice when
+/// smaller; none when empty). The buffer holds one entry per session, so slices never share one.
+fn slices(mut batch: Vec<PendingActivity>, writers: usize) -> Vec<Vec<PendingActivity>> {
+    if batch.is_empty() {
+        return Vec::new();
+    }
+    let count = batch.len().div_ceil(MIN_SLICE).clamp(1, writers.max(1));
+    let size = batch.len().div_ceil(count);
+    let mut slices = Vec::with_capacity(count);
+    while batch.len() > size {
+        let rest = batch.split_off(size);
+        slices.push(std::mem::replace(&mut batch, rest));
+    }
+    slices.push(batch);
+    slices
+}
+
 fn merge(pending: &mut PendingActivity, newer: &PendingActivity) {
     pending.last_input_at = pending.last_input_at.max(newer.last_input_at);
     pending.bytes_in = pending.bytes_in.max(newer.bytes_in);
@@ -123,6 +153,39 @@ fn merge(pending: &mut PendingActivity, newer: &PendingActivity) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reports(count: usize) -> Vec<PendingActivity> {
+        (0..count)
+            .map(|i| PendingActivity {
+                session_id: format!("s{i}"),
+                last_input_at: None,
+                bytes_in: 0,
+                bytes_out: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_flush_is_cut_into_slices_of_at_least_a_thousand_sessions_up_to_the_writers() {
+        let sizes = |count: usize, writers: usize| -> Vec<usize> {
+            slices(reports(count), writers).iter().map(Vec::len).collect()
+        };
+        assert!(sizes(0, 4).is_empty());
+        assert_eq!(sizes(10, 4), vec![10]);
+        assert_eq!(sizes(2_500, 4), vec![834, 834, 832]);
+        assert_eq!(sizes(10_000, 4), vec![2_500; 4]);
+        assert_eq!(sizes(10_001, 1), vec![10_001]);
+        // Every report once, in one slice.
+        let ids: Vec<String> = slices(reports(4_321), 3)
+            .into_iter()
+            .flatten()
+            .map(|report| report.session_id)
+            .collect();
+        assert_eq!(
+            ids,
+            reports(4_321).into_iter().map(|r| r.session_id).collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn merging_keeps_the_latest_input_and_highest_counters() {

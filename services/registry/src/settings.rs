@@ -19,6 +19,9 @@ pub struct RegistrySettings {
     pub activity_flush_interval: Duration,
     /// A buffer of this many sessions is written at once, without waiting for the interval.
     pub activity_flush_max: usize,
+    /// A large flush is split into up to this many slices of different sessions, written at once
+    /// over as many database connections (each slice at least 1,000 sessions).
+    pub activity_flush_writers: usize,
     /// How often agents are asked to send activity batches.
     #[serde(with = "humantime_serde")]
     pub agent_activity_interval: Duration,
@@ -60,6 +63,7 @@ impl Default for RegistrySettings {
             idle_scan_interval: Duration::from_secs(5),
             activity_flush_interval: Duration::from_millis(500),
             activity_flush_max: 10_000,
+            activity_flush_writers: 4,
             agent_activity_interval: Duration::from_secs(2),
             agent_heartbeat_interval: Duration::from_secs(10),
             hello_timeout: Duration::from_secs(10),
@@ -101,6 +105,9 @@ impl RegistrySettings {
         }
         if self.activity_flush_max == 0 {
             return Err("registry.activity_flush_max must be at least 1".into());
+        }
+        if self.activity_flush_writers == 0 {
+            return Err("registry.activity_flush_writers must be at least 1".into());
         }
         if self.watch_buffer == 0 {
             return Err("registry.watch_buffer must be at least 1".into());

@@ -783,7 +783,12 @@ async fn activity_moves_sessions_in_the_last_activity_order_and_out_of_the_idle_
     let moved_to = T0 + 2 * LAST_ACTIVITY_ORDER_MS + 7;
     let now = T0 + 3 * LAST_ACTIVITY_ORDER_MS;
     store
-        .apply_activity(None, &[activity(&sessions[0].id, Some(moved_to), 0, 0)], now, IDLE_AFTER_MS)
+        .apply_activity(
+            None,
+            &[activity(&sessions[0].id, Some(moved_to), 0, 0)],
+            now,
+            IDLE_AFTER_MS,
+        )
         .await
         .unwrap();
     assert_eq!(get(&store, &sessions[0].id).await.last_activity_at, moved_to);
@@ -802,10 +807,7 @@ async fn activity_moves_sessions_in_the_last_activity_order_and_out_of_the_idle_
     );
 
     // A sweep for sessions idle since before the middle one's activity takes only that one.
-    let idled = store
-        .mark_idle(T0 + LAST_ACTIVITY_ORDER_MS + 1, 10)
-        .await
-        .unwrap();
+    let idled = store.mark_idle(T0 + LAST_ACTIVITY_ORDER_MS + 1, 10).await.unwrap();
     assert_eq!(ids(&idled), vec![sessions[1].id.clone()]);
 }
 

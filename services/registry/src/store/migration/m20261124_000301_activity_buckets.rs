@@ -12,7 +12,7 @@
 //! same 10 s counts as equal), and the idle sweep finds candidates by bucket and checks the exact
 //! time. The exact `last_activity_at` is still what every session shows.
 //!
-//! On PostgreSQL the table's fill factor drops to 70 so that updated rows find room on their own
+//! On PostgreSQL the table's fill factor drops to 50 so that updated rows find room on their own
 //! page (the other condition for an in-place update); it applies to pages written from now on.
 
 use sea_orm::DbBackend;
@@ -74,7 +74,7 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() == DbBackend::Postgres {
             manager
                 .get_connection()
-                .execute_unprepared("ALTER TABLE sessions SET (fillfactor = 70)")
+                .execute_unprepared("ALTER TABLE sessions SET (fillfactor = 50)")
                 .await?;
         }
         Ok(())
