@@ -39,7 +39,8 @@ pub struct Model {
     pub risk_flags: String,
     /// Whether `risk_flags` is non-empty, as a column so it can be filtered and counted.
     pub flagged: bool,
-    /// Lower-cased user, resource, device, IP, city and gateway, for the free-text filter.
+    /// Lower-cased user, resource, device, IP, city and gateway, for the free-text filter (which
+    /// searches the database's copy in `session_search`).
     pub search_text: String,
     pub started_at: i64,
     pub last_activity_at: i64,

@@ -19,6 +19,7 @@ mod m20261123_000002_create_gateways;
 mod m20261124_000101_gateways_last_seen;
 mod m20261124_000201_list_page_indexes;
 mod m20261124_000301_activity_buckets;
+mod m20261124_000302_free_text_index;
 
 /// The registry's migrations.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000101_gateways_last_seen::Migration),
             Box::new(m20261124_000201_list_page_indexes::Migration),
             Box::new(m20261124_000301_activity_buckets::Migration),
+            Box::new(m20261124_000302_free_text_index::Migration),
         ]
     }
 

@@ -401,7 +401,8 @@ impl SessionStore for SqlStore {
                 "page size must be between 1 and {MAX_PAGE}"
             )));
         }
-        let filter = conditions::matching(&query.filter).add(conditions::statuses(&query.filter.statuses));
+        let filter =
+            conditions::matching(self.backend(), &query.filter).add(conditions::statuses(&query.filter.statuses));
         let order = conditions::order(query.ascending);
         let mut page = session::Entity::find().filter(filter.clone());
         if let Some(cursor) = &query.after {
@@ -460,7 +461,7 @@ impl SessionStore for SqlStore {
         now: EpochMillis,
         ended_since: EpochMillis,
     ) -> ServiceResult<SessionStats> {
-        let matching = conditions::matching(filter);
+        let matching = conditions::matching(self.backend(), filter);
         // Milliseconds each live session has run so far (none for a start in the future). SUM of
         // BIGINT is NUMERIC in PostgreSQL: cast back so both backends return a BIGINT.
         let running_ms = Expr::case(
