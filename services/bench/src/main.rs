@@ -338,7 +338,12 @@ async fn measure(
         connections: args.connections,
         heartbeats: args.heartbeats,
     };
-    let (mut fleet, connected) = Fleet::connect(&spec).await.context("connect the agents")?;
+    let connecting = Fleet::connect(&spec);
+    let (mut fleet, connected) = match maintenance {
+        Some(maintenance) => maintenance.while_growing(connecting).await,
+        None => connecting.await,
+    }
+    .context("connect the agents")?;
     between_phases().await?;
     let counted = Instant::now();
     let census = world.census().await?;

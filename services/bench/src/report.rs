@@ -257,7 +257,7 @@ impl Report {
         }
         for scale in self.scales.iter().filter(|scale| scale.autovacuum_stand_in) {
             println!(
-                "  at {} agents: autovacuum is off on this server; the bench ran ANALYZE every {} s and VACUUM ANALYZE between phases in its place",
+                "  at {} agents: autovacuum is off on this server; in its place the bench ran ANALYZE every {} s while the agents connected, and VACUUM ANALYZE between phases",
                 scale.agents,
                 crate::maintenance::ANALYZE_EVERY.as_secs()
             );
