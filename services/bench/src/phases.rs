@@ -196,41 +196,54 @@ pub async fn watch_fan_out(
     }
     drop(sightings);
 
-    // The first change doubles as the barrier: every stream is open once all have seen it.
-    let mut latencies = Vec::with_capacity(watchers * samples);
+    // A stream is known to be open only once it has delivered something: sessions are closed
+    // until every watcher has seen one end (a watcher subscribed after a close never sees it).
     let mut index = 0;
-    for sample in 0..=samples {
-        let (session_id, closed) = loop {
-            ensure!(index < fleet.agents(), "no agent holds a session left to close");
-            if let Some(closed) = fleet.close_one(index).await? {
-                index += 1;
-                break closed;
-            }
-            index += 1;
-        };
-        let patience = if sample == 0 {
+    let mut ready = vec![false; watchers];
+    let mut ready_count = 0;
+    let warm_up_deadline = tokio::time::Instant::now() + WATCH_PATIENCE * 3;
+    while ready_count < watchers {
+        ensure!(
+            tokio::time::Instant::now() < warm_up_deadline,
+            "{ready_count} of {watchers} watchers saw a session end within {:?}",
             WATCH_PATIENCE * 3
-        } else {
-            WATCH_PATIENCE
-        };
-        let deadline = tokio::time::Instant::now() + patience;
+        );
+        close_next(fleet, &mut index).await?;
+        let round = tokio::time::Instant::now() + WATCH_PACE * 10;
+        while ready_count < watchers {
+            let Ok(sighting) = tokio::time::timeout_at(round, seen.recv()).await else {
+                break;
+            };
+            let Some((watcher, _, _)) = sighting else {
+                bail!("every watcher's stream ended");
+            };
+            if !ready[watcher] {
+                ready[watcher] = true;
+                ready_count += 1;
+            }
+        }
+    }
+
+    let mut latencies = Vec::with_capacity(watchers * samples);
+    for _ in 0..samples {
+        let (session_id, closed) = close_next(fleet, &mut index).await?;
+        let deadline = tokio::time::Instant::now() + WATCH_PATIENCE;
         let mut seen_by = vec![false; watchers];
         let mut count = 0;
         while count < watchers {
+            // Sightings of the warm-up's closes may still arrive: only this session's count.
             let (watcher, ended, at) = match tokio::time::timeout_at(deadline, seen.recv()).await {
                 Ok(Some(sighting)) => sighting,
                 Ok(None) => bail!("every watcher's stream ended"),
                 Err(_) => bail!(
-                    "{} of {watchers} watchers saw session {session_id} end within {patience:?}",
+                    "{} of {watchers} watchers saw session {session_id} end within {WATCH_PATIENCE:?}",
                     count
                 ),
             };
             if ended == session_id && !seen_by[watcher] {
                 seen_by[watcher] = true;
                 count += 1;
-                if sample > 0 {
-                    latencies.push(at.duration_since(closed));
-                }
+                latencies.push(at.duration_since(closed));
             }
         }
         tokio::time::sleep(WATCH_PACE).await;
@@ -241,6 +254,18 @@ pub async fn watch_fan_out(
         watchers,
         replicas: urls.len(),
     })
+}
+
+/// Closes the next session an agent still holds, from agent `index` on: its id and when.
+async fn close_next(fleet: &mut Fleet, index: &mut usize) -> anyhow::Result<(String, Instant)> {
+    loop {
+        ensure!(*index < fleet.agents(), "no agent holds a session left to close");
+        let closed = fleet.close_one(*index).await?;
+        *index += 1;
+        if let Some(closed) = closed {
+            return Ok(closed);
+        }
+    }
 }
 
 /// One watcher: forwards every ENDED event it reads.
