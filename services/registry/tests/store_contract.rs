@@ -177,6 +177,7 @@ contract_tests!(
     reconcile_ends_missing_registers_unknown_and_leaves_known,
     list_applies_every_filter,
     list_query_treats_like_wildcards_literally,
+    free_text_finds_sessions_however_they_were_inserted,
     list_pages_through_every_order_in_both_directions,
     list_page_edges_and_bad_cursors,
     list_total_is_exact_up_to_the_limit_then_a_lower_bound,
@@ -1034,6 +1035,57 @@ async fn list_query_treats_like_wildcards_literally(store: Arc<SqlStore>) {
         "stored text is lower-cased"
     );
     assert_eq!(search("").await.len(), 5, "an empty query does not filter");
+}
+
+/// Free text searches the database's own copy of each session's text (`session_search`, filled
+/// on insert): a session a gateway's hello registered is found like one admitted one at a time,
+/// and an ended one drops out of the live list.
+async fn free_text_finds_sessions_however_they_were_inserted(store: Arc<SqlStore>) {
+    let admitted = SessionRecord {
+        device: "Workstation-Alpha".to_owned(),
+        ..session("ada", "gw-a")
+    };
+    insert_all(&store, std::slice::from_ref(&admitted)).await;
+    let registered: Vec<SessionRecord> = ["alphabet-01", "beta-02"]
+        .into_iter()
+        .map(|device| SessionRecord {
+            device: device.to_owned(),
+            ..session("bob", "gw-b")
+        })
+        .collect();
+    let outcome = store
+        .reconcile_gateway("gw-b", &registered, &end(T0 + 1, EndReason::Lost))
+        .await
+        .unwrap();
+    assert_eq!(outcome.registered.len(), 2);
+    let search = |text: &str| SessionFilter {
+        query: Some(text.to_owned()),
+        ..SessionFilter::default()
+    };
+    let found = |store: Arc<SqlStore>, text: &'static str| async move {
+        let page = store
+            .list_sessions(&query(search(text), SortKey::StartedAt, true, 10, None))
+            .await
+            .unwrap();
+        let mut found = ids(&page.sessions);
+        found.sort();
+        found
+    };
+    let mut alpha = vec![admitted.id.clone(), registered[0].id.clone()];
+    alpha.sort();
+    assert_eq!(
+        found(store.clone(), "ALPHA").await,
+        alpha,
+        "case-insensitive, any field"
+    );
+    assert_eq!(found(store.clone(), "beta-0").await, vec![registered[1].id.clone()]);
+    assert!(found(store.clone(), "gamma").await.is_empty());
+
+    store
+        .end_session(&admitted.id, None, &end(T0 + 2, EndReason::Admin))
+        .await
+        .unwrap();
+    assert_eq!(found(store.clone(), "alpha").await, vec![registered[0].id.clone()]);
 }
 
 async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>) {
