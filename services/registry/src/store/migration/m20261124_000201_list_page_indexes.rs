@@ -25,7 +25,9 @@ impl MigrationTrait for Migration {
         manager
             .create_index(active_by_activity(ACTIVE_BY_ACTIVITY, true))
             .await?;
-        manager.drop_index(index_drop(ACTIVE_BY_ACTIVITY_BEFORE)).await?;
+        manager
+            .drop_index(super::drop_sessions_index(ACTIVE_BY_ACTIVITY_BEFORE))
+            .await?;
         manager
             .create_index(
                 Index::create()
@@ -40,11 +42,11 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_index(index_drop(LIVE_COUNTRY)).await?;
+        manager.drop_index(super::drop_sessions_index(LIVE_COUNTRY)).await?;
         manager
             .create_index(active_by_activity(ACTIVE_BY_ACTIVITY_BEFORE, false))
             .await?;
-        manager.drop_index(index_drop(ACTIVE_BY_ACTIVITY)).await
+        manager.drop_index(super::drop_sessions_index(ACTIVE_BY_ACTIVITY)).await
     }
 }
 
@@ -64,10 +66,6 @@ fn active_by_activity(name: &str, with_id: bool) -> IndexCreateStatement {
         .and_where(Expr::col(Sessions::EndedAt).is_null())
         .and_where(Expr::col(Sessions::Status).eq(STATUS_ACTIVE))
         .to_owned()
-}
-
-fn index_drop(name: &str) -> IndexDropStatement {
-    Index::drop().name(name).table(Sessions::Table).if_exists().to_owned()
 }
 
 #[derive(DeriveIden)]

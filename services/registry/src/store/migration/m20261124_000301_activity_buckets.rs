@@ -69,8 +69,10 @@ impl MigrationTrait for Migration {
         manager
             .create_index(by_bucket(LIVE_BY_BUCKET, Sessions::ActivityBucket, false))
             .await?;
-        manager.drop_index(index_drop(ACTIVE_BY_ACTIVITY)).await?;
-        manager.drop_index(index_drop(LIVE_BY_ACTIVITY)).await?;
+        manager
+            .drop_index(super::drop_sessions_index(ACTIVE_BY_ACTIVITY))
+            .await?;
+        manager.drop_index(super::drop_sessions_index(LIVE_BY_ACTIVITY)).await?;
         if manager.get_database_backend() == DbBackend::Postgres {
             manager
                 .get_connection()
@@ -93,8 +95,8 @@ impl MigrationTrait for Migration {
         manager
             .create_index(by_bucket(LIVE_BY_ACTIVITY, Sessions::LastActivityAt, false))
             .await?;
-        manager.drop_index(index_drop(ACTIVE_BY_BUCKET)).await?;
-        manager.drop_index(index_drop(LIVE_BY_BUCKET)).await?;
+        manager.drop_index(super::drop_sessions_index(ACTIVE_BY_BUCKET)).await?;
+        manager.drop_index(super::drop_sessions_index(LIVE_BY_BUCKET)).await?;
         manager
             .alter_table(
                 Table::alter()
@@ -121,10 +123,6 @@ fn by_bucket(name: &str, column: Sessions, active_only: bool) -> IndexCreateStat
         index.and_where(Expr::col(Sessions::Status).eq(STATUS_ACTIVE));
     }
     index.to_owned()
-}
-
-fn index_drop(name: &str) -> IndexDropStatement {
-    Index::drop().name(name).table(Sessions::Table).if_exists().to_owned()
 }
 
 #[derive(DeriveIden, Clone, Copy)]

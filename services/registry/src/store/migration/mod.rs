@@ -41,3 +41,13 @@ impl MigratorTrait for Migrator {
         "registry_migrations".into_iden()
     }
 }
+
+/// Drops an index of the `sessions` table by name, if it exists (the migrations that replace
+/// indexes share it).
+fn drop_sessions_index(name: &str) -> IndexDropStatement {
+    Index::drop()
+        .name(name)
+        .table(Alias::new("sessions"))
+        .if_exists()
+        .to_owned()
+}
