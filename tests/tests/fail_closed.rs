@@ -17,8 +17,9 @@ use futures::StreamExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 use vigil_agent::{Agent, AgentConfig, AgentError, FailMode};
+use vigil_core::topics;
 use vigil_proto::v1::{self as pb, EndReason, ResourceType, SessionStatus};
-use vigil_registry::{LOCKS_CHANNEL, RegistrySettings};
+use vigil_registry::RegistrySettings;
 use vigil_runtime::bus::ControlBus;
 use vigil_tests::*;
 
@@ -49,7 +50,7 @@ fn network_lock(id: &str, cidr: &str, message: &str) -> pb::Lock {
 /// Publishes a lock set as policy does: the whole set, encoded, on the "locks" channel.
 async fn publish_locks(bus: &dyn ControlBus, locks: Vec<pb::Lock>, version: u64) {
     let update = pb::LockUpdate { locks, version };
-    bus.publish(LOCKS_CHANNEL, update.encode_to_vec().into())
+    bus.publish(topics::LOCKS, update.encode_to_vec().into())
         .await
         .expect("publish the lock set");
 }

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use vigil_clients::GrpcRiskAssessor;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::ResourceType;
-use vigil_registry::admission::GrpcRiskAssessor;
 use vigil_runtime::server::{Server, ServerConfig};
 use vigil_tests::*;
 
@@ -142,4 +142,30 @@ async fn sessions_carry_their_location_and_an_impossible_trip_is_flagged_and_fil
     assert_eq!(office.location.map(|l| l.kind), Some(pb::LocationKind::Private as i32));
     registry.stop().await;
     shutdown.cancel();
+}
+
+/// The simulator's addresses and geo's demo databases are made for each other: the demo shows
+/// real places. Here because it takes both the agent SDK and geo, which only tests compose.
+#[test]
+fn every_public_address_the_gateway_simulator_uses_is_in_the_demo_database() {
+    let dir = tempdir::TempDir::new();
+    let (city, asn) = vigil_geo::write_demo_databases(dir.path()).unwrap();
+    let locator = vigil_geo::Locator::open(&[city], &[asn]).unwrap();
+    let mut factory = vigil_agent::simulate::data::SessionFactory::new(7, 0, 2_000, 0.2);
+    let (mut located, mut private) = (0, 0);
+    for _ in 0..5_000 {
+        let start = factory.next_start(std::time::SystemTime::UNIX_EPOCH).start;
+        let location = locator.locate(&start.client_ip).unwrap();
+        match pb::LocationKind::try_from(location.kind).unwrap() {
+            pb::LocationKind::Located => located += 1,
+            pb::LocationKind::Private => private += 1,
+            other => panic!("{}: {other:?}", start.client_ip),
+        }
+        assert!(
+            location.kind == pb::LocationKind::Private as i32 || location.asn != 0,
+            "{}",
+            start.client_ip
+        );
+    }
+    assert!(located > 3_000 && private > 500, "{located} located, {private} private");
 }

@@ -12,8 +12,9 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::Code;
 use tonic::transport::Channel;
 use vigil_agent::{Admission, Agent};
+use vigil_core::topics;
 use vigil_policy::api::PolicyApi;
-use vigil_policy::{Clock, LOCKS_CHANNEL, ManualClock, PolicyEngine, PolicySettings, Sweeper, SweeperHandle};
+use vigil_policy::{Clock, ManualClock, PolicyEngine, PolicySettings, Sweeper, SweeperHandle};
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::lock_target::Target as LockOn;
 use vigil_proto::v1::policy_service_client::PolicyServiceClient;
@@ -190,7 +191,7 @@ impl World {
     async fn lock_updates(&self) -> Updates {
         let bus = redis_bus(&self.namespace).await;
         let subscription = bus
-            .subscribe(LOCKS_CHANNEL)
+            .subscribe(topics::LOCKS)
             .await
             .expect("subscribe to the lock channel");
         Updates {

@@ -1034,7 +1034,7 @@ async fn when_geo_cannot_be_reached_sessions_are_admitted_and_marked_location_un
         .unwrap()
         .local_addr()
         .unwrap();
-    let geo = vigil_registry::admission::GrpcRiskAssessor::connect_lazy(&format!("http://{dead}")).unwrap();
+    let geo = vigil_clients::GrpcRiskAssessor::connect_lazy(&format!("http://{dead}")).unwrap();
     registry.registry.attach_risk_assessor(Arc::new(geo));
 
     let agent = registry.agent("gw-geo-down", Arc::default()).await;

@@ -351,7 +351,7 @@ async fn a_kill_issued_on_one_replica_reaches_an_agent_on_another() {
     // Replica A serves termination; replica B only holds the agent's link and reports over gRPC.
     let replica_a = TestRegistry::with_termination(&schema, &namespace, test_settings("replica-a")).await;
     let replica_b = TestRegistry::on_postgres(&schema, &namespace, test_settings("replica-b")).await;
-    let journal = vigil_registry::commands::GrpcCommandJournal::connect_lazy(&replica_a.url()).expect("journal");
+    let journal = vigil_clients::GrpcCommandJournal::connect_lazy(&replica_a.url()).expect("journal");
     replica_b.registry.attach_command_journal(Arc::new(journal));
 
     let handler = Arc::new(RecordingHandler::default());

@@ -14,10 +14,9 @@ use std::sync::Arc;
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use tokio_util::sync::CancellationToken;
+use vigil_clients::{GrpcAdmissionPolicy, GrpcCommandJournal, GrpcRiskAssessor, GrpcSessionEvictor};
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::{ConcurrencyAction, ResourceType};
-use vigil_registry::admission::{GrpcAdmissionPolicy, GrpcRiskAssessor, GrpcSessionEvictor};
-use vigil_registry::commands::GrpcCommandJournal;
 use vigil_runtime::client::ServiceConnector;
 use vigil_runtime::server::{Server, ServerConfig};
 use vigil_runtime::telemetry::{LogConfig, LogFormat, Telemetry, TelemetryConfig};
@@ -104,7 +103,7 @@ async fn an_eviction_is_one_trace_from_the_gateway_through_every_service_and_bac
         .expect("connect to the registry");
     let terminator = vigil_termination::Terminator::new(
         schema.termination_store().await,
-        Arc::new(vigil_termination::directory::GrpcSessionDirectory::new(directory)),
+        Arc::new(vigil_clients::GrpcSessionDirectory::new(directory)),
         redis_bus(&namespace).await,
         fast_termination(),
     );

@@ -4,10 +4,9 @@
 //! itself, before asking the registry, and while the registry cannot be reached at all. Matching is
 //! exact (the registry's selectors compare names exactly too); expiry is judged by the agent's clock.
 
-use std::net::IpAddr;
 use std::time::SystemTime;
 
-use vigil_proto::v1::lock_target::Target;
+use vigil_core::{LockTarget, StartFacts};
 use vigil_proto::v1::{Lock, LockUpdate, SessionStart};
 
 /// What a locked user reads when the lock carries no message of its own.
@@ -72,82 +71,29 @@ fn in_force(lock: &Lock, now: SystemTime) -> bool {
     SystemTime::try_from(*expires_at).map_or(true, |expires_at| now < expires_at)
 }
 
-/// Whether the lock's target covers this start on `gateway_id`.
+/// Whether the lock's target covers this start on `gateway_id`: the rule policy applies at
+/// admission (`vigil_core::LockTarget::covers`), on the lock as pushed.
 fn covers(lock: &Lock, start: &SessionStart, gateway_id: &str) -> bool {
     let Some(target) = lock.target.as_ref().and_then(|target| target.target.as_ref()) else {
         // A lock without a target names nothing: it refuses nobody.
         return false;
     };
-    match target {
-        Target::User(user) => *user == start.user,
-        Target::Group(group) => start.user_groups.iter().any(|member_of| member_of == group),
-        Target::ResourceName(resource) => *resource == start.resource_name,
-        Target::GatewayId(gateway) => gateway == gateway_id,
-        Target::Device(device) => !start.device.is_empty() && *device == start.device,
-        Target::Cidr(cidr) => match (Cidr::parse(cidr), start.client_ip.parse::<IpAddr>()) {
-            (Some(network), Ok(ip)) => network.contains(ip),
-            (None, _) => {
-                tracing::warn!(lock_id = lock.id, cidr, "a lock's network is not valid CIDR; ignored");
-                false
-            }
-            (_, Err(_)) => false,
-        },
-    }
-}
-
-/// A network in CIDR notation: an address and how many leading bits of it count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Parses `203.0.113.0/24` or `2001:db8::/32`; a bare address is a network of one. Host bits set
-    /// in the address (`203.0.113.7/24`) are ignored, as most tools do.
-    pub(crate) fn parse(text: &str) -> Option<Self> {
-        let (address, prefix) = match text.trim().split_once('/') {
-            Some((address, prefix)) => (address, Some(prefix)),
-            None => (text.trim(), None),
-        };
-        let network: IpAddr = address.parse().ok()?;
-        let max = match network {
-            IpAddr::V4(_) => 32,
-            IpAddr::V6(_) => 128,
-        };
-        let prefix = match prefix {
-            // `u8::from_str` takes a leading '+'; CIDR does not.
-            Some(prefix) if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) => return None,
-            Some(prefix) => prefix.parse::<u8>().ok().filter(|prefix| *prefix <= max)?,
-            None => max,
-        };
-        Some(Self { network, prefix })
-    }
-
-    /// Whether `ip` lies in this network. An IPv4-mapped IPv6 client (`::ffff:203.0.113.7`) is the
-    /// IPv4 address it carries.
-    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip.to_canonical()) {
-            (IpAddr::V4(network), IpAddr::V4(ip)) => {
-                let mask = mask_u32(self.prefix);
-                u32::from(network) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(network), IpAddr::V6(ip)) => {
-                let mask = mask_u128(self.prefix);
-                u128::from(network) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-fn mask_u32(prefix: u8) -> u32 {
-    // A shift by the full width overflows: /0 is "everything".
-    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
-}
-
-fn mask_u128(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+    let Some(target) = LockTarget::from_pushed(target) else {
+        tracing::warn!(
+            lock_id = lock.id,
+            ?target,
+            "a lock's network is not valid CIDR; ignored"
+        );
+        return false;
+    };
+    target.covers(&StartFacts {
+        user: &start.user,
+        groups: &start.user_groups,
+        resource: &start.resource_name,
+        gateway_id,
+        device: &start.device,
+        client_ip: start.client_ip.parse().ok(),
+    })
 }
 
 #[cfg(test)]
@@ -156,6 +102,9 @@ mod tests {
 
     use prost_types::Timestamp;
     use vigil_proto::v1::{LockTarget, ResourceType};
+
+    use vigil_core::Cidr;
+    use vigil_proto::v1::lock_target::Target;
 
     use super::*;
 
@@ -290,7 +239,7 @@ mod tests {
 
     #[test]
     fn cidr_parsing_and_membership() {
-        let v4 = Cidr::parse("203.0.113.0/24").unwrap();
+        let v4 = Cidr::parse_lenient("203.0.113.0/24").unwrap();
         assert!(v4.contains("203.0.113.255".parse().unwrap()));
         assert!(!v4.contains("203.0.114.0".parse().unwrap()));
         // IPv4-mapped IPv6 clients are their IPv4 address.
@@ -298,29 +247,41 @@ mod tests {
         assert!(!v4.contains("2001:db8::1".parse().unwrap()));
         // Host bits in the address are ignored.
         assert!(
-            Cidr::parse("203.0.113.77/24")
+            Cidr::parse_lenient("203.0.113.77/24")
                 .unwrap()
                 .contains("203.0.113.1".parse().unwrap())
         );
         // A bare address is a network of one.
-        let one = Cidr::parse("198.51.100.7").unwrap();
+        let one = Cidr::parse_lenient("198.51.100.7").unwrap();
         assert!(one.contains("198.51.100.7".parse().unwrap()));
         assert!(!one.contains("198.51.100.8".parse().unwrap()));
         // /0 is everything of its family, /32 one address.
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(!Cidr::parse("0.0.0.0/0").unwrap().contains("::1".parse().unwrap()));
         assert!(
-            Cidr::parse("10.0.0.1/32")
+            Cidr::parse_lenient("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            !Cidr::parse_lenient("0.0.0.0/0")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse_lenient("10.0.0.1/32")
                 .unwrap()
                 .contains("10.0.0.1".parse().unwrap())
         );
 
-        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        let v6 = Cidr::parse_lenient("2001:db8::/32").unwrap();
         assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
         assert!(!v6.contains("2001:db9::1".parse().unwrap()));
-        assert!(Cidr::parse("::/0").unwrap().contains("2001:db8::1".parse().unwrap()));
         assert!(
-            Cidr::parse("2001:db8::1/128")
+            Cidr::parse_lenient("::/0")
+                .unwrap()
+                .contains("2001:db8::1".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse_lenient("2001:db8::1/128")
                 .unwrap()
                 .contains("2001:db8::1".parse().unwrap())
         );
@@ -336,7 +297,7 @@ mod tests {
             "203.0.113/24",
             "example.org/24",
         ] {
-            assert_eq!(Cidr::parse(bad), None, "{bad:?}");
+            assert_eq!(Cidr::parse_lenient(bad), None, "{bad:?}");
         }
     }
 

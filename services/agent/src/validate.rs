@@ -1,16 +1,11 @@
-//! Local checks of what a gateway asks to open, mirroring the registry's rules, so that a gateway author
-//! sees "client_ip is not an IP address" at once instead of as a denied admission in production.
+//! Local checks of what a gateway asks to open, with the registry's own rules and limits
+//! (`vigil_core::validate`), so that a gateway author sees "client_ip is not an IP address" at once
+//! instead of as a denied admission in production.
 
-use std::net::IpAddr;
-
+use vigil_core::validate::{self, MAX_GROUPS, MAX_NAME_LEN};
 use vigil_proto::v1::{ResourceType, SessionStart};
 
 use crate::AgentError;
-
-/// Longest user, resource, device or group name the registry accepts, in characters.
-const MAX_NAME_CHARS: usize = 256;
-/// Most groups the registry accepts on one session.
-const MAX_GROUPS: usize = 64;
 
 /// Checks a session start; the error names the field and what is wrong with it.
 pub(crate) fn session_start(start: &SessionStart) -> Result<(), AgentError> {
@@ -27,12 +22,7 @@ pub(crate) fn session_start(start: &SessionStart) -> Result<(), AgentError> {
         }
     }
     optional_name("device", &start.device)?;
-    if start.client_ip.parse::<IpAddr>().is_err() {
-        return Err(invalid(format!(
-            "client_ip {:?} is not an IPv4 or IPv6 address",
-            start.client_ip
-        )));
-    }
+    validate::client_ip("client_ip", &start.client_ip).map_err(|refusal| invalid(refusal.0))?;
     if start.user_groups.len() > MAX_GROUPS {
         return Err(invalid(format!(
             "user_groups has {} entries; at most {MAX_GROUPS} are allowed",
@@ -51,28 +41,20 @@ pub(crate) fn session_start(start: &SessionStart) -> Result<(), AgentError> {
 pub(crate) fn detail(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_NAME_CHARS)
+        .take(MAX_NAME_LEN)
         .collect()
 }
 
 fn required_name(field: &str, value: &str) -> Result<(), AgentError> {
-    if value.trim().is_empty() {
-        return Err(invalid(format!("{field} must not be empty")));
-    }
-    optional_name(field, value)
+    validate::required_name(field, value)
+        .map(drop)
+        .map_err(|refusal| invalid(refusal.0))
 }
 
 fn optional_name(field: &str, value: &str) -> Result<(), AgentError> {
-    let chars = value.chars().count();
-    if chars > MAX_NAME_CHARS {
-        return Err(invalid(format!(
-            "{field} is {chars} characters long; at most {MAX_NAME_CHARS} are allowed"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(invalid(format!("{field} must not contain control characters")));
-    }
-    Ok(())
+    validate::optional_name(field, value)
+        .map(drop)
+        .map_err(|refusal| invalid(refusal.0))
 }
 
 fn invalid(message: String) -> AgentError {

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 use vigil_geo::Geo;
 use vigil_policy::service::PolicyEngine;
 use vigil_proto::v1 as pb;
-use vigil_registry::admission::RiskAssessor;
 use vigil_registry::domain::SessionFilter;
 use vigil_registry::store::SessionStore;
 use vigil_registry::{Registry, RegistrySettings};
@@ -150,7 +149,7 @@ impl World {
             .await
             .context("open and migrate geo's tables")?;
         let geo = Geo::open(&geo_config, geo_store, shutdown.clone()).context("open the demo GeoIP databases")?;
-        registry.attach_risk_assessor(Arc::new(InProcessGeo(geo)));
+        registry.attach_risk_assessor(Arc::new(geo));
         let policy_store = vigil_policy::app::open_store(&database, true)
             .await
             .context("open and migrate policy's tables")?;
@@ -285,16 +284,6 @@ pub fn registry_settings(replica: &str) -> RegistrySettings {
         // later figures measure the idle marker's and the reactivations' work too.
         idle_after: Duration::from_secs(60 * 60),
         ..RegistrySettings::default()
-    }
-}
-
-/// Geo, called in process by the registry's admission (as in the all-in-one).
-struct InProcessGeo(Geo);
-
-#[async_trait::async_trait]
-impl RiskAssessor for InProcessGeo {
-    async fn assess(&self, request: pb::AssessRequest) -> vigil_runtime::ServiceResult<pb::AssessResponse> {
-        self.0.assess(&request).await
     }
 }
 

@@ -4,8 +4,7 @@ use vigil_proto::v1 as pb;
 
 pub use vigil_proto::v1::LocationKind;
 
-/// Milliseconds since the Unix epoch, UTC.
-pub type EpochMillis = i64;
+pub use vigil_core::EpochMillis;
 
 /// One session start as a user's history remembers it.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,7 @@
 //! - [`store`]: each user's recent starts (sea-orm on PostgreSQL or SQLite).
 //! - [`service`]: [`Geo`], the logic both transports call; [`api`]: the gRPC adapter; [`app`]:
 //!   the process.
+//! - `provided`: [`Geo`] as the registry's `vigil_clients::RiskAssessor`, in process.
 //! - [`demo`] and [`writer`]: generated MMDB files — the embedded default's demo databases, test
 //!   databases, and the ASN database `make geoip` builds.
 
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod domain;
 mod human;
 pub mod locator;
+mod provided;
 mod record;
 pub mod service;
 pub mod store;

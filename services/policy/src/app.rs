@@ -16,11 +16,10 @@ use vigil_runtime::tls::TlsConfig;
 use crate::api::PolicyApi;
 use crate::clock::SystemClock;
 use crate::service::PolicyEngine;
-use crate::sessions::GrpcSessionSource;
 use crate::settings::PolicySettings;
 use crate::store::{PolicyStore, SqlPolicyStore};
 use crate::sweeper::Sweeper;
-use crate::termination::GrpcSessionTerminator;
+use vigil_clients::{GrpcSessionSource, GrpcSessionTerminator};
 
 /// Configuration of a policy replica (defaults → TOML file → `VIGIL_*` environment).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use vigil_core::validate;
 use vigil_proto::timestamp_from_millis;
 use vigil_proto::v1 as pb;
-use vigil_registry::validate;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::domain::{ConcurrencyAction, PolicyRecord, Rules, Scope};

@@ -3,12 +3,13 @@
 //!
 //! - [`domain`]: policies, scopes, rules, concurrency slots and locks as plain values.
 //! - [`locks`]: locks — validation, the set admission holds in memory, publication on the bus
-//!   ([`LOCKS_CHANNEL`]) and the ending of the sessions a new lock covers.
+//!   (`vigil_core::topics::LOCKS`) and the ending of the sessions a new lock covers.
 //! - [`rules`]: validation, precedence and merging into the rules in force ([`rules::PolicySet`]).
 //! - [`store`]: policies, slots, idle warnings and the sweeper's lease (sea-orm on PostgreSQL or SQLite).
 //! - [`service`]: [`PolicyEngine`], the transport-agnostic core — CRUD, effective rules, admission.
 //! - [`sweeper`]: the leader-elected idle / maximum-duration sweep ([`Sweeper`]), over [`lease`].
-//! - [`sessions`] and [`termination`]: the registry and the termination service, in process or over gRPC.
+//! - the registry and the termination service it calls: `vigil_clients::{SessionSource,
+//!   SessionTerminator}`, in process or over gRPC.
 //! - [`clock`]: time, made controllable for tests.
 //! - `metrics`: sweeper runs.
 //! - [`api`]: the gRPC adapter; [`app`]: the process.
@@ -23,14 +24,11 @@ pub mod locks;
 mod metrics;
 pub mod rules;
 pub mod service;
-pub mod sessions;
 pub mod settings;
 pub mod store;
 pub mod sweeper;
-pub mod termination;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use locks::LOCKS_CHANNEL;
 pub use service::PolicyEngine;
 pub use settings::PolicySettings;
 pub use sweeper::{Sweeper, SweeperHandle, SweeperStatus};

@@ -3,7 +3,7 @@
 //!
 //! **Creating** a lock stores it (taking a new lock-set version in the same transaction), records
 //! the change in the audit trail, publishes the whole set in force on the bus channel
-//! [`LOCKS_CHANNEL`] as a `LockUpdate` carrying that version (registry replicas pass it on to the
+//! [`topics::LOCKS`] as a `LockUpdate` carrying that version (registry replicas pass it on to the
 //! gateways), and ends the live sessions the lock covers through termination (reason LOCKED, the
 //! lock's message). If the ending fails the lock still stands: the sweeper ends what locks in force
 //! cover on its next run, which also catches a session admitted in a race with the lock's creation.
@@ -24,9 +24,9 @@ use prost::Message;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+use vigil_core::{topics, validate};
 use vigil_proto::timestamp_from_millis;
 use vigil_proto::v1 as pb;
-use vigil_registry::validate;
 use vigil_runtime::bus::{BusEvent, ControlBus, Subscription};
 use vigil_runtime::{ServiceError, ServiceResult};
 
@@ -34,10 +34,7 @@ use crate::domain::{EpochMillis, LockRecord, LockSet, LockTarget, StartFacts};
 use crate::rules::MAX_RULE_DURATION;
 use crate::service::PolicyEngine;
 use crate::store::PolicyStore;
-use crate::termination::SessionTerminator;
-
-/// The bus channel carrying the lock set in force, as an encoded `vigil.v1.LockUpdate`.
-pub const LOCKS_CHANNEL: &str = "locks";
+use vigil_clients::SessionTerminator;
 
 /// What a refused user reads when the lock's creator wrote nothing.
 pub const DEFAULT_LOCK_MESSAGE: &str = "Your access is locked by security; contact your administrator.";
@@ -174,12 +171,12 @@ pub fn lock_update(set: &LockSet, now: EpochMillis) -> pb::LockUpdate {
     }
 }
 
-/// Publishes the set in force at `now` on [`LOCKS_CHANNEL`]. Best effort: holders also re-read it
+/// Publishes the set in force at `now` on [`topics::LOCKS`]. Best effort: holders also re-read it
 /// (registry replicas when a link opens, policy replicas every few seconds).
 pub async fn publish(bus: &dyn ControlBus, set: &LockSet, now: EpochMillis) {
     let update = lock_update(set, now);
     let count = update.locks.len();
-    match bus.publish(LOCKS_CHANNEL, update.encode_to_vec().into()).await {
+    match bus.publish(topics::LOCKS, update.encode_to_vec().into()).await {
         Ok(()) => tracing::debug!(version = set.version, locks = count, "lock set published"),
         Err(error) => {
             tracing::warn!(version = set.version, %error, "could not publish the lock set; holders pick it up on their next refresh")
@@ -426,7 +423,7 @@ impl PolicyEngine {
                 if subscription.is_none()
                     && let Some(bus) = engine.lock_hooks().bus.get()
                 {
-                    match bus.subscribe(LOCKS_CHANNEL).await {
+                    match bus.subscribe(topics::LOCKS).await {
                         Ok(subscribed) => subscription = Some(subscribed),
                         Err(error) => {
                             tracing::warn!(%error, "cannot follow lock updates on the bus yet; checking the version every few seconds")

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use vigil_clients::AdmissionPolicy;
+use vigil_core::validate;
 use vigil_proto::v1 as pb;
-use vigil_registry::admission::AdmissionPolicy;
-use vigil_registry::validate;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::clock::Clock;
@@ -463,7 +463,7 @@ fn groups(field: &str, groups: &[String]) -> ServiceResult<Vec<String>> {
     }
     groups
         .iter()
-        .map(|group| validate::required_name(&format!("{field}[]"), group))
+        .map(|group| validate::required_name(&format!("{field}[]"), group).map_err(ServiceError::from))
         .collect()
 }
 

@@ -35,9 +35,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use vigil_core::{LAST_ACTIVITY_ORDER_MS, topics};
 use vigil_proto::v1 as pb;
-use vigil_registry::domain::LAST_ACTIVITY_ORDER_MS;
-use vigil_registry::gateway_channel;
 use vigil_runtime::bus::ControlBus;
 use vigil_runtime::{ServiceError, ServiceResult};
 
@@ -46,10 +45,11 @@ use crate::domain::{EpochMillis, IdleWarningRecord, Subject};
 use crate::lease::{Leadership, LeaseKeeper, SWEEPER_LEASE};
 use crate::locks;
 use crate::rules::{IdleVerdict, PolicySet};
-use crate::sessions::{LiveOrder, LiveQuery, LiveSession, SessionSource};
 use crate::settings::PolicySettings;
 use crate::store::PolicyStore;
-use crate::termination::{SWEEPER_ACTOR, SessionTerminator};
+use vigil_clients::SessionTerminator;
+use vigil_clients::registry::{LiveOrder, LiveQuery, LiveSession, SessionSource};
+use vigil_clients::termination::SWEEPER_ACTOR;
 
 /// Most sessions ended in one termination request.
 const END_BATCH: usize = 1000;
@@ -499,7 +499,7 @@ impl Sweeper {
                 messages,
             }
             .encode_to_vec();
-            match self.bus.publish(&gateway_channel(&gateway_id), payload.into()).await {
+            match self.bus.publish(&topics::gateway(&gateway_id), payload.into()).await {
                 Ok(()) => report.warned += count,
                 Err(error) => {
                     tracing::warn!(gateway = %gateway_id, %error, warnings = count, "could not publish idle warnings; they are not re-sent")

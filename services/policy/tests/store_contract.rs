@@ -10,8 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
-use sea_orm_migration::MigratorTrait;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database};
 use uuid::Uuid;
 use vigil_policy::domain::{
     AuditQuery, AuditRecord, Cidr, ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, IdleWarningRecord, LockRecord,
@@ -160,7 +159,6 @@ contract_tests!(
     a_lease_has_one_holder_until_released_or_expired,
     racing_replicas_take_a_lease_once,
     the_audit_trail_reads_newest_first_by_page_actor_and_time,
-    registry_termination_and_policy_migrators_share_a_database,
     locks_round_trip_and_every_change_takes_a_new_version,
     expired_locks_are_announced_once,
     concurrent_lock_changes_on_two_replicas_each_get_their_own_version,
@@ -833,62 +831,6 @@ async fn the_audit_trail_reads_newest_first_by_page_actor_and_time(backend: Back
     let failed: Vec<&AuditRecord> = all.iter().filter(|event| !event.succeeded).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].detail, "not found");
-}
-
-async fn migration_versions(store: &SqlPolicyStore, table: &str) -> Vec<String> {
-    let backend = store.connection().get_database_backend();
-    let rows = store
-        .connection()
-        .query_all_raw(Statement::from_string(
-            backend,
-            format!("SELECT version FROM {table} ORDER BY version"),
-        ))
-        .await
-        .unwrap();
-    rows.iter().map(|row| row.try_get_by_index(0).unwrap()).collect()
-}
-
-async fn registry_termination_and_policy_migrators_share_a_database(backend: Backend) {
-    let store = &backend.store;
-    let db = store.connection();
-    vigil_registry::store::migration::Migrator::up(db, None).await.unwrap();
-    vigil_termination::store::migration::Migrator::up(db, None)
-        .await
-        .unwrap();
-    // Each keeps its own bookkeeping, so each runs again without tripping over the others'.
-    store.migrate().await.unwrap();
-    vigil_registry::store::migration::Migrator::up(db, None).await.unwrap();
-    let ours = migration_versions(store, "policy_migrations").await;
-    assert_eq!(ours.len(), 6, "{ours:?}");
-    // The policy service's migrations are numbered `_2000nn`, apart from the others'.
-    assert!(
-        ours.iter().all(|version| version
-            .split('_')
-            .nth(1)
-            .is_some_and(|number| number.starts_with("2000"))),
-        "{ours:?}"
-    );
-    assert!(
-        !migration_versions(store, "termination_migrations")
-            .await
-            .iter()
-            .any(|version| ours.contains(version))
-    );
-    if db.get_database_backend() == DbBackend::Postgres {
-        let tables = db
-            .query_all_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE 'polic%'",
-            ))
-            .await
-            .unwrap();
-        let count: i64 = tables[0].try_get_by_index(0).unwrap();
-        assert_eq!(
-            count, 8,
-            "policies, policy_slots, policy_idle_warnings, policy_leases, policy_audit_events, policy_locks, \
-             policy_lock_versions, policy_migrations"
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

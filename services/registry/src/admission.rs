@@ -14,46 +14,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use vigil_proto::v1 as pb;
-use vigil_proto::v1::geo_service_client::GeoServiceClient;
-use vigil_proto::v1::policy_service_client::PolicyServiceClient;
-use vigil_proto::v1::termination_service_client::TerminationServiceClient;
-use vigil_runtime::client::{ServiceChannel, ServiceConnector};
+use vigil_clients::{AdmissionPolicy, RiskAssessor, SessionEvictor};
 use vigil_runtime::{ServiceError, ServiceResult};
-
-use crate::commands::status_to_error;
-
-/// Where a start comes from and how unusual it is.
-#[async_trait]
-pub trait RiskAssessor: Send + Sync + 'static {
-    async fn assess(&self, request: pb::AssessRequest) -> ServiceResult<pb::AssessResponse>;
-}
-
-/// Whether policy lets a start in, and the slots it holds.
-#[async_trait]
-pub trait AdmissionPolicy: Send + Sync + 'static {
-    async fn admit(&self, request: pb::AdmitRequest) -> ServiceResult<pb::AdmitResponse>;
-    /// These sessions ended: they stop counting against concurrency limits.
-    async fn release(&self, session_ids: Vec<String>) -> ServiceResult<()>;
-    /// The locks in force and the lock set's version (`PolicyService.ListLocks`): the snapshot the
-    /// registry starts from before following the "locks" channel. A policy that does not manage locks
-    /// keeps this default, and the registry retries now and then.
-    async fn list_locks(&self) -> ServiceResult<pb::ListLocksResponse> {
-        Err(ServiceError::FailedPrecondition(
-            "this policy does not provide locks".into(),
-        ))
-    }
-}
-
-/// Ends sessions to make room under a concurrency limit.
-#[async_trait]
-pub trait SessionEvictor: Send + Sync + 'static {
-    async fn evict(&self, session_ids: Vec<String>) -> ServiceResult<()>;
-}
 
 /// What to do when the policy service cannot be asked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,123 +60,6 @@ pub struct AdmissionHooks {
     pub(crate) assessor: Arc<OnceLock<Arc<dyn RiskAssessor>>>,
     pub(crate) policy: Arc<OnceLock<Arc<dyn AdmissionPolicy>>>,
     pub(crate) evictor: Arc<OnceLock<Arc<dyn SessionEvictor>>>,
-}
-
-/// Geo over gRPC.
-pub struct GrpcRiskAssessor(GeoServiceClient<ServiceChannel>);
-
-/// Policy over gRPC.
-pub struct GrpcAdmissionPolicy(PolicyServiceClient<ServiceChannel>);
-
-/// Termination over gRPC, for evictions.
-pub struct GrpcSessionEvictor(TerminationServiceClient<ServiceChannel>);
-
-// Each client connects lazily (the registry starts before the services it calls are up), in
-// plaintext without credentials through `connect_lazy`, or with this process's TLS trust and
-// service token through `connect_with`.
-
-impl GrpcRiskAssessor {
-    pub fn connect_lazy(url: &str) -> ServiceResult<Self> {
-        Self::connect_with(&ServiceConnector::plain(), url)
-    }
-
-    pub fn connect_with(connector: &ServiceConnector, url: &str) -> ServiceResult<Self> {
-        Ok(Self(GeoServiceClient::new(connector.lazy("geo_url", url)?)))
-    }
-}
-
-impl GrpcAdmissionPolicy {
-    pub fn connect_lazy(url: &str) -> ServiceResult<Self> {
-        Self::connect_with(&ServiceConnector::plain(), url)
-    }
-
-    pub fn connect_with(connector: &ServiceConnector, url: &str) -> ServiceResult<Self> {
-        Ok(Self(PolicyServiceClient::new(connector.lazy("policy_url", url)?)))
-    }
-}
-
-impl GrpcSessionEvictor {
-    pub fn connect_lazy(url: &str) -> ServiceResult<Self> {
-        Self::connect_with(&ServiceConnector::plain(), url)
-    }
-
-    pub fn connect_with(connector: &ServiceConnector, url: &str) -> ServiceResult<Self> {
-        Ok(Self(TerminationServiceClient::new(
-            connector.lazy("termination_url", url)?,
-        )))
-    }
-}
-
-#[async_trait]
-impl RiskAssessor for GrpcRiskAssessor {
-    async fn assess(&self, request: pb::AssessRequest) -> ServiceResult<pb::AssessResponse> {
-        Ok(self
-            .0
-            .clone()
-            .assess(request)
-            .await
-            .map_err(status_to_error)?
-            .into_inner())
-    }
-}
-
-#[async_trait]
-impl AdmissionPolicy for GrpcAdmissionPolicy {
-    async fn admit(&self, request: pb::AdmitRequest) -> ServiceResult<pb::AdmitResponse> {
-        Ok(self
-            .0
-            .clone()
-            .admit(request)
-            .await
-            .map_err(status_to_error)?
-            .into_inner())
-    }
-
-    async fn release(&self, session_ids: Vec<String>) -> ServiceResult<()> {
-        let request = pb::ReleaseSessionsRequest { session_ids };
-        self.0
-            .clone()
-            .release_sessions(request)
-            .await
-            .map_err(status_to_error)?;
-        Ok(())
-    }
-
-    async fn list_locks(&self) -> ServiceResult<pb::ListLocksResponse> {
-        // Expired locks refuse nobody: the registry has no use for them.
-        let request = pb::ListLocksRequest { include_expired: false };
-        Ok(self
-            .0
-            .clone()
-            .list_locks(request)
-            .await
-            .map_err(status_to_error)?
-            .into_inner())
-    }
-}
-
-#[async_trait]
-impl SessionEvictor for GrpcSessionEvictor {
-    async fn evict(&self, session_ids: Vec<String>) -> ServiceResult<()> {
-        let request = eviction_request(session_ids);
-        self.0.clone().terminate(request).await.map_err(status_to_error)?;
-        Ok(())
-    }
-}
-
-/// The termination request that makes room under a concurrency limit.
-pub fn eviction_request(session_ids: Vec<String>) -> pb::TerminateRequest {
-    pb::TerminateRequest {
-        selector: Some(pb::SessionSelector {
-            target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
-                ids: session_ids,
-            })),
-        }),
-        reason: pb::EndReason::ConcurrencyLimit as i32,
-        user_message: String::new(),
-        note: "ended to admit a newer session under the user's concurrency limit".into(),
-        expected_count: None,
-    }
 }
 
 /// Sessions released per call.

@@ -14,11 +14,10 @@ use vigil_runtime::server::{Readiness, Server, ServerConfig};
 use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 use vigil_runtime::tls::TlsConfig;
 
-use crate::admission::{GrpcAdmissionPolicy, GrpcRiskAssessor, GrpcSessionEvictor};
-use crate::commands::GrpcCommandJournal;
 use crate::registry::Registry;
 use crate::settings::RegistrySettings;
 use crate::store::{SessionStore, SqlStore};
+use vigil_clients::{GrpcAdmissionPolicy, GrpcCommandJournal, GrpcRiskAssessor, GrpcSessionEvictor};
 
 /// How often readiness re-checks the database and the bus.
 const READINESS_INTERVAL: Duration = Duration::from_secs(2);

@@ -4,9 +4,7 @@
 use serde::{Deserialize, Serialize};
 pub use vigil_proto::v1::{EndReason, LocationKind, ResourceType, SessionStatus};
 
-/// Milliseconds since the Unix epoch, UTC. All times in the registry are kept this way: portable
-/// between PostgreSQL and SQLite, cheap to compare and index.
-pub type EpochMillis = i64;
+pub use vigil_core::{EpochMillis, LAST_ACTIVITY_ORDER_MS, Selector, last_activity_rank};
 
 /// The registry's record of one session.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,16 +204,6 @@ pub struct SessionPage {
     pub total_is_lower_bound: bool,
 }
 
-/// How finely lists order sessions by last activity: input within the same 10 seconds ranks equal
-/// (then by id). The store indexes this rank rather than the exact time, which changes with every
-/// activity report: see the registry migration `m20261124_000301_activity_buckets`.
-pub const LAST_ACTIVITY_ORDER_MS: i64 = 10_000;
-
-/// A last activity time's rank in the list order (truncating division, as SQL's integer `/`).
-pub fn last_activity_rank(last_activity_at: EpochMillis) -> i64 {
-    last_activity_at / LAST_ACTIVITY_ORDER_MS
-}
-
 /// A page's total is counted exactly up to this many matches; beyond, the page says "at least".
 pub const EXACT_TOTAL_UP_TO: u64 = 1_000;
 
@@ -243,23 +231,6 @@ pub struct SessionStats {
     pub flagged: u64,
     pub ended_since: u64,
     pub gateways_connected: u64,
-}
-
-/// Which live sessions an action covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selector {
-    Ids(Vec<String>),
-    User(String),
-    Gateway(String),
-    Resource(String),
-    All {
-        idle_only: bool,
-    },
-    /// Sessions whose user was in this group when the session started (as the gateway reported it).
-    Group(String),
-    Device(String),
-    /// Sessions whose client address lies in this network.
-    Cidr(crate::cidr::Cidr),
 }
 
 /// What a selector resolved to.

@@ -1,7 +1,7 @@
 //! Session changes, live, on every replica.
 //!
 //! After a change commits, the replica that made it publishes a `SessionEvent` on the bus channel
-//! [`SESSIONS_CHANNEL`]. Every replica (itself included) runs one subscription to that channel and
+//! [`topics::SESSIONS`]. Every replica (itself included) runs one subscription to that channel and
 //! fans each event out to its local watchers through a broadcast channel. Local watchers are fed
 //! only from the bus, so every replica's watchers see the same events in the same order.
 
@@ -10,15 +10,13 @@ use std::sync::Arc;
 use prost::Message;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use vigil_core::topics;
 use vigil_proto::v1 as pb;
 use vigil_runtime::ServiceResult;
 use vigil_runtime::bus::{BusEvent, ControlBus};
 
 use crate::convert::session_to_proto;
 use crate::domain::{EpochMillis, SessionRecord};
-
-/// The bus channel carrying session changes.
-pub const SESSIONS_CHANNEL: &str = "sessions";
 
 /// What local watchers receive.
 #[derive(Debug, Clone)]
@@ -41,7 +39,7 @@ impl EventHub {
     /// and starts forwarding to local watchers until `shutdown`.
     pub async fn start(bus: Arc<dyn ControlBus>, capacity: usize, shutdown: CancellationToken) -> ServiceResult<Self> {
         let (local, _) = broadcast::channel(capacity);
-        let mut subscription = bus.subscribe(SESSIONS_CHANNEL).await?;
+        let mut subscription = bus.subscribe(topics::SESSIONS).await?;
         let sender = local.clone();
         tokio::spawn(async move {
             use futures::StreamExt;
@@ -94,7 +92,7 @@ impl EventHub {
     }
 
     async fn publish_event(&self, event: &pb::SessionEvent) {
-        if let Err(error) = self.bus.publish(SESSIONS_CHANNEL, event.encode_to_vec().into()).await {
+        if let Err(error) = self.bus.publish(topics::SESSIONS, event.encode_to_vec().into()).await {
             tracing::warn!(%error, "could not announce a session change; watchers will miss it");
         }
     }

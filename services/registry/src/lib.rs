@@ -7,12 +7,12 @@
 //! - `events`, `activity`, `idle`: the change feed, batched activity writes, idle detection.
 //! - [`locks`], `liveness`: the lock set pushed to gateways; gateways gone silent and their sessions.
 //! - `metrics`, `trace`: the registry's metrics and the spans of the gateway link's work.
+//! - `provided`: the `vigil-clients` traits the registry provides to other services in process.
 
 mod activity;
 pub mod admission;
 mod api;
 pub mod app;
-pub mod cidr;
 pub mod commands;
 pub mod convert;
 pub mod domain;
@@ -23,6 +23,7 @@ mod liveness;
 pub mod locks;
 mod metrics;
 pub mod page_token;
+mod provided;
 mod registry;
 pub mod settings;
 pub mod store;
@@ -30,12 +31,7 @@ mod trace;
 pub mod validate;
 
 pub use api::{LinkApi, SessionsApi};
-pub use events::SESSIONS_CHANNEL;
-pub use locks::LOCKS_CHANNEL;
 pub use registry::Registry;
 pub use settings::RegistrySettings;
-
-/// The bus channel carrying a gateway's commands.
-pub use api::gateway_channel;
 
 pub(crate) use vigil_runtime::now_millis;

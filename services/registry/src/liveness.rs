@@ -23,7 +23,6 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::v1 as pb;
 
-use crate::api::gateway_channel;
 use crate::domain::{EndReason, EpochMillis, SessionEnd};
 use crate::now_millis;
 use crate::registry::Registry;
@@ -168,7 +167,7 @@ async fn ask_to_reconnect(registry: &Registry, gateway_id: &str) {
         }],
         trace_context: Default::default(),
     };
-    let channel = gateway_channel(gateway_id);
+    let channel = vigil_core::topics::gateway(gateway_id);
     if let Err(error) = registry
         .inner
         .bus

@@ -1,7 +1,7 @@
 //! The lock set, followed on every replica and pushed to the gateways it holds.
 //!
 //! Policy owns the locks. After every change it publishes the whole set, with a version that grows
-//! with each change, on the bus channel [`LOCKS_CHANNEL`]; `PolicyService.ListLocks` answers the
+//! with each change, on the bus channel [`topics::LOCKS`]; `PolicyService.ListLocks` answers the
 //! current set. A replica subscribes to the channel first, then loads the snapshot, then applies the
 //! updates as they come, so no change made in between is missed; it keeps the set with the highest
 //! version, so a late snapshot or update never undoes a newer one (version 0 means "unknown" and is
@@ -21,15 +21,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use vigil_core::topics;
 use vigil_proto::v1 as pb;
 use vigil_runtime::ServiceResult;
 use vigil_runtime::bus::{BusEvent, ControlBus, Subscription};
 
 use crate::admission::AdmissionHooks;
-
-/// The bus channel on which policy publishes the whole lock set (an encoded `LockUpdate`) after
-/// every change.
-pub const LOCKS_CHANNEL: &str = "locks";
 
 /// First delay before asking policy for the snapshot again after a failure; it doubles up to
 /// [`SNAPSHOT_RETRY_MAX`].
@@ -47,7 +44,7 @@ pub struct LockFeed {
 }
 
 impl LockFeed {
-    /// Subscribes to [`LOCKS_CHANNEL`] (before returning, so nothing published afterwards is
+    /// Subscribes to [`topics::LOCKS`] (before returning, so nothing published afterwards is
     /// missed), then follows it until `shutdown`, loading the snapshot from the policy in `hooks`
     /// once one is attached.
     pub(crate) async fn start(
@@ -56,7 +53,7 @@ impl LockFeed {
         policy_timeout: Duration,
         shutdown: CancellationToken,
     ) -> ServiceResult<(Self, JoinHandle<()>)> {
-        let subscription = bus.subscribe(LOCKS_CHANNEL).await?;
+        let subscription = bus.subscribe(topics::LOCKS).await?;
         let (pushed, _) = watch::channel(None);
         let feed = Self {
             pushed: Arc::new(pushed),
@@ -254,7 +251,7 @@ mod tests {
     use vigil_runtime::bus::{BusError, InProcessBus};
 
     use super::*;
-    use crate::admission::AdmissionPolicy;
+    use vigil_clients::AdmissionPolicy;
 
     fn lock(id: &str, expires_at: Option<SystemTime>) -> pb::Lock {
         pb::Lock {
@@ -300,7 +297,7 @@ mod tests {
     }
 
     async fn publish(bus: &InProcessBus, update: &pb::LockUpdate) {
-        bus.publish(LOCKS_CHANNEL, update.encode_to_vec().into())
+        bus.publish(topics::LOCKS, update.encode_to_vec().into())
             .await
             .expect("publish");
     }
@@ -445,7 +442,7 @@ mod tests {
         }
 
         async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError> {
-            assert_eq!(channel, LOCKS_CHANNEL);
+            assert_eq!(channel, topics::LOCKS);
             let events = self.events.lock().unwrap().take().expect("one subscription");
             Ok(Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(events)))
         }

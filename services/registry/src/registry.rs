@@ -16,9 +16,7 @@ use crate::domain::{EpochMillis, GeoLocation, LocationKind, RiskFlag, Selector, 
 use vigil_runtime::bus::ControlBus;
 
 use crate::activity::ActivityWriter;
-use crate::admission::{
-    AdmissionHooks, AdmissionPolicy, PolicyUnavailable, RiskAssessor, SessionEvictor, SlotReleaser,
-};
+use crate::admission::{AdmissionHooks, PolicyUnavailable, SlotReleaser};
 use crate::api::{LinkApi, SessionsApi};
 use crate::commands::{CommandJournal, CommandReporter, JournalSlot};
 use crate::ending::EndWriter;
@@ -29,6 +27,7 @@ use crate::locks::LockFeed;
 use crate::page_token::PageTokens;
 use crate::settings::RegistrySettings;
 use crate::store::SessionStore;
+use vigil_clients::{AdmissionPolicy, RiskAssessor, SessionEvictor};
 
 /// Largest message accepted on a gateway link (a hello with a full snapshot).
 const LINK_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

@@ -1,7 +1,9 @@
-//! The one domain error type of Vigil and its one mapping to `tonic::Status`.
+//! The one domain error type of Vigil and its mappings to and from `tonic::Status`.
 //!
 //! Handlers and domain code return [`ServiceError`]; the conversion into `Status` happens here and
 //! nowhere else. The `match` has no catch-all arm: a new variant will not compile until it is mapped.
+//! The way back — a status another Vigil service answered with, as an error of ours — is here too,
+//! so that an error crossing two services reads the same as one raised locally.
 
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 use tonic::{Code, Status};
@@ -15,9 +17,10 @@ pub enum ServiceError {
     /// The request is malformed; the message names the field and what is wrong with it.
     #[error("{0}")]
     InvalidArgument(String),
-    /// The named thing does not exist.
-    #[error("{kind} {id:?} not found")]
-    NotFound { kind: &'static str, id: String },
+    /// The named thing does not exist; the message names it (`session "x" not found`). Built by
+    /// [`ServiceError::not_found`], or taken as is from another service's answer.
+    #[error("{0}")]
+    NotFound(String),
     /// The thing to create exists already.
     #[error("{0}")]
     AlreadyExists(String),
@@ -52,7 +55,7 @@ impl ServiceError {
 
     /// Shorthand for [`ServiceError::NotFound`].
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
-        Self::NotFound { kind, id: id.into() }
+        Self::NotFound(format!("{kind} {:?} not found", id.into()))
     }
 
     /// Shorthand for [`ServiceError::Internal`].
@@ -66,7 +69,7 @@ impl From<ServiceError> for Status {
         // Caller mistakes are routine: info. Our own or our dependencies' failures: warn.
         let (code, message) = match &error {
             ServiceError::InvalidArgument(message) => (Code::InvalidArgument, message.clone()),
-            ServiceError::NotFound { .. } => (Code::NotFound, error.to_string()),
+            ServiceError::NotFound(message) => (Code::NotFound, message.clone()),
             ServiceError::AlreadyExists(message) => (Code::AlreadyExists, message.clone()),
             ServiceError::FailedPrecondition(message) => (Code::FailedPrecondition, message.clone()),
             ServiceError::PermissionDenied(message) => (Code::PermissionDenied, message.clone()),
@@ -86,6 +89,36 @@ impl From<ServiceError> for Status {
             _ => tracing::info!(%code, %message, "request refused"),
         }
         Status::new(code, message)
+    }
+}
+
+impl From<Status> for ServiceError {
+    /// A status from another Vigil service, as a domain error of ours. Its message is kept as it
+    /// is: it was written for a person already (a NOT_FOUND reads `session "x" not found`, not
+    /// wrapped a second time).
+    fn from(status: Status) -> Self {
+        let message = status.message().to_owned();
+        match status.code() {
+            Code::InvalidArgument | Code::OutOfRange => ServiceError::InvalidArgument(message),
+            Code::NotFound => ServiceError::NotFound(message),
+            Code::AlreadyExists => ServiceError::AlreadyExists(message),
+            Code::FailedPrecondition | Code::Aborted => ServiceError::FailedPrecondition(message),
+            Code::PermissionDenied => ServiceError::PermissionDenied(message),
+            Code::Unauthenticated => ServiceError::Unauthenticated(message),
+            Code::Unavailable | Code::Cancelled => ServiceError::Unavailable(message),
+            Code::DeadlineExceeded => ServiceError::DeadlineExceeded(message),
+            Code::ResourceExhausted => ServiceError::ResourceExhausted(message),
+            Code::Ok | Code::Unknown | Code::Unimplemented | Code::Internal | Code::DataLoss => {
+                ServiceError::Internal(format!("{}: {message}", status.code()))
+            }
+        }
+    }
+}
+
+impl From<vigil_core::Invalid> for ServiceError {
+    /// A value a shared check refused: the caller's mistake, with the check's message.
+    fn from(invalid: vigil_core::Invalid) -> Self {
+        ServiceError::InvalidArgument(invalid.0)
     }
 }
 
@@ -115,10 +148,7 @@ impl From<DbErr> for ServiceError {
             {
                 ServiceError::Unavailable(format!("database unavailable: {error}"))
             }
-            DbErr::RecordNotFound(what) => ServiceError::NotFound {
-                kind: "record",
-                id: what.clone(),
-            },
+            DbErr::RecordNotFound(what) => ServiceError::not_found("record", what.clone()),
             _ => ServiceError::Internal(format!("database error: {error}")),
         }
     }
@@ -171,8 +201,45 @@ mod tests {
     }
 
     #[test]
+    fn a_status_from_another_service_comes_back_as_the_same_error() {
+        for error in [
+            ServiceError::invalid("selector.user must not be empty"),
+            ServiceError::not_found("session", "x"),
+            ServiceError::AlreadyExists("x".into()),
+            ServiceError::FailedPrecondition("x".into()),
+            ServiceError::PermissionDenied("x".into()),
+            ServiceError::Unauthenticated("x".into()),
+            ServiceError::Unavailable("x".into()),
+            ServiceError::DeadlineExceeded("x".into()),
+            ServiceError::ResourceExhausted("x".into()),
+        ] {
+            let shown = error.to_string();
+            let status = Status::from(error);
+            let code = status.code();
+            let back = ServiceError::from(status);
+            assert_eq!(back.to_string(), shown, "{code:?}");
+            // And forward again, as a service relaying it answers its own caller.
+            assert_eq!(Status::from(back).code(), code);
+        }
+        assert_eq!(
+            ServiceError::from(Status::not_found("session \"x\" not found")).to_string(),
+            "session \"x\" not found"
+        );
+        assert!(matches!(
+            ServiceError::from(Status::unknown("boom")),
+            ServiceError::Internal(_)
+        ));
+    }
+
+    #[test]
+    fn a_refused_check_is_an_invalid_argument() {
+        let error = ServiceError::from(vigil_core::Invalid("user must not be empty".into()));
+        assert!(matches!(error, ServiceError::InvalidArgument(message) if message == "user must not be empty"));
+    }
+
+    #[test]
     fn database_record_not_found_is_not_found() {
         let error: ServiceError = DbErr::RecordNotFound("session 1".into()).into();
-        assert!(matches!(error, ServiceError::NotFound { .. }));
+        assert!(matches!(error, ServiceError::NotFound(_)));
     }
 }

@@ -26,10 +26,4 @@ pub mod telemetry;
 pub mod tls;
 
 pub use error::{ServiceError, ServiceResult};
-
-/// Now, in milliseconds since the Unix epoch (how every Vigil service keeps time in its records).
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-}
+pub use vigil_core::now_millis;

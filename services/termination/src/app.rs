@@ -15,10 +15,10 @@ use vigil_runtime::tls::TlsConfig;
 
 use crate::api::TerminationApi;
 use crate::delivery::run_redelivery;
-use crate::directory::GrpcSessionDirectory;
 use crate::service::Terminator;
 use crate::settings::TerminationSettings;
 use crate::store::{SqlTerminationStore, TerminationStore};
+use vigil_clients::GrpcSessionDirectory;
 
 /// Configuration of a termination replica (defaults → TOML file → `VIGIL_*` environment).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -14,8 +14,8 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use vigil_core::topics;
 use vigil_proto::v1 as pb;
-use vigil_registry::gateway_channel;
 use vigil_runtime::bus::ControlBus;
 
 use crate::convert::command_to_proto;
@@ -58,7 +58,7 @@ pub async fn publish(bus: &Arc<dyn ControlBus>, commands: &[CommandRecord]) -> u
                 messages,
             }
             .encode_to_vec();
-            match bus.publish(&gateway_channel(&gateway_id), payload.into()).await {
+            match bus.publish(&topics::gateway(&gateway_id), payload.into()).await {
                 Ok(()) => 0,
                 Err(error) => {
                     tracing::warn!(gateway = %gateway_id, %error, "could not publish commands; they will be re-sent");

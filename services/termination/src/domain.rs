@@ -2,8 +2,7 @@
 
 pub use vigil_proto::v1::{CommandOutcome, DeliveryState, EndReason};
 
-/// Milliseconds since the Unix epoch, UTC.
-pub type EpochMillis = i64;
+pub use vigil_core::EpochMillis;
 
 /// What a termination asked to end (kept for the audit trail as asked, not as resolved).
 #[derive(Debug, Clone, PartialEq, Eq)]

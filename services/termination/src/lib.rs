@@ -4,7 +4,8 @@
 //! - [`store`]: the audit trail and command memory (sea-orm on PostgreSQL or SQLite).
 //! - [`service`]: [`service::Terminator`], the logic — resolve, record, publish, track.
 //! - [`delivery`]: one bus message per gateway; redelivery of what is not acknowledged.
-//! - [`directory`]: the registry, in process or over gRPC.
+//! - `provided`: the `vigil-clients` traits termination provides to other services in process; the
+//!   registry it calls is `vigil_clients::SessionDirectory`.
 //! - `metrics`: kills issued.
 //! - [`api`]: the gRPC adapter; [`app`]: the process.
 
@@ -12,9 +13,9 @@ pub mod api;
 pub mod app;
 mod convert;
 pub mod delivery;
-pub mod directory;
 pub mod domain;
 mod metrics;
+mod provided;
 pub mod service;
 pub mod settings;
 pub mod store;

@@ -3,18 +3,16 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use vigil_clients::SessionDirectory;
+use vigil_core::{Selector, validate};
 use vigil_proto::v1 as pb;
-use vigil_registry::commands::CommandJournal;
-use vigil_registry::validate;
 use vigil_runtime::bus::ControlBus;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::convert::{command_to_proto, count, termination_to_proto};
 use crate::delivery::publish;
-use crate::directory::SessionDirectory;
 use crate::domain::{
     CommandOutcome, CommandRecord, CommandReport, DeliveryState, EndReason, SelectorRecord, TerminationQuery,
     TerminationRecord,
@@ -294,29 +292,7 @@ impl Terminator {
     }
 }
 
-/// The all-in-one binary lets the registry make room under concurrency limits directly.
-#[async_trait]
-impl vigil_registry::admission::SessionEvictor for Terminator {
-    async fn evict(&self, session_ids: Vec<String>) -> ServiceResult<()> {
-        let request = vigil_registry::admission::eviction_request(session_ids);
-        self.terminate("policy (concurrency limit)", &request).await.map(|_| ())
-    }
-}
-
-/// The all-in-one binary plugs the terminator straight into the registry.
-#[async_trait]
-impl CommandJournal for Terminator {
-    async fn pending_commands(&self, gateway_id: &str) -> ServiceResult<Vec<pb::TerminateCommand>> {
-        self.pending_for_gateway(gateway_id).await
-    }
-
-    async fn report(&self, reports: Vec<pb::CommandReport>) -> ServiceResult<()> {
-        self.apply_reports(&reports).await.map(|_| ())
-    }
-}
-
-fn selector_record(selector: &vigil_registry::domain::Selector) -> SelectorRecord {
-    use vigil_registry::domain::Selector;
+fn selector_record(selector: &Selector) -> SelectorRecord {
     match selector {
         Selector::Ids(ids) => SelectorRecord::Ids(ids.clone()),
         Selector::User(user) => SelectorRecord::User(user.clone()),

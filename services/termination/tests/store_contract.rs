@@ -9,16 +9,13 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, Statement};
-use sea_orm_migration::MigratorTrait;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database};
 use uuid::Uuid;
-use vigil_registry::store::SessionStore;
 use vigil_runtime::ServiceError;
 use vigil_termination::domain::{
     CommandOutcome, CommandRecord, CommandReport, DeliveryCounts, DeliveryState, EndReason, SelectorRecord,
     TerminationQuery, TerminationRecord,
 };
-use vigil_termination::store::migration::Migrator;
 use vigil_termination::store::{SqlTerminationStore, TerminationStore};
 
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -120,7 +117,6 @@ contract_tests!(
     open_commands_for_a_gateway_oldest_first,
     list_filters_pages_and_counts,
     recording_ten_thousand_commands,
-    registry_and_termination_migrators_share_a_database,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -985,59 +981,3 @@ async fn list_filters_pages_and_counts(store: Arc<SqlTerminationStore>) {
 // ---------------------------------------------------------------------------------------------
 // Migrations
 // ---------------------------------------------------------------------------------------------
-
-async fn migration_versions(store: &SqlTerminationStore, table: &str) -> Vec<String> {
-    let db = store.connection();
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            format!("SELECT version FROM {table} ORDER BY version"),
-        ))
-        .await
-        .expect("read the bookkeeping table");
-    rows.into_iter().map(|row| row.try_get_by_index(0).unwrap()).collect()
-}
-
-fn names<M: MigratorTrait>() -> Vec<String> {
-    M::migrations()
-        .iter()
-        .map(|migration| migration.name().to_owned())
-        .collect()
-}
-
-/// The registry and the termination service in one PostgreSQL schema or one SQLite file (as in
-/// development and the all-in-one binary): each migrator keeps its own bookkeeping, so neither
-/// sees the other's migrations as unknown, in either order, however often they run.
-async fn registry_and_termination_migrators_share_a_database(store: Arc<SqlTerminationStore>) {
-    type RegistryMigrator = vigil_registry::store::migration::Migrator;
-    // The harness applied the termination service's migrations already.
-    let registry = vigil_registry::store::SqlStore::new(store.connection().clone())
-        .await
-        .expect("registry store");
-    for _ in 0..2 {
-        registry.migrate().await.expect("registry migrations");
-        store.migrate().await.expect("termination migrations");
-    }
-    let db = store.connection();
-    assert!(Migrator::get_pending_migrations(db).await.unwrap().is_empty());
-    assert!(RegistryMigrator::get_pending_migrations(db).await.unwrap().is_empty());
-    assert_eq!(
-        migration_versions(&store, "termination_migrations").await,
-        names::<Migrator>()
-    );
-    assert_eq!(
-        migration_versions(&store, "registry_migrations").await,
-        names::<RegistryMigrator>()
-    );
-
-    // Both services work on the shared database.
-    registry
-        .gateway_connected("gw-1", "replica-1", "1.0.0", T0)
-        .await
-        .expect("registry write");
-    assert_eq!(registry.list_gateways(false).await.unwrap().len(), 1);
-    let requested = termination("alice");
-    let given = vec![command(&requested, &session_id(), "gw-1")];
-    assert_eq!(record(&store, &requested, &given).await, given);
-    assert_eq!(store.open_commands_for_gateway("gw-1").await.unwrap(), given);
-}

@@ -18,9 +18,7 @@ use vigil_policy::api::PolicyApi;
 use vigil_policy::clock::SystemClock;
 use vigil_policy::service::PolicyEngine;
 use vigil_policy::sweeper::Sweeper;
-use vigil_proto::v1 as pb;
 use vigil_registry::Registry;
-use vigil_registry::admission::RiskAssessor;
 use vigil_registry::app::{follow_dependencies, open_store};
 use vigil_runtime::auth::AuthMode;
 use vigil_runtime::server::Server;
@@ -157,7 +155,7 @@ async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Re
     vigil_termination::app::start_redelivery(&terminator, &config.termination, shutdown.clone());
 
     let geo = start_geo(&config, shutdown.clone()).await?;
-    registry.attach_risk_assessor(Arc::new(InProcessGeo(geo.clone())));
+    registry.attach_risk_assessor(Arc::new(geo.clone()));
 
     // Policy admits starts and sweeps idle and overlong sessions (it leads alone here; the lease
     // still guards against a second all-in-one on the same database).
@@ -261,16 +259,6 @@ async fn start_geo(config: &VigilConfig, shutdown: CancellationToken) -> anyhow:
     }
     let store = vigil_geo::app::open_store(&config.database, true).await?;
     Geo::open(&geo_config, store, shutdown)
-}
-
-/// Geo, called in process by the registry's admission.
-struct InProcessGeo(Geo);
-
-#[async_trait::async_trait]
-impl RiskAssessor for InProcessGeo {
-    async fn assess(&self, request: pb::AssessRequest) -> vigil_runtime::ServiceResult<pb::AssessResponse> {
-        self.0.assess(&request).await
-    }
 }
 
 fn simulation_config(

@@ -50,11 +50,6 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// Messages queued to one agent before the link pushes back.
 const OUTBOUND_QUEUE: usize = 1024;
 
-/// The bus channel on which a gateway's commands travel.
-pub fn gateway_channel(gateway_id: &str) -> String {
-    format!("gateway.{gateway_id}")
-}
-
 /// The `GatewayLink` service.
 pub struct LinkApi {
     registry: Registry,
@@ -198,7 +193,7 @@ impl Link {
     ) -> ServiceResult<(Self, pb::ControllerMessage, Vec<pb::TerminateCommand>, Subscription)> {
         let inner = &registry.inner;
         let gateway_id = hello.gateway_id.clone();
-        let subscription = inner.bus.subscribe(&gateway_channel(&gateway_id)).await?;
+        let subscription = inner.bus.subscribe(&vigil_core::topics::gateway(&gateway_id)).await?;
 
         let now = now_millis();
         inner
@@ -594,7 +589,8 @@ impl Link {
     }
 
     async fn close_session(&mut self, closed: pb::SessionClosed, now: EpochMillis) -> Result<(), Status> {
-        let session_id = validate::session_id("session_closed.session_id", &closed.session_id)?;
+        let session_id =
+            validate::session_id("session_closed.session_id", &closed.session_id).map_err(ServiceError::from)?;
         let reason = match EndReason::try_from(closed.reason) {
             Ok(EndReason::Unspecified) => EndReason::UserClosed,
             Ok(reason) => reason,
@@ -605,8 +601,11 @@ impl Link {
                 )));
             }
         };
-        let detail = validate::optional_name("session_closed.detail", &closed.detail)?.unwrap_or_default();
-        let ended_at = validate::optional_timestamp("session_closed.ended_at", closed.ended_at.as_ref())?
+        let detail = validate::optional_name("session_closed.detail", &closed.detail)
+            .map_err(ServiceError::from)?
+            .unwrap_or_default();
+        let ended_at = validate::optional_timestamp("session_closed.ended_at", closed.ended_at.as_ref())
+            .map_err(ServiceError::from)?
             .map_or(now, |at| at.min(now));
         self.owned.remove(&session_id);
         let end = SessionEnd {
@@ -667,7 +666,9 @@ impl Link {
             }
             Ok(outcome) => outcome,
         };
-        let detail = validate::optional_name("command_ack.detail", &ack.detail)?.unwrap_or_default();
+        let detail = validate::optional_name("command_ack.detail", &ack.detail)
+            .map_err(ServiceError::from)?
+            .unwrap_or_default();
         let command = self.in_flight.remove(&ack.command_id);
         if let Some(command) = &command
             && matches!(outcome, pb::CommandOutcome::Done | pb::CommandOutcome::NotFound)

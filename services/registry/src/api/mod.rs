@@ -4,7 +4,6 @@
 
 mod link;
 
-pub use link::gateway_channel;
 mod sessions;
 
 pub use link::LinkApi;

@@ -1,17 +1,24 @@
-//! Where the sweeper learns which sessions are live: the registry, called in process (the
-//! all-in-one binary) or over gRPC. The sweeper reads them a page at a time in an order the
-//! registry has an index for, and stops as soon as the rest cannot need action.
+//! The registry, as its callers need it: the termination service resolves selectors and checks
+//! owners ([`SessionDirectory`]); the policy sweeper and lock enforcement read live sessions
+//! ([`SessionSource`]).
 
 use async_trait::async_trait;
+use vigil_core::EpochMillis;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::session_registry_client::SessionRegistryClient;
-use vigil_registry::Registry;
-use vigil_registry::commands::status_to_error;
-use vigil_registry::domain::{ListQuery, PageCursor, SessionFilter, SessionRecord, SortKey, SortValue};
 use vigil_runtime::client::ServiceChannel;
 use vigil_runtime::{ServiceError, ServiceResult};
 
-use crate::domain::EpochMillis;
+/// The registry, as the termination service needs it.
+#[async_trait]
+pub trait SessionDirectory: Send + Sync + 'static {
+    /// The live sessions `selector` covers; NOT_FOUND for ids, users, gateways or resources the
+    /// registry has never seen.
+    async fn resolve(&self, selector: &pb::SessionSelector) -> ServiceResult<pb::ResolveSessionsResponse>;
+
+    /// Whose session `session_id` is (ended or not); `None` when the registry does not know it.
+    async fn session_owner(&self, session_id: &str) -> ServiceResult<Option<String>>;
+}
 
 /// A live session, as much of it as policy needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,84 +72,54 @@ pub trait SessionSource: Send + Sync + 'static {
 }
 
 /// A resolution, with "never seen" read as "nothing live".
-fn covered_sessions(resolved: ServiceResult<pb::ResolveSessionsResponse>) -> ServiceResult<Vec<LiveSession>> {
+pub fn covered_sessions(resolved: ServiceResult<pb::ResolveSessionsResponse>) -> ServiceResult<Vec<LiveSession>> {
     match resolved {
         Ok(resolved) => resolved.sessions.into_iter().map(from_proto).collect(),
-        Err(ServiceError::NotFound { .. }) => Ok(Vec::new()),
+        Err(ServiceError::NotFound(_)) => Ok(Vec::new()),
         Err(error) => Err(error),
     }
 }
 
-/// In process: straight to the registry's store, with the same keyset paging its API uses.
+/// The registry over gRPC, for the termination service.
+#[derive(Clone)]
+pub struct GrpcSessionDirectory {
+    client: SessionRegistryClient<ServiceChannel>,
+}
+
+impl GrpcSessionDirectory {
+    /// On a channel carrying this service's credentials (the registry requires the `service` role
+    /// or `sessions:read` to resolve).
+    pub fn new(channel: ServiceChannel) -> Self {
+        // A full end-all answer can be large (100k sessions): lift tonic's 4 MiB default.
+        Self {
+            client: SessionRegistryClient::new(channel).max_decoding_message_size(256 * 1024 * 1024),
+        }
+    }
+}
+
 #[async_trait]
-impl SessionSource for Registry {
-    async fn live_sessions(&self, query: &LiveQuery) -> ServiceResult<LivePage> {
-        let sort = match query.order {
-            LiveOrder::LastActivity => SortKey::LastActivity,
-            LiveOrder::StartedAt => SortKey::StartedAt,
+impl SessionDirectory for GrpcSessionDirectory {
+    async fn resolve(&self, selector: &pb::SessionSelector) -> ServiceResult<pb::ResolveSessionsResponse> {
+        let request = pb::ResolveSessionsRequest {
+            selector: Some(selector.clone()),
         };
-        let after = match query.page_token.as_str() {
-            "" => None,
-            token => Some(decode_cursor(token)?),
+        let response = self.client.clone().resolve_sessions(request).await?;
+        Ok(response.into_inner())
+    }
+
+    async fn session_owner(&self, session_id: &str) -> ServiceResult<Option<String>> {
+        let request = pb::GetSessionRequest {
+            id: session_id.to_owned(),
         };
-        let list = ListQuery {
-            // Empty statuses: live sessions (ACTIVE and IDLE).
-            filter: SessionFilter {
-                user: query.user.clone(),
-                ..SessionFilter::default()
-            },
-            sort,
-            ascending: true,
-            limit: u64::from(query.page_size.clamp(1, 1000)),
-            after,
-        };
-        let page = self.store().list_sessions(&list).await?;
-        Ok(LivePage {
-            sessions: page.sessions.into_iter().map(from_record).collect(),
-            next_page_token: page.next.as_ref().map(encode_cursor).unwrap_or_default(),
-        })
-    }
-
-    async fn covered(&self, selector: &pb::SessionSelector) -> ServiceResult<Vec<LiveSession>> {
-        covered_sessions(self.resolve(selector).await)
+        match self.client.clone().get_session(request).await {
+            Ok(session) => Ok(Some(session.into_inner().user)),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(status.into()),
+        }
     }
 }
 
-fn from_record(session: SessionRecord) -> LiveSession {
-    LiveSession {
-        id: session.id,
-        user: session.user,
-        user_groups: session.user_groups,
-        resource_name: session.resource_name,
-        gateway_id: session.gateway_id,
-        started_at: session.started_at,
-        last_activity_at: session.last_activity_at,
-    }
-}
-
-/// The in-process page token: the sort value and id of the last row, `<millis>:<id>` (both
-/// orders the sweeper uses sort by a time).
-fn encode_cursor(cursor: &PageCursor) -> String {
-    match &cursor.value {
-        SortValue::Int(value) => format!("{value}:{}", cursor.id),
-        SortValue::Text(text) => format!("t{text}:{}", cursor.id),
-    }
-}
-
-fn decode_cursor(token: &str) -> ServiceResult<PageCursor> {
-    let invalid = || ServiceError::internal(format!("page token {token:?} was not issued by this source"));
-    let (value, id) = token.rsplit_once(':').ok_or_else(invalid)?;
-    let value = match value.strip_prefix('t') {
-        Some(text) => SortValue::Text(text.to_owned()),
-        None => SortValue::Int(value.parse().map_err(|_| invalid())?),
-    };
-    Ok(PageCursor {
-        value,
-        id: id.to_owned(),
-    })
-}
-
-/// The registry over gRPC.
+/// The registry over gRPC, for policy.
 #[derive(Clone)]
 pub struct GrpcSessionSource {
     client: SessionRegistryClient<ServiceChannel>,
@@ -174,13 +151,7 @@ impl SessionSource for GrpcSessionSource {
             page_size: i32::try_from(query.page_size).unwrap_or(1000),
             page_token: query.page_token.clone(),
         };
-        let response = self
-            .client
-            .clone()
-            .list_sessions(request)
-            .await
-            .map_err(status_to_error)?
-            .into_inner();
+        let response = self.client.clone().list_sessions(request).await?.into_inner();
         let sessions = response
             .sessions
             .into_iter()
@@ -197,7 +168,7 @@ impl SessionSource for GrpcSessionSource {
             selector: Some(selector.clone()),
         };
         let resolved = self.client.clone().resolve_sessions(request).await;
-        covered_sessions(resolved.map(tonic::Response::into_inner).map_err(status_to_error))
+        covered_sessions(resolved.map(tonic::Response::into_inner).map_err(ServiceError::from))
     }
 }
 
@@ -218,26 +189,4 @@ fn from_proto(session: pb::Session) -> ServiceResult<LiveSession> {
         started_at,
         last_activity_at,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip() {
-        for cursor in [
-            PageCursor {
-                value: SortValue::Int(-5),
-                id: "0190-abc".into(),
-            },
-            PageCursor {
-                value: SortValue::Text("a:b".into()),
-                id: "x".into(),
-            },
-        ] {
-            assert_eq!(decode_cursor(&encode_cursor(&cursor)).unwrap(), cursor);
-        }
-        assert!(decode_cursor("garbage").is_err());
-    }
 }

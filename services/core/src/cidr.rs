@@ -1,19 +1,19 @@
-//! IP networks in CIDR notation ("203.0.113.0/24", "2001:db8::/32"): what selectors and locks by
-//! network name, and the test of whether a client address lies inside one.
+//! IP networks in CIDR notation ("203.0.113.0/24", "2001:db8::/32"): what selectors and locks name
+//! by network, and the test of whether a client address lies inside one.
 //!
-//! Written out here rather than taken from a crate: parsing, the host-bit check and containment
-//! are a few lines each, and the messages go back to the person who typed the network.
+//! The arithmetic (masking, containment) is `ipnet`'s. What stays here is the reading of what a
+//! person typed, because the refusals go back to that person and must say what is wrong: a prefix
+//! out of range, host bits set past it (with the network probably meant), or `/0`.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::str::FromStr;
+
+use ipnet::IpNet;
 
 /// A network: an address whose bits past the prefix are all zero, and the prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 /// Why a text is not a network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,60 +35,39 @@ impl Cidr {
     /// is refused: a network of every address is not a network but an "everyone", which has its
     /// own, more deliberate commands.
     pub fn parse(text: &str) -> Result<Self, CidrError> {
-        let (address, prefix) = match text.split_once('/') {
-            Some((address, prefix)) => (address, Some(prefix)),
-            None => (text, None),
-        };
-        let address: IpAddr = address.parse().map_err(|_| CidrError::Malformed)?;
-        let max = max_prefix(address);
-        let prefix = match prefix {
-            None => max,
-            Some(prefix) => {
-                if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) || prefix.len() > 3 {
-                    return Err(CidrError::Prefix { max });
-                }
-                match prefix.parse::<u8>() {
-                    Ok(prefix) if prefix <= max => prefix,
-                    _ => return Err(CidrError::Prefix { max }),
-                }
-            }
-        };
+        let (address, prefix) = split(text, Some(3))?;
         if prefix == 0 {
             return Err(CidrError::Everything);
         }
-        let network = Cidr {
-            network: masked(address, prefix),
-            prefix,
-        };
-        if network.network != address {
+        let network = Cidr(net(address, prefix).trunc());
+        if network.network() != address {
             return Err(CidrError::HostBits { network });
         }
         Ok(network)
     }
 
+    /// Reads a network as most tools do: surrounding blanks ignored, host bits cleared, `/0`
+    /// allowed. For networks that were checked strictly where they were made (a lock pushed to an
+    /// agent), where refusing to read one would be worse than reading it generously.
+    pub fn parse_lenient(text: &str) -> Option<Self> {
+        let (address, prefix) = split(text.trim(), None).ok()?;
+        Some(Cidr(net(address, prefix).trunc()))
+    }
+
     /// The network's first address.
     pub fn network(&self) -> IpAddr {
-        self.network
+        self.0.network()
     }
 
     /// The prefix length.
     pub fn prefix(&self) -> u8 {
-        self.prefix
+        self.0.prefix_len()
     }
 
     /// Whether `address` lies inside. An IPv4-mapped IPv6 address (`::ffff:10.1.2.3`, how a
     /// dual-stack gateway may report an IPv4 client) is taken as the IPv4 address it carries.
     pub fn contains(&self, address: IpAddr) -> bool {
-        let address = match address {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.network, address) {
-            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
-                masked(address, self.prefix) == self.network
-            }
-            _ => false,
-        }
+        self.0.contains(&address.to_canonical())
     }
 
     /// Whether the address written as `text` lies inside; text that is no address does not.
@@ -100,10 +79,10 @@ impl Cidr {
     /// (`10.1.` for `10.1.0.0/16`, `10.1.2.` for `10.1.2.0/23`'s first whole octets). Lets a store
     /// narrow its candidates with a prefix match before testing each one exactly.
     pub fn ipv4_text_prefix(&self) -> Option<String> {
-        let IpAddr::V4(network) = self.network else {
+        let IpAddr::V4(network) = self.network() else {
             return None;
         };
-        let whole_octets = usize::from(self.prefix / 8);
+        let whole_octets = usize::from(self.prefix() / 8);
         if whole_octets == 0 {
             return None;
         }
@@ -121,9 +100,44 @@ impl Cidr {
     }
 }
 
+/// The address and the prefix length (the family's full length when none is written); a prefix of
+/// more than `max_digits` digits (`/0008`) is refused when a maximum is given.
+fn split(text: &str, max_digits: Option<usize>) -> Result<(IpAddr, u8), CidrError> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (text, None),
+    };
+    let address: IpAddr = address.parse().map_err(|_| CidrError::Malformed)?;
+    let max = match address {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    };
+    let prefix = match prefix {
+        None => max,
+        // Digits only: `u8::from_str` would take a leading '+', CIDR does not.
+        Some(prefix)
+            if prefix.is_empty()
+                || max_digits.is_some_and(|digits| prefix.len() > digits)
+                || !prefix.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            return Err(CidrError::Prefix { max });
+        }
+        Some(prefix) => match prefix.parse::<u8>() {
+            Ok(prefix) if prefix <= max => prefix,
+            _ => return Err(CidrError::Prefix { max }),
+        },
+    };
+    Ok((address, prefix))
+}
+
+/// The network of `address` with `prefix`, which `split` has checked against the family.
+fn net(address: IpAddr, prefix: u8) -> IpNet {
+    IpNet::new(address, prefix).unwrap_or_else(|_| IpNet::from(address))
+}
+
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
+        write!(f, "{}/{}", self.network(), self.prefix())
     }
 }
 
@@ -154,28 +168,6 @@ impl CidrError {
         }
     }
 }
-
-fn max_prefix(address: IpAddr) -> u8 {
-    match address {
-        IpAddr::V4(_) => 32,
-        IpAddr::V6(_) => 128,
-    }
-}
-
-/// `address` with every bit past `prefix` cleared.
-fn masked(address: IpAddr, prefix: u8) -> IpAddr {
-    match address {
-        IpAddr::V4(v4) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
-        }
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +236,25 @@ mod tests {
         assert_eq!(cidr("10.1.2.3/32").ipv4_text_prefix().as_deref(), Some("10.1.2.3"));
         assert_eq!(cidr("128.0.0.0/1").ipv4_text_prefix(), None);
         assert_eq!(cidr("2001:db8::/32").ipv4_text_prefix(), None);
+    }
+}
+
+#[cfg(test)]
+mod lenient_tests {
+    use super::*;
+
+    #[test]
+    fn lenient_reading_clears_host_bits_and_takes_everything() {
+        assert_eq!(
+            Cidr::parse_lenient(" 203.0.113.7/24 ")
+                .map(|c| c.to_string())
+                .as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert_eq!(Cidr::parse_lenient("10.1.2.3").map(|c| c.prefix()), Some(32));
+        assert!(Cidr::parse_lenient("0.0.0.0/0").is_some_and(|c| c.contains_text("8.8.8.8")));
+        assert_eq!(Cidr::parse_lenient("10.0.0.0/+8"), None);
+        assert_eq!(Cidr::parse_lenient("10.0.0.0/33"), None);
+        assert_eq!(Cidr::parse_lenient("nope"), None);
     }
 }
