@@ -18,13 +18,30 @@ use vigil_proto::v1::{
     SessionFilter, SessionOrderBy, SessionStatus, Termination,
 };
 
-use crate::cli::{AuditArgs, OutputFormat};
+use clap::Args;
+
+use crate::cli::{OutputFormat, Since, parse_name, parse_since};
 use crate::client::{Policies, Registry, Terminations};
 use crate::error::CliError;
 use crate::{format, render};
 
 /// The actor of refused admissions.
 pub const ADMISSION_ACTOR: &str = "admission";
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Only events at or after this time: RFC 3339 (2025-03-04T09:00:00Z) or a duration ago (1h, 2d).
+    #[arg(long, value_parser = parse_since, default_value = "24h")]
+    pub since: Since,
+
+    /// Only what this actor did (refused admissions have the actor `admission`).
+    #[arg(long, value_parser = parse_name)]
+    pub actor: Option<String>,
+
+    /// At most this many events (1-1000), the newest.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub limit: i32,
+}
 
 /// One line of the trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
