@@ -9,12 +9,14 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use clap::{Args, Parser, Subcommand};
 
 use crate::audit::AuditArgs;
+use crate::color::ColorChoice;
 use crate::gateways::GatewaysCommand;
 use crate::locks::LocksCommand;
+pub use crate::output::OutputFormat;
 use crate::policies::PoliciesCommand;
 use crate::sessions::{SessionsCommand, WatchArgs};
 use crate::terminations::TerminationsCommand;
@@ -51,9 +53,18 @@ pub struct GlobalArgs {
     #[arg(long, env = "VIGIL_POLICY_SERVER", value_parser = parse_server, global = true)]
     pub policy_server: Option<String>,
 
-    /// Output format: a table for people, JSON for scripts.
-    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table, global = true)]
+    /// Output format: table, wide, json, yaml, name, jsonpath=TEMPLATE (kubectl's, such as
+    /// 'jsonpath={.sessions[*].id}'), csv (lists)
+    #[arg(short = 'o', long, value_name = "FORMAT", default_value = "table", value_parser = parse_output, global = true)]
     pub output: OutputFormat,
+
+    /// Leave out the header row of tables (and of -o csv).
+    #[arg(long, global = true)]
+    pub no_headers: bool,
+
+    /// Colour tables and watch lines: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
 
     /// How long to wait for each service to connect and to answer each call ("10s", "500ms", "1m").
     #[arg(long, default_value = "10s", value_parser = parse_timeout, global = true)]
@@ -91,12 +102,6 @@ impl GlobalArgs {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Json,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List and inspect sessions.
@@ -124,7 +129,7 @@ pub enum Command {
     Audit(AuditArgs),
 }
 
-/// A `--since` bound: a point in time, or a duration before now (resolved when the request is built, so
+/// A `--since`/`--until` bound: a point in time, or a duration before now (resolved when the request is built, so
 /// tests can pin `now`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Since {
@@ -178,6 +183,11 @@ impl FromStr for Token {
     }
 }
 
+/// `-o`: see [`OutputFormat`].
+fn parse_output(s: &str) -> Result<OutputFormat, String> {
+    s.parse()
+}
+
 /// Accepts `http://host:port`, or `host:port` (taken as plain HTTP).
 pub(crate) fn parse_server(s: &str) -> Result<String, String> {
     let s = s.trim();
@@ -213,20 +223,6 @@ pub(crate) fn parse_rule_duration(s: &str) -> Result<prost_types::Duration, Stri
     prost_types::Duration::try_from(duration).map_err(|_| format!("`{s}` is longer than a policy can hold"))
 }
 
-pub(crate) fn parse_full_id(s: &str, what: &str, shown_by: &str) -> Result<String, String> {
-    let id = s.trim();
-    if id.is_empty() {
-        return Err(format!("the {what} id is empty"));
-    }
-    let looks_shortened = id.len() < 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-    if looks_shortened {
-        return Err(format!(
-            "`{id}` looks like a shortened {what} id; the full id is needed, which `sessionctl {shown_by}` shows"
-        ));
-    }
-    Ok(id.to_owned())
-}
-
 /// A user, gateway, resource or actor name: exact, so only surrounding blanks are dropped.
 pub(crate) fn parse_name(s: &str) -> Result<String, String> {
     let name = s.trim();
@@ -236,16 +232,29 @@ pub(crate) fn parse_name(s: &str) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
-/// An RFC 3339 time, or a duration before now ("1h", "2d 6h", or bare seconds).
+/// A `--since`/`--until` bound: an RFC 3339 time (2026-12-06T09:00:00Z), a date (2026-12-06: its start,
+/// in the local time zone), or a duration before now ("1h", "2d 6h", or bare seconds).
 pub(crate) fn parse_since(s: &str) -> Result<Since, String> {
     let s = s.trim();
     if let Ok(at) = DateTime::parse_from_rfc3339(s) {
         return Ok(Since::At(at.with_timezone(&Utc)));
     }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let midnight = day.and_time(chrono::NaiveTime::MIN);
+        let local = chrono::Local
+            .from_local_datetime(&midnight)
+            .earliest()
+            .map(|at| at.with_timezone(&Utc))
+            .unwrap_or_else(|| midnight.and_utc());
+        return Ok(Since::At(local));
+    }
     let ago = match s.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
         Err(_) => humantime::parse_duration(s).map_err(|_| {
-            format!("`{s}` is neither an RFC 3339 time (2025-03-04T09:00:00Z) nor a duration (1h, 30m, 2d)")
+            format!(
+                "`{s}` is neither a duration (1h, 30m, 2d), a date (2026-12-06) nor an RFC 3339 time \
+                 (2026-12-06T09:00:00Z)"
+            )
         })?,
     };
     Ok(Since::Ago(ago))
@@ -294,7 +303,7 @@ mod tests {
             &["--timeout", "soon", "stats"],
             &["--server", "ftp://registry", "stats"],
             &["--token", "has space", "stats"],
-            &["sessions", "get", "3f2a9c1b"],
+            &["sessions", "get", "--", "--dry-run"],
         ] {
             let result = Cli::try_parse_from(std::iter::once("sessionctl").chain(args.iter().copied()));
             let error = result.expect_err(&format!("{args:?} should not parse"));

@@ -1,17 +1,16 @@
 //! `gateways list`: the gateways the registry knows, with their connection state.
 
-use std::io::Write;
-
 use chrono::{DateTime, Local, TimeZone};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use vigil_proto::v1::{Gateway, ListGatewaysRequest};
 
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::cli::GlobalArgs;
 use crate::client::Registry;
 use crate::error::CliError;
 use crate::format;
 use crate::json::timestamp;
+use crate::output::{Data, Grid, Printer};
 use crate::render::table;
 
 #[derive(Debug, Subcommand)]
@@ -38,26 +37,55 @@ impl GatewaysListArgs {
 pub(crate) async fn list_gateways(
     registry: &Registry,
     args: &GatewaysListArgs,
-    output: OutputFormat,
-    out: &mut impl Write,
+    p: &mut Printer<'_>,
 ) -> Result<(), CliError> {
     let gateways = registry.list_gateways(args.to_request()).await?.gateways;
-    match output {
-        OutputFormat::Table => write!(out, "{}", gateways_table(&gateways, &Local::now()))?,
-        OutputFormat::Json => writeln!(out, "{:#}", gateways_json(&gateways))?,
+    if p.is_human() {
+        let table = gateways_table(&gateways, &Local::now());
+        let table = crate::color::rows(&table, p.color, |row| {
+            crate::color::failure_style(gateways.get(row).is_some_and(|g| !g.connected))
+        });
+        p.table(&table)?;
+        p.note(&gateways_footer(&gateways))?;
+    } else {
+        let mut grid = Grid::new(&[
+            "id",
+            "connected",
+            "live_sessions",
+            "last_seen_at",
+            "agent_version",
+            "replica",
+        ]);
+        for g in &gateways {
+            grid.rows.push(vec![
+                g.id.clone(),
+                g.connected.to_string(),
+                g.live_sessions.to_string(),
+                timestamp(g.last_seen_at.as_ref())
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                g.agent_version.clone(),
+                g.replica.clone(),
+            ]);
+        }
+        p.data(
+            Data {
+                json: &gateways_json(&gateways),
+                names: gateways.iter().map(|g| format!("gateway/{}", g.id)).collect(),
+                csv: Some(grid),
+            },
+            "a gateway list",
+        )?;
     }
     Ok(())
 }
 
-/// The gateways table, then how many there are and how many are connected.
+/// The gateways table; its first line is the header, empty when there are none.
 pub fn gateways_table<Tz: TimeZone>(gateways: &[Gateway], now: &DateTime<Tz>) -> String {
-    let connected = gateways.iter().filter(|g| g.connected).count();
-    let noun = if gateways.len() == 1 { "gateway" } else { "gateways" };
-    let footer = format!("{} {noun}, {connected} connected\n", gateways.len());
     if gateways.is_empty() {
-        return format!("No gateways known to the registry.\n\n{footer}");
+        return String::new();
     }
-
     let mut table = table(&["GATEWAY", "CONNECTED", "SESSIONS", "LAST SEEN", "AGENT", "REPLICA"]);
     for gateway in gateways {
         let last_seen = if gateway.last_seen_at.is_some() {
@@ -74,7 +102,19 @@ pub fn gateways_table<Tz: TimeZone>(gateways: &[Gateway], now: &DateTime<Tz>) ->
             format::or_none(&gateway.replica).to_owned(),
         ]);
     }
-    format!("{}\n\n{footer}", table.trim_fmt())
+    format!("{}\n", table.trim_fmt())
+}
+
+/// How many gateways there are and how many are connected: for stderr.
+pub fn gateways_footer(gateways: &[Gateway]) -> String {
+    let connected = gateways.iter().filter(|g| g.connected).count();
+    let noun = if gateways.len() == 1 { "gateway" } else { "gateways" };
+    let none = if gateways.is_empty() {
+        "No gateways known to the registry.\n"
+    } else {
+        ""
+    };
+    format!("{none}{} {noun}, {connected} connected\n", gateways.len())
 }
 
 pub fn gateway_json(g: &Gateway) -> Value {
@@ -94,9 +134,9 @@ pub fn gateways_json(gateways: &[Gateway]) -> Value {
 }
 
 /// Runs one `gateways` subcommand against the registry.
-pub(crate) async fn run(command: &GatewaysCommand, global: &GlobalArgs, out: &mut impl Write) -> Result<(), CliError> {
+pub(crate) async fn run(command: &GatewaysCommand, global: &GlobalArgs, p: &mut Printer<'_>) -> Result<(), CliError> {
     match command {
-        GatewaysCommand::List(args) => list_gateways(&Registry::connect(global).await?, args, global.output, out).await,
+        GatewaysCommand::List(args) => list_gateways(&Registry::connect(global).await?, args, p).await,
     }
 }
 
@@ -131,11 +171,12 @@ mod tests {
         }
         let row = line_containing(&text, "gw-ap-1");
         assert!(row.contains("no") && row.contains("never"), "{row:?}");
-        assert!(text.ends_with("2 gateways, 1 connected\n"), "{text}");
+        assert_eq!(gateways_footer(&gateways), "2 gateways, 1 connected\n");
 
+        assert_eq!(gateways_table(&[], &now()), "");
         assert_eq!(
-            gateways_table(&[], &now()),
-            "No gateways known to the registry.\n\n0 gateways, 0 connected\n"
+            gateways_footer(&[]),
+            "No gateways known to the registry.\n0 gateways, 0 connected\n"
         );
     }
 }

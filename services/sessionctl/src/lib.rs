@@ -18,12 +18,15 @@
 mod audit;
 pub mod cli;
 mod client;
+mod color;
 mod console;
 mod error;
 pub mod format;
 mod gateways;
+mod ids;
 pub mod json;
 mod locks;
+mod output;
 mod policies;
 mod profile;
 pub mod render;
@@ -45,10 +48,11 @@ pub use sessions::SessionsCommand;
 pub use terminations::TerminationsCommand;
 
 use client::{Policies, Registry, Terminations};
+use output::Printer;
 
-/// Runs one parsed command line, writing its output to `out`; confirmations are asked on stderr and read
-/// from stdin. A `watch` runs until Ctrl-C; Ctrl-C also cuts short the wait of `sessions end` (the
-/// termination goes on without us).
+/// Runs one parsed command line, writing its output to `out` and notes for people (footers, hints) to
+/// stderr; confirmations are asked on stderr and read from stdin. A `watch` runs until Ctrl-C; Ctrl-C also
+/// cuts short the wait of `sessions end` (the termination goes on without us).
 pub async fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
     run_until(cli, out, ctrl_c()).await
 }
@@ -65,34 +69,62 @@ pub async fn run_until(cli: Cli, out: &mut impl Write, shutdown: impl Future<Out
         output: &mut prompts,
         interactive,
     };
-    run_with(cli, out, &mut console, shutdown).await
+    let terminal = std::io::stdout().is_terminal();
+    let mut notes = std::io::stderr();
+    run_with(
+        cli,
+        Streams {
+            out,
+            err: &mut notes,
+            terminal,
+        },
+        &mut console,
+        shutdown,
+    )
+    .await
 }
 
-/// Like [`run_until`], with confirmations asked on `console`: what tests drive to answer them.
+/// Where [`run_with`] writes: data to `out`, notes for people to `err`; `terminal` says whether `out` is
+/// one (for `--color auto`).
+pub struct Streams<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    pub terminal: bool,
+}
+
+/// Like [`run_until`], with the output streams and the console given: what tests drive to capture stdout
+/// and stderr apart and to answer confirmations.
 pub async fn run_with(
     mut cli: Cli,
-    out: &mut impl Write,
+    streams: Streams<'_>,
     console: &mut Console<'_>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CliError> {
     // What the command line leaves unsaid comes from the config file (see `profile`).
     profile::resolve(&mut cli.global)?;
     let global = &cli.global;
+    let mut p = Printer::new(streams.out, streams.err, global.output.clone(), global.no_headers);
+    let no_color = std::env::var("NO_COLOR").ok();
+    p.color = global.output.is_human() && color::enabled(global.color, streams.terminal, no_color.as_deref());
+    let p = &mut p;
     match &cli.command {
-        Command::Sessions(command) => sessions::run(command, global, out, console, shutdown).await,
-        Command::Stats => sessions::commands::stats(&Registry::connect(global).await?, global.output, out).await,
+        Command::Sessions(command) => sessions::run(command, global, p, console, shutdown).await,
+        Command::Stats => sessions::commands::stats(&Registry::connect(global).await?, p).await,
         Command::Watch(args) => {
-            sessions::commands::watch(&Registry::connect(global).await?, args, global.output, out, shutdown).await
+            let registry = Registry::connect(global).await?;
+            // Only to say who ended a session: without the termination service, the watch still runs.
+            let terminations = Terminations::connect(global, Some(&registry)).await.ok();
+            sessions::commands::watch(&registry, terminations.as_ref(), args, p, shutdown).await
         }
-        Command::Gateways(command) => gateways::run(command, global, out).await,
-        Command::Terminations(command) => terminations::run(command, global, out).await,
-        Command::Policies(command) => policies::run(command, global, out, console).await,
-        Command::Locks(command) => locks::run(command, global, out).await,
+        Command::Gateways(command) => gateways::run(command, global, p).await,
+        Command::Terminations(command) => terminations::run(command, global, p).await,
+        Command::Policies(command) => policies::run(command, global, p, console).await,
+        Command::Locks(command) => locks::run(command, global, p, console).await,
         Command::Audit(args) => {
             let registry = Registry::connect(global).await?;
             let terminations = Terminations::connect(global, Some(&registry)).await?;
             let policies = Policies::connect(global).await?;
-            audit::audit(&registry, &terminations, &policies, args, global.output, out).await
+            audit::audit(&registry, &terminations, &policies, args, p).await
         }
     }
 }

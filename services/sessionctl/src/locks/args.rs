@@ -2,9 +2,11 @@
 
 use clap::{Args, Subcommand};
 use vigil_proto::v1::lock_target::Target as LockOn;
-use vigil_proto::v1::{CreateLockRequest, ListLocksRequest, LockTarget};
+use vigil_proto::v1::session_selector::Target;
+use vigil_proto::v1::{CreateLockRequest, ListLocksRequest, LockTarget, SessionSelector};
 
-use crate::cli::{parse_full_id, parse_name, parse_rule_duration};
+use crate::cli::{parse_name, parse_rule_duration};
+use crate::ids::parse_id;
 
 #[derive(Debug, Subcommand)]
 pub enum LocksCommand {
@@ -62,6 +64,15 @@ pub struct CreateLockArgs {
     /// Why, for the record ("suspected credential theft, ticket SOC-1234").
     #[arg(long)]
     pub reason: Option<String>,
+
+    /// Do not ask before ending the target's live sessions (needed when stdin is not a terminal and some
+    /// would end).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Show what the lock would end and stop: nothing is locked, nothing asked.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -75,11 +86,82 @@ pub struct LocksListArgs {
     pub wide: bool,
 }
 
+/// `locks delete`: one lock by id, or every lock in force on one target.
 #[derive(Debug, Clone, Args)]
+#[command(group(
+    clap::ArgGroup::new("which")
+        .required(true)
+        .args(["id", "user", "group", "resource", "gateway", "device", "cidr"])
+))]
 pub struct LockDeleteArgs {
-    /// The lock's full id; `locks list --wide` shows it.
-    #[arg(value_parser = parse_lock_id)]
-    pub id: String,
+    /// The lock's id, or any unique part of its start or end (the ID column).
+    #[arg(value_parser = parse_id)]
+    pub id: Option<String>,
+
+    /// Every lock on this user.
+    #[arg(long, value_parser = parse_name)]
+    pub user: Option<String>,
+
+    /// Every lock on this group.
+    #[arg(long, value_parser = parse_name)]
+    pub group: Option<String>,
+
+    /// Every lock on this resource.
+    #[arg(long, value_parser = parse_name)]
+    pub resource: Option<String>,
+
+    /// Every lock on this gateway.
+    #[arg(long, value_parser = parse_name)]
+    pub gateway: Option<String>,
+
+    /// Every lock on this device.
+    #[arg(long, value_parser = parse_name)]
+    pub device: Option<String>,
+
+    /// Every lock on this network (as it was given to `locks create`).
+    #[arg(long, value_name = "NETWORK", value_parser = parse_name)]
+    pub cidr: Option<String>,
+
+    /// Succeed when there is no such lock (a second delete, a script run twice).
+    #[arg(long)]
+    pub ignore_not_found: bool,
+
+    /// Show which locks would be removed and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl LockDeleteArgs {
+    /// The target the flags name, if they name one rather than an id.
+    pub fn target(&self) -> Option<LockTarget> {
+        let target = if let Some(user) = &self.user {
+            LockOn::User(user.clone())
+        } else if let Some(group) = &self.group {
+            LockOn::Group(group.clone())
+        } else if let Some(resource) = &self.resource {
+            LockOn::ResourceName(resource.clone())
+        } else if let Some(gateway) = &self.gateway {
+            LockOn::GatewayId(gateway.clone())
+        } else if let Some(device) = &self.device {
+            LockOn::Device(device.clone())
+        } else {
+            LockOn::Cidr(self.cidr.clone()?)
+        };
+        Some(LockTarget { target: Some(target) })
+    }
+}
+
+/// The live sessions a lock on `target` ends, as a session selector (for the preview).
+pub fn sessions_of(target: &LockTarget) -> Option<SessionSelector> {
+    let target = match target.target.clone()? {
+        LockOn::User(user) => Target::User(user),
+        LockOn::Group(group) => Target::Group(group),
+        LockOn::ResourceName(resource) => Target::ResourceName(resource),
+        LockOn::GatewayId(gateway) => Target::GatewayId(gateway),
+        LockOn::Device(device) => Target::Device(device),
+        LockOn::Cidr(cidr) => Target::Cidr(cidr),
+    };
+    Some(SessionSelector { target: Some(target) })
 }
 
 impl LockTargetArgs {
@@ -119,10 +201,6 @@ impl LocksListArgs {
             include_expired: self.all,
         }
     }
-}
-
-fn parse_lock_id(s: &str) -> Result<String, String> {
-    parse_full_id(s, "lock", "locks list --wide")
 }
 
 #[cfg(test)]
@@ -214,7 +292,7 @@ mod tests {
         let LocksCommand::Delete(delete) = locks(&["delete", ID_1]) else {
             panic!("a delete")
         };
-        assert_eq!(delete.id, ID_1);
+        assert_eq!(delete.id.as_deref(), Some(ID_1));
     }
 
     #[test]
@@ -225,13 +303,22 @@ mod tests {
             &["locks", "create", "--user", ""],
             &["locks", "create", "--user", "a", "--for", "90"],
             &["locks", "delete"],
-            &["locks", "delete", "c27a4dbc"],
+            &["locks", "delete", "c27a4dbc", "--user", "bob"],
         ] {
             let result = Cli::try_parse_from(std::iter::once("sessionctl").chain(args.iter().copied()));
             let error = result.expect_err(&format!("{args:?} should not parse"));
             assert_eq!(error.exit_code(), 2, "{args:?}");
         }
-        let error = Cli::try_parse_from(["sessionctl", "locks", "delete", "c27a4dbc"]).expect_err("short id");
-        assert!(error.to_string().contains("locks list --wide"), "{error}");
+        // What the ID column shows is an id `locks delete` takes.
+        let LocksCommand::Delete(delete) = locks(&["delete", "c27a4dbc", "--ignore-not-found"]) else {
+            panic!("parsed as something else")
+        };
+        assert_eq!(delete.id.as_deref(), Some("c27a4dbc"));
+        assert!(delete.ignore_not_found);
+        let LocksCommand::Delete(delete) = locks(&["delete", "--user", "bob"]) else {
+            panic!("parsed as something else")
+        };
+        assert_eq!(delete.id, None);
+        assert!(delete.target().is_some());
     }
 }

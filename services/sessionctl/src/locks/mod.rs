@@ -7,23 +7,28 @@ pub(crate) mod render;
 
 pub use args::*;
 
-use std::io::Write;
-
 use crate::cli::GlobalArgs;
-use crate::client::{Policies, Terminations};
+use crate::client::{Policies, Registry, Terminations};
+use crate::console::Console;
 use crate::error::CliError;
+use crate::output::Printer;
 
-/// Runs one `locks` subcommand against the policy service (and, to say what a new lock ended, the
-/// termination service).
-pub(crate) async fn run(command: &LocksCommand, global: &GlobalArgs, out: &mut impl Write) -> Result<(), CliError> {
-    let output = global.output;
+/// Runs one `locks` subcommand against the policy service (and, for `create`, the registry to show what
+/// the lock would end and the termination service to say what it ended).
+pub(crate) async fn run(
+    command: &LocksCommand,
+    global: &GlobalArgs,
+    p: &mut Printer<'_>,
+    console: &mut Console<'_>,
+) -> Result<(), CliError> {
     let policies = Policies::connect(global).await?;
     match command {
         LocksCommand::Create(args) => {
-            let terminations = Terminations::connect(global, None).await?;
-            commands::create_lock(&policies, &terminations, args, output, out).await
+            let registry = Registry::connect(global).await?;
+            let terminations = Terminations::connect(global, Some(&registry)).await?;
+            commands::create_lock((&registry, &policies, &terminations), args, p, console).await
         }
-        LocksCommand::List(args) => commands::list_locks(&policies, args, output, out).await,
-        LocksCommand::Delete(args) => commands::delete_lock(&policies, args, output, out).await,
+        LocksCommand::List(args) => commands::list_locks(&policies, args, p).await,
+        LocksCommand::Delete(args) => commands::delete_lock(&policies, args, p).await,
     }
 }

@@ -6,22 +6,14 @@ use chrono::{DateTime, TimeZone};
 use vigil_proto::v1::{Lock, Termination};
 
 use crate::format;
+use crate::output::Grid;
 use crate::render::{key_values, table, with_ago};
 
 /// The locks table, oldest first, then how many there are. `wide` shows full lock ids, which `locks delete`
 /// takes; `with_expired` says whether expired locks were asked for (it changes what "none" means).
-pub fn locks_table<Tz: TimeZone>(locks: &[Lock], now: &DateTime<Tz>, wide: bool, with_expired: bool) -> String {
-    let footer = match locks.len() {
-        1 => "1 lock\n".to_owned(),
-        n => format!("{n} locks\n"),
-    };
+pub fn locks_table<Tz: TimeZone>(locks: &[Lock], now: &DateTime<Tz>, wide: bool) -> String {
     if locks.is_empty() {
-        let none = if with_expired {
-            "No locks."
-        } else {
-            "No locks in force."
-        };
-        return format!("{none}\n\n{footer}");
+        return String::new();
     }
     let mut table = table(&["ID", "TARGET", "EXPIRES", "CREATED", "REASON", "MESSAGE"]);
     for lock in locks {
@@ -39,7 +31,55 @@ pub fn locks_table<Tz: TimeZone>(locks: &[Lock], now: &DateTime<Tz>, wide: bool,
             format::or_none(&lock.message).to_owned(),
         ]);
     }
-    format!("{}\n\n{footer}", table.trim_fmt())
+    format!("{}\n", table.trim_fmt())
+}
+
+/// `N locks` (and "No locks in force." when there are none): for stderr.
+pub fn locks_footer(locks: &[Lock], with_expired: bool) -> String {
+    let count = match locks.len() {
+        1 => "1 lock\n".to_owned(),
+        n => format!("{n} locks\n"),
+    };
+    if locks.is_empty() {
+        let none = if with_expired {
+            "No locks."
+        } else {
+            "No locks in force."
+        };
+        format!("{none}\n{count}")
+    } else {
+        count
+    }
+}
+
+/// For `-o csv`.
+pub fn locks_csv(locks: &[Lock]) -> Grid {
+    let time = |ts: Option<&prost_types::Timestamp>| {
+        ts.and_then(format::to_datetime)
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    let mut grid = Grid::new(&[
+        "id",
+        "target",
+        "expires_at",
+        "created_at",
+        "created_by",
+        "reason",
+        "message",
+    ]);
+    for lock in locks {
+        grid.rows.push(vec![
+            lock.id.clone(),
+            format::lock_target(lock.target.as_ref()),
+            time(lock.expires_at.as_ref()),
+            time(lock.created_at.as_ref()),
+            lock.created_by.clone(),
+            lock.reason.clone(),
+            lock.message.clone(),
+        ]);
+    }
+    grid
 }
 
 /// `2h ago by soc@example.com`: when, then who when known.
@@ -137,12 +177,8 @@ mod tests {
             reason: String::new(),
             ..soc_lock(at("2025-03-04T11:00:00+01:00"))
         };
-        let text = locks_table(
-            &[soc_lock(at("2025-03-04T13:00:00+01:00")), network.clone()],
-            &now(),
-            false,
-            true,
-        );
+        let locks = [soc_lock(at("2025-03-04T13:00:00+01:00")), network.clone()];
+        let text = locks_table(&locks, &now(), false);
         let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
         assert!(lines[0].starts_with("ID"), "{text}");
         assert!(lines[1].starts_with("0000f00d "), "{text}");
@@ -152,14 +188,13 @@ mod tests {
         assert!(lines[1].contains("SOC-1234"), "{text}");
         assert!(lines[2].contains("network 203.0.113.0/24"), "{text}");
         assert!(lines[2].contains("expired 1h ago"), "{text}");
-        assert_eq!(lines.last(), Some(&"2 locks"));
-        assert!(locks_table(&[network], &now(), true, true).contains("0195a3c0-7e1f-7000-8000-00000000cafe"));
-        assert_eq!(
-            locks_table(&[], &now(), false, false),
-            "No locks in force.\n\n0 locks\n"
-        );
-        assert_eq!(locks_table(&[], &now(), false, true), "No locks.\n\n0 locks\n");
-        let forever = locks_table(&[soc_lock(None)], &now(), false, false);
+        assert_eq!(lines.len(), 3, "the count is a footer, for stderr: {text}");
+        assert_eq!(locks_footer(&locks, true), "2 locks\n");
+        assert!(locks_table(&[network], &now(), true).contains("0195a3c0-7e1f-7000-8000-00000000cafe"));
+        assert_eq!(locks_table(&[], &now(), false), "");
+        assert_eq!(locks_footer(&[], false), "No locks in force.\n0 locks\n");
+        assert_eq!(locks_footer(&[], true), "No locks.\n0 locks\n");
+        let forever = locks_table(&[soc_lock(None)], &now(), false);
         assert!(forever.contains("never"), "{forever}");
     }
 

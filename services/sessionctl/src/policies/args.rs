@@ -7,7 +7,8 @@ use vigil_proto::v1::{
     UpdatePolicyRequest,
 };
 
-use crate::cli::{parse_full_id, parse_name, parse_rule_duration};
+use crate::cli::{parse_name, parse_rule_duration};
+use crate::ids::parse_id;
 
 #[derive(Debug, Subcommand)]
 pub enum PoliciesCommand {
@@ -36,8 +37,8 @@ pub struct PoliciesListArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PolicyGetArgs {
-    /// The policy's full id; `policies list --wide` shows it.
-    #[arg(value_parser = parse_policy_id)]
+    /// The policy's id, or any unique part of its start or end (the ID column).
+    #[arg(value_parser = parse_id)]
     pub id: String,
 }
 
@@ -47,7 +48,7 @@ pub struct EffectiveArgs {
     #[arg(long, value_parser = parse_name)]
     pub user: String,
 
-    /// A group the user belongs to (repeatable).
+    /// A group the user belongs to (repeatable) [default: the groups their latest session reported]
     #[arg(long = "group", value_name = "GROUP", value_parser = parse_name)]
     pub groups: Vec<String>,
 
@@ -147,8 +148,8 @@ pub struct CreatePolicyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct UpdatePolicyArgs {
-    /// The policy's full id; `policies list --wide` shows it.
-    #[arg(value_parser = parse_policy_id)]
+    /// The policy's id, or any unique part of its start or end (the ID column).
+    #[arg(value_parser = parse_id)]
     pub id: String,
 
     /// Unset a rule, so it is inherited again (repeatable).
@@ -166,13 +167,17 @@ pub struct UpdatePolicyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PolicyDeleteArgs {
-    /// The policy's full id; `policies list --wide` shows it.
-    #[arg(value_parser = parse_policy_id)]
+    /// The policy's id, or any unique part of its start or end (the ID column).
+    #[arg(value_parser = parse_id)]
     pub id: String,
 
     /// Do not ask for confirmation (needed when stdin is not a terminal).
     #[arg(short = 'y', long)]
     pub yes: bool,
+
+    /// Show the policy that would be deleted and stop.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 impl EffectiveArgs {
@@ -337,10 +342,6 @@ impl UpdatePolicyArgs {
     }
 }
 
-fn parse_policy_id(s: &str) -> Result<String, String> {
-    parse_full_id(s, "policy", "policies list --wide")
-}
-
 #[cfg(test)]
 mod tests {
     use vigil_proto::v1::{
@@ -489,8 +490,8 @@ mod tests {
             &["policies", "create", "--global", "--clear", "idle-timeout"],
             &["policies", "update", POLICY_ID, "--clear", "description"],
             &["policies", "update", POLICY_ID, "--global"],
-            &["policies", "get", "000000a1"],
-            &["policies", "delete", "000000a1"],
+            &["policies", "get", "--", "-a1"],
+            &["policies", "delete", "a 1"],
             &["policies", "effective", "--user", "alice"],
             &["policies", "effective", "--resource", "prod-db-01"],
         ] {
@@ -498,8 +499,6 @@ mod tests {
             let error = result.expect_err(&format!("{args:?} should not parse"));
             assert_eq!(error.exit_code(), 2, "{args:?}");
         }
-        let error = Cli::try_parse_from(["sessionctl", "policies", "get", "000000a1"]).expect_err("short id");
-        assert!(error.to_string().contains("policies list --wide"), "{error}");
         let error = Cli::try_parse_from(["sessionctl", "policies", "create", "--global", "--idle-timeout", "30"])
             .expect_err("no unit");
         assert!(error.to_string().contains("examples: 10m, 1h 30m, 8h"), "{error}");

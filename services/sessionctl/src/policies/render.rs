@@ -14,12 +14,8 @@ const NOT_SET: &str = "not set";
 /// The policies table, in the server's order (most general first), then how many there are. Rules a policy
 /// leaves unset read `inherit`. `wide` shows full policy ids, which `policies get`, `update` and `delete` take.
 pub fn policies_table<Tz: TimeZone>(policies: &[Policy], now: &DateTime<Tz>, wide: bool) -> String {
-    let footer = match policies.len() {
-        1 => "1 policy\n".to_owned(),
-        n => format!("{n} policies\n"),
-    };
     if policies.is_empty() {
-        return format!("No policies.\n\n{footer}");
+        return String::new();
     }
     let mut table = table(&[
         "ID",
@@ -52,7 +48,20 @@ pub fn policies_table<Tz: TimeZone>(policies: &[Policy], now: &DateTime<Tz>, wid
             updated(policy, format::ago(policy.updated_at.as_ref(), now)),
         ]);
     }
-    format!("{}\n\n{footer}", table.trim_fmt())
+    format!("{}\n", table.trim_fmt())
+}
+
+/// `N policies` (and "No policies." when there are none): for stderr.
+pub fn policies_footer(policies: &[Policy]) -> String {
+    let count = match policies.len() {
+        1 => "1 policy\n".to_owned(),
+        n => format!("{n} policies\n"),
+    };
+    if policies.is_empty() {
+        format!("No policies.\n{count}")
+    } else {
+        count
+    }
 }
 
 /// `2h ago by admin@example.com`: when, then who when known.
@@ -120,11 +129,15 @@ pub fn policy_saved<Tz: TimeZone<Offset: Display>>(verb: &str, policy: &Policy, 
 
 /// The rules in force for the user on the resource the request names, and the policies they come from (most
 /// specific first, full ids). Rules no policy sets read `not set`.
-pub fn effective_policy(effective: &EffectivePolicy, request: &GetEffectivePolicyRequest) -> String {
+pub fn effective_policy(
+    effective: &EffectivePolicy,
+    request: &GetEffectivePolicyRequest,
+    groups_from: GroupsFrom,
+) -> String {
     let groups = match request.user_groups.as_slice() {
         [] => String::new(),
-        [one] => format!(" (group {one})"),
-        many => format!(" (groups {})", many.join(", ")),
+        [one] => format!(" (group {one}{})", groups_from.suffix()),
+        many => format!(" (groups {}{})", many.join(", "), groups_from.suffix()),
     };
     let mut rows = rule_rows(effective.rules.as_ref(), NOT_SET);
     let from = if effective.policy_ids.is_empty() {
@@ -139,6 +152,24 @@ pub fn effective_policy(effective: &EffectivePolicy, request: &GetEffectivePolic
         format::or_none(&request.resource_name),
         key_values(&rows)
     )
+}
+
+/// Where `policies effective` took the user's groups from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupsFrom {
+    /// `--group` flags.
+    Flags,
+    /// The user's most recent session, as its gateway reported them.
+    Sessions,
+}
+
+impl GroupsFrom {
+    fn suffix(self) -> &'static str {
+        match self {
+            GroupsFrom::Flags => "",
+            GroupsFrom::Sessions => ", from their latest session",
+        }
+    }
 }
 
 /// What `policies delete` shows before asking: the policy, and what deleting it means.
@@ -235,7 +266,7 @@ mod tests {
         let row = line_containing(&text, "user alice@example.com");
         assert_eq!(row.matches("inherit").count(), 6, "{row:?}");
         assert!(row.ends_with("2d ago"), "{row:?}");
-        assert!(text.ends_with("\n\n3 policies\n"), "{text}");
+        assert_eq!(policies_footer(&three_policies()), "3 policies\n");
 
         // Columns line up under their headers (by display column: `≥` is one wide but three bytes long).
         let column = header[..header.find("FLAG ≥").expect("FLAG column")].chars().count();
@@ -244,8 +275,9 @@ mod tests {
 
         let wide = policies_table(&three_policies()[..1], &now(), true);
         assert!(wide.contains("0195a3c0-7e1f-7000-8000-0000000000a1"), "{wide}");
-        assert!(wide.ends_with("\n\n1 policy\n"), "{wide}");
-        assert_eq!(policies_table(&[], &now(), false), "No policies.\n\n0 policies\n");
+        assert_eq!(policies_footer(&three_policies()[..1]), "1 policy\n");
+        assert_eq!(policies_table(&[], &now(), false), "");
+        assert_eq!(policies_footer(&[]), "No policies.\n0 policies\n");
     }
 
     #[test]
@@ -307,7 +339,7 @@ mod tests {
             user_groups: vec!["sre".into(), "eng".into()],
             resource_name: "prod-db-01".into(),
         };
-        let text = effective_policy(&effective, &request);
+        let text = effective_policy(&effective, &request, GroupsFrom::Flags);
         assert!(
             text.starts_with("Rules for alice@example.com (groups sre, eng) on prod-db-01:\n\n"),
             "{text}"
@@ -327,7 +359,7 @@ mod tests {
             user_groups: vec!["sre".into()],
             ..request
         };
-        let text = effective_policy(&EffectivePolicy::default(), &alone);
+        let text = effective_policy(&EffectivePolicy::default(), &alone, GroupsFrom::Flags);
         assert!(
             text.starts_with("Rules for alice@example.com (group sre) on prod-db-01:"),
             "{text}"

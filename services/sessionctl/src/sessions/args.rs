@@ -10,7 +10,8 @@ use vigil_proto::v1::{
     SessionOrderBy, SessionSelector, SessionStatus, TerminateRequest, WatchSessionsRequest,
 };
 
-use crate::cli::{parse_full_id, parse_name, parse_rule_duration, parse_timeout};
+use crate::cli::{Since, parse_name, parse_rule_duration, parse_since, parse_timeout};
+use crate::ids::parse_id;
 use crate::terminations::ReasonArg;
 
 #[derive(Debug, Subcommand)]
@@ -31,8 +32,9 @@ pub enum SessionsCommand {
 /// Which sessions a command covers; shared by `sessions list` and `watch`.
 #[derive(Debug, Clone, Args)]
 pub struct FilterArgs {
-    /// Only sessions in this status (repeatable). `live` is active + idle; `all` includes disconnected ones.
-    #[arg(long = "status", value_enum, default_values_t = vec![StatusArg::Live])]
+    /// Only sessions in this status (repeatable). `live` is active + idle; `all` includes disconnected
+    /// (ended) ones. [default: live; with --since or --until, all]
+    #[arg(long = "status", value_enum)]
     pub statuses: Vec<StatusArg>,
 
     /// Only this user (exact name).
@@ -116,22 +118,31 @@ pub struct ListArgs {
     pub limit: i32,
 
     /// Continue from the page token an earlier list printed (same filters and sort).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["since", "until"])]
     pub page_token: Option<String>,
 
     /// Fetch every page, not just one.
     #[arg(long)]
     pub all: bool,
 
-    /// Show full session ids and the gateway column.
+    /// Only sessions that started at or after this: a duration ago (1h, 2d), a date (2026-12-06) or an RFC
+    /// 3339 time. Includes ended sessions unless --status says otherwise.
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<Since>,
+
+    /// Only sessions that started before this (same forms as --since).
+    #[arg(long, value_parser = parse_since)]
+    pub until: Option<Since>,
+
+    /// Show full session ids and the gateway and client IP columns (same as -o wide).
     #[arg(long)]
     pub wide: bool,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct GetArgs {
-    /// The session's full id (UUID); `sessions list --wide` shows it.
-    #[arg(value_parser = parse_session_id)]
+    /// The session's id, or any unique part of its start or end (the SESSION column).
+    #[arg(value_parser = parse_id)]
     pub id: String,
 }
 
@@ -149,8 +160,8 @@ pub struct WatchArgs {
 #[derive(Debug, Clone, Args)]
 #[group(required = true, multiple = false)]
 pub struct EndTarget {
-    /// Session ids (full ids; `sessions list --wide` shows them).
-    #[arg(value_name = "ID", value_parser = parse_session_id)]
+    /// Session ids, or unique parts of their start or end (the SESSION column).
+    #[arg(value_name = "ID", value_parser = parse_id)]
     pub ids: Vec<String>,
 
     /// Every live session of this user (exact name).
@@ -219,6 +230,10 @@ pub struct EndArgs {
     #[arg(short = 'y', long)]
     pub yes: bool,
 
+    /// Show what would end (and be locked) and stop: nothing is ended, nothing asked.
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Return once the termination is recorded, without waiting for the gateways.
     #[arg(long)]
     pub no_wait: bool,
@@ -232,7 +247,17 @@ impl FilterArgs {
     /// The registry filter these flags describe. Statuses are always sent explicitly (never empty), so
     /// what the person asked for does not depend on the server's default.
     pub fn to_filter(&self) -> SessionFilter {
-        let mut statuses: Vec<SessionStatus> = self.statuses.iter().flat_map(|s| s.expand()).copied().collect();
+        self.to_filter_defaulting(StatusArg::Live)
+    }
+
+    /// Like [`FilterArgs::to_filter`], with `default` when no --status is given.
+    pub fn to_filter_defaulting(&self, default: StatusArg) -> SessionFilter {
+        let given = if self.statuses.is_empty() {
+            std::slice::from_ref(&default)
+        } else {
+            &self.statuses[..]
+        };
+        let mut statuses: Vec<SessionStatus> = given.iter().flat_map(|s| s.expand()).copied().collect();
         statuses.sort_by_key(|s| *s as i32);
         statuses.dedup();
 
@@ -292,13 +317,26 @@ impl SortArg {
 impl ListArgs {
     /// The request for the first page this command asks for.
     pub fn to_request(&self) -> ListSessionsRequest {
+        // A time range is about history: ended sessions count unless --status says otherwise.
+        let default = if self.is_time_range() {
+            StatusArg::All
+        } else {
+            StatusArg::Live
+        };
         ListSessionsRequest {
-            filter: Some(self.filter.to_filter()),
+            filter: Some(self.filter.to_filter_defaulting(default)),
             order_by: self.sort.to_proto().into(),
             ascending: self.asc,
             page_size: self.limit,
             page_token: self.page_token.clone().unwrap_or_default(),
         }
+    }
+}
+
+impl ListArgs {
+    /// Whether --since or --until was given.
+    pub fn is_time_range(&self) -> bool {
+        self.since.is_some() || self.until.is_some()
     }
 }
 
@@ -385,11 +423,6 @@ fn parse_country(s: &str) -> Result<String, String> {
     } else {
         Err("expected a two-letter country code, such as DE".to_owned())
     }
-}
-
-/// Rejects the short ids the tables show, with a pointer to where the full id is.
-pub(crate) fn parse_session_id(s: &str) -> Result<String, String> {
-    parse_full_id(s, "session", "sessions list --wide")
 }
 
 #[cfg(test)]
@@ -502,8 +535,15 @@ mod tests {
 
     #[test]
     fn a_shortened_id_points_to_the_full_one() {
-        let error = Cli::try_parse_from(["sessionctl", "sessions", "get", "3f2a9c1b"]).expect_err("short id");
-        assert!(error.to_string().contains("sessions list --wide"), "{error}");
+        // What the SESSION column shows is an id `sessions get` takes (resolved against the registry).
+        let cli = parse(&["sessions", "get", "3f2a9c1b"]);
+        let Command::Sessions(SessionsCommand::Get(get)) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        assert_eq!(get.id, "3f2a9c1b");
+        // A flag's hint that slipped past `--` is not an id.
+        let error = Cli::try_parse_from(["sessionctl", "sessions", "get", "--", "--dry-run"]).expect_err("not an id");
+        assert!(error.to_string().contains("looks like a flag"), "{error}");
 
         let cli = parse(&["sessions", "get", "3f2a9c1b-0000-4000-8000-000000000001"]);
         let Command::Sessions(SessionsCommand::Get(get)) = cli.command else {
@@ -602,7 +642,7 @@ mod tests {
             &["sessions", "end", "--user", "a", "--idle"],
             &["sessions", "end", "--idle"],
             &["sessions", "end", "--user", ""],
-            &["sessions", "end", "c27a4dbc"],
+            &["sessions", "end", "--", "--dry-run"],
             &["sessions", "end", "--all", "--reason", "whim"],
             &["sessions", "end", "--all", "--no-wait", "--wait-timeout", "5s"],
         ] {
@@ -610,8 +650,6 @@ mod tests {
             let error = result.expect_err(&format!("{args:?} should not parse"));
             assert_eq!(error.exit_code(), 2, "{args:?}");
         }
-        let error = Cli::try_parse_from(["sessionctl", "sessions", "end", "c27a4dbc"]).expect_err("short id");
-        assert!(error.to_string().contains("sessions list --wide"), "{error}");
     }
 
     #[test]

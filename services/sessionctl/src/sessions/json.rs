@@ -34,6 +34,32 @@ pub fn session(s: &Session) -> Value {
     })
 }
 
+/// One session, with `ended_by` (the termination's id, actor, reason and note) when it is known.
+pub fn session_with_ending(s: &Session, ending: Option<&Termination>) -> Value {
+    let mut value = session(s);
+    value["ended_by"] = ending.map_or(Value::Null, ended_by);
+    value
+}
+
+/// Who ended a session: the termination's id, actor, reason and note.
+pub fn ended_by(t: &Termination) -> Value {
+    json!({
+        "termination_id": t.id,
+        "actor": t.actor,
+        "reason": end_reason_name(t.reason()),
+        "note": t.note,
+    })
+}
+
+/// One watch event, its session's `ended_by` filled when known.
+pub fn event_with_ending(e: &SessionEvent, ending: Option<&Termination>) -> Value {
+    let mut value = event(e);
+    if let Some(session) = &e.session {
+        value["session"] = session_with_ending(session, ending);
+    }
+    value
+}
+
 /// A page (or, with `--all`, every page) of a session list.
 pub fn sessions_page(page: &ListSessionsResponse) -> Value {
     json!({

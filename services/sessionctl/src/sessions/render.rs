@@ -7,55 +7,65 @@ use chrono::{DateTime, TimeZone};
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::{
     CreateLockRequest, EndReason, ListSessionsResponse, Location, LocationKind, ResolveSessionsResponse, ResourceType,
-    Risk, Session, SessionEvent, SessionEventKind, SessionSelector, SessionStats, SessionStatus,
+    Risk, Session, SessionEvent, SessionEventKind, SessionSelector, SessionStats, SessionStatus, Termination,
 };
 
 use crate::format::{self, FLAG, NONE};
+use crate::output::Grid;
 use crate::render::{key_values, table, with_ago};
 
-/// The sessions table, then `N of TOTAL sessions` and, when there is more, how to get it.
+/// The sessions table; its first line is the header. Empty when there are no sessions ([`sessions_footer`]
+/// says so).
 ///
-/// `wide` shows full session ids (which `sessions get` takes) and adds the gateway column.
-pub fn sessions_table<Tz: TimeZone<Offset: Display>>(
-    page: &ListSessionsResponse,
-    now: &DateTime<Tz>,
-    wide: bool,
-) -> String {
-    let mut out = String::new();
-    if page.sessions.is_empty() {
-        out.push_str("No sessions match.\n\n");
-    } else {
-        let mut header = vec![
-            "SESSION", "USER", "RESOURCE", "DEVICE", "DURATION", "LOCATION", "STATUS",
+/// `wide` shows full session ids and adds the gateway and client IP columns.
+pub fn sessions_table<Tz: TimeZone<Offset: Display>>(sessions: &[Session], now: &DateTime<Tz>, wide: bool) -> String {
+    if sessions.is_empty() {
+        return String::new();
+    }
+    let mut header = vec![
+        "SESSION", "USER", "RESOURCE", "DEVICE", "DURATION", "LOCATION", "RISK", "FLAGS", "STATUS",
+    ];
+    if wide {
+        header.splice(3..3, ["GATEWAY", "CLIENT IP"]);
+    }
+    let mut table = table(&header);
+    for session in sessions {
+        let id = if wide {
+            format::or_none(&session.id)
+        } else {
+            format::short_id(&session.id)
+        };
+        let mut row = vec![
+            id.to_owned(),
+            format::or_none(&session.user).to_owned(),
+            format::resource(session),
+            format::device(session),
+            duration_cell(session, now),
+            format::location(session.location.as_ref()),
+            risk_cell(session),
+            flags_cell(session),
+            format::status(session.status()).to_owned(),
         ];
         if wide {
-            header.insert(3, "GATEWAY");
+            row.splice(
+                3..3,
+                [
+                    format::or_none(&session.gateway_id).to_owned(),
+                    format::or_none(&session.client_ip).to_owned(),
+                ],
+            );
         }
-        let mut table = table(&header);
-        for session in &page.sessions {
-            let id = if wide {
-                format::or_none(&session.id)
-            } else {
-                format::short_id(&session.id)
-            };
-            let mut row = vec![
-                id.to_owned(),
-                format::or_none(&session.user).to_owned(),
-                format::resource(session),
-                format::device(session),
-                duration_cell(session, now),
-                format::location_with_risk(session),
-                format::status(session.status()).to_owned(),
-            ];
-            if wide {
-                row.insert(3, format::or_none(&session.gateway_id).to_owned());
-            }
-            table.add_row(row);
-        }
-        out.push_str(&table.trim_fmt());
-        out.push_str("\n\n");
+        table.add_row(row);
     }
+    format!("{}\n", table.trim_fmt())
+}
 
+/// `N of TOTAL sessions` and, when there is more, how to get it: for stderr, under the table.
+pub fn sessions_footer(page: &ListSessionsResponse) -> String {
+    let mut out = String::new();
+    if page.sessions.is_empty() {
+        out.push_str("No sessions match.\n");
+    }
     let noun = if page.total_size == 1 { "session" } else { "sessions" };
     let at_least = if page.total_size_is_lower_bound { "+" } else { "" };
     out.push_str(&format!(
@@ -70,6 +80,92 @@ pub fn sessions_table<Tz: TimeZone<Offset: Display>>(
         ));
     }
     out
+}
+
+/// The risk score, `-` when not assessed.
+fn risk_cell(session: &Session) -> String {
+    match &session.risk {
+        Some(risk) if risk.assessed => risk.score.to_string(),
+        _ => NONE.to_owned(),
+    }
+}
+
+/// The risk flags' codes (`new_country,impossible_travel`), `-` when none.
+fn flags_cell(session: &Session) -> String {
+    match &session.risk {
+        Some(risk) if !risk.flags.is_empty() => risk
+            .flags
+            .iter()
+            .map(|flag| flag.code.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => NONE.to_owned(),
+    }
+}
+
+/// Sessions for `-o csv`: raw values (RFC 3339 times, seconds, scores) a spreadsheet can sort and sum.
+pub fn sessions_csv(sessions: &[Session]) -> Grid {
+    let mut grid = Grid::new(&[
+        "id",
+        "user",
+        "groups",
+        "resource",
+        "type",
+        "gateway",
+        "device",
+        "client_ip",
+        "country",
+        "city",
+        "status",
+        "started_at",
+        "last_activity_at",
+        "ended_at",
+        "duration_seconds",
+        "risk_score",
+        "risk_flags",
+        "bytes_in",
+        "bytes_out",
+    ]);
+    let time = |ts: Option<&prost_types::Timestamp>| {
+        ts.and_then(format::to_datetime)
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    for s in sessions {
+        let location = s.location.clone().unwrap_or_default();
+        let risk = s.risk.clone().unwrap_or_default();
+        grid.rows.push(vec![
+            s.id.clone(),
+            s.user.clone(),
+            s.user_groups.join(";"),
+            s.resource_name.clone(),
+            format::resource_type(s.resource_type()).unwrap_or_default().to_owned(),
+            s.gateway_id.clone(),
+            s.device.clone(),
+            s.client_ip.clone(),
+            location.country_code,
+            location.city,
+            format::status(s.status()).to_owned(),
+            time(s.started_at.as_ref()),
+            time(s.last_activity_at.as_ref()),
+            time(s.ended_at.as_ref()),
+            s.duration_seconds.to_string(),
+            if risk.assessed {
+                risk.score.to_string()
+            } else {
+                String::new()
+            },
+            risk.flags.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(";"),
+            s.bytes_in.to_string(),
+            s.bytes_out.to_string(),
+        ]);
+    }
+    grid
+}
+
+/// `session/<id>` per session, for `-o name`.
+pub fn session_names(sessions: &[Session]) -> Vec<String> {
+    sessions.iter().map(|s| format!("session/{}", s.id)).collect()
 }
 
 /// `2h 30m since 09:15` for a live session, `2h 30m from 09:15` for one that ended.
@@ -87,8 +183,13 @@ fn duration_cell<Tz: TimeZone<Offset: Display>>(session: &Session, now: &DateTim
     format!("{length} {word} {start}")
 }
 
-/// Every field of one session as `Key   value` lines, location details and risk flags included.
-pub fn session_detail<Tz: TimeZone<Offset: Display>>(session: &Session, now: &DateTime<Tz>) -> String {
+/// Every field of one session as `Key   value` lines, location details and risk flags included; for an
+/// ended one, who ended it and their note when `ending` (its termination) is known.
+pub fn session_detail<Tz: TimeZone<Offset: Display>>(
+    session: &Session,
+    ending: Option<&Termination>,
+    now: &DateTime<Tz>,
+) -> String {
     let groups = if session.user_groups.is_empty() {
         NONE.to_owned()
     } else {
@@ -111,6 +212,14 @@ pub fn session_detail<Tz: TimeZone<Offset: Display>>(session: &Session, now: &Da
         ("Ended", with_ago(session.ended_at.as_ref(), now)),
         ("Duration", format::duration(session.duration_seconds)),
         ("End reason", end_reason(session)),
+    ]);
+    if let Some(termination) = ending {
+        rows.push(("Ended by", ended_by(termination)));
+        if !termination.note.is_empty() {
+            rows.push(("Note", termination.note.clone()));
+        }
+    }
+    rows.extend([
         (
             "Traffic",
             format!(
@@ -175,6 +284,16 @@ fn location_rows(location: Option<&Location>) -> Vec<(&'static str, String)> {
     rows
 }
 
+/// `olga@example.com (admin), termination 01a209da-…`: who ended a session, why, and the record to see.
+pub fn ended_by(termination: &Termination) -> String {
+    format!(
+        "{} ({}), termination {}",
+        format::or_none(&termination.actor),
+        format::reason(termination.reason()),
+        termination.id
+    )
+}
+
 fn end_reason(session: &Session) -> String {
     match (format::end_reason(session.end_reason()), session.end_detail.as_str()) {
         (None, "") => NONE.to_owned(),
@@ -225,7 +344,12 @@ pub fn stats_block<Tz: TimeZone<Offset: Display>>(stats: &SessionStats, now: &Da
 }
 
 /// One watch event as one line: time, kind, session, user, resource, status, location, and why.
-pub fn event_line<Tz: TimeZone<Offset: Display>>(event: &SessionEvent, now: &DateTime<Tz>) -> String {
+/// One watch event as a line; an ENDED one names who ended it (and their note) when `ending` is known.
+pub fn event_line<Tz: TimeZone<Offset: Display>>(
+    event: &SessionEvent,
+    ending: Option<&Termination>,
+    now: &DateTime<Tz>,
+) -> String {
     let time = format::time_of_day(event.at.as_ref(), now);
     let kind = event.kind();
     if kind == SessionEventKind::SnapshotDone {
@@ -250,6 +374,19 @@ pub fn event_line<Tz: TimeZone<Offset: Display>>(event: &SessionEvent, now: &Dat
             format::location_with_risk(session),
         ));
         if kind == SessionEventKind::Ended {
+            if let Some(termination) = ending {
+                let note = if termination.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", termination.note)
+                };
+                line.push_str(&format!(
+                    "  (by {}, {}{note})",
+                    format::or_none(&termination.actor),
+                    format::reason(termination.reason())
+                ));
+                return line;
+            }
             let reason = end_reason(session);
             if reason != NONE {
                 line.push_str(&format!("  ({reason})"));
@@ -380,14 +517,14 @@ mod tests {
             total_size: 2,
             total_size_is_lower_bound: false,
         };
-        let text = sessions_table(&page, &now(), false);
+        let text = sessions_table(&page.sessions, &now(), false);
 
         let header = text.lines().next().expect("a header line");
         let columns: Vec<&str> = header.split_whitespace().collect();
         assert_eq!(
             columns,
             [
-                "SESSION", "USER", "RESOURCE", "DEVICE", "DURATION", "LOCATION", "STATUS"
+                "SESSION", "USER", "RESOURCE", "DEVICE", "DURATION", "LOCATION", "RISK", "FLAGS", "STATUS"
             ]
         );
 
@@ -410,13 +547,14 @@ mod tests {
             "71035a38",
             "Finance Portal (Web)",
             "2d 4h since Mar 02 08:00",
-            "東京, JP ⚑ 85",
+            "東京, JP",
+            " 85 ",
             "Idle",
         ] {
             assert!(row.contains(cell), "{cell:?} missing from {row:?}");
         }
-        assert!(text.ends_with("2 of 2 sessions\n"), "{text}");
-        assert!(!text.contains("--page-token"));
+        assert_eq!(text.lines().count(), 3, "header and two rows, no footer: {text}");
+        assert_eq!(sessions_footer(&page), "2 of 2 sessions\n");
     }
 
     #[test]
@@ -427,7 +565,7 @@ mod tests {
             total_size: 2,
             total_size_is_lower_bound: false,
         };
-        let text = sessions_table(&page, &now(), false);
+        let text = sessions_table(&page.sessions, &now(), false);
         // The STATUS header and each status start in the same terminal column. `東京` takes two columns
         // per character on a terminal, so compare display widths, counting it as such.
         let width = |s: &str| {
@@ -452,12 +590,16 @@ mod tests {
             total_size: 1,
             total_size_is_lower_bound: false,
         };
-        let text = sessions_table(&page, &now(), true);
-        assert!(text.lines().next().is_some_and(|h| h.contains("GATEWAY")));
+        let text = sessions_table(&page.sessions, &now(), true);
+        assert!(
+            text.lines()
+                .next()
+                .is_some_and(|h| h.contains("GATEWAY") && h.contains("CLIENT IP"))
+        );
         let row = line_containing(&text, "alice@example.com");
         assert!(row.contains("01a209da-fe18-708a-896c-97c6c27a4dbc"));
         assert!(row.contains("gw-eu-1"));
-        assert!(text.ends_with("1 of 1 session\n"), "{text}");
+        assert_eq!(sessions_footer(&page), "1 of 1 session\n");
     }
 
     #[test]
@@ -468,7 +610,7 @@ mod tests {
             total_size: 120,
             total_size_is_lower_bound: false,
         };
-        let text = sessions_table(&page, &now(), false);
+        let text = sessions_footer(&page);
         assert!(text.contains("1 of 120 sessions"));
         assert!(text.contains("--page-token tok123"));
         assert!(text.contains("--all"));
@@ -476,8 +618,9 @@ mod tests {
 
     #[test]
     fn an_empty_list_says_so() {
-        let text = sessions_table(&ListSessionsResponse::default(), &now(), false);
-        assert_eq!(text, "No sessions match.\n\n0 of 0 sessions\n");
+        assert_eq!(sessions_table(&[], &now(), false), "");
+        let text = sessions_footer(&ListSessionsResponse::default());
+        assert_eq!(text, "No sessions match.\n0 of 0 sessions\n");
     }
 
     #[test]
@@ -491,7 +634,7 @@ mod tests {
 
     #[test]
     fn session_detail_shows_every_field() {
-        let block = session_detail(&alice(), &now());
+        let block = session_detail(&alice(), None, &now());
         assert_eq!(value_of(&block, "Session"), "01a209da-fe18-708a-896c-97c6c27a4dbc");
         assert_eq!(value_of(&block, "Groups"), "admins, eng");
         assert_eq!(value_of(&block, "Status"), "Active");
@@ -524,7 +667,7 @@ mod tests {
         session.end_reason = EndReason::Admin.into();
         session.end_detail = "terminated by admin@example.com: suspected compromise".into();
 
-        let block = session_detail(&session, &now());
+        let block = session_detail(&session, None, &now());
         assert_eq!(value_of(&block, "Risk"), "85 ⚑ 2 flags");
         assert!(block.contains("⚑ impossible_travel (+60): Berlin → Tokyo in 40 min, 8,900 km, 13,000 km/h\n"));
         assert!(block.contains("⚑ new_device (+25): First session from bob-laptop\n"));
@@ -549,7 +692,7 @@ mod tests {
             flags: vec![],
             assessed: false,
         });
-        let block = session_detail(&session, &now());
+        let block = session_detail(&session, None, &now());
         assert_eq!(value_of(&block, "Location"), "unavailable");
         assert_eq!(
             value_of(&block, "Risk"),
@@ -598,7 +741,7 @@ mod tests {
             detail: String::new(),
         };
         assert_eq!(
-            event_line(&opened, &now()),
+            event_line(&opened, None, &now()),
             "11:45:07  OPENED    c27a4dbc  alice@example.com  prod-db-01 (SSH)  Active  Berlin, DE"
         );
 
@@ -610,7 +753,7 @@ mod tests {
             session: Some(ended_session),
             ..opened.clone()
         };
-        let line = event_line(&ended, &now());
+        let line = event_line(&ended, None, &now());
         assert!(
             line.starts_with("11:45:07  ENDED     71035a38  bob@example.com"),
             "{line}"
@@ -627,7 +770,7 @@ mod tests {
             detail: "country DE is blocked by policy".into(),
             ..opened.clone()
         };
-        let line = event_line(&denied, &now());
+        let line = event_line(&denied, None, &now());
         assert!(line.starts_with("11:45:07  DENIED    -  alice@example.com"), "{line}");
         assert!(line.ends_with("(country DE is blocked by policy)"), "{line}");
 
@@ -637,7 +780,7 @@ mod tests {
             ..opened
         };
         assert_eq!(
-            event_line(&done, &now()),
+            event_line(&done, None, &now()),
             "11:45:07  --------  snapshot complete; watching for changes"
         );
     }

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use vigil_proto::v1::{EndReason, ListTerminationsRequest};
 
-use crate::cli::{Since, parse_full_id, parse_name, parse_since};
+use crate::cli::{Since, parse_name, parse_since};
+use crate::ids::parse_id;
 
 #[derive(Debug, Subcommand)]
 pub enum TerminationsCommand {
@@ -27,23 +28,63 @@ pub enum ReasonArg {
     Anomaly,
 }
 
+/// Every reason a session ends for, named as the REASON column shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReasonFilter {
+    UserClosed,
+    Admin,
+    SelfService,
+    IdleTimeout,
+    MaxDuration,
+    ConcurrencyLimit,
+    Anomaly,
+    Policy,
+    Lost,
+    GatewayLost,
+    GatewayClosed,
+    Locked,
+}
+
+impl ReasonFilter {
+    pub fn to_proto(self) -> EndReason {
+        match self {
+            ReasonFilter::UserClosed => EndReason::UserClosed,
+            ReasonFilter::Admin => EndReason::Admin,
+            ReasonFilter::SelfService => EndReason::UserSelfService,
+            ReasonFilter::IdleTimeout => EndReason::IdleTimeout,
+            ReasonFilter::MaxDuration => EndReason::MaxDuration,
+            ReasonFilter::ConcurrencyLimit => EndReason::ConcurrencyLimit,
+            ReasonFilter::Anomaly => EndReason::Anomaly,
+            ReasonFilter::Policy => EndReason::Policy,
+            ReasonFilter::Lost => EndReason::Lost,
+            ReasonFilter::GatewayLost => EndReason::GatewayLost,
+            ReasonFilter::GatewayClosed => EndReason::GatewayClosed,
+            ReasonFilter::Locked => EndReason::Locked,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct TerminationsListArgs {
     /// Only terminations by this actor.
     #[arg(long, value_parser = parse_name)]
     pub actor: Option<String>,
 
-    /// Only terminations with this reason.
+    /// Only terminations with this reason, as the REASON column shows it.
     #[arg(long, value_enum)]
-    pub reason: Option<ReasonArg>,
+    pub reason: Option<ReasonFilter>,
 
-    /// Only terminations covering this session (full id).
-    #[arg(long = "session", value_name = "ID", value_parser = crate::sessions::parse_session_id)]
+    /// Only terminations covering this session (its id, or a unique part of it).
+    #[arg(long = "session", value_name = "ID", value_parser = parse_id)]
     pub session_id: Option<String>,
 
-    /// Only terminations at or after this time: RFC 3339 (2025-03-04T09:00:00Z) or a duration ago (1h, 2d).
+    /// Only terminations at or after this: a duration ago (1h, 2d), a date (2026-12-06) or an RFC 3339 time.
     #[arg(long, value_parser = parse_since)]
     pub since: Option<Since>,
+
+    /// Only terminations before this (same forms as --since).
+    #[arg(long, value_parser = parse_since, conflicts_with = "page_token")]
+    pub until: Option<Since>,
 
     /// Page size (1-1000).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i32).range(1..=1000))]
@@ -64,8 +105,8 @@ pub struct TerminationsListArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct TerminationGetArgs {
-    /// The termination's full id, as `sessions end` prints it (or `terminations list --wide`).
-    #[arg(value_parser = parse_termination_id)]
+    /// The termination's id, or any unique part of its start or end (the ID column).
+    #[arg(value_parser = parse_id)]
     pub id: String,
 }
 
@@ -85,7 +126,10 @@ impl TerminationsListArgs {
     pub fn to_request(&self, now: DateTime<Utc>) -> ListTerminationsRequest {
         ListTerminationsRequest {
             actor: self.actor.clone().unwrap_or_default(),
-            reason: self.reason.map_or(EndReason::Unspecified, ReasonArg::to_proto).into(),
+            reason: self
+                .reason
+                .map_or(EndReason::Unspecified, ReasonFilter::to_proto)
+                .into(),
             session_id: self.session_id.clone().unwrap_or_default(),
             since: self
                 .since
@@ -94,10 +138,6 @@ impl TerminationsListArgs {
             page_token: self.page_token.clone().unwrap_or_default(),
         }
     }
-}
-
-fn parse_termination_id(s: &str) -> Result<String, String> {
-    parse_full_id(s, "termination", "terminations list --wide")
 }
 
 #[cfg(test)]
@@ -174,15 +214,19 @@ mod tests {
             &["terminations", "list", "--since", "yesterday"][..],
             &["terminations", "list", "--limit", "0"],
             &["terminations", "list", "--reason", "idle"],
-            &["terminations", "list", "--session", "c27a4dbc"],
-            &["terminations", "get", "c27a4dbc"],
+            &["terminations", "list", "--session", "--", "--x"],
+            &["terminations", "list", "--page-token", "t", "--until", "1h"],
             &["terminations", "get"],
         ] {
             let result = Cli::try_parse_from(std::iter::once("sessionctl").chain(args.iter().copied()));
             let error = result.expect_err(&format!("{args:?} should not parse"));
             assert_eq!(error.exit_code(), 2, "{args:?}");
         }
-        let error = Cli::try_parse_from(["sessionctl", "terminations", "get", "abcd1234"]).expect_err("short id");
-        assert!(error.to_string().contains("terminations list --wide"), "{error}");
+        // Every reason the REASON column shows is one --reason takes.
+        for shown in ["locked", "idle-timeout", "gateway-lost", "self-service", "user-closed"] {
+            let args = terminations_list_args(&["--reason", shown]);
+            let reason = args.reason.expect("a reason").to_proto();
+            assert_eq!(crate::format::reason(reason), shown);
+        }
     }
 }

@@ -7,21 +7,32 @@ pub(crate) mod render;
 
 pub use args::*;
 
-use std::io::Write;
-
 use crate::cli::GlobalArgs;
-use crate::client::Terminations;
+use crate::client::{Registry, Terminations};
 use crate::error::CliError;
+use crate::output::Printer;
 
-/// Runs one `terminations` subcommand against the termination service.
+/// Runs one `terminations` subcommand against the termination service (and the registry, to resolve an
+/// abbreviated `--session`).
 pub(crate) async fn run(
     command: &TerminationsCommand,
     global: &GlobalArgs,
-    out: &mut impl Write,
+    p: &mut Printer<'_>,
 ) -> Result<(), CliError> {
-    let terminations = Terminations::connect(global, None).await?;
     match command {
-        TerminationsCommand::List(args) => commands::list_terminations(&terminations, args, global.output, out).await,
-        TerminationsCommand::Get(args) => commands::get_termination(&terminations, args, global.output, out).await,
+        TerminationsCommand::List(args) => {
+            let needs_registry = args.session_id.as_deref().is_some_and(|id| !crate::ids::is_full(id));
+            let registry = if needs_registry {
+                Some(Registry::connect(global).await?)
+            } else {
+                None
+            };
+            let terminations = Terminations::connect(global, registry.as_ref()).await?;
+            commands::list_terminations(&terminations, registry.as_ref(), args, p).await
+        }
+        TerminationsCommand::Get(args) => {
+            let terminations = Terminations::connect(global, None).await?;
+            commands::get_termination(&terminations, args, p).await
+        }
     }
 }

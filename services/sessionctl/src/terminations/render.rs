@@ -6,6 +6,7 @@ use chrono::{DateTime, TimeZone};
 use vigil_proto::v1::{DeliveryState, ListTerminationsResponse, Termination};
 
 use crate::format;
+use crate::output::Grid;
 use crate::render::{key_values, table, with_ago};
 
 /// The line printed once the termination is recorded.
@@ -98,42 +99,97 @@ fn follow_up(termination: &Termination) -> String {
     )
 }
 
-/// The terminations table, newest first, then how many are shown and, when there is more, how to get it.
+/// The terminations table, newest first; its first line is the header, empty when there are none.
 ///
 /// PENDING counts every command the gateways have not answered yet (recorded or already handed over).
-/// `wide` shows full termination ids, which `terminations get` takes.
+/// `wide` shows full termination ids.
 pub fn terminations_table<Tz: TimeZone<Offset: Display>>(
-    page: &ListTerminationsResponse,
+    terminations: &[Termination],
     now: &DateTime<Tz>,
     wide: bool,
 ) -> String {
+    if terminations.is_empty() {
+        return String::new();
+    }
+    let grid = terminations_grid(terminations, now, wide);
+    let header: Vec<&str> = grid.header.iter().map(String::as_str).collect();
+    let mut table = table(&header);
+    for row in grid.rows {
+        table.add_row(row);
+    }
+    format!("{}\n", table.trim_fmt())
+}
+
+/// The table's cells; also what `-o csv` prints (with full ids and RFC 3339 times).
+pub fn terminations_grid<Tz: TimeZone<Offset: Display>>(
+    terminations: &[Termination],
+    now: &DateTime<Tz>,
+    wide: bool,
+) -> Grid {
+    let mut grid = Grid::new(&[
+        "ID", "WHEN", "ACTOR", "SELECTOR", "REASON", "SESSIONS", "ACKED", "PENDING", "FAILED",
+    ]);
+    for t in terminations {
+        let id = if wide {
+            format::or_none(&t.id)
+        } else {
+            format::short_id(&t.id)
+        };
+        grid.rows.push(vec![
+            id.to_owned(),
+            format::clock_time(t.created_at.as_ref(), now),
+            format::or_none(&t.actor).to_owned(),
+            format::selector(t.selector.as_ref()),
+            format::reason(t.reason()).to_owned(),
+            t.session_count.to_string(),
+            t.acknowledged.to_string(),
+            (t.pending + t.delivered).to_string(),
+            t.failed.to_string(),
+        ]);
+    }
+    grid
+}
+
+/// For `-o csv`: full ids and RFC 3339 times, the note too.
+pub fn terminations_csv(terminations: &[Termination]) -> Grid {
+    let mut grid = Grid::new(&[
+        "id",
+        "created_at",
+        "actor",
+        "selector",
+        "reason",
+        "note",
+        "sessions",
+        "acknowledged",
+        "pending",
+        "failed",
+    ]);
+    for t in terminations {
+        grid.rows.push(vec![
+            t.id.clone(),
+            t.created_at
+                .as_ref()
+                .and_then(format::to_datetime)
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default(),
+            t.actor.clone(),
+            format::selector(t.selector.as_ref()),
+            format::reason(t.reason()).to_owned(),
+            t.note.clone(),
+            t.session_count.to_string(),
+            t.acknowledged.to_string(),
+            (t.pending + t.delivered).to_string(),
+            t.failed.to_string(),
+        ]);
+    }
+    grid
+}
+
+/// How many are shown and, when there is more, how to get it: for stderr.
+pub fn terminations_footer(page: &ListTerminationsResponse) -> String {
     let mut out = String::new();
     if page.terminations.is_empty() {
-        out.push_str("No terminations match.\n\n");
-    } else {
-        let mut table = table(&[
-            "ID", "WHEN", "ACTOR", "SELECTOR", "REASON", "SESSIONS", "ACKED", "PENDING", "FAILED",
-        ]);
-        for t in &page.terminations {
-            let id = if wide {
-                format::or_none(&t.id)
-            } else {
-                format::short_id(&t.id)
-            };
-            table.add_row(vec![
-                id.to_owned(),
-                format::clock_time(t.created_at.as_ref(), now),
-                format::or_none(&t.actor).to_owned(),
-                format::selector(t.selector.as_ref()),
-                format::reason(t.reason()).to_owned(),
-                t.session_count.to_string(),
-                t.acknowledged.to_string(),
-                (t.pending + t.delivered).to_string(),
-                t.failed.to_string(),
-            ]);
-        }
-        out.push_str(&table.trim_fmt());
-        out.push_str("\n\n");
+        out.push_str("No terminations match.\n");
     }
     out.push_str(&format!(
         "{}\n",
@@ -282,7 +338,7 @@ mod tests {
             ],
             next_page_token: String::new(),
         };
-        let text = terminations_table(&page, &now(), false);
+        let text = terminations_table(&page.terminations, &now(), false);
         let header = text.lines().next().expect("a header line");
         assert_eq!(
             header.split_whitespace().collect::<Vec<_>>(),
@@ -324,18 +380,19 @@ mod tests {
                 "0"
             ]
         );
-        assert!(text.ends_with("\n\n2 terminations\n"), "{text}");
+        assert_eq!(terminations_footer(&page), "2 terminations\n");
 
-        let wide = terminations_table(&page, &now(), true);
+        let wide = terminations_table(&page.terminations, &now(), true);
         assert!(wide.contains("0195a3c0-7e1f-7000-8000-00000000beef"), "{wide}");
 
         let more = ListTerminationsResponse {
             terminations: vec![],
             next_page_token: "t2".into(),
         };
+        assert_eq!(terminations_table(&more.terminations, &now(), false), "");
         assert_eq!(
-            terminations_table(&more, &now(), false),
-            "No terminations match.\n\n0 terminations\nMore: repeat with --page-token t2 for the next page, or add \
+            terminations_footer(&more),
+            "No terminations match.\n0 terminations\nMore: repeat with --page-token t2 for the next page, or add \
              --all for every page.\n"
         );
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use prost_types::Timestamp;
-use sessionctl::{Cli, CliError, Console, run, run_with};
+use sessionctl::{Cli, CliError, Console, Streams, run_with};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
@@ -468,10 +468,15 @@ pub fn cli(server: &str, args: &[&str]) -> Cli {
     )
 }
 
+/// Runs a command that asks nothing; returns its stdout (data only: notes go to stderr).
 pub async fn run_to_string(server: &str, args: &[&str]) -> Result<String, CliError> {
-    let mut out = Vec::new();
-    run(cli(server, args), &mut out).await?;
-    Ok(String::from_utf8(out).expect("output is UTF-8"))
+    run_to_streams(server, args).await.map(|(out, _)| out)
+}
+
+/// Runs a command that asks nothing; returns its stdout and its stderr (footers, hints).
+pub async fn run_to_streams(server: &str, args: &[&str]) -> Result<(String, String), CliError> {
+    let ran = run_answering(server, args, None).await;
+    ran.result.map(|()| (ran.out, ran.err))
 }
 
 pub fn session(n: u32) -> Session {
@@ -510,6 +515,8 @@ pub fn five_sessions() -> FakeRegistry {
 pub struct Ran {
     pub result: Result<(), CliError>,
     pub out: String,
+    /// Notes for people: footers, hints.
+    pub err: String,
     pub console: String,
 }
 
@@ -518,6 +525,7 @@ pub async fn run_answering(server: &str, args: &[&str], typed: Option<&str>) -> 
     let mut input = Cursor::new(typed.unwrap_or_default().as_bytes().to_vec());
     let mut shown = Vec::new();
     let mut out = Vec::new();
+    let mut err = Vec::new();
     let mut console = Console {
         input: &mut input,
         output: &mut shown,
@@ -525,13 +533,23 @@ pub async fn run_answering(server: &str, args: &[&str], typed: Option<&str>) -> 
     };
     let result = tokio::time::timeout(
         Duration::from_secs(10),
-        run_with(cli(server, args), &mut out, &mut console, std::future::pending()),
+        run_with(
+            cli(server, args),
+            Streams {
+                out: &mut out,
+                err: &mut err,
+                terminal: false,
+            },
+            &mut console,
+            std::future::pending(),
+        ),
     )
     .await
     .expect("the command finishes");
     Ran {
         result,
         out: String::from_utf8(out).expect("output is UTF-8"),
+        err: String::from_utf8(err).expect("notes are UTF-8"),
         console: String::from_utf8(shown).expect("console output is UTF-8"),
     }
 }

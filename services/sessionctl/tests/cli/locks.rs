@@ -22,6 +22,7 @@ async fn locks_are_created_listed_and_removed() {
             "2h",
             "--reason",
             "SOC-1234",
+            "--yes",
         ],
     )
     .await
@@ -66,17 +67,17 @@ async fn locks_are_created_listed_and_removed() {
         });
         locks.push((expired, true));
     }
-    let out = run_to_string(&server, &["locks", "list"]).await.expect("listed");
+    let (out, notes) = run_to_streams(&server, &["locks", "list"]).await.expect("listed");
     assert!(out.contains("user user1@example.com"), "{out}");
     assert!(!out.contains("203.0.113.0/24"), "{out}");
-    assert!(out.ends_with("\n1 lock\n"), "{out}");
-    let out = run_to_string(&server, &["locks", "list", "--all", "--wide"])
+    assert_eq!(notes, "1 lock\n");
+    let (out, notes) = run_to_streams(&server, &["locks", "list", "--all", "--wide"])
         .await
         .expect("listed");
     assert!(out.contains(FIRST_LOCK), "{out}");
     assert!(out.contains("network 203.0.113.0/24"), "{out}");
     assert!(out.contains("expired "), "{out}");
-    assert!(out.ends_with("\n2 locks\n"), "{out}");
+    assert_eq!(notes, "2 locks\n");
     let requests = policies.seen.lock().expect("seen lock").list_lock_requests.clone();
     assert_eq!(
         requests.iter().map(|r| r.include_expired).collect::<Vec<_>>(),
@@ -109,6 +110,12 @@ async fn locks_are_created_listed_and_removed() {
         error.to_string(),
         format!("lock \"{FIRST_LOCK}\" not found (not found)")
     );
+    // kubectl's --ignore-not-found: a second delete is no failure.
+    let (out, notes) = run_to_streams(&server, &["locks", "delete", FIRST_LOCK, "--ignore-not-found"])
+        .await
+        .expect("nothing to do is fine");
+    assert_eq!(out, "");
+    assert_eq!(notes, "No such lock; nothing to remove.\n");
 }
 
 #[tokio::test]

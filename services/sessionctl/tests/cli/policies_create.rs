@@ -65,11 +65,9 @@ async fn policies_create_sends_the_scope_and_rules_and_shows_the_result() {
         }
     );
 
-    let list = run_to_string(&server, &["policies", "list"]).await.expect("list");
-    assert!(
-        list.contains("resource prod-db-01") && list.contains("4 policies"),
-        "{list}"
-    );
+    let (list, notes) = run_to_streams(&server, &["policies", "list"]).await.expect("list");
+    assert!(list.contains("resource prod-db-01"), "{list}");
+    assert_eq!(notes, "4 policies\n");
 
     // The server's refusal comes through as it was worded.
     let error = run_to_string(&server, &["policies", "create", "--group", "sre"])

@@ -9,7 +9,7 @@ async fn list_shows_one_page_and_how_to_get_the_next() {
     let fake = five_sessions();
     let server = serve(fake.clone()).await;
 
-    let text = run_to_string(&server, &["sessions", "list", "--limit", "2", "--type", "ssh"])
+    let (text, notes) = run_to_streams(&server, &["sessions", "list", "--limit", "2", "--type", "ssh"])
         .await
         .expect("list");
 
@@ -18,8 +18,10 @@ async fn list_shows_one_page_and_how_to_get_the_next() {
         "{text}"
     );
     assert!(!text.contains("user3@example.com"), "{text}");
-    assert!(text.contains("2 of 5 sessions"), "{text}");
-    assert!(text.contains("--page-token 2"), "{text}");
+    // The footer and the hint go to stderr: stdout is the table alone, for pipes.
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(notes.contains("2 of 5 sessions"), "{notes}");
+    assert!(notes.contains("--page-token 2"), "{notes}");
     let seen = fake.seen.lock().expect("seen lock");
     let request = &seen.list_requests[0];
     assert_eq!(request.page_size, 2);

@@ -9,7 +9,7 @@ async fn terminations_list_shows_the_audit_trail() {
     let terminations = with_history();
     let server = serve_both(None, Some(terminations.clone())).await;
 
-    let text = run_to_string(
+    let (text, notes) = run_to_streams(
         &server,
         &[
             "terminations",
@@ -39,9 +39,10 @@ async fn terminations_list_shows_the_audit_trail() {
         "{text}"
     );
     assert!(!text.contains("self-service"), "one page of two: {text}");
+    assert!(!text.contains("More"), "{text}");
     assert!(
-        text.contains("2 terminations\nMore: repeat with --page-token 2"),
-        "{text}"
+        notes.contains("2 terminations\nMore: repeat with --page-token 2"),
+        "{notes}"
     );
     {
         let seen = terminations.seen.lock().expect("seen lock");
