@@ -9,7 +9,6 @@
 //!   `admission`: nobody asked, the rules decided.
 
 use std::fmt::Display;
-use std::io::Write;
 
 use chrono::{DateTime, Local, TimeZone, Utc};
 use serde_json::json;
@@ -18,13 +17,50 @@ use vigil_proto::v1::{
     SessionFilter, SessionOrderBy, SessionStatus, Termination,
 };
 
-use crate::cli::{AuditArgs, OutputFormat};
+use clap::Args;
+
+use crate::cli::{Since, parse_name, parse_since};
 use crate::client::{Policies, Registry, Terminations};
 use crate::error::CliError;
+use crate::output::{Data, Grid, Printer};
 use crate::{format, render};
 
 /// The actor of refused admissions.
 pub const ADMISSION_ACTOR: &str = "admission";
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Only events at or after this: a duration ago (1h, 2d), a date (2026-12-06) or an RFC 3339 time.
+    #[arg(long, value_parser = parse_since, default_value = "24h")]
+    pub since: Since,
+
+    /// Only events before this (same forms as --since); what the "more" hint pages with.
+    #[arg(long, value_parser = parse_since)]
+    pub until: Option<Since>,
+
+    /// Only what this actor did (refused admissions have the actor `admission`).
+    #[arg(long, value_parser = parse_name)]
+    pub actor: Option<String>,
+
+    /// Only this action, or those under it: `sessions.terminate`, `policy` (every policy change),
+    /// `admission.deny`.
+    #[arg(long, value_parser = parse_name)]
+    pub action: Option<String>,
+
+    /// At most this many events (1-1000), the newest; a hint says how to see the next ones.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub limit: i32,
+}
+
+impl AuditArgs {
+    /// Whether `action` is one this command shows.
+    fn wants(&self, action: &str) -> bool {
+        match &self.action {
+            None => true,
+            Some(wanted) => action == wanted || action.starts_with(&format!("{wanted}.")),
+        }
+    }
+}
 
 /// One line of the trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,62 +73,181 @@ pub struct AuditEntry {
     pub outcome: String,
 }
 
-/// Reads the three sources and writes the merged trail.
+/// How many pages of each source are read at most to fill one answer with events before `--until`.
+const MAX_PAGES: usize = 50;
+
+/// Reads the three sources, newest first between `--since` and `--until`, and writes the merged trail: at
+/// most `--limit` events, and a hint (`--until <the last one's time>`) when there are more.
 pub(crate) async fn audit(
     registry: &Registry,
     terminations: &Terminations,
     policies: &Policies,
     args: &AuditArgs,
-    output: OutputFormat,
-    out: &mut impl Write,
+    p: &mut Printer<'_>,
 ) -> Result<(), CliError> {
-    let since = args.since.resolve(Utc::now());
+    let now = Utc::now();
+    let since = args.since.resolve(now);
+    let until = args.until.map(|until| until.resolve(now));
     let since_ts = vigil_proto::timestamp_from_millis(since.timestamp_millis());
     let actor = args.actor.clone().unwrap_or_default();
-
-    let ended = terminations
-        .list_terminations(ListTerminationsRequest {
-            actor: actor.clone(),
-            since: Some(since_ts),
-            page_size: args.limit,
-            ..ListTerminationsRequest::default()
-        })
-        .await?
-        .terminations;
-    let changed = policies
-        .list_audit_events(ListAuditEventsRequest {
-            actor: actor.clone(),
-            since: Some(since_ts),
-            page_size: args.limit,
-            page_token: String::new(),
-        })
-        .await?
-        .events;
-    let denied = if actor.is_empty() || actor == ADMISSION_ACTOR {
-        registry
-            .list_sessions(ListSessionsRequest {
-                filter: Some(SessionFilter {
-                    statuses: vec![SessionStatus::Disconnected as i32],
-                    denied_only: true,
-                    ..SessionFilter::default()
-                }),
-                order_by: SessionOrderBy::StartedAt as i32,
-                ascending: false,
-                page_size: args.limit,
-                page_token: String::new(),
-            })
-            .await?
-            .sessions
-    } else {
-        Vec::new()
+    // One more than asked, to know whether there is more.
+    let wanted = usize::try_from(args.limit).unwrap_or(100) + 1;
+    let before_until = |ts: Option<&prost_types::Timestamp>| match (until, ts.and_then(format::to_datetime)) {
+        (Some(until), Some(at)) => at < until,
+        _ => true,
     };
 
-    let entries = merge(&ended, &changed, &denied, since, args.limit);
-    match output {
-        OutputFormat::Table => write!(out, "{}", table(&entries, &Local::now()))?,
-        OutputFormat::Json => writeln!(out, "{:#}", to_json(&entries))?,
+    let mut ended = Vec::new();
+    if args.wants("sessions.terminate") {
+        let mut request = ListTerminationsRequest {
+            actor: actor.clone(),
+            since: Some(since_ts),
+            page_size: 1000,
+            ..ListTerminationsRequest::default()
+        };
+        for _ in 0..MAX_PAGES {
+            let page = terminations.list_terminations(request.clone()).await?;
+            ended.extend(
+                page.terminations
+                    .into_iter()
+                    .filter(|t| before_until(t.created_at.as_ref())),
+            );
+            if ended.len() >= wanted || page.next_page_token.is_empty() || page.next_page_token == request.page_token {
+                break;
+            }
+            request.page_token = page.next_page_token;
+        }
+    }
+    let mut changed = Vec::new();
+    if args.action.as_deref().is_none_or(|action| action.starts_with("policy")) {
+        let mut request = ListAuditEventsRequest {
+            actor: actor.clone(),
+            since: Some(since_ts),
+            page_size: 1000,
+            page_token: String::new(),
+        };
+        for _ in 0..MAX_PAGES {
+            let page = policies.list_audit_events(request.clone()).await?;
+            changed.extend(
+                page.events
+                    .into_iter()
+                    .filter(|e| before_until(e.at.as_ref()) && args.wants(&e.action)),
+            );
+            if changed.len() >= wanted || page.next_page_token.is_empty() || page.next_page_token == request.page_token
+            {
+                break;
+            }
+            request.page_token = page.next_page_token;
+        }
+    }
+    let mut denied = Vec::new();
+    if (actor.is_empty() || actor == ADMISSION_ACTOR) && args.wants("admission.deny") {
+        let mut request = ListSessionsRequest {
+            filter: Some(SessionFilter {
+                statuses: vec![SessionStatus::Disconnected as i32],
+                denied_only: true,
+                ..SessionFilter::default()
+            }),
+            order_by: SessionOrderBy::StartedAt as i32,
+            ascending: false,
+            page_size: 1000,
+            page_token: String::new(),
+        };
+        for _ in 0..MAX_PAGES {
+            let page = registry.list_sessions(request.clone()).await?;
+            let older = page
+                .sessions
+                .last()
+                .and_then(|s| s.started_at.as_ref().and_then(format::to_datetime))
+                .is_some_and(|at| at < since);
+            denied.extend(
+                page.sessions
+                    .into_iter()
+                    .filter(|s| before_until(s.started_at.as_ref())),
+            );
+            if older
+                || denied.len() >= wanted
+                || page.next_page_token.is_empty()
+                || page.next_page_token == request.page_token
+            {
+                break;
+            }
+            request.page_token = page.next_page_token;
+        }
+    }
+
+    let mut entries = merge(
+        &ended,
+        &changed,
+        &denied,
+        since,
+        i32::try_from(wanted).unwrap_or(i32::MAX),
+    );
+    let more = entries.len() > usize::try_from(args.limit).unwrap_or(100);
+    entries.truncate(usize::try_from(args.limit).unwrap_or(100));
+    if p.is_human() {
+        p.table(&table(&entries, &Local::now()))?;
+        p.note(&footer(&entries, more))?;
+    } else {
+        let mut value = to_json(&entries);
+        value["more"] = json!(more);
+        p.data(
+            Data {
+                json: &value,
+                names: Vec::new(),
+                csv: Some(to_csv(&entries)),
+            },
+            "the audit trail",
+        )?;
+        if more {
+            p.note(&more_hint(&entries))?;
+        }
     }
     Ok(())
+}
+
+/// `More: repeat with --until <the oldest shown>`: the trail pages by time.
+fn more_hint(entries: &[AuditEntry]) -> String {
+    match entries.last().and_then(|entry| format::to_datetime(&entry.at)) {
+        Some(at) => format!(
+            "More: repeat with --until {} for older events.\n",
+            at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        ),
+        None => String::new(),
+    }
+}
+
+/// How many events, and how to see older ones when there are more: for stderr.
+pub fn footer(entries: &[AuditEntry], more: bool) -> String {
+    let mut out = String::new();
+    if entries.is_empty() {
+        out.push_str("Nothing was recorded in that time.\n");
+    }
+    let count = format::counted(entries.len() as u64, "event");
+    if more {
+        out.push_str(&format!("{count} (the newest; there are more)\n"));
+        out.push_str(&more_hint(entries));
+    } else {
+        out.push_str(&format!("{count}\n"));
+    }
+    out
+}
+
+/// The trail for `-o csv`: RFC 3339 times.
+pub fn to_csv(entries: &[AuditEntry]) -> Grid {
+    let mut grid = Grid::new(&["at", "actor", "action", "target", "outcome"]);
+    for entry in entries {
+        grid.rows.push(vec![
+            format::to_datetime(&entry.at)
+                .map(|at| at.to_rfc3339())
+                .unwrap_or_default(),
+            entry.actor.clone(),
+            entry.action.clone(),
+            entry.target.clone(),
+            entry.outcome.clone(),
+        ]);
+    }
+    grid
 }
 
 /// The entries of all three sources at or after `since`, newest first, at most `limit`.
@@ -183,27 +338,22 @@ fn denied_entry(session: &Session) -> Option<AuditEntry> {
     })
 }
 
-/// The trail as a table, with a count.
+/// The trail as a table; its first line is the header, empty when there is nothing.
 pub fn table<Tz: TimeZone<Offset: Display>>(entries: &[AuditEntry], now: &DateTime<Tz>) -> String {
-    let mut out = String::new();
     if entries.is_empty() {
-        out.push_str("Nothing was recorded in that time.\n\n");
-    } else {
-        let mut table = render::table(&["WHEN", "ACTOR", "ACTION", "TARGET", "OUTCOME"]);
-        for entry in entries {
-            table.add_row(vec![
-                format::date_time(Some(&entry.at), now),
-                format::or_none(&entry.actor).to_owned(),
-                entry.action.clone(),
-                entry.target.clone(),
-                entry.outcome.clone(),
-            ]);
-        }
-        out.push_str(&table.trim_fmt());
-        out.push_str("\n\n");
+        return String::new();
     }
-    out.push_str(&format!("{}\n", format::counted(entries.len() as u64, "event")));
-    out
+    let mut table = render::table(&["WHEN", "ACTOR", "ACTION", "TARGET", "OUTCOME"]);
+    for entry in entries {
+        table.add_row(vec![
+            format::date_time(Some(&entry.at), now),
+            format::or_none(&entry.actor).to_owned(),
+            entry.action.clone(),
+            entry.target.clone(),
+            entry.outcome.clone(),
+        ]);
+    }
+    format!("{}\n", table.trim_fmt())
 }
 
 /// The trail as JSON: `{"events": [{"at", "actor", "action", "target", "outcome"}]}`.

@@ -362,3 +362,12 @@ impl Interceptor for BearerAuth {
         Ok(request)
     }
 }
+
+/// A page token that does not move would loop forever; better to stop and say so.
+pub(crate) fn repeated_page_token(service: Service) -> CliError {
+    CliError::Server {
+        service,
+        code: Code::Internal,
+        message: "the server returned the same page token twice; stopped paging".to_owned(),
+    }
+}

@@ -4,39 +4,55 @@
 //! `vigil.v1.PolicyService`, and reads the audit trail of all three (`sessionctl audit`). The server, token and CA come from flags, `VIGIL_*` variables or a config
 //! file (`profile`).
 //!
-//! - [`cli`]: the command line (clap) and how flags become requests.
+//! - [`cli`]: the command line (clap): global flags and the parsers every resource shares.
+//! - one module per resource — `sessions` (with `stats` and `watch`), `terminations`, `policies`, `locks`,
+//!   `gateways`, `audit` — each holding its arguments, the requests they become, its rendering and its JSON,
+//!   with their tests beside them.
 //! - [`run`] / [`run_until`] / [`run_with`]: connect, call, render, write; what `main` and the end-to-end
 //!   tests drive.
-//! - [`render`] (tables and blocks for people), [`json`] (for scripts), [`format`] (single values): pure
-//!   functions of proto values and a `now`.
+//! - [`render`] (table layout), [`json`] (shared mappings), [`format`] (single values): the pieces every
+//!   resource's output is made of; pure functions of proto values and a `now`.
 //! - [`Console`]: where confirmations are asked and answered.
 //! - [`CliError`]: failures worded for the terminal, each with its exit code.
 
 mod audit;
 pub mod cli;
 mod client;
-mod commands;
+mod color;
 mod console;
 mod error;
 pub mod format;
+mod gateways;
+mod ids;
 pub mod json;
+mod locks;
+mod output;
+mod policies;
 mod profile;
 pub mod render;
+mod sessions;
+mod terminations;
+#[cfg(test)]
+mod testing;
 
 use std::future::Future;
 use std::io::{IsTerminal, Write};
 
-pub use cli::{
-    Cli, Command, GatewaysCommand, LocksCommand, OutputFormat, PoliciesCommand, SessionsCommand, TerminationsCommand,
-};
+pub use cli::{Cli, Command, OutputFormat};
 pub use console::{Console, is_yes};
 pub use error::{CliError, EXIT_ABORTED, EXIT_SERVER, EXIT_UNREACHABLE, EXIT_USAGE, Service, code_name};
+pub use gateways::GatewaysCommand;
+pub use locks::LocksCommand;
+pub use policies::PoliciesCommand;
+pub use sessions::SessionsCommand;
+pub use terminations::TerminationsCommand;
 
 use client::{Policies, Registry, Terminations};
+use output::Printer;
 
-/// Runs one parsed command line, writing its output to `out`; confirmations are asked on stderr and read
-/// from stdin. A `watch` runs until Ctrl-C; Ctrl-C also cuts short the wait of `sessions end` (the
-/// termination goes on without us).
+/// Runs one parsed command line, writing its output to `out` and notes for people (footers, hints) to
+/// stderr; confirmations are asked on stderr and read from stdin. A `watch` runs until Ctrl-C; Ctrl-C also
+/// cuts short the wait of `sessions end` (the termination goes on without us).
 pub async fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
     run_until(cli, out, ctrl_c()).await
 }
@@ -53,118 +69,63 @@ pub async fn run_until(cli: Cli, out: &mut impl Write, shutdown: impl Future<Out
         output: &mut prompts,
         interactive,
     };
-    run_with(cli, out, &mut console, shutdown).await
+    let terminal = std::io::stdout().is_terminal();
+    let mut notes = std::io::stderr();
+    run_with(
+        cli,
+        Streams {
+            out,
+            err: &mut notes,
+            terminal,
+        },
+        &mut console,
+        shutdown,
+    )
+    .await
 }
 
-/// Like [`run_until`], with confirmations asked on `console`: what tests drive to answer them.
+/// Where [`run_with`] writes: data to `out`, notes for people to `err`; `terminal` says whether `out` is
+/// one (for `--color auto`).
+pub struct Streams<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    pub terminal: bool,
+}
+
+/// Like [`run_until`], with the output streams and the console given: what tests drive to capture stdout
+/// and stderr apart and to answer confirmations.
 pub async fn run_with(
     mut cli: Cli,
-    out: &mut impl Write,
+    streams: Streams<'_>,
     console: &mut Console<'_>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CliError> {
     // What the command line leaves unsaid comes from the config file (see `profile`).
     profile::resolve(&mut cli.global)?;
     let global = &cli.global;
-    let output = global.output;
-    // Each command connects to the services it calls, and only to those.
-    let registry = || Registry::connect(global);
+    let mut p = Printer::new(streams.out, streams.err, global.output.clone(), global.no_headers);
+    let no_color = std::env::var("NO_COLOR").ok();
+    p.color = global.output.is_human() && color::enabled(global.color, streams.terminal, no_color.as_deref());
+    let p = &mut p;
     match &cli.command {
-        Command::Sessions(SessionsCommand::List(args)) => {
-            commands::list_sessions(&registry().await?, args, output, out).await
+        Command::Sessions(command) => sessions::run(command, global, p, console, shutdown).await,
+        Command::Stats => sessions::commands::stats(&Registry::connect(global).await?, p).await,
+        Command::Watch(args) => {
+            let registry = Registry::connect(global).await?;
+            // Only to say who ended a session: without the termination service, the watch still runs.
+            let terminations = Terminations::connect(global, Some(&registry)).await.ok();
+            sessions::commands::watch(&registry, terminations.as_ref(), args, p, shutdown).await
         }
-        Command::Sessions(SessionsCommand::Get(args)) => {
-            commands::get_session(&registry().await?, args, output, out).await
-        }
-        Command::Sessions(SessionsCommand::End(args)) => {
-            // Refused before anything is asked of the servers: a script must never hang on a question.
-            if !args.yes && !console.interactive {
-                return Err(CliError::Usage(
-                    "`sessions end` asks for confirmation, but stdin is not a terminal; pass --yes to end the \
-                     sessions without asking"
-                        .to_owned(),
-                ));
-            }
-            let registry = registry().await?;
-            let terminations = Terminations::connect(global, Some(&registry)).await?;
-            if args.lock {
-                let policies = Policies::connect(global).await?;
-                commands::end_and_lock(
-                    &registry,
-                    &terminations,
-                    &policies,
-                    args,
-                    output,
-                    out,
-                    console,
-                    shutdown,
-                )
-                .await
-            } else {
-                commands::end_sessions(&registry, &terminations, args, output, out, console, shutdown).await
-            }
-        }
-        Command::Stats => commands::stats(&registry().await?, output, out).await,
-        Command::Watch(args) => commands::watch(&registry().await?, args, output, out, shutdown).await,
-        Command::Gateways(GatewaysCommand::List(args)) => {
-            commands::list_gateways(&registry().await?, args, output, out).await
-        }
-        Command::Terminations(TerminationsCommand::List(args)) => {
-            let terminations = Terminations::connect(global, None).await?;
-            commands::list_terminations(&terminations, args, output, out).await
-        }
-        Command::Terminations(TerminationsCommand::Get(args)) => {
-            let terminations = Terminations::connect(global, None).await?;
-            commands::get_termination(&terminations, args, output, out).await
-        }
-        Command::Policies(command) => run_policies(command, global, out, console).await,
-        Command::Locks(command) => {
-            let policies = Policies::connect(global).await?;
-            match command {
-                LocksCommand::Create(args) => {
-                    let terminations = Terminations::connect(global, None).await?;
-                    commands::create_lock(&policies, &terminations, args, output, out).await
-                }
-                LocksCommand::List(args) => commands::list_locks(&policies, args, output, out).await,
-                LocksCommand::Delete(args) => commands::delete_lock(&policies, args, output, out).await,
-            }
-        }
+        Command::Gateways(command) => gateways::run(command, global, p).await,
+        Command::Terminations(command) => terminations::run(command, global, p).await,
+        Command::Policies(command) => policies::run(command, global, p, console).await,
+        Command::Locks(command) => locks::run(command, global, p, console).await,
         Command::Audit(args) => {
-            let registry = registry().await?;
+            let registry = Registry::connect(global).await?;
             let terminations = Terminations::connect(global, Some(&registry)).await?;
             let policies = Policies::connect(global).await?;
-            audit::audit(&registry, &terminations, &policies, args, global.output, out).await
+            audit::audit(&registry, &terminations, &policies, args, p).await
         }
-    }
-}
-
-async fn run_policies(
-    command: &PoliciesCommand,
-    global: &cli::GlobalArgs,
-    out: &mut impl Write,
-    console: &mut Console<'_>,
-) -> Result<(), CliError> {
-    let output = global.output;
-    // Mistakes the flags alone show are refused before connecting, like clap's.
-    match command {
-        PoliciesCommand::Update(args) => args.check().map_err(CliError::Usage)?,
-        PoliciesCommand::Delete(args) if !args.yes && !console.interactive => {
-            return Err(CliError::Usage(
-                "`policies delete` asks for confirmation, but stdin is not a terminal; pass --yes to delete \
-                 without asking"
-                    .to_owned(),
-            ));
-        }
-        _ => {}
-    }
-    let policies = Policies::connect(global).await?;
-    match command {
-        PoliciesCommand::List(args) => commands::list_policies(&policies, args, output, out).await,
-        PoliciesCommand::Get(args) => commands::get_policy(&policies, args, output, out).await,
-        PoliciesCommand::Effective(args) => commands::effective_policy(&policies, args, output, out).await,
-        PoliciesCommand::Create(args) => commands::create_policy(&policies, args, output, out).await,
-        PoliciesCommand::Update(args) => commands::update_policy(&policies, args, output, out).await,
-        PoliciesCommand::Delete(args) => commands::delete_policy(&policies, args, output, out, console).await,
     }
 }
 

@@ -1,0 +1,249 @@
+//! `locks create|list|delete`: ask the policy service, render, write.
+
+use std::io::Write;
+
+use chrono::Local;
+use tonic::Code;
+use vigil_proto::v1::{
+    CreateLockRequest, EndReason, ListLocksRequest, ListTerminationsRequest, Lock, ResolveSessionsResponse, Termination,
+};
+
+use super::args::*;
+use super::{json, render};
+use crate::client::{Policies, Registry, Terminations};
+use crate::console::Console;
+use crate::error::{CliError, Service};
+use crate::ids;
+use crate::output::{Data, Printer};
+use crate::sessions::render as sessions_render;
+
+/// The termination the policy service issued for `lock` as it created it, if any: it carries the lock's id
+/// in its note (`lock <id> by <creator>: <reason>`).
+pub(crate) async fn lock_termination(
+    terminations: &Terminations,
+    lock: &Lock,
+) -> Result<Option<Termination>, CliError> {
+    let marker = format!("lock {} ", lock.id);
+    // A minute's margin: the policy service's clock and termination's need not agree to the second.
+    let since = lock.created_at.map(|at| prost_types::Timestamp {
+        seconds: at.seconds - 60,
+        nanos: at.nanos,
+    });
+    let request = ListTerminationsRequest {
+        reason: EndReason::Locked.into(),
+        since,
+        page_size: 1000,
+        ..ListTerminationsRequest::default()
+    };
+    let page = terminations.list_terminations(request).await?;
+    Ok(page
+        .terminations
+        .into_iter()
+        .find(|termination| termination.note.starts_with(&marker)))
+}
+
+/// The live sessions a new lock would end, for the confirmation; someone the registry has never seen has
+/// none (and can still be locked out ahead of time).
+pub(crate) async fn lock_preview(
+    registry: &Registry,
+    request: &CreateLockRequest,
+) -> Result<ResolveSessionsResponse, CliError> {
+    let Some(selector) = request.target.as_ref().and_then(sessions_of) else {
+        return Ok(ResolveSessionsResponse::default());
+    };
+    match registry.resolve_sessions(selector).await {
+        Err(error) if error.server_code() == Some(Code::NotFound) => Ok(ResolveSessionsResponse::default()),
+        result => result,
+    }
+}
+
+/// `locks create`: show what the lock would end and ask when that is anything (unless `--yes`), create the
+/// lock, then say whether it ended anything. `--dry-run` stops after showing.
+pub(crate) async fn create_lock(
+    services: (&Registry, &Policies, &Terminations),
+    args: &CreateLockArgs,
+    p: &mut Printer<'_>,
+    console: &mut Console<'_>,
+) -> Result<(), CliError> {
+    let (registry, policies, terminations) = services;
+    let request = args.to_request();
+    let preview = lock_preview(registry, &request).await?;
+    let live = preview.sessions.len();
+    let selector = request.target.as_ref().and_then(sessions_of).unwrap_or_default();
+    let text = sessions_render::end_lock_confirmation(&preview, &selector, &request);
+    if args.dry_run {
+        if p.is_human() {
+            write!(p, "{text}")?;
+            p.note("Dry run: nothing was locked or ended.\n")?;
+        } else {
+            let sessions = preview.sessions.clone();
+            let page = vigil_proto::v1::ListSessionsResponse {
+                total_size: sessions.len() as u64,
+                sessions,
+                ..Default::default()
+            };
+            p.data(
+                Data {
+                    json: &crate::sessions::json::sessions_page(&page),
+                    names: sessions_render::session_names(&page.sessions),
+                    csv: Some(sessions_render::sessions_csv(&page.sessions)),
+                },
+                "a dry run",
+            )?;
+        }
+        return Ok(());
+    }
+    if live > 0 && !args.yes {
+        if !console.interactive {
+            return Err(CliError::Usage(format!(
+                "this lock would end {live} live session{}, and `locks create` asks first, but stdin is not a \
+                 terminal; pass --yes to lock without asking (or --dry-run to see them)",
+                if live == 1 { "" } else { "s" }
+            )));
+        }
+        if !console.confirm(&text, &sessions_render::end_lock_question(live, &request))? {
+            return Err(CliError::Aborted("ended or locked"));
+        }
+    }
+    let lock = policies.create_lock(request).await?;
+    // The lock is what was asked for; a failed lookup of what it ended only loses that line.
+    let termination = lock_termination(terminations, &lock).await.ok().flatten();
+    if p.is_human() {
+        write!(
+            p,
+            "{}",
+            render::lock_created(&lock, termination.as_ref(), &Local::now())
+        )?;
+    } else {
+        p.data(
+            Data {
+                json: &json::lock_outcome(&lock, termination.as_ref(), &[]),
+                names: vec![format!("lock/{}", lock.id)],
+                csv: None,
+            },
+            "`locks create`",
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn list_locks(policies: &Policies, args: &LocksListArgs, p: &mut Printer<'_>) -> Result<(), CliError> {
+    let locks = policies.list_locks(args.to_request()).await?;
+    if p.is_human() {
+        p.table(&render::locks_table(&locks, &Local::now(), args.wide || p.is_wide()))?;
+        p.note(&render::locks_footer(&locks, args.all))?;
+    } else {
+        p.data(
+            Data {
+                json: &json::locks(&locks),
+                names: locks.iter().map(|lock| format!("lock/{}", lock.id)).collect(),
+                csv: Some(render::locks_csv(&locks)),
+            },
+            "a lock list",
+        )?;
+    }
+    Ok(())
+}
+
+/// `locks delete`: by id (any unique abbreviation), or every lock on a target. The locks are looked up
+/// first, to resolve the id and to say what each covered. None found is NOT_FOUND, or nothing at all with
+/// `--ignore-not-found`.
+pub(crate) async fn delete_lock(
+    policies: &Policies,
+    args: &LockDeleteArgs,
+    p: &mut Printer<'_>,
+) -> Result<(), CliError> {
+    let known = policies.list_locks(ListLocksRequest { include_expired: true }).await?;
+    let chosen: Result<Vec<Lock>, CliError> = match (&args.id, args.target()) {
+        // A whole id goes to the service as it is, so an unknown one is its NOT_FOUND.
+        (Some(given), _) if ids::is_full(given) => Ok(vec![
+            known
+                .iter()
+                .find(|lock| lock.id == *given)
+                .cloned()
+                .unwrap_or_else(|| Lock {
+                    id: given.clone(),
+                    ..Lock::default()
+                }),
+        ]),
+        (Some(given), _) => {
+            let now = Local::now();
+            let candidates = known.iter().map(|lock| {
+                let label = format!(
+                    "{} ({})",
+                    crate::format::lock_target(lock.target.as_ref()),
+                    crate::format::lock_expiry(lock.expires_at.as_ref(), &now)
+                );
+                (lock.id.as_str(), label)
+            });
+            ids::pick(given, "lock", Service::Policy, candidates)
+                .map(|id| known.iter().filter(|lock| lock.id == id).cloned().collect())
+        }
+        (None, Some(target)) => {
+            let on_target: Vec<Lock> = known
+                .iter()
+                .filter(|lock| lock.target.as_ref() == Some(&target))
+                .cloned()
+                .collect();
+            if on_target.is_empty() {
+                Err(CliError::Server {
+                    service: Service::Policy,
+                    code: Code::NotFound,
+                    message: format!("no lock on {}", crate::format::lock_target(Some(&target))),
+                })
+            } else {
+                Ok(on_target)
+            }
+        }
+        (None, None) => {
+            return Err(CliError::Usage(
+                "say which lock: its id, or --user, --group, --resource, --gateway, --device or --cidr".to_owned(),
+            ));
+        }
+    };
+    let chosen = match chosen {
+        Err(error) if args.ignore_not_found && error.server_code() == Some(Code::NotFound) => Vec::new(),
+        other => other?,
+    };
+    let mut deleted = Vec::new();
+    for lock in &chosen {
+        if !args.dry_run {
+            match policies.delete_lock(lock.id.clone()).await {
+                // Gone meanwhile (it expired, someone else removed it): what was asked for is so.
+                Err(error) if args.ignore_not_found && error.server_code() == Some(Code::NotFound) => continue,
+                other => other?,
+            }
+        }
+        deleted.push(lock.clone());
+    }
+    if p.is_human() {
+        for lock in &deleted {
+            let line = render::lock_deleted(&lock.id, lock.target.is_some().then_some(lock));
+            if args.dry_run {
+                write!(p, "Would remove: {line}")?;
+            } else {
+                write!(p, "{line}")?;
+            }
+        }
+        if deleted.is_empty() {
+            p.note("No such lock; nothing to remove.\n")?;
+        }
+        if args.dry_run {
+            p.note("Dry run: nothing was removed.\n")?;
+        }
+    } else {
+        let value = serde_json::json!({
+            "deleted": deleted.iter().map(|lock| json::lock_deleted(&lock.id, Some(lock))).collect::<Vec<_>>(),
+            "dry_run": args.dry_run,
+        });
+        p.data(
+            Data {
+                json: &value,
+                names: deleted.iter().map(|lock| format!("lock/{}", lock.id)).collect(),
+                csv: None,
+            },
+            "`locks delete`",
+        )?;
+    }
+    Ok(())
+}

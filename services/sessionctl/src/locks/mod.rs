@@ -1,0 +1,34 @@
+//! Locks: arguments, requests, rendering and JSON.
+
+mod args;
+pub(crate) mod commands;
+pub(crate) mod json;
+pub(crate) mod render;
+
+pub use args::*;
+
+use crate::cli::GlobalArgs;
+use crate::client::{Policies, Registry, Terminations};
+use crate::console::Console;
+use crate::error::CliError;
+use crate::output::Printer;
+
+/// Runs one `locks` subcommand against the policy service (and, for `create`, the registry to show what
+/// the lock would end and the termination service to say what it ended).
+pub(crate) async fn run(
+    command: &LocksCommand,
+    global: &GlobalArgs,
+    p: &mut Printer<'_>,
+    console: &mut Console<'_>,
+) -> Result<(), CliError> {
+    let policies = Policies::connect(global).await?;
+    match command {
+        LocksCommand::Create(args) => {
+            let registry = Registry::connect(global).await?;
+            let terminations = Terminations::connect(global, Some(&registry)).await?;
+            commands::create_lock((&registry, &policies, &terminations), args, p, console).await
+        }
+        LocksCommand::List(args) => commands::list_locks(&policies, args, p).await,
+        LocksCommand::Delete(args) => commands::delete_lock(&policies, args, p).await,
+    }
+}

@@ -1,0 +1,520 @@
+//! `sessions list|get|end`, `stats` and `watch`: ask the registry, render, write.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+
+use chrono::{DateTime, Local, Utc};
+use tonic::Code;
+use vigil_proto::v1::{
+    ListSessionsRequest, ListSessionsResponse, ResolveSessionsResponse, Session, SessionFilter, SessionOrderBy,
+    SessionStatus, Termination,
+};
+
+use super::args::*;
+use super::{json, render};
+use crate::client::{Policies, Registry, Terminations, repeated_page_token};
+use crate::console::Console;
+use crate::error::{CliError, Service};
+use crate::ids;
+use crate::locks::commands::lock_termination;
+use crate::output::{Data, Printer};
+use crate::terminations::commands::follow;
+
+/// How many of the most recent sessions an abbreviated id is looked for in, after the live ones: the
+/// registry has no lookup by part of an id, so older sessions need their full id.
+pub const HISTORY_SEARCHED: i32 = 10_000;
+
+/// The page size used when the CLI itself pages (abbreviated ids, time ranges).
+const BIG_PAGE: i32 = 1000;
+
+pub(crate) async fn list_sessions(registry: &Registry, args: &ListArgs, p: &mut Printer<'_>) -> Result<(), CliError> {
+    let page = if args.is_time_range() {
+        in_time_range(registry, args, Utc::now()).await?
+    } else if args.all {
+        every_page(registry, args.to_request()).await?
+    } else {
+        registry.list_sessions(args.to_request()).await?
+    };
+    if p.is_human() {
+        let wide = args.wide || p.is_wide();
+        let table = render::sessions_table(&page.sessions, &Local::now(), wide);
+        let table = crate::color::rows(&table, p.color, |row| {
+            let session = page.sessions.get(row)?;
+            let flagged = session.risk.as_ref().is_some_and(|risk| !risk.flags.is_empty());
+            crate::color::session_style(session.status(), flagged)
+        });
+        p.table(&table)?;
+        p.note(&render::sessions_footer(&page))?;
+    } else {
+        p.data(
+            Data {
+                json: &json::sessions_page(&page),
+                names: render::session_names(&page.sessions),
+                csv: Some(render::sessions_csv(&page.sessions)),
+            },
+            "a session list",
+        )?;
+    }
+    Ok(())
+}
+
+/// Follows `next_page_token` to the last page and returns everything as one page.
+async fn every_page(registry: &Registry, mut request: ListSessionsRequest) -> Result<ListSessionsResponse, CliError> {
+    let mut all = registry.list_sessions(request.clone()).await?;
+    while !all.next_page_token.is_empty() {
+        if all.next_page_token == request.page_token {
+            return Err(repeated_page_token(Service::Registry));
+        }
+        request.page_token = std::mem::take(&mut all.next_page_token);
+        let page = registry.list_sessions(request.clone()).await?;
+        all.sessions.extend(page.sessions);
+        all.total_size = page.total_size;
+        all.total_size_is_lower_bound = page.total_size_is_lower_bound;
+        all.next_page_token = page.next_page_token;
+    }
+    Ok(all)
+}
+
+/// `--since`/`--until`: the registry filters by everything but time, so the CLI walks the sessions newest
+/// first and keeps those that started in the range, stopping at the first one older than `--since`. At
+/// most `--limit` (every one with `--all`); the rest is counted as "more".
+async fn in_time_range(
+    registry: &Registry,
+    args: &ListArgs,
+    now: DateTime<Utc>,
+) -> Result<ListSessionsResponse, CliError> {
+    if args.sort != SortArg::Started || args.asc {
+        return Err(CliError::Usage(
+            "--since and --until list sessions newest first; leave out --sort and --asc".to_owned(),
+        ));
+    }
+    let since = args.since.map(|since| since.resolve(now));
+    let until = args.until.map(|until| until.resolve(now));
+    let started = |s: &Session| s.started_at.as_ref().and_then(crate::format::to_datetime);
+    let mut request = args.to_request();
+    request.page_size = BIG_PAGE;
+    let wanted = if args.all {
+        usize::MAX
+    } else {
+        usize::try_from(args.limit).unwrap_or(50)
+    };
+    let mut kept = Vec::new();
+    let mut more = false;
+    'pages: loop {
+        let page = registry.list_sessions(request.clone()).await?;
+        for session in page.sessions {
+            let at = started(&session);
+            if let (Some(since), Some(at)) = (since, at)
+                && at < since
+            {
+                break 'pages;
+            }
+            if let (Some(until), Some(at)) = (until, at)
+                && at >= until
+            {
+                continue;
+            }
+            if kept.len() == wanted {
+                more = true;
+                break 'pages;
+            }
+            kept.push(session);
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        if page.next_page_token == request.page_token {
+            return Err(repeated_page_token(Service::Registry));
+        }
+        request.page_token = page.next_page_token;
+    }
+    let total = kept.len() as u64;
+    Ok(ListSessionsResponse {
+        sessions: kept,
+        next_page_token: String::new(),
+        total_size: total,
+        total_size_is_lower_bound: more,
+    })
+}
+
+/// The full id of the session `given` names: itself when whole, else the one live session it abbreviates,
+/// else the one among the [`HISTORY_SEARCHED`] most recent.
+pub(crate) async fn resolve_session(registry: &Registry, given: &str, live_only: bool) -> Result<String, CliError> {
+    if ids::is_full(given) {
+        return Ok(given.to_owned());
+    }
+    let label = |s: &Session| {
+        format!(
+            "{} → {} ({}, started {})",
+            s.user,
+            s.resource_name,
+            crate::format::status(s.status()),
+            crate::format::clock_time(s.started_at.as_ref(), &Local::now())
+        )
+    };
+    let search = |statuses: Vec<SessionStatus>, page_size| ListSessionsRequest {
+        filter: Some(SessionFilter {
+            statuses: statuses.into_iter().map(i32::from).collect(),
+            ..SessionFilter::default()
+        }),
+        order_by: SessionOrderBy::StartedAt.into(),
+        ascending: false,
+        page_size,
+        page_token: String::new(),
+    };
+    let live = every_page(
+        registry,
+        search(vec![SessionStatus::Active, SessionStatus::Idle], BIG_PAGE),
+    )
+    .await?;
+    let candidates = live.sessions.iter().map(|s| (s.id.as_str(), label(s)));
+    match ids::pick(given, "session", Service::Registry, candidates) {
+        Err(error) if error.server_code() == Some(Code::NotFound) && !live_only => {}
+        decided => return decided,
+    }
+    let mut request = search(vec![SessionStatus::Disconnected], BIG_PAGE);
+    let mut ended = Vec::new();
+    while ended.len() < usize::try_from(HISTORY_SEARCHED).unwrap_or(usize::MAX) {
+        let page = registry.list_sessions(request.clone()).await?;
+        ended.extend(page.sessions);
+        if page.next_page_token.is_empty() || page.next_page_token == request.page_token {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    ids::pick(
+        given,
+        "session",
+        Service::Registry,
+        ended.iter().map(|s| (s.id.as_str(), label(s))),
+    )
+    .map_err(|error| match error.server_code() {
+        Some(Code::NotFound) => CliError::Server {
+            service: Service::Registry,
+            code: Code::NotFound,
+            message: format!(
+                "no live session, nor any of the {HISTORY_SEARCHED} most recent, has an id starting or ending \
+                     with `{given}`; give the full id"
+            ),
+        },
+        _ => error,
+    })
+}
+
+pub(crate) async fn get_session(
+    registry: &Registry,
+    terminations: Option<&Terminations>,
+    args: &GetArgs,
+    p: &mut Printer<'_>,
+) -> Result<(), CliError> {
+    let id = resolve_session(registry, &args.id, false).await?;
+    let session = registry.get_session(id).await?;
+    let ending = match terminations {
+        Some(terminations) => ended_by(terminations, &session, &mut HashMap::new()).await,
+        None => None,
+    };
+    if p.is_human() {
+        write!(
+            p,
+            "{}",
+            render::session_detail(&session, ending.as_ref(), &Local::now())
+        )?;
+    } else {
+        p.data(
+            Data {
+                json: &json::session_with_ending(&session, ending.as_ref()),
+                names: render::session_names(std::slice::from_ref(&session)),
+                csv: Some(render::sessions_csv(std::slice::from_ref(&session))),
+            },
+            "a session",
+        )?;
+    }
+    Ok(())
+}
+
+/// The termination that ended `session`, named in its end detail (`ended by termination <id>`), for the
+/// actor and the note. `None` when it was not ended by one, or the termination service cannot say: the
+/// session is shown all the same. `seen` spares a watch asking twice about one termination.
+pub(crate) async fn ended_by(
+    terminations: &Terminations,
+    session: &Session,
+    seen: &mut HashMap<String, Option<Termination>>,
+) -> Option<Termination> {
+    let id = termination_of(session)?;
+    if let Some(known) = seen.get(id) {
+        return known.clone();
+    }
+    let found = terminations.get_termination(id.to_owned()).await.ok();
+    seen.insert(id.to_owned(), found.clone());
+    found
+}
+
+/// The id in `ended by termination <id>`.
+pub fn termination_of(session: &Session) -> Option<&str> {
+    let (_, rest) = session.end_detail.split_once("termination ")?;
+    let id = rest.split(|c: char| !(c.is_ascii_hexdigit() || c == '-')).next()?;
+    ids::is_full(id).then_some(id)
+}
+
+pub(crate) async fn stats(registry: &Registry, p: &mut Printer<'_>) -> Result<(), CliError> {
+    let stats = registry.get_stats().await?;
+    if p.is_human() {
+        write!(p, "{}", render::stats_block(&stats, &Local::now()))?;
+    } else {
+        p.data(
+            Data {
+                json: &json::stats(&stats),
+                names: Vec::new(),
+                csv: None,
+            },
+            "`stats`",
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints one line per event until `shutdown` completes (a clean exit) or the stream fails or ends (an
+/// error: a watch is meant to run until the person stops it). Ended sessions name who ended them and why
+/// when the termination service can say.
+pub(crate) async fn watch(
+    registry: &Registry,
+    terminations: Option<&Terminations>,
+    args: &WatchArgs,
+    p: &mut Printer<'_>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CliError> {
+    let mut events = registry.watch_sessions(args.to_request()).await?;
+    let mut seen = HashMap::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            message = events.message() => match message {
+                Ok(Some(event)) => {
+                    let ending = match (terminations, &event.session) {
+                        (Some(terminations), Some(session)) => ended_by(terminations, session, &mut seen).await,
+                        _ => None,
+                    };
+                    if p.is_human() {
+                        let line = render::event_line(&event, ending.as_ref(), &Local::now());
+                        let line = crate::color::event_line(&line, &event, p.color);
+                        writeln!(p, "{line}")?;
+                        // Someone is watching: each event goes out as it comes.
+                        p.flush()?;
+                    } else {
+                        let names = event.session.iter().map(|s| format!("session/{}", s.id)).collect();
+                        p.event(Data { json: &json::event_with_ending(&event, ending.as_ref()), names, csv: None })?;
+                    }
+                }
+                Ok(None) => return Err(CliError::WatchEnded { server: registry.server().to_owned() }),
+                Err(status) => return Err(registry.stream_error(status)),
+            },
+        }
+    }
+}
+
+/// Resolves abbreviated ids among the live sessions (only live ones can be ended).
+pub(crate) async fn resolve_end_ids(registry: &Registry, args: &mut EndArgs) -> Result<(), CliError> {
+    let mut full = Vec::with_capacity(args.target.ids.len());
+    for given in &args.target.ids {
+        full.push(resolve_session(registry, given, true).await?);
+    }
+    args.target.ids = full;
+    Ok(())
+}
+
+/// `sessions end`: preview what the selector covers, ask (unless `--yes`), end exactly that many, then follow
+/// the gateways' acknowledgements until done, `--wait-timeout`, or `shutdown` (Ctrl-C: the termination goes
+/// on without us). With `--dry-run`, the preview is all.
+pub(crate) async fn end_sessions(
+    registry: &Registry,
+    terminations: &Terminations,
+    args: &EndArgs,
+    p: &mut Printer<'_>,
+    console: &mut Console<'_>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CliError> {
+    let selector = args.selector();
+    let preview = registry.resolve_sessions(selector.clone()).await?;
+    let live = preview.sessions.len();
+    if live == 0 {
+        if p.is_human() {
+            write!(p, "{}", render::nothing_to_end(&preview, &selector))?;
+        } else {
+            let outcome = json::end_outcome(None, &preview.already_ended);
+            p.data(
+                Data {
+                    json: &outcome,
+                    names: Vec::new(),
+                    csv: None,
+                },
+                "`sessions end`",
+            )?;
+        }
+        return Ok(());
+    }
+    if args.dry_run {
+        return dry_run(
+            p,
+            &preview,
+            &render::end_confirmation(&preview, &selector, args.reason.to_proto()),
+        );
+    }
+    if !args.yes {
+        let text = render::end_confirmation(&preview, &selector, args.reason.to_proto());
+        if !console.confirm(&text, &render::end_question(live))? {
+            return Err(CliError::Aborted("ended"));
+        }
+    }
+
+    // A count beyond u32 cannot be expressed; the saturated value makes the server refuse rather than
+    // end a set nobody confirmed.
+    let expected = u32::try_from(live).unwrap_or(u32::MAX);
+    let termination = match terminations.terminate(args.to_request(expected)).await {
+        Err(error) if error.server_code() == Some(Code::FailedPrecondition) => {
+            // The count is only for the message: when it cannot be had, the message does without.
+            let now = registry.resolve_sessions(selector).await.ok().map(|p| p.sessions.len());
+            return Err(CliError::PreviewChanged { now });
+        }
+        result => result?,
+    };
+    let termination = follow_and_summarise(terminations, termination, args, p, shutdown).await?;
+    if !p.is_human() {
+        let outcome = json::end_outcome(Some(&termination), &preview.already_ended);
+        p.data(
+            Data {
+                json: &outcome,
+                names: vec![format!("termination/{}", termination.id)],
+                csv: None,
+            },
+            "`sessions end`",
+        )?;
+    }
+    Ok(())
+}
+
+/// `--dry-run`: what would end, on stdout for people (the same text the confirmation shows) or as the
+/// machine format's list of sessions; nothing is asked of the termination service.
+fn dry_run(p: &mut Printer<'_>, preview: &ResolveSessionsResponse, text: &str) -> Result<(), CliError> {
+    if p.is_human() {
+        write!(p, "{text}")?;
+        p.note("Dry run: nothing was ended.\n")?;
+    } else {
+        let page = ListSessionsResponse {
+            sessions: preview.sessions.clone(),
+            total_size: preview.sessions.len() as u64,
+            ..ListSessionsResponse::default()
+        };
+        p.data(
+            Data {
+                json: &json::sessions_page(&page),
+                names: render::session_names(&page.sessions),
+                csv: Some(render::sessions_csv(&page.sessions)),
+            },
+            "a dry run",
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints that the termination is recorded, follows it (unless `--no-wait`) and prints how it went.
+async fn follow_and_summarise(
+    terminations: &Terminations,
+    termination: Termination,
+    args: &EndArgs,
+    p: &mut Printer<'_>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Termination, CliError> {
+    use crate::terminations::render as t;
+    if p.is_human() {
+        write!(p, "{}", t::end_recorded(&termination))?;
+        p.flush()?;
+    }
+    let termination = if args.no_wait {
+        termination
+    } else {
+        follow(terminations, termination, args.wait_timeout, p, shutdown).await?
+    };
+    if p.is_human() {
+        let summary = if args.no_wait {
+            t::end_not_waiting(&termination)
+        } else {
+            t::end_summary(&termination)
+        };
+        write!(p, "{summary}")?;
+    }
+    Ok(termination)
+}
+
+/// `sessions end … --lock`: preview what the target covers now, ask (unless `--yes`), create the lock — which
+/// ends those sessions, and any that start meanwhile, on the server — then follow that termination like
+/// `sessions end` does. The preview guards nothing here (a lock is meant to catch what appears after it), so
+/// no expected count is sent; a target with no live session is locked all the same.
+pub(crate) async fn end_and_lock(
+    services: (&Registry, &Terminations, &Policies),
+    args: &EndArgs,
+    p: &mut Printer<'_>,
+    console: &mut Console<'_>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CliError> {
+    let (registry, terminations, policies) = services;
+    let Some(request) = args.lock_request() else {
+        return Err(CliError::Usage(
+            "--lock needs a target to lock: --user, --group, --gateway, --resource, --device or --cidr".to_owned(),
+        ));
+    };
+    let selector = args.selector();
+    let preview = match registry.resolve_sessions(selector.clone()).await {
+        // Someone the registry has never seen can still be locked out before their first session.
+        Err(error) if error.server_code() == Some(Code::NotFound) => ResolveSessionsResponse::default(),
+        result => result?,
+    };
+    let live = preview.sessions.len();
+    let text = render::end_lock_confirmation(&preview, &selector, &request);
+    if args.dry_run {
+        return dry_run(p, &preview, &text);
+    }
+    if !args.yes && !console.confirm(&text, &render::end_lock_question(live, &request))? {
+        return Err(CliError::Aborted("ended or locked"));
+    }
+
+    let lock = policies.create_lock(request).await?;
+    if p.is_human() {
+        write!(p, "{}", crate::locks::render::locked(&lock, &Local::now()))?;
+        p.flush()?;
+    }
+    let termination = match lock_termination(terminations, &lock).await {
+        Ok(found) => found,
+        Err(error) => {
+            // The lock stands whatever happened to the lookup: say so rather than fail.
+            p.note(&format!(
+                "Could not look up the sessions it ended ({error}); see `sessionctl terminations list`.\n"
+            ))?;
+            None
+        }
+    };
+    let termination = match termination {
+        Some(termination) if termination.session_count > 0 => {
+            Some(follow_and_summarise(terminations, termination, args, p, shutdown).await?)
+        }
+        other => {
+            if p.is_human() {
+                write!(p, "{}", crate::locks::render::lock_sessions(other.as_ref()))?;
+            }
+            other
+        }
+    };
+    if !p.is_human() {
+        let outcome = crate::locks::json::lock_outcome(&lock, termination.as_ref(), &preview.already_ended);
+        p.data(
+            Data {
+                json: &outcome,
+                names: vec![format!("lock/{}", lock.id)],
+                csv: None,
+            },
+            "`sessions end --lock`",
+        )?;
+    }
+    Ok(())
+}
