@@ -739,3 +739,69 @@ async fn a_changed_users_file_takes_effect_without_a_restart() {
     let _ = &world.sshd.log;
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_gateway_prints_a_command_that_opens_a_real_session() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
+    let dir = TempDir::new();
+    let shutdown = CancellationToken::new();
+    let demo = vigil_gateway::demo::start_demo_gateway(
+        &dir.path().join("gateway"),
+        "127.0.0.1:0".parse().expect("address"),
+        &registry.url(),
+        "demo-ssh-gw",
+        "",
+        shutdown.clone(),
+    )
+    .await
+    .expect("demo gateway");
+    demo.gateway.agent.wait_connected(PATIENCE).await.expect("connected");
+    // The printed command, as a newcomer would paste it (plus BatchMode for the test).
+    let mut words = demo.ssh_command.split_whitespace();
+    assert_eq!(words.next(), Some("ssh"));
+    let mut command = tokio::process::Command::new("ssh");
+    command
+        .args(words)
+        .args(["-o", "BatchMode=yes", "-F", "/dev/null"])
+        .arg("hostname")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = output_of(command).await;
+    assert_eq!(output.stdout, "demo-target\n", "{output:?}");
+    assert_eq!(output.status, Some(0), "{output:?}");
+    // The toy shell takes one command per exec; its pty shell takes several.
+    let mut words = demo.ssh_command.split_whitespace();
+    words.next();
+    let mut command = tokio::process::Command::new("ssh");
+    command.args(words).args(["-o", "BatchMode=yes", "-F", "/dev/null"]);
+    let mut shell = Interactive::start(command);
+    shell.wait_for("demo@demo-target:~$").await;
+    shell.type_line("echo one two").await;
+    shell.wait_for("one two").await;
+    let listed = eventually("the demo session listed", || async {
+        let mut client = registry.sessions_client().await;
+        let sessions = client
+            .list_sessions(pb::ListSessionsRequest {
+                filter: Some(pb::SessionFilter {
+                    statuses: vec![SessionStatus::Active as i32],
+                    gateway_id: "demo-ssh-gw".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .sessions;
+        sessions.into_iter().next()
+    })
+    .await;
+    assert_eq!(listed.user, "demo");
+    assert_eq!(listed.resource_name, "demo-target");
+    shell.type_line("exit").await;
+    assert_eq!(shell.exit().await, Some(0), "{}", shell.text());
+    demo.gateway.stop().await;
+    shutdown.cancel();
+}
