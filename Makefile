@@ -10,7 +10,7 @@ export VIGIL_TEST_REDIS_URL ?= redis://127.0.0.1:6379
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-run: ## run every service in one process on SQLite + in-process bus, with simulated gateways
+run: ## run every service in one process on SQLite + in-process bus, with simulated gateways and a demo SSH gateway
 	$(CARGO) run --bin vigil -- run
 
 build: ## build every crate

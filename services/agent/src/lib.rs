@@ -84,6 +84,7 @@ mod link;
 #[cfg(test)]
 mod link_tests;
 mod locks;
+mod notice;
 pub mod simulate;
 mod state;
 mod trace;
@@ -93,4 +94,5 @@ pub use agent::{Admission, Agent, LinkState};
 pub use config::{AgentConfig, DEFAULT_LINK_GRACE, FailMode};
 pub use error::AgentError;
 pub use handler::{CommandResult, GatewayHandler};
+pub use notice::{disconnect_notice, headline, idle_notice, notice};
 pub use state::HeldSession;

@@ -38,6 +38,9 @@ pub struct VigilConfig {
     /// are managed with `sessionctl policies`.
     pub policy: PolicySettings,
     pub simulation: SimulationSettings,
+    /// A real SSH gateway (vigil-gateway) in front of a built-in toy shell, so `vigil run` offers a real
+    /// `ssh` session at once.
+    pub demo_gateway: DemoGatewaySettings,
 }
 
 impl Default for VigilConfig {
@@ -64,6 +67,32 @@ impl Default for VigilConfig {
                 ..PolicySettings::default()
             },
             simulation: SimulationSettings::default(),
+            demo_gateway: DemoGatewaySettings::default(),
+        }
+    }
+}
+
+/// The demo SSH gateway started with the all-in-one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoGatewaySettings {
+    /// Start it at all.
+    pub enabled: bool,
+    /// Where users connect with `ssh -p`.
+    pub listen: std::net::SocketAddr,
+    /// Its gateway id in the registry.
+    pub gateway_id: String,
+    /// Where its keys, the demo user's key and its users file are kept.
+    pub dir: std::path::PathBuf,
+}
+
+impl Default for DemoGatewaySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:2222".parse().expect("a valid address"),
+            gateway_id: "demo-ssh-gw".into(),
+            dir: "vigil-data/gateway".into(),
         }
     }
 }

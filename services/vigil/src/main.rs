@@ -134,6 +134,17 @@ async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Re
     } else {
         BTreeMap::new()
     };
+    // The demo SSH gateway presents a credential of its own, made like the simulated gateways'.
+    let demo_gateway_credential = if config.demo_gateway.enabled && config.auth.mode == AuthMode::Required {
+        local_auth::simulated_gateway_credentials(
+            &mut config.auth,
+            std::slice::from_ref(&config.demo_gateway.gateway_id),
+        )
+        .remove(&config.demo_gateway.gateway_id)
+        .unwrap_or_default()
+    } else {
+        String::new()
+    };
     // Checked before anything starts: a misconfigured server should not get half way.
     let server = Server::new(config.server.clone()).with_security(&config.auth, &config.tls)?;
 
@@ -208,7 +219,33 @@ async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Re
     } else {
         None
     };
+    let demo_gateway = if config.demo_gateway.enabled {
+        let settings = &config.demo_gateway;
+        match vigil_gateway::demo::start_demo_gateway(
+            &settings.dir,
+            settings.listen,
+            &url,
+            &settings.gateway_id,
+            &demo_gateway_credential,
+            shutdown.clone(),
+        )
+        .await
+        {
+            Ok(demo) => Some(demo),
+            // A taken port must not keep the rest of Vigil from running.
+            Err(error) => {
+                tracing::warn!(%error, "the demo SSH gateway did not start (demo_gateway.enabled = false turns it off)");
+                None
+            }
+        }
+    } else {
+        None
+    };
     println!("Vigil is running at {url} (database: {}).", config.database);
+    if let Some(demo) = &demo_gateway {
+        println!("A real SSH session through the demo gateway (a toy shell; see it in sessionctl sessions list):");
+        println!("  {}", demo.ssh_command);
+    }
     match (&admin_token, config.auth.mode) {
         (Some(token_file), _) => {
             println!(
@@ -229,6 +266,9 @@ async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Re
     println!("In another shell: cargo run --bin sessionctl -- sessions list");
 
     server.serve(listener, shutdown).await?;
+    if let Some(demo) = demo_gateway {
+        demo.gateway.stop().await;
+    }
     // Hand the sweeper's lease back, so another process can lead at once.
     sweeper.stop().await;
     if let Some(simulation) = simulation {

@@ -1,0 +1,85 @@
+//! Starting a gateway from its configuration: keys, users, the agent, the SSH listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vigil_agent::{Agent, AgentConfig, FailMode};
+
+use crate::config::{FailModeSetting, GatewayConfig};
+use crate::keys;
+use crate::live::{Commands, Live};
+use crate::ssh::{self, Bastion};
+use crate::users::Users;
+
+/// A running gateway.
+pub struct Gateway {
+    /// Where the SSH listener is (the port is chosen by the system when the configuration says 0).
+    pub ssh_addr: SocketAddr,
+    pub agent: Agent,
+    pub bastion: Arc<Bastion>,
+    pub commands: Arc<Commands>,
+    tasks: Vec<JoinHandle<()>>,
+    shutdown: CancellationToken,
+}
+
+impl Gateway {
+    /// Loads (or creates) the keys, reads the users file, starts the agent and the SSH listener.
+    /// Returns once the listener is bound; the agent connects in the background.
+    pub async fn start(config: &GatewayConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let host_key = keys::load_or_create(&config.ssh.host_key, "vigil-gateway host key")?;
+        let client_key = keys::load_or_create(&config.ssh.client_key, "vigil-gateway")?;
+        let users = Users::load(&config.ssh.users_file)?;
+        let live = Arc::new(Live::default());
+        let commands = Arc::new(Commands::new(Arc::clone(&live)));
+        let mut agent_config = AgentConfig::new(config.registry.url.clone(), config.registry.gateway_id.clone())
+            .with_credential(config.registry.credential.clone());
+        agent_config.fail_mode = match config.registry.fail_mode {
+            FailModeSetting::BestEffort => FailMode::BestEffort,
+            FailModeSetting::Strict => FailMode::Strict,
+        };
+        agent_config.link_grace = config.registry.link_grace;
+        agent_config.agent_version = format!("vigil-gateway/{}", env!("CARGO_PKG_VERSION"));
+        let agent = Agent::start(agent_config, commands.clone());
+        let listener = tokio::net::TcpListener::bind(config.ssh.listen)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot listen on {} for SSH: {error}", config.ssh.listen))?;
+        let ssh_addr = listener.local_addr()?;
+        let bastion = Arc::new(Bastion::new(
+            config.ssh.clone(),
+            users.clone(),
+            agent.clone(),
+            live,
+            host_key,
+            client_key,
+        ));
+        let tasks = vec![
+            tokio::spawn(ssh::serve(Arc::clone(&bastion), listener, shutdown.clone())),
+            users.watch(config.ssh.users_reload_interval, shutdown.clone()),
+        ];
+        tracing::info!(%ssh_addr, gateway_id = %config.registry.gateway_id, registry = %config.registry.url, "SSH gateway listening");
+        Ok(Self {
+            ssh_addr,
+            agent,
+            bastion,
+            commands,
+            tasks,
+            shutdown,
+        })
+    }
+
+    /// The public key targets must accept (a line for their `authorized_keys`).
+    pub fn client_public_key(&self) -> String {
+        keys::openssh_public(self.bastion.client_key.public_key())
+    }
+
+    /// Stops listening, ends the live sessions (telling their users), and leaves the registry cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.agent.shutdown().await;
+    }
+}

@@ -1,0 +1,128 @@
+//! Configuration of `vigil-gateway`: defaults → TOML file → `VIGIL_*` variables (through
+//! `vigil_runtime::config`), like every Vigil binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The link to the registry.
+    pub registry: RegistryLink,
+    /// The SSH bastion.
+    pub ssh: SshConfig,
+    pub log: LogConfig,
+    /// Traces and metrics through the runtime (`telemetry.prometheus_listen` serves `/metrics`).
+    pub telemetry: TelemetryConfig,
+}
+
+/// Where the registry is and who this gateway is to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryLink {
+    /// The registry's gRPC address.
+    pub url: String,
+    /// This gateway's id (sessions are listed under it).
+    pub gateway_id: String,
+    /// The credential the registry expects from this gateway (`auth.gateway_credentials`); empty when
+    /// the registry does not authenticate gateways.
+    pub credential: String,
+    /// `strict`: end every session when the link has been down longer than `link_grace`, and refuse
+    /// new ones until it is back. `best_effort` (the default): keep them.
+    pub fail_mode: FailModeSetting,
+    /// How long the link may be down before `fail_mode` applies.
+    #[serde(with = "humantime_serde")]
+    pub link_grace: Duration,
+}
+
+impl Default for RegistryLink {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:7400".into(),
+            gateway_id: "ssh-gw-01".into(),
+            credential: String::new(),
+            fail_mode: FailModeSetting::BestEffort,
+            link_grace: vigil_agent::DEFAULT_LINK_GRACE,
+        }
+    }
+}
+
+/// [`vigil_agent::FailMode`] as written in a configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailModeSetting {
+    BestEffort,
+    Strict,
+}
+
+/// The SSH side.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SshConfig {
+    /// Where users connect.
+    pub listen: SocketAddr,
+    /// The gateway's host key (OpenSSH private key file); created (ed25519) when missing.
+    pub host_key: PathBuf,
+    /// The key the gateway signs in to targets with (OpenSSH private key file); created (ed25519) when
+    /// missing. Its public half goes into each target's `authorized_keys`.
+    pub client_key: PathBuf,
+    /// Who may connect: a TOML file of `[[user]]` entries (name, keys, groups), re-read when it changes.
+    pub users_file: PathBuf,
+    /// How often the users file is checked for changes.
+    #[serde(with = "humantime_serde")]
+    pub users_reload_interval: Duration,
+    /// A connection that has not finished authenticating by then is closed (a stalled or slow client
+    /// must not hold a slot).
+    #[serde(with = "humantime_serde")]
+    pub login_grace: Duration,
+    /// How long to wait for a target to accept the connection and the gateway's key.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long to wait for a target's answer to a channel request (pty, shell, exec, subsystem, env).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Most connections at once (authenticating or not); more are refused at accept.
+    pub max_connections: usize,
+    /// What users may reach.
+    pub targets: Vec<TargetConfig>,
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:2222".parse().expect("a valid address"),
+            host_key: "vigil-data/gateway/host_key".into(),
+            client_key: "vigil-data/gateway/client_key".into(),
+            users_file: "vigil-data/gateway/users.toml".into(),
+            users_reload_interval: Duration::from_secs(2),
+            login_grace: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            targets: Vec::new(),
+        }
+    }
+}
+
+/// One SSH target (a Vigil resource of type SSH).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// The resource name users put after `+` in their login, and the session's resource in Vigil.
+    pub name: String,
+    /// `host:port` of the target's sshd.
+    pub address: String,
+    /// The account the gateway signs in to on the target.
+    pub user: String,
+    /// The target's host key, pinned (`ssh-ed25519 AAAA…`, as in `known_hosts` without the host name):
+    /// the gateway refuses a target presenting any other.
+    pub host_key: String,
+    /// Groups whose members may reach the target; empty: every user.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}

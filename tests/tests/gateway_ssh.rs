@@ -1,0 +1,807 @@
+//! vigil-gateway end to end, with programs nobody here wrote: OpenSSH's `ssh`, `scp` and `sftp` through
+//! the gateway to a real OpenSSH `sshd` the test starts on a free port, against a real registry,
+//! termination and policy on PostgreSQL and Redis.
+//!
+//! Needs `ssh`, `scp`, `sftp`, `ssh-keygen` and `/usr/sbin/sshd` (`.ci/run` installs openssh-client and
+//! openssh-server when missing) and, for sshd, root (the CI machine and the development container).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use vigil_gateway::app::Gateway;
+use vigil_gateway::config::{GatewayConfig, TargetConfig};
+use vigil_policy::{PolicyEngine, SystemClock};
+use vigil_proto::v1 as pb;
+use vigil_proto::v1::{EndReason, ResourceType, SessionStatus};
+use vigil_tests::tempdir::TempDir;
+use vigil_tests::*;
+
+/// A throwaway OpenSSH server: own host key, config and authorized_keys; killed on drop.
+struct Sshd {
+    port: u16,
+    host_key_public: String,
+    child: tokio::process::Child,
+    log: PathBuf,
+}
+
+impl Sshd {
+    async fn start(dir: &Path, authorized_key: &str) -> Self {
+        std::fs::create_dir_all("/run/sshd").expect("create /run/sshd (sshd's privilege separation directory)");
+        let host_key = dir.join("sshd_host_key");
+        keygen(&host_key).await;
+        let authorized_keys = dir.join("authorized_keys");
+        std::fs::write(&authorized_keys, format!("{authorized_key}\n")).expect("write authorized_keys");
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        let log = dir.join("sshd.log");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPidFile {}\nStrictModes no\n\
+                 UsePAM no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n\
+                 AcceptEnv LANG VIGIL_TEST_*\nPrintMotd no\nPrintLastLog no\n",
+                host_key.display(),
+                authorized_keys.display(),
+                dir.join("sshd.pid").display(),
+            ),
+        )
+        .expect("write sshd_config");
+        let child = tokio::process::Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .arg("-E")
+            .arg(&log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("/usr/sbin/sshd must be installed (apt-get install openssh-server)");
+        eventually("sshd to accept connections", || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(drop)
+        })
+        .await;
+        let host_key_public = std::fs::read_to_string(dir.join("sshd_host_key.pub")).expect("host key .pub");
+        Self {
+            port,
+            host_key_public: host_key_public.trim().to_owned(),
+            child,
+            log,
+        }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// An ed25519 key pair at `path` and `path.pub`, made by OpenSSH's own ssh-keygen.
+async fn keygen(path: &Path) {
+    let status = tokio::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "vigil-test", "-f"])
+        .arg(path)
+        .status()
+        .await
+        .expect("ssh-keygen must be installed (apt-get install openssh-client)");
+    assert!(status.success(), "ssh-keygen failed");
+}
+
+/// The world: registry + termination + policy (locks), an sshd, a gateway, a user with a key.
+struct World {
+    registry: TestRegistry,
+    policy: PolicyEngine,
+    gateway: Option<Gateway>,
+    sshd: Sshd,
+    ssh_port: u16,
+    alice_key: PathBuf,
+    mallory_key: PathBuf,
+    users_file: PathBuf,
+    dir: TempDir,
+    shutdown: CancellationToken,
+    // Last: dropped after everything that uses it.
+    _schema: TestSchema,
+}
+
+const GATEWAY_ID: &str = "ssh-gw-test";
+
+impl World {
+    async fn new() -> Self {
+        init_logs();
+        let schema = TestSchema::new().await;
+        let namespace = unique_namespace();
+        let registry = TestRegistry::with_termination(&schema, &namespace, test_settings("r1")).await;
+        let policy = PolicyEngine::new(schema.policy_store().await, Arc::new(SystemClock));
+        policy.attach_lock_bus(registry.registry.bus().clone());
+        policy.attach_terminator(Arc::new(registry.terminator.clone().expect("termination")));
+        policy.start_lock_refresh(registry.shutdown.child_token());
+        registry.registry.attach_admission_policy(Arc::new(policy.clone()));
+
+        let dir = TempDir::new();
+        let alice_key = dir.path().join("alice");
+        keygen(&alice_key).await;
+        let mallory_key = dir.path().join("mallory");
+        keygen(&mallory_key).await;
+        let users_file = dir.path().join("users.toml");
+        let alice_public = std::fs::read_to_string(alice_key.with_extension("pub")).expect("alice.pub");
+        std::fs::write(
+            &users_file,
+            format!(
+                "[[user]]\nname = \"alice\"\ngroups = [\"sre\"]\nkeys = [\"{}\"]\n\n\
+                 [[user]]\nname = \"bob\"\ngroups = [\"finance\"]\nkeys = [\"{}\"]\n",
+                alice_public.trim(),
+                alice_public.trim()
+            ),
+        )
+        .expect("users file");
+
+        // The gateway's client key first: sshd's authorized_keys holds it.
+        let client_key_path = dir.path().join("gateway_client_key");
+        let client_key = vigil_gateway::keys::load_or_create(&client_key_path, "vigil-gateway").expect("client key");
+        let sshd = Sshd::start(
+            dir.path(),
+            &vigil_gateway::keys::openssh_public(client_key.public_key()),
+        )
+        .await;
+
+        let mut config = GatewayConfig::default();
+        config.registry.url = registry.url();
+        config.registry.gateway_id = GATEWAY_ID.into();
+        config.ssh.listen = "127.0.0.1:0".parse().expect("address");
+        config.ssh.host_key = dir.path().join("gateway_host_key");
+        config.ssh.client_key = client_key_path;
+        config.ssh.users_file = users_file.clone();
+        config.ssh.users_reload_interval = Duration::from_millis(100);
+        config.ssh.login_grace = Duration::from_secs(2);
+        config.ssh.connect_timeout = Duration::from_secs(5);
+        let down_port = free_port();
+        config.ssh.targets = vec![
+            TargetConfig {
+                name: "box".into(),
+                address: sshd.address(),
+                user: "root".into(),
+                host_key: sshd.host_key_public.clone(),
+                groups: vec!["sre".into()],
+            },
+            TargetConfig {
+                name: "down".into(),
+                address: format!("127.0.0.1:{down_port}"),
+                user: "root".into(),
+                host_key: sshd.host_key_public.clone(),
+                groups: vec![],
+            },
+            TargetConfig {
+                name: "impostor".into(),
+                address: sshd.address(),
+                user: "root".into(),
+                // Another key pinned: the real sshd's key must be refused.
+                host_key: vigil_gateway::keys::openssh_public(vigil_gateway::keys::generate().public_key()),
+                groups: vec![],
+            },
+        ];
+        let shutdown = CancellationToken::new();
+        let gateway = Gateway::start(&config, shutdown.clone())
+            .await
+            .expect("start the gateway");
+        gateway
+            .agent
+            .wait_connected(PATIENCE)
+            .await
+            .expect("the gateway's agent connects");
+        let ssh_port = gateway.ssh_addr.port();
+        Self {
+            registry,
+            policy,
+            gateway: Some(gateway),
+            sshd,
+            ssh_port,
+            alice_key,
+            mallory_key,
+            users_file,
+            dir,
+            shutdown,
+            _schema: schema,
+        }
+    }
+
+    fn gateway(&self) -> &Gateway {
+        self.gateway.as_ref().expect("gateway running")
+    }
+
+    /// `ssh` with the test's options, as `login`, with `key`.
+    fn ssh(&self, login: &str, key: &Path) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("ssh");
+        command
+            .arg("-p")
+            .arg(self.ssh_port.to_string())
+            .arg("-i")
+            .arg(key)
+            .args(common_options())
+            .arg(format!("{login}@127.0.0.1"))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run_ssh(&self, login: &str, key: &Path, remote: &[&str]) -> Output {
+        let mut command = self.ssh(login, key);
+        command.args(remote);
+        output_of(command).await
+    }
+
+    async fn sessions(&self, statuses: Vec<SessionStatus>) -> Vec<pb::Session> {
+        let mut client = self.registry.sessions_client().await;
+        client
+            .list_sessions(pb::ListSessionsRequest {
+                filter: Some(pb::SessionFilter {
+                    statuses: statuses.into_iter().map(|s| s as i32).collect(),
+                    gateway_id: GATEWAY_ID.into(),
+                    ..Default::default()
+                }),
+                page_size: 100,
+                ..Default::default()
+            })
+            .await
+            .expect("list sessions")
+            .into_inner()
+            .sessions
+    }
+
+    async fn live_sessions(&self) -> Vec<pb::Session> {
+        self.sessions(vec![SessionStatus::Active, SessionStatus::Idle]).await
+    }
+
+    async fn stop(mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.stop().await;
+        }
+        self.shutdown.cancel();
+    }
+}
+
+fn common_options() -> Vec<String> {
+    [
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "IdentityAgent=none",
+        "-o",
+        "ConnectTimeout=10",
+        "-F",
+        "/dev/null",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+struct Output {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+async fn output_of(mut command: tokio::process::Command) -> Output {
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .expect("the client finishes in time")
+        .expect("run the client");
+    Output {
+        status: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// An interactive `ssh -tt` whose stdin the test types into and whose output it reads.
+struct Interactive {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    output: Arc<std::sync::Mutex<String>>,
+}
+
+impl Interactive {
+    fn start(mut command: tokio::process::Command) -> Self {
+        command
+            .arg("-tt")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start ssh");
+        let stdin = child.stdin.take().expect("stdin");
+        let output = Arc::new(std::sync::Mutex::new(String::new()));
+        for mut stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let output = Arc::clone(&output);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buffer).await {
+                    if n == 0 {
+                        break;
+                    }
+                    output.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
+                }
+            });
+        }
+        Self { child, stdin, output }
+    }
+
+    async fn type_line(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("type into ssh");
+    }
+
+    fn text(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    async fn wait_for(&self, what: &str) {
+        let output = Arc::clone(&self.output);
+        let what = what.to_owned();
+        eventually(&format!("{what:?} in the terminal"), || {
+            let found = output.lock().unwrap().contains(&what);
+            async move { found.then_some(()) }
+        })
+        .await;
+    }
+
+    /// Waits for ssh to exit; its exit code.
+    async fn exit(&mut self) -> Option<i32> {
+        tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("ssh exits in time")
+            .expect("wait for ssh")
+            .code()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_runs_through_the_gateway_with_its_output_and_exit_status() {
+    let world = World::new().await;
+    let output = world.run_ssh("alice+box", &world.alice_key, &["echo hello"]).await;
+    assert_eq!(output.status, Some(0), "{output:?}");
+    assert_eq!(output.stdout, "hello\n", "{output:?}");
+
+    let output = world
+        .run_ssh("alice+box", &world.alice_key, &["echo to-stderr >&2; exit 3"])
+        .await;
+    assert_eq!(output.status, Some(3), "{output:?}");
+    assert!(output.stderr.contains("to-stderr"), "{output:?}");
+
+    // Standard input reaches the command, and its end (EOF) too: `cat` ends.
+    let mut command = world.ssh("alice+box", &world.alice_key);
+    command
+        .arg("cat; echo done")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("ssh");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"line one\nline two\n").await.expect("write");
+    drop(stdin);
+    let output = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .expect("in time")
+        .expect("ssh output");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "line one\nline two\ndone\n");
+
+    // Environment variables the target accepts pass (sshd: AcceptEnv VIGIL_TEST_*).
+    let mut command = world.ssh("alice+box", &world.alice_key);
+    command
+        .env("VIGIL_TEST_COLOUR", "teal")
+        .args(["-o", "SendEnv=VIGIL_TEST_COLOUR", "echo $VIGIL_TEST_COLOUR"]);
+    let output = output_of(command).await;
+    assert_eq!(output.stdout, "teal\n", "{output:?}");
+
+    // Every one of those was a Vigil session, now ended by the user.
+    let sessions = eventually("the four sessions ended as USER_CLOSED", || async {
+        let ended = world.sessions(vec![SessionStatus::Disconnected]).await;
+        (ended.len() == 4 && ended.iter().all(|s| s.end_reason == EndReason::UserClosed as i32)).then_some(ended)
+    })
+    .await;
+    assert!(sessions.iter().all(|s| s.user == "alice" && s.resource_name == "box"));
+    assert_eq!(world.gateway().bastion.live.len(), 0);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_session_is_listed_and_a_kill_shows_the_message_in_the_terminal() {
+    let world = World::new().await;
+    let mut shell = Interactive::start(world.ssh("alice+box", &world.alice_key));
+    shell.type_line("echo typed-$((6*7))").await;
+    shell.wait_for("typed-42").await;
+    // The pty is real: the target sees a terminal of the client's size.
+    shell.type_line("tty; echo term=$TERM").await;
+    shell.wait_for("/dev/pts/").await;
+
+    let session = eventually("the session listed with its activity", || async {
+        world
+            .live_sessions()
+            .await
+            .into_iter()
+            .find(|s| s.bytes_in > 0 && s.bytes_out > 0 && s.last_activity_at.is_some())
+    })
+    .await;
+    assert_eq!(session.user, "alice");
+    assert_eq!(session.user_groups, ["sre"]);
+    assert_eq!(session.resource_name, "box");
+    assert_eq!(session.resource_type, ResourceType::Ssh as i32);
+    assert_eq!(session.gateway_id, GATEWAY_ID);
+    assert_eq!(session.client_ip, "127.0.0.1");
+    assert!(session.device.starts_with("OpenSSH_"), "device {:?}", session.device);
+    assert_eq!(session.status, SessionStatus::Active as i32);
+
+    // The idle warning reaches the terminal as a line.
+    use vigil_agent::GatewayHandler;
+    world
+        .gateway()
+        .commands
+        .idle_warning(&pb::IdleWarning {
+            session_id: session.id.clone(),
+            disconnect_at: Some((std::time::SystemTime::now() + Duration::from_secs(20 * 60)).into()),
+            user_message: String::new(),
+        })
+        .await;
+    shell.wait_for("disconnected in 20 minutes unless you type").await;
+
+    let started = Instant::now();
+    let mut termination = world.registry.termination_client().await;
+    termination
+        .terminate(pb::TerminateRequest {
+            selector: Some(pb::SessionSelector {
+                target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
+                    ids: vec![session.id.clone()],
+                })),
+            }),
+            reason: EndReason::Admin as i32,
+            user_message: "Maintenance window, back at 14:00".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("terminate");
+    let code = shell.exit().await;
+    let elapsed = started.elapsed();
+    let text = shell.text();
+    assert_eq!(code, Some(255), "{text}");
+    assert!(
+        text.contains("You have been disconnected by an administrator: Maintenance window, back at 14:00"),
+        "{text}"
+    );
+    // And OpenSSH printed the disconnect message it received.
+    assert!(text.contains("Received disconnect from 127.0.0.1"), "{text}");
+    println!("kill took {elapsed:?}");
+
+    let ended = eventually("the session ended by the administrator", || async {
+        world
+            .sessions(vec![SessionStatus::Disconnected])
+            .await
+            .into_iter()
+            .find(|s| s.id == session.id && s.end_reason == EndReason::Admin as i32)
+    })
+    .await;
+    assert!(ended.ended_at.is_some());
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_refuses_the_next_login_with_its_message_and_ends_the_live_one() {
+    let world = World::new().await;
+    let mut shell = Interactive::start(world.ssh("alice+box", &world.alice_key));
+    shell.type_line("echo ready").await;
+    shell.wait_for("ready").await;
+
+    world
+        .policy
+        .create_lock(
+            "soc@example.com",
+            &pb::CreateLockRequest {
+                target: Some(pb::LockTarget {
+                    target: Some(pb::lock_target::Target::User("alice".into())),
+                }),
+                message: "Suspended by the SOC, call 555-0100".into(),
+                reason: "test".into(),
+                ttl: None,
+            },
+        )
+        .await
+        .expect("lock");
+    // The live session ends with the lock's message.
+    assert_eq!(shell.exit().await, Some(255));
+    assert!(
+        shell.text().contains("Suspended by the SOC, call 555-0100"),
+        "{}",
+        shell.text()
+    );
+
+    // The next login is refused with it, before any shell.
+    eventually("the gateway to hold the lock", || async {
+        (!world.gateway().agent.locks().is_empty()).then_some(())
+    })
+    .await;
+    let output = world
+        .run_ssh("alice+box", &world.alice_key, &["echo should-not-run"])
+        .await;
+    assert_eq!(output.status, Some(255), "{output:?}");
+    assert!(!output.stdout.contains("should-not-run"), "{output:?}");
+    assert!(
+        output.stderr.contains("Suspended by the SOC, call 555-0100"),
+        "{output:?}"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_copy_both_ways_with_scp_and_sftp() {
+    let world = World::new().await;
+    let local = world.dir.path().join("payload.bin");
+    let payload: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&local, &payload).expect("payload");
+    let remote_dir = world.dir.path().join("remote");
+    std::fs::create_dir_all(&remote_dir).expect("remote dir");
+    let remote = remote_dir.join("copy.bin");
+
+    let mut scp = tokio::process::Command::new("scp");
+    scp.arg("-P")
+        .arg(world.ssh_port.to_string())
+        .arg("-i")
+        .arg(&world.alice_key)
+        .args(common_options())
+        .arg(&local)
+        .arg(format!("alice+box@127.0.0.1:{}", remote.display()))
+        .kill_on_drop(true);
+    let output = output_of(scp).await;
+    assert_eq!(output.status, Some(0), "{output:?}");
+    assert_eq!(std::fs::read(&remote).expect("copied"), payload);
+
+    // Back with sftp (the subsystem relayed as such).
+    let back = world.dir.path().join("back.bin");
+    let batch = world.dir.path().join("batch");
+    std::fs::write(&batch, format!("get {} {}\n", remote.display(), back.display())).expect("batch");
+    let mut sftp = tokio::process::Command::new("sftp");
+    sftp.arg("-P")
+        .arg(world.ssh_port.to_string())
+        .arg("-i")
+        .arg(&world.alice_key)
+        .args(common_options())
+        .arg("-b")
+        .arg(&batch)
+        .arg("alice+box@127.0.0.1")
+        .kill_on_drop(true);
+    let output = output_of(sftp).await;
+    assert_eq!(output.status, Some(0), "{output:?}");
+    assert_eq!(std::fs::read(&back).expect("fetched"), payload);
+
+    // Both were sessions of their own.
+    let sessions = eventually("the scp and sftp sessions recorded", || async {
+        let ended = world.sessions(vec![SessionStatus::Disconnected]).await;
+        (ended.len() == 2).then_some(ended)
+    })
+    .await;
+    assert!(sessions.iter().all(|s| s.resource_name == "box" && s.user == "alice"));
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_logins_get_a_clear_message_and_nothing_leaks() {
+    let world = World::new().await;
+
+    // No target: the list of what alice may reach.
+    let output = world.run_ssh("alice", &world.alice_key, &[]).await;
+    assert_eq!(output.status, Some(0), "{output:?}");
+    assert!(output.stdout.contains("box"), "{output:?}");
+    assert!(output.stdout.contains("down"), "{output:?}");
+
+    // Unknown user, and a key that is not the user's: plain refusals.
+    let output = world.run_ssh("nobody+box", &world.alice_key, &["true"]).await;
+    assert_eq!(output.status, Some(255), "{output:?}");
+    assert!(output.stderr.contains("Permission denied"), "{output:?}");
+    let output = world.run_ssh("alice+box", &world.mallory_key, &["true"]).await;
+    assert_eq!(output.status, Some(255), "{output:?}");
+    assert!(output.stderr.contains("Permission denied"), "{output:?}");
+
+    // Unknown target, and one bob's groups do not reach: the same answer.
+    let output = world.run_ssh("alice+nowhere", &world.alice_key, &["true"]).await;
+    assert_eq!(output.status, Some(255), "{output:?}");
+    assert!(output.stderr.contains("Unknown target \"nowhere\""), "{output:?}");
+    let output = world.run_ssh("bob+box", &world.alice_key, &["true"]).await;
+    assert!(output.stderr.contains("Unknown target \"box\""), "{output:?}");
+
+    // Malformed logins.
+    for login in ["alice+", "alice+a+b", "alice+bad%name"] {
+        let output = world.run_ssh(login, &world.alice_key, &["true"]).await;
+        assert_eq!(output.status, Some(255), "{login}: {output:?}");
+        assert!(output.stderr.contains("Malformed login"), "{login}: {output:?}");
+    }
+
+    // A target that is down, and one whose host key is not the pinned one: the attempt is recorded.
+    let output = world.run_ssh("alice+down", &world.alice_key, &["true"]).await;
+    assert_eq!(output.status, Some(255), "{output:?}");
+    assert!(output.stderr.contains("Cannot reach down"), "{output:?}");
+    let output = world.run_ssh("alice+impostor", &world.alice_key, &["true"]).await;
+    assert!(output.stderr.contains("not the pinned one"), "{output:?}");
+    let recorded = eventually("the failed attempts recorded as ended sessions", || async {
+        let ended = world.sessions(vec![SessionStatus::Disconnected]).await;
+        (ended.len() == 2).then_some(ended)
+    })
+    .await;
+    assert!(
+        recorded.iter().all(|s| s.end_reason == EndReason::GatewayClosed as i32),
+        "{recorded:?}"
+    );
+
+    // A client that connects and says nothing, and one that stops after its version string.
+    let started = Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", world.ssh_port))
+        .await
+        .expect("connect");
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", world.ssh_port))
+        .await
+        .expect("connect");
+    stalled.write_all(b"SSH-2.0-Stalled_1.0\r\n").await.expect("write");
+    for stream in [&mut silent, &mut stalled] {
+        let mut buffer = vec![0u8; 4096];
+        let closed = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a stalled client is dropped");
+    }
+    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+
+    // A garbage speaker is dropped too, and the gateway still serves.
+    let mut garbage = tokio::net::TcpStream::connect(("127.0.0.1", world.ssh_port))
+        .await
+        .expect("connect");
+    garbage.write_all(&[0xff; 600]).await.expect("write");
+    let output = world
+        .run_ssh("alice+box", &world.alice_key, &["echo still-serving"])
+        .await;
+    assert_eq!(output.stdout, "still-serving\n", "{output:?}");
+
+    eventually("no connection left open", || async {
+        (world.gateway().bastion.connection_count() <= 1).then_some(())
+    })
+    .await;
+    drop(garbage);
+    eventually("no connection or session left", || async {
+        (world.gateway().bastion.connection_count() == 0 && world.gateway().bastion.live.is_empty()).then_some(())
+    })
+    .await;
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_users_file_takes_effect_without_a_restart() {
+    let world = World::new().await;
+    let output = world.run_ssh("alice+box", &world.mallory_key, &["true"]).await;
+    assert_eq!(output.status, Some(255), "{output:?}");
+    let mallory_public = std::fs::read_to_string(world.mallory_key.with_extension("pub")).expect("mallory.pub");
+    std::fs::write(
+        &world.users_file,
+        format!(
+            "[[user]]\nname = \"mallory\"\ngroups = [\"sre\"]\nkeys = [\"{}\"]\n",
+            mallory_public.trim()
+        ),
+    )
+    .expect("rewrite users");
+    let output = eventually("mallory let in once the file is re-read", || async {
+        let output = world.run_ssh("mallory+box", &world.mallory_key, &["echo in"]).await;
+        (output.status == Some(0)).then_some(output)
+    })
+    .await;
+    assert_eq!(output.stdout, "in\n");
+    // Alice is gone with the old file.
+    let output = world.run_ssh("alice+box", &world.alice_key, &["true"]).await;
+    assert!(output.stderr.contains("Permission denied"), "{output:?}");
+    let _ = &world.sshd.log;
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_gateway_prints_a_command_that_opens_a_real_session() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
+    let dir = TempDir::new();
+    let shutdown = CancellationToken::new();
+    let demo = vigil_gateway::demo::start_demo_gateway(
+        &dir.path().join("gateway"),
+        "127.0.0.1:0".parse().expect("address"),
+        &registry.url(),
+        "demo-ssh-gw",
+        "",
+        shutdown.clone(),
+    )
+    .await
+    .expect("demo gateway");
+    demo.gateway.agent.wait_connected(PATIENCE).await.expect("connected");
+    // The printed command, as a newcomer would paste it (plus BatchMode for the test).
+    let mut words = demo.ssh_command.split_whitespace();
+    assert_eq!(words.next(), Some("ssh"));
+    let mut command = tokio::process::Command::new("ssh");
+    command
+        .args(words)
+        .args(["-o", "BatchMode=yes", "-F", "/dev/null"])
+        .arg("hostname")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = output_of(command).await;
+    assert_eq!(output.stdout, "demo-target\n", "{output:?}");
+    assert_eq!(output.status, Some(0), "{output:?}");
+    // The toy shell takes one command per exec; its pty shell takes several.
+    let mut words = demo.ssh_command.split_whitespace();
+    words.next();
+    let mut command = tokio::process::Command::new("ssh");
+    command.args(words).args(["-o", "BatchMode=yes", "-F", "/dev/null"]);
+    let mut shell = Interactive::start(command);
+    shell.wait_for("demo@demo-target:~$").await;
+    shell.type_line("echo one two").await;
+    shell.wait_for("one two").await;
+    let listed = eventually("the demo session listed", || async {
+        let mut client = registry.sessions_client().await;
+        let sessions = client
+            .list_sessions(pb::ListSessionsRequest {
+                filter: Some(pb::SessionFilter {
+                    statuses: vec![SessionStatus::Active as i32],
+                    gateway_id: "demo-ssh-gw".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .sessions;
+        sessions.into_iter().next()
+    })
+    .await;
+    assert_eq!(listed.user, "demo");
+    assert_eq!(listed.resource_name, "demo-target");
+    shell.type_line("exit").await;
+    assert_eq!(shell.exit().await, Some(0), "{}", shell.text());
+    demo.gateway.stop().await;
+    shutdown.cancel();
+}
