@@ -235,6 +235,18 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
     return () => abort.abort();
   }, [watchKey]);
 
+  // Rows about to be ended are followed from before the call: the end can reach the watch before
+  // the termination's answer reaches the page, and the row must stay to show how it went.
+  const expectEnd = (ids: string[]) => {
+    ids.forEach((id) => deliveries.current.set(id, { state: DeliveryState.PENDING, detail: "" }));
+    redraw(0);
+  };
+  const forgetEnd = (ids: string[]) => {
+    ids.forEach((id) => deliveries.current.delete(id));
+    dropLingering(page.current, ids);
+    redraw(0);
+  };
+
   // Follows a termination until every session's end is settled, then lets the ended rows go.
   const follow = async (first: Termination) => {
     let current = first;
@@ -253,7 +265,6 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
         break;
       }
     }
-    const ids = current.commands.map((command) => command.sessionId);
     const acknowledged = current.commands.filter((command) => command.state === DeliveryState.ACKNOWLEDGED).length;
     const failed = current.commands.filter((command) => command.state === DeliveryState.FAILED).length;
     setNotice({
@@ -262,7 +273,8 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
     });
     // Failures stay visible; settled ones fade after a moment.
     setTimeout(() => {
-      const settled = ids.filter((id) => deliveries.current.get(id)?.state !== DeliveryState.FAILED);
+      // Also rows followed in advance that the termination did not cover (ended meanwhile).
+      const settled = [...deliveries.current].filter(([, delivery]) => isFinal(delivery.state) || delivery.state === DeliveryState.PENDING).filter(([, delivery]) => delivery.state !== DeliveryState.FAILED).map(([id]) => id);
       settled.forEach((id) => deliveries.current.delete(id));
       dropLingering(page.current, settled);
       redraw(0);
@@ -483,6 +495,8 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
         <EndDialog
           sessions={dialog.sessions}
           canLock={canLock}
+          onStart={expectEnd}
+          onFailed={forgetEnd}
           onClose={() => setDialog(null)}
           onEnded={(result) => {
             setDialog(null);
@@ -496,6 +510,12 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
           idleOnly={dialog.idleOnly}
           count={dialog.count}
           onRecount={(count) => setDialog({ ...dialog, count })}
+          onStart={() => {
+            const covered = rows.filter((row) => row.status === 2 || (!dialog.idleOnly && row.status === 1)).map((row) => row.id);
+            expectEnd(covered);
+            return covered;
+          }}
+          onFailed={forgetEnd}
           onClose={() => setDialog(null)}
           onEnded={(result) => {
             setDialog(null);
@@ -660,7 +680,14 @@ const LOCK_CHOICES: Array<[string, number]> = [
   ["until removed", 0],
 ];
 
-function EndDialog(props: { sessions: Session[]; canLock: boolean; onClose: () => void; onEnded: (termination: Termination) => void }) {
+function EndDialog(props: {
+  sessions: Session[];
+  canLock: boolean;
+  onStart: (ids: string[]) => void;
+  onFailed: (ids: string[]) => void;
+  onClose: () => void;
+  onEnded: (termination: Termination) => void;
+}) {
   const [message, setMessage] = useState("");
   const [note, setNote] = useState("");
   const [lock, setLock] = useState(false);
@@ -673,9 +700,11 @@ function EndDialog(props: { sessions: Session[]; canLock: boolean; onClose: () =
   const confirm = async () => {
     setBusy(true);
     setError("");
+    const ids = props.sessions.map((session) => session.id);
+    props.onStart(ids);
     try {
       const result = await termination.terminate({
-        selector: { target: { case: "sessionIds", value: { ids: props.sessions.map((session) => session.id) } } },
+        selector: { target: { case: "sessionIds", value: { ids } } },
         reason: EndReason.ADMIN,
         userMessage: message.trim(),
         note: note.trim(),
@@ -690,6 +719,7 @@ function EndDialog(props: { sessions: Session[]; canLock: boolean; onClose: () =
       }
       props.onEnded(result);
     } catch (failure) {
+      props.onFailed(ids);
       setError(describeError(failure));
       setBusy(false);
     }
@@ -749,6 +779,8 @@ function EndAllDialog(props: {
   idleOnly: boolean;
   count: number | null;
   onRecount: (count: number) => void;
+  onStart: () => string[];
+  onFailed: (ids: string[]) => void;
   onClose: () => void;
   onEnded: (termination: Termination) => void;
 }) {
@@ -760,6 +792,7 @@ function EndAllDialog(props: {
     if (props.count === null) return;
     setBusy(true);
     setError("");
+    const followed = props.onStart();
     try {
       const result = await termination.terminate({
         selector: { target: { case: "all", value: { idleOnly: props.idleOnly } } },
@@ -770,6 +803,7 @@ function EndAllDialog(props: {
       });
       props.onEnded(result);
     } catch (failure) {
+      props.onFailed(followed);
       setBusy(false);
       if (failure instanceof ConnectError && failure.code === Code.FailedPrecondition) {
         const stats = await registry.getStats({}).catch(() => null);
