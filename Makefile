@@ -5,7 +5,7 @@ CARGO ?= cargo
 export VIGIL_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export VIGIL_TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
-.PHONY: run build test bench bench-quick bench-geo geoip lint fmt check-fmt clippy clean help k8s-validate
+.PHONY: console console-test run build test bench bench-quick bench-geo geoip lint fmt check-fmt clippy clean help k8s-validate
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,13 @@ geoip: ## fetch free GeoIP city and ASN databases into vigil-data/geoip/ (needs 
 # schemas (kubernetes-validate, installed under ~/.cache on first use) and lints it. Needs kubectl.
 k8s-validate: ## render, schema-check and lint the Kubernetes manifests (offline)
 	deploy/k8s/validate.sh
+
+# The web console (services/console): the bundle is committed, so `make run` needs no Node.js.
+console: ## rebuild the console's clients and bundle from source (needs npm); commit the result
+	cd services/console/web && npm ci --no-audit --no-fund && npm run generate && npm run build
+
+console-test: ## the console's checks as CI runs them: bundle freshness, unit tests, headless Chromium
+	services/console/ci.sh
 
 lint: check-fmt clippy ## formatting and clippy, as CI runs them
 

@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "vigil/v1/geo.proto",
         "vigil/v1/policy.proto",
         "vigil/v1/termination.proto",
+        "vigil/v1/console.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={}", proto_dir.join(file).display());

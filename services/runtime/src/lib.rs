@@ -24,6 +24,7 @@ pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod web;
 
 pub use error::{ServiceError, ServiceResult};
 pub use vigil_core::now_millis;

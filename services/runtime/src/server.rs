@@ -65,6 +65,7 @@ use tower::{Layer, Service};
 use crate::ServiceError;
 use crate::auth::{AuthConfig, AuthLayer, AuthMode, Authenticator};
 use crate::tls::TlsConfig;
+use crate::web::{WebConfig, WebLayer, WebPages};
 
 /// Ping idle HTTP/2 connections this often, so dead peers and silent NATs are noticed.
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -106,6 +107,8 @@ pub struct ServerConfig {
     /// bind it where only the node reaches it (the pod's address, kept out of every Service).
     /// Unset: health is on the main port only.
     pub health_listen: Option<SocketAddr>,
+    /// The browser's access: gRPC-Web origins (see [`crate::web`]).
+    pub web: WebConfig,
 }
 
 impl Default for ServerConfig {
@@ -118,6 +121,7 @@ impl Default for ServerConfig {
             production: false,
             allow_plaintext: false,
             health_listen: None,
+            web: WebConfig::default(),
         }
     }
 }
@@ -219,6 +223,7 @@ pub struct Server {
     readiness: Readiness,
     authenticator: Arc<Authenticator>,
     tls: Option<ServerTlsConfig>,
+    pages: Option<Arc<dyn WebPages>>,
 }
 
 impl Server {
@@ -231,7 +236,15 @@ impl Server {
             readiness: Readiness::new(),
             authenticator: Arc::new(Authenticator::off()),
             tls: None,
+            pages: None,
         }
+    }
+
+    /// Answers plain `GET`s with these pages (the web console); see [`crate::web`]. Without them a
+    /// `GET` is a 404. gRPC-Web is served either way.
+    pub fn with_pages(mut self, pages: Arc<dyn WebPages>) -> Self {
+        self.pages = Some(pages);
+        self
     }
 
     /// Authenticates callers as `auth` says and serves TLS as `tls` says. Fails on a configuration
@@ -283,6 +296,7 @@ impl Server {
             readiness,
             authenticator,
             tls,
+            pages,
         } = self;
         let local_addr = listener
             .local_addr()
@@ -318,7 +332,13 @@ impl Server {
             .concurrency_limit_per_connection(config.concurrency_limit_per_connection)
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-            // Outermost, so the call's span covers authentication and a caught panic too.
+            // HTTP/1.1 for browsers: gRPC-Web and the console's pages.
+            .accept_http1(true)
+            // Pages and origin checks first, then gRPC-Web turned into gRPC, so that everything after
+            // (traces, authentication, permissions, handlers) sees one protocol.
+            .layer(WebLayer::new(pages, &config.web))
+            .layer(tonic_web::GrpcWebLayer::new())
+            // Outermost of the gRPC layers, so the call's span covers authentication and a caught panic too.
             .layer(crate::telemetry::grpc::RpcTraceLayer)
             .layer(CatchPanicLayer)
             .layer(AuthLayer::new(authenticator.clone()));

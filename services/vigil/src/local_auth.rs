@@ -26,6 +26,11 @@ pub const ADMIN_SUBJECT: &str = "admin@local";
 /// How long the generated token lasts (a restart makes a new one).
 const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// How long a token the console's one-time sign-in link gives lasts: a working day, not a month.
+pub const CONSOLE_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
+/// How long the printed sign-in link may wait to be opened (it works once).
+pub const SIGN_IN_CODE_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// Makes `auth` usable without set-up, if it needs it. Returns the file of the administrator token
 /// written, if one was.
 pub fn provision(auth: &mut AuthConfig, data_dir: &Path) -> anyhow::Result<Option<PathBuf>> {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use vigil_agent::simulate::{self, SimulationConfig};
+use vigil_console::{ConsoleApi, ConsolePages, SignInCodes, SignInIssuer};
 use vigil_geo::Geo;
 use vigil_geo::api::GeoApi;
 use vigil_policy::api::PolicyApi;
@@ -194,6 +195,19 @@ async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Re
         .add_service(TerminationApi::server(terminator))
         .add_service(GeoApi::server(geo))
         .add_service(PolicyApi::server(policy));
+    // The web console on the same port: its pages, and its sign-in codes when this process made
+    // the keys (a configured deployment signs people in with its own tokens).
+    let sign_in = Arc::new(SignInCodes::new(admin_token.as_ref().and_then(|_| {
+        config.auth.hs256_secret.clone().map(|secret| SignInIssuer {
+            secret,
+            subject: local_auth::ADMIN_SUBJECT.to_owned(),
+            roles: vec!["admin".to_owned()],
+            token_ttl: local_auth::CONSOLE_TOKEN_TTL,
+        })
+    })));
+    let server = server
+        .with_pages(Arc::new(ConsolePages))
+        .add_service(ConsoleApi::server(sign_in.clone()));
     tokio::spawn(follow_dependencies(
         registry.store().clone(),
         registry.bus().clone(),
@@ -262,6 +276,11 @@ async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Re
         (None, AuthMode::Off) => {
             println!("Authentication is off (auth.mode = \"off\"): every caller may do everything.")
         }
+    }
+    println!("Console: {url}/");
+    if sign_in.enabled() {
+        let code = sign_in.issue(local_auth::SIGN_IN_CODE_TTL);
+        println!("Sign in to the console (this link works once, within 24 h): {url}/#signin={code}");
     }
     println!("In another shell: cargo run --bin sessionctl -- sessions list");
 

@@ -67,7 +67,7 @@ impl<S> AuthService<S> {
             Some(Access::Public | Access::Gateway) => return Ok(()),
             Some(Access::Requires(permission)) => Some((permission, None)),
             Some(Access::RequiresEither(permission, alternative)) => Some((permission, Some(alternative))),
-            Some(Access::OwnSessionsOr(_)) => None,
+            Some(Access::OwnSessionsOr(_) | Access::Authenticated) => None,
             None => {
                 return Err(ServiceError::PermissionDenied(format!(
                     "no access rule covers {}; refused",

@@ -139,6 +139,8 @@ pub enum Access {
     /// An authenticated caller holding either permission: a read that people (the first, named when
     /// refusing) and other Vigil services (the second) both need.
     RequiresEither(Permission, Permission),
+    /// Any authenticated caller, whatever their roles: the console's "who am I".
+    Authenticated,
 }
 
 /// The access rule of a method, by its full path; `None` for paths no table knows.
@@ -153,6 +155,7 @@ pub fn access_for(path: &str) -> Option<Access> {
         "vigil.v1.TerminationService" => TERMINATION_SERVICE,
         "vigil.v1.PolicyService" => POLICY_SERVICE,
         "vigil.v1.GeoService" => GEO_SERVICE,
+        "vigil.v1.ConsoleService" => CONSOLE_SERVICE,
         _ => return None,
     };
     table
@@ -210,6 +213,26 @@ pub const POLICY_SERVICE: &[(&str, Access)] = &[
 
 /// `vigil.v1.GeoService`: only the registry's admission asks it.
 pub const GEO_SERVICE: &[(&str, Access)] = &[("Locate", Requires(Internal)), ("Assess", Requires(Internal))];
+
+/// `vigil.v1.ConsoleService`: the sign-in code is the credential of its own exchange (one use, short
+/// life), so the exchange is open; "who am I" needs a token but no role.
+pub const CONSOLE_SERVICE: &[(&str, Access)] = &[
+    ("ExchangeSignInCode", Access::Public),
+    ("WhoAmI", Access::Authenticated),
+];
+
+/// Every permission, in the order the console lists them.
+pub const ALL_PERMISSIONS: &[Permission] = &[
+    SessionsRead,
+    SessionsTerminate,
+    SessionsTerminateAll,
+    TerminationsRead,
+    PoliciesRead,
+    PoliciesWrite,
+    LocksWrite,
+    AuditRead,
+    Internal,
+];
 
 /// The refusal of a caller who lacks `permission`.
 pub fn denied(permission: Permission, roles: &[String]) -> ServiceError {
@@ -314,6 +337,7 @@ mod tests {
             ("TerminationService", TERMINATION_SERVICE),
             ("PolicyService", POLICY_SERVICE),
             ("GeoService", GEO_SERVICE),
+            ("ConsoleService", CONSOLE_SERVICE),
         ];
         for (service, table) in tables {
             for (method, _) in table {
