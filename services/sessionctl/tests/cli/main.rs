@@ -2,6 +2,7 @@
 //! fakes and helpers they share are in `fakes`. One test binary, so the suite links once.
 
 mod fakes;
+mod formats;
 
 mod connection;
 mod locks;
