@@ -31,6 +31,7 @@ mod policies;
 mod profile;
 pub mod render;
 mod sessions;
+mod setup;
 mod terminations;
 #[cfg(test)]
 mod testing;
@@ -100,6 +101,20 @@ pub async fn run_with(
     console: &mut Console<'_>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CliError> {
+    // Commands about sessionctl itself need no server, and must work while a profile is broken.
+    match &cli.command {
+        Command::Completion(args) => return setup::completion(args, streams.out),
+        Command::Config(command) => {
+            let mut p = Printer::new(
+                streams.out,
+                streams.err,
+                cli.global.output.clone(),
+                cli.global.no_headers,
+            );
+            return setup::config(command, &cli.global, &mut p);
+        }
+        _ => {}
+    }
     // What the command line leaves unsaid comes from the config file (see `profile`).
     profile::resolve(&mut cli.global)?;
     let global = &cli.global;
@@ -126,6 +141,8 @@ pub async fn run_with(
             let policies = Policies::connect(global).await?;
             audit::audit(&registry, &terminations, &policies, args, p).await
         }
+        Command::Login(args) => setup::login(args, global, p, console).await,
+        Command::Completion(_) | Command::Config(_) => Ok(()),
     }
 }
 

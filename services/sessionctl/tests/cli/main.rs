@@ -12,6 +12,7 @@ mod policies_effective;
 mod policies_get;
 mod policies_list;
 mod policies_update;
+mod profiles;
 mod sessions_end;
 mod sessions_get;
 mod sessions_list;
