@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, CommandFactory, Subcommand};
 use clap_complete::Shell;
 
-use crate::cli::{Cli, GlobalArgs, Token, parse_name, parse_server};
+use crate::cli::{Cli, GlobalArgs, Token, parse_name};
 use crate::client::Registry;
 use crate::console::Console;
 use crate::error::CliError;
