@@ -129,13 +129,15 @@ async fn a_pipe_gets_the_table_alone_and_pages_say_how_to_go_on() {
     assert_eq!(out.lines().count(), 2, "the third session: {out}");
     assert!(!err.contains("--page-token"), "the last page: {err}");
 
-    // -o name feeds other commands; the ids are whole.
+    // -o name feeds other commands (which take `session/<id>` back); the ids are whole.
     let (out, _) = ok(&server, &["sessions", "list", "-o", "name"]).await;
     let mut names: Vec<&str> = out.lines().collect();
     names.sort_unstable();
     let mut expected: Vec<String> = ids.iter().map(|id| format!("session/{id}")).collect();
     expected.sort_unstable();
     assert_eq!(names, expected);
+    let (out, _) = ok(&server, &["sessions", "get", &expected[0]]).await;
+    assert!(out.contains("prod-db-01"), "{out}");
     let (out, _) = ok(&server, &["sessions", "list", "-o", "jsonpath={.sessions[*].user}"]).await;
     assert_eq!(out.split_whitespace().count(), 3, "{out}");
     let (out, _) = ok(
@@ -160,8 +162,16 @@ async fn abbreviated_ids_are_resolved_and_ambiguous_ones_list_the_candidates() {
     // A unique prefix.
     let (out, _) = ok(&server, &["sessions", "get", &ids[2][..30]]).await;
     assert!(out.contains("carol@acme.example"), "{out}");
-    // UUIDv7: sessions opened in the same second share their first characters.
-    let error = fails(&server, &["sessions", "get", &ids[0][..8]]).await;
+    // UUIDv7: sessions opened within moments share their first characters (a timestamp).
+    let shared: String = ids[0]
+        .chars()
+        .zip(ids[1].chars())
+        .zip(ids[2].chars())
+        .take_while(|((a, b), c)| a == b && b == c)
+        .map(|((a, _), _)| a)
+        .collect();
+    assert!(!shared.is_empty(), "{ids:?}");
+    let error = fails(&server, &["sessions", "get", &shared]).await;
     assert_eq!(error.exit_code(), sessionctl::EXIT_USAGE, "{error}");
     let message = error.to_string();
     assert!(message.contains("matches 3 sessions"), "{message}");

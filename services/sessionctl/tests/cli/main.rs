@@ -1,6 +1,7 @@
 //! sessionctl driven through `run` against in-process fakes of the services, one file per command; the
 //! fakes and helpers they share are in `fakes`. One test binary, so the suite links once.
 
+mod audit;
 mod fakes;
 mod formats;
 
