@@ -166,6 +166,25 @@ pub enum Command {
     Completion(CompletionArgs),
 }
 
+impl Command {
+    /// Whether the answer is a list (or one row of one), which `-o csv` can show.
+    pub fn lists(&self) -> bool {
+        use crate::locks::LocksCommand as L;
+        use crate::policies::PoliciesCommand as P;
+        use crate::terminations::TerminationsCommand as T;
+        match self {
+            Command::Sessions(SessionsCommand::List(_) | SessionsCommand::Get(_)) => true,
+            Command::Sessions(SessionsCommand::End(end)) => end.dry_run,
+            Command::Terminations(T::List(_) | T::Get(_)) => true,
+            Command::Policies(P::List(_)) | Command::Locks(L::List(_)) | Command::Gateways(_) | Command::Audit(_) => {
+                true
+            }
+            Command::Locks(L::Create(create)) => create.dry_run,
+            _ => false,
+        }
+    }
+}
+
 /// A `--since`/`--until` bound: a point in time, or a duration before now (resolved when the request is built, so
 /// tests can pin `now`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

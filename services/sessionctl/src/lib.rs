@@ -115,6 +115,14 @@ pub async fn run_with(
         }
         _ => {}
     }
+    // Refused before anything is done: a format that cannot show the answer must not follow an action.
+    if cli.global.output == OutputFormat::Csv && !cli.command.lists() {
+        return Err(CliError::Usage(
+            "-o csv is for lists (sessions list|get, terminations list|get, policies list, locks list, gateways \
+             list, audit); try -o json or -o yaml"
+                .to_owned(),
+        ));
+    }
     // What the command line leaves unsaid comes from the config file (see `profile`).
     profile::resolve(&mut cli.global)?;
     let global = &cli.global;
