@@ -99,7 +99,8 @@ pub struct GlobalArgs {
     #[arg(long, env = "VIGIL_CA", value_name = "FILE", global = true, hide_short_help = true)]
     pub ca: Option<PathBuf>,
 
-    /// The configuration file with `server`, `token` (or `token_file`) and `ca`
+    /// The configuration file with `server`, `token` (or `token_file`) and `ca`, or named profiles of them
+    /// (`[contexts.NAME]`)
     /// [default: $XDG_CONFIG_HOME/vigil/sessionctl.toml, or ~/.config/vigil/sessionctl.toml]
     #[arg(
         long,
