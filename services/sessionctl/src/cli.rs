@@ -19,14 +19,33 @@ use crate::locks::LocksCommand;
 pub use crate::output::OutputFormat;
 use crate::policies::PoliciesCommand;
 use crate::sessions::{SessionsCommand, WatchArgs};
+use crate::setup::{CompletionArgs, ConfigCommand, LoginArgs};
 use crate::terminations::TerminationsCommand;
+
+/// The exit codes, for `--help` (and the README).
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  a service refused or failed the request (not found, invalid, permission denied, …)
+  2  usage: a bad flag or value, an ambiguous id, a question that needs --yes without a terminal
+  3  a service could not be reached, or did not answer within --timeout
+  4  you answered no to a confirmation: nothing was done
+
+Output: data on stdout; counts, hints and notes on stderr. -o json|yaml|name|jsonpath=…|csv for scripts.";
 
 /// Where the registry listens when nothing else is said (`make run` starts it there).
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7400";
 
 /// `sessionctl`: see, follow and end remote-access sessions through Vigil.
 #[derive(Debug, Parser)]
-#[command(name = "sessionctl", version, about, propagate_version = true)]
+#[command(
+    name = "sessionctl",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "`-h` is short, `--help` says more (every global option too).",
+    after_long_help = EXIT_CODES
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -38,19 +57,20 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// The registry's gRPC address (`host:port` means `http://host:port`; `https://` needs --ca)
+    /// The registry's gRPC address (`host:port` means `http://host:port`; `https://` trusts --ca, else the
+    /// system's trust store)
     /// [default: the config file's `server`, else http://127.0.0.1:7400]
     #[arg(long, env = "VIGIL_SERVER", value_parser = parse_server, global = true)]
     pub server: Option<String>,
 
     /// The termination service's gRPC address, for deployments that run it apart from the registry
     /// (default: the --server address, where the all-in-one binary serves both).
-    #[arg(long, env = "VIGIL_TERMINATION_SERVER", value_parser = parse_server, global = true)]
+    #[arg(long, env = "VIGIL_TERMINATION_SERVER", value_parser = parse_server, global = true, hide_short_help = true)]
     pub termination_server: Option<String>,
 
     /// The policy service's gRPC address, for deployments that run it apart from the registry
     /// (default: the --server address, where the all-in-one binary serves both).
-    #[arg(long, env = "VIGIL_POLICY_SERVER", value_parser = parse_server, global = true)]
+    #[arg(long, env = "VIGIL_POLICY_SERVER", value_parser = parse_server, global = true, hide_short_help = true)]
     pub policy_server: Option<String>,
 
     /// Output format: table, wide, json, yaml, name, jsonpath=TEMPLATE (kubectl's, such as
@@ -63,11 +83,11 @@ pub struct GlobalArgs {
     pub no_headers: bool,
 
     /// Colour tables and watch lines: auto (on a terminal, unless NO_COLOR is set), always, never.
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, global = true)]
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, global = true, hide_short_help = true)]
     pub color: ColorChoice,
 
     /// How long to wait for each service to connect and to answer each call ("10s", "500ms", "1m").
-    #[arg(long, default_value = "10s", value_parser = parse_timeout, global = true)]
+    #[arg(long, default_value = "10s", value_parser = parse_timeout, global = true, hide_short_help = true)]
     pub timeout: Duration,
 
     /// Bearer token sent with every call as `authorization: Bearer <token>` [default: the config
@@ -76,13 +96,24 @@ pub struct GlobalArgs {
     pub token: Option<Token>,
 
     /// The CA certificate (PEM) that signed the servers' certificates, for `https://` addresses.
-    #[arg(long, env = "VIGIL_CA", value_name = "FILE", global = true)]
+    #[arg(long, env = "VIGIL_CA", value_name = "FILE", global = true, hide_short_help = true)]
     pub ca: Option<PathBuf>,
 
-    /// The configuration file with `server`, `token` (or `token_file`) and `ca`
+    /// The configuration file with `server`, `token` (or `token_file`) and `ca`, or named profiles of them
+    /// (`[contexts.NAME]`)
     /// [default: $XDG_CONFIG_HOME/vigil/sessionctl.toml, or ~/.config/vigil/sessionctl.toml]
-    #[arg(long, env = "SESSIONCTL_CONFIG", value_name = "FILE", global = true)]
+    #[arg(
+        long,
+        env = "SESSIONCTL_CONFIG",
+        value_name = "FILE",
+        global = true,
+        hide_short_help = true
+    )]
     pub config: Option<PathBuf>,
+
+    /// The named profile of the config file to use [default: its `current_context`]
+    #[arg(long, env = "SESSIONCTL_CONTEXT", value_name = "NAME", global = true)]
+    pub context: Option<String>,
 }
 
 impl GlobalArgs {
@@ -127,6 +158,32 @@ pub enum Command {
     /// The audit trail, newest first: terminations, policy changes and refused admissions — who, when,
     /// what, and how it ended.
     Audit(AuditArgs),
+    /// Store a token for the current profile (or --context), checked against its registry first.
+    Login(LoginArgs),
+    /// Named profiles (contexts): list, switch, create.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script: `source <(sessionctl completion bash)`.
+    Completion(CompletionArgs),
+}
+
+impl Command {
+    /// Whether the answer is a list (or one row of one), which `-o csv` can show.
+    pub fn lists(&self) -> bool {
+        use crate::locks::LocksCommand as L;
+        use crate::policies::PoliciesCommand as P;
+        use crate::terminations::TerminationsCommand as T;
+        match self {
+            Command::Sessions(SessionsCommand::List(_) | SessionsCommand::Get(_)) => true,
+            Command::Sessions(SessionsCommand::End(end)) => end.dry_run,
+            Command::Terminations(T::List(_) | T::Get(_)) => true,
+            Command::Policies(P::List(_)) | Command::Locks(L::List(_)) | Command::Gateways(_) | Command::Audit(_) => {
+                true
+            }
+            Command::Locks(L::Create(create)) => create.dry_run,
+            _ => false,
+        }
+    }
 }
 
 /// A `--since`/`--until` bound: a point in time, or a duration before now (resolved when the request is built, so
@@ -341,5 +398,34 @@ mod tests {
     fn clap_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn short_help_is_compact_and_long_help_documents_the_exit_codes() {
+        let short = Cli::try_parse_from(["sessionctl", "sessions", "list", "-h"])
+            .expect_err("help")
+            .to_string();
+        assert!(!short.contains("--termination-server"), "{short}");
+        assert!(short.contains("--output"), "{short}");
+        let long = Cli::try_parse_from(["sessionctl", "--help"])
+            .expect_err("help")
+            .to_string();
+        assert!(
+            long.contains("Exit codes:") && long.contains("4  you answered no"),
+            "{long}"
+        );
+        assert!(long.contains("--termination-server"), "{long}");
+    }
+
+    #[test]
+    fn contexts_and_completion_parse() {
+        let cli = parse(&["--context", "prod", "config", "use-context", "lab"]);
+        assert_eq!(cli.global.context.as_deref(), Some("prod"));
+        assert!(matches!(
+            cli.command,
+            Command::Config(crate::setup::ConfigCommand::UseContext(_))
+        ));
+        assert!(matches!(parse(&["completion", "zsh"]).command, Command::Completion(_)));
+        assert!(Cli::try_parse_from(["sessionctl", "completion", "tcsh"]).is_err());
     }
 }

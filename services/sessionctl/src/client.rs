@@ -265,7 +265,7 @@ impl Policies {
 }
 
 /// Opens a channel to `server` within `--timeout`, over TLS for `https://` addresses (checking the
-/// server's certificate against `--ca`).
+/// server's certificate against `--ca`, or without it against the system's trust store).
 async fn open_channel(service: Service, server: &str, global: &GlobalArgs) -> Result<Channel, CliError> {
     let timeout = global.timeout;
     let mut endpoint = Endpoint::from_shared(server.to_owned())
@@ -273,16 +273,17 @@ async fn open_channel(service: Service, server: &str, global: &GlobalArgs) -> Re
         .connect_timeout(timeout)
         .tcp_nodelay(true);
     if server.starts_with("https://") {
-        let Some(ca) = &global.ca else {
-            return Err(CliError::Usage(format!(
-                "`{server}` is https: give the CA that signed its certificate with --ca, VIGIL_CA or the config file's `ca`"
-            )));
+        let tls = match &global.ca {
+            Some(ca) => {
+                let pem = std::fs::read(ca)
+                    .map_err(|error| CliError::Usage(format!("cannot read the CA file {}: {error}", ca.display())))?;
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+            }
+            None => ClientTlsConfig::new().ca_certificates(system_roots(server)?),
         };
-        let pem = std::fs::read(ca)
-            .map_err(|error| CliError::Usage(format!("cannot read the CA file {}: {error}", ca.display())))?;
         endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
-            .map_err(|error| CliError::Usage(format!("cannot use the CA file {}: {error}", ca.display())))?;
+            .tls_config(tls)
+            .map_err(|error| CliError::Usage(format!("cannot set up TLS for {server}: {error}")))?;
     }
     match tokio::time::timeout(timeout, endpoint.connect()).await {
         Err(_elapsed) => Err(CliError::TimedOut {
@@ -293,6 +294,39 @@ async fn open_channel(service: Service, server: &str, global: &GlobalArgs) -> Re
         Ok(Err(error)) => Err(CliError::from_connect(&error, service, server)),
         Ok(Ok(channel)) => Ok(channel),
     }
+}
+
+/// The system's trust store (what browsers and curl trust here), as PEM certificates for tonic.
+fn system_roots(server: &str) -> Result<Vec<Certificate>, CliError> {
+    use base64::Engine as _;
+    let found = rustls_native_certs::load_native_certs();
+    if found.certs.is_empty() {
+        let why = found
+            .errors
+            .first()
+            .map_or_else(|| "it holds no certificates".to_owned(), ToString::to_string);
+        return Err(CliError::Usage(format!(
+            "`{server}` is https, and the system's trust store cannot be used ({why}); give the CA that signed its \
+             certificate with --ca, VIGIL_CA or the config file's `ca`"
+        )));
+    }
+    Ok(found
+        .certs
+        .iter()
+        .map(|der| {
+            let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+            let lines: Vec<&str> = body
+                .as_bytes()
+                .chunks(64)
+                .map(|line| std::str::from_utf8(line).unwrap_or_default())
+                .collect();
+            let pem = format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            );
+            Certificate::from_pem(pem)
+        })
+        .collect())
 }
 
 /// How calls to one service are made and their failures described.

@@ -5,7 +5,7 @@
 
 use std::fmt::Display;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use prost_types::Timestamp;
 use vigil_proto::v1::lock_target::Target as LockOn;
 use vigil_proto::v1::policy_scope::Scope;
@@ -69,7 +69,8 @@ pub fn to_datetime(ts: &Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(ts.seconds, nanos)
 }
 
-/// A start time in `now`'s time zone: `HH:MM` when it is on the same day as `now`, else `Mon DD HH:MM`.
+/// A start time in `now`'s time zone: `HH:MM` when it is on the same day as `now`, else `Mon DD HH:MM`, or
+/// `YYYY-MM-DD HH:MM` in another year.
 pub fn clock_time<Tz: TimeZone<Offset: Display>>(ts: Option<&Timestamp>, now: &DateTime<Tz>) -> String {
     let Some(at) = ts.and_then(to_datetime) else {
         return NONE.to_owned();
@@ -77,8 +78,10 @@ pub fn clock_time<Tz: TimeZone<Offset: Display>>(ts: Option<&Timestamp>, now: &D
     let local = at.with_timezone(&now.timezone());
     if local.date_naive() == now.date_naive() {
         local.format("%H:%M").to_string()
-    } else {
+    } else if local.year() == now.year() {
         local.format("%b %d %H:%M").to_string()
+    } else {
+        local.format("%Y-%m-%d %H:%M").to_string()
     }
 }
 
@@ -102,8 +105,10 @@ pub fn clock_time_seconds<Tz: TimeZone<Offset: Display>>(ts: Option<&Timestamp>,
     let local = at.with_timezone(&now.timezone());
     if local.date_naive() == now.date_naive() {
         local.format("%H:%M:%S").to_string()
-    } else {
+    } else if local.year() == now.year() {
         local.format("%b %d %H:%M:%S").to_string()
+    } else {
+        local.format("%Y-%m-%d %H:%M:%S").to_string()
     }
 }
 

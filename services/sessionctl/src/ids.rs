@@ -74,10 +74,15 @@ pub fn not_found(given: &str, what: &str, service: Service) -> CliError {
     }
 }
 
+/// What `-o name` prints before the id (`session/<id>`), accepted back wherever an id is taken.
+const KINDS: [&str; 5] = ["session/", "termination/", "policy/", "lock/", "gateway/"];
+
 /// Checks an id argument: not empty, and only what ids are made of, so a flag's hint that slipped into
-/// the arguments (`-- --dry-run`) is refused rather than sent as an id.
+/// the arguments (`-- --dry-run`) is refused rather than sent as an id. `kind/id`, as `-o name` prints it,
+/// is taken as the id.
 pub fn parse_id(s: &str) -> Result<String, String> {
-    let id = s.trim();
+    let s = s.trim();
+    let id = KINDS.iter().find_map(|kind| s.strip_prefix(kind)).unwrap_or(s);
     if id.is_empty() {
         return Err("the id is empty".to_owned());
     }
@@ -140,5 +145,7 @@ mod tests {
         assert!(parse_id("a b").is_err());
         assert!(parse_id(" ").is_err());
         assert_eq!(parse_id(" 5e28f3a8 ").expect("short id"), "5e28f3a8");
+        assert_eq!(parse_id("session/5e28f3a8").expect("-o name"), "5e28f3a8");
+        assert!(parse_id("session/").is_err());
     }
 }

@@ -31,6 +31,7 @@ mod policies;
 mod profile;
 pub mod render;
 mod sessions;
+mod setup;
 mod terminations;
 #[cfg(test)]
 mod testing;
@@ -100,6 +101,28 @@ pub async fn run_with(
     console: &mut Console<'_>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CliError> {
+    // Commands about sessionctl itself need no server, and must work while a profile is broken.
+    match &cli.command {
+        Command::Completion(args) => return setup::completion(args, streams.out),
+        Command::Config(command) => {
+            let mut p = Printer::new(
+                streams.out,
+                streams.err,
+                cli.global.output.clone(),
+                cli.global.no_headers,
+            );
+            return setup::config(command, &cli.global, &mut p);
+        }
+        _ => {}
+    }
+    // Refused before anything is done: a format that cannot show the answer must not follow an action.
+    if cli.global.output == OutputFormat::Csv && !cli.command.lists() {
+        return Err(CliError::Usage(
+            "-o csv is for lists (sessions list|get, terminations list|get, policies list, locks list, gateways \
+             list, audit); try -o json or -o yaml"
+                .to_owned(),
+        ));
+    }
     // What the command line leaves unsaid comes from the config file (see `profile`).
     profile::resolve(&mut cli.global)?;
     let global = &cli.global;
@@ -126,6 +149,8 @@ pub async fn run_with(
             let policies = Policies::connect(global).await?;
             audit::audit(&registry, &terminations, &policies, args, p).await
         }
+        Command::Login(args) => setup::login(args, global, p, console).await,
+        Command::Completion(_) | Command::Config(_) => Ok(()),
     }
 }
 

@@ -319,11 +319,24 @@ fn yaml_string(s: &str) -> String {
     ]);
     let special_inside = s.contains(": ") || s.contains(" #") || s.ends_with(':') || s.ends_with(' ');
     let control = s.chars().any(char::is_control);
-    if reserved || numeric || special_start || special_inside || control {
+    // YAML 1.1 readers take `2025-03-04` and `2025-03-04T08:15:00Z` for timestamps, `1:30` for a number.
+    let time_like = s.starts_with(|c: char| c.is_ascii_digit()) && (s.contains(':') || looks_like_date(s));
+    if reserved || numeric || special_start || special_inside || control || time_like {
         Value::String(s.to_owned()).to_string()
     } else {
         s.to_owned()
     }
+}
+
+/// `YYYY-MM-DD` at the start.
+fn looks_like_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+        && b[8..10].iter().all(u8::is_ascii_digit)
 }
 
 /// A kubectl-style JSONPath template: literal text with `{…}` expressions such as `{.sessions[*].id}`,
@@ -513,6 +526,10 @@ mod tests {
         assert_eq!(
             to_yaml(&json!({"a": [], "b": {}, "c": "true", "d": "12"})),
             "a: []\nb: {}\nc: \"true\"\nd: \"12\"\n"
+        );
+        assert_eq!(
+            to_yaml(&json!({"at": "2025-03-04T08:15:00Z", "day": "2025-03-04", "ip": "81.2.69.142"})),
+            "at: \"2025-03-04T08:15:00Z\"\nday: \"2025-03-04\"\nip: 81.2.69.142\n"
         );
     }
 

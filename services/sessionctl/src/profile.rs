@@ -11,6 +11,16 @@
 //!    token_file = "/home/alice/.vigil-token"   # or: token = "…"
 //!    ca = "/etc/vigil/ca.pem"
 //!    ```
+//!    or named profiles (kubectl's contexts), one chosen by `--context` / `SESSIONCTL_CONTEXT`, else by
+//!    `current_context` (`sessionctl config use-context NAME`):
+//!    ```toml
+//!    current_context = "prod"
+//!    [contexts.prod]
+//!    server = "https://vigil.internal:7400"
+//!    token_file = "/home/alice/.config/vigil/tokens/prod.token"   # what `sessionctl login` writes
+//!    [contexts.lab]
+//!    server = "10.0.0.9:7400"
+//!    ```
 //! 3. for the token only, against a server on this machine: `vigil-data/admin.token` in the current
 //!    directory, which the all-in-one (`make run`) writes — so the README's two commands work as
 //!    they are.
@@ -25,25 +35,37 @@ use crate::error::CliError;
 /// The token file `vigil run` writes, relative to where it runs.
 pub const LOCAL_ADMIN_TOKEN: &str = "vigil-data/admin.token";
 
-/// The config file's contents.
+/// One profile: where the servers are and how to authenticate.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub server: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+}
+
+/// The config file's contents: an unnamed profile (the top-level keys), and named ones.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Profile {
+struct ConfigFile {
     server: Option<String>,
     token: Option<String>,
     token_file: Option<PathBuf>,
     ca: Option<PathBuf>,
+    current_context: Option<String>,
+    #[serde(default)]
+    contexts: std::collections::BTreeMap<String, Profile>,
 }
 
-/// Fills what the command line left unsaid from the config file, then the local admin token.
+/// Fills what the command line left unsaid from the config file's chosen profile, then the local admin
+/// token.
 pub fn resolve(global: &mut GlobalArgs) -> Result<(), CliError> {
-    let profile = match &global.config {
-        Some(path) => read(path)?,
-        None => match default_path().filter(|path| path.is_file()) {
-            Some(path) => read(&path)?,
-            None => Profile::default(),
-        },
+    let file = match config_path(global) {
+        Some(path) if global.config.is_some() || path.is_file() => read(&path)?,
+        _ => ConfigFile::default(),
     };
+    let profile = choose(global, file)?;
     if global.server.is_none()
         && let Some(server) = &profile.server
     {
@@ -68,6 +90,36 @@ pub fn resolve(global: &mut GlobalArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The profile `--context` (or the file's `current_context`) names, else the top-level keys.
+fn choose(global: &GlobalArgs, file: ConfigFile) -> Result<Profile, CliError> {
+    let name = global.context.clone().or(file.current_context);
+    match name {
+        None => Ok(Profile {
+            server: file.server,
+            token: file.token,
+            token_file: file.token_file,
+            ca: file.ca,
+        }),
+        Some(name) => file.contexts.get(&name).cloned().ok_or_else(|| {
+            let known: Vec<&str> = file.contexts.keys().map(String::as_str).collect();
+            let known = if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            };
+            CliError::Usage(format!(
+                "no context named `{name}` in the config file (known: {known}); create it with `sessionctl config \
+                 set-context {name} --server ADDRESS`"
+            ))
+        }),
+    }
+}
+
+/// The config file in use: `--config`, else the default place.
+pub fn config_path(global: &GlobalArgs) -> Option<PathBuf> {
+    global.config.clone().or_else(default_path)
+}
+
 /// `$XDG_CONFIG_HOME/vigil/sessionctl.toml`, else `$HOME/.config/vigil/sessionctl.toml`.
 fn default_path() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
@@ -77,7 +129,7 @@ fn default_path() -> Option<PathBuf> {
     Some(base.join("vigil").join("sessionctl.toml"))
 }
 
-fn read(path: &Path) -> Result<Profile, CliError> {
+fn read(path: &Path) -> Result<ConfigFile, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| CliError::Usage(format!("cannot read the config file {}: {error}", path.display())))?;
     toml::from_str(&text)

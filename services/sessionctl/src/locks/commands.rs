@@ -8,7 +8,7 @@ use vigil_proto::v1::{
     CreateLockRequest, EndReason, ListLocksRequest, ListTerminationsRequest, Lock, ResolveSessionsResponse, Termination,
 };
 
-use super::args::*;
+use super::args::{CreateLockArgs, LockDeleteArgs, LocksListArgs, sessions_of};
 use super::{json, render};
 use crate::client::{Policies, Registry, Terminations};
 use crate::console::Console;

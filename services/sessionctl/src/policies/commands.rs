@@ -5,7 +5,9 @@ use std::io::Write;
 use chrono::Local;
 use vigil_proto::v1::{ListSessionsRequest, Policy, SessionFilter, SessionOrderBy, SessionStatus};
 
-use super::args::*;
+use super::args::{
+    CreatePolicyArgs, EffectiveArgs, PoliciesListArgs, PolicyDeleteArgs, PolicyGetArgs, UpdatePolicyArgs,
+};
 use super::render::GroupsFrom;
 use super::{json, render};
 use crate::client::{Policies, Registry};

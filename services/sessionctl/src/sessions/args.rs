@@ -134,7 +134,7 @@ pub struct ListArgs {
     #[arg(long, value_parser = parse_since)]
     pub until: Option<Since>,
 
-    /// Show full session ids and the gateway and client IP columns (same as -o wide).
+    /// Show full session ids and the gateway column (same as -o wide).
     #[arg(long)]
     pub wide: bool,
 }

@@ -11,7 +11,7 @@ use vigil_proto::v1::{
     SessionStatus, Termination,
 };
 
-use super::args::*;
+use super::args::{EndArgs, GetArgs, ListArgs, SortArg, WatchArgs};
 use super::{json, render};
 use crate::client::{Policies, Registry, Terminations, repeated_page_token};
 use crate::console::Console;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Local, Utc};
 use tokio::time::Instant;
 use vigil_proto::v1::{ListTerminationsRequest, ListTerminationsResponse, Termination};
 
-use super::args::*;
+use super::args::{TerminationGetArgs, TerminationsListArgs};
 use super::{json, render};
 use crate::client::{Registry, Terminations, repeated_page_token};
 use crate::error::{CliError, Service};

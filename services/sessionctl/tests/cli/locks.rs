@@ -1,7 +1,7 @@
 //! `locks create|list|delete`.
 
 use prost_types::Timestamp;
-use sessionctl::EXIT_SERVER;
+use sessionctl::{EXIT_ABORTED, EXIT_SERVER, EXIT_USAGE};
 use vigil_proto::v1::lock_target::Target as LockOn;
 
 use crate::fakes::*;
@@ -132,4 +132,63 @@ async fn a_refused_lock_is_reported_in_the_servers_words() {
         "target.cidr \"10.1.2.3/16\" has bits set past the prefix length; did you mean 10.1.0.0/16? (invalid argument)"
     );
     assert!(policies.locks.lock().expect("locks lock").is_empty());
+}
+
+#[tokio::test]
+async fn a_lock_that_would_end_live_sessions_asks_first_and_dry_run_changes_nothing() {
+    let (registry, terminations, policies) = lock_fakes(five_sessions());
+    let server = serve_all(registry, terminations, policies.clone()).await;
+    let lock_user1 = ["locks", "create", "--user", "user1@example.com"];
+
+    // Without a terminal and without --yes: refused, nothing locked.
+    let ran = run_answering(&server, &lock_user1, None).await;
+    let error = ran.result.expect_err("needs --yes");
+    assert_eq!(error.exit_code(), EXIT_USAGE, "{error}");
+    assert!(error.to_string().contains("would end"), "{error}");
+
+    // --dry-run shows what would end.
+    let ran = run_answering(&server, &[&lock_user1[..], &["--dry-run"]].concat(), None).await;
+    ran.result.expect("dry run");
+    assert!(ran.out.contains("user1@example.com"), "{}", ran.out);
+    assert!(ran.err.contains("Dry run: nothing was locked"), "{}", ran.err);
+
+    // A no at the prompt: nothing locked, exit 4.
+    let ran = run_answering(&server, &lock_user1, Some("n\n")).await;
+    assert_eq!(ran.result.expect_err("declined").exit_code(), EXIT_ABORTED);
+    assert!(
+        ran.console.contains("user1@example.com"),
+        "the question shows what ends: {}",
+        ran.console
+    );
+    assert!(policies.seen.lock().expect("seen lock").create_lock_requests.is_empty());
+
+    // A yes: locked.
+    let ran = run_answering(&server, &lock_user1, Some("y\n")).await;
+    ran.result.expect("locked");
+    assert_eq!(policies.seen.lock().expect("seen lock").create_lock_requests.len(), 1);
+
+    // Removing every lock on the user by target, then again with --ignore-not-found.
+    let ran = run_answering(
+        &server,
+        &["locks", "delete", "--user", "user1@example.com", "--dry-run"],
+        None,
+    )
+    .await;
+    ran.result.expect("dry run");
+    assert!(ran.out.starts_with("Would remove: Removed lock"), "{}", ran.out);
+    assert!(policies.seen.lock().expect("seen lock").delete_lock_requests.is_empty());
+    run_to_string(&server, &["locks", "delete", "--user", "user1@example.com"])
+        .await
+        .expect("removed");
+    assert_eq!(policies.seen.lock().expect("seen lock").delete_lock_requests.len(), 1);
+    let error = run_to_string(&server, &["locks", "delete", "--user", "user1@example.com"])
+        .await
+        .expect_err("none left");
+    assert_eq!(error.exit_code(), EXIT_SERVER, "{error}");
+    run_to_string(
+        &server,
+        &["locks", "delete", "--user", "user1@example.com", "--ignore-not-found"],
+    )
+    .await
+    .expect("nothing to do is fine");
 }

@@ -77,3 +77,49 @@ async fn policies_effective_shows_the_merged_rules_and_where_they_come_from() {
     assert_eq!(value["rules"]["idle_timeout_seconds"], 1800);
     assert_eq!(value["rules"]["concurrency_action"], "deny_new");
 }
+
+#[tokio::test]
+async fn without_groups_the_users_latest_session_gives_them() {
+    let mut latest = session(1);
+    latest.user_groups = vec!["sre".into()];
+    let registry = FakeRegistry {
+        sessions: vec![latest],
+        ..FakeRegistry::default()
+    };
+    let policies = three_policies();
+    let server = serve_all(registry, FakeTerminations::default(), policies.clone()).await;
+
+    let text = run_to_string(
+        &server,
+        &[
+            "policies",
+            "effective",
+            "--user",
+            "user1@example.com",
+            "--resource",
+            "prod-db-01",
+        ],
+    )
+    .await
+    .expect("effective");
+    assert!(text.contains("(group sre, from their latest session)"), "{text}");
+    let asked = policies.seen.lock().expect("seen lock").effective_requests.clone();
+    assert_eq!(asked[0].user_groups, ["sre"]);
+
+    // Nobody the registry knows: the rules without groups, and a note saying so.
+    let server = serve_all(FakeRegistry::default(), FakeTerminations::default(), three_policies()).await;
+    let (_, notes) = run_to_streams(
+        &server,
+        &[
+            "policies",
+            "effective",
+            "--user",
+            "nobody@example.com",
+            "--resource",
+            "prod-db-01",
+        ],
+    )
+    .await
+    .expect("effective");
+    assert!(notes.contains("their groups are not"), "{notes}");
+}

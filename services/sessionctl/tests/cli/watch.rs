@@ -7,7 +7,7 @@ use std::time::Duration;
 use prost_types::Timestamp;
 use sessionctl::{CliError, EXIT_SERVER, run_until};
 use tokio::sync::Notify;
-use vigil_proto::v1::{Session, SessionEvent, SessionEventKind};
+use vigil_proto::v1::{EndReason, Session, SessionEvent, SessionEventKind, SessionStatus};
 
 use crate::fakes::*;
 
@@ -147,4 +147,37 @@ async fn a_watch_the_registry_ends_is_an_error() {
     assert!(matches!(error, CliError::WatchEnded { .. }), "{error:?}");
     assert_eq!(error.exit_code(), EXIT_SERVER);
     assert_eq!(lines.len(), 3, "every event was printed before the end: {lines:?}");
+}
+
+#[tokio::test]
+async fn an_ended_session_in_a_watch_names_who_ended_it_and_why() {
+    let history = with_history();
+    let termination = history.history[0].clone();
+    let mut ended = session(3);
+    ended.status = SessionStatus::Disconnected.into();
+    ended.end_reason = EndReason::Admin.into();
+    ended.end_detail = format!("ended by termination {}", termination.id);
+    let registry = FakeRegistry {
+        events: vec![event(SessionEventKind::Ended, Some(ended))],
+        ..FakeRegistry::default()
+    };
+    let server = serve_both(Some(registry), Some(history)).await;
+
+    let (result, lines) = watch_lines(&server, &["watch"], 1).await;
+    result.expect("stopped cleanly");
+    let note = if termination.note.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", termination.note)
+    };
+    assert!(
+        lines[0].ends_with(&format!("(by {}, admin{note})", termination.actor)),
+        "{lines:?}"
+    );
+
+    let (result, lines) = watch_lines(&server, &["watch", "-o", "json"], 1).await;
+    result.expect("stopped cleanly");
+    let value: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+    assert_eq!(value["session"]["ended_by"]["actor"], termination.actor.as_str());
+    assert_eq!(value["session"]["ended_by"]["termination_id"], termination.id.as_str());
 }
