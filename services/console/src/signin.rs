@@ -92,8 +92,7 @@ impl SignInCodes {
             Some(expires) if expires > Instant::now() => {}
             _ => {
                 return Err(ServiceError::NotFound(
-                    "sign-in code not found: the link was used already or has expired; ask for a new one"
-                        .into(),
+                    "sign-in code not found: the link was used already or has expired; ask for a new one".into(),
                 ));
             }
         }
