@@ -146,7 +146,7 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
     statsTimer.current = window.setTimeout(() => {
       statsTimer.current = null;
       void refreshStats();
-    }, 700);
+    }, 1500);
   };
   useEffect(() => {
     const timer = setInterval(refreshStats, 10_000);
@@ -169,11 +169,16 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
 
   // Events are applied as they come and drawn once per frame.
   const drawPending = useRef(false);
+  const pendingDelta = useRef(0);
   const scheduleDraw = () => {
     if (drawPending.current) return;
     drawPending.current = true;
     requestAnimationFrame(() => {
       drawPending.current = false;
+      const delta = pendingDelta.current;
+      pendingDelta.current = 0;
+      // A count the server gave as "at least" stays as it was until the next read.
+      if (delta !== 0) setTotal((current) => (current.lowerBound ? current : { ...current, size: Math.max(0, current.size + delta) }));
       redraw(0);
     });
   };
@@ -213,8 +218,10 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
             });
             if (statusFilter && (event.kind as number) === EventKind.Updated) scheduleRefetch();
             if (outcome.refetch) scheduleRefetch();
+            // No state change per event (each would render the page): counted here, drawn once a frame.
             if (outcome.totalDelta !== 0) {
-              setTotal((current) => ({ ...current, size: Math.max(0, current.size + outcome.totalDelta) }));
+              pendingDelta.current += outcome.totalDelta;
+              scheduleDraw();
             }
             if (outcome.changed) scheduleDraw();
             scheduleStats();
