@@ -336,6 +336,11 @@ describe("the console in headless Chromium", () => {
     await rows.nth(0).locator('input[type="checkbox"]').check();
     await rows.nth(1).locator('input[type="checkbox"]').check();
     await admin.locator('[data-testid="end-selected"]').click();
+    // Escape cancels, and the selection is still there.
+    await admin.locator(".dialog").waitFor();
+    await admin.keyboard.press("Escape");
+    await admin.locator(".dialog").waitFor({ state: "detached" });
+    await admin.locator('[data-testid="end-selected"]').click();
     await expect.poll(() => admin.locator('[data-testid="dialog-count"]').innerText()).toBe("2");
     expect(await admin.locator('[data-testid="dialog-text"]').innerText()).toContain("unsaved work");
     await admin.locator(".dialog input").first().fill("Security review; please sign in again");
@@ -368,6 +373,11 @@ describe("the console in headless Chromium", () => {
     expect(await viewer.locator('[data-testid="end-selected"]').count()).toBe(0);
     expect(await viewer.locator('[data-testid="end-all"]').count()).toBe(0);
     await shot(viewer, "04-viewer");
+    // Keyboard: arrows move between rows in the same column.
+    await viewer.locator('[data-testid="session-row"] a').first().focus();
+    await viewer.keyboard.press("ArrowDown");
+    const focused = await viewer.evaluate(() => document.activeElement?.closest("tr")?.getAttribute("data-session-id"));
+    expect(focused).toBe(await viewer.locator('[data-testid="session-row"]').nth(1).getAttribute("data-session-id"));
     const [victim] = await liveSessions();
     const body = Array.from(
       frame(

@@ -446,7 +446,7 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
               </th>
             </tr>
           </thead>
-          <tbody>
+          <tbody onKeyDown={moveBetweenRows}>
             {rows.map((session) => (
               <SessionRow
                 key={session.id}
@@ -533,6 +533,29 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
       )}
     </section>
   );
+}
+
+/**
+ * Arrow keys move between rows, staying in the same column (the checkbox, the resource link, the End
+ * button); Tab still walks every control.
+ */
+function moveBetweenRows(event: KeyboardEvent) {
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  const target = event.target as HTMLElement;
+  const row = target.closest("tr");
+  const cell = target.closest("td");
+  if (!row || !cell) return;
+  const column = [...row.children].indexOf(cell);
+  let next = (event.key === "ArrowDown" ? row.nextElementSibling : row.previousElementSibling) as HTMLElement | null;
+  while (next) {
+    const focusable = next.children[column]?.querySelector<HTMLElement>("input:not([disabled]), a[href], button");
+    if (focusable) {
+      event.preventDefault();
+      focusable.focus();
+      return;
+    }
+    next = (event.key === "ArrowDown" ? next.nextElementSibling : next.previousElementSibling) as HTMLElement | null;
+  }
 }
 
 function Card({ label, value, icon, testid }: { label: string; value: string; icon: string; testid: string }) {
