@@ -459,3 +459,21 @@ describe("the console in headless Chromium", () => {
     });
   });
 });
+
+describe("the other views", () => {
+  it("terminations, locks, policies, gateways and the audit trail render from the same API", async () => {
+    for (const [path, text] of [
+      ["/terminations", "admin@local"],
+      ["/locks", "Lock"],
+      ["/policies", "Policies"],
+      ["/gateways", "gw-"],
+      ["/audit", "sessions.end"],
+    ] as const) {
+      await admin.locator(`nav a[href="${path}"]`).click();
+      await expect.poll(() => admin.locator("main").innerText(), { timeout: 10_000 }).toContain(text);
+      await shot(admin, `09-view${path.replace("/", "-")}`);
+    }
+    await admin.locator('nav a[href="/"]').click();
+    await admin.locator('[data-testid="cards"]').waitFor();
+  });
+});

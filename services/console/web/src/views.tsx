@@ -419,9 +419,10 @@ interface AuditLine {
 export function AuditPage() {
   const { data, error } = useLoad(async () => {
     const since = { seconds: BigInt(Math.floor(Date.now() / 1000) - 7 * 24 * 3600), nanos: 0 };
-    const [events, ends] = await Promise.all([
+    const [events, ends, denied] = await Promise.all([
       policy.listAuditEvents({ since, pageSize: 500 }),
       termination.listTerminations({ since, pageSize: 500 }),
+      registry.listSessions({ filter: { deniedOnly: true }, pageSize: 500 }),
     ]);
     const lines: AuditLine[] = [
       ...events.events.map((event: AuditEvent) => ({
@@ -437,6 +438,13 @@ export function AuditPage() {
         action: "sessions.end",
         target: `${selectorText(item.selector)} (${reasonName(item.reason)})`,
         outcome: `${item.acknowledged}/${item.sessionCount} acknowledged${item.failed ? `, ${item.failed} failed` : ""}`,
+      })),
+      ...denied.sessions.map((session) => ({
+        at: session.startedAt,
+        actor: session.user,
+        action: "admission.deny",
+        target: `${session.resourceName} via ${session.gatewayId} from ${session.clientIp}`,
+        outcome: `refused: ${session.endDetail}`,
       })),
     ];
     return lines.sort((a, b) => millis(b.at) - millis(a.at));
