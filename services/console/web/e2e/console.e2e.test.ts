@@ -32,6 +32,11 @@ import {
   ListLocksResponseSchema,
   ListPoliciesRequestSchema,
   ListPoliciesResponseSchema,
+  CreatePolicyRequestSchema,
+  UpdatePolicyRequestSchema,
+  DeletePolicyRequestSchema,
+  DeletePolicyResponseSchema,
+  PolicySchema,
 } from "../src/gen/vigil/v1/policy_pb";
 import {
   GetSessionRequestSchema,
@@ -269,6 +274,29 @@ describe("gRPC-Web without a browser: every RPC the console uses", () => {
       token: adminToken,
     });
     expect(deleted.grpcStatus).toBe(0);
+    const policyCreated = await grpcWeb(
+      base,
+      "/vigil.v1.PolicyService/CreatePolicy",
+      CreatePolicyRequestSchema,
+      { scope: { scope: { case: "user", value: "nobody@acme.example" } }, rules: { maxConcurrentSessions: 3 }, description: "e2e" },
+      PolicySchema,
+      { token: adminToken },
+    );
+    expect(policyCreated.grpcStatus).toBe(0);
+    const policyId = policyCreated.messages[0].id;
+    const viewerEdit = await grpcWeb(base, "/vigil.v1.PolicyService/UpdatePolicy", UpdatePolicyRequestSchema, { id: policyId, rules: {} }, PolicySchema, {
+      token: viewerToken,
+    });
+    expect(viewerEdit.grpcStatus).toBe(PERMISSION_DENIED);
+    const updated = await grpcWeb(base, "/vigil.v1.PolicyService/UpdatePolicy", UpdatePolicyRequestSchema, { id: policyId, rules: { maxConcurrentSessions: 4 }, description: "e2e, changed" }, PolicySchema, {
+      token: adminToken,
+    });
+    expect(updated.grpcStatus).toBe(0);
+    expect(updated.messages[0].rules?.maxConcurrentSessions).toBe(4);
+    const policyDeleted = await grpcWeb(base, "/vigil.v1.PolicyService/DeletePolicy", DeletePolicyRequestSchema, { id: policyId }, DeletePolicyResponseSchema, {
+      token: adminToken,
+    });
+    expect(policyDeleted.grpcStatus).toBe(0);
     const missing = await grpcWeb(base, "/vigil.v1.TerminationService/GetTermination", GetTerminationRequestSchema, { id: "0190f0e2-0000-7000-8000-000000000000" }, TerminationSchema, {
       token: adminToken,
     });
@@ -473,6 +501,16 @@ describe("the other views", () => {
       await expect.poll(() => admin.locator("main").innerText(), { timeout: 10_000 }).toContain(text);
       await shot(admin, `09-view${path.replace("/", "-")}`);
     }
+    // An admin creates a policy from the page.
+    await admin.locator('nav a[href="/policies"]').click();
+    const form = admin.locator('[data-testid="policy-form"]');
+    await form.locator('input[aria-label="Scope value"]').fill("contractors");
+    await form.locator('input[aria-label="Idle timeout (minutes)"]').fill("15");
+    await form.locator('input[aria-label="Maximum sessions"]').fill("2");
+    await form.locator("button.btn-primary").click();
+    await expect.poll(() => admin.locator("main table").innerText(), { timeout: 10_000 }).toContain("group contractors");
+    expect(await admin.locator("main table").innerText()).toContain("15m");
+    await shot(admin, "10-policy-created");
     await admin.locator('nav a[href="/"]').click();
     await admin.locator('[data-testid="cards"]').waitFor();
   });
