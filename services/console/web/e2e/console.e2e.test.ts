@@ -342,6 +342,17 @@ describe("the console in headless Chromium", () => {
     const [victim] = await liveSessions();
     const row = admin.locator(`[data-session-id="${victim.id}"]`);
     await row.waitFor();
+    // The user has scrolled, ticked another row and opened the End dialog when the kill lands.
+    const kept = admin.locator('[data-testid="session-row"]').filter({ hasNot: admin.locator(`[data-session-id="${victim.id}"]`) }).last();
+    const keptId = await kept.getAttribute("data-session-id");
+    await kept.locator('input[type="checkbox"]').check();
+    await admin.locator('[data-testid="table-wrap"]').evaluate((el) => (el.scrollTop = 120));
+    // Where the ticked row sits in the scrolled table: it must stay there (the browser's scroll
+    // anchoring keeps the view on the same rows when one above leaves).
+    const keptTop = () => kept.evaluate((el) => Math.round(el.getBoundingClientRect().top));
+    const before = await keptTop();
+    await admin.locator('[data-testid="end-selected"]').click();
+    await admin.locator(".dialog").waitFor();
     const started = Date.now();
     const ended = await grpcWeb(
       base,
@@ -356,6 +367,12 @@ describe("the console in headless Chromium", () => {
     console.log(`row gone ${Date.now() - started} ms after the kill was issued`);
     expect(await admin.evaluate(() => (window as unknown as { marker: number }).marker)).toBe(marker);
     expect(await admin.locator('[data-testid="session-row"]').count()).toBe(SESSIONS - 1);
+    expect(await admin.locator(".dialog").isVisible()).toBe(true);
+    expect(Math.abs((await keptTop()) - before)).toBeLessThanOrEqual(2);
+    expect(await admin.locator('[data-testid="table-wrap"]').evaluate((el) => el.scrollTop)).toBeGreaterThan(0);
+    await admin.locator(".dialog button", { hasText: "Cancel" }).click();
+    expect(await admin.locator(`[data-session-id="${keptId}"] input[type="checkbox"]`).isChecked()).toBe(true);
+    await admin.locator(`[data-session-id="${keptId}"] input[type="checkbox"]`).uncheck();
   });
 
   it("ends a selection through the dialog and shows the acknowledgements", async () => {
