@@ -70,6 +70,7 @@ export function SessionDetail({ id, me, navigate }: { id: string; me: Me; naviga
           for await (const event of registry.watchSessions({ filter: { user: first.user } }, { signal: abort.signal, timeoutMs: 0 })) {
             if (event.session?.id === id) setSession(event.session);
           }
+          throw new Error("the live feed ended");
         } catch {
           if (abort.signal.aborted) return;
           await new Promise((resolve) => setTimeout(resolve, 2000));
