@@ -80,9 +80,15 @@ pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow:
         registry.attach_admission_policy(Arc::new(GrpcAdmissionPolicy::connect_with(&connector, url)?));
     }
 
+    // The web console's pages and its "who am I" (no sign-in codes: people bring their own tokens);
+    // its other calls reach the registry, termination and policy over gRPC-Web by service path.
     let server = server
         .add_service(registry.sessions_service())
-        .add_service(registry.link_service());
+        .add_service(registry.link_service())
+        .with_pages(Arc::new(vigil_console::ConsolePages))
+        .add_service(vigil_console::ConsoleApi::server(Arc::new(
+            vigil_console::SignInCodes::new(None),
+        )));
     let readiness = server.readiness();
     tokio::spawn(follow_dependencies(
         registry.store().clone(),

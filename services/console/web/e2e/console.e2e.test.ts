@@ -32,6 +32,11 @@ import {
   ListLocksResponseSchema,
   ListPoliciesRequestSchema,
   ListPoliciesResponseSchema,
+  CreatePolicyRequestSchema,
+  UpdatePolicyRequestSchema,
+  DeletePolicyRequestSchema,
+  DeletePolicyResponseSchema,
+  PolicySchema,
 } from "../src/gen/vigil/v1/policy_pb";
 import {
   GetSessionRequestSchema,
@@ -269,6 +274,29 @@ describe("gRPC-Web without a browser: every RPC the console uses", () => {
       token: adminToken,
     });
     expect(deleted.grpcStatus).toBe(0);
+    const policyCreated = await grpcWeb(
+      base,
+      "/vigil.v1.PolicyService/CreatePolicy",
+      CreatePolicyRequestSchema,
+      { scope: { scope: { case: "user", value: "nobody@acme.example" } }, rules: { maxConcurrentSessions: 3 }, description: "e2e" },
+      PolicySchema,
+      { token: adminToken },
+    );
+    expect(policyCreated.grpcStatus).toBe(0);
+    const policyId = policyCreated.messages[0].id;
+    const viewerEdit = await grpcWeb(base, "/vigil.v1.PolicyService/UpdatePolicy", UpdatePolicyRequestSchema, { id: policyId, rules: {} }, PolicySchema, {
+      token: viewerToken,
+    });
+    expect(viewerEdit.grpcStatus).toBe(PERMISSION_DENIED);
+    const updated = await grpcWeb(base, "/vigil.v1.PolicyService/UpdatePolicy", UpdatePolicyRequestSchema, { id: policyId, rules: { maxConcurrentSessions: 4 }, description: "e2e, changed" }, PolicySchema, {
+      token: adminToken,
+    });
+    expect(updated.grpcStatus).toBe(0);
+    expect(updated.messages[0].rules?.maxConcurrentSessions).toBe(4);
+    const policyDeleted = await grpcWeb(base, "/vigil.v1.PolicyService/DeletePolicy", DeletePolicyRequestSchema, { id: policyId }, DeletePolicyResponseSchema, {
+      token: adminToken,
+    });
+    expect(policyDeleted.grpcStatus).toBe(0);
     const missing = await grpcWeb(base, "/vigil.v1.TerminationService/GetTermination", GetTerminationRequestSchema, { id: "0190f0e2-0000-7000-8000-000000000000" }, TerminationSchema, {
       token: adminToken,
     });
@@ -314,6 +342,17 @@ describe("the console in headless Chromium", () => {
     const [victim] = await liveSessions();
     const row = admin.locator(`[data-session-id="${victim.id}"]`);
     await row.waitFor();
+    // The user has scrolled, ticked another row and opened the End dialog when the kill lands.
+    const kept = admin.locator('[data-testid="session-row"]').filter({ hasNot: admin.locator(`[data-session-id="${victim.id}"]`) }).last();
+    const keptId = await kept.getAttribute("data-session-id");
+    await kept.locator('input[type="checkbox"]').check();
+    await admin.locator('[data-testid="table-wrap"]').evaluate((el) => (el.scrollTop = 120));
+    // Where the ticked row sits in the scrolled table: it must stay there (the browser's scroll
+    // anchoring keeps the view on the same rows when one above leaves).
+    const keptTop = () => kept.evaluate((el) => Math.round(el.getBoundingClientRect().top));
+    const before = await keptTop();
+    await admin.locator('[data-testid="end-selected"]').click();
+    await admin.locator(".dialog").waitFor();
     const started = Date.now();
     const ended = await grpcWeb(
       base,
@@ -328,6 +367,12 @@ describe("the console in headless Chromium", () => {
     console.log(`row gone ${Date.now() - started} ms after the kill was issued`);
     expect(await admin.evaluate(() => (window as unknown as { marker: number }).marker)).toBe(marker);
     expect(await admin.locator('[data-testid="session-row"]').count()).toBe(SESSIONS - 1);
+    expect(await admin.locator(".dialog").isVisible()).toBe(true);
+    expect(Math.abs((await keptTop()) - before)).toBeLessThanOrEqual(2);
+    expect(await admin.locator('[data-testid="table-wrap"]').evaluate((el) => el.scrollTop)).toBeGreaterThan(0);
+    await admin.locator(".dialog button", { hasText: "Cancel" }).click();
+    expect(await admin.locator(`[data-session-id="${keptId}"] input[type="checkbox"]`).isChecked()).toBe(true);
+    await admin.locator(`[data-session-id="${keptId}"] input[type="checkbox"]`).uncheck();
   });
 
   it("ends a selection through the dialog and shows the acknowledgements", async () => {
@@ -335,6 +380,11 @@ describe("the console in headless Chromium", () => {
     const ids = [await rows.nth(0).getAttribute("data-session-id"), await rows.nth(1).getAttribute("data-session-id")];
     await rows.nth(0).locator('input[type="checkbox"]').check();
     await rows.nth(1).locator('input[type="checkbox"]').check();
+    await admin.locator('[data-testid="end-selected"]').click();
+    // Escape cancels, and the selection is still there.
+    await admin.locator(".dialog").waitFor();
+    await admin.keyboard.press("Escape");
+    await admin.locator(".dialog").waitFor({ state: "detached" });
     await admin.locator('[data-testid="end-selected"]').click();
     await expect.poll(() => admin.locator('[data-testid="dialog-count"]').innerText()).toBe("2");
     expect(await admin.locator('[data-testid="dialog-text"]').innerText()).toContain("unsaved work");
@@ -368,6 +418,11 @@ describe("the console in headless Chromium", () => {
     expect(await viewer.locator('[data-testid="end-selected"]').count()).toBe(0);
     expect(await viewer.locator('[data-testid="end-all"]').count()).toBe(0);
     await shot(viewer, "04-viewer");
+    // Keyboard: arrows move between rows in the same column.
+    await viewer.locator('[data-testid="session-row"] a').first().focus();
+    await viewer.keyboard.press("ArrowDown");
+    const focused = await viewer.evaluate(() => document.activeElement?.closest("tr")?.getAttribute("data-session-id"));
+    expect(focused).toBe(await viewer.locator('[data-testid="session-row"]').nth(1).getAttribute("data-session-id"));
     const [victim] = await liveSessions();
     const body = Array.from(
       frame(
@@ -447,5 +502,33 @@ describe("the console in headless Chromium", () => {
       });
       return detail.messages[0].commands.every((command) => command.state === DeliveryState.ACKNOWLEDGED);
     });
+  });
+});
+
+describe("the other views", () => {
+  it("terminations, locks, policies, gateways and the audit trail render from the same API", async () => {
+    for (const [path, text] of [
+      ["/terminations", "admin@local"],
+      ["/locks", "Lock"],
+      ["/policies", "Policies"],
+      ["/gateways", "gw-"],
+      ["/audit", "sessions.end"],
+    ] as const) {
+      await admin.locator(`nav a[href="${path}"]`).click();
+      await expect.poll(() => admin.locator("main").innerText(), { timeout: 10_000 }).toContain(text);
+      await shot(admin, `09-view${path.replace("/", "-")}`);
+    }
+    // An admin creates a policy from the page.
+    await admin.locator('nav a[href="/policies"]').click();
+    const form = admin.locator('[data-testid="policy-form"]');
+    await form.locator('input[aria-label="Scope value"]').fill("contractors");
+    await form.locator('input[aria-label="Idle timeout (minutes)"]').fill("15");
+    await form.locator('input[aria-label="Maximum sessions"]').fill("2");
+    await form.locator("button.btn-primary").click();
+    await expect.poll(() => admin.locator("main table").innerText(), { timeout: 10_000 }).toContain("group contractors");
+    expect(await admin.locator("main table").innerText()).toContain("15m");
+    await shot(admin, "10-policy-created");
+    await admin.locator('nav a[href="/"]').click();
+    await admin.locator('[data-testid="cards"]').waitFor();
   });
 });

@@ -146,7 +146,7 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
     statsTimer.current = window.setTimeout(() => {
       statsTimer.current = null;
       void refreshStats();
-    }, 700);
+    }, 1500);
   };
   useEffect(() => {
     const timer = setInterval(refreshStats, 10_000);
@@ -169,11 +169,16 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
 
   // Events are applied as they come and drawn once per frame.
   const drawPending = useRef(false);
+  const pendingDelta = useRef(0);
   const scheduleDraw = () => {
     if (drawPending.current) return;
     drawPending.current = true;
     requestAnimationFrame(() => {
       drawPending.current = false;
+      const delta = pendingDelta.current;
+      pendingDelta.current = 0;
+      // A count the server gave as "at least" stays as it was until the next read.
+      if (delta !== 0) setTotal((current) => (current.lowerBound ? current : { ...current, size: Math.max(0, current.size + delta) }));
       redraw(0);
     });
   };
@@ -213,8 +218,10 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
             });
             if (statusFilter && (event.kind as number) === EventKind.Updated) scheduleRefetch();
             if (outcome.refetch) scheduleRefetch();
+            // No state change per event (each would render the page): counted here, drawn once a frame.
             if (outcome.totalDelta !== 0) {
-              setTotal((current) => ({ ...current, size: Math.max(0, current.size + outcome.totalDelta) }));
+              pendingDelta.current += outcome.totalDelta;
+              scheduleDraw();
             }
             if (outcome.changed) scheduleDraw();
             scheduleStats();
@@ -439,7 +446,7 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
               </th>
             </tr>
           </thead>
-          <tbody>
+          <tbody onKeyDown={moveBetweenRows}>
             {rows.map((session) => (
               <SessionRow
                 key={session.id}
@@ -526,6 +533,29 @@ export function SessionsPage({ me, navigate, onSignedOut }: { me: Me; navigate: 
       )}
     </section>
   );
+}
+
+/**
+ * Arrow keys move between rows, staying in the same column (the checkbox, the resource link, the End
+ * button); Tab still walks every control.
+ */
+function moveBetweenRows(event: KeyboardEvent) {
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  const target = event.target as HTMLElement;
+  const row = target.closest("tr");
+  const cell = target.closest("td");
+  if (!row || !cell) return;
+  const column = [...row.children].indexOf(cell);
+  let next = (event.key === "ArrowDown" ? row.nextElementSibling : row.previousElementSibling) as HTMLElement | null;
+  while (next) {
+    const focusable = next.children[column]?.querySelector<HTMLElement>("input:not([disabled]), a[href], button");
+    if (focusable) {
+      event.preventDefault();
+      focusable.focus();
+      return;
+    }
+    next = (event.key === "ArrowDown" ? next.nextElementSibling : next.previousElementSibling) as HTMLElement | null;
+  }
 }
 
 function Card({ label, value, icon, testid }: { label: string; value: string; icon: string; testid: string }) {

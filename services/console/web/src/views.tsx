@@ -70,6 +70,7 @@ export function SessionDetail({ id, me, navigate }: { id: string; me: Me; naviga
           for await (const event of registry.watchSessions({ filter: { user: first.user } }, { signal: abort.signal, timeoutMs: 0 })) {
             if (event.session?.id === id) setSession(event.session);
           }
+          throw new Error("the live feed ended");
         } catch {
           if (abort.signal.aborted) return;
           await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -339,14 +340,100 @@ function scopeText(scope: PolicyScope | undefined): string {
   return `${value.case.replace(/([A-Z])/g, " $1").toLowerCase()} ${value.value}`;
 }
 
+const minutes = (value: string) => (value.trim() === "" ? undefined : { seconds: BigInt(Math.round(Number(value) * 60)), nanos: 0 });
+const minutesOf = (duration: Duration | undefined) => (duration ? String(Number(duration.seconds) / 60) : "");
+
+/** Create a policy, or change the rules of `editing` (its scope stays). Empty fields leave a rule unset. */
+function PolicyForm({ editing, onDone }: { editing: Policy | null; onDone: () => void }) {
+  const [scope, setScope] = useState<"global" | "group" | "user" | "resourceName">("group");
+  const [target, setTarget] = useState("");
+  const [warning, setWarning] = useState(minutesOf(editing?.rules?.idleWarningAfter));
+  const [timeout, setTimeoutValue] = useState(minutesOf(editing?.rules?.idleTimeout));
+  const [maxDuration, setMaxDuration] = useState(minutesOf(editing?.rules?.maxSessionDuration));
+  const [maxSessions, setMaxSessions] = useState(editing?.rules?.maxConcurrentSessions?.toString() ?? "");
+  const [description, setDescription] = useState(editing?.description ?? "");
+  const [failure, setFailure] = useState("");
+  useEffect(() => {
+    setWarning(minutesOf(editing?.rules?.idleWarningAfter));
+    setTimeoutValue(minutesOf(editing?.rules?.idleTimeout));
+    setMaxDuration(minutesOf(editing?.rules?.maxSessionDuration));
+    setMaxSessions(editing?.rules?.maxConcurrentSessions?.toString() ?? "");
+    setDescription(editing?.description ?? "");
+  }, [editing]);
+  const save = async (event: Event) => {
+    event.preventDefault();
+    const rules = {
+      idleWarningAfter: minutes(warning),
+      idleTimeout: minutes(timeout),
+      maxSessionDuration: minutes(maxDuration),
+      maxConcurrentSessions: maxSessions.trim() === "" ? undefined : Number(maxSessions),
+      concurrencyAction: editing?.rules?.concurrencyAction ?? 0,
+      denyRiskScore: editing?.rules?.denyRiskScore,
+      flagRiskScore: editing?.rules?.flagRiskScore,
+    };
+    try {
+      if (editing) await policy.updatePolicy({ id: editing.id, rules, description });
+      else
+        await policy.createPolicy({
+          scope: { scope: scope === "global" ? { case: "global", value: {} } : ({ case: scope, value: target.trim() } as never) },
+          rules,
+          description,
+        });
+      setFailure("");
+      onDone();
+    } catch (caught) {
+      setFailure(describeError(caught));
+    }
+  };
+  return (
+    <form class="toolbar panel" onSubmit={save} data-testid="policy-form">
+      {editing ? (
+        <strong>Edit the {scopeText(editing.scope)} policy</strong>
+      ) : (
+        <>
+          <select aria-label="Scope" value={scope} onChange={(event) => setScope(event.currentTarget.value as typeof scope)}>
+            <option value="global">Global</option>
+            <option value="group">Group</option>
+            <option value="user">User</option>
+            <option value="resourceName">Resource</option>
+          </select>
+          {scope !== "global" && <input aria-label="Scope value" placeholder="contractors" value={target} onInput={(event) => setTarget(event.currentTarget.value)} />}
+        </>
+      )}
+      <input aria-label="Idle warning (minutes)" placeholder="Idle warning, min" size={10} value={warning} onInput={(event) => setWarning(event.currentTarget.value)} />
+      <input aria-label="Idle timeout (minutes)" placeholder="Idle timeout, min" size={10} value={timeout} onInput={(event) => setTimeoutValue(event.currentTarget.value)} />
+      <input aria-label="Maximum duration (minutes)" placeholder="Max duration, min" size={10} value={maxDuration} onInput={(event) => setMaxDuration(event.currentTarget.value)} />
+      <input aria-label="Maximum sessions" placeholder="Max sessions" size={8} value={maxSessions} onInput={(event) => setMaxSessions(event.currentTarget.value)} />
+      <input aria-label="Description" placeholder="Description" value={description} onInput={(event) => setDescription(event.currentTarget.value)} />
+      <button class="btn btn-primary">{editing ? "Save" : "Create policy"}</button>
+      {editing && (
+        <button type="button" class="btn" onClick={onDone}>
+          Cancel
+        </button>
+      )}
+      {failure && <span class="error">{failure}</span>}
+    </form>
+  );
+}
+
 export function PoliciesPage({ me }: { me: Me }) {
   const { data, error, reload } = useLoad(() => policy.listPolicies({}));
   const canWrite = me.permissions.includes("policies:write");
+  const [editing, setEditing] = useState<Policy | null>(null);
   return (
     <section>
       <h1>Policies</h1>
       <p class="muted">For each rule the most specific policy that sets it wins: user › resource › group › global.</p>
       {error && <p class="error">{error}</p>}
+      {canWrite && (
+        <PolicyForm
+          editing={editing}
+          onDone={() => {
+            setEditing(null);
+            reload();
+          }}
+        />
+      )}
       <div class="table-wrap">
         <table>
           <thead>
@@ -365,6 +452,9 @@ export function PoliciesPage({ me }: { me: Me }) {
                 <td>{item.updatedBy} <Time ts={item.updatedAt} /></td>
                 {canWrite && (
                   <td>
+                    <button class="btn" onClick={() => setEditing(item)}>
+                      Edit
+                    </button>{" "}
                     <button class="btn" onClick={async () => { if (confirm(`Delete the ${scopeText(item.scope)} policy?`)) { await policy.deletePolicy({ id: item.id }); reload(); } }}>
                       Delete
                     </button>
@@ -419,9 +509,10 @@ interface AuditLine {
 export function AuditPage() {
   const { data, error } = useLoad(async () => {
     const since = { seconds: BigInt(Math.floor(Date.now() / 1000) - 7 * 24 * 3600), nanos: 0 };
-    const [events, ends] = await Promise.all([
+    const [events, ends, denied] = await Promise.all([
       policy.listAuditEvents({ since, pageSize: 500 }),
       termination.listTerminations({ since, pageSize: 500 }),
+      registry.listSessions({ filter: { deniedOnly: true }, pageSize: 500 }),
     ]);
     const lines: AuditLine[] = [
       ...events.events.map((event: AuditEvent) => ({
@@ -437,6 +528,13 @@ export function AuditPage() {
         action: "sessions.end",
         target: `${selectorText(item.selector)} (${reasonName(item.reason)})`,
         outcome: `${item.acknowledged}/${item.sessionCount} acknowledged${item.failed ? `, ${item.failed} failed` : ""}`,
+      })),
+      ...denied.sessions.map((session) => ({
+        at: session.startedAt,
+        actor: session.user,
+        action: "admission.deny",
+        target: `${session.resourceName} via ${session.gatewayId} from ${session.clientIp}`,
+        outcome: `refused: ${session.endDetail}`,
       })),
     ];
     return lines.sort((a, b) => millis(b.at) - millis(a.at));
