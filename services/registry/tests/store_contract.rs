@@ -178,6 +178,7 @@ contract_tests!(
     list_applies_every_filter,
     list_query_treats_like_wildcards_literally,
     free_text_finds_sessions_however_they_were_inserted,
+    free_text_finds_sessions_by_country_name_and_code,
     list_pages_through_every_order_in_both_directions,
     list_page_edges_and_bad_cursors,
     list_total_is_exact_up_to_the_limit_then_a_lower_bound,
@@ -1086,6 +1087,43 @@ async fn free_text_finds_sessions_however_they_were_inserted(store: Arc<SqlStore
         .await
         .unwrap();
     assert_eq!(found(store.clone(), "alpha").await, vec![registered[0].id.clone()]);
+}
+
+/// People search by the place they read in the table ("Bhutan"), not only by city: the country's
+/// name and code are part of the searched text.
+async fn free_text_finds_sessions_by_country_name_and_code(store: Arc<SqlStore>) {
+    let located = |user: &str, city: &str, code: &str, name: &str| SessionRecord {
+        location: GeoLocation {
+            kind: LocationKind::Located as i32,
+            city: city.to_owned(),
+            country_code: code.to_owned(),
+            country_name: name.to_owned(),
+            ..GeoLocation::default()
+        },
+        ..session(user, "gw")
+    };
+    let thimphu = located("tashi", "Thimphu", "BT", "Bhutan");
+    let berlin = located("anna", "Berlin", "DE", "Germany");
+    insert_all(&store, &[thimphu.clone(), berlin.clone()]).await;
+    let found = |text: &'static str| {
+        let store = store.clone();
+        async move {
+            let filter = SessionFilter {
+                query: Some(text.to_owned()),
+                ..SessionFilter::default()
+            };
+            id_set(
+                &store
+                    .list_sessions(&query(filter, SortKey::User, true, 10, None))
+                    .await
+                    .unwrap()
+                    .sessions,
+            )
+        }
+    };
+    assert_eq!(found("bhutan").await, id_set(std::slice::from_ref(&thimphu)));
+    assert_eq!(found("Germany").await, id_set(std::slice::from_ref(&berlin)));
+    assert!(found("france").await.is_empty());
 }
 
 async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>) {

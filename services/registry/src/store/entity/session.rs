@@ -78,6 +78,8 @@ pub fn search_text(session: &SessionRecord) -> String {
         &session.device,
         &session.client_ip,
         &session.location.city,
+        &session.location.country_name,
+        &session.location.country_code,
         &session.gateway_id,
     ]
     .join(SEARCH_SEPARATOR)
