@@ -65,7 +65,8 @@ export type SessionFilter = Message<"vigil.v1.SessionFilter"> & {
   countryCode: string;
 
   /**
-   * Case-insensitive substring of user, resource, device, client IP, city or gateway.
+   * Case-insensitive substring of user, resource, device, client IP, city, country (name or code) or
+   * gateway.
    *
    * @generated from field: string query = 7;
    */
