@@ -6,7 +6,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement, TryInsertResult,
 };
-use sea_orm_migration::MigratorTrait;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use super::HistoryStore;
@@ -32,10 +31,11 @@ impl SqlHistoryStore {
         }
     }
 
-    /// Applies the migrations that have not been applied yet.
+    /// Applies the migrations that have not been applied yet, under the lock every Vigil service
+    /// migrates under (`vigil_runtime::database::migrate_locked`): replicas starting at once wait
+    /// for each other, then find nothing to do.
     pub async fn migrate(&self) -> ServiceResult<()> {
-        Migrator::up(&self.db, None).await?;
-        Ok(())
+        vigil_runtime::database::migrate_locked::<Migrator>(&self.db).await
     }
 
     /// The underlying connection (pool).
