@@ -74,6 +74,15 @@ impl HistoryStore for SqlHistoryStore {
             // waiting for the WAL flush makes recording ~20 times faster (a durable commit is an
             // fdatasync; milliseconds on ordinary disks).
             txn.execute_unprepared("SET LOCAL synchronous_commit = off").await?;
+            // One recording per user at a time: under READ COMMITTED two concurrent trims each miss
+            // the other's uncommitted insert, and the history would keep one sighting too many.
+            // (SQLite's write transaction serialises already.)
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtext('vigil geo history'), hashtext($1))",
+                [sighting.user.clone().into()],
+            ))
+            .await?;
         }
         let inserted = Entity::insert(entity::active_model(sighting))
             .on_conflict_do_nothing_on([Column::UserName, Column::SessionId])
