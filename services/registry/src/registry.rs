@@ -196,7 +196,8 @@ impl Registry {
         self.inner.hooks.evictor.set(evictor).is_ok()
     }
 
-    /// The store, for readiness checks.
+    /// The store: for readiness checks and the composing binaries (other services reach the
+    /// registry through the `vigil-clients` traits it provides, never through its store).
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.inner.store
     }
