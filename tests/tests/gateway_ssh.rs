@@ -121,6 +121,11 @@ const GATEWAY_ID: &str = "ssh-gw-test";
 
 impl World {
     async fn new() -> Self {
+        // Short: the stalled-client test waits for it.
+        Self::with_login_grace(Duration::from_secs(2)).await
+    }
+
+    async fn with_login_grace(login_grace: Duration) -> Self {
         init_logs();
         let schema = TestSchema::new().await;
         let namespace = unique_namespace();
@@ -161,15 +166,32 @@ impl World {
         let mut config = GatewayConfig::default();
         config.registry.url = registry.url();
         config.registry.gateway_id = GATEWAY_ID.into();
+        // Generous: the load test starts 200 clients at once on a 2-core machine.
+        config.registry.admission_timeout = Duration::from_secs(60);
         config.ssh.listen = "127.0.0.1:0".parse().expect("address");
         config.ssh.host_key = dir.path().join("gateway_host_key");
         config.ssh.client_key = client_key_path;
         config.ssh.users_file = users_file.clone();
         config.ssh.users_reload_interval = Duration::from_millis(100);
-        config.ssh.login_grace = Duration::from_secs(2);
+        config.ssh.login_grace = login_grace;
         config.ssh.connect_timeout = Duration::from_secs(5);
         let down_port = free_port();
+        // The toy shell too: cheap sessions for the load test (no sshd fork per login).
+        let toy = vigil_gateway::demo::start(
+            "127.0.0.1:0".parse().expect("address"),
+            client_key.public_key().clone(),
+            registry.shutdown.child_token(),
+        )
+        .await
+        .expect("toy target");
         config.ssh.targets = vec![
+            TargetConfig {
+                name: "toy".into(),
+                address: toy.addr.to_string(),
+                user: "alice".into(),
+                host_key: toy.host_key.clone(),
+                groups: vec![],
+            },
             TargetConfig {
                 name: "box".into(),
                 address: sshd.address(),
@@ -628,6 +650,7 @@ async fn bad_logins_get_a_clear_message_and_nothing_leaks() {
     assert_eq!(output.status, Some(0), "{output:?}");
     assert!(output.stdout.contains("box"), "{output:?}");
     assert!(output.stdout.contains("down"), "{output:?}");
+    assert!(output.stdout.contains("toy"), "{output:?}");
 
     // Unknown user, and a key that is not the user's: plain refusals.
     let output = world.run_ssh("nobody+box", &world.alice_key, &["true"]).await;
@@ -804,4 +827,63 @@ async fn the_demo_gateway_prints_a_command_that_opens_a_real_session() {
     assert_eq!(shell.exit().await, Some(0), "{}", shell.text());
     demo.gateway.stop().await;
     shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_connections_at_once_are_all_answered_and_nothing_leaks() {
+    // 200 key exchanges at once take a 2-core machine several seconds.
+    let world = World::with_login_grace(Duration::from_secs(60)).await;
+    let mut clients = Vec::new();
+    for i in 0..200 {
+        // Half sign in and run a command, half are strangers.
+        let (login, remote) = if i % 2 == 0 {
+            ("alice+toy", format!("echo client-{i}"))
+        } else {
+            ("stranger+toy", "true".to_owned())
+        };
+        let mut command = world.ssh(login, &world.alice_key);
+        command.arg(remote);
+        clients.push(tokio::spawn(async move {
+            let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+                .await
+                .expect("every client finishes")
+                .expect("run ssh");
+            (
+                i,
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }));
+    }
+    let mut admitted = 0;
+    for client in clients {
+        let (i, status, stdout, stderr) = client.await.expect("client task");
+        if i % 2 == 0 {
+            assert_eq!(
+                (status, stdout.as_str()),
+                (Some(0), format!("client-{i}\n").as_str()),
+                "{stderr}"
+            );
+            admitted += 1;
+        } else {
+            assert_eq!(status, Some(255), "{stderr}");
+            assert!(stderr.contains("Permission denied"), "{stderr}");
+        }
+    }
+    assert_eq!(admitted, 100);
+    let ended = eventually("the hundred sessions recorded and ended", || async {
+        let ended = world.sessions(vec![SessionStatus::Disconnected]).await;
+        (ended.len() == 100).then_some(ended)
+    })
+    .await;
+    assert!(ended.iter().all(|s| s.end_reason == EndReason::UserClosed as i32));
+    eventually("no connection or session left", || async {
+        (world.gateway().bastion.connection_count() == 0
+            && world.gateway().bastion.live.is_empty()
+            && world.gateway().agent.session_count() == 0)
+            .then_some(())
+    })
+    .await;
+    world.stop().await;
 }

@@ -40,6 +40,7 @@ impl Gateway {
             FailModeSetting::Strict => FailMode::Strict,
         };
         agent_config.link_grace = config.registry.link_grace;
+        agent_config.admission_timeout = config.registry.admission_timeout;
         agent_config.agent_version = format!("vigil-gateway/{}", env!("CARGO_PKG_VERSION"));
         let agent = Agent::start(agent_config, commands.clone());
         let listener = tokio::net::TcpListener::bind(config.ssh.listen)

@@ -38,6 +38,9 @@ pub struct RegistryLink {
     /// How long the link may be down before `fail_mode` applies.
     #[serde(with = "humantime_serde")]
     pub link_grace: Duration,
+    /// How long a login waits for the registry's admission decision before it is refused.
+    #[serde(with = "humantime_serde")]
+    pub admission_timeout: Duration,
 }
 
 impl Default for RegistryLink {
@@ -48,6 +51,7 @@ impl Default for RegistryLink {
             credential: String::new(),
             fail_mode: FailModeSetting::BestEffort,
             link_grace: vigil_agent::DEFAULT_LINK_GRACE,
+            admission_timeout: Duration::from_secs(10),
         }
     }
 }
