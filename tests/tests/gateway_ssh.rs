@@ -352,6 +352,8 @@ struct Interactive {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     output: Arc<std::sync::Mutex<String>>,
+    /// The tasks reading stdout and stderr; done once ssh has closed both.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Interactive {
@@ -364,12 +366,13 @@ impl Interactive {
         let mut child = command.spawn().expect("start ssh");
         let stdin = child.stdin.take().expect("stdin");
         let output = Arc::new(std::sync::Mutex::new(String::new()));
+        let mut readers = Vec::new();
         for mut stream in [
             Box::new(child.stdout.take().expect("stdout")) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
             Box::new(child.stderr.take().expect("stderr")),
         ] {
             let output = Arc::clone(&output);
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut buffer = [0u8; 4096];
                 while let Ok(n) = stream.read(&mut buffer).await {
                     if n == 0 {
@@ -377,9 +380,14 @@ impl Interactive {
                     }
                     output.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
                 }
-            });
+            }));
         }
-        Self { child, stdin, output }
+        Self {
+            child,
+            stdin,
+            output,
+            readers,
+        }
     }
 
     async fn type_line(&mut self, line: &str) {
@@ -403,13 +411,17 @@ impl Interactive {
         .await;
     }
 
-    /// Waits for ssh to exit; its exit code.
+    /// Waits for ssh to exit (and for everything it printed to be read); its exit code.
     async fn exit(&mut self) -> Option<i32> {
-        tokio::time::timeout(PATIENCE, self.child.wait())
+        let code = tokio::time::timeout(PATIENCE, self.child.wait())
             .await
             .expect("ssh exits in time")
             .expect("wait for ssh")
-            .code()
+            .code();
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(PATIENCE, reader).await;
+        }
+        code
     }
 }
 
@@ -885,5 +897,197 @@ async fn two_hundred_connections_at_once_are_all_answered_and_nothing_leaks() {
             .then_some(())
     })
     .await;
+    world.stop().await;
+}
+
+/// A knob of the benchmark: the environment variable, or the small default CI runs with.
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Seconds `ssh … remote` takes with stdin from `input` bytes of zeros (0: none), stdout discarded.
+async fn timed_transfer(mut command: tokio::process::Command, input: usize) -> Duration {
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(if input > 0 { Stdio::piped() } else { Stdio::null() });
+    let started = Instant::now();
+    let mut child = command.spawn().expect("ssh");
+    if input > 0 {
+        let mut stdin = child.stdin.take().expect("stdin");
+        let block = vec![0u8; 1 << 16];
+        let mut left = input;
+        while left > 0 {
+            let n = left.min(block.len());
+            stdin.write_all(&block[..n]).await.expect("write");
+            left -= n;
+        }
+        drop(stdin);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(300), child.wait())
+        .await
+        .expect("the transfer ends")
+        .expect("wait");
+    assert!(status.success(), "transfer failed: {status:?}");
+    started.elapsed()
+}
+
+/// The benchmark in small (CI); `VIGIL_GATEWAY_BENCH_KILLS=200 VIGIL_GATEWAY_BENCH_MB=256
+/// VIGIL_GATEWAY_BENCH_SESSIONS=100 cargo test --release -p vigil-tests --test gateway_ssh benchmark --
+/// --nocapture` gives the figures in full. Kill latency: `Terminate` called → the ssh client has exited,
+/// beside a Redis publish → receive round trip of the same run. Throughput: bytes through the gateway
+/// vs straight to the same sshd. Memory: this process's RSS growth per open SSH session (gateway,
+/// agent and registry together, all in this process; the sshd and the clients are not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benchmark_kill_latency_throughput_and_memory() {
+    let kills = knob("VIGIL_GATEWAY_BENCH_KILLS", 10);
+    let megabytes = knob("VIGIL_GATEWAY_BENCH_MB", 16);
+    let sessions = knob("VIGIL_GATEWAY_BENCH_SESSIONS", 10);
+    let world = World::with_login_grace(Duration::from_secs(60)).await;
+    let mut termination = world.registry.termination_client().await;
+
+    // Kill latency on real sessions to the real sshd.
+    let mut latencies = Vec::new();
+    for round in 0..kills {
+        let mut shell = Interactive::start(world.ssh("alice+box", &world.alice_key));
+        shell.type_line(&format!("echo ready-{round}-$((1+1))")).await;
+        shell.wait_for(&format!("ready-{round}-2")).await;
+        let session_id = world.gateway().bastion.live.all()[0].session_id.clone();
+        let started = Instant::now();
+        termination
+            .terminate(pb::TerminateRequest {
+                selector: Some(pb::SessionSelector {
+                    target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
+                        ids: vec![session_id],
+                    })),
+                }),
+                reason: EndReason::Admin as i32,
+                user_message: format!("bench kill {round}"),
+                ..Default::default()
+            })
+            .await
+            .expect("terminate");
+        assert_eq!(shell.exit().await, Some(255));
+        latencies.push(started.elapsed());
+        assert!(
+            shell.text().contains(&format!("bench kill {round}")),
+            "{}",
+            shell.text()
+        );
+        eventually("the killed session gone from the gateway", || async {
+            world.gateway().bastion.live.is_empty().then_some(())
+        })
+        .await;
+    }
+    latencies.sort();
+
+    // The Redis yardstick: publish → subscriber receives, on the same Redis.
+    let bus = redis_bus(&unique_namespace()).await;
+    let mut yardstick = Vec::new();
+    {
+        use futures::StreamExt;
+        use vigil_runtime::bus::ControlBus;
+        let mut subscription = bus.subscribe("bench").await.expect("subscribe");
+        for _ in 0..kills.max(10) {
+            let started = Instant::now();
+            bus.publish("bench", Arc::from(&b"x"[..])).await.expect("publish");
+            tokio::time::timeout(PATIENCE, subscription.next())
+                .await
+                .expect("received")
+                .expect("stream open");
+            yardstick.push(started.elapsed());
+        }
+    }
+    yardstick.sort();
+
+    // Throughput, both directions, through the gateway and straight to the sshd.
+    let bytes = megabytes << 20;
+    let gateway_client_key = world.dir.path().join("gateway_client_key");
+    let direct = |remote: String| {
+        let mut command = tokio::process::Command::new("ssh");
+        command
+            .arg("-p")
+            .arg(world.sshd.port.to_string())
+            .arg("-i")
+            .arg(&gateway_client_key)
+            .args(common_options())
+            .arg("root@127.0.0.1")
+            .arg(remote)
+            .kill_on_drop(true);
+        command
+    };
+    let through = |remote: String| {
+        let mut command = world.ssh("alice+box", &world.alice_key);
+        command.arg(remote);
+        command
+    };
+    let download = format!("head -c {bytes} /dev/zero");
+    let upload = "cat > /dev/null".to_owned();
+    let direct_down = timed_transfer(direct(download.clone()), 0).await;
+    let gateway_down = timed_transfer(through(download), 0).await;
+    let direct_up = timed_transfer(direct(upload.clone()), bytes).await;
+    let gateway_up = timed_transfer(through(upload), bytes).await;
+    let rate = |elapsed: Duration| megabytes as f64 / elapsed.as_secs_f64();
+
+    // Memory per open session.
+    let before = rss_kib();
+    let mut open = Vec::new();
+    for i in 0..sessions {
+        let mut shell = Interactive::start(world.ssh("alice+box", &world.alice_key));
+        shell.type_line(&format!("echo open-{i}-$((2+2))")).await;
+        shell.wait_for(&format!("open-{i}-4")).await;
+        open.push(shell);
+    }
+    let after = rss_kib();
+    assert_eq!(world.gateway().bastion.live.len(), sessions);
+
+    println!("\n== vigil-gateway benchmark ({kills} kills, {megabytes} MiB each way, {sessions} sessions)");
+    println!(
+        "kill latency (Terminate -> ssh exited): p50 {:?}  p99 {:?}  max {:?}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1]
+    );
+    println!(
+        "Redis yardstick (publish -> receive):   p50 {:?}  p99 {:?}",
+        percentile(&yardstick, 0.5),
+        percentile(&yardstick, 0.99)
+    );
+    println!(
+        "download: direct {:.1} MiB/s, through the gateway {:.1} MiB/s ({:.0} %)",
+        rate(direct_down),
+        rate(gateway_down),
+        100.0 * direct_down.as_secs_f64() / gateway_down.as_secs_f64()
+    );
+    println!(
+        "upload:   direct {:.1} MiB/s, through the gateway {:.1} MiB/s ({:.0} %)",
+        rate(direct_up),
+        rate(gateway_up),
+        100.0 * direct_up.as_secs_f64() / gateway_up.as_secs_f64()
+    );
+    println!(
+        "memory: {} KiB RSS for {sessions} open sessions, {:.0} KiB per session",
+        after.saturating_sub(before),
+        after.saturating_sub(before) as f64 / sessions as f64
+    );
+    drop(open);
     world.stop().await;
 }
