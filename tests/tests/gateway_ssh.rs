@@ -169,6 +169,7 @@ impl World {
         // Generous: the load test starts 200 clients at once on a 2-core machine.
         config.registry.admission_timeout = Duration::from_secs(60);
         config.ssh.listen = "127.0.0.1:0".parse().expect("address");
+        config.server.listen = "127.0.0.1:0".parse().expect("address");
         config.ssh.host_key = dir.path().join("gateway_host_key");
         config.ssh.client_key = client_key_path;
         config.ssh.users_file = users_file.clone();
@@ -294,6 +295,17 @@ impl World {
         self.shutdown.cancel();
     }
 }
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // A failed test drops the world without `stop`: its tasks end anyway.
+        self.shutdown.cancel();
+    }
+}
+
+/// The two heavy tests (200 clients at once, the benchmark) take the machine for themselves: side by
+/// side on two cores, admissions queue behind key exchanges for longer than any sane timeout.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn common_options() -> Vec<String> {
     [
@@ -428,6 +440,28 @@ impl Interactive {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_runs_through_the_gateway_with_its_output_and_exit_status() {
     let world = World::new().await;
+    // The gateway's health says SERVING once its link to the registry is up.
+    let channel = vigil_runtime::server::connect_channel(
+        &format!("http://{}", world.gateway().health_addr),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("health port");
+    let health = tonic_health::pb::health_client::HealthClient::new(channel);
+    eventually("the gateway SERVING", || {
+        let mut health = health.clone();
+        async move {
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                .await
+                .ok()?
+                .into_inner()
+                .status;
+            (status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32).then_some(())
+        }
+    })
+    .await;
+
     let output = world.run_ssh("alice+box", &world.alice_key, &["echo hello"]).await;
     assert_eq!(output.status, Some(0), "{output:?}");
     assert_eq!(output.stdout, "hello\n", "{output:?}");
@@ -843,6 +877,7 @@ async fn the_demo_gateway_prints_a_command_that_opens_a_real_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_connections_at_once_are_all_answered_and_nothing_leaks() {
+    let _alone = HEAVY.lock().await;
     // 200 key exchanges at once take a 2-core machine several seconds.
     let world = World::with_login_grace(Duration::from_secs(60)).await;
     let mut clients = Vec::new();
@@ -961,6 +996,7 @@ async fn benchmark_kill_latency_throughput_and_memory() {
     let kills = knob("VIGIL_GATEWAY_BENCH_KILLS", 10);
     let megabytes = knob("VIGIL_GATEWAY_BENCH_MB", 16);
     let sessions = knob("VIGIL_GATEWAY_BENCH_SESSIONS", 10);
+    let _alone = HEAVY.lock().await;
     let world = World::with_login_grace(Duration::from_secs(60)).await;
     let mut termination = world.registry.termination_client().await;
 

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vigil_agent::{Agent, AgentConfig, FailMode};
+use vigil_agent::{Agent, AgentConfig, FailMode, LinkState};
+use vigil_runtime::server::Server;
 
 use crate::config::{FailModeSetting, GatewayConfig};
 use crate::keys;
@@ -17,6 +18,8 @@ use crate::users::Users;
 pub struct Gateway {
     /// Where the SSH listener is (the port is chosen by the system when the configuration says 0).
     pub ssh_addr: SocketAddr,
+    /// Where `grpc.health.v1` answers.
+    pub health_addr: SocketAddr,
     pub agent: Agent,
     pub bastion: Arc<Bastion>,
     pub commands: Arc<Commands>,
@@ -55,13 +58,37 @@ impl Gateway {
             host_key,
             client_key,
         ));
+        // Health: SERVING while the link to the registry is up (admissions need it).
+        let health = Server::new(config.server.clone());
+        let readiness = health.readiness();
+        let health_listener = vigil_runtime::server::bind(config.server.listen).await?;
+        let health_addr = health_listener.local_addr()?;
+        let health_shutdown = shutdown.clone();
+        let mut link_states = agent.state();
+        let readiness_shutdown = shutdown.clone();
         let tasks = vec![
             tokio::spawn(ssh::serve(Arc::clone(&bastion), listener, shutdown.clone())),
             users.watch(config.ssh.users_reload_interval, shutdown.clone()),
+            tokio::spawn(async move {
+                if let Err(error) = health.serve(health_listener, health_shutdown).await {
+                    tracing::error!(%error, "the health server stopped");
+                }
+            }),
+            tokio::spawn(async move {
+                loop {
+                    let up = matches!(*link_states.borrow_and_update(), LinkState::Connected { .. });
+                    readiness.set_all(up).await;
+                    tokio::select! {
+                        () = readiness_shutdown.cancelled() => return,
+                        changed = link_states.changed() => if changed.is_err() { return },
+                    }
+                }
+            }),
         ];
         tracing::info!(%ssh_addr, gateway_id = %config.registry.gateway_id, registry = %config.registry.url, "SSH gateway listening");
         Ok(Self {
             ssh_addr,
+            health_addr,
             agent,
             bastion,
             commands,

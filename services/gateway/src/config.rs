@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_runtime::server::ServerConfig;
 use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
+    /// The gRPC server of the gateway itself: `grpc.health.v1` only (SERVING while the link to the
+    /// registry is up), for probes and load balancers.
+    pub server: ServerConfig,
     /// The link to the registry.
     pub registry: RegistryLink,
     /// The SSH bastion.
@@ -19,6 +23,22 @@ pub struct GatewayConfig {
     pub log: LogConfig,
     /// Traces and metrics through the runtime (`telemetry.prometheus_listen` serves `/metrics`).
     pub telemetry: TelemetryConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig {
+                // Beside the registry's 7400 on a development machine.
+                listen: "127.0.0.1:7410".parse().expect("a valid address"),
+                ..ServerConfig::default()
+            },
+            registry: RegistryLink::default(),
+            ssh: SshConfig::default(),
+            log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
 }
 
 /// Where the registry is and who this gateway is to it.
