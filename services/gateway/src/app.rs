@@ -31,9 +31,26 @@ impl Gateway {
     /// Loads (or creates) the keys, reads the users file, starts the agent and the SSH listener.
     /// Returns once the listener is bound; the agent connects in the background.
     pub async fn start(config: &GatewayConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        config.ssh.validate().map_err(anyhow::Error::msg)?;
         let host_key = keys::load_or_create(&config.ssh.host_key, "vigil-gateway host key")?;
         let client_key = keys::load_or_create(&config.ssh.client_key, "vigil-gateway")?;
         let users = Users::load(&config.ssh.users_file)?;
+        let mut ssh_config = config.ssh.clone();
+        if ssh_config.demo_target {
+            let target = crate::demo::start(
+                "127.0.0.1:0".parse()?,
+                client_key.public_key().clone(),
+                shutdown.clone(),
+            )
+            .await?;
+            ssh_config.targets.push(crate::config::TargetConfig {
+                name: crate::demo::DEMO_RESOURCE.into(),
+                address: target.addr.to_string(),
+                user: crate::demo::DEMO_USER.into(),
+                host_key: target.host_key,
+                groups: Vec::new(),
+            });
+        }
         let live = Arc::new(Live::default());
         let commands = Arc::new(Commands::new(Arc::clone(&live)));
         let mut agent_config = AgentConfig::new(config.registry.url.clone(), config.registry.gateway_id.clone())
@@ -51,7 +68,7 @@ impl Gateway {
             .map_err(|error| anyhow::anyhow!("cannot listen on {} for SSH: {error}", config.ssh.listen))?;
         let ssh_addr = listener.local_addr()?;
         let bastion = Arc::new(Bastion::new(
-            config.ssh.clone(),
+            ssh_config,
             users.clone(),
             agent.clone(),
             live,
