@@ -1127,3 +1127,70 @@ async fn benchmark_kill_latency_throughput_and_memory() {
     drop(open);
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_fail_mode_ends_sessions_when_the_registry_stays_away_and_refuses_new_ones() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
+    let dir = TempDir::new();
+    let shutdown = CancellationToken::new();
+    let user_key = dir.path().join("user");
+    keygen(&user_key).await;
+    let users_file = dir.path().join("users.toml");
+    let public = std::fs::read_to_string(user_key.with_extension("pub")).expect("user.pub");
+    std::fs::write(
+        &users_file,
+        format!("[[user]]\nname = \"carol\"\nkeys = [\"{}\"]\n", public.trim()),
+    )
+    .expect("users");
+    let mut config = GatewayConfig::default();
+    config.registry.url = registry.url();
+    config.registry.gateway_id = "strict-gw".into();
+    config.registry.fail_mode = vigil_gateway::config::FailModeSetting::Strict;
+    config.registry.link_grace = Duration::from_secs(1);
+    config.server.listen = "127.0.0.1:0".parse().expect("address");
+    config.ssh.listen = "127.0.0.1:0".parse().expect("address");
+    config.ssh.host_key = dir.path().join("host_key");
+    config.ssh.client_key = dir.path().join("client_key");
+    config.ssh.users_file = users_file;
+    config.ssh.demo_target = true;
+    let gateway = Gateway::start(&config, shutdown.clone()).await.expect("gateway");
+    gateway.agent.wait_connected(PATIENCE).await.expect("connected");
+    let ssh = |extra: &[&str]| {
+        let mut command = tokio::process::Command::new("ssh");
+        command
+            .arg("-p")
+            .arg(gateway.ssh_addr.port().to_string())
+            .arg("-i")
+            .arg(&user_key)
+            .args(common_options())
+            .arg("carol+demo-target@127.0.0.1")
+            .args(extra)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    };
+    let mut shell = Interactive::start(ssh(&[]));
+    shell.wait_for("demo@demo-target:~$").await;
+
+    // The registry goes away and stays away longer than the grace.
+    registry.stop().await;
+    assert_eq!(shell.exit().await, Some(255), "{}", shell.text());
+    assert!(
+        shell.text().contains(
+            "You have been disconnected by the gateway: Your session was ended because this gateway lost contact"
+        ),
+        "{}",
+        shell.text()
+    );
+    // And new logins are refused, with a reason, until it is back.
+    let output = output_of(ssh(&["hostname"])).await;
+    assert_eq!(output.status, Some(255), "{output:?}");
+    assert!(
+        output.stderr.contains("The gateway cannot open sessions right now"),
+        "{output:?}"
+    );
+    gateway.stop().await;
+    shutdown.cancel();
+}
