@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# One image with every Vigil service: vigil-registry, vigil-termination, vigil-geo, vigil-policy, and
+# One image with every Vigil service: vigil-registry, vigil-termination, vigil-geo, vigil-policy, the
+# SSH gateway vigil-gateway, and
 # sessionctl for operators (`kubectl exec deploy/vigil-registry -- sessionctl sessions list`; the
 # image has no shell, exec runs the binary directly). There is no ENTRYPOINT: each Kubernetes
 # Deployment names its binary with `command`, and `docker run IMAGE vigil-registry` works too (the
@@ -20,10 +21,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked \
-        --bin vigil-registry --bin vigil-termination --bin vigil-geo --bin vigil-policy --bin sessionctl \
+        --bin vigil-registry --bin vigil-termination --bin vigil-geo --bin vigil-policy --bin vigil-gateway --bin sessionctl \
     && mkdir /out \
     && cp target/release/vigil-registry target/release/vigil-termination target/release/vigil-geo \
-          target/release/vigil-policy target/release/sessionctl /out/
+          target/release/vigil-policy target/release/vigil-gateway target/release/sessionctl /out/
 
 # glibc, libgcc and CA certificates, nothing else: no shell, no package manager. Same Debian release
 # (bookworm) as the builder, so the binaries find the glibc they were linked against.

@@ -121,6 +121,11 @@ const GATEWAY_ID: &str = "ssh-gw-test";
 
 impl World {
     async fn new() -> Self {
+        // Short: the stalled-client test waits for it.
+        Self::with_login_grace(Duration::from_secs(2)).await
+    }
+
+    async fn with_login_grace(login_grace: Duration) -> Self {
         init_logs();
         let schema = TestSchema::new().await;
         let namespace = unique_namespace();
@@ -161,15 +166,33 @@ impl World {
         let mut config = GatewayConfig::default();
         config.registry.url = registry.url();
         config.registry.gateway_id = GATEWAY_ID.into();
+        // Generous: the load test starts 200 clients at once on a 2-core machine.
+        config.registry.admission_timeout = Duration::from_secs(60);
         config.ssh.listen = "127.0.0.1:0".parse().expect("address");
+        config.server.listen = "127.0.0.1:0".parse().expect("address");
         config.ssh.host_key = dir.path().join("gateway_host_key");
         config.ssh.client_key = client_key_path;
         config.ssh.users_file = users_file.clone();
         config.ssh.users_reload_interval = Duration::from_millis(100);
-        config.ssh.login_grace = Duration::from_secs(2);
+        config.ssh.login_grace = login_grace;
         config.ssh.connect_timeout = Duration::from_secs(5);
         let down_port = free_port();
+        // The toy shell too: cheap sessions for the load test (no sshd fork per login).
+        let toy = vigil_gateway::demo::start(
+            "127.0.0.1:0".parse().expect("address"),
+            client_key.public_key().clone(),
+            registry.shutdown.child_token(),
+        )
+        .await
+        .expect("toy target");
         config.ssh.targets = vec![
+            TargetConfig {
+                name: "toy".into(),
+                address: toy.addr.to_string(),
+                user: "alice".into(),
+                host_key: toy.host_key.clone(),
+                groups: vec![],
+            },
             TargetConfig {
                 name: "box".into(),
                 address: sshd.address(),
@@ -273,6 +296,17 @@ impl World {
     }
 }
 
+impl Drop for World {
+    fn drop(&mut self) {
+        // A failed test drops the world without `stop`: its tasks end anyway.
+        self.shutdown.cancel();
+    }
+}
+
+/// The two heavy tests (200 clients at once, the benchmark) take the machine for themselves: side by
+/// side on two cores, admissions queue behind key exchanges for longer than any sane timeout.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn common_options() -> Vec<String> {
     [
         "-o",
@@ -330,6 +364,8 @@ struct Interactive {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     output: Arc<std::sync::Mutex<String>>,
+    /// The tasks reading stdout and stderr; done once ssh has closed both.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Interactive {
@@ -342,12 +378,13 @@ impl Interactive {
         let mut child = command.spawn().expect("start ssh");
         let stdin = child.stdin.take().expect("stdin");
         let output = Arc::new(std::sync::Mutex::new(String::new()));
+        let mut readers = Vec::new();
         for mut stream in [
             Box::new(child.stdout.take().expect("stdout")) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
             Box::new(child.stderr.take().expect("stderr")),
         ] {
             let output = Arc::clone(&output);
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut buffer = [0u8; 4096];
                 while let Ok(n) = stream.read(&mut buffer).await {
                     if n == 0 {
@@ -355,9 +392,14 @@ impl Interactive {
                     }
                     output.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
                 }
-            });
+            }));
         }
-        Self { child, stdin, output }
+        Self {
+            child,
+            stdin,
+            output,
+            readers,
+        }
     }
 
     async fn type_line(&mut self, line: &str) {
@@ -381,19 +423,45 @@ impl Interactive {
         .await;
     }
 
-    /// Waits for ssh to exit; its exit code.
+    /// Waits for ssh to exit (and for everything it printed to be read); its exit code.
     async fn exit(&mut self) -> Option<i32> {
-        tokio::time::timeout(PATIENCE, self.child.wait())
+        let code = tokio::time::timeout(PATIENCE, self.child.wait())
             .await
             .expect("ssh exits in time")
             .expect("wait for ssh")
-            .code()
+            .code();
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(PATIENCE, reader).await;
+        }
+        code
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_runs_through_the_gateway_with_its_output_and_exit_status() {
     let world = World::new().await;
+    // The gateway's health says SERVING once its link to the registry is up.
+    let channel = vigil_runtime::server::connect_channel(
+        &format!("http://{}", world.gateway().health_addr),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("health port");
+    let health = tonic_health::pb::health_client::HealthClient::new(channel);
+    eventually("the gateway SERVING", || {
+        let mut health = health.clone();
+        async move {
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                .await
+                .ok()?
+                .into_inner()
+                .status;
+            (status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32).then_some(())
+        }
+    })
+    .await;
+
     let output = world.run_ssh("alice+box", &world.alice_key, &["echo hello"]).await;
     assert_eq!(output.status, Some(0), "{output:?}");
     assert_eq!(output.stdout, "hello\n", "{output:?}");
@@ -628,6 +696,7 @@ async fn bad_logins_get_a_clear_message_and_nothing_leaks() {
     assert_eq!(output.status, Some(0), "{output:?}");
     assert!(output.stdout.contains("box"), "{output:?}");
     assert!(output.stdout.contains("down"), "{output:?}");
+    assert!(output.stdout.contains("toy"), "{output:?}");
 
     // Unknown user, and a key that is not the user's: plain refusals.
     let output = world.run_ssh("nobody+box", &world.alice_key, &["true"]).await;
@@ -803,5 +872,325 @@ async fn the_demo_gateway_prints_a_command_that_opens_a_real_session() {
     shell.type_line("exit").await;
     assert_eq!(shell.exit().await, Some(0), "{}", shell.text());
     demo.gateway.stop().await;
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_connections_at_once_are_all_answered_and_nothing_leaks() {
+    let _alone = HEAVY.lock().await;
+    // 200 key exchanges at once take a 2-core machine several seconds.
+    let world = World::with_login_grace(Duration::from_secs(60)).await;
+    let mut clients = Vec::new();
+    for i in 0..200 {
+        // Half sign in and run a command, half are strangers.
+        let (login, remote) = if i % 2 == 0 {
+            ("alice+toy", format!("echo client-{i}"))
+        } else {
+            ("stranger+toy", "true".to_owned())
+        };
+        let mut command = world.ssh(login, &world.alice_key);
+        command.arg(remote);
+        clients.push(tokio::spawn(async move {
+            let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+                .await
+                .expect("every client finishes")
+                .expect("run ssh");
+            (
+                i,
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }));
+    }
+    let mut admitted = 0;
+    for client in clients {
+        let (i, status, stdout, stderr) = client.await.expect("client task");
+        if i % 2 == 0 {
+            assert_eq!(
+                (status, stdout.as_str()),
+                (Some(0), format!("client-{i}\n").as_str()),
+                "{stderr}"
+            );
+            admitted += 1;
+        } else {
+            assert_eq!(status, Some(255), "{stderr}");
+            assert!(stderr.contains("Permission denied"), "{stderr}");
+        }
+    }
+    assert_eq!(admitted, 100);
+    let ended = eventually("the hundred sessions recorded and ended", || async {
+        let ended = world.sessions(vec![SessionStatus::Disconnected]).await;
+        (ended.len() == 100).then_some(ended)
+    })
+    .await;
+    assert!(ended.iter().all(|s| s.end_reason == EndReason::UserClosed as i32));
+    eventually("no connection or session left", || async {
+        (world.gateway().bastion.connection_count() == 0
+            && world.gateway().bastion.live.is_empty()
+            && world.gateway().agent.session_count() == 0)
+            .then_some(())
+    })
+    .await;
+    world.stop().await;
+}
+
+/// A knob of the benchmark: the environment variable, or the small default CI runs with.
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Seconds `ssh … remote` takes with stdin from `input` bytes of zeros (0: none), stdout discarded.
+async fn timed_transfer(mut command: tokio::process::Command, input: usize) -> Duration {
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(if input > 0 { Stdio::piped() } else { Stdio::null() });
+    let started = Instant::now();
+    let mut child = command.spawn().expect("ssh");
+    if input > 0 {
+        let mut stdin = child.stdin.take().expect("stdin");
+        let block = vec![0u8; 1 << 16];
+        let mut left = input;
+        while left > 0 {
+            let n = left.min(block.len());
+            stdin.write_all(&block[..n]).await.expect("write");
+            left -= n;
+        }
+        drop(stdin);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(300), child.wait())
+        .await
+        .expect("the transfer ends")
+        .expect("wait");
+    assert!(status.success(), "transfer failed: {status:?}");
+    started.elapsed()
+}
+
+/// The benchmark in small (CI); `VIGIL_GATEWAY_BENCH_KILLS=200 VIGIL_GATEWAY_BENCH_MB=256
+/// VIGIL_GATEWAY_BENCH_SESSIONS=100 cargo test --release -p vigil-tests --test gateway_ssh benchmark --
+/// --nocapture` gives the figures in full. Kill latency: `Terminate` called → the ssh client has exited,
+/// beside a Redis publish → receive round trip of the same run. Throughput: bytes through the gateway
+/// vs straight to the same sshd. Memory: this process's RSS growth per open SSH session (gateway,
+/// agent and registry together, all in this process; the sshd and the clients are not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benchmark_kill_latency_throughput_and_memory() {
+    let kills = knob("VIGIL_GATEWAY_BENCH_KILLS", 10);
+    let megabytes = knob("VIGIL_GATEWAY_BENCH_MB", 16);
+    let sessions = knob("VIGIL_GATEWAY_BENCH_SESSIONS", 10);
+    let _alone = HEAVY.lock().await;
+    let world = World::with_login_grace(Duration::from_secs(60)).await;
+    let mut termination = world.registry.termination_client().await;
+
+    // Kill latency on real sessions to the real sshd.
+    let mut latencies = Vec::new();
+    for round in 0..kills {
+        let mut shell = Interactive::start(world.ssh("alice+box", &world.alice_key));
+        shell.type_line(&format!("echo ready-{round}-$((1+1))")).await;
+        shell.wait_for(&format!("ready-{round}-2")).await;
+        let session_id = world.gateway().bastion.live.all()[0].session_id.clone();
+        let started = Instant::now();
+        termination
+            .terminate(pb::TerminateRequest {
+                selector: Some(pb::SessionSelector {
+                    target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
+                        ids: vec![session_id],
+                    })),
+                }),
+                reason: EndReason::Admin as i32,
+                user_message: format!("bench kill {round}"),
+                ..Default::default()
+            })
+            .await
+            .expect("terminate");
+        assert_eq!(shell.exit().await, Some(255));
+        latencies.push(started.elapsed());
+        assert!(
+            shell.text().contains(&format!("bench kill {round}")),
+            "{}",
+            shell.text()
+        );
+        eventually("the killed session gone from the gateway", || async {
+            world.gateway().bastion.live.is_empty().then_some(())
+        })
+        .await;
+    }
+    latencies.sort();
+
+    // The Redis yardstick: publish → subscriber receives, on the same Redis.
+    let bus = redis_bus(&unique_namespace()).await;
+    let mut yardstick = Vec::new();
+    {
+        use futures::StreamExt;
+        use vigil_runtime::bus::ControlBus;
+        let mut subscription = bus.subscribe("bench").await.expect("subscribe");
+        for _ in 0..kills.max(10) {
+            let started = Instant::now();
+            bus.publish("bench", Arc::from(&b"x"[..])).await.expect("publish");
+            tokio::time::timeout(PATIENCE, subscription.next())
+                .await
+                .expect("received")
+                .expect("stream open");
+            yardstick.push(started.elapsed());
+        }
+    }
+    yardstick.sort();
+
+    // Throughput, both directions, through the gateway and straight to the sshd.
+    let bytes = megabytes << 20;
+    let gateway_client_key = world.dir.path().join("gateway_client_key");
+    let direct = |remote: String| {
+        let mut command = tokio::process::Command::new("ssh");
+        command
+            .arg("-p")
+            .arg(world.sshd.port.to_string())
+            .arg("-i")
+            .arg(&gateway_client_key)
+            .args(common_options())
+            .arg("root@127.0.0.1")
+            .arg(remote)
+            .kill_on_drop(true);
+        command
+    };
+    let through = |remote: String| {
+        let mut command = world.ssh("alice+box", &world.alice_key);
+        command.arg(remote);
+        command
+    };
+    let download = format!("head -c {bytes} /dev/zero");
+    let upload = "cat > /dev/null".to_owned();
+    let direct_down = timed_transfer(direct(download.clone()), 0).await;
+    let gateway_down = timed_transfer(through(download), 0).await;
+    let direct_up = timed_transfer(direct(upload.clone()), bytes).await;
+    let gateway_up = timed_transfer(through(upload), bytes).await;
+    let rate = |elapsed: Duration| megabytes as f64 / elapsed.as_secs_f64();
+
+    // Memory per open session.
+    let before = rss_kib();
+    let mut open = Vec::new();
+    for i in 0..sessions {
+        let mut shell = Interactive::start(world.ssh("alice+box", &world.alice_key));
+        shell.type_line(&format!("echo open-{i}-$((2+2))")).await;
+        shell.wait_for(&format!("open-{i}-4")).await;
+        open.push(shell);
+    }
+    let after = rss_kib();
+    assert_eq!(world.gateway().bastion.live.len(), sessions);
+
+    println!("\n== vigil-gateway benchmark ({kills} kills, {megabytes} MiB each way, {sessions} sessions)");
+    println!(
+        "kill latency (Terminate -> ssh exited): p50 {:?}  p99 {:?}  max {:?}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1]
+    );
+    println!(
+        "Redis yardstick (publish -> receive):   p50 {:?}  p99 {:?}",
+        percentile(&yardstick, 0.5),
+        percentile(&yardstick, 0.99)
+    );
+    println!(
+        "download: direct {:.1} MiB/s, through the gateway {:.1} MiB/s ({:.0} %)",
+        rate(direct_down),
+        rate(gateway_down),
+        100.0 * direct_down.as_secs_f64() / gateway_down.as_secs_f64()
+    );
+    println!(
+        "upload:   direct {:.1} MiB/s, through the gateway {:.1} MiB/s ({:.0} %)",
+        rate(direct_up),
+        rate(gateway_up),
+        100.0 * direct_up.as_secs_f64() / gateway_up.as_secs_f64()
+    );
+    println!(
+        "memory: {} KiB RSS for {sessions} open sessions, {:.0} KiB per session",
+        after.saturating_sub(before),
+        after.saturating_sub(before) as f64 / sessions as f64
+    );
+    drop(open);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_fail_mode_ends_sessions_when_the_registry_stays_away_and_refuses_new_ones() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
+    let dir = TempDir::new();
+    let shutdown = CancellationToken::new();
+    let user_key = dir.path().join("user");
+    keygen(&user_key).await;
+    let users_file = dir.path().join("users.toml");
+    let public = std::fs::read_to_string(user_key.with_extension("pub")).expect("user.pub");
+    std::fs::write(
+        &users_file,
+        format!("[[user]]\nname = \"carol\"\nkeys = [\"{}\"]\n", public.trim()),
+    )
+    .expect("users");
+    let mut config = GatewayConfig::default();
+    config.registry.url = registry.url();
+    config.registry.gateway_id = "strict-gw".into();
+    config.registry.fail_mode = vigil_gateway::config::FailModeSetting::Strict;
+    config.registry.link_grace = Duration::from_secs(1);
+    config.server.listen = "127.0.0.1:0".parse().expect("address");
+    config.ssh.listen = "127.0.0.1:0".parse().expect("address");
+    config.ssh.host_key = dir.path().join("host_key");
+    config.ssh.client_key = dir.path().join("client_key");
+    config.ssh.users_file = users_file;
+    config.ssh.demo_target = true;
+    let gateway = Gateway::start(&config, shutdown.clone()).await.expect("gateway");
+    gateway.agent.wait_connected(PATIENCE).await.expect("connected");
+    let ssh = |extra: &[&str]| {
+        let mut command = tokio::process::Command::new("ssh");
+        command
+            .arg("-p")
+            .arg(gateway.ssh_addr.port().to_string())
+            .arg("-i")
+            .arg(&user_key)
+            .args(common_options())
+            .arg("carol+demo-target@127.0.0.1")
+            .args(extra)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    };
+    let mut shell = Interactive::start(ssh(&[]));
+    shell.wait_for("demo@demo-target:~$").await;
+
+    // The registry goes away and stays away longer than the grace.
+    registry.stop().await;
+    assert_eq!(shell.exit().await, Some(255), "{}", shell.text());
+    assert!(
+        shell.text().contains(
+            "You have been disconnected by the gateway: Your session was ended because this gateway lost contact"
+        ),
+        "{}",
+        shell.text()
+    );
+    // And new logins are refused, with a reason, until it is back.
+    let output = output_of(ssh(&["hostname"])).await;
+    assert_eq!(output.status, Some(255), "{output:?}");
+    assert!(
+        output.stderr.contains("The gateway cannot open sessions right now"),
+        "{output:?}"
+    );
+    gateway.stop().await;
     shutdown.cancel();
 }

@@ -41,12 +41,13 @@ pub fn headline(reason: EndReason) -> &'static str {
         EndReason::Locked => "You have been disconnected: your access is locked",
         EndReason::Policy => "You have been disconnected by policy",
         EndReason::UserSelfService => "You ended this session",
-        EndReason::Admin
-        | EndReason::Unspecified
-        | EndReason::UserClosed
-        | EndReason::Lost
-        | EndReason::GatewayLost
-        | EndReason::GatewayClosed => "You have been disconnected by an administrator",
+        // The agent's own ends: strict fail mode after the link stayed down (GATEWAY_LOST).
+        EndReason::Lost | EndReason::GatewayLost | EndReason::GatewayClosed => {
+            "You have been disconnected by the gateway"
+        }
+        EndReason::Admin | EndReason::Unspecified | EndReason::UserClosed => {
+            "You have been disconnected by an administrator"
+        }
     }
 }
 
@@ -141,6 +142,11 @@ mod tests {
         assert!(notice(EndReason::MaxDuration, "x").contains("maximum duration"));
         assert!(notice(EndReason::ConcurrencyLimit, "x").contains("newer session"));
         assert!(notice(EndReason::Locked, "SOC says no").ends_with("your access is locked: SOC says no"));
+        // Strict fail mode's end is the gateway's, not an administrator's.
+        assert_eq!(
+            notice(EndReason::GatewayLost, "Try again shortly."),
+            "You have been disconnected by the gateway: Try again shortly."
+        );
         // An unknown reason number reads as an administrator's action.
         let unknown = TerminateCommand {
             reason: 999,

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vigil_agent::{Agent, AgentConfig, FailMode};
+use vigil_agent::{Agent, AgentConfig, FailMode, LinkState};
+use vigil_runtime::server::Server;
 
 use crate::config::{FailModeSetting, GatewayConfig};
 use crate::keys;
@@ -17,6 +18,8 @@ use crate::users::Users;
 pub struct Gateway {
     /// Where the SSH listener is (the port is chosen by the system when the configuration says 0).
     pub ssh_addr: SocketAddr,
+    /// Where `grpc.health.v1` answers.
+    pub health_addr: SocketAddr,
     pub agent: Agent,
     pub bastion: Arc<Bastion>,
     pub commands: Arc<Commands>,
@@ -28,9 +31,26 @@ impl Gateway {
     /// Loads (or creates) the keys, reads the users file, starts the agent and the SSH listener.
     /// Returns once the listener is bound; the agent connects in the background.
     pub async fn start(config: &GatewayConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        config.ssh.validate().map_err(anyhow::Error::msg)?;
         let host_key = keys::load_or_create(&config.ssh.host_key, "vigil-gateway host key")?;
         let client_key = keys::load_or_create(&config.ssh.client_key, "vigil-gateway")?;
         let users = Users::load(&config.ssh.users_file)?;
+        let mut ssh_config = config.ssh.clone();
+        if ssh_config.demo_target {
+            let target = crate::demo::start(
+                "127.0.0.1:0".parse()?,
+                client_key.public_key().clone(),
+                shutdown.clone(),
+            )
+            .await?;
+            ssh_config.targets.push(crate::config::TargetConfig {
+                name: crate::demo::DEMO_RESOURCE.into(),
+                address: target.addr.to_string(),
+                user: crate::demo::DEMO_USER.into(),
+                host_key: target.host_key,
+                groups: Vec::new(),
+            });
+        }
         let live = Arc::new(Live::default());
         let commands = Arc::new(Commands::new(Arc::clone(&live)));
         let mut agent_config = AgentConfig::new(config.registry.url.clone(), config.registry.gateway_id.clone())
@@ -40,6 +60,7 @@ impl Gateway {
             FailModeSetting::Strict => FailMode::Strict,
         };
         agent_config.link_grace = config.registry.link_grace;
+        agent_config.admission_timeout = config.registry.admission_timeout;
         agent_config.agent_version = format!("vigil-gateway/{}", env!("CARGO_PKG_VERSION"));
         let agent = Agent::start(agent_config, commands.clone());
         let listener = tokio::net::TcpListener::bind(config.ssh.listen)
@@ -47,20 +68,44 @@ impl Gateway {
             .map_err(|error| anyhow::anyhow!("cannot listen on {} for SSH: {error}", config.ssh.listen))?;
         let ssh_addr = listener.local_addr()?;
         let bastion = Arc::new(Bastion::new(
-            config.ssh.clone(),
+            ssh_config,
             users.clone(),
             agent.clone(),
             live,
             host_key,
             client_key,
         ));
+        // Health: SERVING while the link to the registry is up (admissions need it).
+        let health = Server::new(config.server.clone());
+        let readiness = health.readiness();
+        let health_listener = vigil_runtime::server::bind(config.server.listen).await?;
+        let health_addr = health_listener.local_addr()?;
+        let health_shutdown = shutdown.clone();
+        let mut link_states = agent.state();
+        let readiness_shutdown = shutdown.clone();
         let tasks = vec![
             tokio::spawn(ssh::serve(Arc::clone(&bastion), listener, shutdown.clone())),
             users.watch(config.ssh.users_reload_interval, shutdown.clone()),
+            tokio::spawn(async move {
+                if let Err(error) = health.serve(health_listener, health_shutdown).await {
+                    tracing::error!(%error, "the health server stopped");
+                }
+            }),
+            tokio::spawn(async move {
+                loop {
+                    let up = matches!(*link_states.borrow_and_update(), LinkState::Connected { .. });
+                    readiness.set_all(up).await;
+                    tokio::select! {
+                        () = readiness_shutdown.cancelled() => return,
+                        changed = link_states.changed() => if changed.is_err() { return },
+                    }
+                }
+            }),
         ];
         tracing::info!(%ssh_addr, gateway_id = %config.registry.gateway_id, registry = %config.registry.url, "SSH gateway listening");
         Ok(Self {
             ssh_addr,
+            health_addr,
             agent,
             bastion,
             commands,

@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_runtime::server::ServerConfig;
 use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
+    /// The gRPC server of the gateway itself: `grpc.health.v1` only (SERVING while the link to the
+    /// registry is up), for probes and load balancers.
+    pub server: ServerConfig,
     /// The link to the registry.
     pub registry: RegistryLink,
     /// The SSH bastion.
@@ -19,6 +23,22 @@ pub struct GatewayConfig {
     pub log: LogConfig,
     /// Traces and metrics through the runtime (`telemetry.prometheus_listen` serves `/metrics`).
     pub telemetry: TelemetryConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig {
+                // Beside the registry's 7400 on a development machine.
+                listen: "127.0.0.1:7410".parse().expect("a valid address"),
+                ..ServerConfig::default()
+            },
+            registry: RegistryLink::default(),
+            ssh: SshConfig::default(),
+            log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
 }
 
 /// Where the registry is and who this gateway is to it.
@@ -38,6 +58,9 @@ pub struct RegistryLink {
     /// How long the link may be down before `fail_mode` applies.
     #[serde(with = "humantime_serde")]
     pub link_grace: Duration,
+    /// How long a login waits for the registry's admission decision before it is refused.
+    #[serde(with = "humantime_serde")]
+    pub admission_timeout: Duration,
 }
 
 impl Default for RegistryLink {
@@ -48,6 +71,7 @@ impl Default for RegistryLink {
             credential: String::new(),
             fail_mode: FailModeSetting::BestEffort,
             link_grace: vigil_agent::DEFAULT_LINK_GRACE,
+            admission_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -90,6 +114,9 @@ pub struct SshConfig {
     pub max_connections: usize,
     /// What users may reach.
     pub targets: Vec<TargetConfig>,
+    /// Also offer the built-in toy shell as the target `demo-target` (every user may reach it): a
+    /// gateway to try without any server behind it.
+    pub demo_target: bool,
 }
 
 impl Default for SshConfig {
@@ -105,6 +132,7 @@ impl Default for SshConfig {
             request_timeout: Duration::from_secs(30),
             max_connections: 1024,
             targets: Vec::new(),
+            demo_target: false,
         }
     }
 }
@@ -125,4 +153,67 @@ pub struct TargetConfig {
     /// Groups whose members may reach the target; empty: every user.
     #[serde(default)]
     pub groups: Vec<String>,
+}
+
+impl SshConfig {
+    /// Checks the targets: valid, unique names, a parsable pinned host key, an account and an address.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for target in &self.targets {
+            if !crate::login::is_target_name(&target.name) {
+                return Err(format!(
+                    "ssh.targets: {:?} is not a valid target name (1 to 128 letters, digits and . _ -)",
+                    target.name
+                ));
+            }
+            if !seen.insert(target.name.as_str()) {
+                return Err(format!("ssh.targets: {:?} appears twice", target.name));
+            }
+            if russh::keys::PublicKey::from_openssh(target.host_key.trim()).is_err() {
+                return Err(format!(
+                    "ssh.targets.{}: host_key is not an OpenSSH public key (\"ssh-ed25519 AAAA…\")",
+                    target.name
+                ));
+            }
+            if target.user.trim().is_empty() || target.address.trim().is_empty() {
+                return Err(format!("ssh.targets.{}: user and address must be set", target.name));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err("ssh.max_connections must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(name: &str, host_key: &str) -> TargetConfig {
+        TargetConfig {
+            name: name.into(),
+            address: "10.0.0.5:22".into(),
+            user: "root".into(),
+            host_key: host_key.into(),
+            groups: Vec::new(),
+        }
+    }
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZbUuzYo1Y2yLYUnE3BJu/a7jSeTzGIT5lS/s7bYyvC";
+
+    #[test]
+    fn targets_are_checked_before_the_gateway_starts() {
+        let mut config = SshConfig {
+            targets: vec![target("db-01", KEY)],
+            ..SshConfig::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
+        config.targets.push(target("db-01", KEY));
+        assert!(config.validate().unwrap_err().contains("twice"));
+        config.targets = vec![target("db 01", KEY)];
+        assert!(config.validate().unwrap_err().contains("not a valid target name"));
+        config.targets = vec![target("db-01", "ssh-ed25519 nonsense")];
+        assert!(config.validate().unwrap_err().contains("host_key"));
+    }
 }

@@ -349,6 +349,8 @@ pub async fn start_demo_gateway(
     config.registry.gateway_id = gateway_id.to_owned();
     config.registry.credential = credential.to_owned();
     config.ssh.listen = listen;
+    // The all-in-one has its own health; the demo gateway's goes on any free port.
+    config.server.listen = "127.0.0.1:0".parse()?;
     config.ssh.host_key = dir.join("host_key");
     config.ssh.client_key = dir.join("client_key");
     config.ssh.users_file = users_file;

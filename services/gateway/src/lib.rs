@@ -14,6 +14,7 @@ pub mod demo;
 pub mod keys;
 pub mod live;
 pub mod login;
+pub mod metrics;
 pub mod ssh;
 pub mod stream;
 pub mod target;

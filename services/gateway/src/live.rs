@@ -199,6 +199,10 @@ impl GatewayHandler for Commands {
         );
         session.end(&notice).await;
         self.kills.fetch_add(1, Ordering::Relaxed);
+        let reason = vigil_proto::v1::EndReason::try_from(command.reason)
+            .map(|reason| reason.as_str_name())
+            .unwrap_or("END_REASON_UNSPECIFIED");
+        crate::metrics::ended_by_registry(reason);
         CommandResult::Done
     }
 

@@ -321,11 +321,13 @@ impl Connection {
             Ok(admission) => admission,
             Err(error) => {
                 tracing::warn!(peer = %self.peer, user = %user.name, %error, "admission failed");
+                crate::metrics::login("error");
                 return self.refuse(session, &format!("The gateway cannot open sessions right now: {error}"));
             }
         };
         if !admission.allowed {
             tracing::info!(peer = %self.peer, user = %user.name, target = %target.name, reason = %admission.reason, "session refused");
+            crate::metrics::login("refused");
             return self.refuse(session, &format!("Access refused: {}", admission.reason));
         }
         let live = Arc::new(LiveSession::new(
@@ -350,6 +352,7 @@ impl Connection {
             }
             Some(Err(error)) => {
                 tracing::warn!(session_id = %live.session_id, target = %target.name, %error, "target unreachable");
+                crate::metrics::login("target_unreachable");
                 if self.bastion.live.remove(&live.session_id).is_some() {
                     self.bastion
                         .agent
@@ -380,6 +383,8 @@ impl Connection {
                     peer = %self.peer,
                     "session open"
                 );
+                crate::metrics::login("admitted");
+                crate::metrics::session_opened();
                 self.mode = Mode::Relaying {
                     session: live,
                     target: connection,
@@ -479,6 +484,14 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Mode::Relaying { .. } = self.mode {
+            crate::metrics::session_closed();
+        }
+    }
+}
+
 /// The client's software version from its identification string (`OpenSSH_9.2p1 Debian-2`), the
 /// session's device.
 fn device_of(remote_id: &[u8]) -> String {
@@ -539,6 +552,7 @@ async fn pump_from_target(
                 break;
             }
             Some(ChannelMsg::Data { data }) => {
+                crate::metrics::relayed("out", data.len());
                 let out = live.counters.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
                 agent.record_activity(
                     &live.session_id,
@@ -549,6 +563,7 @@ async fn pump_from_target(
                 cancellable(&live, to.data_bytes(data)).await
             }
             Some(ChannelMsg::ExtendedData { data, ext }) => {
+                crate::metrics::relayed("out", data.len());
                 let out = live.counters.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
                 agent.record_activity(
                     &live.session_id,
@@ -642,10 +657,12 @@ impl server::Handler for Connection {
         match target {
             Err(error) => {
                 tracing::info!(peer = %self.peer, user = %user.name, %error, "malformed login");
+                crate::metrics::login("malformed");
                 let text = format!("Malformed login: {error}. {}", self.targets_sentence(&user));
                 self.refuse(session, &text)
             }
             Ok(None) => {
+                crate::metrics::login("listing");
                 self.mode = Mode::Listing(self.listing(&user));
                 Ok(())
             }
@@ -864,6 +881,7 @@ impl Connection {
             return;
         };
         live.input();
+        crate::metrics::relayed("in", data.len());
         let total_in = live.counters.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
         self.bastion.agent.record_activity(
             &live.session_id,
