@@ -88,7 +88,9 @@ async fn agent_opens_sessions_and_they_are_listed_with_every_field() {
     assert_eq!(gateways.gateways[0].live_sessions, 2);
     assert_eq!(gateways.gateways[0].replica, "r1");
 
-    // The user closes the session: it is DISCONNECTED with the reason, and no longer live.
+    // The user closes the session right after typing: it is DISCONNECTED with the reason, no longer
+    // live, and keeps its final byte counts (the activity not yet reported goes ahead of the close).
+    agent.record_activity(&admission.session_id, Some(SystemTime::now()), 1234, 5678);
     agent
         .close_session(&admission.session_id, pb::EndReason::UserClosed, "logout")
         .await;
@@ -107,6 +109,11 @@ async fn agent_opens_sessions_and_they_are_listed_with_every_field() {
     .await;
     assert_eq!(ended.end_reason, pb::EndReason::UserClosed as i32);
     assert!(ended.ended_at.is_some());
+    assert_eq!(
+        (ended.bytes_in, ended.bytes_out),
+        (1234, 5678),
+        "the final activity is kept"
+    );
     let page = list(&mut client, pb::ListSessionsRequest::default()).await;
     assert_eq!(page.total_size, 1);
 

@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use vigil_proto::v1::agent_message::Message;
 use vigil_proto::v1::{
-    AdmissionDecision, AgentMessage, CommandAck, CommandOutcome, EndReason, Lock, LockUpdate, SessionActivity,
-    SessionClosed, SessionOpened, SessionStart, SnapshotSession, TerminateCommand,
+    ActivityBatch, AdmissionDecision, AgentMessage, CommandAck, CommandOutcome, EndReason, Lock, LockUpdate,
+    SessionActivity, SessionClosed, SessionOpened, SessionStart, SnapshotSession, TerminateCommand,
 };
 
 use crate::locks::LockSet;
@@ -384,6 +384,17 @@ impl LocalState {
         };
         if entry.terminating {
             return;
+        }
+        // The activity since the last batch goes first, or the session's final input and byte counts
+        // would be lost with it (the registry ignores activity for ended sessions).
+        if entry.dirty {
+            let last = SessionActivity {
+                session_id: session_id.to_owned(),
+                last_input_at: entry.unreported_input.map(Timestamp::from),
+                bytes_in: entry.session.bytes_in,
+                bytes_out: entry.session.bytes_out,
+            };
+            self.send(Message::Activity(ActivityBatch { sessions: vec![last] }));
         }
         let closed = SessionClosed {
             session_id: session_id.to_owned(),

@@ -72,6 +72,13 @@ impl ActivityWriter {
         self.written.load(Ordering::Relaxed)
     }
 
+    /// Removes and returns what is buffered for one session, for a write ahead of its end (the flush
+    /// skips ended sessions, so whatever is still buffered when a session ends would be lost).
+    pub fn take_session(&self, session_id: &str) -> Option<PendingActivity> {
+        let mut buffer = self.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        buffer.remove(session_id)
+    }
+
     fn take(&self) -> Vec<PendingActivity> {
         let mut buffer = self.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         buffer.drain().map(|(_, report)| report).collect()

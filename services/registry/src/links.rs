@@ -325,6 +325,18 @@ impl LinkState {
             detail,
         };
         let inner = &self.registry.inner;
+        if let Some(last) = inner.activity.take_session(&session_id) {
+            // The session's final input and byte counts, written before it ends (best effort, as
+            // activity is: a failure costs the final figures, not the end).
+            let idle_after_ms = inner.settings.idle_after_ms();
+            if let Err(error) = inner
+                .store
+                .apply_activity(Some(&self.gateway_id), &[last], now, idle_after_ms)
+                .await
+            {
+                tracing::warn!(%error, session = %session_id, "could not write a closing session's last activity");
+            }
+        }
         if let Some(session) = inner
             .store
             .end_session(&session_id, Some(&self.gateway_id), &end)
