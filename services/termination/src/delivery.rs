@@ -93,6 +93,11 @@ pub async fn run_redelivery(
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
+        // The safety net for early reports: normally applied right after their termination is
+        // recorded, here whatever that missed (a failure in between), and the expired forgotten.
+        if let Err(error) = store.settle_early_reports(now_millis()).await {
+            tracing::warn!(%error, "could not apply early reports; will retry");
+        }
         match store
             .claim_due(now_millis(), settings.redelivery_batch, &retry_after)
             .await
