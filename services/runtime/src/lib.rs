@@ -15,6 +15,7 @@
 //!   this process's TLS trust and service token.
 
 pub mod auth;
+pub mod backoff;
 pub mod bus;
 pub mod client;
 pub mod config;
