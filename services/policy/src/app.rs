@@ -1,7 +1,6 @@
 //! The policy service as a process: configuration and wiring.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -10,6 +9,7 @@ use vigil_runtime::bus::{self, BusConfig};
 use vigil_runtime::client::ServiceConnector;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Server, ServerConfig};
+use vigil_runtime::service::{dependencies_reachable, keep_ready};
 use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 use vigil_runtime::tls::TlsConfig;
 
@@ -17,7 +17,7 @@ use crate::api::PolicyApi;
 use crate::clock::SystemClock;
 use crate::service::PolicyEngine;
 use crate::settings::PolicySettings;
-use crate::store::{PolicyStore, SqlPolicyStore};
+use crate::store::SqlPolicyStore;
 use crate::sweeper::Sweeper;
 use vigil_clients::{GrpcSessionSource, GrpcSessionTerminator};
 
@@ -64,6 +64,19 @@ impl Default for PolicyConfig {
             termination_url: "http://127.0.0.1:7403".into(),
             migrate_on_start: false,
         }
+    }
+}
+impl vigil_runtime::service::ServiceConfig for PolicyConfig {
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+
+    fn database(&self) -> &DatabaseConfig {
+        &self.database
     }
 }
 
@@ -113,22 +126,17 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
 
     let server = server.add_service(PolicyApi::server(engine));
     let readiness = server.readiness();
-    let store: Arc<dyn PolicyStore> = store;
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            let mut ticker = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    _ = ticker.tick() => {}
-                }
-                readiness
-                    .set_all(store.ping().await.is_ok() && bus.is_connected())
-                    .await;
-            }
-        }
-    });
+    // The database through a probe of its own (NOT_SERVING within a second of an outage), not
+    // through the service's pool and its connect timeout.
+    let probe = database::Probe::new(&config.database, database::PROBE_TIMEOUT).await?;
+    tokio::spawn(keep_ready(
+        readiness,
+        move || {
+            let (probe, bus) = (probe.clone(), bus.clone());
+            async move { dependencies_reachable(probe.ping().await, bus.is_connected()) }
+        },
+        shutdown.clone(),
+    ));
     let listener = vigil_runtime::server::bind(config.server.listen).await?;
     server.serve(listener, shutdown).await?;
     if let Some(sweeper) = sweeper {

@@ -10,6 +10,7 @@ use vigil_runtime::bus::{self, BusConfig};
 use vigil_runtime::client::ServiceConnector;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Server, ServerConfig};
+use vigil_runtime::service::{dependencies_reachable, keep_ready};
 use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 use vigil_runtime::tls::TlsConfig;
 
@@ -17,7 +18,7 @@ use crate::api::TerminationApi;
 use crate::delivery::run_redelivery;
 use crate::service::Terminator;
 use crate::settings::TerminationSettings;
-use crate::store::{SqlTerminationStore, TerminationStore};
+use crate::store::SqlTerminationStore;
 use vigil_clients::GrpcSessionDirectory;
 
 /// Configuration of a termination replica (defaults → TOML file → `VIGIL_*` environment).
@@ -60,6 +61,19 @@ impl Default for TerminationConfig {
         }
     }
 }
+impl vigil_runtime::service::ServiceConfig for TerminationConfig {
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+
+    fn database(&self) -> &DatabaseConfig {
+        &self.database
+    }
+}
 
 /// Connects to the database, optionally migrating it.
 pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Result<Arc<SqlTerminationStore>> {
@@ -99,22 +113,17 @@ pub async fn run(config: TerminationConfig, shutdown: CancellationToken) -> anyh
 
     let server = server.add_service(TerminationApi::server(terminator));
     let readiness = server.readiness();
-    let store: Arc<dyn TerminationStore> = store;
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            let mut ticker = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    _ = ticker.tick() => {}
-                }
-                readiness
-                    .set_all(store.ping().await.is_ok() && bus.is_connected())
-                    .await;
-            }
-        }
-    });
+    // The database through a probe of its own (NOT_SERVING within a second of an outage), not
+    // through the service's pool and its connect timeout.
+    let probe = database::Probe::new(&config.database, database::PROBE_TIMEOUT).await?;
+    tokio::spawn(keep_ready(
+        readiness,
+        move || {
+            let (probe, bus) = (probe.clone(), bus.clone());
+            async move { dependencies_reachable(probe.ping().await, bus.is_connected()) }
+        },
+        shutdown.clone(),
+    ));
     let listener = vigil_runtime::server::bind(config.server.listen).await?;
     server.serve(listener, shutdown).await?;
     Ok(())
