@@ -551,3 +551,63 @@ async fn bad_selectors_and_repeated_kills_get_precise_answers() {
     );
     registry.stop().await;
 }
+
+/// Termination publishes a kill while it records it, so the agents' answers race the record. Every
+/// command must still be acknowledged at once (not after the 5 s ack timeout and a re-send).
+#[tokio::test]
+async fn an_end_all_is_acknowledged_within_two_seconds_however_the_answers_race_the_record() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
+    let mut agents = Vec::new();
+    for gateway in 0..3 {
+        let agent = registry
+            .agent(&format!("gw-race-{gateway}"), Arc::new(RecordingHandler::default()))
+            .await;
+        for session in 0..30 {
+            agent
+                .open_session(start(
+                    &format!("user-{gateway}-{session}"),
+                    "db",
+                    ResourceType::Ssh,
+                    &format!("10.7.{gateway}.{}", session + 1),
+                ))
+                .await
+                .unwrap();
+        }
+        agents.push(agent);
+    }
+    let mut client = registry.termination_client().await;
+    let mut slowest = Duration::ZERO;
+    for round in 0..3 {
+        if round > 0 {
+            for agent in &agents {
+                agent
+                    .open_session(start(&format!("late-{round}"), "db", ResourceType::Ssh, "10.7.9.1"))
+                    .await
+                    .unwrap();
+            }
+        }
+        let issued = std::time::Instant::now();
+        let all = client
+            .terminate(admin(target(pb::session_selector::Target::All(pb::AllSessions {
+                idle_only: false,
+            }))))
+            .await
+            .expect("terminate all")
+            .into_inner();
+        acknowledged(&registry, &all.id).await;
+        let took = issued.elapsed();
+        slowest = slowest.max(took);
+        eprintln!("round {round}: {} sessions acknowledged in {took:?}", all.session_count);
+        assert!(
+            took < Duration::from_secs(2),
+            "round {round}: acknowledged after {took:?}"
+        );
+    }
+    eprintln!("slowest end-all: {slowest:?}");
+    for agent in &agents {
+        assert_eq!(agent.session_count(), 0);
+    }
+    registry.stop().await;
+}

@@ -11,6 +11,11 @@ pub const DEFAULT_LINK_GRACE: Duration = Duration::from_secs(30);
 pub struct AgentConfig {
     /// The registry's gRPC address, e.g. `http://registry.internal:7400`.
     pub registry_url: String,
+    /// Further registry addresses: other replicas, or other routes to the same ones. The agent holds
+    /// one link at a time; when it fails (or cannot be made) the next address is tried at once, and
+    /// the backoff applies only once every address has failed in turn. A host name that resolves to
+    /// several addresses (in any of these URLs or in `registry_url`) counts as each of them.
+    pub failover_urls: Vec<String>,
     /// This gateway's id: 1–128 letters, digits, '.', '_', ':' or '-' (the registry refuses others).
     pub gateway_id: String,
     /// The gateway's credential, sent in the hello. Never printed by `Debug`.
@@ -67,6 +72,7 @@ impl AgentConfig {
     pub fn new(registry_url: impl Into<String>, gateway_id: impl Into<String>) -> Self {
         Self {
             registry_url: registry_url.into(),
+            failover_urls: Vec::new(),
             gateway_id: gateway_id.into(),
             credential: String::new(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -79,6 +85,12 @@ impl AgentConfig {
             fail_mode: FailMode::BestEffort,
             link_grace: DEFAULT_LINK_GRACE,
         }
+    }
+
+    /// The same settings with more registry addresses to fail over to (see [`AgentConfig::failover_urls`]).
+    pub fn with_failover_urls(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.failover_urls = urls.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The same settings with this credential.
@@ -98,6 +110,7 @@ impl fmt::Debug for AgentConfig {
         };
         f.debug_struct("AgentConfig")
             .field("registry_url", &self.registry_url)
+            .field("failover_urls", &self.failover_urls)
             .field("gateway_id", &self.gateway_id)
             .field("credential", &credential)
             .field("agent_version", &self.agent_version)

@@ -1,6 +1,7 @@
 //! The link task: connect, say hello, pump both directions, and start over when anything breaks.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -48,6 +49,8 @@ const MAX_BATCH_SESSIONS: usize = 4096;
 const MAX_INBOUND_MESSAGE: usize = 64 * 1024 * 1024;
 /// How long a shutting-down agent waits for the registry to end the stream after the agent ended its half.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long resolving a registry host name may take before the name is used as it is.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How a link ended without error.
 enum LinkEnd {
@@ -75,6 +78,11 @@ enum Flow {
 pub(crate) async fn run(shared: Arc<Shared>) {
     let config = &shared.config;
     let mut backoff = Backoff::new(config.initial_backoff, config.max_backoff);
+    // The addresses to try, in turn; resolved again at the start of every round.
+    let mut targets = resolve_targets(config).await;
+    let mut next_target = 0;
+    // Addresses that failed in a row since the last backoff: the next is tried at once until all have.
+    let mut failed_in_round = 0;
     // Whether the previous attempt failed too; repeated failures are logged quietly.
     let mut failing = false;
     // When the registry last asked for a reconnection that was followed at once.
@@ -82,8 +90,19 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     while !shared.shutdown.is_cancelled() {
         shared.set_link_state(LinkState::Connecting);
         let mut welcomed_at = None;
-        let outcome = connect_and_pump(&shared, &mut welcomed_at).await;
+        let target = targets[next_target % targets.len()].clone();
+        let outcome = connect_and_pump(&shared, &target, &mut welcomed_at).await;
         shared.lock().link_down();
+        // Whatever happened, the next link goes to the next address: a replica that just failed (or asked
+        // its agents to leave) is the last one to try again.
+        next_target += 1;
+        if next_target >= targets.len() {
+            next_target = 0;
+            targets = resolve_targets(config).await;
+        }
+        if welcomed_at.is_some() {
+            failed_in_round = 0;
+        }
         // Only a link that held for a while proves the registry healthy: one that fails right after the
         // welcome keeps the delays growing instead of reconnecting at the initial delay forever.
         if welcomed_at.is_some_and(|at: Instant| at.elapsed() >= STABLE_LINK) {
@@ -116,7 +135,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
             Err(LinkError::Failed(error)) => {
                 shared.lock().rejection = None;
-                (error, backoff.next_delay(&mut rand::rng()))
+                failed_in_round += 1;
+                if failed_in_round < targets.len() {
+                    // Fail over: another address may well be up, and sessions wait while there is no link.
+                    (error, Duration::ZERO)
+                } else {
+                    failed_in_round = 0;
+                    (error, backoff.next_delay(&mut rand::rng()))
+                }
             }
         };
         if failing {
@@ -147,29 +173,125 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     });
 }
 
+/// One address of the registry: a configured URL, and when its host name resolved to several
+/// addresses, one of them.
+#[derive(Debug, Clone)]
+struct Target {
+    url: String,
+    address: Option<SocketAddr>,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.address {
+            Some(address) => write!(f, "{} ({address})", self.url),
+            None => f.write_str(&self.url),
+        }
+    }
+}
+
+/// Every address to try: `registry_url` then `failover_urls`, each host name that resolves to
+/// several addresses expanded into one target per address. Never empty: a URL that does not parse or
+/// resolve stays as it is, and connecting to it reports why.
+async fn resolve_targets(config: &crate::AgentConfig) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for url in std::iter::once(&config.registry_url).chain(&config.failover_urls) {
+        let addresses = resolve(url).await;
+        if addresses.len() > 1 {
+            targets.extend(addresses.into_iter().map(|address| Target {
+                url: url.clone(),
+                address: Some(address),
+            }));
+        } else {
+            targets.push(Target {
+                url: url.clone(),
+                address: None,
+            });
+        }
+    }
+    targets
+}
+
+/// The addresses a URL's host name resolves to (empty for an IP address, or when it cannot be resolved
+/// within a second: connecting by name then tells what is wrong).
+async fn resolve(url: &str) -> Vec<SocketAddr> {
+    let Ok(uri) = url.parse::<tonic::codegen::http::Uri>() else {
+        return Vec::new();
+    };
+    let Some(host) = uri.host() else {
+        return Vec::new();
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Vec::new();
+    }
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(addresses)) => {
+            let mut unique: Vec<SocketAddr> = Vec::new();
+            for address in addresses {
+                if !unique.contains(&address) {
+                    unique.push(address);
+                }
+            }
+            unique
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The endpoint for `target`: its URL, or its resolved address with the URL's host kept as the
+/// request authority and as the name TLS verifies.
+fn endpoint_of(target: &Target, tls: Option<&tonic::transport::ClientTlsConfig>) -> Result<Endpoint, LinkError> {
+    let invalid =
+        |error: &dyn std::error::Error| LinkError::Failed(format!("invalid registry url {:?}: {error}", target.url));
+    let uri: tonic::codegen::http::Uri = target.url.parse().map_err(|error| invalid(&error))?;
+    let mut endpoint = match target.address {
+        None => Endpoint::from_shared(target.url.clone()).map_err(|error| invalid(&error))?,
+        Some(address) => {
+            let scheme = uri.scheme_str().unwrap_or("http");
+            Endpoint::from_shared(format!("{scheme}://{address}"))
+                .map_err(|error| invalid(&error))?
+                .origin(uri.clone())
+        }
+    };
+    if let Some(tls) = tls {
+        let mut tls = tls.clone();
+        if target.address.is_some()
+            && let Some(host) = uri.host()
+        {
+            tls = tls.domain_name(host);
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|error| LinkError::Failed(format!("invalid TLS settings: {}", chain(&error))))?;
+    }
+    Ok(endpoint)
+}
+
 /// One link: connect, hello, wait for the welcome (noting when in `welcomed_at`), then pump until it ends.
-async fn connect_and_pump(shared: &Arc<Shared>, welcomed_at: &mut Option<Instant>) -> Result<LinkEnd, LinkError> {
+async fn connect_and_pump(
+    shared: &Arc<Shared>,
+    target: &Target,
+    welcomed_at: &mut Option<Instant>,
+) -> Result<LinkEnd, LinkError> {
     let config = &shared.config;
-    let mut endpoint = Endpoint::from_shared(config.registry_url.clone())
-        .map_err(|error| LinkError::Failed(format!("invalid registry url {:?}: {error}", config.registry_url)))?
+    let endpoint = endpoint_of(target, config.tls.as_ref())?
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true);
-    if let Some(tls) = &config.tls {
-        endpoint = endpoint
-            .tls_config(tls.clone())
-            .map_err(|error| LinkError::Failed(format!("invalid TLS settings: {}", chain(&error))))?;
-    }
     let channel = tokio::select! {
         () = shared.shutdown.cancelled() => return Ok(LinkEnd::Shutdown),
         connected = tokio::time::timeout(config.connect_timeout, endpoint.connect()) => match connected {
             Ok(Ok(channel)) => channel,
             Ok(Err(error)) => {
-                return Err(LinkError::Failed(format!("cannot connect to {}: {}", config.registry_url, chain(&error))));
+                return Err(LinkError::Failed(format!("cannot connect to {target}: {}", chain(&error))));
             }
-            Err(_) => return Err(LinkError::Failed(format!("connecting to {} timed out", config.registry_url))),
+            Err(_) => return Err(LinkError::Failed(format!("connecting to {target} timed out"))),
         },
     };
 

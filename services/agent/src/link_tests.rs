@@ -916,3 +916,107 @@ async fn strict_mode_leaves_sessions_alone_when_the_link_is_back_within_the_grac
     assert!(!agent.is_failed_closed());
     hang_up(agent, link).await;
 }
+
+/// A registry replica that can be killed: once `stop` fires it accepts no more connections.
+async fn stoppable_fake_registry() -> (
+    String,
+    mpsc::UnboundedReceiver<FakeLink>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (links, received) = mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(GatewayLinkServer::new(FakeRegistry { links }))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            }),
+    );
+    (url, received, stop)
+}
+
+#[tokio::test]
+async fn a_dead_replica_is_failed_over_at_once_keeping_sessions_and_queued_closes() {
+    let (url_a, mut links_a, stop_a) = stoppable_fake_registry().await;
+    let (url_b, mut links_b) = fake_registry().await;
+    // Backoff far longer than a second: failing over must not wait for it.
+    let agent = Agent::start(
+        AgentConfig {
+            initial_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(10),
+            ..config(&url_a).with_failover_urls([url_b.clone()])
+        },
+        Arc::new(Recorder::default()),
+    );
+    let mut link = next_link(&mut links_a).await;
+    link.hello().await;
+    link.welcome("replica-a").await;
+    agent.wait_connected(WAIT).await.unwrap();
+    for session_id in ["s-1", "s-2"] {
+        let opening = tokio::spawn({
+            let agent = agent.clone();
+            async move { agent.open_session(start("alice@acme.example")).await }
+        });
+        link.decide(true, session_id).await;
+        assert!(opening.await.unwrap().unwrap().allowed);
+    }
+
+    // Replica A dies: its listener and its link go.
+    let killed = Instant::now();
+    stop_a.send(()).unwrap();
+    drop(link);
+    eventually("the link is down", || !agent.is_connected()).await;
+    agent.close_session("s-1", EndReason::UserClosed, "logout").await;
+
+    let mut link = tokio::time::timeout(Duration::from_secs(1), links_b.recv())
+        .await
+        .expect("no failover to replica B within a second")
+        .expect("registry gone");
+    let mut ids: Vec<String> = link.hello().await.sessions.into_iter().map(|s| s.session_id).collect();
+    let failed_over = killed.elapsed();
+    ids.sort();
+    assert_eq!(ids, ["s-1", "s-2"], "the held sessions travel in the hello");
+    link.welcome("replica-b").await;
+    match link.recv_skipping_heartbeats().await {
+        Up::SessionClosed(closed) => assert_eq!(closed.session_id, "s-1"),
+        other => panic!("expected the queued SessionClosed, got {other:?}"),
+    }
+    assert!(
+        failed_over < Duration::from_secs(1),
+        "failed over after {failed_over:?}"
+    );
+    eprintln!("failed over to replica B after {failed_over:?}");
+    hang_up(agent, link).await;
+}
+
+#[tokio::test]
+async fn a_registry_host_name_is_resolved_and_reached_without_backoff() {
+    // "localhost" goes through the resolver: one address is used by name, several become one target
+    // each (on this machine it resolves to 127.0.0.1 only, so this checks the by-name path).
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (links, mut received) = mpsc::unbounded_channel();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(GatewayLinkServer::new(FakeRegistry { links }))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let agent = Agent::start(
+        AgentConfig {
+            initial_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(10),
+            ..config(&format!("http://localhost:{port}"))
+        },
+        Arc::new(Recorder::default()),
+    );
+    let mut link = tokio::time::timeout(Duration::from_secs(1), received.recv())
+        .await
+        .expect("no link within a second")
+        .expect("registry gone");
+    link.hello().await;
+    link.welcome("replica-a").await;
+    agent.wait_connected(WAIT).await.unwrap();
+    hang_up(agent, link).await;
+}

@@ -82,12 +82,15 @@ pub async fn run(config: GeoServiceConfig, shutdown: CancellationToken) -> anyho
 
     let server = server.add_service(GeoApi::server(geo));
     let readiness = server.readiness();
+    // The database through a probe of its own (NOT_SERVING within a second of an outage), not
+    // through the service's pool and its connect timeout.
+    let probe = database::Probe::new(&config.database, database::PROBE_TIMEOUT).await?;
     tokio::spawn(keep_ready(
         readiness,
         move || {
-            let store = store.clone();
+            let probe = probe.clone();
             async move {
-                store
+                probe
                     .ping()
                     .await
                     .map_err(|error| format!("database unreachable: {error}"))

@@ -17,7 +17,7 @@ use crate::api::PolicyApi;
 use crate::clock::SystemClock;
 use crate::service::PolicyEngine;
 use crate::settings::PolicySettings;
-use crate::store::{PolicyStore, SqlPolicyStore};
+use crate::store::SqlPolicyStore;
 use crate::sweeper::Sweeper;
 use vigil_clients::{GrpcSessionSource, GrpcSessionTerminator};
 
@@ -126,12 +126,14 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
 
     let server = server.add_service(PolicyApi::server(engine));
     let readiness = server.readiness();
-    let store: Arc<dyn PolicyStore> = store;
+    // The database through a probe of its own (NOT_SERVING within a second of an outage), not
+    // through the service's pool and its connect timeout.
+    let probe = database::Probe::new(&config.database, database::PROBE_TIMEOUT).await?;
     tokio::spawn(keep_ready(
         readiness,
         move || {
-            let (store, bus) = (store.clone(), bus.clone());
-            async move { dependencies_reachable(store.ping().await, bus.is_connected()) }
+            let (probe, bus) = (probe.clone(), bus.clone());
+            async move { dependencies_reachable(probe.ping().await, bus.is_connected()) }
         },
         shutdown.clone(),
     ));

@@ -100,10 +100,16 @@ pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow:
             vigil_console::SignInCodes::new(None),
         )));
     let readiness = server.readiness();
-    tokio::spawn(follow_dependencies(
-        registry.store().clone(),
-        registry.bus().clone(),
+    // The database through a probe of its own (NOT_SERVING within a second of an outage), not
+    // through the service's pool and its connect timeout.
+    let probe = database::Probe::new(&config.database, database::PROBE_TIMEOUT).await?;
+    let bus = registry.bus().clone();
+    tokio::spawn(keep_ready(
         readiness,
+        move || {
+            let (probe, bus) = (probe.clone(), bus.clone());
+            async move { dependencies_reachable(probe.ping().await, bus.is_connected()) }
+        },
         shutdown.clone(),
     ));
 

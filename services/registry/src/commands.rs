@@ -12,9 +12,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 pub use vigil_clients::CommandJournal;
 use vigil_proto::v1 as pb;
+use vigil_runtime::backoff::Backoff;
 
 /// How often buffered command reports are sent.
 const REPORT_INTERVAL: Duration = Duration::from_millis(50);
+/// Retry delays while the termination service is unreachable: from about 100 ms, doubling, to 2 s
+/// (a kill's answer waits at most that long once the service is back).
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 /// Reports sent per call (the termination service accepts at most 100,000).
 const REPORT_CHUNK: usize = 10_000;
 /// Reports kept while the termination service is unreachable; beyond this the oldest are dropped
@@ -66,6 +71,7 @@ impl CommandReporter {
 
     async fn run(self, journal: JournalSlot, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(REPORT_INTERVAL);
+        let mut backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
         loop {
             let stopping = tokio::select! {
                 () = shutdown.cancelled() => true,
@@ -85,15 +91,39 @@ impl CommandReporter {
                     // In chunks: the service takes a bounded number of reports per call, and an
                     // end-all produces hundreds of thousands at once.
                     let mut chunks = batch.chunks(REPORT_CHUNK);
+                    let mut retry_after = None;
                     while let Some(chunk) = chunks.next() {
                         if let Err(error) = journal.report(chunk.to_vec()).await {
-                            tracing::warn!(%error, reports = chunk.len(), "could not report command outcomes; will retry");
+                            // One warning per outage; the retries back off (jittered, so the
+                            // replicas do not return in step) instead of calling every 50 ms.
+                            if backoff.failures() == 0 {
+                                tracing::warn!(%error, reports = chunk.len(), "could not report command outcomes; will retry with back-off");
+                            } else {
+                                tracing::debug!(%error, reports = chunk.len(), "could not report command outcomes; will retry");
+                            }
+                            retry_after = Some(backoff.fail());
                             let unsent: Vec<_> = std::iter::once(chunk).chain(chunks).flatten().cloned().collect();
                             let mut buffer = self.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                             let newer = std::mem::replace(&mut *buffer, unsent);
                             buffer.extend(newer);
                             break;
                         }
+                    }
+                    match retry_after {
+                        Some(delay) if !stopping => {
+                            tokio::select! {
+                                () = shutdown.cancelled() => break,
+                                () = tokio::time::sleep(delay) => {}
+                            }
+                        }
+                        Some(_) => {}
+                        None if !batch.is_empty() => {
+                            let failures = backoff.succeed();
+                            if failures > 0 {
+                                tracing::info!(failures, "command outcomes reported again");
+                            }
+                        }
+                        None => {}
                     }
                 }
             }

@@ -8,12 +8,12 @@
 use std::sync::Arc;
 
 use prost::Message;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use vigil_core::topics;
 use vigil_proto::v1 as pb;
 use vigil_runtime::ServiceResult;
-use vigil_runtime::bus::{ControlBus, Delivery, TypedSubscription};
+use vigil_runtime::bus::{BusError, ControlBus, Delivery, TypedSubscription};
 
 use crate::convert::session_to_proto;
 use crate::domain::{EpochMillis, SessionRecord};
@@ -27,10 +27,16 @@ pub enum FeedItem {
     Gap,
 }
 
+/// Changes waiting to be published. A link that ends a session must not wait for the bus (with
+/// Redis down, each publish waits out the connection manager's reconnect attempts): announcements
+/// are queued here and published behind it, by one task, in the order they were made. Only a
+/// backlog this deep makes the announcing side wait.
+const OUTBOX_CAPACITY: usize = 65_536;
+
 /// Publishes changes and fans them out to this replica's watchers.
 #[derive(Clone)]
 pub struct EventHub {
-    bus: Arc<dyn ControlBus>,
+    outbox: mpsc::Sender<pb::SessionEvent>,
     local: broadcast::Sender<FeedItem>,
 }
 
@@ -59,7 +65,9 @@ impl EventHub {
                 }
             }
         });
-        Ok(Self { bus, local })
+        let (outbox, queued) = mpsc::channel(OUTBOX_CAPACITY);
+        tokio::spawn(publish_queued(bus, queued));
+        Ok(Self { outbox, local })
     }
 
     /// A receiver of this replica's feed.
@@ -67,7 +75,8 @@ impl EventHub {
         self.local.subscribe()
     }
 
-    /// Announces a change to every replica. Called after the change committed; a failure to
+    /// Announces a change to every replica: queues it for publishing and returns (waiting only
+    /// behind a backlog of `OUTBOX_CAPACITY`). Called after the change committed; a failure to
     /// announce is logged, not returned: the change itself stands, and watchers that missed it see
     /// the current state when they resynchronise.
     pub async fn publish(&self, kind: pb::SessionEventKind, session: &SessionRecord, detail: &str, now: EpochMillis) {
@@ -77,7 +86,7 @@ impl EventHub {
             at: Some(vigil_proto::timestamp_from_millis(now)),
             detail: detail.to_owned(),
         };
-        self.publish_event(&event).await;
+        self.publish_event(event).await;
     }
 
     /// Announces several changes of one kind.
@@ -87,9 +96,133 @@ impl EventHub {
         }
     }
 
-    async fn publish_event(&self, event: &pb::SessionEvent) {
-        if let Err(error) = self.bus.publish(topics::SESSIONS, event.encode_to_vec().into()).await {
-            tracing::warn!(%error, "could not announce a session change; watchers will miss it");
+    async fn publish_event(&self, event: pb::SessionEvent) {
+        if self.outbox.send(event).await.is_err() {
+            tracing::debug!("the session change publisher has stopped; change not announced");
         }
+    }
+}
+
+/// Publishes queued changes in order until every [`EventHub`] is gone. While the bus is down,
+/// changes are dropped at once rather than each waiting for a reconnect: watchers are told to
+/// resynchronise when the bus is back (and read the current state), so the queue stays short and
+/// the changes made after the outage go out without delay. Logged once per outage.
+async fn publish_queued(bus: Arc<dyn ControlBus>, mut queued: mpsc::Receiver<pb::SessionEvent>) {
+    let mut missed: u64 = 0;
+    while let Some(event) = queued.recv().await {
+        let outcome = if bus.is_connected() {
+            bus.publish(topics::SESSIONS, event.encode_to_vec().into()).await
+        } else {
+            Err(BusError::Unavailable("the control bus is disconnected".into()))
+        };
+        match outcome {
+            Ok(()) if missed > 0 => {
+                tracing::info!(missed, "announcing session changes again");
+                missed = 0;
+            }
+            Ok(()) => {}
+            Err(error) => {
+                if missed == 0 {
+                    tracing::warn!(%error, "could not announce session changes; watchers will resynchronise");
+                }
+                missed += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use tokio::sync::Semaphore;
+    use vigil_runtime::bus::{InProcessBus, Payload, Subscription};
+
+    use super::*;
+    use crate::domain::{GeoLocation, RiskAssessment, SessionStatus};
+
+    /// An in-process bus whose publishes wait until `open` lets them through, like Redis while the
+    /// connection manager reconnects.
+    struct StalledBus {
+        inner: InProcessBus,
+        gate: Semaphore,
+    }
+
+    #[async_trait]
+    impl ControlBus for StalledBus {
+        async fn publish(&self, channel: &str, payload: Payload) -> Result<(), BusError> {
+            let permit = self.gate.acquire().await.map_err(|_| BusError::Closed)?;
+            permit.forget();
+            self.inner.publish(channel, payload).await
+        }
+
+        async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError> {
+            self.inner.subscribe(channel).await
+        }
+
+        fn is_connected(&self) -> bool {
+            true
+        }
+    }
+
+    fn session(id: usize) -> SessionRecord {
+        SessionRecord {
+            id: format!("s-{id}"),
+            user: "alice".into(),
+            user_groups: Vec::new(),
+            gateway_id: "gw-1".into(),
+            resource_name: "db".into(),
+            resource_type: vigil_proto::v1::ResourceType::Ssh,
+            device: String::new(),
+            client_ip: "10.0.0.1".into(),
+            location: GeoLocation::default(),
+            risk: RiskAssessment::default(),
+            started_at: 1,
+            last_activity_at: 1,
+            status: SessionStatus::Active,
+            ended_at: None,
+            end_reason: None,
+            end_detail: String::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn announcing_never_waits_for_the_bus_and_keeps_the_order() {
+        let bus = Arc::new(StalledBus {
+            inner: InProcessBus::new(),
+            gate: Semaphore::new(0),
+        });
+        let shutdown = CancellationToken::new();
+        let hub = EventHub::start(bus.clone(), 4096, shutdown.clone()).await.unwrap();
+        let mut feed = hub.watch();
+
+        // 1,000 ends announced while every publish is stuck: none of them waits.
+        let sessions: Vec<SessionRecord> = (0..1000).map(session).collect();
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            hub.publish_all(pb::SessionEventKind::Ended, &sessions, 2),
+        )
+        .await
+        .expect("announcing waited for the bus");
+
+        // The bus comes back: they all go out, in the order they were announced.
+        bus.gate.add_permits(sessions.len());
+        for expected in &sessions {
+            let item = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+                .await
+                .expect("the queued announcement never went out")
+                .unwrap();
+            let FeedItem::Event(event) = item else {
+                panic!("expected an event, got {item:?}");
+            };
+            assert_eq!(
+                event.session.as_ref().map(|s| s.id.as_str()),
+                Some(expected.id.as_str())
+            );
+        }
+        shutdown.cancel();
     }
 }

@@ -346,6 +346,67 @@ pub async fn migrate_locked<M: sea_orm_migration::MigratorTrait>(db: &DatabaseCo
     Ok(())
 }
 
+/// How long the readiness check waits for the database before calling it down.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How often services check their dependencies for readiness: with [`PROBE_TIMEOUT`], a dead
+/// database shows as NOT_SERVING within a second.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The readiness check of a database: a one-connection pool of its own, apart from the service's.
+///
+/// A ping through the service's pool would wait for a free connection, then for a new one, each
+/// up to `database.connect_timeout` (5 s by default): a database that died (or hangs) went
+/// unnoticed for that long, and a busy pool looked like a dead database. The probe's connection
+/// is opened lazily, re-opened after a failure, and every check is bounded by its own timeout.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    db: DatabaseConnection,
+    timeout: Duration,
+}
+
+impl Probe {
+    /// A probe of the database `config` names, answering within `timeout`. Does not connect yet.
+    pub async fn new(config: &DatabaseConfig, timeout: Duration) -> Result<Self, ServiceError> {
+        let engine = Engine::of(&config.url)?;
+        let mut options = ConnectOptions::new(config.url.clone());
+        options
+            .max_connections(1)
+            .min_connections(0)
+            .connect_timeout(timeout)
+            .acquire_timeout(timeout)
+            .connect_lazy(true)
+            .sqlx_logging(false);
+        if engine == Engine::Sqlite {
+            options.map_sqlx_sqlite_opts(move |sqlite| sqlite.busy_timeout(timeout));
+        }
+        let db = Database::connect(options).await.map_err(|error| {
+            ServiceError::Unavailable(format!(
+                "cannot set up the database probe for {}: {error}",
+                redact_url(&config.url)
+            ))
+        })?;
+        Ok(Self { db, timeout })
+    }
+
+    /// Whether the database answered a ping within the timeout.
+    pub async fn check(&self) -> bool {
+        self.ping().await.is_ok()
+    }
+
+    /// A ping within the timeout, or why not.
+    pub async fn ping(&self) -> Result<(), ServiceError> {
+        match tokio::time::timeout(self.timeout, self.db.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(ServiceError::Unavailable(format!("database ping failed: {error}"))),
+            Err(_) => Err(ServiceError::Unavailable(format!(
+                "the database did not answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{DbBackend, Statement};

@@ -17,6 +17,7 @@
 //!   this process's TLS trust and service token.
 
 pub mod auth;
+pub mod backoff;
 pub mod bus;
 pub mod client;
 pub mod config;

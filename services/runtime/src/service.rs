@@ -16,8 +16,9 @@ use crate::database::DatabaseConfig;
 use crate::server::Readiness;
 use crate::telemetry::{LogConfig, TelemetryConfig};
 
-/// How often readiness re-checks a service's dependencies.
-pub const READINESS_INTERVAL: Duration = Duration::from_secs(2);
+/// How often readiness re-checks a service's dependencies: with the database probe's own timeout
+/// ([`crate::database::PROBE_TIMEOUT`]), an outage shows as NOT_SERVING within a second.
+pub const READINESS_INTERVAL: Duration = crate::database::PROBE_INTERVAL;
 
 /// What `service_main` needs to know of a service's configuration.
 pub trait ServiceConfig: DeserializeOwned + Serialize + Default {
@@ -92,6 +93,7 @@ where
     Checked: Future<Output = Result<(), String>>,
 {
     let mut ticker = tokio::time::interval(READINESS_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_ready = None;
     loop {
         tokio::select! {

@@ -289,3 +289,24 @@ async fn a_redis_restart_is_survived_and_reported_as_resubscribed() {
     drop(bus);
     redis.kill().await;
 }
+
+/// The first publish after Redis comes back must not fail on the connection that died with the
+/// old server (or on the reconnect that failed while it was down): the bus retries it at once on
+/// a fresh connection, so callers do not count a lost attempt.
+#[tokio::test]
+async fn the_first_publish_after_a_redis_restart_succeeds() {
+    for pause in [Duration::from_millis(0), Duration::from_millis(1500)] {
+        let port = free_port();
+        let redis = ThrowawayRedis::start(port).await;
+        let bus = RedisBus::connect(config(&redis.url(), "first-publish")).await.unwrap();
+        bus.publish("gateway.gw-1", payload("before")).await.unwrap();
+
+        redis.kill().await;
+        tokio::time::sleep(pause).await;
+        let redis = ThrowawayRedis::start(port).await;
+
+        let result = bus.publish("gateway.gw-1", payload("after")).await;
+        assert!(result.is_ok(), "after a pause of {pause:?}: {result:?}");
+        redis.kill().await;
+    }
+}

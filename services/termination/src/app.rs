@@ -18,7 +18,7 @@ use crate::api::TerminationApi;
 use crate::delivery::run_redelivery;
 use crate::service::Terminator;
 use crate::settings::TerminationSettings;
-use crate::store::{SqlTerminationStore, TerminationStore};
+use crate::store::SqlTerminationStore;
 use vigil_clients::GrpcSessionDirectory;
 
 /// Configuration of a termination replica (defaults → TOML file → `VIGIL_*` environment).
@@ -113,12 +113,14 @@ pub async fn run(config: TerminationConfig, shutdown: CancellationToken) -> anyh
 
     let server = server.add_service(TerminationApi::server(terminator));
     let readiness = server.readiness();
-    let store: Arc<dyn TerminationStore> = store;
+    // The database through a probe of its own (NOT_SERVING within a second of an outage), not
+    // through the service's pool and its connect timeout.
+    let probe = database::Probe::new(&config.database, database::PROBE_TIMEOUT).await?;
     tokio::spawn(keep_ready(
         readiness,
         move || {
-            let (store, bus) = (store.clone(), bus.clone());
-            async move { dependencies_reachable(store.ping().await, bus.is_connected()) }
+            let (probe, bus) = (probe.clone(), bus.clone());
+            async move { dependencies_reachable(probe.ping().await, bus.is_connected()) }
         },
         shutdown.clone(),
     ));

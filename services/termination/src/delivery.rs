@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use prost::Message;
@@ -16,6 +17,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use vigil_core::topics;
 use vigil_proto::v1 as pb;
+use vigil_runtime::backoff::Backoff;
 use vigil_runtime::bus::ControlBus;
 
 use crate::convert::command_to_proto;
@@ -88,23 +90,52 @@ pub async fn run_redelivery(
         let settings = settings.clone();
         move |attempts: u32| settings.retry_after_ms(attempts)
     };
+    // While the database is down: from 100 ms, doubling, to the scan interval (at least 1 s).
+    let mut backoff = Backoff::new(
+        Duration::from_millis(100),
+        settings.redelivery_scan_interval.max(Duration::from_secs(1)),
+    );
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        match store
-            .claim_due(now_millis(), settings.redelivery_batch, &retry_after)
-            .await
-        {
-            Ok(due) if due.is_empty() => {}
+        // The safety net for early reports: normally applied right after their termination is
+        // recorded, here whatever that missed (a failure in between), and the expired forgotten.
+        let settled = store.settle_early_reports(now_millis()).await;
+        let claimed = match settled {
+            Ok(_) => store
+                .claim_due(now_millis(), settings.redelivery_batch, &retry_after)
+                .await
+                .map_err(|error| format!("could not look for commands to re-send: {error}")),
+            Err(error) => Err(format!("could not apply early reports: {error}")),
+        };
+        match claimed {
             Ok(due) => {
-                tracing::info!(commands = due.len(), "re-sending unacknowledged commands");
-                publish(&bus, &due)
-                    .instrument(tracing::info_span!("termination.redelivery", commands = due.len()))
-                    .await;
+                let failures = backoff.succeed();
+                if failures > 0 {
+                    tracing::info!(failures, "the database answers again; redelivery resumed");
+                }
+                if !due.is_empty() {
+                    tracing::info!(commands = due.len(), "re-sending unacknowledged commands");
+                    publish(&bus, &due)
+                        .instrument(tracing::info_span!("termination.redelivery", commands = due.len()))
+                        .await;
+                }
             }
-            Err(error) => tracing::warn!(%error, "could not look for commands to re-send; will retry"),
+            Err(error) => {
+                // One warning per outage; the next tries are jittered so replicas do not return in step.
+                if backoff.failures() == 0 {
+                    tracing::warn!(%error, "redelivery paused; will retry with back-off");
+                } else {
+                    tracing::debug!(%error, "redelivery still paused");
+                }
+                let delay = backoff.fail();
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
         }
     }
 }

@@ -45,6 +45,8 @@ vigil_testkit::contract_tests!(
     concurrent_records_for_a_session_leave_one_open_command,
     given_already_ended_commands_are_stored_as_they_are,
     reports_move_commands_forward_only,
+    reports_that_beat_their_record_are_applied_once_it_exists,
+    acknowledgements_racing_their_record_are_never_lost,
     claim_due_takes_due_open_commands_and_backs_off,
     concurrent_claims_take_each_command_once,
     open_commands_for_a_gateway_oldest_first,
@@ -447,6 +449,145 @@ async fn recording_ten_thousand_commands(store: Arc<SqlTerminationStore>) {
 // Delivery
 // ---------------------------------------------------------------------------------------------
 
+/// Polls `get` until every command of `termination_id` satisfies `done`, for at most 2 s; returns
+/// the commands as last seen and how long it took.
+async fn settled_within(
+    store: &SqlTerminationStore,
+    termination_id: &str,
+    done: impl Fn(&CommandRecord) -> bool,
+) -> (Vec<CommandRecord>, std::time::Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let commands = stored_commands(store, termination_id).await;
+        if commands.iter().all(&done) || started.elapsed() > std::time::Duration::from_secs(2) {
+            return (commands, started.elapsed());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+async fn reports_that_beat_their_record_are_applied_once_it_exists(store: Arc<SqlTerminationStore>) {
+    let requested = termination("alice");
+    let [c0, c1, c2, c3] = [0, 1, 2, 3].map(|_| command(&requested, &session_id(), "gw-a"));
+    // The gateway answers before the termination is recorded: nothing to change yet.
+    let early = [
+        delivered(&c0, T0 + 10),
+        answered(&c0, CommandOutcome::Done, "ended", T0 + 11),
+        answered(&c1, CommandOutcome::Failed, "kill refused", T0 + 12),
+        delivered(&c2, T0 + 13),
+        CommandReport {
+            gateway_id: "gw-b".to_owned(),
+            ..answered(&c3, CommandOutcome::Done, "", T0 + 14)
+        },
+    ];
+    assert_eq!(apply(&store, &early).await, 0);
+    // Repeats keep the first report of each kind.
+    assert_eq!(
+        apply(&store, &[answered(&c0, CommandOutcome::Failed, "later", T0 + 15)]).await,
+        0
+    );
+    record(&store, &requested, &[c0.clone(), c1.clone(), c2.clone(), c3.clone()]).await;
+
+    let (_, _) = settled_within(&store, &requested.id, |command| {
+        command.session_id == c3.session_id || command.state != DeliveryState::Pending
+    })
+    .await;
+    assert_eq!(
+        stored_command(&store, &c0).await,
+        CommandRecord {
+            state: DeliveryState::Acknowledged,
+            detail: "ended".to_owned(),
+            next_attempt_at: None,
+            delivered_at: Some(T0 + 10),
+            acknowledged_at: Some(T0 + 11),
+            ..c0.clone()
+        }
+    );
+    assert_eq!(
+        stored_command(&store, &c1).await,
+        CommandRecord {
+            state: DeliveryState::Failed,
+            detail: "kill refused".to_owned(),
+            next_attempt_at: None,
+            delivered_at: Some(T0 + 12),
+            acknowledged_at: Some(T0 + 12),
+            ..c1.clone()
+        }
+    );
+    assert_eq!(
+        stored_command(&store, &c2).await,
+        CommandRecord {
+            state: DeliveryState::Delivered,
+            delivered_at: Some(T0 + 13),
+            ..c2.clone()
+        }
+    );
+    // Another gateway's answer is never applied, early or not.
+    assert_eq!(stored_command(&store, &c3).await, c3);
+    // Applied once: the kept rows are gone, a further round changes nothing.
+    assert_eq!(store.settle_early_reports(T0 + 100).await.unwrap(), 0);
+    assert_eq!(stored_command(&store, &c2).await.state, DeliveryState::Delivered);
+    // The answer to c2 now arrives in order and applies directly.
+    assert_eq!(
+        apply(&store, &[answered(&c2, CommandOutcome::Done, "", T0 + 20)]).await,
+        1
+    );
+}
+
+/// Termination records a kill while it publishes it: the answers race the record. Whatever the
+/// interleaving, every command ends up acknowledged with both times, within a second.
+async fn acknowledgements_racing_their_record_are_never_lost(store: Arc<SqlTerminationStore>) {
+    const ROUNDS: usize = 8;
+    const SESSIONS: usize = 50;
+    for round in 0..ROUNDS {
+        let requested = termination("alice");
+        let commands: Vec<CommandRecord> = (0..SESSIONS)
+            .map(|i| command(&requested, &session_id(), &format!("gw-{}", i % 4)))
+            .collect();
+        let reports: Vec<CommandReport> = commands
+            .iter()
+            .flat_map(|command| {
+                [
+                    delivered(command, T0 + 1),
+                    answered(command, CommandOutcome::Done, "ended", T0 + 2),
+                ]
+            })
+            .collect();
+        // Answers split in two batches, before, during and after the record, shifted each round.
+        let (first, second) = reports.split_at(reports.len() / 2);
+        let delay = std::time::Duration::from_millis((round % 4) as u64);
+        let recording = {
+            let store = store.clone();
+            let requested = requested.clone();
+            let commands = commands.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                store.record(&requested, &commands).await.expect("record");
+            })
+        };
+        let answering = {
+            let store = store.clone();
+            let (first, second) = (first.to_vec(), second.to_vec());
+            tokio::spawn(async move {
+                store.apply_reports(&first).await.expect("apply");
+                store.apply_reports(&second).await.expect("apply");
+            })
+        };
+        recording.await.unwrap();
+        answering.await.unwrap();
+        let (stored, took) = settled_within(&store, &requested.id, |command| {
+            command.state == DeliveryState::Acknowledged
+        })
+        .await;
+        for command in &stored {
+            assert_eq!(command.state, DeliveryState::Acknowledged, "round {round}: {command:?}");
+            assert_eq!(command.delivered_at, Some(T0 + 1), "round {round}: {command:?}");
+            assert_eq!(command.acknowledged_at, Some(T0 + 2), "round {round}: {command:?}");
+        }
+        assert!(took < std::time::Duration::from_secs(1), "round {round} took {took:?}");
+    }
+}
+
 async fn reports_move_commands_forward_only(store: Arc<SqlTerminationStore>) {
     let requested = termination("alice");
     let given: Vec<CommandRecord> = (0..6)
@@ -498,10 +639,12 @@ async fn reports_move_commands_forward_only(store: Arc<SqlTerminationStore>) {
         apply(&store, &[answered(&c1, CommandOutcome::NotFound, "not held", T0 + 30)]).await,
         1
     );
+    // An answered command was delivered: its delivery time is the answer's when none came.
     let c1_acknowledged = CommandRecord {
         state: DeliveryState::Acknowledged,
         detail: "not held".to_owned(),
         next_attempt_at: None,
+        delivered_at: Some(T0 + 30),
         acknowledged_at: Some(T0 + 30),
         ..c1.clone()
     };
@@ -522,6 +665,7 @@ async fn reports_move_commands_forward_only(store: Arc<SqlTerminationStore>) {
         state: DeliveryState::Failed,
         detail: "kill refused".to_owned(),
         next_attempt_at: None,
+        delivered_at: Some(T0 + 40),
         acknowledged_at: Some(T0 + 40),
         ..c2.clone()
     };

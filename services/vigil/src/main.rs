@@ -62,6 +62,12 @@ enum Command {
         idle_fraction: f64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Put before every gateway id, so that several simulators can share one registry.
+        #[arg(long, default_value = "")]
+        gateway_id_prefix: String,
+        /// Another registry replica to fail over to (repeatable).
+        #[arg(long = "failover-registry")]
+        failover_registries: Vec<String>,
     },
 }
 
@@ -95,6 +101,8 @@ async fn main() -> anyhow::Result<()> {
             sessions_per_gateway,
             idle_fraction,
             seed,
+            gateway_id_prefix,
+            failover_registries,
         } => {
             let settings = SimulationSettings {
                 enabled: true,
@@ -111,8 +119,15 @@ async fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|(gateway, credential)| (gateway.clone(), credential.expose().to_owned()))
                 .collect();
-            let simulation =
-                simulate::run(simulation_config(&registry, &settings, credentials), shutdown.clone()).await?;
+            let simulation = simulate::run(
+                SimulationConfig {
+                    gateway_id_prefix,
+                    failover_urls: failover_registries,
+                    ..simulation_config(&registry, &settings, credentials)
+                },
+                shutdown.clone(),
+            )
+            .await?;
             tracing::info!(%registry, gateways, sessions_per_gateway, "simulating gateways; Ctrl-C stops");
             simulation.wait().await;
             Ok(())

@@ -41,6 +41,11 @@ pub type CredentialFn = Arc<dyn Fn(&str) -> String + Send + Sync>;
 pub struct SimulationConfig {
     /// The registry's gRPC address.
     pub registry_url: String,
+    /// More registry addresses the agents fail over to (see `AgentConfig::failover_urls`).
+    pub failover_urls: Vec<String>,
+    /// Put before every gateway id (default: none), so that several simulators can share one registry:
+    /// two simulators with the same ids would take over each other's gateways and end their sessions.
+    pub gateway_id_prefix: String,
     /// How many gateways (each with its own agent and link).
     pub gateways: usize,
     /// How many sessions each gateway keeps open.
@@ -64,6 +69,8 @@ impl SimulationConfig {
     pub fn new(registry_url: impl Into<String>) -> Self {
         Self {
             registry_url: registry_url.into(),
+            failover_urls: Vec::new(),
+            gateway_id_prefix: String::new(),
             gateways: 4,
             sessions_per_gateway: 25,
             idle_fraction: 0.2,
@@ -79,6 +86,16 @@ impl SimulationConfig {
         let invalid = |message: &str| Err(SimulationError::InvalidConfig(message.to_owned()));
         if self.registry_url.trim().is_empty() {
             return invalid("registry_url must not be empty");
+        }
+        // The longest generated id is "gw-xxx-" and a 20-digit index; gateway ids have at most 128
+        // characters of letters, digits, '.', '_', ':' or '-'.
+        if self.gateway_id_prefix.len() > 64
+            || !self
+                .gateway_id_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+        {
+            return invalid("gateway_id_prefix must be at most 64 letters, digits, '.', '_', ':' or '-'");
         }
         if self.gateways == 0 {
             return invalid("gateways must be at least 1");
@@ -100,6 +117,8 @@ impl fmt::Debug for SimulationConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimulationConfig")
             .field("registry_url", &self.registry_url)
+            .field("failover_urls", &self.failover_urls)
+            .field("gateway_id_prefix", &self.gateway_id_prefix)
             .field("gateways", &self.gateways)
             .field("sessions_per_gateway", &self.sessions_per_gateway)
             .field("idle_fraction", &self.idle_fraction)
@@ -231,7 +250,7 @@ pub async fn run(config: SimulationConfig, shutdown: CancellationToken) -> Resul
     let mut agents = Vec::with_capacity(config.gateways);
     let mut tasks = Vec::with_capacity(config.gateways);
     for index in 0..config.gateways {
-        let gateway_id = data::gateway_id(index);
+        let gateway_id = format!("{}{}", config.gateway_id_prefix, data::gateway_id(index));
         let sessions = Arc::new(Mutex::new(BTreeMap::new()));
         let target = Arc::new(AtomicUsize::new(config.sessions_per_gateway));
         let handler = Arc::new(SimHandler {
@@ -243,7 +262,9 @@ pub async fn run(config: SimulationConfig, shutdown: CancellationToken) -> Resul
         let credential = (config.credential)(&gateway_id);
         let agent_config = AgentConfig {
             tls: config.tls.clone(),
-            ..AgentConfig::new(config.registry_url.clone(), gateway_id).with_credential(credential)
+            ..AgentConfig::new(config.registry_url.clone(), gateway_id)
+                .with_credential(credential)
+                .with_failover_urls(config.failover_urls.clone())
         };
         let agent = Agent::start(agent_config, handler);
         let gateway = SimGateway {
@@ -548,5 +569,44 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), handle.wait())
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_prefix_keeps_two_simulators_apart_and_a_bad_one_is_refused() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let shutdown = CancellationToken::new();
+        let mut all = std::collections::HashSet::new();
+        for prefix in ["sim-a.", "sim-b."] {
+            let config = SimulationConfig {
+                gateways: 2,
+                gateway_id_prefix: prefix.to_owned(),
+                ..SimulationConfig::new(url.clone())
+            };
+            let handle = run(config, shutdown.clone()).await.unwrap();
+            let ids: Vec<String> = handle
+                .agents()
+                .iter()
+                .map(|agent| agent.gateway_id().to_owned())
+                .collect();
+            assert_eq!(ids, [format!("{prefix}gw-fra-01"), format!("{prefix}gw-nyc-02")]);
+            all.extend(ids);
+        }
+        assert_eq!(all.len(), 4, "the two simulators share no gateway id");
+        for bad in ["has space", "x/y", &"p".repeat(65)] {
+            let config = SimulationConfig {
+                gateway_id_prefix: bad.to_owned(),
+                ..SimulationConfig::new(url.clone())
+            };
+            assert!(matches!(
+                run(config, shutdown.clone()).await,
+                Err(SimulationError::InvalidConfig(_))
+            ));
+        }
+        shutdown.cancel();
     }
 }

@@ -194,19 +194,40 @@ impl RedisBus {
     fn redis_channel(&self, channel: &str) -> String {
         format!("{}:{}", self.inner.namespace, channel)
     }
-}
 
-#[async_trait]
-impl ControlBus for RedisBus {
-    async fn publish(&self, channel: &str, payload: Payload) -> Result<(), BusError> {
+    async fn publish_once(&self, channel: &str, payload: &Payload) -> RedisResult<()> {
         let mut publisher = self.inner.publisher.clone();
         redis::cmd("PUBLISH")
-            .arg(self.redis_channel(channel))
+            .arg(channel)
             .arg(&payload[..])
             .query_async::<i64>(&mut publisher)
             .await
             .map(drop)
-            .map_err(|error| BusError::Unavailable(format!("Redis PUBLISH failed: {error}")))
+    }
+}
+
+/// Whether `error` means the connection itself failed (as opposed to Redis refusing the command).
+fn connection_broke(error: &redis::RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error()
+}
+
+#[async_trait]
+impl ControlBus for RedisBus {
+    /// A publish that fails on a broken connection is tried once more at once: the first command
+    /// after Redis comes back often goes out on a connection the manager has not yet found dead
+    /// ("broken pipe"), and the failure itself makes the manager open a fresh one, which the
+    /// retry waits for. Callers then count an attempt only when Redis is really unreachable. (A
+    /// message whose reply alone was lost may arrive twice; every bus message is idempotent.)
+    async fn publish(&self, channel: &str, payload: Payload) -> Result<(), BusError> {
+        let channel = self.redis_channel(channel);
+        let mut outcome = self.publish_once(&channel, &payload).await;
+        if let Err(error) = &outcome
+            && connection_broke(error)
+        {
+            tracing::debug!(%error, channel, "Redis PUBLISH failed on a broken connection; retrying on a fresh one");
+            outcome = self.publish_once(&channel, &payload).await;
+        }
+        outcome.map_err(|error| BusError::Unavailable(format!("Redis PUBLISH failed: {error}")))
     }
 
     async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError> {

@@ -39,13 +39,21 @@ pub trait TerminationStore: Send + Sync + 'static {
     async fn open_commands_for_gateway(&self, gateway_id: &str) -> ServiceResult<Vec<CommandRecord>>;
 
     /// Applies reports. Transitions only move forward (PENDING → DELIVERED → ACKNOWLEDGED or
-    /// FAILED); a report for an unknown command, for a command of another gateway, or that would
-    /// move a command backwards changes nothing. ACKNOWLEDGED with outcome DONE or NOT_FOUND makes
+    /// FAILED); a report for a command of another gateway, or that would move a command backwards
+    /// changes nothing. A report for a command not recorded yet is kept and applied when its
+    /// termination is recorded (the kill is published while it is recorded, so the answer can come
+    /// first); the count returned includes it only when that happened by the time the call returns. ACKNOWLEDGED with outcome DONE or NOT_FOUND makes
     /// the command ACKNOWLEDGED; with FAILED, FAILED with the detail. Returns how many commands changed.
     /// DELIVERED sets `delivered_at`; ACKNOWLEDGED and FAILED set `acknowledged_at` (when the
-    /// gateway answered) and the report's detail, and clear `next_attempt_at`. A report with
+    /// gateway answered) and the report's detail, clear `next_attempt_at`, and set `delivered_at`
+    /// to the answer's time when no delivery was reported. A report with
     /// another state, or ACKNOWLEDGED without an outcome, changes nothing.
     async fn apply_reports(&self, reports: &[CommandReport]) -> ServiceResult<u64>;
+
+    /// Applies kept reports (see `apply_reports`) whose commands exist by now, and forgets kept
+    /// reports older than the retention (about commands never recorded). Returns how many command
+    /// updates were made. Called after each recorded termination and periodically.
+    async fn settle_early_reports(&self, now: EpochMillis) -> ServiceResult<u64>;
 
     /// Claims open commands due for (re)sending — `next_attempt_at <= now` — at most `limit`:
     /// increments `attempts`, sets `next_attempt_at = now + retry_after(attempts)` and returns them

@@ -16,6 +16,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_100001_create_terminations;
 mod m20261123_100002_create_termination_commands;
+mod m20261207_000001_create_termination_early_reports;
 
 /// The termination service's migrations.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_100001_create_terminations::Migration),
             Box::new(m20261123_100002_create_termination_commands::Migration),
+            Box::new(m20261207_000001_create_termination_early_reports::Migration),
         ]
     }
 

@@ -26,6 +26,10 @@ use crate::domain::{
     TerminationRecord,
 };
 
+/// How long a report about a command that does not exist is kept waiting for its row. A
+/// termination is recorded within its request's deadline; anything older was never recorded.
+const EARLY_REPORT_RETENTION_MS: i64 = 10 * 60 * 1000;
+
 /// The largest page a list returns.
 const MAX_PAGE: u64 = 1000;
 
@@ -148,6 +152,13 @@ impl TerminationStore for SqlTerminationStore {
         let txn = self.write_transaction().await?;
         let stored = record::record(&txn, termination, commands).await?;
         txn.commit().await?;
+        // Reports that beat these rows to the database are applied now, off the caller's path.
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store.settle_early_reports(crate::now_millis()).await {
+                tracing::warn!(%error, "could not apply early reports; the redelivery loop will");
+            }
+        });
         Ok(stored)
     }
 
@@ -244,8 +255,16 @@ impl TerminationStore for SqlTerminationStore {
         // Deliveries first: a command delivered and answered in the same batch keeps both times.
         let mut changed: HashSet<String> = reports::deliver(&txn, &plan.deliveries).await?.into_iter().collect();
         changed.extend(reports::settle(&txn, &plan.settlements).await?);
+        // What changed nothing may be about a command whose termination is still being recorded
+        // (the kill is published while it is written): kept, and applied once the row exists.
+        let early = reports::unmatched(&plan, &changed);
+        reports::keep(&txn, &early, crate::now_millis()).await?;
         txn.commit().await?;
-        Ok(changed.len() as u64)
+        let mut changed = changed.len() as u64;
+        if !early.is_empty() {
+            changed += self.settle_early_reports(crate::now_millis()).await?;
+        }
+        Ok(changed)
     }
 
     async fn claim_due(
@@ -314,6 +333,10 @@ impl TerminationStore for SqlTerminationStore {
     async fn counts(&self, termination_id: &str) -> ServiceResult<DeliveryCounts> {
         let mut counts = self.counts_of(&self.db, &[termination_id.to_owned()]).await?;
         Ok(counts.remove(termination_id).unwrap_or_default())
+    }
+
+    async fn settle_early_reports(&self, now: EpochMillis) -> ServiceResult<u64> {
+        reports::reconcile(&self.db, now.saturating_sub(EARLY_REPORT_RETENTION_MS)).await
     }
 
     async fn ping(&self) -> ServiceResult<()> {

@@ -7,7 +7,7 @@
 //! is one statement per kind, with every report's own values. The forward-only rule is the
 //! `WHERE` on the current state, and the gateway must match the command's own.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
 use serde::Serialize;
@@ -130,11 +130,14 @@ pub async fn deliver(txn: &DatabaseTransaction, rows: &[Delivery]) -> ServiceRes
 }
 
 /// Marks open commands ACKNOWLEDGED or FAILED: sets `acknowledged_at` (when the gateway answered,
-/// either way) and the detail, and clears `next_attempt_at`. Returns the ids changed.
+/// either way) and the detail, and clears `next_attempt_at`. A command answered was delivered:
+/// when its delivery report was lost or is still on its way, `delivered_at` takes the answer's
+/// time. Returns the ids changed.
 pub async fn settle(txn: &DatabaseTransaction, rows: &[Settlement]) -> ServiceResult<Vec<String>> {
     const POSTGRES: &str = r#"
         UPDATE termination_commands AS c
-        SET state = r.state, acknowledged_at = r.at, detail = r.detail, next_attempt_at = NULL
+        SET state = r.state, acknowledged_at = r.at, detail = r.detail, next_attempt_at = NULL,
+            delivered_at = COALESCE(c.delivered_at, r.at)
         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::smallint[], $5::text[])
             AS r(id, gateway_id, at, state, detail)
         WHERE c.id = r.id AND c.gateway_id = r.gateway_id AND c.state IN ($6, $7)
@@ -142,7 +145,8 @@ pub async fn settle(txn: &DatabaseTransaction, rows: &[Settlement]) -> ServiceRe
     "#;
     const SQLITE: &str = r#"
         UPDATE termination_commands AS c
-        SET state = r.state, acknowledged_at = r.at, detail = r.detail, next_attempt_at = NULL
+        SET state = r.state, acknowledged_at = r.at, detail = r.detail, next_attempt_at = NULL,
+            delivered_at = COALESCE(c.delivered_at, r.at)
         FROM (
             SELECT json_extract(value, '$.command_id') AS id,
                 json_extract(value, '$.gateway_id') AS gateway_id,
@@ -176,6 +180,133 @@ pub async fn settle(txn: &DatabaseTransaction, rows: &[Settlement]) -> ServiceRe
         backend => Statement::from_sql_and_values(backend, SQLITE, [json(rows)?, pending.into(), delivered.into()]),
     };
     changed_ids(txn, statement).await
+}
+
+/// What is kept of the reports about one command that changed nothing, in case its row does not
+/// exist yet: the first delivery and the first answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EarlyReport {
+    pub command_id: String,
+    pub gateway_id: String,
+    pub delivered_at: Option<EpochMillis>,
+    pub settled_state: Option<i16>,
+    pub settled_at: Option<EpochMillis>,
+    pub detail: String,
+}
+
+/// The reports of `plan` that changed nothing (ids not in `changed`), one row per command.
+pub fn unmatched(plan: &Plan, changed: &HashSet<String>) -> Vec<EarlyReport> {
+    let mut rows: BTreeMap<&str, EarlyReport> = BTreeMap::new();
+    let blank = |command_id: &str, gateway_id: &str| EarlyReport {
+        command_id: command_id.to_owned(),
+        gateway_id: gateway_id.to_owned(),
+        delivered_at: None,
+        settled_state: None,
+        settled_at: None,
+        detail: String::new(),
+    };
+    for delivery in plan.deliveries.iter().filter(|row| !changed.contains(&row.command_id)) {
+        rows.entry(&delivery.command_id)
+            .or_insert_with(|| blank(&delivery.command_id, &delivery.gateway_id))
+            .delivered_at = Some(delivery.at);
+    }
+    for settlement in plan.settlements.iter().filter(|row| !changed.contains(&row.command_id)) {
+        let row = rows
+            .entry(&settlement.command_id)
+            .or_insert_with(|| blank(&settlement.command_id, &settlement.gateway_id));
+        row.settled_state = Some(settlement.state);
+        row.settled_at = Some(settlement.at);
+        row.detail = settlement.detail.clone();
+    }
+    rows.into_values().collect()
+}
+
+/// Keeps `rows` in `termination_early_reports`, first report of each kind winning, as received
+/// at `now`. Most are repeats about commands that exist (a re-sent kill answered twice, another
+/// gateway's report): [`reconcile`] drops those; the others wait there for their command's row.
+pub async fn keep(txn: &DatabaseTransaction, rows: &[EarlyReport], now: EpochMillis) -> ServiceResult<()> {
+    // `WHERE true` lets SQLite tell the SELECT's end from the upsert clause.
+    const POSTGRES: &str = r#"
+        INSERT INTO termination_early_reports AS e
+            (command_id, gateway_id, delivered_at, settled_state, settled_at, detail, kept_at)
+        SELECT command_id, gateway_id, delivered_at, settled_state, settled_at, detail, $2
+        FROM json_to_recordset($1::json) AS r(command_id text, gateway_id text, delivered_at bigint,
+            settled_state smallint, settled_at bigint, detail text)
+        WHERE true
+        ON CONFLICT (command_id) DO UPDATE SET
+            delivered_at = COALESCE(e.delivered_at, excluded.delivered_at),
+            settled_state = COALESCE(e.settled_state, excluded.settled_state),
+            settled_at = COALESCE(e.settled_at, excluded.settled_at),
+            detail = CASE WHEN e.settled_state IS NULL THEN excluded.detail ELSE e.detail END
+    "#;
+    const SQLITE: &str = r#"
+        INSERT INTO termination_early_reports AS e
+            (command_id, gateway_id, delivered_at, settled_state, settled_at, detail, kept_at)
+        SELECT json_extract(value, '$.command_id'), json_extract(value, '$.gateway_id'),
+            json_extract(value, '$.delivered_at'), json_extract(value, '$.settled_state'),
+            json_extract(value, '$.settled_at'), json_extract(value, '$.detail'), ?2
+        FROM json_each(?1)
+        WHERE true
+        ON CONFLICT (command_id) DO UPDATE SET
+            delivered_at = COALESCE(e.delivered_at, excluded.delivered_at),
+            settled_state = COALESCE(e.settled_state, excluded.settled_state),
+            settled_at = COALESCE(e.settled_at, excluded.settled_at),
+            detail = CASE WHEN e.settled_state IS NULL THEN excluded.detail ELSE e.detail END
+    "#;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let backend = txn.get_database_backend();
+    let sql = if backend == DbBackend::Postgres {
+        POSTGRES
+    } else {
+        SQLITE
+    };
+    txn.execute_raw(Statement::from_sql_and_values(backend, sql, [json(rows)?, now.into()]))
+        .await?;
+    Ok(())
+}
+
+/// Applies the kept reports whose commands exist now, with the same forward-only rules as
+/// [`deliver`] and [`settle`], then forgets those with nothing left to apply and those kept
+/// before `expired_before` (their termination was never recorded). Returns how many commands
+/// changed.
+///
+/// Why nothing is lost: a report is kept in the transaction that found its command missing, and
+/// this runs after that transaction commits; it runs as well after every recorded termination
+/// commits. Whichever of the two commits second sees the other's rows.
+pub async fn reconcile(db: &impl ConnectionTrait, expired_before: EpochMillis) -> ServiceResult<u64> {
+    let pending = enum_code(DeliveryState::Pending);
+    let delivered = enum_code(DeliveryState::Delivered);
+    let deliver = format!(
+        "UPDATE termination_commands AS c SET state = {delivered}, delivered_at = e.delivered_at \
+         FROM termination_early_reports AS e \
+         WHERE c.id = e.command_id AND c.gateway_id = e.gateway_id AND c.state = {pending} \
+         AND e.delivered_at IS NOT NULL"
+    );
+    let settle = format!(
+        "UPDATE termination_commands AS c SET state = e.settled_state, acknowledged_at = e.settled_at, \
+         detail = e.detail, next_attempt_at = NULL, \
+         delivered_at = COALESCE(c.delivered_at, e.delivered_at, e.settled_at) \
+         FROM termination_early_reports AS e \
+         WHERE c.id = e.command_id AND c.gateway_id = e.gateway_id AND c.state IN ({pending}, {delivered}) \
+         AND e.settled_state IS NOT NULL"
+    );
+    // Only rows that can never apply again go: states only move forward, so a command past what a
+    // row would do stays past it. A row whose command committed after the updates above stays for
+    // the next round.
+    let forget = format!(
+        "DELETE FROM termination_early_reports \
+         WHERE kept_at < {expired_before} OR EXISTS (SELECT 1 FROM termination_commands AS c \
+            WHERE c.id = termination_early_reports.command_id \
+            AND (c.gateway_id <> termination_early_reports.gateway_id \
+                OR ((termination_early_reports.settled_state IS NULL OR c.state NOT IN ({pending}, {delivered})) \
+                    AND (termination_early_reports.delivered_at IS NULL OR c.state <> {pending}))))"
+    );
+    let mut changed = db.execute_unprepared(&deliver).await?.rows_affected();
+    changed += db.execute_unprepared(&settle).await?.rows_affected();
+    db.execute_unprepared(&forget).await?;
+    Ok(changed)
 }
 
 /// One field of every row, as a PostgreSQL array parameter.
