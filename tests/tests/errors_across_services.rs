@@ -57,7 +57,9 @@ async fn a_not_found_from_the_registry_reaches_the_caller_of_termination_unchang
             ids: vec!["6f9619ff-8b86-d011-b42d-00c04fc964ff".into()],
         }),
     ];
-    let mut termination = TerminationServiceClient::connect(termination_url).await.expect("termination");
+    let mut termination = TerminationServiceClient::connect(termination_url)
+        .await
+        .expect("termination");
     let mut sessions = registry.sessions_client().await;
     for target in selectors {
         let selector = pb::SessionSelector { target: Some(target) };
@@ -78,7 +80,12 @@ async fn a_not_found_from_the_registry_reaches_the_caller_of_termination_unchang
             .expect_err("nothing to end");
         assert_eq!(relayed.code(), Code::NotFound, "{relayed:?}");
         assert_eq!(relayed.message(), direct.message());
-        assert_eq!(relayed.message().matches("not found").count(), 1, "{}", relayed.message());
+        assert_eq!(
+            relayed.message().matches("not found").count(),
+            1,
+            "{}",
+            relayed.message()
+        );
     }
     registry.stop().await;
 }
