@@ -26,7 +26,17 @@ pub enum CidrError {
     Everything,
     /// Bits past the prefix are set; the network the person probably meant.
     HostBits { network: Cidr },
+    /// Broader than a selector or a lock may name (see [`MIN_PREFIX_V4`]).
+    TooBroad { min: u8 },
 }
+
+/// The broadest IPv4 network a selector or a lock may name: a /8. Without a floor, two halves
+/// (`0.0.0.0/1` and `128.0.0.0/1`) end every live session with the `sessions:terminate`
+/// permission alone, while ending everything at once needs `sessions:terminate-all` (admin).
+/// With it, covering the whole address space takes 256 deliberate, audited calls.
+pub const MIN_PREFIX_V4: u8 = 8;
+/// The broadest IPv6 network a selector or a lock may name: a /16 (`::/1` is refused).
+pub const MIN_PREFIX_V6: u8 = 16;
 
 impl Cidr {
     /// Parses `address/prefix`. A bare address is that one address (`/32` or `/128`). Host bits
@@ -52,6 +62,18 @@ impl Cidr {
     pub fn parse_lenient(text: &str) -> Option<Self> {
         let (address, prefix) = split(text.trim(), None).ok()?;
         Some(Cidr(net(address, prefix).trunc()))
+    }
+
+    /// `Err(TooBroad)` when this network is broader than a selector or lock may name.
+    pub fn check_breadth(&self) -> Result<Self, CidrError> {
+        let min = match self.network() {
+            IpAddr::V4(_) => MIN_PREFIX_V4,
+            IpAddr::V6(_) => MIN_PREFIX_V6,
+        };
+        if self.prefix() < min {
+            return Err(CidrError::TooBroad { min });
+        }
+        Ok(*self)
     }
 
     /// The network's first address.
@@ -165,6 +187,9 @@ impl CidrError {
             CidrError::HostBits { network } => {
                 format!("{field} {value:?} has bits set past the prefix length; did you mean {network}?")
             }
+            CidrError::TooBroad { min } => format!(
+                "{field} {value:?} is too broad: a network must be a /{min} or narrower (ending everyone is an end-all, which needs the sessions:terminate-all permission)"
+            ),
         }
     }
 }
@@ -208,6 +233,16 @@ mod tests {
             .describe("target.cidr", "10.1.2.3/16"),
             "target.cidr \"10.1.2.3/16\" has bits set past the prefix length; did you mean 10.1.0.0/16?"
         );
+    }
+
+    #[test]
+    fn networks_broader_than_the_floor_are_too_broad() {
+        assert_eq!(cidr("0.0.0.0/1").check_breadth(), Err(CidrError::TooBroad { min: 8 }));
+        assert_eq!(cidr("128.0.0.0/1").check_breadth(), Err(CidrError::TooBroad { min: 8 }));
+        assert_eq!(cidr("10.0.0.0/7").check_breadth(), Err(CidrError::TooBroad { min: 8 }));
+        assert!(cidr("10.0.0.0/8").check_breadth().is_ok());
+        assert_eq!(cidr("::/1").check_breadth(), Err(CidrError::TooBroad { min: 16 }));
+        assert!(cidr("2001::/16").check_breadth().is_ok());
     }
 
     #[test]

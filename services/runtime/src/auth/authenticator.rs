@@ -260,6 +260,12 @@ impl Authenticator {
                     if claims.sub.trim().is_empty() {
                         return Err(ServiceError::Unauthenticated("the token's `sub` is empty".into()));
                     }
+                    // The subject is what the audit trail records as the actor.
+                    if claims.sub.chars().count() > 256 || claims.sub.chars().any(char::is_control) {
+                        return Err(ServiceError::Unauthenticated(
+                            "the token's `sub` is longer than 256 characters or holds control characters".into(),
+                        ));
+                    }
                     let latest = jsonwebtoken::get_current_timestamp()
                         .saturating_add(self.max_lifetime)
                         .saturating_add(LEEWAY_SECONDS);
