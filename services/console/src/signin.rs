@@ -91,10 +91,10 @@ impl SignInCodes {
         match expires {
             Some(expires) if expires > Instant::now() => {}
             _ => {
-                return Err(ServiceError::NotFound {
-                    kind: "sign-in code",
-                    id: "(the link was used already or has expired; ask for a new one)".into(),
-                });
+                return Err(ServiceError::not_found(
+                    "sign-in code",
+                    "(the link was used already or has expired; ask for a new one)",
+                ));
             }
         }
         let roles: Vec<&str> = issuer.roles.iter().map(String::as_str).collect();
