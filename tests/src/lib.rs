@@ -4,7 +4,6 @@
 //! Where they are: `VIGIL_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
 //! and `VIGIL_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`).
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,12 +23,7 @@ use vigil_termination::api::TerminationApi;
 use vigil_termination::store::TerminationStore;
 use vigil_termination::{TerminationSettings, Terminator};
 
-/// How long tests wait for something that should happen promptly.
-pub const PATIENCE: Duration = Duration::from_secs(10);
-
-pub fn database_url() -> String {
-    std::env::var("VIGIL_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
+pub use vigil_testkit::{PATIENCE, database_url, eventually};
 
 pub fn redis_url() -> String {
     std::env::var("VIGIL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -322,22 +316,6 @@ impl GatewayHandler for RecordingHandler {
     }
 }
 
-/// Retries `check` until it returns `Some`, or panics with `what` after [`PATIENCE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// A session start with sensible defaults.
 pub fn start(user: &str, resource: &str, kind: pb::ResourceType, ip: &str) -> pb::SessionStart {
     pb::SessionStart {
@@ -352,34 +330,9 @@ pub fn start(user: &str, resource: &str, kind: pb::ResourceType, ip: &str) -> pb
 }
 
 /// A temporary directory, removed on drop (tiny, to avoid a dependency).
+/// A directory of a test's own, removed on drop.
 pub mod tempdir {
-    use std::path::{Path, PathBuf};
-
-    pub struct TempDir(PathBuf);
-
-    impl TempDir {
-        pub fn new() -> Self {
-            let path = std::env::temp_dir().join(format!("vigil-test-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&path).expect("create a temporary directory");
-            Self(path)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Default for TempDir {
-        fn default() -> Self {
-            Self::new()
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    pub use vigil_testkit::TempDir;
 }
 
 /// A Redis bus on a given server, in a given namespace.

@@ -57,9 +57,10 @@ async fn a_not_found_from_the_registry_reaches_the_caller_of_termination_unchang
             ids: vec!["6f9619ff-8b86-d011-b42d-00c04fc964ff".into()],
         }),
     ];
-    let mut termination = TerminationServiceClient::connect(termination_url)
+    let channel = vigil_runtime::server::connect_channel(&termination_url, PATIENCE)
         .await
-        .expect("termination");
+        .expect("connect to termination");
+    let mut termination = TerminationServiceClient::new(channel);
     let mut sessions = registry.sessions_client().await;
     for target in selectors {
         let selector = pb::SessionSelector { target: Some(target) };

@@ -264,6 +264,10 @@ impl Agent {
     /// close is sent right after the `Welcome`. Closing a session not held (already terminated by the
     /// registry, say) does nothing. `detail` is recorded by the registry; control characters become
     /// spaces and it is cut at 256 characters.
+    #[allow(
+        clippy::unused_async,
+        reason = "public SDK API: callers await it, and a close may come to wait for the link"
+    )]
     pub async fn close_session(&self, session_id: &str, reason: EndReason, detail: &str) {
         let reason = match reason {
             EndReason::UserClosed | EndReason::GatewayClosed => reason,

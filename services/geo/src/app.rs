@@ -1,13 +1,13 @@
 //! The geo service as a process: configuration and wiring.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use vigil_runtime::auth::AuthConfig;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Server, ServerConfig};
+use vigil_runtime::service::keep_ready;
 use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 use vigil_runtime::tls::TlsConfig;
 
@@ -51,6 +51,19 @@ impl Default for GeoServiceConfig {
         }
     }
 }
+impl vigil_runtime::service::ServiceConfig for GeoServiceConfig {
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+
+    fn database(&self) -> &DatabaseConfig {
+        &self.database
+    }
+}
 
 /// Connects to the database, optionally migrating it.
 pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Result<Arc<SqlHistoryStore>> {
@@ -69,19 +82,19 @@ pub async fn run(config: GeoServiceConfig, shutdown: CancellationToken) -> anyho
 
     let server = server.add_service(GeoApi::server(geo));
     let readiness = server.readiness();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            let mut ticker = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    _ = ticker.tick() => {}
-                }
-                readiness.set_all(store.ping().await.is_ok()).await;
+    tokio::spawn(keep_ready(
+        readiness,
+        move || {
+            let store = store.clone();
+            async move {
+                store
+                    .ping()
+                    .await
+                    .map_err(|error| format!("database unreachable: {error}"))
             }
-        }
-    });
+        },
+        shutdown.clone(),
+    ));
     let listener = vigil_runtime::server::bind(config.server.listen).await?;
     server.serve(listener, shutdown).await?;
     Ok(())

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use vigil_geo::Locator;
 use vigil_geo::app::{self, GeoServiceConfig};
+use vigil_runtime::service::{ServiceArgs, ServiceCommand, service_main};
 
 #[derive(Parser)]
 #[command(
@@ -12,21 +13,16 @@ use vigil_geo::app::{self, GeoServiceConfig};
     about = "Vigil geo service: locates client addresses and scores session starts against each user's history"
 )]
 struct Cli {
-    /// TOML configuration file; `VIGIL_*` environment variables override it.
-    #[arg(long, short, env = "VIGIL_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    service: ServiceArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve (the default).
-    Serve,
-    /// Apply database migrations and exit.
-    Migrate,
-    /// Print the effective configuration and exit.
-    PrintConfig,
+    #[command(flatten)]
+    Service(ServiceCommand),
     /// Locate addresses with the configured databases and print what they say.
     Locate {
         #[arg(required = true)]
@@ -51,7 +47,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Serve);
+    let command = cli.command.unwrap_or(Command::Service(ServiceCommand::Serve));
     // The database tools need no configuration (and must not trip over a broken one).
     match command {
         Command::DemoDatabases { dir } => {
@@ -61,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
                 city.display().to_string(),
                 asn.display().to_string()
             );
-            return Ok(());
+            Ok(())
         }
         Command::ImportAsn { out, csv } => {
             let summary = vigil_geo::writer::import_asn_csv(&csv, &out)?;
@@ -72,28 +68,11 @@ async fn main() -> anyhow::Result<()> {
                 summary.skipped,
                 summary.bytes
             );
-            return Ok(());
-        }
-        _ => {}
-    }
-    let config: GeoServiceConfig = vigil_runtime::config::load(cli.config.as_deref(), "VIGIL_")?;
-    // Only a serving process exports traces and metrics (and opens the scrape port).
-    let _telemetry = match command {
-        Command::Serve => vigil_runtime::telemetry::init_telemetry(&config.log, &config.telemetry, "vigil-geo")?,
-        _ => vigil_runtime::telemetry::init_logs(&config.log)?,
-    };
-    match command {
-        Command::Serve => app::run(config, vigil_runtime::shutdown::shutdown_on_signal()).await,
-        Command::Migrate => {
-            app::open_store(&config.database, true).await?;
-            tracing::info!(database = %config.database, "migrations applied");
-            Ok(())
-        }
-        Command::PrintConfig => {
-            print!("{}", vigil_runtime::config::describe(&config)?);
             Ok(())
         }
         Command::Locate { ips } => {
+            let config: GeoServiceConfig = vigil_runtime::config::load(cli.service.config.as_deref(), "VIGIL_")?;
+            let _logs = vigil_runtime::telemetry::init_logs(&config.log)?;
             let locator = Locator::open(&config.geo.city_db, &config.geo.asn_db)?;
             for ip in ips {
                 match locator.locate(&ip) {
@@ -103,6 +82,15 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::DemoDatabases { .. } | Command::ImportAsn { .. } => Ok(()),
+        Command::Service(command) => {
+            service_main(
+                "vigil-geo",
+                &cli.service,
+                command,
+                app::run,
+                |config: GeoServiceConfig| async move { app::open_store(&config.database, true).await.map(drop) },
+            )
+            .await
+        }
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use common::{TempDir, eventually};
+use common::{TempDir, eventually_within};
 use tokio_util::sync::CancellationToken;
 use vigil_geo::Locator;
 use vigil_geo::demo::{DEMO_ASNS, DEMO_CITIES};
@@ -345,8 +345,8 @@ async fn the_watcher_picks_up_a_file_replaced_on_disk() {
     let replacement = dir.join("next.mmdb");
     write_city_database(&replacement, &[PARIS], Layout::GeoIp2).unwrap();
     std::fs::rename(&replacement, &city).unwrap();
-    eventually(Duration::from_secs(10), "the replaced database is in use", || {
-        locator.locate("81.2.69.170").unwrap().city == "Paris"
+    eventually_within(Duration::from_secs(10), "the replaced database is in use", || async {
+        (locator.locate("81.2.69.170").unwrap().city == "Paris").then_some(())
     })
     .await;
 

@@ -1,13 +1,12 @@
 //! `Geo` end to end: the demo databases, a real store (PostgreSQL and SQLite), and the gRPC
 //! adapter on a real server.
 
-#[macro_use]
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TempDir;
+use common::{TempDir, on_store};
 use tokio_util::sync::CancellationToken;
 use vigil_geo::anomaly;
 use vigil_geo::api::GeoApi;
@@ -25,7 +24,8 @@ const LONDON: &str = "81.2.69.170";
 const BOXFORD: &str = "2.125.160.218";
 const TOKYO: &str = "2001:218::42";
 
-on_both_backends!(
+vigil_testkit::contract_tests!(
+    on_store;
     a_trip_to_tokyo_in_ten_minutes_is_flagged_and_remembered,
     only_named_sessions_are_recorded,
     asking_again_about_a_session_records_it_once,

@@ -1,8 +1,9 @@
 //! The `HistoryStore` contract: one suite, run against PostgreSQL (`postgres::<name>`, a fresh
 //! schema on `VIGIL_TEST_DATABASE_URL`) and SQLite (`sqlite::<name>`, a fresh file).
 
-#[macro_use]
 mod common;
+
+use common::on_store;
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use vigil_proto::v1::{self as pb, LocationKind};
 /// 2023-11-14T22:13:20Z.
 const T0: i64 = 1_700_000_000_000;
 
-on_both_backends!(
+vigil_testkit::contract_tests!(
+    on_store;
     every_field_round_trips,
     recent_is_newest_first_and_limited,
     a_session_is_recorded_once_per_user,

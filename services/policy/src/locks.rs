@@ -19,7 +19,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
 use prost::Message;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -27,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_core::{topics, validate};
 use vigil_proto::timestamp_from_millis;
 use vigil_proto::v1 as pb;
-use vigil_runtime::bus::{BusEvent, ControlBus, Subscription};
+use vigil_runtime::bus::{ControlBus, Delivery, TypedSubscription};
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::domain::{EpochMillis, LockRecord, LockSet, LockTarget, StartFacts};
@@ -418,12 +417,12 @@ impl PolicyEngine {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(LOCK_POLL_INTERVAL);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            let mut subscription: Option<Subscription> = None;
+            let mut subscription: Option<TypedSubscription<pb::LockUpdate>> = None;
             loop {
                 if subscription.is_none()
                     && let Some(bus) = engine.lock_hooks().bus.get()
                 {
-                    match bus.subscribe(topics::LOCKS).await {
+                    match TypedSubscription::subscribe(bus.as_ref(), topics::LOCKS).await {
                         Ok(subscribed) => subscription = Some(subscribed),
                         Err(error) => {
                             tracing::warn!(%error, "cannot follow lock updates on the bus yet; checking the version every few seconds")
@@ -440,16 +439,10 @@ impl PolicyEngine {
                     () = shutdown.cancelled() => return,
                     _ = ticker.tick() => Refresh::Check,
                     event = event => match event {
-                        Some(BusEvent::Message(payload)) => match pb::LockUpdate::decode(&payload[..]) {
-                            Ok(update) if update.version > engine.held_lock_version() => Refresh::Reload,
-                            Ok(_) => continue,
-                            Err(error) => {
-                                tracing::warn!(%error, "undecodable lock update on the bus; checking the store");
-                                Refresh::Check
-                            }
-                        },
+                        Some(Delivery::Message(update)) if update.version > engine.held_lock_version() => Refresh::Reload,
+                        Some(Delivery::Message(_)) => continue,
                         // Updates may have been lost during the break.
-                        Some(BusEvent::Resubscribed) => Refresh::Check,
+                        Some(Delivery::MayHaveMissed) => Refresh::Check,
                         None => {
                             subscription = None;
                             Refresh::Check

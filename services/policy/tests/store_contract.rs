@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+use sea_orm::{ConnectOptions, Database};
 use uuid::Uuid;
 use vigil_policy::domain::{
     AuditQuery, AuditRecord, Cidr, ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, IdleWarningRecord, LockRecord,
@@ -18,8 +18,7 @@ use vigil_policy::domain::{
 };
 use vigil_policy::store::{PolicyStore, SqlPolicyStore};
 use vigil_runtime::ServiceError;
-
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+use vigil_testkit::TestDatabase;
 
 /// A fixed "now" for the data: 2023-11-14T22:13:20Z.
 const T0: i64 = 1_700_000_000_000;
@@ -54,8 +53,7 @@ async fn open(options: ConnectOptions) -> Backend {
     }
 }
 
-/// Opens and migrates the store, runs `test` on it, and closes it. Run as a task of its own, so
-/// that the caller cleans up after a failure anywhere in here.
+/// Opens and migrates the store, runs `test` on it, and closes it.
 async fn run<F, Fut>(options: ConnectOptions, test: F)
 where
     F: FnOnce(Backend) -> Fut,
@@ -67,81 +65,32 @@ where
     let _ = store.connection().close_by_ref().await;
 }
 
-/// Runs `test` in a schema of its own, then drops the schema (also when the test fails).
-async fn on_postgres<F, Fut>(test: F)
+/// Runs `test` on a store on `database`: on PostgreSQL with pools of eight connections (the
+/// concurrency tests race two replicas), on SQLite in WAL mode, connections waiting for each
+/// other's write lock as the service's own connections do.
+async fn on_store<F, Fut>(database: Arc<TestDatabase>, test: F)
 where
-    F: FnOnce(Backend) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
+    F: FnOnce(Backend) -> Fut,
+    Fut: Future<Output = ()>,
 {
-    let url = std::env::var("VIGIL_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-    let admin = Database::connect(url.as_str()).await.expect("connect to PostgreSQL");
-    let schema = format!("t_{}", Uuid::new_v4().simple());
-    admin
-        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("create the test schema");
-    let mut options = ConnectOptions::new(url);
-    options
-        .set_schema_search_path(schema.clone())
-        .max_connections(8)
-        .sqlx_logging(false);
-    let outcome = tokio::spawn(run(options, test)).await;
-    let _ = admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await;
-    if let Err(failure) = outcome {
-        std::panic::resume_unwind(failure.into_panic());
-    }
-}
-
-/// Runs `test` on a new SQLite file (a file, not `:memory:`, so that several pools share it and
-/// concurrency is real), then deletes the file. Connections wait for each other's write lock as
-/// the service's own connections do.
-async fn on_sqlite<F, Fut>(test: F)
-where
-    F: FnOnce(Backend) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let path = std::env::temp_dir().join(format!("vigil-policy-store-{}.db", Uuid::new_v4().simple()));
-    let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
-    options
-        .max_connections(4)
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|sqlite| {
-            sqlite
-                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(10))
-        });
-    let outcome = tokio::spawn(run(options, test)).await;
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    if let Err(failure) = outcome {
-        std::panic::resume_unwind(failure.into_panic());
-    }
-}
-
-/// Declares every contract test once per backend: `postgres::<name>` and `sqlite::<name>`.
-macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::on_postgres(super::$name).await;
-                }
-            )*
+    let mut options = database.options();
+    match database.as_ref() {
+        TestDatabase::Postgres { .. } => {
+            options.max_connections(8);
         }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::on_sqlite(super::$name).await;
-                }
-            )*
+        TestDatabase::Sqlite { .. } => {
+            options.map_sqlx_sqlite_opts(|sqlite| {
+                sqlite
+                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10))
+            });
         }
-    };
+    }
+    run(options, test).await;
 }
 
-contract_tests!(
+vigil_testkit::contract_tests!(
+    on_store;
     the_migration_seeds_one_global_policy_with_the_defaults,
     policies_round_trip_one_per_scope_most_general_first,
     updates_replace_rules_whole_and_deletes_spare_the_global_policy,

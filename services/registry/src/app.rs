@@ -2,7 +2,6 @@
 //! replica. `main.rs` only parses flags and calls into here.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -11,6 +10,7 @@ use vigil_runtime::bus::{self, BusConfig, ControlBus};
 use vigil_runtime::client::ServiceConnector;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Readiness, Server, ServerConfig};
+use vigil_runtime::service::{dependencies_reachable, keep_ready};
 use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 use vigil_runtime::tls::TlsConfig;
 
@@ -18,9 +18,6 @@ use crate::registry::Registry;
 use crate::settings::RegistrySettings;
 use crate::store::{SessionStore, SqlStore};
 use vigil_clients::{GrpcAdmissionPolicy, GrpcCommandJournal, GrpcRiskAssessor, GrpcSessionEvictor};
-
-/// How often readiness re-checks the database and the bus.
-const READINESS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Configuration of a registry replica (defaults → TOML file → `VIGIL_*` environment).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -49,6 +46,19 @@ pub struct RegistryConfig {
     /// The policy service (`http://policy:7402`): session starts are admitted by it. Without it,
     /// every valid start is admitted.
     pub policy_url: Option<String>,
+}
+impl vigil_runtime::service::ServiceConfig for RegistryConfig {
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+
+    fn database(&self) -> &DatabaseConfig {
+        &self.database
+    }
 }
 
 /// Connects to the database, optionally migrating it.
@@ -108,23 +118,9 @@ pub async fn follow_dependencies(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(READINESS_INTERVAL);
-    let mut was_ready = None;
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let database = store.ping().await;
-        let ready = database.is_ok() && bus.is_connected();
-        if was_ready != Some(ready) {
-            match (&database, bus.is_connected()) {
-                (Ok(()), true) => tracing::info!("dependencies reachable; serving"),
-                (Err(error), _) => tracing::warn!(%error, "database unreachable; not serving"),
-                (Ok(()), false) => tracing::warn!("control bus disconnected; not serving"),
-            }
-            readiness.set_all(ready).await;
-            was_ready = Some(ready);
-        }
-    }
+    let check = move || {
+        let (store, bus) = (store.clone(), bus.clone());
+        async move { dependencies_reachable(store.ping().await, bus.is_connected()) }
+    };
+    keep_ready(readiness, check, shutdown).await;
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_core::topics;
 use vigil_proto::v1 as pb;
 use vigil_runtime::ServiceResult;
-use vigil_runtime::bus::{BusEvent, ControlBus};
+use vigil_runtime::bus::{ControlBus, Delivery, TypedSubscription};
 
 use crate::convert::session_to_proto;
 use crate::domain::{EpochMillis, SessionRecord};
@@ -39,22 +39,18 @@ impl EventHub {
     /// and starts forwarding to local watchers until `shutdown`.
     pub async fn start(bus: Arc<dyn ControlBus>, capacity: usize, shutdown: CancellationToken) -> ServiceResult<Self> {
         let (local, _) = broadcast::channel(capacity);
-        let mut subscription = bus.subscribe(topics::SESSIONS).await?;
+        let mut subscription = TypedSubscription::<pb::SessionEvent>::subscribe(bus.as_ref(), topics::SESSIONS).await?;
         let sender = local.clone();
         tokio::spawn(async move {
-            use futures::StreamExt;
             loop {
                 let event = tokio::select! {
                     () = shutdown.cancelled() => break,
                     event = subscription.next() => event,
                 };
                 match event {
-                    Some(BusEvent::Message(payload)) => match pb::SessionEvent::decode(&payload[..]) {
-                        // No receivers is fine: nobody is watching on this replica.
-                        Ok(event) => drop(sender.send(FeedItem::Event(Arc::new(event)))),
-                        Err(error) => tracing::warn!(%error, "undecodable session event on the bus; skipped"),
-                    },
-                    Some(BusEvent::Resubscribed) => drop(sender.send(FeedItem::Gap)),
+                    // No receivers is fine: nobody is watching on this replica.
+                    Some(Delivery::Message(event)) => drop(sender.send(FeedItem::Event(Arc::new(event)))),
+                    Some(Delivery::MayHaveMissed) => drop(sender.send(FeedItem::Gap)),
                     None => {
                         tracing::warn!("session change subscription ended; watchers will be told to resynchronise");
                         drop(sender.send(FeedItem::Gap));

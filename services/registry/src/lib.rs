@@ -3,6 +3,8 @@
 //! - [`domain`]: sessions and gateways as plain values, and the status rules.
 //! - [`store`]: persistence behind [`store::SessionStore`] (sea-orm on PostgreSQL or SQLite).
 //! - [`registry`]: a running replica — its background tasks and its gRPC services.
+//! - `links`, `resolve`: the core of a gateway's link (opening and reconciliation, admission,
+//!   closes, acknowledgements) and of resolving selectors; both return `ServiceResult`.
 //! - `api`: the gRPC edge (`SessionRegistry`, `GatewayLink`), validating with [`validate`].
 //! - `events`, `activity`, `idle`: the change feed, batched activity writes, idle detection.
 //! - [`locks`], `liveness`: the lock set pushed to gateways; gateways gone silent and their sessions.
@@ -19,12 +21,14 @@ pub mod domain;
 mod ending;
 mod events;
 mod idle;
+mod links;
 mod liveness;
 pub mod locks;
 mod metrics;
 pub mod page_token;
 mod provided;
 mod registry;
+mod resolve;
 pub mod settings;
 pub mod store;
 mod trace;

@@ -15,8 +15,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
-use prost::Message;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -24,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_core::topics;
 use vigil_proto::v1 as pb;
 use vigil_runtime::ServiceResult;
-use vigil_runtime::bus::{BusEvent, ControlBus, Subscription};
+use vigil_runtime::bus::{ControlBus, Delivery, TypedSubscription};
 
 use crate::admission::AdmissionHooks;
 
@@ -53,7 +51,7 @@ impl LockFeed {
         policy_timeout: Duration,
         shutdown: CancellationToken,
     ) -> ServiceResult<(Self, JoinHandle<()>)> {
-        let subscription = bus.subscribe(topics::LOCKS).await?;
+        let subscription = TypedSubscription::subscribe(bus.as_ref(), topics::LOCKS).await?;
         let (pushed, _) = watch::channel(None);
         let feed = Self {
             pushed: Arc::new(pushed),
@@ -96,7 +94,7 @@ struct Follower {
 }
 
 impl Follower {
-    async fn run(mut self, mut subscription: Subscription, shutdown: CancellationToken) {
+    async fn run(mut self, mut subscription: TypedSubscription<pb::LockUpdate>, shutdown: CancellationToken) {
         let mut subscribed = true;
         let mut need_snapshot = true;
         let mut failures: u32 = 0;
@@ -107,11 +105,8 @@ impl Follower {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 event = subscription.next(), if subscribed => match event {
-                    Some(BusEvent::Message(payload)) => match pb::LockUpdate::decode(&payload[..]) {
-                        Ok(update) => self.accept(update, "update"),
-                        Err(error) => tracing::warn!(%error, "undecodable lock update on the bus; skipped"),
-                    },
-                    Some(BusEvent::Resubscribed) => {
+                    Some(Delivery::Message(update)) => self.accept(update, "update"),
+                    Some(Delivery::MayHaveMissed) => {
                         // Updates published during the break are lost: the snapshot has them.
                         tracing::info!("lock channel resubscribed after a bus break; reloading the lock set");
                         need_snapshot = true;
@@ -246,9 +241,10 @@ mod tests {
     use std::sync::Mutex;
 
     use async_trait::async_trait;
+    use prost::Message;
     use prost_types::Timestamp;
     use vigil_runtime::ServiceError;
-    use vigil_runtime::bus::{BusError, InProcessBus};
+    use vigil_runtime::bus::{BusError, BusEvent, InProcessBus, Subscription};
 
     use super::*;
     use vigil_clients::AdmissionPolicy;

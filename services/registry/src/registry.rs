@@ -196,15 +196,8 @@ impl Registry {
         self.inner.hooks.evictor.set(evictor).is_ok()
     }
 
-    /// The live sessions a selector covers (see `SessionRegistry.ResolveSessions`).
-    pub async fn resolve(
-        &self,
-        selector: &vigil_proto::v1::SessionSelector,
-    ) -> ServiceResult<vigil_proto::v1::ResolveSessionsResponse> {
-        crate::api::resolve(self, selector).await
-    }
-
-    /// The store, for readiness checks.
+    /// The store: for readiness checks and the composing binaries (other services reach the
+    /// registry through the `vigil-clients` traits it provides, never through its store).
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.inner.store
     }
@@ -253,42 +246,13 @@ impl Inner {
         session: &mut SessionRecord,
         start: pb::SessionStart,
     ) -> ServiceResult<Verdict> {
-        let settings = &self.settings.admission;
         if let Some(assessor) = self.hooks.assessor.get() {
-            let concurrent_locations = self.live_locations_of(&session.user).await?;
-            let request = pb::AssessRequest {
-                user: session.user.clone(),
-                ip: session.client_ip.clone(),
-                device: session.device.clone(),
-                at: Some(vigil_proto::timestamp_from_millis(session.started_at)),
-                session_id: session.id.clone(),
-                concurrent_locations,
-            };
-            match tokio::time::timeout(settings.geo_timeout, assessor.assess(request)).await {
-                Ok(Ok(assessment)) => {
-                    session.location = assessment
-                        .location
-                        .as_ref()
-                        .map(location_from_proto)
-                        .unwrap_or_default();
-                    session.risk = assessment.risk.as_ref().map(risk_from_proto).unwrap_or_default();
-                }
-                outcome => {
-                    let why = match outcome {
-                        Ok(Err(error)) => error.to_string(),
-                        _ => format!("no answer within {:?}", settings.geo_timeout),
-                    };
-                    tracing::warn!(session = %session.id, %why, "geo unavailable; admitting without a location");
-                    session.location = GeoLocation {
-                        kind: LocationKind::Unavailable as i32,
-                        ..GeoLocation::default()
-                    };
-                }
-            }
+            self.locate(assessor.as_ref(), session).await?;
         }
         let Some(policy) = self.hooks.policy.get() else {
             return Ok(Verdict::Allow { evict: Vec::new() });
         };
+        let settings = &self.settings.admission;
         // The start as recorded (the gateway's clock may have been absent or ahead): policy's
         // "end the oldest" orders by it.
         let start = pb::SessionStart {
@@ -328,34 +292,44 @@ impl Inner {
                 });
             }
         };
-        Ok(match pb::AdmissionVerdict::try_from(answer.verdict) {
-            Ok(pb::AdmissionVerdict::Allow) => Verdict::Allow {
-                evict: answer.evict_session_ids,
-            },
-            Ok(pb::AdmissionVerdict::AllowFlagged) => {
-                session.risk.flags.push(RiskFlag {
-                    code: "flagged_for_review".into(),
-                    points: 0,
-                    explanation: if answer.reason.is_empty() {
-                        "flagged for review by policy".into()
-                    } else {
-                        answer.reason
-                    },
-                });
-                Verdict::Allow {
-                    evict: answer.evict_session_ids,
-                }
+        Ok(verdict(session, answer))
+    }
+
+    /// Asks geo where the start comes from and how unusual it is; when geo cannot answer within
+    /// `geo_timeout`, the session is marked "location unavailable" (location is advice, not a gate).
+    async fn locate(&self, assessor: &dyn RiskAssessor, session: &mut SessionRecord) -> ServiceResult<()> {
+        let geo_timeout = self.settings.admission.geo_timeout;
+        let concurrent_locations = self.live_locations_of(&session.user).await?;
+        let request = pb::AssessRequest {
+            user: session.user.clone(),
+            ip: session.client_ip.clone(),
+            device: session.device.clone(),
+            at: Some(vigil_proto::timestamp_from_millis(session.started_at)),
+            session_id: session.id.clone(),
+            concurrent_locations,
+        };
+        match tokio::time::timeout(geo_timeout, assessor.assess(request)).await {
+            Ok(Ok(assessment)) => {
+                session.location = assessment
+                    .location
+                    .as_ref()
+                    .map(location_from_proto)
+                    .unwrap_or_default();
+                session.risk = assessment.risk.as_ref().map(risk_from_proto).unwrap_or_default();
             }
-            Ok(pb::AdmissionVerdict::Deny) => Verdict::Deny(if answer.reason.is_empty() {
-                "Access denied by policy.".into()
-            } else {
-                answer.reason
-            }),
-            Ok(pb::AdmissionVerdict::Unspecified) | Err(_) => {
-                tracing::warn!(session = %session.id, verdict = answer.verdict, "policy gave no verdict; refusing");
-                Verdict::Deny("Access could not be decided; contact your administrator.".into())
+            outcome => {
+                let why = match outcome {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => format!("no answer within {geo_timeout:?}"),
+                };
+                tracing::warn!(session = %session.id, %why, "geo unavailable; admitting without a location");
+                session.location = GeoLocation {
+                    kind: LocationKind::Unavailable as i32,
+                    ..GeoLocation::default()
+                };
             }
-        })
+        }
+        Ok(())
     }
 
     /// Locations of the user's live sessions (for geo's "far apart at once" rule).
@@ -401,5 +375,37 @@ impl Inner {
 
     pub(crate) async fn announce_ended_one(&self, session: &SessionRecord, now: EpochMillis) {
         self.announce_ended(std::slice::from_ref(session), now).await;
+    }
+}
+
+/// Policy's answer as a verdict; a flag for review is recorded on the session's risk.
+fn verdict(session: &mut SessionRecord, answer: pb::AdmitResponse) -> Verdict {
+    match pb::AdmissionVerdict::try_from(answer.verdict) {
+        Ok(pb::AdmissionVerdict::Allow) => Verdict::Allow {
+            evict: answer.evict_session_ids,
+        },
+        Ok(pb::AdmissionVerdict::AllowFlagged) => {
+            session.risk.flags.push(RiskFlag {
+                code: "flagged_for_review".into(),
+                points: 0,
+                explanation: if answer.reason.is_empty() {
+                    "flagged for review by policy".into()
+                } else {
+                    answer.reason
+                },
+            });
+            Verdict::Allow {
+                evict: answer.evict_session_ids,
+            }
+        }
+        Ok(pb::AdmissionVerdict::Deny) => Verdict::Deny(if answer.reason.is_empty() {
+            "Access denied by policy.".into()
+        } else {
+            answer.reason
+        }),
+        Ok(pb::AdmissionVerdict::Unspecified) | Err(_) => {
+            tracing::warn!(session = %session.id, verdict = answer.verdict, "policy gave no verdict; refusing");
+            Verdict::Deny("Access could not be decided; contact your administrator.".into())
+        }
     }
 }

@@ -9,10 +9,8 @@
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 use vigil_registry::domain::{
@@ -22,8 +20,7 @@ use vigil_registry::domain::{
 use vigil_registry::store::migration::Migrator;
 use vigil_registry::store::{SessionStore, SqlStore};
 use vigil_runtime::ServiceError;
-
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+use vigil_testkit::TestDatabase;
 
 /// A fixed "now" for the data: 2023-11-14T22:13:20Z.
 const T0: i64 = 1_700_000_000_000;
@@ -33,162 +30,62 @@ const IDLE_AFTER_MS: i64 = 300_000;
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-/// A database of one test's own: a fresh PostgreSQL schema on the server of
-/// `VIGIL_TEST_DATABASE_URL`, or a new SQLite file (a file, not `:memory:`, so that several pooled
-/// connections share it and concurrency is real).
-enum TestDatabase {
-    Postgres {
-        url: String,
-        schema: String,
-        admin: DatabaseConnection,
-    },
-    Sqlite {
-        path: PathBuf,
-    },
-}
-
-impl TestDatabase {
-    async fn postgres() -> Self {
-        let url = std::env::var("VIGIL_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-        let admin = Database::connect(url.as_str()).await.expect("connect to PostgreSQL");
-        let schema = format!("t_{}", Uuid::new_v4().simple());
-        admin
-            .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .expect("create the test schema");
-        Self::Postgres { url, schema, admin }
-    }
-
-    fn sqlite() -> Self {
-        Self::Sqlite {
-            path: std::env::temp_dir().join(format!("vigil-store-{}.db", Uuid::new_v4().simple())),
-        }
-    }
-
-    /// A store with a connection pool of its own (like one replica), not migrated.
-    async fn store(&self) -> SqlStore {
-        let mut options = match self {
-            Self::Postgres { url, schema, .. } => {
-                let mut options = ConnectOptions::new(url.clone());
-                options.set_schema_search_path(schema.clone());
-                options
-            }
-            Self::Sqlite { path } => ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display())),
-        };
-        options.max_connections(4).sqlx_logging(false);
-        SqlStore::new(Database::connect(options).await.expect("connect"))
-            .await
-            .expect("store")
-    }
-
-    /// Best effort: a leftover schema or file is harmless.
-    async fn remove(&self) {
-        match self {
-            Self::Postgres { schema, admin, .. } => {
-                let _ = admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await;
-            }
-            Self::Sqlite { path } => {
-                for suffix in ["", "-wal", "-shm", "-journal"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            }
-        }
-    }
-}
-
-/// Runs `test` on `database`, then removes the database, also when the test fails.
-async fn with_database<F, Fut>(database: TestDatabase, test: F)
-where
-    F: FnOnce(Arc<TestDatabase>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let database = Arc::new(database);
-    let outcome = tokio::spawn(test(database.clone())).await;
-    database.remove().await;
-    if let Err(failure) = outcome {
-        std::panic::resume_unwind(failure.into_panic());
-    }
+/// A store on `database` with a connection pool of its own (like one replica), not migrated.
+async fn open_store(database: &TestDatabase) -> SqlStore {
+    SqlStore::new(database.connect().await).await.expect("store")
 }
 
 /// Runs `test` on a migrated store on `database`.
-async fn with_store<F, Fut>(database: TestDatabase, test: F)
+async fn on_store<F, Fut>(database: Arc<TestDatabase>, test: F)
 where
-    F: FnOnce(Arc<SqlStore>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
+    F: FnOnce(Arc<SqlStore>) -> Fut,
+    Fut: Future<Output = ()>,
 {
-    with_database(database, |database| async move {
-        let store = database.store().await;
-        store.migrate().await.expect("migrate");
-        let store = Arc::new(store);
-        test(store.clone()).await;
-        let _ = store.connection().close_by_ref().await;
-    })
-    .await;
+    let store = open_store(&database).await;
+    store.migrate().await.expect("migrate");
+    let store = Arc::new(store);
+    test(store.clone()).await;
+    let _ = store.connection().close_by_ref().await;
 }
 
-/// Declares every contract test once per backend: `postgres::<name>` and `sqlite::<name>`.
-macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::with_store(super::TestDatabase::postgres().await, super::$name).await;
-                }
-            )*
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn first_migration_from_two_replicas_at_once() {
-                super::with_database(
-                    super::TestDatabase::postgres().await,
-                    super::first_migration_from_two_replicas_at_once,
-                )
-                .await;
-            }
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::with_store(super::TestDatabase::sqlite(), super::$name).await;
-                }
-            )*
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn first_migration_from_two_replicas_at_once() {
-                super::with_database(super::TestDatabase::sqlite(), super::first_migration_from_two_replicas_at_once)
-                    .await;
-            }
-        }
-    };
+/// Runs `test` on the bare database (for the tests of migrating it).
+async fn on_database<F, Fut>(database: Arc<TestDatabase>, test: F)
+where
+    F: FnOnce(Arc<TestDatabase>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(database).await;
 }
 
-contract_tests!(
-    insert_and_get_round_trip_every_field,
-    inserting_a_taken_id_is_already_exists,
-    ending_is_idempotent_and_limited_to_the_gateway,
-    ending_in_a_batch_answers_each_entry_in_order,
-    activity_only_moves_forward_and_merges_duplicates,
-    activity_ignores_ended_unknown_and_foreign_sessions,
-    activity_wakes_idle_sessions_with_recent_input,
-    mark_idle_turns_stale_active_sessions_idle_in_batches,
-    activity_moves_sessions_in_the_last_activity_order_and_out_of_the_idle_sweep,
-    mark_idle_from_two_callers_returns_each_session_once,
-    reconcile_ends_missing_registers_unknown_and_leaves_known,
-    list_applies_every_filter,
-    list_query_treats_like_wildcards_literally,
-    free_text_finds_sessions_however_they_were_inserted,
-    list_pages_through_every_order_in_both_directions,
-    list_page_edges_and_bad_cursors,
-    list_total_is_exact_up_to_the_limit_then_a_lower_bound,
-    stats_count_live_sessions,
-    resolve_each_selector,
-    gateways_connect_seen_disconnect_and_list,
-    migrations_are_idempotent,
-    gateways_seen_in_one_batch_only_move_forward,
-    lost_gateways_have_their_sessions_ended_once,
-    lost_gateways_from_two_callers_end_each_session_once,
-    a_returning_gateway_revives_only_the_lost_sessions_it_holds,
+vigil_testkit::contract_tests!(
+    on_store: [
+        insert_and_get_round_trip_every_field,
+        inserting_a_taken_id_is_already_exists,
+        ending_is_idempotent_and_limited_to_the_gateway,
+        ending_in_a_batch_answers_each_entry_in_order,
+        activity_only_moves_forward_and_merges_duplicates,
+        activity_ignores_ended_unknown_and_foreign_sessions,
+        activity_wakes_idle_sessions_with_recent_input,
+        mark_idle_turns_stale_active_sessions_idle_in_batches,
+        activity_moves_sessions_in_the_last_activity_order_and_out_of_the_idle_sweep,
+        mark_idle_from_two_callers_returns_each_session_once,
+        reconcile_ends_missing_registers_unknown_and_leaves_known,
+        list_applies_every_filter,
+        list_query_treats_like_wildcards_literally,
+        free_text_finds_sessions_however_they_were_inserted,
+        list_pages_through_every_order_in_both_directions,
+        list_page_edges_and_bad_cursors,
+        list_total_is_exact_up_to_the_limit_then_a_lower_bound,
+        stats_count_live_sessions,
+        resolve_each_selector,
+        gateways_connect_seen_disconnect_and_list,
+        migrations_are_idempotent,
+        gateways_seen_in_one_batch_only_move_forward,
+        lost_gateways_have_their_sessions_ended_once,
+        lost_gateways_from_two_callers_end_each_session_once,
+        a_returning_gateway_revives_only_the_lost_sessions_it_holds,
+    ],
+    on_database: [first_migration_from_two_replicas_at_once],
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1493,7 +1390,7 @@ async fn migrations_are_idempotent(store: Arc<SqlStore>) {
 
 /// Not in the list above: it needs a database nobody has migrated yet.
 async fn first_migration_from_two_replicas_at_once(database: Arc<TestDatabase>) {
-    let (first, second) = (database.store().await, database.store().await);
+    let (first, second) = (open_store(&database).await, open_store(&database).await);
     let (first_outcome, second_outcome) = tokio::join!(first.migrate(), second.migrate());
     first_outcome.expect("first replica migrates");
     second_outcome.expect("second replica migrates");

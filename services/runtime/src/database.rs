@@ -327,6 +327,25 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     Ok(db.begin_with_options(options).await?)
 }
 
+/// The PostgreSQL advisory lock key that serialises Vigil's migrations ("vigilreg" in ASCII: the
+/// registry's, which every service now shares).
+pub const MIGRATION_LOCK: i64 = 0x7669_6769_6c72_6567;
+
+/// Applies the migrations of `M` that have not been applied yet. Safe when several replicas (of
+/// one service or of several sharing a database) start at once: the migrations run in one
+/// transaction that first takes a database-wide lock (a PostgreSQL advisory lock; SQLite's write
+/// lock), so the others wait, then find nothing to do.
+pub async fn migrate_locked<M: sea_orm_migration::MigratorTrait>(db: &DatabaseConnection) -> Result<(), ServiceError> {
+    let txn = begin_write(db).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+    }
+    M::up(&txn, None).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{DbBackend, Statement};

@@ -5,6 +5,8 @@
 //!   Prometheus), and trace-context propagation over gRPC, the gateway link and the bus.
 //! - [`server`]: one `serve()` for every gRPC server — health, reflection, catch-panic, timeouts,
 //!   graceful shutdown.
+//! - [`service`]: one `main` for every service binary (`serve`, `migrate`, `print-config`), and
+//!   readiness that follows a service's dependencies.
 //! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token.
 //! - [`error`]: [`ServiceError`], the one domain error type, and its single mapping to `tonic::Status`.
 //! - [`database`]: connecting to PostgreSQL or SQLite through sea-orm, with secrets redacted.
@@ -21,6 +23,7 @@ pub mod config;
 pub mod database;
 pub mod error;
 pub mod server;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;

@@ -10,6 +10,7 @@ use vigil_runtime::bus::{self, BusConfig};
 use vigil_runtime::client::ServiceConnector;
 use vigil_runtime::database::{self, DatabaseConfig};
 use vigil_runtime::server::{Server, ServerConfig};
+use vigil_runtime::service::{dependencies_reachable, keep_ready};
 use vigil_runtime::telemetry::{LogConfig, TelemetryConfig};
 use vigil_runtime::tls::TlsConfig;
 
@@ -60,6 +61,19 @@ impl Default for TerminationConfig {
         }
     }
 }
+impl vigil_runtime::service::ServiceConfig for TerminationConfig {
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+
+    fn database(&self) -> &DatabaseConfig {
+        &self.database
+    }
+}
 
 /// Connects to the database, optionally migrating it.
 pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Result<Arc<SqlTerminationStore>> {
@@ -100,21 +114,14 @@ pub async fn run(config: TerminationConfig, shutdown: CancellationToken) -> anyh
     let server = server.add_service(TerminationApi::server(terminator));
     let readiness = server.readiness();
     let store: Arc<dyn TerminationStore> = store;
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            let mut ticker = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    _ = ticker.tick() => {}
-                }
-                readiness
-                    .set_all(store.ping().await.is_ok() && bus.is_connected())
-                    .await;
-            }
-        }
-    });
+    tokio::spawn(keep_ready(
+        readiness,
+        move || {
+            let (store, bus) = (store.clone(), bus.clone());
+            async move { dependencies_reachable(store.ping().await, bus.is_connected()) }
+        },
+        shutdown.clone(),
+    ));
     let listener = vigil_runtime::server::bind(config.server.listen).await?;
     server.serve(listener, shutdown).await?;
     Ok(())

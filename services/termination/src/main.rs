@@ -1,8 +1,7 @@
 //! `vigil-termination`: one replica of the termination service.
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
+use vigil_runtime::service::{ServiceArgs, ServiceCommand, service_main};
 use vigil_termination::app::{self, TerminationConfig};
 
 #[derive(Parser)]
@@ -11,45 +10,28 @@ use vigil_termination::app::{self, TerminationConfig};
     about = "Vigil termination service: ends sessions, keeps the audit trail, delivers kill commands"
 )]
 struct Cli {
-    /// TOML configuration file; `VIGIL_*` environment variables override it.
-    #[arg(long, short, env = "VIGIL_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    service: ServiceArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve (the default).
-    Serve,
-    /// Apply database migrations and exit.
-    Migrate,
-    /// Print the effective configuration and exit.
-    PrintConfig,
+    #[command(flatten)]
+    Service(ServiceCommand),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config: TerminationConfig = vigil_runtime::config::load(cli.config.as_deref(), "VIGIL_")?;
-    let command = cli.command.unwrap_or(Command::Serve);
-    // Only a serving process exports traces and metrics (and opens the scrape port).
-    let _telemetry = match command {
-        Command::Serve => {
-            vigil_runtime::telemetry::init_telemetry(&config.log, &config.telemetry, "vigil-termination")?
-        }
-        _ => vigil_runtime::telemetry::init_logs(&config.log)?,
-    };
-    match command {
-        Command::Serve => app::run(config, vigil_runtime::shutdown::shutdown_on_signal()).await,
-        Command::Migrate => {
-            app::open_store(&config.database, true).await?;
-            tracing::info!(database = %config.database, "migrations applied");
-            Ok(())
-        }
-        Command::PrintConfig => {
-            print!("{}", vigil_runtime::config::describe(&config)?);
-            Ok(())
-        }
-    }
+    let Command::Service(command) = cli.command.unwrap_or(Command::Service(ServiceCommand::Serve));
+    service_main(
+        "vigil-termination",
+        &cli.service,
+        command,
+        app::run,
+        |config: TerminationConfig| async move { app::open_store(&config.database, true).await.map(drop) },
+    )
+    .await
 }

@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database};
 use uuid::Uuid;
 use vigil_runtime::ServiceError;
 use vigil_termination::domain::{
@@ -17,8 +16,7 @@ use vigil_termination::domain::{
     TerminationQuery, TerminationRecord,
 };
 use vigil_termination::store::{SqlTerminationStore, TerminationStore};
-
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+use vigil_testkit::TestDatabase;
 
 /// A fixed "now" for the data: 2023-11-14T22:13:20Z.
 const T0: i64 = 1_700_000_000_000;
@@ -27,86 +25,21 @@ const T0: i64 = 1_700_000_000_000;
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `test` on a store in a schema of its own, then drops the schema (also when the test fails).
-async fn on_postgres<F, Fut>(test: F)
+/// Opens and migrates a store on `database`, runs `test` on it, and closes it.
+async fn on_store<F, Fut>(database: Arc<TestDatabase>, test: F)
 where
     F: FnOnce(Arc<SqlTerminationStore>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = ()>,
 {
-    let url = std::env::var("VIGIL_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-    let admin = Database::connect(url.as_str()).await.expect("connect to PostgreSQL");
-    let schema = format!("t_{}", Uuid::new_v4().simple());
-    admin
-        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("create the test schema");
-
-    let mut options = ConnectOptions::new(url);
-    options
-        .set_schema_search_path(schema.clone())
-        .max_connections(4)
-        .sqlx_logging(false);
-    let db = Database::connect(options).await.expect("connect to the test schema");
-    let store = SqlTerminationStore::new(db).await.expect("store");
+    let store = SqlTerminationStore::new(database.connect().await).await.expect("store");
     store.migrate().await.expect("migrate");
     let store = Arc::new(store);
-
-    let outcome = tokio::spawn(test(store.clone())).await;
+    test(store.clone()).await;
     let _ = store.connection().close_by_ref().await;
-    let _ = admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await;
-    if let Err(failure) = outcome {
-        std::panic::resume_unwind(failure.into_panic());
-    }
 }
 
-/// Runs `test` on a store in a new SQLite file (a file, not `:memory:`, so that several pooled
-/// connections share it and concurrency is real), then deletes the file.
-async fn on_sqlite<F, Fut>(test: F)
-where
-    F: FnOnce(Arc<SqlTerminationStore>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let path = std::env::temp_dir().join(format!("vigil-termination-store-{}.db", Uuid::new_v4().simple()));
-    let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
-    options.max_connections(4).sqlx_logging(false);
-    let db = Database::connect(options).await.expect("open SQLite");
-    let store = SqlTerminationStore::new(db).await.expect("store");
-    store.migrate().await.expect("migrate");
-    let store = Arc::new(store);
-
-    let outcome = tokio::spawn(test(store.clone())).await;
-    let _ = store.connection().close_by_ref().await;
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    if let Err(failure) = outcome {
-        std::panic::resume_unwind(failure.into_panic());
-    }
-}
-
-/// Declares every contract test once per backend: `postgres::<name>` and `sqlite::<name>`.
-macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::on_postgres(super::$name).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::on_sqlite(super::$name).await;
-                }
-            )*
-        }
-    };
-}
-
-contract_tests!(
+vigil_testkit::contract_tests!(
+    on_store;
     record_and_get_round_trip_every_field,
     a_second_open_command_for_a_session_is_already_ended,
     concurrent_records_for_a_session_leave_one_open_command,

@@ -220,6 +220,10 @@ impl SimulationHandle {
 
 /// Starts the simulation: one agent and one task per gateway. Returns at once; the gateways connect,
 /// fill up and run until `shutdown` is cancelled.
+#[allow(
+    clippy::unused_async,
+    reason = "public API: callers await it; starting may come to wait for the first links"
+)]
 pub async fn run(config: SimulationConfig, shutdown: CancellationToken) -> Result<SimulationHandle, SimulationError> {
     config.validate()?;
     let counters = Arc::new(Counters::default());

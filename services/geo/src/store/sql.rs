@@ -6,7 +6,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement, TryInsertResult,
 };
-use sea_orm_migration::MigratorTrait;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use super::HistoryStore;
@@ -32,10 +31,11 @@ impl SqlHistoryStore {
         }
     }
 
-    /// Applies the migrations that have not been applied yet.
+    /// Applies the migrations that have not been applied yet, under the lock every Vigil service
+    /// migrates under (`vigil_runtime::database::migrate_locked`): replicas starting at once wait
+    /// for each other, then find nothing to do.
     pub async fn migrate(&self) -> ServiceResult<()> {
-        Migrator::up(&self.db, None).await?;
-        Ok(())
+        vigil_runtime::database::migrate_locked::<Migrator>(&self.db).await
     }
 
     /// The underlying connection (pool).
@@ -74,6 +74,15 @@ impl HistoryStore for SqlHistoryStore {
             // waiting for the WAL flush makes recording ~20 times faster (a durable commit is an
             // fdatasync; milliseconds on ordinary disks).
             txn.execute_unprepared("SET LOCAL synchronous_commit = off").await?;
+            // One recording per user at a time: under READ COMMITTED two concurrent trims each miss
+            // the other's uncommitted insert, and the history would keep one sighting too many.
+            // (SQLite's write transaction serialises already.)
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtext('vigil geo history'), hashtext($1))",
+                [sighting.user.clone().into()],
+            ))
+            .await?;
         }
         let inserted = Entity::insert(entity::active_model(sighting))
             .on_conflict_do_nothing_on([Column::UserName, Column::SessionId])

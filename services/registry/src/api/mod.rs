@@ -8,4 +8,3 @@ mod sessions;
 
 pub use link::LinkApi;
 pub use sessions::SessionsApi;
-pub(crate) use sessions::resolve;

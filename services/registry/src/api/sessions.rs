@@ -17,7 +17,7 @@ use vigil_runtime::auth::{Identity, Permission, SessionScope, authorize_own_sess
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::convert::{gateway_to_proto, session_to_proto, stats_to_proto};
-use crate::domain::{ListQuery, Selector, SessionFilter, SessionStatus};
+use crate::domain::{ListQuery, SessionFilter, SessionStatus};
 use crate::events::FeedItem;
 use crate::registry::Registry;
 use crate::{now_millis, validate};
@@ -162,7 +162,8 @@ impl SessionRegistry for SessionsApi {
             loop {
                 let item = tokio::select! {
                     () = shutdown.cancelled() => {
-                        drop(sender.send(Err(Status::unavailable("the registry is shutting down; watch again"))).await);
+                        let stopping = ServiceError::Unavailable("the registry is shutting down; watch again".into());
+                        drop(sender.send(Err(stopping.into())).await);
                         return;
                     }
                     () = sender.closed() => return,
@@ -171,10 +172,10 @@ impl SessionRegistry for SessionsApi {
                 let event = match item {
                     Ok(FeedItem::Event(event)) => event,
                     Ok(FeedItem::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let status = Status::unavailable(
-                            "the change feed was interrupted and changes may have been missed; watch again (with include_snapshot) to resynchronise",
+                        let gap = ServiceError::Unavailable(
+                            "the change feed was interrupted and changes may have been missed; watch again (with include_snapshot) to resynchronise".into(),
                         );
-                        drop(sender.send(Err(status)).await);
+                        drop(sender.send(Err(gap.into())).await);
                         return;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -219,7 +220,10 @@ impl SessionRegistry for SessionsApi {
         request: Request<pb::ResolveSessionsRequest>,
     ) -> Result<Response<pb::ResolveSessionsResponse>, Status> {
         let selector = request.get_ref().selector.as_ref();
-        let resolution = resolve(&self.registry, selector.unwrap_or(&pb::SessionSelector::default())).await?;
+        let resolution = self
+            .registry
+            .resolve(selector.unwrap_or(&pb::SessionSelector::default()))
+            .await?;
         authorize_own_sessions(
             Identity::of(&request)?,
             Permission::SessionsRead,
@@ -240,87 +244,6 @@ fn own_sessions_filter(identity: &Identity, filter: SessionFilter) -> ServiceRes
         &identity.roles,
     )?;
     Ok(SessionFilter { user, ..filter })
-}
-
-/// The live sessions a selector covers. Naming a session id, user, gateway or resource the
-/// registry has never seen is NOT_FOUND; one that exists but has nothing live resolves to nothing,
-/// as does a group, device or network with nothing live.
-pub(crate) async fn resolve(
-    registry: &Registry,
-    selector: &pb::SessionSelector,
-) -> ServiceResult<pb::ResolveSessionsResponse> {
-    let selector = validate::selector(Some(selector))?;
-    let store = &registry.inner.store;
-    let resolution = store.resolve(&selector).await?;
-    if let Some(unknown) = resolution.unknown.first() {
-        return Err(ServiceError::not_found("session", unknown.clone()));
-    }
-    if resolution.live.is_empty() {
-        let (kind, filter) = match &selector {
-            Selector::User(user) => (
-                "user",
-                SessionFilter {
-                    user: Some(user.clone()),
-                    ..Default::default()
-                },
-            ),
-            Selector::Gateway(gateway) => (
-                "gateway",
-                SessionFilter {
-                    gateway_id: Some(gateway.clone()),
-                    ..Default::default()
-                },
-            ),
-            Selector::Resource(resource) => (
-                "resource",
-                SessionFilter {
-                    resource_name: Some(resource.clone()),
-                    ..Default::default()
-                },
-            ),
-            // A group, device or network is not a thing the registry keeps a record of: one with
-            // nothing live simply covers nothing.
-            Selector::Ids(_) | Selector::All { .. } | Selector::Group(_) | Selector::Device(_) | Selector::Cidr(_) => {
-                ("", SessionFilter::default())
-            }
-        };
-        if !kind.is_empty() && !has_any_session(registry, filter).await? {
-            let name = match selector {
-                Selector::User(name) | Selector::Gateway(name) | Selector::Resource(name) => name,
-                Selector::Ids(_)
-                | Selector::All { .. }
-                | Selector::Group(_)
-                | Selector::Device(_)
-                | Selector::Cidr(_) => String::new(),
-            };
-            return Err(ServiceError::not_found(kind, name));
-        }
-    }
-    let now = now_millis();
-    Ok(pb::ResolveSessionsResponse {
-        sessions: resolution
-            .live
-            .iter()
-            .map(|session| session_to_proto(session, now))
-            .collect(),
-        already_ended: resolution.already_ended,
-    })
-}
-
-/// Whether any session, live or ended, matches.
-async fn has_any_session(registry: &Registry, filter: SessionFilter) -> ServiceResult<bool> {
-    let filter = SessionFilter {
-        statuses: vec![SessionStatus::Active, SessionStatus::Idle, SessionStatus::Disconnected],
-        ..filter
-    };
-    let query = ListQuery {
-        filter,
-        sort: Default::default(),
-        ascending: false,
-        limit: 1,
-        after: None,
-    };
-    Ok(!registry.inner.store.list_sessions(&query).await?.sessions.is_empty())
 }
 
 /// The matching live sessions as SNAPSHOT events, read page by page.

@@ -8,9 +8,11 @@
 
 mod memory;
 mod redis;
+mod typed;
 
 pub use self::memory::InProcessBus;
 pub use self::redis::{RedisBus, RedisBusConfig};
+pub use self::typed::{Delivery, TypedSubscription};
 
 use std::sync::Arc;
 

@@ -17,7 +17,6 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement,
 };
-use sea_orm_migration::MigratorTrait;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use super::PolicyStore;
@@ -50,10 +49,11 @@ impl SqlPolicyStore {
         Ok(Self { db })
     }
 
-    /// Applies the migrations that have not been applied yet.
+    /// Applies the migrations that have not been applied yet, under the lock every Vigil service
+    /// migrates under (`vigil_runtime::database::migrate_locked`): replicas starting at once wait
+    /// for each other, then find nothing to do.
     pub async fn migrate(&self) -> ServiceResult<()> {
-        Migrator::up(&self.db, None).await?;
-        Ok(())
+        vigil_runtime::database::migrate_locked::<Migrator>(&self.db).await
     }
 
     /// The underlying connection (pool).

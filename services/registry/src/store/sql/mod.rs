@@ -17,7 +17,6 @@ use sea_orm::{
     EntityTrait, IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, Statement,
     TransactionOptions, TransactionTrait, TryInsertResult,
 };
-use sea_orm_migration::MigratorTrait;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use super::SessionStore;
@@ -37,9 +36,6 @@ const MAX_PAGE: u64 = 1000;
 /// 32,766 per statement (PostgreSQL 65,535).
 const INSERT_CHUNK: usize = 500;
 
-/// The PostgreSQL advisory lock key that serialises migrations ("vigilreg" in ASCII).
-const MIGRATION_LOCK: i64 = 0x7669_6769_6c72_6567;
-
 /// Sessions and gateways in a SQL database (PostgreSQL or SQLite).
 #[derive(Debug, Clone)]
 pub struct SqlStore {
@@ -58,14 +54,7 @@ impl SqlStore {
     /// once: the migrations run in one transaction that first takes a database-wide lock (a
     /// PostgreSQL advisory lock; SQLite's write lock), so the others wait, then find nothing to do.
     pub async fn migrate(&self) -> ServiceResult<()> {
-        let txn = self.write_transaction().await?;
-        if self.backend() == DbBackend::Postgres {
-            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-                .await?;
-        }
-        Migrator::up(&txn, None).await?;
-        txn.commit().await?;
-        Ok(())
+        vigil_runtime::database::migrate_locked::<Migrator>(&self.db).await
     }
 
     /// The underlying connection (pool).

@@ -16,7 +16,6 @@ use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
     EntityTrait, IsolationLevel, QueryFilter, QueryOrder, QuerySelect, TransactionOptions, TransactionTrait,
 };
-use sea_orm_migration::MigratorTrait;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use super::TerminationStore;
@@ -44,10 +43,11 @@ impl SqlTerminationStore {
         Ok(Self { db })
     }
 
-    /// Applies the migrations that have not been applied yet.
+    /// Applies the migrations that have not been applied yet, under the lock every Vigil service
+    /// migrates under (`vigil_runtime::database::migrate_locked`): replicas starting at once wait
+    /// for each other, then find nothing to do.
     pub async fn migrate(&self) -> ServiceResult<()> {
-        Migrator::up(&self.db, None).await?;
-        Ok(())
+        vigil_runtime::database::migrate_locked::<Migrator>(&self.db).await
     }
 
     /// The underlying connection (pool).
