@@ -53,7 +53,21 @@ impl Cidr {
         if network.network() != address {
             return Err(CidrError::HostBits { network });
         }
-        Ok(network)
+        Ok(network.unmapped())
+    }
+
+    /// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/120`) as the IPv4 network it means
+    /// (`10.0.0.0/24`): [`Cidr::contains`] takes mapped client addresses as IPv4, so the mapped
+    /// form would otherwise cover no address at all — a lock or a kill that silently misses.
+    /// Found by the `cidr` fuzz target.
+    fn unmapped(self) -> Self {
+        match (self.network(), self.prefix()) {
+            (IpAddr::V6(address), prefix) if prefix >= 96 => match address.to_ipv4_mapped() {
+                Some(v4) => Cidr(net(IpAddr::V4(v4), prefix - 96)),
+                None => self,
+            },
+            _ => self,
+        }
     }
 
     /// Reads a network as most tools do: surrounding blanks ignored, host bits cleared, `/0`
@@ -61,7 +75,7 @@ impl Cidr {
     /// agent), where refusing to read one would be worse than reading it generously.
     pub fn parse_lenient(text: &str) -> Option<Self> {
         let (address, prefix) = split(text.trim(), None).ok()?;
-        Some(Cidr(net(address, prefix).trunc()))
+        Some(Cidr(net(address, prefix).trunc()).unmapped())
     }
 
     /// `Err(TooBroad)` when this network is broader than a selector or lock may name.
@@ -233,6 +247,18 @@ mod tests {
             .describe("target.cidr", "10.1.2.3/16"),
             "target.cidr \"10.1.2.3/16\" has bits set past the prefix length; did you mean 10.1.0.0/16?"
         );
+    }
+
+    #[test]
+    fn ipv4_mapped_networks_are_their_ipv4_network() {
+        // The fuzz target's crash: this network used to contain no address, not even its own.
+        let mapped = cidr("::ffff:10.0.0.0/120");
+        assert_eq!(mapped, cidr("10.0.0.0/24"));
+        assert!(mapped.contains(mapped.network()));
+        assert!(mapped.contains_text("::ffff:10.0.0.7"));
+        assert!(mapped.contains_text("10.0.0.7"));
+        assert_eq!(cidr("::ffff:0:0/96").to_string(), "0.0.0.0/0");
+        assert!(cidr("::ffff:0:0/96").check_breadth().is_err());
     }
 
     #[test]
