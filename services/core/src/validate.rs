@@ -228,17 +228,22 @@ pub const MAX_RECORD_TEXT: usize = 512;
 /// (`\n`, `\u{1b}`), so no reader of the trail is shown a forged line or a terminal escape, and
 /// at most [`MAX_RECORD_TEXT`] characters, so a 1 MiB id does not become a 1 MiB record.
 pub fn record_text(value: &str) -> String {
+    // Counted on what is kept, escapes included (an escape is up to 10 characters).
     let mut out = String::with_capacity(value.len().min(MAX_RECORD_TEXT));
-    for (count, c) in value.chars().enumerate() {
-        if count == MAX_RECORD_TEXT {
+    let mut kept = 0;
+    for c in value.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        let width = piece.chars().count();
+        if kept + width > MAX_RECORD_TEXT {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        out.push_str(&piece);
+        kept += width;
     }
     out
 }
@@ -406,6 +411,8 @@ mod tests {
         let long = record_text(&"x".repeat(1 << 20));
         assert_eq!(long.chars().count(), MAX_RECORD_TEXT + 1);
         assert!(!record_text("\r\t\u{7f}\u{9b}").chars().any(char::is_control));
+        // Escapes count towards the cap (found by the record_text fuzz target).
+        assert!(record_text(&"\u{1b}".repeat(1000)).chars().count() <= MAX_RECORD_TEXT + 1);
     }
 
     #[test]
