@@ -26,7 +26,17 @@ pub enum CidrError {
     Everything,
     /// Bits past the prefix are set; the network the person probably meant.
     HostBits { network: Cidr },
+    /// Broader than a selector or a lock may name (see [`MIN_PREFIX_V4`]).
+    TooBroad { min: u8 },
 }
+
+/// The broadest IPv4 network a selector or a lock may name: a /8. Without a floor, two halves
+/// (`0.0.0.0/1` and `128.0.0.0/1`) end every live session with the `sessions:terminate`
+/// permission alone, while ending everything at once needs `sessions:terminate-all` (admin).
+/// With it, covering the whole address space takes 256 deliberate, audited calls.
+pub const MIN_PREFIX_V4: u8 = 8;
+/// The broadest IPv6 network a selector or a lock may name: a /16 (`::/1` is refused).
+pub const MIN_PREFIX_V6: u8 = 16;
 
 impl Cidr {
     /// Parses `address/prefix`. A bare address is that one address (`/32` or `/128`). Host bits
@@ -43,7 +53,21 @@ impl Cidr {
         if network.network() != address {
             return Err(CidrError::HostBits { network });
         }
-        Ok(network)
+        Ok(network.unmapped())
+    }
+
+    /// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/120`) as the IPv4 network it means
+    /// (`10.0.0.0/24`): [`Cidr::contains`] takes mapped client addresses as IPv4, so the mapped
+    /// form would otherwise cover no address at all — a lock or a kill that silently misses.
+    /// Found by the `cidr` fuzz target.
+    fn unmapped(self) -> Self {
+        match (self.network(), self.prefix()) {
+            (IpAddr::V6(address), prefix) if prefix >= 96 => match address.to_ipv4_mapped() {
+                Some(v4) => Cidr(net(IpAddr::V4(v4), prefix - 96)),
+                None => self,
+            },
+            _ => self,
+        }
     }
 
     /// Reads a network as most tools do: surrounding blanks ignored, host bits cleared, `/0`
@@ -51,7 +75,19 @@ impl Cidr {
     /// agent), where refusing to read one would be worse than reading it generously.
     pub fn parse_lenient(text: &str) -> Option<Self> {
         let (address, prefix) = split(text.trim(), None).ok()?;
-        Some(Cidr(net(address, prefix).trunc()))
+        Some(Cidr(net(address, prefix).trunc()).unmapped())
+    }
+
+    /// `Err(TooBroad)` when this network is broader than a selector or lock may name.
+    pub fn check_breadth(&self) -> Result<Self, CidrError> {
+        let min = match self.network() {
+            IpAddr::V4(_) => MIN_PREFIX_V4,
+            IpAddr::V6(_) => MIN_PREFIX_V6,
+        };
+        if self.prefix() < min {
+            return Err(CidrError::TooBroad { min });
+        }
+        Ok(*self)
     }
 
     /// The network's first address.
@@ -165,6 +201,9 @@ impl CidrError {
             CidrError::HostBits { network } => {
                 format!("{field} {value:?} has bits set past the prefix length; did you mean {network}?")
             }
+            CidrError::TooBroad { min } => format!(
+                "{field} {value:?} is too broad: a network must be a /{min} or narrower (ending everyone is an end-all, which needs the sessions:terminate-all permission)"
+            ),
         }
     }
 }
@@ -208,6 +247,28 @@ mod tests {
             .describe("target.cidr", "10.1.2.3/16"),
             "target.cidr \"10.1.2.3/16\" has bits set past the prefix length; did you mean 10.1.0.0/16?"
         );
+    }
+
+    #[test]
+    fn ipv4_mapped_networks_are_their_ipv4_network() {
+        // The fuzz target's crash: this network used to contain no address, not even its own.
+        let mapped = cidr("::ffff:10.0.0.0/120");
+        assert_eq!(mapped, cidr("10.0.0.0/24"));
+        assert!(mapped.contains(mapped.network()));
+        assert!(mapped.contains_text("::ffff:10.0.0.7"));
+        assert!(mapped.contains_text("10.0.0.7"));
+        assert_eq!(cidr("::ffff:0:0/96").to_string(), "0.0.0.0/0");
+        assert!(cidr("::ffff:0:0/96").check_breadth().is_err());
+    }
+
+    #[test]
+    fn networks_broader_than_the_floor_are_too_broad() {
+        assert_eq!(cidr("0.0.0.0/1").check_breadth(), Err(CidrError::TooBroad { min: 8 }));
+        assert_eq!(cidr("128.0.0.0/1").check_breadth(), Err(CidrError::TooBroad { min: 8 }));
+        assert_eq!(cidr("10.0.0.0/7").check_breadth(), Err(CidrError::TooBroad { min: 8 }));
+        assert!(cidr("10.0.0.0/8").check_breadth().is_ok());
+        assert_eq!(cidr("::/1").check_breadth(), Err(CidrError::TooBroad { min: 16 }));
+        assert!(cidr("2001::/16").check_breadth().is_ok());
     }
 
     #[test]

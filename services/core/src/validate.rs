@@ -210,12 +210,42 @@ pub fn selector(selector: Option<&pb::SessionSelector>) -> Checked<Selector> {
     })
 }
 
-/// A network in CIDR notation (see [`Cidr::parse`] for what is refused and why).
+/// A network in CIDR notation, as a selector or a lock names it (see [`Cidr::parse`] for what is
+/// refused and why), no broader than a /8 (IPv4) or /16 (IPv6): see [`crate::cidr::MIN_PREFIX_V4`].
 pub fn network(field: &str, value: &str) -> Checked<Cidr> {
     if value.is_empty() {
         return Err(invalid(format!("{field} must not be empty")));
     }
-    Cidr::parse(value).map_err(|error| invalid(error.describe(field, &truncate(value))))
+    Cidr::parse(value)
+        .and_then(|network| network.check_breadth())
+        .map_err(|error| invalid(error.describe(field, &truncate(value))))
+}
+
+/// Longest text kept in an audit record's target or detail.
+pub const MAX_RECORD_TEXT: usize = 512;
+
+/// Text from a caller as an audit trail keeps it: control characters written out as escapes
+/// (`\n`, `\u{1b}`), so no reader of the trail is shown a forged line or a terminal escape, and
+/// at most [`MAX_RECORD_TEXT`] characters, so a 1 MiB id does not become a 1 MiB record.
+pub fn record_text(value: &str) -> String {
+    // Counted on what is kept, escapes included (an escape is up to 10 characters).
+    let mut out = String::with_capacity(value.len().min(MAX_RECORD_TEXT));
+    let mut kept = 0;
+    for c in value.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        let width = piece.chars().count();
+        if kept + width > MAX_RECORD_TEXT {
+            out.push('…');
+            break;
+        }
+        out.push_str(&piece);
+        kept += width;
+    }
+    out
 }
 
 /// The start of a value, for error messages (a 1 MB garbage string should not come back whole).
@@ -368,6 +398,21 @@ mod tests {
         );
         assert!(message_of(of(Target::Cidr("0.0.0.0/0".into()))).contains("covers every address"));
         assert!(message_of(of(Target::Cidr("10.0.0.0/40".into()))).contains("from 1 to 32"));
+        assert!(message_of(of(Target::Cidr("0.0.0.0/1".into()))).contains("too broad"));
+        assert!(message_of(of(Target::Cidr("::/1".into()))).contains("too broad"));
+    }
+
+    #[test]
+    fn record_text_escapes_controls_and_caps_length() {
+        assert_eq!(
+            record_text("lock a\nforged row \u{1b}[31m"),
+            "lock a\\nforged row \\u{1b}[31m"
+        );
+        let long = record_text(&"x".repeat(1 << 20));
+        assert_eq!(long.chars().count(), MAX_RECORD_TEXT + 1);
+        assert!(!record_text("\r\t\u{7f}\u{9b}").chars().any(char::is_control));
+        // Escapes count towards the cap (found by the record_text fuzz target).
+        assert!(record_text(&"\u{1b}".repeat(1000)).chars().count() <= MAX_RECORD_TEXT + 1);
     }
 
     #[test]

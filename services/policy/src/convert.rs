@@ -24,13 +24,20 @@ fn duration_from_proto(field: &str, value: Option<&prost_types::Duration>) -> Se
             value.nanos
         )));
     }
+    // Millisecond precision is what is stored: anything finer would be dropped silently, and a
+    // positive duration under 1 ms would be stored as 0, which turns the rule off.
+    if value.nanos % 1_000_000 != 0 {
+        return Err(ServiceError::invalid(format!(
+            "rules.{field} must be a whole number of milliseconds (it has {} nanoseconds)",
+            value.nanos
+        )));
+    }
     let seconds = u64::try_from(value.seconds).unwrap_or(0);
     if seconds > MAX_RULE_DURATION.as_secs() {
         return Err(ServiceError::invalid(format!(
             "rules.{field} is {seconds} seconds; at most 366 days is allowed"
         )));
     }
-    // Millisecond precision is what is stored.
     let millis = seconds * 1000 + u64::try_from(value.nanos / 1_000_000).unwrap_or(0);
     Ok(Some(Duration::from_millis(millis)))
 }
@@ -177,6 +184,9 @@ mod tests {
             (proto_duration(0, -5), "must not be negative"),
             (proto_duration(1, 1_000_000_000), "nanoseconds"),
             (proto_duration(400 * 86_400, 0), "366 days"),
+            (proto_duration(0, 1), "whole number of milliseconds"),
+            (proto_duration(0, 999_999), "whole number of milliseconds"),
+            (proto_duration(5, 1_500_000), "whole number of milliseconds"),
         ] {
             let rules = pb::PolicyRules {
                 idle_timeout: value,

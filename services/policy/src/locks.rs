@@ -513,7 +513,10 @@ impl PolicyEngine {
         };
         let target = match &result {
             Ok((lock, _)) => format!("lock {} ({})", lock.id, lock.target),
-            Err(_) => format!("lock {id}"),
+            Err(_) => match lock_id(id) {
+                Ok(id) => format!("lock {id}"),
+                Err(_) => crate::service::invalid_id("lock", id),
+            },
         };
         self.audit(actor, "lock.delete", target, &result).await;
         let (lock, version) = result?;

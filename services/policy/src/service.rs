@@ -98,6 +98,7 @@ impl PolicyEngine {
             .ok_or_else(|| ServiceError::invalid("start is required"))?;
         let user = validate::required_name("start.user", &start.user)?;
         let resource = validate::required_name("start.resource_name", &start.resource_name)?;
+        validate::resource_type("start.resource_type", start.resource_type)?;
         let groups = groups("start.user_groups", &start.user_groups)?;
         let started_at = validate::optional_timestamp("start.started_at", start.started_at.as_ref())?;
         let facts = StartFacts {
@@ -199,12 +200,12 @@ impl PolicyEngine {
                 session_ids.len()
             )));
         }
-        // Normalised as admission normalises them. A malformed id is skipped rather than refused:
-        // refusing would make the registry retry the whole batch for ever.
+        // Normalised as admission normalises them. A malformed id is refused like every other bad
+        // input: the registry only ever sends the ids of sessions it admitted.
         let ids: Vec<String> = session_ids
             .iter()
-            .filter_map(|id| validate::session_id("session_ids[]", id).ok())
-            .collect();
+            .map(|id| validate::session_id("session_ids[]", id))
+            .collect::<Result<_, _>>()?;
         self.store.release_slots(&ids).await
     }
 
@@ -261,7 +262,10 @@ impl PolicyEngine {
         let result = self.update_unaudited(actor, request).await;
         let target = match &result {
             Ok(policy) => format!("policy {} ({})", policy.id, describe_scope(policy.scope.as_ref())),
-            Err(_) => format!("policy {}", request.id),
+            Err(_) => match policy_id(&request.id) {
+                Ok(id) => format!("policy {id}"),
+                Err(_) => invalid_id("policy", &request.id),
+            },
         };
         self.audit(actor, "policy.update", target, &result).await;
         result
@@ -292,7 +296,10 @@ impl PolicyEngine {
         let result = self.delete_unaudited(actor, id).await;
         let target = match known {
             Some(policy) => format!("policy {} ({})", policy.id, policy.scope),
-            None => format!("policy {id}"),
+            None => match policy_id(id) {
+                Ok(id) => format!("policy {id}"),
+                Err(_) => invalid_id("policy", id),
+            },
         };
         self.audit(actor, "policy.delete", target, &result).await;
         result
@@ -318,11 +325,13 @@ impl PolicyEngine {
         let event = AuditRecord {
             id: uuid::Uuid::now_v7().to_string(),
             at: self.clock.now_millis(),
-            actor: actor.to_owned(),
+            actor: validate::record_text(actor),
             action: action.to_owned(),
-            target,
+            // What the caller sent is kept escaped and capped: a refused 1 MiB id, or one holding a
+            // newline and terminal escapes, must not become the trail's text as it is.
+            target: validate::record_text(&target),
             succeeded: result.is_ok(),
-            detail: result.as_ref().err().map(ToString::to_string).unwrap_or_default(),
+            detail: validate::record_text(&result.as_ref().err().map(ToString::to_string).unwrap_or_default()),
         };
         if let Err(error) = self.store.record_audit(&event).await {
             tracing::error!(%error, ?event, "could not record a policy change in the audit trail");
@@ -349,7 +358,8 @@ impl PolicyEngine {
         };
         let query = AuditQuery {
             actor: validate::optional_name("actor", &request.actor)?,
-            since: request.since.as_ref().and_then(vigil_proto::millis_from_timestamp),
+            // Checked as every other `since` is (ListTerminations'): out of range is refused, not ignored.
+            since: validate::optional_timestamp("since", request.since.as_ref())?,
             // One more than asked, to know whether another page follows.
             limit: u64::from(limit.unsigned_abs()) + 1,
             after,
@@ -405,6 +415,12 @@ impl AdmissionPolicy for PolicyEngine {
 }
 
 /// What a user over the concurrency limit reads.
+/// The audit target of a request naming something by an id that is no id: said so, with the
+/// start of what was sent (escaped and capped again when recorded).
+pub(crate) fn invalid_id(kind: &str, sent: &str) -> String {
+    format!("{kind} (invalid id {:?})", validate::truncate(sent))
+}
+
 fn too_many_sessions(held: u32, max: u32) -> String {
     let sessions = |count: u32| {
         if count == 1 {

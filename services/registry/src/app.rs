@@ -73,6 +73,10 @@ pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Resul
 
 /// Runs one replica until `shutdown` is cancelled, then drains.
 pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    config
+        .registry
+        .validate_for_production(config.server.production)
+        .map_err(anyhow::Error::msg)?;
     let store = open_store(&config.database, config.migrate_on_start).await?;
     let bus = bus::connect(&config.bus).await?;
     // Checked before anything starts: a misconfigured server should not get half way.

@@ -36,6 +36,6 @@ pub mod validate;
 
 pub use api::{LinkApi, SessionsApi};
 pub use registry::Registry;
-pub use settings::RegistrySettings;
+pub use settings::{DEVELOPMENT_PAGE_TOKEN_KEY, RegistrySettings};
 
 pub(crate) use vigil_runtime::now_millis;

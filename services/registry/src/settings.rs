@@ -73,7 +73,7 @@ impl Default for RegistrySettings {
                 .ok()
                 .filter(|name| !name.is_empty())
                 .unwrap_or_else(|| format!("registry-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])),
-            page_token_key: "vigil-development-page-token-key".into(),
+            page_token_key: DEVELOPMENT_PAGE_TOKEN_KEY.into(),
             watch_buffer: 4096,
             admission: crate::admission::AdmissionSettings::default(),
             metrics_refresh_interval: Duration::from_secs(15),
@@ -81,7 +81,23 @@ impl Default for RegistrySettings {
     }
 }
 
+/// The default page-token key: public (it is in this source), so only for development. A
+/// production server refuses to start with it, and `vigil run` replaces it with a generated one.
+pub const DEVELOPMENT_PAGE_TOKEN_KEY: &str = "vigil-development-page-token-key";
+
 impl RegistrySettings {
+    /// Refuses what a production server (`server.production`) must not run with: the public
+    /// development page-token key, with which anyone can forge page tokens.
+    pub fn validate_for_production(&self, production: bool) -> Result<(), String> {
+        if production && self.page_token_key == DEVELOPMENT_PAGE_TOKEN_KEY {
+            return Err(
+                "registry.page_token_key is the public development key; set a secret of your own (every replica the same) before running with server.production"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     /// Refuses settings that cannot work, naming the setting.
     pub fn validate(&self) -> Result<(), String> {
         let positive = [
@@ -126,6 +142,19 @@ impl RegistrySettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn production_refuses_the_development_page_token_key() {
+        let settings = RegistrySettings::default();
+        assert!(settings.validate_for_production(false).is_ok());
+        let error = settings.validate_for_production(true).unwrap_err();
+        assert!(error.contains("registry.page_token_key"), "{error}");
+        let own = RegistrySettings {
+            page_token_key: "a-secret-of-our-own".into(),
+            ..RegistrySettings::default()
+        };
+        assert!(own.validate_for_production(true).is_ok());
+    }
 
     #[test]
     fn the_gateway_grace_must_outlast_two_heartbeats() {

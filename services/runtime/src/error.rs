@@ -140,18 +140,28 @@ impl From<DbErr> for ServiceError {
             }
         }
         match &error {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-                ServiceError::Unavailable(format!("database unavailable: {error}"))
-            }
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => database_unavailable(&error),
             DbErr::Exec(RuntimeErr::SqlxError(sqlx_error)) | DbErr::Query(RuntimeErr::SqlxError(sqlx_error))
                 if is_connection_error(sqlx_error.as_ref()) =>
             {
-                ServiceError::Unavailable(format!("database unavailable: {error}"))
+                database_unavailable(&error)
             }
             DbErr::RecordNotFound(what) => ServiceError::not_found("record", what.clone()),
             _ => ServiceError::Internal(format!("database error: {error}")),
         }
     }
+}
+
+/// What a caller is told when the database cannot serve a request: that it may retry, and nothing
+/// of the driver's own words (pool sizes, timeouts, host names and addresses stay in the log).
+pub const DATABASE_UNAVAILABLE: &str = "the database is unavailable right now; retry shortly";
+
+/// What a caller is told when the control bus cannot carry a message; the details are logged.
+pub const BUS_UNAVAILABLE: &str = "the control bus is unavailable right now; retry shortly";
+
+fn database_unavailable(error: &DbErr) -> ServiceError {
+    tracing::warn!(%error, "database unavailable");
+    ServiceError::Unavailable(DATABASE_UNAVAILABLE.to_owned())
 }
 
 /// Whether an sqlx error means the database could not be reached (as opposed to a bad query).
@@ -235,6 +245,26 @@ mod tests {
     fn a_refused_check_is_an_invalid_argument() {
         let error = ServiceError::from(vigil_core::Invalid("user must not be empty".into()));
         assert!(matches!(error, ServiceError::InvalidArgument(message) if message == "user must not be empty"));
+    }
+
+    #[test]
+    fn the_driver_s_words_never_reach_the_caller() {
+        // What sqlx says when the pool is exhausted: it names the pool, which is ours to know.
+        let error: ServiceError = DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout).into();
+        let status = Status::from(error);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), DATABASE_UNAVAILABLE);
+        assert!(
+            !status.message().to_lowercase().contains("pool"),
+            "{}",
+            status.message()
+        );
+        let error: ServiceError =
+            DbErr::Conn(RuntimeErr::Internal("connection refused to 10.0.0.7:5432".into())).into();
+        assert_eq!(Status::from(error).message(), DATABASE_UNAVAILABLE);
+        let error: ServiceError =
+            crate::bus::BusError::Unavailable("Redis PUBLISH failed: io error 10.0.0.8".into()).into();
+        assert_eq!(Status::from(error).message(), BUS_UNAVAILABLE);
     }
 
     #[test]

@@ -109,6 +109,11 @@ pub struct ServerConfig {
     pub health_listen: Option<SocketAddr>,
     /// The browser's access: gRPC-Web origins (see [`crate::web`]).
     pub web: WebConfig,
+    /// How long a new connection may take to send its first bytes (the HTTP/2 preface, a TLS
+    /// hello, an HTTP/1.1 request line): a connection that never starts is closed after this,
+    /// instead of holding a socket and a task for ever.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -122,6 +127,7 @@ impl Default for ServerConfig {
             allow_plaintext: false,
             health_listen: None,
             web: WebConfig::default(),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -318,7 +324,8 @@ impl Server {
             .with_keepalive(Some(TCP_KEEPALIVE))
             .map_ok({
                 let force_close = force_close.clone();
-                move |stream| ClosableStream::new(stream, force_close.clone())
+                let handshake_timeout = config.handshake_timeout;
+                move |stream| ClosableStream::new(stream, force_close.clone(), handshake_timeout)
             });
 
         let mut builder = tonic::transport::Server::builder();
@@ -640,15 +647,25 @@ struct ClosableStream {
     closed: CancellationToken,
     /// Registers the connection's task for wake-up when `closed` is cancelled.
     on_close: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Until the first [`HANDSHAKE_BYTES`] have arrived: when the connection is given up.
+    handshake_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes read so far, counted up to [`HANDSHAKE_BYTES`].
+    read_so_far: usize,
 }
 
+/// What a connection must send within `server.handshake_timeout`: the length of the HTTP/2
+/// client preface (a TLS client hello and an HTTP/1.1 request line are longer).
+const HANDSHAKE_BYTES: usize = 24;
+
 impl ClosableStream {
-    fn new(stream: TcpStream, closed: CancellationToken) -> Self {
+    fn new(stream: TcpStream, closed: CancellationToken, handshake_timeout: Duration) -> Self {
         let on_close = Box::pin(closed.clone().cancelled_owned());
         Self {
             stream,
             closed,
             on_close,
+            handshake_deadline: Some(Box::pin(tokio::time::sleep(handshake_timeout))),
+            read_so_far: 0,
         }
     }
 
@@ -665,7 +682,20 @@ impl AsyncRead for ClosableStream {
         if this.closed.is_cancelled() || this.on_close.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(Self::closed_error()));
         }
-        Pin::new(&mut this.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if let Some(deadline) = this.handshake_deadline.as_mut() {
+            this.read_so_far += buf.filled().len() - before;
+            if this.read_so_far >= HANDSHAKE_BYTES {
+                this.handshake_deadline = None;
+            } else if result.is_pending() && deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the connection did not start within server.handshake_timeout",
+                )));
+            }
+        }
+        result
     }
 }
 

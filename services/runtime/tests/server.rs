@@ -453,3 +453,39 @@ async fn connect_channel_errors_are_classified() {
     let error = connect_channel(&format!("http://{addr}"), PROMPTLY).await.unwrap_err();
     assert!(matches!(error, ServiceError::Unavailable(_)), "{error}");
 }
+
+#[tokio::test]
+async fn a_connection_that_never_starts_is_closed_after_the_handshake_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(ServerConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    })
+    .await;
+    // Silent: the server hangs up (end of stream or a reset) well before 5 s.
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buffer)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "the silent connection was still open: {read:?}"
+    );
+    // A dribble of a few bytes is no start either.
+    let mut dribble = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    dribble.write_all(b"PRI * ").await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match dribble.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the dribbling connection was still open");
+    // A real client past the preface is not cut by the timeout.
+    let channel = channel(server.addr).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(health_of(&channel, "").await.is_ok());
+    server.shutdown.cancel();
+}

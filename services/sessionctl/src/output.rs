@@ -156,12 +156,12 @@ impl<'a> Printer<'a> {
         } else {
             text
         };
-        self.out.write_all(body.as_bytes())
+        self.out.write_all(terminal_safe(body).as_bytes())
     }
 
     /// A note for people — footers, "more" hints, "nothing matches" — to stderr, so pipes see data only.
     pub fn note(&mut self, text: &str) -> io::Result<()> {
-        self.err.write_all(text.as_bytes())?;
+        self.err.write_all(terminal_safe(text).as_bytes())?;
         self.err.flush()
     }
 
@@ -213,6 +213,35 @@ impl<'a> Printer<'a> {
     }
 }
 
+/// Text from servers as a terminal may show it: control characters other than line breaks and tabs
+/// are written out as escapes (`\u{1b}`), so a session's user name, a termination's note or an
+/// audit target cannot move the cursor, retitle the window or erase what was printed. The one
+/// escape kept is sessionctl's own colour (`ESC [ digits;… m`), which can only colour text.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let is_colour = |rest: &str| {
+        rest.strip_prefix('[')
+            .and_then(|rest| rest.split_once('m'))
+            .is_some_and(|(codes, _)| {
+                !codes.is_empty() && codes.len() <= 8 && codes.bytes().all(|b| b.is_ascii_digit() || b == b';')
+            })
+    };
+    let unsafe_at = |index: usize, c: char| {
+        c.is_control() && c != '\n' && c != '\t' && !(c == '\x1b' && is_colour(&text[index + 1..]))
+    };
+    if !text.char_indices().any(|(index, c)| unsafe_at(index, c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for (index, c) in text.char_indices() {
+        if unsafe_at(index, c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Whether a list answer has an empty list in it (`-o name` of an empty list prints nothing, fine).
 fn has_items(json: &Value) -> bool {
     json.as_object()
@@ -220,8 +249,15 @@ fn has_items(json: &Value) -> bool {
 }
 
 impl Write for Printer<'_> {
+    /// Everything written to stdout passes [`terminal_safe`] (JSON and YAML escape on their own).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.write(buf)
+        match std::str::from_utf8(buf) {
+            Ok(text) => self.out.write_all(terminal_safe(text).as_bytes())?,
+            Err(_) => self
+                .out
+                .write_all(terminal_safe(&String::from_utf8_lossy(buf)).as_bytes())?,
+        }
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -531,6 +567,24 @@ mod tests {
             to_yaml(&json!({"at": "2025-03-04T08:15:00Z", "day": "2025-03-04", "ip": "81.2.69.142"})),
             "at: \"2025-03-04T08:15:00Z\"\nday: \"2025-03-04\"\nip: 81.2.69.142\n"
         );
+    }
+
+    #[test]
+    fn server_text_cannot_drive_the_terminal() {
+        assert_eq!(terminal_safe("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(terminal_safe("\x1b[31mred\x1b[0m"), "\x1b[31mred\x1b[0m");
+        assert_eq!(terminal_safe("a\x1b]0;pwned\x07b"), "a\\u{1b}]0;pwned\\u{7}b");
+        assert_eq!(terminal_safe("x\x1b[2J\ry"), "x\\u{1b}[2J\\ry");
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut printer = Printer::new(&mut out, &mut err, OutputFormat::Table, false);
+        printer.table("TARGET\nlock \x1b[2Jx\n").unwrap();
+        printer.note("note \x1b]8;;http://evil\x07\n").unwrap();
+        write!(printer, "id \x08\x08\x08").unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let err = String::from_utf8(err).unwrap();
+        assert!(!out.contains('\x1b') && !out.contains('\x08'), "{out:?}");
+        assert!(!err.contains('\x1b') && !err.contains('\x07'), "{err:?}");
     }
 
     #[test]

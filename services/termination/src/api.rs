@@ -10,7 +10,7 @@ use vigil_proto::v1 as pb;
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::termination_service_server::{TerminationService, TerminationServiceServer};
 use vigil_runtime::ServiceResult;
-use vigil_runtime::auth::{Identity, Permission, authorize_own_sessions};
+use vigil_runtime::auth::{Identity, IdentityKind, Permission, authorize_own_sessions};
 
 use crate::service::Terminator;
 
@@ -36,6 +36,19 @@ impl TerminationApi {
     ///   put their name on the record of someone else's session). Such a termination is recorded as
     ///   `USER_SELF_SERVICE`, whatever reason was given: that is what it is.
     async fn authorize(&self, identity: &Identity, request: &mut pb::TerminateRequest) -> ServiceResult<()> {
+        // People end sessions for a reason of their own (ADMIN); the reasons Vigil records by
+        // itself (IDLE_TIMEOUT, LOCKED…) would tell the user something false if a person gave them.
+        if identity.kind == IdentityKind::Person
+            && !matches!(
+                pb::EndReason::try_from(request.reason),
+                Ok(pb::EndReason::Admin | pb::EndReason::UserSelfService | pb::EndReason::Unspecified) | Err(_)
+            )
+        {
+            return Err(vigil_runtime::ServiceError::PermissionDenied(format!(
+                "reason {} is recorded by Vigil itself; people end sessions with ADMIN",
+                pb::EndReason::try_from(request.reason).map_or("?", |reason| reason.as_str_name())
+            )));
+        }
         let target = request.selector.as_ref().and_then(|selector| selector.target.as_ref());
         if matches!(target, Some(Target::All(_))) {
             return identity.require(Permission::SessionsTerminateAll);

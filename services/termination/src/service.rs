@@ -334,6 +334,13 @@ fn text(field: &str, value: &str) -> ServiceResult<Option<String>> {
             "{field} is {chars} characters long; at most {MAX_TEXT_LEN} are allowed"
         )));
     }
+    // Line breaks and tabs are text; other control characters (terminal escapes) would reach the
+    // ended user's terminal and every reader of the audit trail as they are.
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(ServiceError::invalid(format!(
+            "{field} must not contain control characters other than line breaks and tabs"
+        )));
+    }
     Ok(Some(value.to_owned()))
 }
 

@@ -59,6 +59,28 @@ pub fn provision(auth: &mut AuthConfig, data_dir: &Path) -> anyhow::Result<Optio
     Ok(Some(token_file))
 }
 
+/// The page-token key's file name, under the data directory.
+const PAGE_TOKEN_KEY_FILE: &str = "page-token.key";
+
+/// Replaces the public development page-token key with one generated on first start and kept in
+/// the data directory (so page tokens survive a restart). A key of the configuration is kept.
+pub fn provision_page_token_key(key: &mut String, data_dir: &Path) -> anyhow::Result<()> {
+    if key != vigil_registry::DEVELOPMENT_PAGE_TOKEN_KEY {
+        return Ok(());
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let file = data_dir.join(PAGE_TOKEN_KEY_FILE);
+    *key = match std::fs::read_to_string(&file) {
+        Ok(existing) if existing.trim().len() >= 32 => existing.trim().to_owned(),
+        _ => {
+            let generated = random_hex(32);
+            write_private(&file, &generated)?;
+            generated
+        }
+    };
+    Ok(())
+}
+
 /// A credential for each simulated gateway that has none configured, added to `auth`; returns
 /// every simulated gateway's credential, for the simulator to present.
 pub fn simulated_gateway_credentials(auth: &mut AuthConfig, gateway_ids: &[String]) -> BTreeMap<String, String> {
@@ -147,6 +169,22 @@ mod tests {
         };
         assert!(provision(&mut configured, &dir).unwrap().is_none());
         assert!(!dir.exists(), "nothing was written");
+    }
+
+    #[test]
+    fn the_development_page_token_key_is_replaced_by_a_kept_secret() {
+        let dir = temp_dir();
+        let mut key = vigil_registry::DEVELOPMENT_PAGE_TOKEN_KEY.to_owned();
+        provision_page_token_key(&mut key, &dir).unwrap();
+        assert_ne!(key, vigil_registry::DEVELOPMENT_PAGE_TOKEN_KEY);
+        assert_eq!(key.len(), 64);
+        let mut again = vigil_registry::DEVELOPMENT_PAGE_TOKEN_KEY.to_owned();
+        provision_page_token_key(&mut again, &dir).unwrap();
+        assert_eq!(again, key, "kept across restarts");
+        let mut own = "configured-key".to_owned();
+        provision_page_token_key(&mut own, &dir).unwrap();
+        assert_eq!(own, "configured-key");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -142,6 +142,11 @@ const DATA_DIR: &str = "vigil-data";
 /// The embedded default: registry and termination (and, as they land, the other services) on one port.
 async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let admin_token = local_auth::provision(&mut config.auth, Path::new(DATA_DIR))?;
+    local_auth::provision_page_token_key(&mut config.registry.page_token_key, Path::new(DATA_DIR))?;
+    config
+        .registry
+        .validate_for_production(config.server.production)
+        .map_err(anyhow::Error::msg)?;
     let gateway_ids: Vec<String> = (0..config.simulation.gateways)
         .map(simulate::data::gateway_id)
         .collect();

@@ -49,6 +49,8 @@ pub struct Authenticator {
     keys: Vec<VerificationKey>,
     issuer: Option<String>,
     audience: Option<String>,
+    /// Seconds; see `auth.max_token_lifetime`.
+    max_lifetime: u64,
     opaque: Vec<OpaqueToken>,
     gateways: BTreeMap<String, [u8; 32]>,
 }
@@ -79,6 +81,7 @@ impl Authenticator {
             keys: Vec::new(),
             issuer: None,
             audience: None,
+            max_lifetime: super::config::DEFAULT_MAX_TOKEN_LIFETIME.as_secs(),
             opaque: Vec::new(),
             gateways: BTreeMap::new(),
         }
@@ -156,11 +159,15 @@ impl Authenticator {
                     .into(),
             );
         }
+        if config.max_token_lifetime.is_zero() {
+            return invalid("auth.max_token_lifetime must be longer than zero".into());
+        }
         Ok(Self {
             mode: config.mode,
             keys,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
+            max_lifetime: config.max_token_lifetime.as_secs(),
             opaque,
             gateways,
         })
@@ -253,15 +260,29 @@ impl Authenticator {
                     if claims.sub.trim().is_empty() {
                         return Err(ServiceError::Unauthenticated("the token's `sub` is empty".into()));
                     }
-                    let mut identity = Identity::person(claims.sub, claims.roles);
-                    if identity
-                        .roles
-                        .iter()
-                        .any(|role| Role::parse(role) == Some(Role::Service))
-                    {
-                        identity.kind = IdentityKind::Service;
+                    // The subject is what the audit trail records as the actor.
+                    if claims.sub.chars().count() > 256 || claims.sub.chars().any(char::is_control) {
+                        return Err(ServiceError::Unauthenticated(
+                            "the token's `sub` is longer than 256 characters or holds control characters".into(),
+                        ));
                     }
-                    return Ok(identity);
+                    let latest = jsonwebtoken::get_current_timestamp()
+                        .saturating_add(self.max_lifetime)
+                        .saturating_add(LEEWAY_SECONDS);
+                    if claims.exp > latest {
+                        return Err(ServiceError::Unauthenticated(format!(
+                            "token is valid for longer than auth.max_token_lifetime allows ({}s); ask for a shorter-lived token",
+                            self.max_lifetime
+                        )));
+                    }
+                    // The `service` role is for other Vigil services, which present service tokens:
+                    // whoever signs people's tokens cannot grant it, so it is dropped from a JWT.
+                    let roles = claims
+                        .roles
+                        .into_iter()
+                        .filter(|role| Role::parse(role) != Some(Role::Service))
+                        .collect();
+                    return Ok(Identity::person(claims.sub, roles));
                 }
                 Err(error) => last_error = Some(error),
             }
@@ -435,10 +456,37 @@ mod tests {
         assert_eq!(identity.subject, "alice@example.com");
         assert_eq!(identity.roles, vec!["viewer".to_owned()]);
         assert_eq!(identity.kind, IdentityKind::Person);
+    }
 
-        let token = issue_hs256(SECRET, "policy", &["service"], Duration::from_secs(60)).unwrap();
+    #[test]
+    fn a_jwt_cannot_grant_the_service_role() {
+        let token = issue_hs256(SECRET, "policy", &["service", "viewer"], Duration::from_secs(60)).unwrap();
         let identity = authenticator().authenticate(Some(&bearer(&token))).unwrap();
-        assert_eq!(identity.kind, IdentityKind::Service);
+        assert_eq!(identity.kind, IdentityKind::Person);
+        assert_eq!(identity.roles, vec!["viewer".to_owned()]);
+        assert!(!identity.has(crate::auth::Permission::Internal));
+    }
+
+    #[test]
+    fn tokens_valid_for_longer_than_the_maximum_are_refused() {
+        let auth = authenticator();
+        let month = issue_hs256(SECRET, "alice", &["viewer"], Duration::from_secs(30 * 24 * 3600)).unwrap();
+        assert!(auth.authenticate(Some(&bearer(&month))).is_ok());
+        // The year 3000.
+        let forever = Claims {
+            sub: "alice".into(),
+            roles: vec!["admin".into()],
+            exp: 32_503_680_000,
+            iss: None,
+            aud: None,
+        };
+        let forever = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &forever,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert!(refusal(auth.authenticate(Some(&bearer(&forever)))).contains("auth.max_token_lifetime"));
     }
 
     #[test]

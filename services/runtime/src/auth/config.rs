@@ -87,7 +87,7 @@ pub struct ServiceToken {
 /// (HS256) or by a key of the `jwks_file` (RS256, ES256), with `sub`, `exp` and a `roles` array;
 /// or one of the opaque `api_tokens` / `service_tokens`. Gateways authenticate in their hello, with
 /// their entry of `gateway_credentials` or a client certificate naming them (see `[tls]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     pub mode: AuthMode,
@@ -102,14 +102,42 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     /// Opaque tokens for people and tools.
     pub api_tokens: Vec<ApiToken>,
-    /// Opaque tokens other Vigil services present; their callers have the `service` role.
+    /// Opaque tokens other Vigil services present; their callers have the `service` role. This (or
+    /// an `api_tokens` entry an administrator configured with that role) is the only way to the
+    /// `service` role: a JWT's `roles` claim cannot grant it, since whoever issues people's tokens
+    /// (an identity provider) must not be able to mint callers of the internal RPCs.
     pub service_tokens: Vec<ServiceToken>,
     /// Each gateway's credential, by gateway id: an agent's hello must carry its gateway's (unless
     /// its client certificate names the gateway).
     pub gateway_credentials: BTreeMap<String, Secret>,
     /// The bearer token this process sends when it calls another Vigil service (one of that
-    /// service's `service_tokens`, or a JWT with the `service` role).
+    /// service's `service_tokens`).
     pub outgoing_token: Option<Secret>,
+    /// Longest a JWT may still be valid for when it is presented: a token whose `exp` lies further
+    /// ahead is refused, so a leaked or mis-issued long-lived token (an `exp` in the year 3000)
+    /// does not work for ever. Opaque tokens are configuration and are not concerned.
+    #[serde(with = "humantime_serde")]
+    pub max_token_lifetime: std::time::Duration,
+}
+
+/// The default of `auth.max_token_lifetime`: the all-in-one's administrator token lasts 30 days.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(31 * 24 * 3600);
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::default(),
+            hs256_secret: None,
+            jwks_file: None,
+            issuer: None,
+            audience: None,
+            api_tokens: Vec::new(),
+            service_tokens: Vec::new(),
+            gateway_credentials: BTreeMap::new(),
+            outgoing_token: None,
+            max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+        }
+    }
 }
 
 impl AuthConfig {

@@ -44,8 +44,10 @@ pub enum BusError {
 }
 
 impl From<BusError> for crate::ServiceError {
+    /// The bus's own words (Redis addresses, driver errors) go to the log, not to callers.
     fn from(error: BusError) -> Self {
-        crate::ServiceError::Unavailable(error.to_string())
+        tracing::warn!(%error, "control bus unavailable");
+        crate::ServiceError::Unavailable(crate::error::BUS_UNAVAILABLE.to_owned())
     }
 }
 

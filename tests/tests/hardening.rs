@@ -1,0 +1,241 @@
+//! Issue 18's findings, each reproduced against every service on one server (authentication
+//! required, PostgreSQL): each assertion failed before its fix.
+//!
+//! - tokens: a JWT's `service` role grants nothing; an `exp` in the year 3000 is refused;
+//! - breadth: `0.0.0.0/1` (Terminate) and `::/1` (CreateLock) are refused as too broad;
+//! - the audit trail: a refused 1 MiB id, or one with a newline and terminal escapes, is recorded
+//!   escaped and capped;
+//! - reasons: an operator cannot end a session for IDLE_TIMEOUT;
+//! - range and input checks: ListAuditEvents `since` 2^62, ReleaseSessions ["bad"], Admit with an
+//!   unknown resource type, a 1 ns idle timeout, a note holding terminal escapes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use tonic::Code;
+use vigil_proto::v1 as pb;
+use vigil_proto::v1::ResourceType;
+use vigil_proto::v1::policy_service_client::PolicyServiceClient;
+use vigil_proto::v1::session_selector::Target;
+use vigil_proto::v1::termination_service_client::TerminationServiceClient;
+use vigil_runtime::auth::{AuthConfig, Claims, Secret, ServiceToken, issue_hs256};
+use vigil_runtime::tls::TlsConfig;
+use vigil_tests::*;
+
+const SECRET: &str = "hardening-tests-hs256-secret-0123456789";
+const SERVICE_TOKEN: &str = "svc-hardening-token-4b2f";
+const GATEWAY: &str = "gw-hard";
+const GATEWAY_CREDENTIAL: &str = "cred-hard-77a1";
+
+fn auth() -> AuthConfig {
+    AuthConfig {
+        hs256_secret: Some(Secret::new(SECRET)),
+        service_tokens: vec![ServiceToken {
+            token: Secret::new(SERVICE_TOKEN),
+            subject: "vigil-registry".into(),
+        }],
+        gateway_credentials: BTreeMap::from([(GATEWAY.to_owned(), Secret::new(GATEWAY_CREDENTIAL))]),
+        ..AuthConfig::required()
+    }
+}
+
+fn token(subject: &str, roles: &[&str]) -> String {
+    issue_hs256(SECRET, subject, roles, Duration::from_secs(600)).expect("sign")
+}
+
+fn code<T>(result: &Result<T, tonic::Status>) -> Code {
+    match result {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+fn cidr(network: &str) -> Option<pb::SessionSelector> {
+    Some(pb::SessionSelector {
+        target: Some(Target::Cidr(network.into())),
+    })
+}
+
+fn admit(resource_type: i32) -> pb::AdmitRequest {
+    let mut start = start("hard@acme.example", "prod-db-01", ResourceType::Ssh, "10.0.0.1");
+    start.resource_type = resource_type;
+    pb::AdmitRequest {
+        session_id: uuid::Uuid::now_v7().to_string(),
+        gateway_id: GATEWAY.into(),
+        start: Some(start),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_probe_s_findings_are_refused() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
+    let agent = stack
+        .agent(GATEWAY, GATEWAY_CREDENTIAL, Arc::new(RecordingHandler::default()))
+        .await;
+    let admission = agent
+        .open_session(start(
+            "alice@acme.example",
+            "prod-db-01",
+            ResourceType::Ssh,
+            "81.2.69.142",
+        ))
+        .await
+        .expect("admission answered");
+    assert!(admission.allowed, "{}", admission.reason);
+
+    let operator = stack.channel(Some(&token("olga@acme.example", &["operator"]))).await;
+    let service = stack.channel(Some(SERVICE_TOKEN)).await;
+
+    // A JWT claiming the `service` role reaches no internal RPC; the service token does.
+    let forged = stack.channel(Some(&token("mallory@acme.example", &["service"]))).await;
+    let answer = PolicyServiceClient::new(forged)
+        .admit(admit(ResourceType::Ssh as i32))
+        .await;
+    assert_eq!(code(&answer), Code::PermissionDenied, "{answer:?}");
+    let answer = PolicyServiceClient::new(service.clone())
+        .admit(admit(ResourceType::Ssh as i32))
+        .await;
+    assert_eq!(code(&answer), Code::Ok, "{answer:?}");
+
+    // A token valid until the year 3000 is refused.
+    let forever = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &Claims {
+            sub: "olga@acme.example".into(),
+            roles: vec!["admin".into()],
+            exp: 32_503_680_000,
+            iss: None,
+            aud: None,
+        },
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("sign");
+    let answer = PolicyServiceClient::new(stack.channel(Some(&forever)).await)
+        .list_locks(pb::ListLocksRequest::default())
+        .await;
+    assert_eq!(code(&answer), Code::Unauthenticated, "{answer:?}");
+
+    // Half the address space is not a network an operator may end or lock.
+    let mut termination = TerminationServiceClient::new(operator.clone());
+    for network in ["0.0.0.0/1", "128.0.0.0/1"] {
+        let answer = termination
+            .terminate(pb::TerminateRequest {
+                selector: cidr(network),
+                reason: pb::EndReason::Admin as i32,
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(code(&answer), Code::InvalidArgument, "{network}: {answer:?}");
+    }
+    let live = stack
+        .registry
+        .resolve(&pb::SessionSelector {
+            target: Some(Target::User("alice@acme.example".into())),
+        })
+        .await
+        .expect("resolve");
+    assert_eq!(live.sessions.len(), 1, "alice's session is still live");
+    let mut policy = PolicyServiceClient::new(operator.clone());
+    let answer = policy
+        .create_lock(pb::CreateLockRequest {
+            target: Some(pb::LockTarget {
+                target: Some(pb::lock_target::Target::Cidr("::/1".into())),
+            }),
+            reason: "too broad".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
+
+    // An operator cannot say the system ended a session.
+    let answer = termination
+        .terminate(pb::TerminateRequest {
+            selector: Some(pb::SessionSelector {
+                target: Some(Target::User("alice@acme.example".into())),
+            }),
+            reason: pb::EndReason::IdleTimeout as i32,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code(&answer), Code::PermissionDenied, "{answer:?}");
+    // Nor hide terminal escapes in a note.
+    let answer = termination
+        .terminate(pb::TerminateRequest {
+            selector: Some(pb::SessionSelector {
+                target: Some(Target::User("nobody@acme.example".into())),
+            }),
+            reason: pb::EndReason::Admin as i32,
+            note: "ok\x1b[2J\x1b]0;pwned\x07".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
+
+    // Refused lock deletions are recorded with their id escaped and capped.
+    let huge = "a".repeat(1 << 20);
+    let forged_row = "x\n2026-12-07T00:00:00Z  admin@local  lock.delete  lock y  ok\x1b[31m";
+    for id in [huge.as_str(), forged_row] {
+        let answer = policy.delete_lock(pb::DeleteLockRequest { id: id.into() }).await;
+        assert_eq!(code(&answer), Code::InvalidArgument);
+    }
+    let events = policy
+        .list_audit_events(pb::ListAuditEventsRequest::default())
+        .await
+        .expect("audit")
+        .into_inner()
+        .events;
+    let deletions: Vec<&pb::AuditEvent> = events.iter().filter(|event| event.action == "lock.delete").collect();
+    assert_eq!(deletions.len(), 2, "{events:?}");
+    for event in deletions {
+        assert!(event.target.chars().count() <= 600, "{} characters", event.target.len());
+        assert!(!event.target.chars().any(char::is_control), "{:?}", event.target);
+        assert!(!event.detail.chars().any(char::is_control), "{:?}", event.detail);
+        assert!(event.target.contains("invalid id"), "{:?}", event.target);
+    }
+
+    // `since` is range-checked like ListTerminations'.
+    let answer = policy
+        .list_audit_events(pb::ListAuditEventsRequest {
+            since: Some(prost_types::Timestamp {
+                seconds: 1 << 62,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
+
+    // A positive duration under 1 ms is not stored as 0 (which would turn the rule off).
+    let answer = PolicyServiceClient::new(stack.channel(Some(&token("ada@acme.example", &["admin"]))).await)
+        .create_policy(pb::CreatePolicyRequest {
+            scope: Some(pb::PolicyScope {
+                scope: Some(pb::policy_scope::Scope::User("hard@acme.example".into())),
+            }),
+            rules: Some(pb::PolicyRules {
+                idle_timeout: Some(prost_types::Duration { seconds: 0, nanos: 1 }),
+                ..Default::default()
+            }),
+            description: String::new(),
+        })
+        .await;
+    assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
+
+    // Internal RPCs check what they are sent.
+    let mut internal = PolicyServiceClient::new(service);
+    let answer = internal
+        .release_sessions(pb::ReleaseSessionsRequest {
+            session_ids: vec!["bad".into()],
+        })
+        .await;
+    assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
+    let answer = internal.admit(admit(42)).await;
+    assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
+
+    agent.shutdown().await;
+    stack.stop().await;
+}
