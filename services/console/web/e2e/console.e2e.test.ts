@@ -101,6 +101,9 @@ async function startVigil(): Promise<string> {
       VIGIL_SIMULATION__CHURN: "0",
       VIGIL_SIMULATION__IDLE_FRACTION: "0.25",
       VIGIL_LOG__FILTER: "warn",
+      // The demo SSH gateway listens on a fixed port and adds a fourth gateway; the console's tests
+      // count the simulation's three (the gateway has tests of its own).
+      VIGIL_DEMO_GATEWAY__ENABLED: "false",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
