@@ -253,14 +253,16 @@ impl TerminationStore for SqlTerminationStore {
         }
         let txn = self.write_transaction().await?;
         // Deliveries first: a command delivered and answered in the same batch keeps both times.
-        let mut changed: HashSet<String> = reports::deliver(&txn, &plan.deliveries).await?.into_iter().collect();
-        changed.extend(reports::settle(&txn, &plan.settlements).await?);
+        let delivered: HashSet<String> = reports::deliver(&txn, &plan.deliveries).await?.into_iter().collect();
+        let settled: HashSet<String> = reports::settle(&txn, &plan.settlements).await?.into_iter().collect();
         // What changed nothing may be about a command whose termination is still being recorded
-        // (the kill is published while it is written): kept, and applied once the row exists.
-        let early = reports::unmatched(&plan, &changed);
+        // (the kill is published while it is written): kept, and applied once the row exists. Each
+        // kind on its own: the record may commit between the two statements, so that the answer
+        // applies and the delivery before it did not.
+        let early = reports::unmatched(&plan, &delivered, &settled);
         reports::keep(&txn, &early, crate::now_millis()).await?;
         txn.commit().await?;
-        let mut changed = changed.len() as u64;
+        let mut changed = delivered.union(&settled).count() as u64;
         if !early.is_empty() {
             changed += self.settle_early_reports(crate::now_millis()).await?;
         }

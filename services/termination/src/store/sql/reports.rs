@@ -194,8 +194,9 @@ pub struct EarlyReport {
     pub detail: String,
 }
 
-/// The reports of `plan` that changed nothing (ids not in `changed`), one row per command.
-pub fn unmatched(plan: &Plan, changed: &HashSet<String>) -> Vec<EarlyReport> {
+/// The reports of `plan` that changed nothing (deliveries whose ids are not in `delivered`,
+/// answers whose ids are not in `settled`), one row per command.
+pub fn unmatched(plan: &Plan, delivered: &HashSet<String>, settled: &HashSet<String>) -> Vec<EarlyReport> {
     let mut rows: BTreeMap<&str, EarlyReport> = BTreeMap::new();
     let blank = |command_id: &str, gateway_id: &str| EarlyReport {
         command_id: command_id.to_owned(),
@@ -205,12 +206,16 @@ pub fn unmatched(plan: &Plan, changed: &HashSet<String>) -> Vec<EarlyReport> {
         settled_at: None,
         detail: String::new(),
     };
-    for delivery in plan.deliveries.iter().filter(|row| !changed.contains(&row.command_id)) {
+    for delivery in plan
+        .deliveries
+        .iter()
+        .filter(|row| !delivered.contains(&row.command_id))
+    {
         rows.entry(&delivery.command_id)
             .or_insert_with(|| blank(&delivery.command_id, &delivery.gateway_id))
             .delivered_at = Some(delivery.at);
     }
-    for settlement in plan.settlements.iter().filter(|row| !changed.contains(&row.command_id)) {
+    for settlement in plan.settlements.iter().filter(|row| !settled.contains(&row.command_id)) {
         let row = rows
             .entry(&settlement.command_id)
             .or_insert_with(|| blank(&settlement.command_id, &settlement.gateway_id));
@@ -278,11 +283,17 @@ pub async fn keep(txn: &DatabaseTransaction, rows: &[EarlyReport], now: EpochMil
 pub async fn reconcile(db: &impl ConnectionTrait, expired_before: EpochMillis) -> ServiceResult<u64> {
     let pending = enum_code(DeliveryState::Pending);
     let delivered = enum_code(DeliveryState::Delivered);
+    let acknowledged = enum_code(DeliveryState::Acknowledged);
+    let failed = enum_code(DeliveryState::Failed);
+    // A kept delivery report also corrects a command answered meanwhile: the answer's time stood in
+    // for the delivery's (see [`settle`]), and the earliest evidence of delivery is the true one.
     let deliver = format!(
-        "UPDATE termination_commands AS c SET state = {delivered}, delivered_at = e.delivered_at \
+        "UPDATE termination_commands AS c \
+         SET state = CASE WHEN c.state = {pending} THEN {delivered} ELSE c.state END, \
+             delivered_at = e.delivered_at \
          FROM termination_early_reports AS e \
-         WHERE c.id = e.command_id AND c.gateway_id = e.gateway_id AND c.state = {pending} \
-         AND e.delivered_at IS NOT NULL"
+         WHERE c.id = e.command_id AND c.gateway_id = e.gateway_id AND e.delivered_at IS NOT NULL \
+         AND (c.state = {pending} OR (c.state IN ({acknowledged}, {failed}) AND c.delivered_at > e.delivered_at))"
     );
     let settle = format!(
         "UPDATE termination_commands AS c SET state = e.settled_state, acknowledged_at = e.settled_at, \
