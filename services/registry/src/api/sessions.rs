@@ -2,8 +2,8 @@
 //!
 //! Who may call what is decided by the auth layer (`vigil_runtime::auth`), except the one rule that
 //! needs the sessions themselves: a caller without `sessions:read` sees only their own sessions —
-//! lists and watches are narrowed to their user, and getting or resolving someone else's session
-//! is refused.
+//! lists and watches are narrowed to their user, getting someone else's session is refused, and
+//! resolving answers only about their own sessions (see `Registry::resolve_own`).
 
 use std::pin::Pin;
 
@@ -219,19 +219,13 @@ impl SessionRegistry for SessionsApi {
         &self,
         request: Request<pb::ResolveSessionsRequest>,
     ) -> Result<Response<pb::ResolveSessionsResponse>, Status> {
-        let selector = request.get_ref().selector.as_ref();
-        let resolution = self
-            .registry
-            .resolve(selector.unwrap_or(&pb::SessionSelector::default()))
-            .await?;
-        authorize_own_sessions(
-            Identity::of(&request)?,
-            Permission::SessionsRead,
-            resolution
-                .sessions
-                .iter()
-                .map(|session| (session.id.as_str(), session.user.as_str())),
-        )?;
+        let identity = Identity::of(&request)?;
+        let selector = request.get_ref().selector.clone().unwrap_or_default();
+        let resolution = if identity.has(Permission::SessionsRead) {
+            self.registry.resolve(&selector).await?
+        } else {
+            self.registry.resolve_own(&identity.subject, &selector).await?
+        };
         Ok(Response::new(resolution))
     }
 }
