@@ -7,7 +7,9 @@
 //!   escaped and capped;
 //! - reasons: an operator cannot end a session for IDLE_TIMEOUT;
 //! - range and input checks: ListAuditEvents `since` 2^62, ReleaseSessions ["bad"], Admit with an
-//!   unknown resource type, a 1 ns idle timeout, a note holding terminal escapes.
+//!   unknown resource type, a 1 ns idle timeout, a note holding terminal escapes;
+//! - the gateway link: a peer guessing credentials is refused with RESOURCE_EXHAUSTED after
+//!   `MAX_FAILED_HELLOS` failures, before its next hello is read.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -237,5 +239,55 @@ async fn the_probe_s_findings_are_refused() {
     assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
 
     agent.shutdown().await;
+    stack.stop().await;
+}
+
+fn gateway_hello(credential: &str) -> pb::Hello {
+    pb::Hello {
+        gateway_id: GATEWAY.into(),
+        credential: credential.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_peer_guessing_gateway_credentials_is_cut_off() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
+    let connect = || async {
+        vigil_runtime::server::connect_channel(&stack.url, Duration::from_secs(5))
+            .await
+            .expect("connect")
+    };
+    for guess in 0..vigil_registry::MAX_FAILED_HELLOS {
+        let refused = open_link(connect().await, gateway_hello(&format!("guess-{guess}")))
+            .await
+            .map(drop)
+            .expect_err("a wrong credential");
+        assert_eq!(refused.code(), Code::Unauthenticated, "guess {guess}: {refused:?}");
+    }
+    // The next link from this address is refused before its hello is read — even one with the
+    // right credential, so a guess that happens to be right tells the guesser nothing.
+    for credential in ["guess-next", GATEWAY_CREDENTIAL] {
+        let refused = open_link(connect().await, gateway_hello(credential))
+            .await
+            .map(drop)
+            .expect_err("cut off");
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(
+            refused.message().contains("too many failed gateway hellos"),
+            "{}",
+            refused.message()
+        );
+    }
+    // Only the link is closed to the guesser; the rest of the registry still answers.
+    let mut registry = vigil_proto::v1::session_registry_client::SessionRegistryClient::new(
+        stack.channel(Some(&token("ada@acme.example", &["viewer"]))).await,
+    );
+    registry
+        .list_sessions(pb::ListSessionsRequest::default())
+        .await
+        .expect("the registry still answers");
     stack.stop().await;
 }
