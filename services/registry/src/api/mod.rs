@@ -6,6 +6,7 @@ mod hello_guard;
 mod link;
 
 mod sessions;
+mod watch_limits;
 
 pub use hello_guard::{FAILURE_WINDOW, MAX_FAILED_HELLOS};
 pub use link::LinkApi;
