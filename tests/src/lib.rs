@@ -517,16 +517,21 @@ impl SecureStack {
         auth: vigil_runtime::auth::AuthConfig,
         tls: vigil_runtime::tls::TlsConfig,
     ) -> Self {
+        Self::start_with(schema, auth, tls, test_settings("secure")).await
+    }
+
+    /// [`SecureStack::start`] with these registry settings.
+    pub async fn start_with(
+        schema: &TestSchema,
+        auth: vigil_runtime::auth::AuthConfig,
+        tls: vigil_runtime::tls::TlsConfig,
+        settings: RegistrySettings,
+    ) -> Self {
         let shutdown = CancellationToken::new();
         let bus: Arc<dyn ControlBus> = Arc::new(InProcessBus::new());
-        let registry = Registry::start(
-            test_settings("secure"),
-            schema.store().await,
-            bus.clone(),
-            shutdown.clone(),
-        )
-        .await
-        .expect("start the registry");
+        let registry = Registry::start(settings, schema.store().await, bus.clone(), shutdown.clone())
+            .await
+            .expect("start the registry");
         let terminator = Terminator::new(
             schema.termination_store().await,
             Arc::new(registry.clone()),

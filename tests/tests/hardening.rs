@@ -7,7 +7,11 @@
 //!   escaped and capped;
 //! - reasons: an operator cannot end a session for IDLE_TIMEOUT;
 //! - range and input checks: ListAuditEvents `since` 2^62, ReleaseSessions ["bad"], Admit with an
-//!   unknown resource type, a 1 ns idle timeout, a note holding terminal escapes.
+//!   unknown resource type, a 1 ns idle timeout, a note holding terminal escapes;
+//! - the gateway link: a peer guessing credentials is refused with RESOURCE_EXHAUSTED after
+//!   `MAX_FAILED_HELLOS` failures, before its next hello is read;
+//! - change feeds: `WatchSessions` streams are bounded per caller and in all (RESOURCE_EXHAUSTED
+//!   beyond), while health stays SERVING and sessions still open.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -235,6 +239,136 @@ async fn the_probe_s_findings_are_refused() {
     assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
     let answer = internal.admit(admit(42)).await;
     assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
+
+    agent.shutdown().await;
+    stack.stop().await;
+}
+
+fn gateway_hello(credential: &str) -> pb::Hello {
+    pb::Hello {
+        gateway_id: GATEWAY.into(),
+        credential: credential.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_peer_guessing_gateway_credentials_is_cut_off() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
+    let connect = || async {
+        vigil_runtime::server::connect_channel(&stack.url, Duration::from_secs(5))
+            .await
+            .expect("connect")
+    };
+    for guess in 0..vigil_registry::MAX_FAILED_HELLOS {
+        let refused = open_link(connect().await, gateway_hello(&format!("guess-{guess}")))
+            .await
+            .map(drop)
+            .expect_err("a wrong credential");
+        assert_eq!(refused.code(), Code::Unauthenticated, "guess {guess}: {refused:?}");
+    }
+    // The next link from this address is refused before its hello is read — even one with the
+    // right credential, so a guess that happens to be right tells the guesser nothing.
+    for credential in ["guess-next", GATEWAY_CREDENTIAL] {
+        let refused = open_link(connect().await, gateway_hello(credential))
+            .await
+            .map(drop)
+            .expect_err("cut off");
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(
+            refused.message().contains("too many failed gateway hellos"),
+            "{}",
+            refused.message()
+        );
+    }
+    // Only the link is closed to the guesser; the rest of the registry still answers.
+    let mut registry = vigil_proto::v1::session_registry_client::SessionRegistryClient::new(
+        stack.channel(Some(&token("ada@acme.example", &["viewer"]))).await,
+    );
+    registry
+        .list_sessions(pb::ListSessionsRequest::default())
+        .await
+        .expect("the registry still answers");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn change_feeds_are_bounded_per_caller_and_in_all() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let settings = vigil_registry::RegistrySettings {
+        watch_streams_per_caller: 3,
+        watch_streams_total: 5,
+        ..test_settings("feeds")
+    };
+    let stack = SecureStack::start_with(&schema, auth(), TlsConfig::default(), settings).await;
+    let watch = |caller: &'static str| {
+        let stack = &stack;
+        async move {
+            let channel = stack.channel(Some(&token(caller, &[]))).await;
+            vigil_proto::v1::session_registry_client::SessionRegistryClient::new(channel)
+                .watch_sessions(pb::WatchSessionsRequest {
+                    include_snapshot: true,
+                    ..Default::default()
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+
+    let mut alices = Vec::new();
+    for _ in 0..3 {
+        alices.push(watch("alice@acme.example").await.expect("within alice's share"));
+    }
+    let refused = watch("alice@acme.example").await.expect_err("alice's fourth");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("watch_streams_per_caller"),
+        "{}",
+        refused.message()
+    );
+    let _bobs = [
+        watch("bob@acme.example").await.expect("bob's first"),
+        watch("bob@acme.example").await.expect("bob's second"),
+    ];
+    let refused = watch("carol@acme.example").await.expect_err("over the total");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("watch_streams_total"),
+        "{}",
+        refused.message()
+    );
+
+    // The replica is fine meanwhile: health SERVING, and a session opens (written and announced).
+    let channel = vigil_runtime::server::connect_channel(&stack.url, Duration::from_secs(5))
+        .await
+        .expect("connect");
+    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(health.status, 1, "SERVING");
+    let agent = stack.agent(GATEWAY, GATEWAY_CREDENTIAL, Arc::default()).await;
+    let admission = agent
+        .open_session(start(
+            "dave@acme.example",
+            "prod-db-01",
+            ResourceType::Ssh,
+            "81.2.69.142",
+        ))
+        .await
+        .expect("admission answered");
+    assert!(admission.allowed, "{}", admission.reason);
+
+    // A closed feed gives its slot back.
+    drop(alices.pop());
+    eventually("alice's closed feed to free its slot", || async {
+        watch("alice@acme.example").await.ok().map(drop)
+    })
+    .await;
 
     agent.shutdown().await;
     stack.stop().await;

@@ -2,7 +2,8 @@
 //! tests, TLS with certificates made at test time), driven over gRPC with real tokens.
 //!
 //! - the RBAC matrix: each role × each public RPC → the exact status;
-//! - the own-sessions rule: a plain user sees and ends their own sessions only;
+//! - the own-sessions rule: a plain user sees and ends their own sessions only, and learns
+//!   nothing about others' from `ResolveSessions` (one answer whatever the target);
 //! - gateways: a hello speaks for its own gateway only (credential or client certificate);
 //! - tokens: expired, badly signed, malformed, unknown key, wrong audience — all refused, with why;
 //! - TLS: the right CA connects, a wrong CA fails the handshake; production refuses plaintext;
@@ -621,6 +622,127 @@ async fn a_plain_user_sees_and_ends_their_own_sessions_only() {
             .iter()
             .all(|command| command.session_id != bob_1)
     );
+
+    agent.shutdown().await;
+    stack.stop().await;
+}
+
+/// A plain user asking `ResolveSessions` about anything but their own sessions gets one answer —
+/// the same code and text whether the target exists, has live sessions, has ended ones, or was
+/// never seen — so the answer tells them nothing about other people.
+#[tokio::test]
+async fn a_plain_user_learns_nothing_about_others_from_resolve() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
+    let handler = Arc::new(RecordingHandler::default());
+    let agent = stack.agent(GATEWAY, GATEWAY_CREDENTIAL, handler.clone()).await;
+    let alice_1 = open(&agent, ALICE).await;
+    let alice_2 = open(&agent, ALICE).await;
+    let bob_1 = open(&agent, BOB).await;
+    let bob_2 = open(&agent, BOB).await;
+
+    // An administrator ends one of bob's sessions and one of alice's.
+    let mut admin = TerminationServiceClient::new(stack.channel(Some(&token(ADMIN, &["admin"]))).await);
+    admin
+        .terminate(terminate(ids(&[&bob_2, &alice_2])))
+        .await
+        .expect("the administrator ends them");
+    eventually("both sessions to have ended", || {
+        let registry = stack.registry.clone();
+        let (bob_2, alice_2) = (bob_2.clone(), alice_2.clone());
+        async move {
+            let resolved = registry
+                .resolve(&pb::SessionSelector {
+                    target: Some(Target::SessionIds(pb::SessionIds {
+                        ids: vec![bob_2, alice_2],
+                    })),
+                })
+                .await
+                .ok()?;
+            (resolved.already_ended.len() == 2).then_some(())
+        }
+    })
+    .await;
+
+    let mut registry = SessionRegistryClient::new(stack.channel(Some(&token(ALICE, &[]))).await);
+    let unknown_id = "0b9d7c3e-1f2a-4c5d-8e6f-7a8b9c0d1e2f";
+    let others = [
+        ("bob's live session", ids(&[&bob_1])),
+        ("bob's ended session", ids(&[&bob_2])),
+        ("an unknown session", ids(&[unknown_id])),
+        ("hers and bob's", ids(&[&alice_1, &bob_1])),
+        ("bob, who has sessions", selector(Target::User(BOB.into()))),
+        (
+            "a user never seen",
+            selector(Target::User("nobody@acme.example".into())),
+        ),
+        ("a group with sessions", selector(Target::Group("engineering".into()))),
+        ("a group never seen", selector(Target::Group("no-such-group".into()))),
+        ("a device with sessions", selector(Target::Device("bob-laptop".into()))),
+        ("a device never seen", selector(Target::Device("nobody-laptop".into()))),
+        ("a network with sessions", selector(Target::Cidr("81.2.69.0/24".into()))),
+        ("a network without", selector(Target::Cidr("198.51.100.0/24".into()))),
+        ("a gateway with sessions", selector(Target::GatewayId(GATEWAY.into()))),
+        ("a gateway never seen", selector(Target::GatewayId("gw-nowhere".into()))),
+        (
+            "a resource with sessions",
+            selector(Target::ResourceName("prod-db-01".into())),
+        ),
+        (
+            "a resource never seen",
+            selector(Target::ResourceName("no-such-db".into())),
+        ),
+        (
+            "everything",
+            selector(Target::All(pb::AllSessions { idle_only: false })),
+        ),
+    ];
+    let mut answers = Vec::new();
+    for (case, selector) in others {
+        let refused = registry
+            .resolve_sessions(pb::ResolveSessionsRequest { selector })
+            .await
+            .expect_err(case);
+        answers.push((case, refused.code(), refused.message().to_owned()));
+    }
+    let (_, code, message) = answers[0].clone();
+    assert_eq!(code, Code::PermissionDenied);
+    for (case, other_code, other_message) in &answers {
+        assert_eq!((*other_code, other_message), (code, &message), "{case}");
+    }
+    for named in [bob_1.as_str(), bob_2.as_str(), unknown_id, BOB, "bob"] {
+        assert!(!message.contains(named), "{message}");
+    }
+
+    // Her own still resolve: live by id and by her user, ended by id.
+    let own = registry
+        .resolve_sessions(pb::ResolveSessionsRequest {
+            selector: ids(&[&alice_1, &alice_2]),
+        })
+        .await
+        .expect("her own ids")
+        .into_inner();
+    assert_eq!(own.sessions.len(), 1);
+    assert_eq!(own.sessions[0].id, alice_1);
+    assert_eq!(own.already_ended, vec![alice_2.clone()]);
+    let own = registry
+        .resolve_sessions(pb::ResolveSessionsRequest {
+            selector: selector(Target::User(ALICE.into())),
+        })
+        .await
+        .expect("her own user")
+        .into_inner();
+    assert_eq!(own.sessions.len(), 1);
+
+    // A malformed selector is still refused as such (it depends on the request alone).
+    let refused = registry
+        .resolve_sessions(pb::ResolveSessionsRequest {
+            selector: ids(&["not-a-uuid"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
 
     agent.shutdown().await;
     stack.stop().await;

@@ -283,6 +283,8 @@ pub fn registry_settings(replica: &str) -> RegistrySettings {
         // A full run outlasts the 5-minute default: sessions turning idle halfway would make the
         // later figures measure the idle marker's and the reactivations' work too.
         idle_after: Duration::from_secs(60 * 60),
+        // The watch fan-out phase's watchers are all one (anonymous) caller.
+        watch_streams_per_caller: 1024,
         ..RegistrySettings::default()
     }
 }

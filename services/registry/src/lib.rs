@@ -34,7 +34,7 @@ pub mod store;
 mod trace;
 pub mod validate;
 
-pub use api::{LinkApi, SessionsApi};
+pub use api::{FAILURE_WINDOW, LinkApi, MAX_FAILED_HELLOS, SessionsApi};
 pub use registry::Registry;
 pub use settings::{DEVELOPMENT_PAGE_TOKEN_KEY, RegistrySettings};
 

@@ -36,6 +36,45 @@ impl Registry {
         })
     }
 
+    /// [`Registry::resolve`] for a person who may see only their own sessions (no `sessions:read`):
+    /// their own user, or session ids that are all theirs. Everything else — another user, a
+    /// group, device, network, gateway or resource, an id that is someone else's (live or ended)
+    /// or does not exist — gets the one answer [`not_yours`], whether or not the target exists,
+    /// so the answer tells nothing about other people's sessions.
+    pub async fn resolve_own(
+        &self,
+        subject: &str,
+        selector: &pb::SessionSelector,
+    ) -> ServiceResult<pb::ResolveSessionsResponse> {
+        // Malformed input is refused as such: that depends on the request only, never on data.
+        let validated = validate::selector(Some(selector))?;
+        match &validated {
+            Selector::User(user) if user == subject => self.resolve(selector).await,
+            Selector::Ids(_) => {
+                let resolution = self.inner.store.resolve(&validated).await?;
+                if !resolution.unknown.is_empty() || resolution.live.iter().any(|session| session.user != subject) {
+                    return Err(not_yours());
+                }
+                for id in &resolution.already_ended {
+                    let owner = self.inner.store.get_session(id).await?.map(|session| session.user);
+                    if owner.as_deref() != Some(subject) {
+                        return Err(not_yours());
+                    }
+                }
+                let now = now_millis();
+                Ok(pb::ResolveSessionsResponse {
+                    sessions: resolution
+                        .live
+                        .iter()
+                        .map(|session| session_to_proto(session, now))
+                        .collect(),
+                    already_ended: resolution.already_ended,
+                })
+            }
+            _ => Err(not_yours()),
+        }
+    }
+
     /// Whether any session, live or ended, matches.
     async fn has_any_session(&self, filter: SessionFilter) -> ServiceResult<bool> {
         let filter = SessionFilter {
@@ -52,6 +91,17 @@ impl Registry {
         Ok(!self.inner.store.list_sessions(&query).await?.sessions.is_empty())
     }
 }
+
+/// The one answer a person without `sessions:read` gets for any selector that is not about their
+/// own sessions. It names nothing, so it is the same whether the target exists, has sessions, or
+/// has ended ones.
+pub(crate) fn not_yours() -> ServiceError {
+    ServiceError::PermissionDenied(NOT_YOURS.to_owned())
+}
+
+/// The text of [`not_yours`].
+const NOT_YOURS: &str = "you may resolve only your own sessions (by your user name or their ids); \
+other users' sessions require the `sessions:read` permission (viewer)";
 
 /// For a selector naming a user, gateway or resource — things the registry has a record of through
 /// their sessions — what it is, its name, and the filter of its sessions. A group, device or

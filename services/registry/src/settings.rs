@@ -48,6 +48,11 @@ pub struct RegistrySettings {
     pub page_token_key: String,
     /// Changes buffered per replica for slow watchers before they are told to resynchronise.
     pub watch_buffer: usize,
+    /// Change feeds (`WatchSessions` streams) one caller (a token's subject) may hold open on this
+    /// replica at once; the next is refused with RESOURCE_EXHAUSTED.
+    pub watch_streams_per_caller: usize,
+    /// Change feeds all callers together may hold open on this replica at once.
+    pub watch_streams_total: usize,
     /// How session starts are decided (geo and policy timeouts, failure stance).
     pub admission: crate::admission::AdmissionSettings,
     /// How often the `vigil_sessions_live` metric is re-read from the database (scrapes and
@@ -75,6 +80,8 @@ impl Default for RegistrySettings {
                 .unwrap_or_else(|| format!("registry-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])),
             page_token_key: DEVELOPMENT_PAGE_TOKEN_KEY.into(),
             watch_buffer: 4096,
+            watch_streams_per_caller: 32,
+            watch_streams_total: 1024,
             admission: crate::admission::AdmissionSettings::default(),
             metrics_refresh_interval: Duration::from_secs(15),
         }
@@ -112,6 +119,9 @@ impl RegistrySettings {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| value.is_zero()) {
             return Err(format!("{name} must be longer than zero"));
+        }
+        if self.watch_streams_per_caller == 0 || self.watch_streams_total == 0 {
+            return Err("registry.watch_streams_per_caller and registry.watch_streams_total must be at least 1".into());
         }
         if self.gateway_grace < self.agent_heartbeat_interval.saturating_mul(2) {
             return Err(format!(

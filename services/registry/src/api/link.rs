@@ -28,6 +28,7 @@ use vigil_runtime::auth::authenticate_gateway;
 use vigil_runtime::bus::{Delivery, TypedSubscription};
 use vigil_runtime::{ServiceError, ServiceResult};
 
+use super::hello_guard::HelloGuard;
 use crate::links::{LinkState, OpenedLink, ValidHello};
 use crate::locks::PushedLocks;
 use crate::now_millis;
@@ -39,11 +40,40 @@ const OUTBOUND_QUEUE: usize = 1024;
 /// The `GatewayLink` service.
 pub struct LinkApi {
     registry: Registry,
+    /// Failed hellos per peer (credential guessing).
+    hellos: HelloGuard,
 }
 
 impl LinkApi {
     pub(crate) fn new(registry: Registry) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            hellos: HelloGuard::default(),
+        }
+    }
+
+    /// Reads, checks and authenticates the hello. Any failure counts against the peer.
+    async fn accept_hello(
+        &self,
+        extensions: &tonic::Extensions,
+        inbound: &mut Streaming<pb::AgentMessage>,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<ValidHello, Status> {
+        let accepted = async {
+            let mut hello = self.hello(inbound).await?;
+            let credential = std::mem::take(&mut hello.credential);
+            let hello = ValidHello::parse(&hello)?;
+            // The agent speaks for this gateway only if it proved to be it; everything after (the
+            // snapshot, the command channel) is scoped to this id.
+            let proof = authenticate_gateway(extensions, &hello.gateway_id, &credential)?;
+            tracing::debug!(gateway = %hello.gateway_id, ?proof, "gateway authenticated");
+            Ok::<_, Status>(hello)
+        }
+        .await;
+        if accepted.is_err() {
+            self.hellos.failed(peer);
+        }
+        accepted
     }
 
     /// Reads the first message, which must be a hello, within the hello timeout.
@@ -79,14 +109,11 @@ impl GatewayLink for LinkApi {
     ) -> Result<Response<Self::ConnectStream>, Status> {
         // The extensions hold what authenticates the agent: the auth layer's verdict and the TLS client
         // certificate, if any.
+        let peer = request.remote_addr().map(|address| address.ip());
+        // A peer that keeps failing its hello is refused before its next one is read.
+        self.hellos.admit(peer)?;
         let (_, extensions, mut inbound) = request.into_parts();
-        let mut hello = self.hello(&mut inbound).await?;
-        let credential = std::mem::take(&mut hello.credential);
-        let hello = ValidHello::parse(&hello)?;
-        // The agent speaks for this gateway only if it proved to be it; everything after (the
-        // snapshot, the command channel) is scoped to this id.
-        let proof = authenticate_gateway(&extensions, &hello.gateway_id, &credential)?;
-        tracing::debug!(gateway = %hello.gateway_id, ?proof, "gateway authenticated");
+        let hello = self.accept_hello(&extensions, &mut inbound, peer).await?;
         let OpenedLink {
             link,
             welcome,

@@ -2,9 +2,12 @@
 //! registry's tasks, and answered; errors leave as `ServiceError` and become `Status` in one place
 //! (`vigil_runtime::error`).
 
+mod hello_guard;
 mod link;
 
 mod sessions;
+mod watch_limits;
 
+pub use hello_guard::{FAILURE_WINDOW, MAX_FAILED_HELLOS};
 pub use link::LinkApi;
 pub use sessions::SessionsApi;

@@ -2,10 +2,11 @@
 //!
 //! Who may call what is decided by the auth layer (`vigil_runtime::auth`), except the one rule that
 //! needs the sessions themselves: a caller without `sessions:read` sees only their own sessions —
-//! lists and watches are narrowed to their user, and getting or resolving someone else's session
-//! is refused.
+//! lists and watches are narrowed to their user, getting someone else's session is refused, and
+//! resolving answers only about their own sessions (see `Registry::resolve_own`).
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::Stream;
 use tokio::sync::{broadcast, mpsc};
@@ -16,6 +17,7 @@ use vigil_proto::v1::session_registry_server::SessionRegistry;
 use vigil_runtime::auth::{Identity, Permission, SessionScope, authorize_own_sessions};
 use vigil_runtime::{ServiceError, ServiceResult};
 
+use super::watch_limits::WatchLimits;
 use crate::convert::{gateway_to_proto, session_to_proto, stats_to_proto};
 use crate::domain::{ListQuery, SessionFilter, SessionStatus};
 use crate::events::FeedItem;
@@ -28,11 +30,15 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// The `SessionRegistry` service.
 pub struct SessionsApi {
     registry: Registry,
+    /// Open change feeds, per caller and in all.
+    watches: Arc<WatchLimits>,
 }
 
 impl SessionsApi {
     pub(crate) fn new(registry: Registry) -> Self {
-        Self { registry }
+        let settings = &registry.inner.settings;
+        let watches = WatchLimits::new(settings.watch_streams_per_caller, settings.watch_streams_total);
+        Self { registry, watches }
     }
 
     async fn list(
@@ -119,10 +125,10 @@ impl SessionRegistry for SessionsApi {
         &self,
         request: Request<pb::WatchSessionsRequest>,
     ) -> Result<Response<Self::WatchSessionsStream>, Status> {
-        let filter = own_sessions_filter(
-            Identity::of(&request)?,
-            validate::filter(request.get_ref().filter.as_ref())?,
-        )?;
+        let identity = Identity::of(&request)?;
+        let filter = own_sessions_filter(identity, validate::filter(request.get_ref().filter.as_ref())?)?;
+        // Taken before the snapshot is read and held by the stream's task until it ends.
+        let slot = self.watches.acquire(&identity.subject)?;
         let request = request.into_inner();
         let inner = &self.registry.inner;
         // Subscribe before reading the snapshot, so a change committed in between is not missed
@@ -137,6 +143,7 @@ impl SessionRegistry for SessionsApi {
         let (sender, receiver) = mpsc::channel(256);
         let shutdown = inner.shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             // An OPENED still in flight on the bus for a session the snapshot already showed is
             // not news: skip it, so a watcher sees each session open once.
             let mut shown: std::collections::HashSet<String> = snapshot
@@ -219,19 +226,13 @@ impl SessionRegistry for SessionsApi {
         &self,
         request: Request<pb::ResolveSessionsRequest>,
     ) -> Result<Response<pb::ResolveSessionsResponse>, Status> {
-        let selector = request.get_ref().selector.as_ref();
-        let resolution = self
-            .registry
-            .resolve(selector.unwrap_or(&pb::SessionSelector::default()))
-            .await?;
-        authorize_own_sessions(
-            Identity::of(&request)?,
-            Permission::SessionsRead,
-            resolution
-                .sessions
-                .iter()
-                .map(|session| (session.id.as_str(), session.user.as_str())),
-        )?;
+        let identity = Identity::of(&request)?;
+        let selector = request.get_ref().selector.clone().unwrap_or_default();
+        let resolution = if identity.has(Permission::SessionsRead) {
+            self.registry.resolve(&selector).await?
+        } else {
+            self.registry.resolve_own(&identity.subject, &selector).await?
+        };
         Ok(Response::new(resolution))
     }
 }
