@@ -649,6 +649,15 @@ pub type LinkHalves = (
     tonic::Streaming<pb::ControllerMessage>,
 );
 
+/// A hello with nothing but a gateway id and its credential (no sessions held).
+pub fn gateway_hello(gateway_id: &str, credential: &str) -> pb::Hello {
+    pb::Hello {
+        gateway_id: gateway_id.into(),
+        credential: credential.into(),
+        ..Default::default()
+    }
+}
+
 /// Opens a gateway link on `channel` with this hello; the registry's refusal is returned as is.
 pub async fn open_link(channel: Channel, hello: pb::Hello) -> Result<LinkHalves, tonic::Status> {
     let (outbound, receiver) = tokio::sync::mpsc::channel(8);

@@ -244,14 +244,6 @@ async fn the_probe_s_findings_are_refused() {
     stack.stop().await;
 }
 
-fn gateway_hello(credential: &str) -> pb::Hello {
-    pb::Hello {
-        gateway_id: GATEWAY.into(),
-        credential: credential.into(),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn a_peer_guessing_gateway_credentials_is_cut_off() {
     init_logs();
@@ -263,7 +255,7 @@ async fn a_peer_guessing_gateway_credentials_is_cut_off() {
             .expect("connect")
     };
     for guess in 0..vigil_registry::MAX_FAILED_HELLOS {
-        let refused = open_link(connect().await, gateway_hello(&format!("guess-{guess}")))
+        let refused = open_link(connect().await, gateway_hello(GATEWAY, &format!("guess-{guess}")))
             .await
             .map(drop)
             .expect_err("a wrong credential");
@@ -272,7 +264,7 @@ async fn a_peer_guessing_gateway_credentials_is_cut_off() {
     // The next link from this address is refused before its hello is read — even one with the
     // right credential, so a guess that happens to be right tells the guesser nothing.
     for credential in ["guess-next", GATEWAY_CREDENTIAL] {
-        let refused = open_link(connect().await, gateway_hello(credential))
+        let refused = open_link(connect().await, gateway_hello(GATEWAY, credential))
             .await
             .map(drop)
             .expect_err("cut off");

@@ -752,14 +752,6 @@ async fn a_plain_user_learns_nothing_about_others_from_resolve() {
 // Gateways
 // ---------------------------------------------------------------------------------------------
 
-fn hello(gateway_id: &str, credential: &str) -> pb::Hello {
-    pb::Hello {
-        gateway_id: gateway_id.into(),
-        credential: credential.into(),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn a_gateway_speaks_for_itself_only() {
     init_logs();
@@ -771,30 +763,30 @@ async fn a_gateway_speaks_for_itself_only() {
             .expect("connect")
     };
 
-    let link = open_link(plain().await, hello(GATEWAY, GATEWAY_CREDENTIAL)).await;
+    let link = open_link(plain().await, gateway_hello(GATEWAY, GATEWAY_CREDENTIAL)).await;
     assert!(link.is_ok(), "its own credential: {:?}", link.err());
     drop(link);
 
     let refusals = [
         (
-            hello(GATEWAY, "wrong"),
+            gateway_hello(GATEWAY, "wrong"),
             Code::Unauthenticated,
             "invalid credential for gateway gw-sec",
         ),
-        (hello(GATEWAY, ""), Code::Unauthenticated, "must authenticate"),
+        (gateway_hello(GATEWAY, ""), Code::Unauthenticated, "must authenticate"),
         (
-            hello("gw-unknown", "anything"),
+            gateway_hello("gw-unknown", "anything"),
             Code::Unauthenticated,
             "invalid credential",
         ),
         // Gateway A's credential, claiming to be gateway B.
         (
-            hello(OTHER_GATEWAY, GATEWAY_CREDENTIAL),
+            gateway_hello(OTHER_GATEWAY, GATEWAY_CREDENTIAL),
             Code::PermissionDenied,
             "belongs to another gateway",
         ),
         (
-            hello("gw-unknown", GATEWAY_CREDENTIAL),
+            gateway_hello("gw-unknown", GATEWAY_CREDENTIAL),
             Code::PermissionDenied,
             "belongs to another gateway",
         ),
@@ -1175,9 +1167,9 @@ async fn tls_with_the_right_ca_connects_and_a_wrong_ca_fails_the_handshake() {
             .await
             .expect("mTLS connects")
     };
-    let link = open_link(gateway_channel().await, hello("gw-tls", "")).await;
+    let link = open_link(gateway_channel().await, gateway_hello("gw-tls", "")).await;
     assert!(link.is_ok(), "its certificate names it: {:?}", link.err());
-    let status = open_link(gateway_channel().await, hello(GATEWAY, ""))
+    let status = open_link(gateway_channel().await, gateway_hello(GATEWAY, ""))
         .await
         .map(drop)
         .expect_err("another gateway");
@@ -1198,7 +1190,7 @@ async fn tls_with_the_right_ca_connects_and_a_wrong_ca_fails_the_handshake() {
         .connect()
         .await
     {
-        Ok(channel) => open_link(channel, hello("gw-tls", "")).await.map(drop),
+        Ok(channel) => open_link(channel, gateway_hello("gw-tls", "")).await.map(drop),
         Err(error) => Err(Status::unavailable(error.to_string())),
     };
     assert!(forged_link.is_err(), "a certificate of another CA proves nothing");
