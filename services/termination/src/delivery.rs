@@ -77,6 +77,19 @@ pub async fn publish(bus: &Arc<dyn ControlBus>, commands: &[CommandRecord]) -> u
     results.into_iter().sum()
 }
 
+/// Share of a re-send delay drawn at random either way (±20 %), so the commands of one outage,
+/// claimed together, are not all re-sent again on the same beat by every replica.
+const RESEND_JITTER: f64 = 0.2;
+
+/// `delay_ms` moved by up to ±[`RESEND_JITTER`] of itself, at random.
+fn jittered(delay_ms: i64) -> i64 {
+    let spread = (delay_ms as f64 * RESEND_JITTER) as i64;
+    if spread <= 0 {
+        return delay_ms;
+    }
+    delay_ms.saturating_add(rand::random_range(-spread..=spread))
+}
+
 /// Re-sends due commands until `shutdown`.
 pub async fn run_redelivery(
     store: Arc<dyn TerminationStore>,
@@ -88,7 +101,7 @@ pub async fn run_redelivery(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let retry_after = {
         let settings = settings.clone();
-        move |attempts: u32| settings.retry_after_ms(attempts)
+        move |attempts: u32| jittered(settings.retry_after_ms(attempts))
     };
     // While the database is down: from 100 ms, doubling, to the scan interval (at least 1 s).
     let mut backoff = Backoff::new(
@@ -137,5 +150,22 @@ pub async fn run_redelivery(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resend_delays_are_jittered_within_twenty_percent() {
+        let delays: Vec<i64> = (0..1000).map(|_| jittered(5_000)).collect();
+        assert!(delays.iter().all(|delay| (4_000..=6_000).contains(delay)), "{delays:?}");
+        // Spread over the range, not stuck at one value.
+        assert!(delays.iter().any(|delay| *delay < 4_500), "never early: {delays:?}");
+        assert!(delays.iter().any(|delay| *delay > 5_500), "never late: {delays:?}");
+        // Nothing to spread on a zero delay, and no overflow at the top.
+        assert_eq!(jittered(0), 0);
+        assert!(jittered(i64::MAX) <= i64::MAX);
     }
 }
