@@ -359,6 +359,14 @@ impl LinkState {
         }
     }
 
+    /// Reads this gateway's pending kills again, on a task of its own (the link's loop does not
+    /// wait on termination): after a bus break, whatever was published meanwhile was lost.
+    pub(crate) fn fetch_pending(&self) -> tokio::task::JoinHandle<Vec<pb::TerminateCommand>> {
+        let registry = self.registry.clone();
+        let gateway_id = self.gateway_id.clone();
+        tokio::spawn(async move { pending_commands(&registry.inner, &gateway_id).await })
+    }
+
     /// A kill went down the link: the termination service learns it was delivered.
     pub(crate) fn delivered(&self, command_id: String) {
         self.registry.inner.reporter.report(pb::CommandReport {

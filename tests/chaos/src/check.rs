@@ -32,35 +32,46 @@ impl Observer {
         }
     }
 
-    /// Whether everything has converged: every session ended at its gateway, none shown live by the
-    /// registry, and every command of the terminations since `since` acknowledged or failed.
-    pub async fn converged(&self, fleet: &Fleet, since: SystemTime) -> bool {
-        if fleet.ended_count() < fleet.session_count() {
-            return false;
-        }
+    /// Which parts have converged: every session ended at its gateway; none shown live by the
+    /// registry; every command of the terminations since `since` acknowledged or failed.
+    pub async fn converged(&self, fleet: &Fleet, since: SystemTime) -> [bool; 3] {
+        let gateways = fleet.ended_count() >= fleet.session_count();
+        let mut registry = true;
         for gateway in fleet.ids() {
-            match self.live_on(&gateway).await {
-                Some(0) => {}
-                _ => return false,
+            if self.live_on(&gateway).await != Some(0) {
+                registry = false;
+                break;
             }
         }
-        let Ok(terminations) = self.terminations_since(since).await else {
-            return false;
+        let termination = match self.terminations_since(since).await {
+            Ok(terminations) => {
+                let open: u32 = terminations.iter().map(|t| t.pending + t.delivered).sum();
+                let closed: u32 = terminations
+                    .iter()
+                    .map(|t| t.acknowledged + t.failed + t.already_ended)
+                    .sum();
+                open == 0 && closed as usize >= fleet.session_count()
+            }
+            Err(_) => false,
         };
-        let open: u32 = terminations.iter().map(|t| t.pending + t.delivered).sum();
-        let closed: u32 = terminations
-            .iter()
-            .map(|t| t.acknowledged + t.failed + t.already_ended)
-            .sum();
-        open == 0 && closed as usize >= fleet.session_count()
+        [gateways, registry, termination]
     }
 
-    /// Waits until [`Observer::converged`]; returns when it first held, or `None` after [`GIVE_UP`].
-    pub async fn wait_converged(&self, fleet: &Fleet, since: SystemTime) -> Option<Instant> {
+    /// Waits until every part of [`Observer::converged`] holds at once; returns when each part
+    /// first held (gateways, registry, termination) and when all did, or `None` after [`GIVE_UP`].
+    pub async fn wait_converged(&self, fleet: &Fleet, since: SystemTime) -> Option<([Instant; 3], Instant)> {
         let deadline = Instant::now() + GIVE_UP;
+        let mut first: [Option<Instant>; 3] = [None; 3];
         while Instant::now() < deadline {
-            if self.converged(fleet, since).await {
-                return Some(Instant::now());
+            let parts = self.converged(fleet, since).await;
+            let now = Instant::now();
+            for (part, held) in first.iter_mut().zip(parts) {
+                if held && part.is_none() {
+                    *part = Some(now);
+                }
+            }
+            if parts.iter().all(|held| *held) {
+                return Some((first.map(|at| at.unwrap_or(now)), now));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

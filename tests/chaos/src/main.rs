@@ -83,10 +83,13 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("{}, repetition {}", scenario.name(), rep + 1))?;
             eprintln!(
-                "  {} #{}: converged after {}{}",
+                "  {} #{}: converged after {} (gateways {}, registry {}, termination {}){}",
                 scenario.name(),
                 rep + 1,
                 outcome.convergence.map_or("never".into(), report::millis),
+                report::millis(outcome.parts[0]),
+                report::millis(outcome.parts[1]),
+                report::millis(outcome.parts[2]),
                 if outcome.broken.is_empty() {
                     String::new()
                 } else {

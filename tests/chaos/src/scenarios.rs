@@ -84,6 +84,8 @@ pub struct Outcome {
     pub convergence: Option<Duration>,
     /// Database crashed → the slowest service answering NOT_SERVING (PostgreSQL only).
     pub health: Option<Duration>,
+    /// Fault healed → each part converged: the gateways, the registry, termination.
+    pub parts: [Duration; 3],
     /// Invariants that broke.
     pub broken: Vec<String>,
 }
@@ -112,7 +114,10 @@ pub async fn run(scenario: Scenario, cluster: &mut Cluster, rep: usize, load: Lo
     };
     let observer = Observer::new(cluster);
     match observer.wait_converged(&fleet, since).await {
-        Some(at) => outcome.convergence = Some(at.saturating_duration_since(healed)),
+        Some((parts, at)) => {
+            outcome.convergence = Some(at.saturating_duration_since(healed));
+            outcome.parts = parts.map(|part| part.saturating_duration_since(healed));
+        }
         None => outcome
             .broken
             .push(format!("not converged within {:?}", crate::check::GIVE_UP)),

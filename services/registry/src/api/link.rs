@@ -168,11 +168,7 @@ impl Pump {
     ) {
         // Pending kills go first, right after the welcome (and the lock set), before anything the
         // agent says is handled.
-        let pending = pending.into_iter().map(|command| pb::ControllerMessage {
-            trace_context: Default::default(),
-            message: Some(pb::controller_message::Message::Terminate(command)),
-        });
-        let stop = if self.forward(pending).await.is_err() {
+        let stop = if self.forward(pending.into_iter().map(terminate)).await.is_err() {
             Stop::Now
         } else {
             self.pump(&mut inbound, &mut commands, &mut locks).await
@@ -196,8 +192,20 @@ impl Pump {
         let silence = tokio::time::sleep(grace);
         tokio::pin!(silence);
         let mut locks_open = true;
+        let mut catch_up: Option<tokio::task::JoinHandle<Vec<pb::TerminateCommand>>> = None;
         loop {
             tokio::select! {
+                pending = async {
+                    match catch_up.as_mut() {
+                        Some(task) => task.await,
+                        None => std::future::pending().await,
+                    }
+                }, if catch_up.is_some() => {
+                    catch_up = None;
+                    if self.forward(pending.unwrap_or_default().into_iter().map(terminate)).await.is_err() {
+                        return Stop::Now;
+                    }
+                }
                 () = &mut silence => {
                     tracing::warn!(gateway = %self.link.gateway_id(), ?grace, "gateway silent for longer than its grace period; closing its link");
                     let _ = self.outbound.try_send(Ok(reconnect(format!("the registry heard nothing on this link for {grace:?}"))));
@@ -247,9 +255,11 @@ impl Pump {
                         }
                     }
                     Some(Delivery::MayHaveMissed) => {
-                        // Whatever was published during the break is re-sent by the termination
-                        // service's redelivery, from its database.
-                        tracing::info!(gateway = %self.link.gateway_id(), "command channel resubscribed after a bus break");
+                        // Whatever was published during the break is lost: the pending kills are
+                        // read again (as after the welcome) rather than left to the termination
+                        // service's redelivery, seconds later.
+                        tracing::info!(gateway = %self.link.gateway_id(), "command channel resubscribed after a bus break; reading pending kills");
+                        catch_up = Some(self.link.fetch_pending());
                     }
                     None => {
                         tracing::warn!(gateway = %self.link.gateway_id(), "command channel closed; asking the agent to reconnect");
@@ -306,6 +316,13 @@ impl Pump {
             }
         }
         Ok(())
+    }
+}
+
+fn terminate(command: pb::TerminateCommand) -> pb::ControllerMessage {
+    pb::ControllerMessage {
+        trace_context: Default::default(),
+        message: Some(pb::controller_message::Message::Terminate(command)),
     }
 }
 
