@@ -361,10 +361,19 @@ impl LinkState {
 
     /// Reads this gateway's pending kills again, on a task of its own (the link's loop does not
     /// wait on termination): after a bus break, whatever was published meanwhile was lost.
-    pub(crate) fn fetch_pending(&self) -> tokio::task::JoinHandle<Vec<pb::TerminateCommand>> {
+    /// Also a moment after a link opens: a kill whose record was not yet committed when the
+    /// welcome's pending kills were read was published while no replica held the gateway's
+    /// channel, and would otherwise wait for termination's re-send, seconds later.
+    pub(crate) fn fetch_pending(
+        &self,
+        after: std::time::Duration,
+    ) -> tokio::task::JoinHandle<Vec<pb::TerminateCommand>> {
         let registry = self.registry.clone();
         let gateway_id = self.gateway_id.clone();
-        tokio::spawn(async move { pending_commands(&registry.inner, &gateway_id).await })
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            pending_commands(&registry.inner, &gateway_id).await
+        })
     }
 
     /// A kill went down the link: the termination service learns it was delivered.

@@ -23,7 +23,7 @@ const POLICY_SETTINGS: &[(&str, &str)] = &[
     ("VIGIL_POLICY__LEASE_TTL", "1s"),
     ("VIGIL_POLICY__SWEEP_INTERVAL", "250ms"),
     // Small pages, so a sweep of a few hundred sessions takes several steps to kill the leader in.
-    ("VIGIL_POLICY__PAGE_SIZE", "20"),
+    ("VIGIL_POLICY__PAGE_SIZE", "100"),
 ];
 
 /// One service process and its gRPC port.

@@ -70,6 +70,13 @@ async fn main() -> anyhow::Result<()> {
     // PostgreSQL (run as its own user) must reach its directory inside.
     std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     eprintln!("vigil-chaos: services and logs in {}", root.display());
+    // The simulated gateways' agents log to gateways.log (RUST_LOG, default info).
+    let agent_log = std::fs::File::create(root.join("gateways.log"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::sync::Mutex::new(agent_log))
+        .with_ansi(false)
+        .init();
     let mut cluster = Cluster::start(&root, &bin_dir).await?;
     let load = Load {
         gateways: cli.gateways,

@@ -145,12 +145,25 @@ async fn end_all(channel: Channel) -> anyhow::Result<String> {
     loop {
         match client.terminate(request.clone()).await {
             Ok(termination) => return Ok(termination.into_inner().id),
-            Err(status) if Instant::now() < deadline && status.code() == tonic::Code::Unavailable => {
+            // The call itself may die with the replica that resolves it (nothing is recorded then).
+            Err(status) if Instant::now() < deadline && retryable(status.code()) => {
+                eprintln!(
+                    "    Terminate(All) failed ({}: {}); retrying",
+                    status.code(),
+                    status.message()
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(status) => bail!("Terminate(All) failed: {status}"),
         }
     }
+}
+
+fn retryable(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::DeadlineExceeded
+    )
 }
 
 async fn replica_killed(cluster: &mut Cluster) -> anyhow::Result<Instant> {

@@ -14,6 +14,7 @@
 //! Errors leave as `ServiceError` and become a `Status` in the runtime's one mapping.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::{mpsc, watch};
@@ -140,6 +141,10 @@ impl GatewayLink for LinkApi {
     }
 }
 
+/// How long after a link opens its pending kills are read a second time (a kill recorded while the
+/// link was opening was published to no one: see `LinkState::fetch_pending`).
+const RELINK_RECHECK: Duration = Duration::from_millis(500);
+
 /// A link's loop: its state in the core, and the way down to the agent.
 struct Pump {
     link: LinkState,
@@ -192,7 +197,7 @@ impl Pump {
         let silence = tokio::time::sleep(grace);
         tokio::pin!(silence);
         let mut locks_open = true;
-        let mut catch_up: Option<tokio::task::JoinHandle<Vec<pb::TerminateCommand>>> = None;
+        let mut catch_up = Some(self.link.fetch_pending(RELINK_RECHECK));
         loop {
             tokio::select! {
                 pending = async {
@@ -259,7 +264,7 @@ impl Pump {
                         // read again (as after the welcome) rather than left to the termination
                         // service's redelivery, seconds later.
                         tracing::info!(gateway = %self.link.gateway_id(), "command channel resubscribed after a bus break; reading pending kills");
-                        catch_up = Some(self.link.fetch_pending());
+                        catch_up = Some(self.link.fetch_pending(Duration::ZERO));
                     }
                     None => {
                         tracing::warn!(gateway = %self.link.gateway_id(), "command channel closed; asking the agent to reconnect");
