@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use vigil_events::config::{EventsConfig, SinkConfig, SinkKind};
 use vigil_events::{Event, EventType, Outbox, OutboxTables};
 use vigil_testkit::{TestDatabase, eventually_within};
+
+mod common;
+use common::read_request;
 
 const SECRET: &str = "webhook-test-secret-0123456789";
 const SERVICE: &str = "webhooktest";
@@ -65,38 +68,6 @@ fn signature_ok(header: &str, body: &[u8]) -> bool {
         .filter_map(|i| u8::from_str_radix(&v1[2 * i..2 * i + 2], 16).ok())
         .collect();
     mac.verify_slice(&expected).is_ok()
-}
-
-/// Reads one HTTP/1.1 request: (lower-cased headers, body).
-async fn read_request(stream: &mut TcpStream) -> Option<(HashMap<String, String>, Vec<u8>)> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
-    let headers: HashMap<String, String> = head
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    let length: usize = headers.get("content-length")?.parse().ok()?;
-    while buffer.len() < head_end + length {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    }
-    Some((headers, buffer[head_end..head_end + length].to_vec()))
 }
 
 async fn handle(mut stream: TcpStream, received: Arc<Mutex<Received>>) {
