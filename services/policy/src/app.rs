@@ -37,6 +37,8 @@ pub struct PolicyConfig {
     /// TLS for this server and for the calls to the registry and termination.
     pub tls: TlsConfig,
     pub policy: PolicySettings,
+    /// Where this service's events go (webhooks, syslog) and how the relay works.
+    pub events: vigil_events::EventsConfig,
     /// The registry, which the sweeper asks for live sessions.
     pub registry_url: String,
     /// The termination service, which ends the sessions the sweeper finds and those a new lock
@@ -60,6 +62,7 @@ impl Default for PolicyConfig {
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             policy: PolicySettings::default(),
+            events: vigil_events::EventsConfig::default(),
             registry_url: "http://127.0.0.1:7400".into(),
             termination_url: "http://127.0.0.1:7403".into(),
             migrate_on_start: false,
@@ -96,6 +99,7 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
     // Lazy channels: a replica starts while the registry or termination is still coming up.
     let connector = ServiceConnector::from_config(&config.auth, &config.tls)?;
     let store = open_store(&config.database, config.migrate_on_start).await?;
+    let relay = vigil_events::relay::spawn(store.connection().clone(), "policy", &config.events, shutdown.clone())?;
     let bus = bus::connect(&config.bus).await?;
     let clock = Arc::new(SystemClock);
     let terminator = Arc::new(GrpcSessionTerminator::new(
@@ -144,5 +148,6 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
         sweeper.stop().await;
     }
     let _ = lock_refresh.await;
+    relay.stopped().await;
     Ok(())
 }

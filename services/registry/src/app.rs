@@ -34,6 +34,8 @@ pub struct RegistryConfig {
     /// TLS for this server and for the calls to termination, geo and policy.
     pub tls: TlsConfig,
     pub registry: RegistrySettings,
+    /// Where this service's events go (webhooks, syslog) and how the relay works.
+    pub events: vigil_events::EventsConfig,
     /// Run database migrations at start-up (the embedded default does; production runs
     /// `vigil-registry migrate` once, as a Kubernetes Job).
     pub migrate_on_start: bool,
@@ -78,6 +80,7 @@ pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow:
         .validate_for_production(config.server.production)
         .map_err(anyhow::Error::msg)?;
     let store = open_store(&config.database, config.migrate_on_start).await?;
+    let relay = vigil_events::relay::spawn(store.connection().clone(), "registry", &config.events, shutdown.clone())?;
     let bus = bus::connect(&config.bus).await?;
     // Checked before anything starts: a misconfigured server should not get half way.
     let server = Server::new(config.server.clone()).with_security(&config.auth, &config.tls)?;
@@ -120,6 +123,7 @@ pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow:
     let listener = vigil_runtime::server::bind(config.server.listen).await?;
     server.serve(listener, shutdown).await?;
     registry.stopped().await;
+    relay.stopped().await;
     Ok(())
 }
 

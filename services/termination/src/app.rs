@@ -36,6 +36,8 @@ pub struct TerminationConfig {
     /// TLS for this server and for the calls to the registry.
     pub tls: TlsConfig,
     pub termination: TerminationSettings,
+    /// Where this service's events go (webhooks, syslog) and how the relay works.
+    pub events: vigil_events::EventsConfig,
     /// The registry, which resolves selectors.
     pub registry_url: String,
     /// Run database migrations at start-up.
@@ -56,6 +58,7 @@ impl Default for TerminationConfig {
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             termination: TerminationSettings::default(),
+            events: vigil_events::EventsConfig::default(),
             registry_url: "http://127.0.0.1:7400".into(),
             migrate_on_start: false,
         }
@@ -99,6 +102,12 @@ pub async fn run(config: TerminationConfig, shutdown: CancellationToken) -> anyh
     config.termination.validate().map_err(anyhow::Error::msg)?;
     let server = Server::new(config.server.clone()).with_security(&config.auth, &config.tls)?;
     let store = open_store(&config.database, config.migrate_on_start).await?;
+    let relay = vigil_events::relay::spawn(
+        store.connection().clone(),
+        "termination",
+        &config.events,
+        shutdown.clone(),
+    )?;
     let bus = bus::connect(&config.bus).await?;
     let registry = ServiceConnector::from_config(&config.auth, &config.tls)?
         .connect("registry_url", &config.registry_url, Duration::from_secs(5))
@@ -126,5 +135,6 @@ pub async fn run(config: TerminationConfig, shutdown: CancellationToken) -> anyh
     ));
     let listener = vigil_runtime::server::bind(config.server.listen).await?;
     server.serve(listener, shutdown).await?;
+    relay.stopped().await;
     Ok(())
 }

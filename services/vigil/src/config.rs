@@ -41,6 +41,8 @@ pub struct VigilConfig {
     /// A real SSH gateway (vigil-gateway) in front of a built-in toy shell, so `vigil run` offers a real
     /// `ssh` session at once.
     pub demo_gateway: DemoGatewaySettings,
+    /// Where this service's events go (webhooks, syslog) and how the relay works.
+    pub events: vigil_events::EventsConfig,
 }
 
 impl Default for VigilConfig {
@@ -68,6 +70,7 @@ impl Default for VigilConfig {
             },
             simulation: SimulationSettings::default(),
             demo_gateway: DemoGatewaySettings::default(),
+            events: vigil_events::EventsConfig::default(),
         }
     }
 }

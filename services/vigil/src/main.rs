@@ -170,12 +170,19 @@ async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Re
     let server = Server::new(config.server.clone()).with_security(&config.auth, &config.tls)?;
 
     let store = open_store(&config.database, true).await?;
+    vigil_events::relay::spawn(store.connection().clone(), "registry", &config.events, shutdown.clone())?;
     let bus = vigil_runtime::bus::connect(&config.bus).await?;
     let registry = Registry::start(config.registry.clone(), store, bus.clone(), shutdown.clone()).await?;
 
     // Termination asks the registry in process, and the registry's links report to it in process.
     config.termination.validate().map_err(anyhow::Error::msg)?;
     let termination_store = vigil_termination::app::open_store(&config.database, true).await?;
+    vigil_events::relay::spawn(
+        termination_store.connection().clone(),
+        "termination",
+        &config.events,
+        shutdown.clone(),
+    )?;
     let terminator = Terminator::new(
         termination_store,
         Arc::new(registry.clone()),
@@ -192,6 +199,12 @@ async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Re
     // Policy admits starts and sweeps idle and overlong sessions (it leads alone here; the lease
     // still guards against a second all-in-one on the same database).
     let policy_store = vigil_policy::app::open_store(&config.database, true).await?;
+    vigil_events::relay::spawn(
+        policy_store.connection().clone(),
+        "policy",
+        &config.events,
+        shutdown.clone(),
+    )?;
     let policy = PolicyEngine::new(policy_store.clone(), Arc::new(SystemClock));
     // Locks are published on the shared in-process bus (the registry passes them to the gateways)
     // and end the sessions they cover through termination, in process.

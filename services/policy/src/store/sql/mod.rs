@@ -7,6 +7,7 @@
 mod conditions;
 mod lease;
 mod locks;
+mod outbox;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -116,15 +117,17 @@ fn records(rows: Vec<policy::Model>) -> ServiceResult<Vec<PolicyRecord>> {
 impl PolicyStore for SqlPolicyStore {
     async fn create_policy(&self, policy: &PolicyRecord) -> ServiceResult<()> {
         use policy::Column;
+        let txn = self.write_transaction().await?;
         let inserted = policy::Entity::insert(policy::active_model(policy))
             .on_conflict(
                 OnConflict::columns([Column::ScopeKind, Column::ScopeName])
                     .do_nothing()
                     .to_owned(),
             )
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await?;
         if inserted == 0 {
+            drop(txn);
             let holder = policy::Entity::find()
                 .filter(Column::ScopeKind.eq(policy.scope.kind().as_str()))
                 .filter(Column::ScopeName.eq(policy.scope.name()))
@@ -136,7 +139,8 @@ impl PolicyStore for SqlPolicyStore {
                 policy.scope
             )));
         }
-        Ok(())
+        outbox::policy_saved(&txn, policy, false).await?;
+        Ok(txn.commit().await?)
     }
 
     async fn get_policy(&self, id: &str) -> ServiceResult<Option<PolicyRecord>> {
@@ -196,22 +200,33 @@ impl PolicyStore for SqlPolicyStore {
             ..Default::default()
         };
         policy::set_rules(&mut changes, rules);
+        let txn = self.write_transaction().await?;
         let rows = policy::Entity::update_many()
             .set(changes)
             .filter(policy::Column::Id.eq(id))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await?;
-        rows.into_iter().next().map(policy::Model::into_record).transpose()
+        let updated = rows.into_iter().next().map(policy::Model::into_record).transpose()?;
+        if let Some(policy) = &updated {
+            outbox::policy_saved(&txn, policy, true).await?;
+        }
+        txn.commit().await?;
+        Ok(updated)
     }
 
     async fn delete_policy(&self, id: &str) -> ServiceResult<DeleteOutcome> {
         use policy::Column;
-        let deleted = policy::Entity::delete_many()
-            .filter(Column::Id.eq(id))
-            .filter(Column::ScopeKind.ne(ScopeKind::Global.as_str()))
-            .exec(&self.db)
-            .await?;
-        if deleted.rows_affected > 0 {
+        let txn = self.write_transaction().await?;
+        let deleted = records(
+            policy::Entity::delete_many()
+                .filter(Column::Id.eq(id))
+                .filter(Column::ScopeKind.ne(ScopeKind::Global.as_str()))
+                .exec_with_returning(&txn)
+                .await?,
+        )?;
+        outbox::policy_deleted(&txn, deleted.first()).await?;
+        txn.commit().await?;
+        if !deleted.is_empty() {
             return Ok(DeleteOutcome::Deleted);
         }
         // Nothing deleted: the id is unknown, or it is the global policy (which never goes away,
@@ -345,6 +360,7 @@ impl PolicyStore for SqlPolicyStore {
                 .await?;
             recorded.extend(keys);
         }
+        outbox::idle_warned(&txn, &recorded, warnings, now).await?;
         txn.commit().await?;
         Ok(recorded)
     }
@@ -401,6 +417,7 @@ impl PolicyStore for SqlPolicyStore {
     async fn create_lock(&self, lock: &LockRecord) -> ServiceResult<u64> {
         let txn = self.write_transaction().await?;
         let version = locks::create(&txn, lock).await?;
+        outbox::lock_created(&txn, lock).await?;
         txn.commit().await?;
         Ok(version)
     }
@@ -408,6 +425,7 @@ impl PolicyStore for SqlPolicyStore {
     async fn delete_lock(&self, id: &str) -> ServiceResult<Option<(LockRecord, u64)>> {
         let txn = self.write_transaction().await?;
         let deleted = locks::delete(&txn, id).await?;
+        outbox::lock_deleted(&txn, deleted.as_ref()).await?;
         txn.commit().await?;
         Ok(deleted)
     }
@@ -426,6 +444,7 @@ impl PolicyStore for SqlPolicyStore {
             return Ok(None);
         }
         let txn = self.write_transaction().await?;
+        outbox::locks_expiring(&txn, now).await?;
         let version = locks::announce_expired(&txn, now).await?;
         txn.commit().await?;
         Ok(version)

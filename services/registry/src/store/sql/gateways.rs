@@ -112,6 +112,8 @@ impl SqlStore {
             .await?;
         // Decoded before committing, so a row that cannot be read back changes nothing.
         let ended = records(ended)?;
+        super::outbox::gateways_lost(&txn, &gateway_ids, end.ended_at).await?;
+        super::outbox::sessions_ended(&txn, &ended).await?;
         txn.commit().await?;
         Ok(LostGateways { gateway_ids, ended })
     }

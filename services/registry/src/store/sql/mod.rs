@@ -7,6 +7,7 @@
 mod activity;
 mod conditions;
 mod gateways;
+pub(crate) mod outbox;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -136,8 +137,12 @@ fn to_count(value: i64) -> u64 {
 impl SessionStore for SqlStore {
     async fn insert_session(&self, session: &SessionRecord) -> ServiceResult<()> {
         let row = session::active_model(session)?;
-        match session::Entity::insert(row).exec_without_returning(&self.db).await {
-            Ok(_) => Ok(()),
+        let txn = self.write_transaction().await?;
+        match session::Entity::insert(row).exec_without_returning(&txn).await {
+            Ok(_) => {
+                outbox::session_started(&txn, session).await?;
+                Ok(txn.commit().await?)
+            }
             Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
                 ServiceError::AlreadyExists(format!("session {} already exists", session.id)),
             ),
@@ -164,19 +169,18 @@ impl SessionStore for SqlStore {
             update = update.filter(Column::GatewayId.eq(gateway_id));
         }
         // The `ended_at IS NULL` condition makes this idempotent: a second end matches no row.
-        update
-            .exec_with_returning(&self.db)
-            .await?
-            .into_iter()
-            .next()
-            .map(session::Model::into_record)
-            .transpose()
+        let txn = self.write_transaction().await?;
+        let ended = records(update.exec_with_returning(&txn).await?)?;
+        outbox::sessions_ended(&txn, &ended).await?;
+        txn.commit().await?;
+        Ok(ended.into_iter().next())
     }
 
     async fn end_sessions(&self, ends: &[GatewayEnd]) -> ServiceResult<Vec<Option<SessionRecord>>> {
         if ends.is_empty() {
             return Ok(Vec::new());
         }
+        let txn = self.write_transaction().await?;
         let ended: Vec<SessionRecord> = match self.backend() {
             // One statement for the whole batch, the rows passed as arrays.
             DbBackend::Postgres => {
@@ -204,11 +208,10 @@ impl SessionStore for SqlStore {
                         ends.iter().map(|e| e.end.detail.clone()).collect::<Vec<_>>().into(),
                     ],
                 );
-                records(session::Entity::find().from_raw_sql(statement).all(&self.db).await?)?
+                records(session::Entity::find().from_raw_sql(statement).all(&txn).await?)?
             }
             // SQLite runs in process: a statement costs no round trip.
             _ => {
-                let txn = self.write_transaction().await?;
                 let mut ended = Vec::new();
                 for entry in ends {
                     let rows = ending(&entry.end)
@@ -218,10 +221,11 @@ impl SessionStore for SqlStore {
                         .await?;
                     ended.extend(records(rows)?);
                 }
-                txn.commit().await?;
                 ended
             }
         };
+        outbox::sessions_ended(&txn, &ended).await?;
+        txn.commit().await?;
         // Each ended record answers the first entry that named it.
         let mut by_id: HashMap<String, SessionRecord> =
             ended.into_iter().map(|session| (session.id.clone(), session)).collect();
@@ -380,6 +384,7 @@ impl SessionStore for SqlStore {
             ended: records(ended)?,
             registered: records(registered)?,
         };
+        outbox::sessions_ended(&txn, &reconciliation.ended).await?;
         txn.commit().await?;
         Ok(reconciliation)
     }
@@ -610,15 +615,17 @@ impl SessionStore for SqlStore {
             last_seen_at: sea_orm::Set(now),
             agent_version: sea_orm::Set(agent_version.to_owned()),
         };
+        let txn = self.write_transaction().await?;
         gateway::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(G::Id)
                     .update_columns([G::Connected, G::Replica, G::ConnectedAt, G::LastSeenAt, G::AgentVersion])
                     .to_owned(),
             )
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await?;
-        Ok(())
+        outbox::gateway_connected(&txn, gateway_id, replica, agent_version, now).await?;
+        Ok(txn.commit().await?)
     }
 
     async fn gateway_disconnected(&self, gateway_id: &str, replica: &str, now: EpochMillis) -> ServiceResult<()> {

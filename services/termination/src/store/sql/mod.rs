@@ -5,6 +5,7 @@
 //! statement run them in one transaction.
 
 mod conditions;
+mod outbox;
 mod record;
 mod reports;
 
@@ -151,6 +152,7 @@ impl TerminationStore for SqlTerminationStore {
     ) -> ServiceResult<Vec<CommandRecord>> {
         let txn = self.write_transaction().await?;
         let stored = record::record(&txn, termination, commands).await?;
+        outbox::requested(&txn, termination, &stored).await?;
         txn.commit().await?;
         // Reports that beat these rows to the database are applied now, off the caller's path.
         let store = self.clone();
@@ -255,6 +257,7 @@ impl TerminationStore for SqlTerminationStore {
         // Deliveries first: a command delivered and answered in the same batch keeps both times.
         let delivered: HashSet<String> = reports::deliver(&txn, &plan.deliveries).await?.into_iter().collect();
         let settled: HashSet<String> = reports::settle(&txn, &plan.settlements).await?.into_iter().collect();
+        outbox::reported(&txn, &delivered, &settled).await?;
         // What changed nothing may be about a command whose termination is still being recorded
         // (the kill is published while it is written): kept, and applied once the row exists. Each
         // kind on its own: the record may commit between the two statements, so that the answer

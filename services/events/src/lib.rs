@@ -1,0 +1,27 @@
+//! Vigil's security events, sent where security teams already look.
+//!
+//! - [`event`]: the model — a stable id (UUIDv7), a type, a time, the actor, the subject's fields,
+//!   the session that orders it.
+//! - [`outbox`]: each service writes its events into a table of its own store, in the transaction
+//!   of the change that causes them ([`outbox::append`]); its migration creates the tables
+//!   ([`outbox::migrate_up`]).
+//! - [`relay`]: reads an outbox and delivers to the configured sinks, at least once, in order per
+//!   session, on any replica without a leader.
+//! - [`sink`]: webhooks (CloudEvents 1.0 JSON, HMAC-SHA256 signed) and syslog (RFC 5424 over TCP,
+//!   TLS or UDP; optionally CEF), written by [`format`].
+//! - [`config`]: the `[events]` section.
+//!
+//! This crate depends on no service: services depend on it, as they do on `vigil-runtime`.
+
+pub mod config;
+pub mod event;
+pub mod format;
+pub mod metrics;
+pub mod outbox;
+pub mod relay;
+pub mod sink;
+
+pub use config::{EventsConfig, SinkConfig};
+pub use event::{Event, EventType};
+pub use outbox::{Outbox, OutboxTables};
+pub use relay::RelayHandle;
