@@ -19,9 +19,11 @@
 //!    - memory: the child replica's resident set as agents and sessions are added.
 //! 3. Geo lookups on one thread, and the table.
 
+mod costs;
 mod fleet;
 mod logs;
 mod maintenance;
+mod measure;
 mod phases;
 mod replica;
 mod report;
@@ -34,15 +36,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
 use clap::Parser;
+use tokio::runtime::Handle;
 use tonic::transport::Channel;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
 use tracing_subscriber::prelude::*;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 
-use crate::fleet::{Fleet, FleetSpec};
+use crate::fleet::Fleet;
 use crate::maintenance::Maintenance;
-use crate::replica::{ChildReplica, ReplicaSpec};
+use crate::measure::Measurement;
 use crate::report::{EndAll, Kills, Repopulation, Report, Scale, Yardsticks};
 use crate::world::{World, WorldConfig};
 
@@ -57,65 +60,65 @@ const ACK_PATIENCE: Duration = Duration::from_secs(90);
 const KILL_PACE: Duration = Duration::from_millis(5);
 /// How long the registry may take to record every agent's departure before the schema is dropped.
 const LINKS_PATIENCE: Duration = Duration::from_secs(30);
-/// Database round trips sampled per world.
-const DB_SAMPLES: usize = 500;
+/// Worker threads of the services' runtime (the all-in-one's default on this 2-core machine).
+const SERVICE_WORKERS: usize = 2;
 
 /// Measures kill latency and end-all time against real PostgreSQL and Redis.
 #[derive(Debug, Parser)]
 #[command(name = "vigil-bench", version)]
-struct Args {
+pub struct Args {
     /// Connected agents, one world per count (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "10000")]
-    agents: Vec<usize>,
+    pub agents: Vec<usize>,
     /// Live sessions, spread evenly over the agents.
     #[arg(long, default_value_t = 100_000)]
-    sessions: usize,
+    pub sessions: usize,
     /// Single-session kills measured per world.
     #[arg(long, default_value_t = 500)]
-    kill_samples: usize,
+    pub kill_samples: usize,
     /// PUBLISH → message samples per Redis yardstick.
     #[arg(long, default_value_t = 2_000)]
-    publish_samples: usize,
+    pub publish_samples: usize,
     /// Skip the end-all phase.
     #[arg(long)]
-    skip_end_all: bool,
+    pub skip_end_all: bool,
     /// Sessions opened through admission under load (0 skips the phase).
     #[arg(long, default_value_t = 2_000)]
-    admission_samples: usize,
+    pub admission_samples: usize,
     /// Session starts per second during the admission phase (an open loop, as users arrive).
     #[arg(long, default_value_t = 200.0)]
-    admission_rate: f64,
+    pub admission_rate: f64,
     /// ListSessions pages sampled (0 skips the phase).
     #[arg(long, default_value_t = 700)]
-    list_samples: usize,
+    pub list_samples: usize,
     /// WatchSessions streams, spread over two registry replicas (0 skips the phase).
     #[arg(long, default_value_t = 100)]
-    watchers: usize,
+    pub watchers: usize,
     /// Changes timed at every watcher.
     #[arg(long, default_value_t = 200)]
-    watch_samples: usize,
+    pub watch_samples: usize,
     /// How long every session reports activity, in seconds (0 skips the phase).
     #[arg(long, default_value_t = 60)]
-    activity_secs: u64,
+    pub activity_secs: u64,
     /// How often every session reports, in milliseconds.
     #[arg(long, default_value_t = 1_000)]
-    activity_interval_ms: u64,
+    pub activity_interval_ms: u64,
     /// Agents connected to the child replica for the memory figure (0 skips the phase).
     #[arg(long, default_value_t = 2_000)]
-    memory_agents: usize,
+    pub memory_agents: usize,
     /// Sessions per agent in the memory figure's second step.
     #[arg(long, default_value_t = 20)]
-    memory_sessions_per_agent: usize,
+    pub memory_sessions_per_agent: usize,
     /// HTTP/2 connections the agents' streams are multiplexed over.
     #[arg(long, default_value_t = 32)]
-    connections: usize,
+    pub connections: usize,
     /// Connection pool size of each service's store [default: the services' default, 8].
     #[arg(long)]
-    db_connections: Option<u32>,
+    pub db_connections: Option<u32>,
     /// Agents send heartbeats at the interval the registry asks for (10 s by default), as real
     /// agents do; off by default so the figures measure the kill path alone.
     #[arg(long)]
-    heartbeats: bool,
+    pub heartbeats: bool,
     /// PostgreSQL (a fresh schema is made and dropped).
     #[arg(
         long,
@@ -123,7 +126,7 @@ struct Args {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres",
         hide_env_values = true
     )]
-    database_url: String,
+    pub database_url: String,
     /// Redis (a fresh channel namespace is used).
     #[arg(
         long,
@@ -131,7 +134,7 @@ struct Args {
         default_value = "redis://127.0.0.1:6379",
         hide_env_values = true
     )]
-    redis_url: String,
+    pub redis_url: String,
 }
 
 #[tokio::main]
@@ -154,8 +157,36 @@ async fn main() -> ExitCode {
             }
         };
     }
-    // The services log at info per gateway link and warn by the thousand under load: errors are
-    // printed, warnings counted for the table (RUST_LOG=warn prints them too).
+    install_tracing();
+    let args = Args::parse();
+    // The services run on a runtime of their own, so their CPU time is theirs alone (see `costs`).
+    let services = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(SERVICE_WORKERS)
+        .thread_name(costs::SERVICE_THREAD)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("vigil-bench: cannot start the services' runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = run(&args, services.handle()).await;
+    services.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vigil-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The services log at info per gateway link and warn by the thousand under load: errors are
+/// printed, warnings counted for the table (RUST_LOG=warn prints them too), statements counted
+/// per phase.
+fn install_tracing() {
     let printed = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
     tracing_subscriber::registry()
@@ -165,18 +196,11 @@ async fn main() -> ExitCode {
                 .with_filter(printed),
         )
         .with(logs::WarningCounter.with_filter(LevelFilter::WARN))
+        .with(costs::StatementCounter.with_filter(filter_fn(costs::StatementCounter::wants)))
         .init();
-    let args = Args::parse();
-    match run(&args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("vigil-bench: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
-async fn run(args: &Args) -> anyhow::Result<()> {
+fn validate(args: &Args) -> anyhow::Result<()> {
     ensure!(!args.agents.is_empty(), "--agents needs at least one count");
     for &agents in &args.agents {
         ensure!(
@@ -193,26 +217,20 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         args.kill_samples,
         yardstick::WARM_UP
     );
+    Ok(())
+}
+
+async fn run(args: &Args, services: &Handle) -> anyhow::Result<()> {
+    validate(args)?;
     let started = Instant::now();
     let load_at_start = report::load_average();
     let progress = Progress(started);
-
-    progress.say(&format!(
-        "yardstick: Redis PUBLISH → message, {} samples, raw and through RedisBus",
-        args.publish_samples
-    ));
-    let namespace = format!("vigil-bench-{}", uuid::Uuid::new_v4().simple());
-    let raw = yardstick::raw_publish(&args.redis_url, &format!("{namespace}:yardstick"), args.publish_samples)
-        .await
-        .context("raw Redis yardstick")?;
-    let bus = yardstick::bus_publish(&args.redis_url, &namespace, args.publish_samples)
-        .await
-        .context("RedisBus yardstick")?;
+    let yardsticks = yardsticks(args, &progress).await?;
 
     let mut scales = Vec::with_capacity(args.agents.len());
     let mut failure = None;
     for &agents in &args.agents {
-        match run_scale(args, agents, &progress).await {
+        match run_scale(args, agents, &progress, services).await {
             Ok(scale) => scales.push(scale),
             Err(error) => {
                 failure = Some(error.context(format!("at {agents} agents")));
@@ -246,46 +264,81 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             .unwrap_or(vigil_runtime::database::DatabaseConfig::default().max_connections),
         heartbeats: args.heartbeats,
         load_at_start,
-        yardsticks: Yardsticks { raw, bus },
+        yardsticks,
         scales,
         geo_lookups,
         elapsed: started.elapsed(),
     };
     report.print();
-    match failure {
-        None => Ok(()),
-        Some(error) => Err(error),
-    }
+    failure.map_or(Ok(()), Err)
 }
 
-/// One world at one agent count: set up, measure, tear down (also on failure or Ctrl-C).
-async fn run_scale(args: &Args, agents: usize, progress: &Progress) -> anyhow::Result<Scale> {
+async fn yardsticks(args: &Args, progress: &Progress) -> anyhow::Result<Yardsticks> {
     progress.say(&format!(
-        "{agents} agents: starting registry + termination on a fresh schema"
+        "yardstick: Redis PUBLISH → message, {} samples, raw and through RedisBus",
+        args.publish_samples
     ));
-    let started = Instant::now();
+    let namespace = format!("vigil-bench-{}", uuid::Uuid::new_v4().simple());
+    let raw = yardstick::raw_publish(&args.redis_url, &format!("{namespace}:yardstick"), args.publish_samples)
+        .await
+        .context("raw Redis yardstick")?;
+    let bus = yardstick::bus_publish(&args.redis_url, &namespace, args.publish_samples)
+        .await
+        .context("RedisBus yardstick")?;
+    Ok(Yardsticks { raw, bus })
+}
+
+/// Starts the services on their own runtime, and the autovacuum stand-in when the server needs it.
+async fn start_world(args: &Args, services: &Handle) -> anyhow::Result<(World, Option<Maintenance>)> {
     let config = WorldConfig {
         database_url: args.database_url.clone(),
         redis_url: args.redis_url.clone(),
         db_connections: args.db_connections,
     };
-    let world = World::start(&config).await.context("start the services")?;
-    let maintenance = match Maintenance::start(&args.database_url, &world.schema).await {
-        Ok(maintenance) => maintenance,
+    let world = services
+        .spawn(async move { World::start(&config).await })
+        .await
+        .context("the services' start-up task")?
+        .context("start the services")?;
+    match Maintenance::start(&args.database_url, &world.schema).await {
+        Ok(maintenance) => Ok((world, maintenance)),
         Err(error) => {
             let _ = world.stop().await;
-            return Err(error);
+            Err(error)
         }
-    };
+    }
+}
+
+/// One world at one agent count: set up, measure, tear down (also on failure or Ctrl-C).
+async fn run_scale(args: &Args, agents: usize, progress: &Progress, services: &Handle) -> anyhow::Result<Scale> {
+    progress.say(&format!(
+        "{agents} agents: starting registry + termination on a fresh schema"
+    ));
+    let started = Instant::now();
+    let (world, maintenance) = start_world(args, services).await?;
     let world_start = started.elapsed();
     let warnings_before = logs::snapshot();
 
-    let outcome = tokio::select! {
-        outcome = measure(args, agents, &world, maintenance.as_ref(), progress) => outcome,
-        interrupted = tokio::signal::ctrl_c() => match interrupted {
-            Ok(()) => Err(anyhow!("interrupted")),
-            Err(error) => Err(anyhow!("cannot listen for Ctrl-C: {error}")),
-        },
+    let outcome = match costs::Meter::connect(&args.redis_url).await {
+        Ok(meter) => {
+            let measurement = Measurement {
+                args,
+                agents,
+                world: &world,
+                maintenance: maintenance.as_ref(),
+                progress,
+                meter,
+                costs: Vec::new(),
+            };
+            tokio::select! {
+                outcome = measurement.run() => outcome,
+                interrupted = tokio::signal::ctrl_c() => match interrupted {
+                    Ok(()) => Err(anyhow!("interrupted")),
+                    Err(error) => Err(anyhow!("cannot listen for Ctrl-C: {error}")),
+                },
+            }
+        }
+        Err(error) => Err(error),
     };
     progress.say(&format!("{agents} agents: tearing down"));
     let teardown_started = Instant::now();
@@ -307,200 +360,8 @@ async fn run_scale(args: &Args, agents: usize, progress: &Progress) -> anyhow::R
     Ok(scale)
 }
 
-/// The measurements on one world. Returns them and how long the agents took to leave.
-async fn measure(
-    args: &Args,
-    agents: usize,
-    world: &World,
-    maintenance: Option<&Maintenance>,
-    progress: &Progress,
-) -> anyhow::Result<(Scale, Duration)> {
-    // Between phases, what autovacuum would have done by then (when the server runs without it).
-    let between_phases = async || -> anyhow::Result<()> {
-        if let Some(maintenance) = maintenance {
-            progress.say(&format!(
-                "{agents} agents: VACUUM ANALYZE (autovacuum is off on this server)"
-            ));
-            maintenance.vacuum().await?;
-        }
-        Ok(())
-    };
-    progress.say(&format!(
-        "{agents} agents: connecting over {} HTTP/2 connections, {} sessions in their hellos",
-        args.connections.min(agents),
-        args.sessions
-    ));
-    let spec = FleetSpec {
-        url: world.url.clone(),
-        prefix: format!("bench{agents}"),
-        agents,
-        sessions: args.sessions,
-        connections: args.connections,
-        heartbeats: args.heartbeats,
-    };
-    let connecting = Fleet::connect(&spec);
-    let (mut fleet, connected) = match maintenance {
-        Some(maintenance) => maintenance.while_growing(connecting).await,
-        None => connecting.await,
-    }
-    .context("connect the agents")?;
-    between_phases().await?;
-    let counted = Instant::now();
-    let census = world.census().await?;
-    let count_query = counted.elapsed();
-    ensure!(
-        census.live_sessions == args.sessions as u64 && census.connected_gateways == agents as u64,
-        "the registry counts {} live sessions on {} connected gateways; the agents are {agents} holding {}",
-        census.live_sessions,
-        census.connected_gateways,
-        args.sessions
-    );
-    let db_round_trip = yardstick::database_round_trip(world.store(), DB_SAMPLES).await?;
-
-    let channel = vigil_runtime::server::connect_channel(&world.url, Duration::from_secs(5)).await?;
-    // An end-all's answer lists every command: far beyond tonic's 4 MiB default.
-    let mut client = TerminationServiceClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
-
-    let (kills, repopulation) = if args.kill_samples > 0 {
-        progress.say(&format!("{agents} agents: {} single-session kills", args.kill_samples));
-        let kills = kill_latency(&mut fleet, &mut client, args.kill_samples).await?;
-        progress.say(&format!(
-            "{agents} agents: re-populating {} killed sessions through admission",
-            kills.killed.len()
-        ));
-        let repopulation = repopulate(&mut fleet, world, &kills.killed, args.sessions).await?;
-        between_phases().await?;
-        (Some(kills), Some(repopulation))
-    } else {
-        (None, None)
-    };
-
-    let admission = if args.admission_samples > 0 {
-        progress.say(&format!(
-            "{agents} agents: {} admissions at {}/s",
-            args.admission_samples, args.admission_rate
-        ));
-        let admission = phases::admission(&mut fleet, agents, args.admission_samples, args.admission_rate).await?;
-        between_phases().await?;
-        Some(admission)
-    } else {
-        None
-    };
-    let list = if args.list_samples > 0 {
-        progress.say(&format!("{agents} agents: {} ListSessions pages", args.list_samples));
-        Some(phases::list(world, &spec.prefix, args.list_samples).await?)
-    } else {
-        None
-    };
-    let replica = if args.watchers > 0 || args.memory_agents > 0 {
-        progress.say(&format!(
-            "{agents} agents: starting a second registry replica in a child process"
-        ));
-        Some(
-            ChildReplica::spawn(&ReplicaSpec {
-                database_url: &args.database_url,
-                schema: &world.schema,
-                redis_url: &args.redis_url,
-                namespace: &world.namespace,
-            })
-            .await?,
-        )
-    } else {
-        None
-    };
-    let watch = match &replica {
-        Some(replica) if args.watchers > 0 => {
-            progress.say(&format!(
-                "{agents} agents: watch fan-out to {} watchers, {} changes",
-                args.watchers, args.watch_samples
-            ));
-            Some(phases::watch_fan_out(&mut fleet, world, replica, args.watchers, args.watch_samples).await?)
-        }
-        _ => None,
-    };
-    let activity = if args.activity_secs > 0 {
-        progress.say(&format!(
-            "{agents} agents: activity of every session every {} ms for {} s",
-            args.activity_interval_ms, args.activity_secs
-        ));
-        Some(
-            phases::activity(
-                &fleet,
-                world,
-                Duration::from_secs(args.activity_secs),
-                Duration::from_millis(args.activity_interval_ms.max(1)),
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-
-    if activity.is_some() {
-        between_phases().await?;
-    }
-    let end_all = if args.skip_end_all {
-        None
-    } else {
-        progress.say(&format!("{agents} agents: end-all of {} sessions", fleet.sessions()));
-        Some(end_all(&mut fleet, &mut client, world).await?)
-    };
-    fleet.check()?;
-    let memory = match replica {
-        Some(replica) => {
-            let memory = if args.memory_agents > 0 {
-                progress.say(&format!(
-                    "{agents} agents: memory of the child replica with {} more agents",
-                    args.memory_agents
-                ));
-                Some(
-                    phases::memory(
-                        &replica,
-                        &spec.prefix,
-                        args.memory_agents,
-                        args.memory_sessions_per_agent,
-                        args.connections,
-                    )
-                    .await?,
-                )
-            } else {
-                None
-            };
-            replica.stop().await.context("stop the child replica")?;
-            memory
-        }
-        None => None,
-    };
-    let link_drops = fleet.drops();
-
-    let leaving = Instant::now();
-    fleet.close().await;
-    let scale = Scale {
-        agents,
-        sessions: args.sessions,
-        world_start: Duration::ZERO,
-        connected,
-        count_query,
-        db_round_trip,
-        kills,
-        repopulation,
-        end_all,
-        admission,
-        list,
-        watch,
-        activity,
-        memory,
-        link_drops,
-        warnings: Vec::new(),
-        autovacuum_stand_in: false,
-        teardown: Duration::ZERO,
-        elapsed: Duration::ZERO,
-    };
-    Ok((scale, leaving.elapsed()))
-}
-
 /// `Terminate` of one session at a time, each after the previous one's command arrived.
-async fn kill_latency(
+pub(crate) async fn kill_latency(
     fleet: &mut Fleet,
     client: &mut TerminationServiceClient<Channel>,
     samples: usize,
@@ -556,7 +417,7 @@ async fn kill_latency(
 
 /// Opens one new session (through admission on the link) for every one killed, then waits for
 /// the registry to count them all live again.
-async fn repopulate(
+pub(crate) async fn repopulate(
     fleet: &mut Fleet,
     world: &World,
     killed: &[usize],
@@ -586,7 +447,7 @@ async fn repopulate(
 
 /// `Terminate(All)`: from the call until every agent has read the commands for all its sessions,
 /// then until the registry has applied every acknowledgement.
-async fn end_all(
+pub(crate) async fn end_all(
     fleet: &mut Fleet,
     client: &mut TerminationServiceClient<Channel>,
     world: &World,
@@ -639,10 +500,10 @@ async fn end_all(
 }
 
 /// Progress lines on stderr, stamped with the time since the start.
-struct Progress(Instant);
+pub struct Progress(Instant);
 
 impl Progress {
-    fn say(&self, what: &str) {
+    pub fn say(&self, what: &str) {
         eprintln!("[{:>7.1} s] {what}", self.0.elapsed().as_secs_f64());
     }
 }

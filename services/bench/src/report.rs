@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::costs::PhaseCost;
 use crate::fleet::Connected;
 use crate::stats::{Ms, Secs, Summary};
 
@@ -67,6 +68,8 @@ pub struct Scale {
     pub watch: Option<WatchFigures>,
     pub activity: Option<ActivityFigures>,
     pub memory: Option<MemoryFigures>,
+    /// What each phase cost per operation.
+    pub costs: Vec<PhaseCost>,
     /// Links the registry dropped (each re-opened by its agent), by reason.
     pub link_drops: Vec<(String, usize)>,
     /// Warnings and errors the services logged in this world, by message, most frequent first.
@@ -175,7 +178,19 @@ pub struct EndAll {
 impl Report {
     pub fn print(&self) {
         let raw = Summary::of(&self.yardsticks.raw);
-        let bus = Summary::of(&self.yardsticks.bus);
+        self.print_header();
+        self.print_yardsticks(raw);
+        self.print_setup();
+        self.print_kills();
+        self.print_end_all();
+        self.print_strain();
+        self.print_phases();
+        self.print_costs();
+        self.print_summary(raw);
+        println!();
+    }
+
+    fn print_header(&self) {
         println!();
         println!(
             "Vigil benchmark — {}",
@@ -193,16 +208,28 @@ impl Report {
             if self.heartbeats { "on" } else { "off" },
             Secs(self.elapsed)
         );
+    }
 
+    fn print_yardsticks(&self, raw: Option<Summary>) {
         section("Yardstick: Redis PUBLISH → message (one at a time, paced)");
         println!(
             "  {:<34} {:>8} {:>11} {:>11} {:>11}",
             "path", "samples", "p50", "p99", "max"
         );
-        for (name, summary) in [
-            ("raw redis crate  (ratio baseline)", raw),
-            ("RedisBus (the services' path)", bus),
-        ] {
+        let bus = Summary::of(&self.yardsticks.bus);
+        let round_trips = self.scales.iter().map(|scale| {
+            (
+                format!("PostgreSQL round trip ({} agents)", scale.agents),
+                Summary::of(&scale.db_round_trip),
+            )
+        });
+        let rows = [
+            ("raw redis crate  (ratio baseline)".to_owned(), raw),
+            ("RedisBus (the services' path)".to_owned(), bus),
+        ]
+        .into_iter()
+        .chain(round_trips);
+        for (name, summary) in rows {
             if let Some(s) = summary {
                 println!(
                     "  {name:<34} {:>8} {:>11} {:>11} {:>11}",
@@ -213,19 +240,9 @@ impl Report {
                 );
             }
         }
-        for scale in &self.scales {
-            if let Some(s) = Summary::of(&scale.db_round_trip) {
-                println!(
-                    "  {:<34} {:>8} {:>11} {:>11} {:>11}",
-                    format!("PostgreSQL round trip ({} agents)", scale.agents),
-                    s.count,
-                    Ms(s.p50),
-                    Ms(s.p99),
-                    Ms(s.max)
-                );
-            }
-        }
+    }
 
+    fn print_setup(&self) {
         section("Setup (per world)");
         println!(
             "  {:>7} {:>9} {:>10} {:>14} {:>12} {:>11} {:>11} {:>11} {:>10}",
@@ -277,60 +294,64 @@ impl Report {
                 );
             }
         }
+    }
 
+    fn print_kills(&self) {
         section("Kill latency: Terminate(one session id) over gRPC → TerminateCommand read by its agent");
         println!(
             "  {:>7} {:>8} {:>11} {:>11} {:>11} {:>11} {:>13} {:>13}",
             "agents", "samples", "p50", "p99", "max", "mean", "RPC ret. p50", "RPC ret. p99"
         );
         for scale in &self.scales {
-            if let (Some(kills), Some(s)) = (
-                &scale.kills,
-                scale.kills.as_ref().and_then(|k| Summary::of(&k.latencies)),
-            ) {
-                let rpc = Summary::of(&kills.rpc);
-                println!(
-                    "  {:>7} {:>8} {:>11} {:>11} {:>11} {:>11} {:>13} {:>13}",
-                    scale.agents,
-                    s.count,
-                    Ms(s.p50),
-                    Ms(s.p99),
-                    Ms(s.max),
-                    Ms(s.mean),
-                    rpc.map_or("-".into(), |r| Ms(r.p50).to_string()),
-                    rpc.map_or("-".into(), |r| Ms(r.p99).to_string())
-                );
-            }
+            let Some(kills) = &scale.kills else { continue };
+            let Some(s) = Summary::of(&kills.latencies) else {
+                continue;
+            };
+            let rpc = Summary::of(&kills.rpc);
+            println!(
+                "  {:>7} {:>8} {:>11} {:>11} {:>11} {:>11} {:>13} {:>13}",
+                scale.agents,
+                s.count,
+                Ms(s.p50),
+                Ms(s.p99),
+                Ms(s.max),
+                Ms(s.mean),
+                rpc.map_or("-".into(), |r| Ms(r.p50).to_string()),
+                rpc.map_or("-".into(), |r| Ms(r.p99).to_string())
+            );
         }
+    }
 
+    fn print_end_all(&self) {
         section("End-all: Terminate(All) → every agent holds all its commands");
         println!(
             "  {:>7} {:>9} {:>11} {:>11} {:>11} {:>11} {:>11} {:>12}",
             "agents", "sessions", "resolve†", "first cmd", "RPC ret.", "agents p50", "last agent", "all ended*"
         );
         for scale in &self.scales {
-            if let Some(end_all) = &scale.end_all {
-                let agents = Summary::of(&end_all.per_agent);
-                println!(
-                    "  {:>7} {:>9} {:>11} {:>11} {:>11} {:>11} {:>11} {:>12}",
-                    scale.agents,
-                    end_all.sessions,
-                    Secs(end_all.resolve),
-                    Secs(end_all.first_command),
-                    Secs(end_all.returned),
-                    agents.map_or("-".into(), |s| Secs(s.p50).to_string()),
-                    agents.map_or("-".into(), |s| Secs(s.max).to_string()),
-                    end_all
-                        .all_ended
-                        .map_or("not in time".into(), |ended| Secs(ended).to_string())
-                );
-            }
+            let Some(end_all) = &scale.end_all else { continue };
+            let agents = Summary::of(&end_all.per_agent);
+            println!(
+                "  {:>7} {:>9} {:>11} {:>11} {:>11} {:>11} {:>11} {:>12}",
+                scale.agents,
+                end_all.sessions,
+                Secs(end_all.resolve),
+                Secs(end_all.first_command),
+                Secs(end_all.returned),
+                agents.map_or("-".into(), |s| Secs(s.p50).to_string()),
+                agents.map_or("-".into(), |s| Secs(s.max).to_string()),
+                end_all
+                    .all_ended
+                    .map_or("not in time".into(), |ended| Secs(ended).to_string())
+            );
         }
         println!(
             "  † Terminate's first step timed alone just before: the registry resolving every live session in process"
         );
         println!("  * until the registry counted no live session: every acknowledgement applied");
+    }
 
+    fn print_strain(&self) {
         section("Strain: links the registry dropped (agents re-opened them) and warnings the services logged");
         for scale in &self.scales {
             if scale.link_drops.is_empty() && scale.warnings.is_empty() {
@@ -352,103 +373,15 @@ impl Report {
                 );
             }
         }
-
-        self.print_phases();
-        self.print_summary(raw);
-        println!();
     }
-}
 
-impl Report {
     fn print_phases(&self) {
         for scale in &self.scales {
-            if let Some(admission) = &scale.admission
-                && let Some(s) = Summary::of(&admission.latencies)
-            {
-                section(&format!(
-                    "Admission at {} agents: SessionOpened → decision at the agent (geo + policy), {:.0} starts/s asked",
-                    scale.agents, admission.per_second
-                ));
-                println!(
-                    "  {} admitted in {} ({:.0}/s): p50 {}, p99 {}, max {}",
-                    s.count,
-                    Secs(admission.elapsed),
-                    s.count as f64 / admission.elapsed.as_secs_f64().max(f64::EPSILON),
-                    Ms(s.p50),
-                    Ms(s.p99),
-                    Ms(s.max)
-                );
-            }
-            if let Some(list) = &scale.list {
-                section(&format!(
-                    "List at {} agents: ListSessions, a page of 50 out of {} live sessions",
-                    scale.agents, scale.sessions
-                ));
-                println!(
-                    "  {:<30} {:>8} {:>11} {:>11} {:>11}",
-                    "page", "samples", "p50", "p99", "max"
-                );
-                for (name, samples) in &list.by_query {
-                    if let Some(s) = Summary::of(samples) {
-                        println!(
-                            "  {name:<30} {:>8} {:>11} {:>11} {:>11}",
-                            s.count,
-                            Ms(s.p50),
-                            Ms(s.p99),
-                            Ms(s.max)
-                        );
-                    }
-                }
-            }
-            if let Some(watch) = &scale.watch
-                && let Some(s) = Summary::of(&watch.latencies)
-            {
-                section(&format!(
-                    "Watch fan-out at {} agents: a session closed by its agent → ENDED at each of {} watchers on {} replicas",
-                    scale.agents, watch.watchers, watch.replicas
-                ));
-                println!(
-                    "  {} sightings: p50 {}, p99 {}, max {}",
-                    s.count,
-                    Ms(s.p50),
-                    Ms(s.p99),
-                    Ms(s.max)
-                );
-            }
-            if let Some(activity) = &scale.activity {
-                section(&format!(
-                    "Activity at {} agents: every session reported each round, for {}",
-                    scale.agents,
-                    Secs(activity.elapsed)
-                ));
-                println!(
-                    "  offered {:.0} reports/s; written {:.0} session updates/s ({} in all); {}",
-                    activity.offered_per_second(),
-                    activity.written_per_second(),
-                    activity.written,
-                    activity.drained.map_or(
-                        "the last round had NOT landed everywhere 30 s later".into(),
-                        |drained| {
-                            format!(
-                                "the last round landed on every session {} after it was sent",
-                                Secs(drained)
-                            )
-                        }
-                    )
-                );
-            }
-            if let Some(memory) = &scale.memory {
-                section("Registry memory (a replica in a child process, resident set)");
-                println!(
-                    "  baseline {:.1} MiB; {} agents × 1 session, then {} more × {} sessions: {:.1} KiB per agent stream, {:.2} KiB per live session",
-                    memory.baseline as f64 / 1_048_576.0,
-                    memory.agents,
-                    memory.agents,
-                    memory.per_agent,
-                    memory.per_stream / 1024.0,
-                    memory.per_session / 1024.0
-                );
-            }
+            print_admission(scale);
+            print_list(scale);
+            print_watch(scale);
+            print_activity(scale);
+            print_memory(scale);
         }
         if let Some(rate) = self.geo_lookups {
             section("Geo: Locate on one thread, demo database, mixed addresses");
@@ -456,12 +389,42 @@ impl Report {
         }
     }
 
-    /// The one table the issue asks for: each figure, the target, met or not.
+    /// Per phase and operation: statements, Redis commands, CPU — the figures that do not move.
+    fn print_costs(&self) {
+        for scale in &self.scales {
+            section(&format!(
+                "Cost per operation at {} agents (counts, stable between runs; CPU of the service threads)",
+                scale.agents
+            ));
+            println!(
+                "  {:<14} {:<15} {:>8} {:>12} {:>12} {:>11} {:>11}",
+                "phase", "operation", "ops", "stmts req.*", "stmts all", "Redis cmds", "CPU ms"
+            );
+            for cost in &scale.costs {
+                println!(
+                    "  {:<14} {:<15} {:>8} {:>12.2} {:>12.2} {:>11.2} {:>11.3}",
+                    cost.phase,
+                    cost.unit,
+                    cost.operations,
+                    cost.request_statements_per_op(),
+                    cost.statements_per_op(),
+                    cost.redis_per_op(),
+                    cost.cpu_ms_per_op()
+                );
+            }
+        }
+        println!(
+            "  * statements sent inside the request a caller waits for (an admission, a session's close, a unary gRPC call); \"all\" adds background work (writers, acknowledgements). Statements of the child replica are not counted; Redis commands are the server's, other clients included."
+        );
+    }
+
+    /// The one table the issue asks for: each figure, the target, met or not, and what one
+    /// operation of it costs.
     fn print_summary(&self, raw: Option<Summary>) {
         section("Summary");
-        let mut rows: Vec<(String, String, String, &str)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         if let Some(raw) = raw {
-            rows.push((
+            rows.push(Row::new(
                 "raw Redis PUBLISH → message p50 / p99".into(),
                 format!("{} / {}", Ms(raw.p50), Ms(raw.p99)),
                 "yardstick".into(),
@@ -469,109 +432,282 @@ impl Report {
             ));
         }
         for scale in &self.scales {
-            let at = format!(
-                "{} agents, {} sessions",
-                thousands(scale.agents),
-                thousands(scale.sessions)
-            );
-            if let (Some(kill), Some(raw)) = (scale.kills.as_ref().and_then(|k| Summary::of(&k.latencies)), raw) {
-                let ratio = kill.p99.as_secs_f64() / raw.p99.as_secs_f64().max(f64::EPSILON);
-                rows.push((
-                    format!("kill p50 / p99 / max ({at})"),
-                    format!(
-                        "{} / {} / {} ({ratio:.1}× raw p99)",
-                        Ms(kill.p50),
-                        Ms(kill.p99),
-                        Ms(kill.max)
-                    ),
-                    format!("p99 ≤ {KILL_TARGET_RATIO:.0}× raw p99"),
-                    verdict(ratio <= KILL_TARGET_RATIO),
-                ));
-            }
-            if let Some(end_all) = &scale.end_all
-                && let Some(last) = end_all.per_agent.last()
-            {
-                rows.push((
-                    format!("end-all of {} ({at})", thousands(end_all.sessions)),
-                    Secs(*last).to_string(),
-                    format!("< {}", Secs(END_ALL_TARGET)),
-                    verdict(*last < END_ALL_TARGET),
-                ));
-            }
-            if let Some(s) = scale.admission.as_ref().and_then(|a| Summary::of(&a.latencies)) {
-                rows.push((
-                    format!(
-                        "admission p50 / p99 ({at}, {:.0} starts/s)",
-                        scale.admission.as_ref().map_or(0.0, |a| a.per_second)
-                    ),
-                    format!("{} / {}", Ms(s.p50), Ms(s.p99)),
-                    format!("p99 < {}", Ms(ADMISSION_TARGET)),
-                    verdict(s.p99 < ADMISSION_TARGET),
-                ));
-            }
-            if let Some(activity) = &scale.activity {
-                let rate = activity.written_per_second();
-                rows.push((
-                    format!("activity persisted, {} sustained", Secs(activity.elapsed)),
-                    format!("{rate:.0}/s"),
-                    format!("≥ {ACTIVITY_TARGET:.0}/s"),
-                    verdict(rate >= ACTIVITY_TARGET && activity.drained.is_some()),
-                ));
-            }
-            if let Some(s) = scale.list.as_ref().and_then(|l| Summary::of(&l.all_pages())) {
-                rows.push((
-                    format!("list page of 50 p50 / p99 ({} live)", thousands(scale.sessions)),
-                    format!("{} / {}", Ms(s.p50), Ms(s.p99)),
-                    format!("p99 < {}", Ms(LIST_TARGET)),
-                    verdict(s.p99 < LIST_TARGET),
-                ));
-            }
-            if let Some(watch) = &scale.watch
-                && let Some(s) = Summary::of(&watch.latencies)
-            {
-                rows.push((
-                    format!(
-                        "watch fan-out p99 ({} watchers, {} replicas)",
-                        watch.watchers, watch.replicas
-                    ),
-                    Ms(s.p99).to_string(),
-                    format!("< {}", Ms(WATCH_TARGET)),
-                    verdict(s.p99 < WATCH_TARGET),
-                ));
-            }
-            if let Some(memory) = &scale.memory {
-                rows.push((
-                    "memory per agent stream / per live session".into(),
-                    format!(
-                        "{:.1} KiB / {:.2} KiB",
-                        memory.per_stream / 1024.0,
-                        memory.per_session / 1024.0
-                    ),
-                    "report".into(),
-                    "",
-                ));
-            }
+            scale_rows(scale, raw, &mut rows);
         }
         if let Some(rate) = self.geo_lookups {
-            rows.push((
+            rows.push(Row::new(
                 "geo Locate lookups/s, one core".into(),
                 format!("{rate:.0}"),
                 format!("≥ {GEO_TARGET:.0}"),
                 verdict(rate >= GEO_TARGET),
             ));
         }
-        let width = rows.iter().map(|row| row.0.chars().count()).max().unwrap_or(0);
-        let value_width = rows.iter().map(|row| row.1.chars().count()).max().unwrap_or(0);
-        let target_width = rows.iter().map(|row| row.2.chars().count()).max().unwrap_or(0);
-        println!(
-            "  {:<width$}  {:<value_width$}  {:<target_width$}  met",
-            "figure", "value", "target"
-        );
-        for (figure, value, target, met) in rows {
-            println!("  {figure:<width$}  {value:<value_width$}  {target:<target_width$}  {met}");
-        }
-        println!();
+        print_rows(&rows);
+        println!("  per op: statements in the request / in all · Redis commands · CPU of the services");
     }
+}
+
+/// One line of the summary.
+struct Row {
+    figure: String,
+    value: String,
+    target: String,
+    met: &'static str,
+    per_op: String,
+}
+
+impl Row {
+    fn new(figure: String, value: String, target: String, met: &'static str) -> Self {
+        Self {
+            figure,
+            value,
+            target,
+            met,
+            per_op: String::new(),
+        }
+    }
+
+    /// With the cost per operation of `phase`, if it was measured.
+    fn costing(mut self, scale: &Scale, phase: &str) -> Self {
+        if let Some(cost) = scale.costs.iter().find(|cost| cost.phase == phase) {
+            self.per_op = per_op(cost);
+        }
+        self
+    }
+}
+
+fn per_op(cost: &PhaseCost) -> String {
+    format!(
+        "{:.1} / {:.1} stmts · {:.1} Redis · {:.2} ms CPU per {}",
+        cost.request_statements_per_op(),
+        cost.statements_per_op(),
+        cost.redis_per_op(),
+        cost.cpu_ms_per_op(),
+        cost.unit
+    )
+}
+
+fn print_rows(rows: &[Row]) {
+    let width = rows.iter().map(|row| row.figure.chars().count()).max().unwrap_or(0);
+    let value_width = rows.iter().map(|row| row.value.chars().count()).max().unwrap_or(0);
+    let target_width = rows.iter().map(|row| row.target.chars().count()).max().unwrap_or(0);
+    println!(
+        "  {:<width$}  {:<value_width$}  {:<target_width$}  {:<7}  per op",
+        "figure", "value", "target", "met"
+    );
+    for row in rows {
+        println!(
+            "  {:<width$}  {:<value_width$}  {:<target_width$}  {:<7}  {}",
+            row.figure, row.value, row.target, row.met, row.per_op
+        );
+    }
+}
+
+/// The summary's rows of one world.
+fn scale_rows(scale: &Scale, raw: Option<Summary>, rows: &mut Vec<Row>) {
+    let at = format!(
+        "{} agents, {} sessions",
+        thousands(scale.agents),
+        thousands(scale.sessions)
+    );
+    if let (Some(kill), Some(raw)) = (scale.kills.as_ref().and_then(|k| Summary::of(&k.latencies)), raw) {
+        let ratio = kill.p99.as_secs_f64() / raw.p99.as_secs_f64().max(f64::EPSILON);
+        rows.push(
+            Row::new(
+                format!("kill p50 / p99 / max ({at})"),
+                format!(
+                    "{} / {} / {} ({ratio:.1}× raw p99)",
+                    Ms(kill.p50),
+                    Ms(kill.p99),
+                    Ms(kill.max)
+                ),
+                format!("p99 ≤ {KILL_TARGET_RATIO:.0}× raw p99"),
+                verdict(ratio <= KILL_TARGET_RATIO),
+            )
+            .costing(scale, "kill"),
+        );
+    }
+    if let Some(end_all) = &scale.end_all
+        && let Some(last) = end_all.per_agent.last()
+    {
+        rows.push(
+            Row::new(
+                format!("end-all of {} ({at})", thousands(end_all.sessions)),
+                Secs(*last).to_string(),
+                format!("< {}", Secs(END_ALL_TARGET)),
+                verdict(*last < END_ALL_TARGET),
+            )
+            .costing(scale, "end-all"),
+        );
+    }
+    if let Some(admission) = &scale.admission
+        && let Some(s) = Summary::of(&admission.latencies)
+    {
+        rows.push(
+            Row::new(
+                format!("admission p50 / p99 ({at}, {:.0} starts/s)", admission.per_second),
+                format!("{} / {}", Ms(s.p50), Ms(s.p99)),
+                format!("p99 < {}", Ms(ADMISSION_TARGET)),
+                verdict(s.p99 < ADMISSION_TARGET),
+            )
+            .costing(scale, "admission"),
+        );
+    }
+    read_side_rows(scale, rows);
+}
+
+/// Activity, list, watch and memory rows of one world.
+fn read_side_rows(scale: &Scale, rows: &mut Vec<Row>) {
+    if let Some(activity) = &scale.activity {
+        let rate = activity.written_per_second();
+        rows.push(
+            Row::new(
+                format!("activity persisted, {} sustained", Secs(activity.elapsed)),
+                format!("{rate:.0}/s"),
+                format!("≥ {ACTIVITY_TARGET:.0}/s"),
+                verdict(rate >= ACTIVITY_TARGET && activity.drained.is_some()),
+            )
+            .costing(scale, "activity"),
+        );
+    }
+    if let Some(s) = scale.list.as_ref().and_then(|l| Summary::of(&l.all_pages())) {
+        rows.push(
+            Row::new(
+                format!("list page of 50 p50 / p99 ({} live)", thousands(scale.sessions)),
+                format!("{} / {}", Ms(s.p50), Ms(s.p99)),
+                format!("p99 < {}", Ms(LIST_TARGET)),
+                verdict(s.p99 < LIST_TARGET),
+            )
+            .costing(scale, "list"),
+        );
+    }
+    if let Some(watch) = &scale.watch
+        && let Some(s) = Summary::of(&watch.latencies)
+    {
+        rows.push(
+            Row::new(
+                format!(
+                    "watch fan-out p99 ({} watchers, {} replicas)",
+                    watch.watchers, watch.replicas
+                ),
+                Ms(s.p99).to_string(),
+                format!("< {}", Ms(WATCH_TARGET)),
+                verdict(s.p99 < WATCH_TARGET),
+            )
+            .costing(scale, "watch"),
+        );
+    }
+    if let Some(memory) = &scale.memory {
+        rows.push(Row::new(
+            "memory per agent stream / per live session".into(),
+            format!(
+                "{:.1} KiB / {:.2} KiB",
+                memory.per_stream / 1024.0,
+                memory.per_session / 1024.0
+            ),
+            "report".into(),
+            "",
+        ));
+    }
+}
+
+fn print_admission(scale: &Scale) {
+    let Some(admission) = &scale.admission else { return };
+    let Some(s) = Summary::of(&admission.latencies) else {
+        return;
+    };
+    section(&format!(
+        "Admission at {} agents: SessionOpened → decision at the agent (geo + policy), {:.0} starts/s asked",
+        scale.agents, admission.per_second
+    ));
+    println!(
+        "  {} admitted in {} ({:.0}/s): p50 {}, p99 {}, max {}",
+        s.count,
+        Secs(admission.elapsed),
+        s.count as f64 / admission.elapsed.as_secs_f64().max(f64::EPSILON),
+        Ms(s.p50),
+        Ms(s.p99),
+        Ms(s.max)
+    );
+}
+
+fn print_list(scale: &Scale) {
+    let Some(list) = &scale.list else { return };
+    section(&format!(
+        "List at {} agents: ListSessions, a page of 50 out of {} live sessions",
+        scale.agents, scale.sessions
+    ));
+    println!(
+        "  {:<30} {:>8} {:>11} {:>11} {:>11}",
+        "page", "samples", "p50", "p99", "max"
+    );
+    for (name, samples) in &list.by_query {
+        if let Some(s) = Summary::of(samples) {
+            println!(
+                "  {name:<30} {:>8} {:>11} {:>11} {:>11}",
+                s.count,
+                Ms(s.p50),
+                Ms(s.p99),
+                Ms(s.max)
+            );
+        }
+    }
+}
+
+fn print_watch(scale: &Scale) {
+    let Some(watch) = &scale.watch else { return };
+    let Some(s) = Summary::of(&watch.latencies) else {
+        return;
+    };
+    section(&format!(
+        "Watch fan-out at {} agents: a session closed by its agent → ENDED at each of {} watchers on {} replicas",
+        scale.agents, watch.watchers, watch.replicas
+    ));
+    println!(
+        "  {} sightings: p50 {}, p99 {}, max {}",
+        s.count,
+        Ms(s.p50),
+        Ms(s.p99),
+        Ms(s.max)
+    );
+}
+
+fn print_activity(scale: &Scale) {
+    let Some(activity) = &scale.activity else { return };
+    section(&format!(
+        "Activity at {} agents: every session reported each round, for {}",
+        scale.agents,
+        Secs(activity.elapsed)
+    ));
+    let drained = activity.drained.map_or(
+        "the last round had NOT landed everywhere 30 s later".into(),
+        |drained| {
+            format!(
+                "the last round landed on every session {} after it was sent",
+                Secs(drained)
+            )
+        },
+    );
+    println!(
+        "  offered {:.0} reports/s; written {:.0} session updates/s ({} in all); {drained}",
+        activity.offered_per_second(),
+        activity.written_per_second(),
+        activity.written,
+    );
+}
+
+fn print_memory(scale: &Scale) {
+    let Some(memory) = &scale.memory else { return };
+    section("Registry memory (a replica in a child process, resident set)");
+    println!(
+        "  baseline {:.1} MiB; {} agents × 1 session, then {} more × {} sessions: {:.1} KiB per agent stream, {:.2} KiB per live session",
+        memory.baseline as f64 / 1_048_576.0,
+        memory.agents,
+        memory.agents,
+        memory.per_agent,
+        memory.per_stream / 1024.0,
+        memory.per_session / 1024.0
+    );
 }
 
 /// "10k" for round thousands, the number otherwise.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use vigil_geo::Geo;
 use vigil_policy::service::PolicyEngine;
 use vigil_proto::v1 as pb;
@@ -211,6 +212,7 @@ impl World {
         let stats = self
             .observer
             .stats(&SessionFilter::default(), now, now)
+            .instrument(tracing::info_span!("bench.observer"))
             .await
             .context("count live sessions and connected gateways")?;
         Ok(Census {

@@ -1,0 +1,281 @@
+//! What each phase costs per operation, in figures that do not move with the machine's load:
+//! database statements (those a caller waited for, and all), Redis commands, and the services'
+//! CPU time.
+//!
+//! - **Statements** are counted in process from `sqlx`'s own per-statement event (target
+//!   `sqlx::query`, which the services' pools emit at debug, or at warn when slow): one event per
+//!   statement sent, `BEGIN` and `COMMIT` included. A statement is *in the request* when it ran
+//!   inside the span of the work a caller waits for — an admission (`registry.admission`), a
+//!   session's close (`registry.session_closed`), or a unary gRPC call (`Terminate`,
+//!   `ListSessions`); the rest (background writers, acknowledgements, redelivery) count only in
+//!   *all*. Statements of the bench's own observer (inside [`OBSERVER_SPAN`]) are not counted,
+//!   nor those of the child replica (another process).
+//! - **Redis commands** are the server's `INFO commandstats` calls, before and after; on a shared
+//!   Redis other clients' commands count too (run against a Redis of its own for exact figures).
+//! - **CPU** is the time on CPU of this process's service threads: the services run on a runtime
+//!   of their own whose threads are named [`SERVICE_THREAD`] (`/proc/self/task/*/schedstat`), so
+//!   the fake agents' work is not in it. PostgreSQL's and Redis's CPU are not included.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context as LayerContext, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The name of the threads the services run on.
+pub const SERVICE_THREAD: &str = "vigil-svc";
+/// The span the bench's own queries run in (not counted).
+pub const OBSERVER_SPAN: &str = "bench.observer";
+/// The spans of work a caller waits for, besides unary gRPC calls.
+const REQUEST_SPANS: &[&str] = &["registry.admission", "registry.session_closed"];
+/// gRPC methods that are streams: their span covers a whole link or feed, not one request.
+const STREAM_METHODS: &[&str] = &["/Connect", "/WatchSessions"];
+
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+static REQUEST_STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+/// How a span counts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Request,
+    Observer,
+}
+
+/// Counts the `sqlx::query` events, attributing each to the request span it ran in, if any.
+pub struct StatementCounter;
+
+impl StatementCounter {
+    /// Whether this layer wants `metadata`: statements, and the spans that attribute them.
+    pub fn wants(metadata: &Metadata<'_>) -> bool {
+        if metadata.is_span() {
+            *metadata.level() <= tracing::Level::INFO
+        } else {
+            metadata.target().starts_with("sqlx::query")
+        }
+    }
+}
+
+impl<S> Layer<S> for StatementCounter
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, context: LayerContext<'_, S>) {
+        let name = attributes.metadata().name();
+        let mark = if name == OBSERVER_SPAN {
+            Some(Mark::Observer)
+        } else if REQUEST_SPANS.contains(&name) {
+            Some(Mark::Request)
+        } else if name == "grpc" {
+            let mut method = MethodName::default();
+            attributes.record(&mut method);
+            (!method.0.is_empty() && !STREAM_METHODS.iter().any(|stream| method.0.ends_with(stream)))
+                .then_some(Mark::Request)
+        } else {
+            None
+        };
+        if let (Some(mark), Some(span)) = (mark, context.span(id)) {
+            span.extensions_mut().insert(mark);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, context: LayerContext<'_, S>) {
+        if !event.metadata().target().starts_with("sqlx::query") {
+            return;
+        }
+        let mut mark = None;
+        if let Some(scope) = context.event_scope(event) {
+            for span in scope {
+                if let Some(found) = span.extensions().get::<Mark>() {
+                    mark = Some(*found);
+                    break;
+                }
+            }
+        }
+        match mark {
+            Some(Mark::Observer) => {}
+            Some(Mark::Request) => {
+                REQUEST_STATEMENTS.fetch_add(1, Ordering::Relaxed);
+                STATEMENTS.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                STATEMENTS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The `otel.name` field of a `grpc` span (`vigil.v1.Service/Method`).
+#[derive(Default)]
+struct MethodName(String);
+
+impl Visit for MethodName {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "otel.name" {
+            value.clone_into(&mut self.0);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "otel.name" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reading {
+    statements: u64,
+    request_statements: u64,
+    redis_commands: u64,
+    cpu: Duration,
+}
+
+/// What a phase cost, in all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cost {
+    pub statements: u64,
+    pub request_statements: u64,
+    pub redis_commands: u64,
+    pub cpu: Duration,
+}
+
+/// A phase's cost and the operations it did.
+#[derive(Debug, Clone)]
+pub struct PhaseCost {
+    pub phase: &'static str,
+    /// What one operation is ("admission", "page", …).
+    pub unit: &'static str,
+    pub operations: usize,
+    pub cost: Cost,
+}
+
+impl PhaseCost {
+    fn per(&self, total: u64) -> f64 {
+        total as f64 / self.operations.max(1) as f64
+    }
+
+    pub fn request_statements_per_op(&self) -> f64 {
+        self.per(self.cost.request_statements)
+    }
+
+    pub fn statements_per_op(&self) -> f64 {
+        self.per(self.cost.statements)
+    }
+
+    pub fn redis_per_op(&self) -> f64 {
+        self.per(self.cost.redis_commands)
+    }
+
+    pub fn cpu_ms_per_op(&self) -> f64 {
+        self.cost.cpu.as_secs_f64() * 1000.0 / self.operations.max(1) as f64
+    }
+}
+
+/// Reads the counters: statements here, commands at Redis, CPU of the service threads.
+pub struct Meter {
+    redis: redis::aio::MultiplexedConnection,
+}
+
+impl Meter {
+    pub async fn connect(redis_url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(redis_url).context("parse the Redis URL")?;
+        let redis = client
+            .get_multiplexed_async_connection()
+            .await
+            .context("connect to Redis for its command counts")?;
+        Ok(Self { redis })
+    }
+
+    pub async fn read(&self) -> anyhow::Result<Reading> {
+        let redis_commands = self.redis_commands().await?;
+        Ok(Reading {
+            statements: STATEMENTS.load(Ordering::Relaxed),
+            request_statements: REQUEST_STATEMENTS.load(Ordering::Relaxed),
+            redis_commands,
+            cpu: service_cpu(),
+        })
+    }
+
+    /// The cost since `before`, as a phase's figures.
+    pub async fn since(
+        &self,
+        before: Reading,
+        phase: &'static str,
+        unit: &'static str,
+        operations: usize,
+    ) -> anyhow::Result<PhaseCost> {
+        let after = self.read().await?;
+        Ok(PhaseCost {
+            phase,
+            unit,
+            operations,
+            cost: Cost {
+                statements: after.statements - before.statements,
+                request_statements: after.request_statements - before.request_statements,
+                // The INFO of the reading itself is not counted (see `redis_commands`).
+                redis_commands: after.redis_commands.saturating_sub(before.redis_commands),
+                cpu: after.cpu.saturating_sub(before.cpu),
+            },
+        })
+    }
+
+    /// Commands the server has executed, `INFO` excluded (the meter's own).
+    async fn redis_commands(&self) -> anyhow::Result<u64> {
+        let mut redis = self.redis.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut redis)
+            .await
+            .context("Redis INFO commandstats")?;
+        Ok(sum_calls(&info))
+    }
+}
+
+/// The `calls=` of every `cmdstat_*` line but INFO's.
+fn sum_calls(info: &str) -> u64 {
+    info.lines()
+        .filter(|line| line.starts_with("cmdstat_") && !line.starts_with("cmdstat_info:"))
+        .filter_map(|line| {
+            let (_, stats) = line.split_once(':')?;
+            stats
+                .split(',')
+                .find_map(|field| field.strip_prefix("calls="))
+                .and_then(|calls| calls.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Time on CPU of this process's service threads, from each thread's schedstat (nanoseconds).
+fn service_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.starts_with(SERVICE_THREAD))
+        })
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sum_calls;
+
+    #[test]
+    fn sums_the_calls_of_every_command_but_info() {
+        let info = "# Commandstats\r\ncmdstat_publish:calls=12,usec=30,usec_per_call=2.50,rejected_calls=0,failed_calls=0\r\n\
+                    cmdstat_info:calls=5,usec=100\r\ncmdstat_subscribe:calls=3,usec=9\r\n";
+        assert_eq!(sum_calls(info), 15);
+    }
+}
