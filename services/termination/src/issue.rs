@@ -3,10 +3,11 @@
 //! Two ways, chosen per request:
 //! - **Routed** (ids of sessions all in the in-memory route, or every live session, and no
 //!   `expected_count`): the commands are published at once, from the route — no database round
-//!   trip before the publish. The registry is asked afterwards, off the delivery path: its answer
-//!   makes the record exact (a session it says ended is recorded ALREADY_ENDED — its command went
-//!   out, and the gateway answers NOT_FOUND, which changes nothing recorded), and sessions the
-//!   route did not know (an end-all's freshest ones) are published then.
+//!   trip before the publish, and for ids none at all but the record. A session the route still
+//!   lists a moment after it ended gets its command all the same; its gateway answers NOT_FOUND,
+//!   and the command is recorded acknowledged with that answer (a command that went out is never
+//!   recorded as not sent). For an end-all the registry is asked as well, meanwhile: the live
+//!   sessions the route did not know yet (the freshest) are published when it answers.
 //! - **Resolved** (anything else): the registry resolves the selector, then the commands are
 //!   published while they are recorded.
 //!
@@ -86,8 +87,11 @@ impl Terminator {
     /// Publishes and records the commands of `order`; returns them as recorded.
     pub(crate) async fn issue(&self, order: &Order) -> ServiceResult<Vec<CommandRecord>> {
         match self.routed(order) {
-            Some(Routed::Sessions(routes)) => self.issue_routed(order, routes, false).await,
-            Some(Routed::Everything(routes)) => self.issue_routed(order, routes, true).await,
+            Some(Routed::Sessions(routes)) => {
+                let commands = self.routed_commands(&order.termination, &routes);
+                self.send_and_record(&order.termination, &commands).await
+            }
+            Some(Routed::Everything(routes)) => self.issue_everything(order, &routes).await,
             None => self.issue_resolved(order).await,
         }
     }
@@ -127,65 +131,62 @@ impl Terminator {
                 .iter()
                 .map(|session_id| ended_command(termination, session_id, HAD_ENDED)),
         );
+        self.send_and_record(termination, &commands).await
+    }
+
+    /// Publishes `commands` while they are recorded.
+    async fn send_and_record(
+        &self,
+        termination: &TerminationRecord,
+        commands: &[CommandRecord],
+    ) -> ServiceResult<Vec<CommandRecord>> {
         // Publish first in the join: its first poll puts the messages on their way.
-        let (_unreachable, recorded) =
-            tokio::join!(publish(self.bus(), &commands), self.record(termination, &commands));
+        let (_unreachable, recorded) = tokio::join!(publish(self.bus(), commands), self.record(termination, commands));
         recorded
     }
 
-    /// The commands of the routed sessions go out at once; the registry's answer, read meanwhile,
-    /// corrects the record and adds what the route did not know. `partial`: the routed sessions may
-    /// be only part of what the selector covers (an end-all), so a registry that cannot answer
-    /// fails the request (after what was sent is recorded).
-    async fn issue_routed(
-        &self,
-        order: &Order,
-        routes: Vec<(String, Route)>,
-        partial: bool,
-    ) -> ServiceResult<Vec<CommandRecord>> {
-        let termination = &order.termination;
-        let early: Vec<CommandRecord> = routes
+    fn routed_commands(&self, termination: &TerminationRecord, routes: &[(String, Route)]) -> Vec<CommandRecord> {
+        routes
             .iter()
             .map(|(session_id, route)| self.open_command(termination, session_id, &route.gateway_id, &route.user))
-            .collect();
-        let (_unreachable, recorded) = tokio::join!(publish(self.bus(), &early), async {
-            match self.directory().resolve(&order.selector).await {
-                Ok(resolved) => {
-                    let (commands, late) = self.correct(termination, early.clone(), &resolved);
-                    let (recorded, _unreachable) =
-                        tokio::join!(self.record(termination, &commands), publish(self.bus(), &late));
-                    recorded
-                }
-                Err(error) => {
-                    // The commands are out: they go on the record whatever the registry says.
-                    tracing::warn!(termination = %termination.id, %error, "could not resolve after publishing; recording what was sent");
-                    let recorded = self.record(termination, &early).await;
-                    if partial { Err(error) } else { recorded }
-                }
-            }
-        });
-        recorded
+            .collect()
     }
 
-    /// The commands sent from the route, set right by what the registry resolved: a session it
-    /// does not have live is recorded ALREADY_ENDED; live sessions the route lacked get a command
-    /// of their own (returned apart as well: they are still to be published).
-    fn correct(
+    /// An end-all: the commands of every routed session go out at once, while the registry
+    /// resolves; the live sessions it names that the route did not know go out when it answers,
+    /// and everything is recorded. When the registry cannot answer, what was sent is recorded and
+    /// the request fails (the rest was not ended).
+    async fn issue_everything(&self, order: &Order, routes: &[(String, Route)]) -> ServiceResult<Vec<CommandRecord>> {
+        let termination = &order.termination;
+        let early = self.routed_commands(termination, routes);
+        // The registry is asked first in the join, so that its (long) query is on its way before
+        // the commands are.
+        let (resolved, _unreachable) =
+            tokio::join!(self.directory().resolve(&order.selector), publish(self.bus(), &early));
+        match resolved {
+            Ok(resolved) => {
+                let (commands, late) = self.complete(termination, early, &resolved);
+                let (recorded, _unreachable) =
+                    tokio::join!(self.record(termination, &commands), publish(self.bus(), &late));
+                recorded
+            }
+            Err(error) => {
+                tracing::warn!(termination = %termination.id, %error, "could not resolve after publishing; recording what was sent");
+                self.record(termination, &early).await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// The commands sent from the route, and a command for each live session the registry names
+    /// that the route lacked (returned apart as well: they are still to be published).
+    fn complete(
         &self,
         termination: &TerminationRecord,
         mut early: Vec<CommandRecord>,
         resolved: &pb::ResolveSessionsResponse,
     ) -> (Vec<CommandRecord>, Vec<CommandRecord>) {
-        let live: HashSet<&str> = resolved.sessions.iter().map(|session| session.id.as_str()).collect();
         let sent: HashSet<String> = early.iter().map(|command| command.session_id.clone()).collect();
-        for command in early
-            .iter_mut()
-            .filter(|command| !live.contains(command.session_id.as_str()))
-        {
-            command.state = DeliveryState::AlreadyEnded;
-            command.detail = format!("{HAD_ENDED} (its command went out before the registry said so)");
-            command.next_attempt_at = None;
-        }
         let late: Vec<CommandRecord> = resolved
             .sessions
             .iter()

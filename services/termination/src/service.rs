@@ -19,6 +19,8 @@ use crate::routes::SessionRoutes;
 use crate::settings::TerminationSettings;
 use crate::store::TerminationStore;
 
+/// The detail recorded for a command its gateway answered NOT_FOUND without saying more.
+pub const NOT_HELD: &str = "NOT_FOUND: the gateway no longer held the session (it had ended)";
 /// Most reports accepted in one call.
 const MAX_REPORTS: usize = 100_000;
 
@@ -185,12 +187,17 @@ impl Terminator {
                         field("outcome")
                     )));
                 }
+                let mut detail = validate::optional_name(&field("detail"), &report.detail)?.unwrap_or_default();
+                if outcome == CommandOutcome::NotFound && detail.is_empty() {
+                    // A kill that found its session gone: it had ended (a stale route, or a race).
+                    detail = NOT_HELD.to_owned();
+                }
                 Ok(CommandReport {
                     command_id: uuid_text(&field("command_id"), &report.command_id)?,
                     gateway_id: validate::gateway_id(&field("gateway_id"), &report.gateway_id)?,
                     state,
                     outcome,
-                    detail: validate::optional_name(&field("detail"), &report.detail)?.unwrap_or_default(),
+                    detail,
                     at: validate::optional_timestamp(&field("at"), report.at.as_ref())?.map_or(now, |at| at.min(now)),
                 })
             })
