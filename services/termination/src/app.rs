@@ -87,8 +87,15 @@ pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Resul
     Ok(Arc::new(store))
 }
 
-/// Starts the redelivery loop of a terminator (every replica runs one).
+/// Starts the background work of a terminator (every replica runs it): the redelivery loop, and
+/// the following of session changes that keeps its in-memory route of live sessions.
 pub fn start_redelivery(terminator: &Terminator, settings: &TerminationSettings, shutdown: CancellationToken) {
+    tokio::spawn(crate::routes::follow(
+        terminator.routes().clone(),
+        terminator.bus().clone(),
+        terminator.directory().clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(run_redelivery(
         terminator.store().clone(),
         terminator.bus().clone(),

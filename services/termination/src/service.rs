@@ -6,23 +6,21 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use vigil_clients::SessionDirectory;
-use vigil_core::{Selector, validate};
+use vigil_core::validate;
 use vigil_proto::v1 as pb;
 use vigil_runtime::bus::ControlBus;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::convert::{command_to_proto, count, termination_to_proto};
-use crate::delivery::publish;
-use crate::domain::{
-    CommandOutcome, CommandRecord, CommandReport, DeliveryState, EndReason, SelectorRecord, TerminationQuery,
-    TerminationRecord,
-};
+use crate::domain::{CommandOutcome, CommandReport, DeliveryState, EndReason, TerminationQuery};
+use crate::issue::Order;
 use crate::now_millis;
+use crate::routes::SessionRoutes;
 use crate::settings::TerminationSettings;
 use crate::store::TerminationStore;
 
-/// Longest user message or note accepted.
-const MAX_TEXT_LEN: usize = 1024;
+/// The detail recorded for a command its gateway answered NOT_FOUND without saying more.
+pub const NOT_HELD: &str = "NOT_FOUND: the gateway no longer held the session (it had ended)";
 /// Most reports accepted in one call.
 const MAX_REPORTS: usize = 100_000;
 
@@ -33,6 +31,8 @@ pub struct Terminator {
     directory: Arc<dyn SessionDirectory>,
     bus: Arc<dyn ControlBus>,
     settings: TerminationSettings,
+    /// Where live sessions are, followed from the registry's announcements (see `routes`).
+    routes: Arc<SessionRoutes>,
 }
 
 impl Terminator {
@@ -47,6 +47,7 @@ impl Terminator {
             directory,
             bus,
             settings,
+            routes: Arc::default(),
         }
     }
 
@@ -63,113 +64,21 @@ impl Terminator {
         &self.directory
     }
 
-    /// Ends the sessions `request.selector` covers, on behalf of `actor`.
+    pub fn settings(&self) -> &TerminationSettings {
+        &self.settings
+    }
+
+    /// The in-memory route of live sessions; kept by [`crate::routes::follow`], which
+    /// `app::start_redelivery` starts.
+    pub fn routes(&self) -> &Arc<SessionRoutes> {
+        &self.routes
+    }
+
+    /// Ends the sessions `request.selector` covers, on behalf of `actor` (see `issue` for how).
     pub async fn terminate(&self, actor: &str, request: &pb::TerminateRequest) -> ServiceResult<pb::Termination> {
-        let selector = request.selector.clone().unwrap_or_default();
-        let selector_record = selector_record(&validate::selector(Some(&selector))?);
-        let reason = match EndReason::try_from(request.reason) {
-            Ok(EndReason::Unspecified) => {
-                return Err(ServiceError::invalid(
-                    "reason is required (ADMIN, USER_SELF_SERVICE, IDLE_TIMEOUT, MAX_DURATION, CONCURRENCY_LIMIT, ANOMALY, POLICY or LOCKED)",
-                ));
-            }
-            Ok(EndReason::UserClosed | EndReason::Lost | EndReason::GatewayLost | EndReason::GatewayClosed) => {
-                return Err(ServiceError::invalid(
-                    "reason must say why the session is being ended (USER_CLOSED, LOST, GATEWAY_LOST and GATEWAY_CLOSED are recorded by gateways, not asked for)",
-                ));
-            }
-            Ok(reason) => reason,
-            Err(_) => {
-                return Err(ServiceError::invalid(format!(
-                    "reason {} is not a known end reason",
-                    request.reason
-                )));
-            }
-        };
-        let user_message =
-            text("user_message", &request.user_message)?.unwrap_or_else(|| default_message(reason).into());
-        let note = text("note", &request.note)?.unwrap_or_default();
-
-        let resolved = self.directory.resolve(&selector).await?;
-        if let Some(expected) = request.expected_count
-            && resolved.sessions.len() != expected as usize
-        {
-            return Err(ServiceError::FailedPrecondition(format!(
-                "the selector now covers {} live session(s), not the {expected} expected; nothing was ended",
-                resolved.sessions.len()
-            )));
-        }
-
-        let now = now_millis();
-        let termination = TerminationRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            actor: actor.to_owned(),
-            selector: selector_record,
-            reason,
-            user_message: user_message.clone(),
-            note,
-            created_at: now,
-        };
-        let command =
-            |session_id: &str, gateway_id: &str, user: &str, state: DeliveryState, detail: &str| CommandRecord {
-                id: uuid::Uuid::now_v7().to_string(),
-                termination_id: termination.id.clone(),
-                session_id: session_id.to_owned(),
-                gateway_id: gateway_id.to_owned(),
-                user: user.to_owned(),
-                reason,
-                user_message: user_message.clone(),
-                state,
-                detail: detail.to_owned(),
-                attempts: u32::from(state == DeliveryState::Pending),
-                created_at: now,
-                next_attempt_at: (state == DeliveryState::Pending).then(|| now + self.settings.retry_after_ms(1)),
-                delivered_at: None,
-                acknowledged_at: None,
-            };
-        let mut commands: Vec<CommandRecord> = resolved
-            .sessions
-            .iter()
-            .map(|session| {
-                command(
-                    &session.id,
-                    &session.gateway_id,
-                    &session.user,
-                    DeliveryState::Pending,
-                    "",
-                )
-            })
-            .collect();
-        commands.extend(resolved.already_ended.iter().map(|session_id| {
-            command(
-                session_id,
-                "",
-                "",
-                DeliveryState::AlreadyEnded,
-                "the session had already ended",
-            )
-        }));
-
-        // The kill goes out while its record is written, not after: the durable write (a commit
-        // and its fsync) would otherwise sit on every kill's critical path. Safe both ways round:
-        // - the record commits: every command is PENDING with a next attempt, so one whose publish
-        //   was lost is re-sent by the redelivery loop until acknowledged;
-        // - the record fails: the caller is told, and nothing is lost that the caller does not know
-        //   of (an acknowledgement of an unrecorded command is ignored; the registry still records
-        //   the session's end).
-        // A command that `record` turns into ALREADY_ENDED (another termination is already ending
-        // that session) may have been published too; the agent answers it NOT_FOUND or as part of
-        // the kill in progress, and the session still ends once.
-        let (recorded, _unreachable) = tokio::join!(
-            self.store.record(&termination, &commands),
-            publish(&self.bus, &commands)
-        );
-        let commands = recorded.map_err(|error| match error {
-            ServiceError::Unavailable(detail) => ServiceError::Unavailable(format!(
-                "the termination could not be recorded ({detail}); its commands may already have reached the gateways — check the sessions, then retry"
-            )),
-            other => other,
-        })?;
+        let order = Order::new(actor, request)?;
+        let commands = self.issue(&order).await?;
+        let termination = &order.termination;
         crate::metrics::kills_issued(
             commands
                 .iter()
@@ -179,11 +88,11 @@ impl Terminator {
         tracing::info!(
             termination = %termination.id,
             actor,
-            reason = ?reason,
+            reason = ?termination.reason,
             sessions = commands.len(),
             "termination issued"
         );
-        Ok(termination_to_proto(&termination, &count(&commands), &commands))
+        Ok(termination_to_proto(termination, &count(&commands), &commands))
     }
 
     /// One termination with the delivery state of each command.
@@ -278,30 +187,22 @@ impl Terminator {
                         field("outcome")
                     )));
                 }
+                let mut detail = validate::optional_name(&field("detail"), &report.detail)?.unwrap_or_default();
+                if outcome == CommandOutcome::NotFound && detail.is_empty() {
+                    // A kill that found its session gone: it had ended (a stale route, or a race).
+                    detail = NOT_HELD.to_owned();
+                }
                 Ok(CommandReport {
                     command_id: uuid_text(&field("command_id"), &report.command_id)?,
                     gateway_id: validate::gateway_id(&field("gateway_id"), &report.gateway_id)?,
                     state,
                     outcome,
-                    detail: validate::optional_name(&field("detail"), &report.detail)?.unwrap_or_default(),
+                    detail,
                     at: validate::optional_timestamp(&field("at"), report.at.as_ref())?.map_or(now, |at| at.min(now)),
                 })
             })
             .collect::<ServiceResult<Vec<_>>>()?;
         self.store.apply_reports(&reports).await
-    }
-}
-
-fn selector_record(selector: &Selector) -> SelectorRecord {
-    match selector {
-        Selector::Ids(ids) => SelectorRecord::Ids(ids.clone()),
-        Selector::User(user) => SelectorRecord::User(user.clone()),
-        Selector::Gateway(gateway) => SelectorRecord::Gateway(gateway.clone()),
-        Selector::Resource(resource) => SelectorRecord::Resource(resource.clone()),
-        Selector::All { idle_only } => SelectorRecord::All { idle_only: *idle_only },
-        Selector::Group(group) => SelectorRecord::Group(group.clone()),
-        Selector::Device(device) => SelectorRecord::Device(device.clone()),
-        Selector::Cidr(network) => SelectorRecord::Cidr(network.to_string()),
     }
 }
 
@@ -322,26 +223,6 @@ pub fn default_message(reason: EndReason) -> &'static str {
         | EndReason::GatewayLost
         | EndReason::GatewayClosed => "You have been disconnected by an administrator.",
     }
-}
-
-fn text(field: &str, value: &str) -> ServiceResult<Option<String>> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    let chars = value.chars().count();
-    if chars > MAX_TEXT_LEN {
-        return Err(ServiceError::invalid(format!(
-            "{field} is {chars} characters long; at most {MAX_TEXT_LEN} are allowed"
-        )));
-    }
-    // Line breaks and tabs are text; other control characters (terminal escapes) would reach the
-    // ended user's terminal and every reader of the audit trail as they are.
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(ServiceError::invalid(format!(
-            "{field} must not contain control characters other than line breaks and tabs"
-        )));
-    }
-    Ok(Some(value.to_owned()))
 }
 
 fn uuid_text(field: &str, value: &str) -> ServiceResult<String> {

@@ -1,0 +1,313 @@
+//! Issuing a termination: from a checked request to commands on their way and on the record.
+//!
+//! Two ways, chosen per request:
+//! - **Routed** (ids of sessions all in the in-memory route, or every live session, and no
+//!   `expected_count`): the commands are published at once, from the route — no database round
+//!   trip before the publish, and for ids none at all but the record. A session the route still
+//!   lists a moment after it ended gets its command all the same; its gateway answers NOT_FOUND,
+//!   and the command is recorded acknowledged with that answer (a command that went out is never
+//!   recorded as not sent). For an end-all the registry is asked as well, meanwhile: the live
+//!   sessions the route did not know yet (the freshest) are published when it answers.
+//! - **Resolved** (anything else): the registry resolves the selector, then the commands are
+//!   published while they are recorded.
+//!
+//! Either way the commands go out while their record is written, not after: the durable write (a
+//! commit and its fsync) would otherwise sit on every kill's critical path. Safe both ways round:
+//! - the record commits: every command is PENDING with a next attempt, so one whose publish was
+//!   lost is re-sent by the redelivery loop until acknowledged;
+//! - the record fails: the caller is told, and nothing is lost that the caller does not know of
+//!   (an acknowledgement of an unrecorded command is kept for a while and then forgotten; the
+//!   registry still records the session's end).
+//!
+//! A command that `record` turns into ALREADY_ENDED (another termination is already ending that
+//! session) may have been published too; the agent answers it NOT_FOUND or as part of the kill in
+//! progress, and the session still ends once.
+
+use std::collections::HashSet;
+
+use vigil_core::{Selector, validate};
+use vigil_proto::v1 as pb;
+use vigil_runtime::{ServiceError, ServiceResult};
+
+use crate::delivery::publish;
+use crate::domain::{CommandRecord, DeliveryState, EndReason, SelectorRecord, TerminationRecord};
+use crate::now_millis;
+use crate::routes::Route;
+use crate::service::{Terminator, default_message};
+
+/// Longest user message or note accepted.
+const MAX_TEXT_LEN: usize = 1024;
+
+/// The detail of a command for a session that had ended by the time it was resolved.
+const HAD_ENDED: &str = "the session had already ended";
+
+/// A checked `Terminate` request.
+pub(crate) struct Order {
+    pub termination: TerminationRecord,
+    pub selector: pb::SessionSelector,
+    validated: Selector,
+    expected: Option<u32>,
+}
+
+impl Order {
+    /// Checks `request`, made by `actor`.
+    pub(crate) fn new(actor: &str, request: &pb::TerminateRequest) -> ServiceResult<Self> {
+        let selector = request.selector.clone().unwrap_or_default();
+        let validated = validate::selector(Some(&selector))?;
+        let reason = requested_reason(request.reason)?;
+        let user_message =
+            text("user_message", &request.user_message)?.unwrap_or_else(|| default_message(reason).into());
+        let note = text("note", &request.note)?.unwrap_or_default();
+        Ok(Self {
+            termination: TerminationRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                actor: actor.to_owned(),
+                selector: selector_record(&validated),
+                reason,
+                user_message,
+                note,
+                created_at: now_millis(),
+            },
+            selector,
+            validated,
+            expected: request.expected_count,
+        })
+    }
+}
+
+/// What the in-memory route says a request covers.
+enum Routed {
+    /// Every id named, each live on its gateway.
+    Sessions(Vec<(String, Route)>),
+    /// Every live session known here.
+    Everything(Vec<(String, Route)>),
+}
+
+impl Terminator {
+    /// Publishes and records the commands of `order`; returns them as recorded.
+    pub(crate) async fn issue(&self, order: &Order) -> ServiceResult<Vec<CommandRecord>> {
+        match self.routed(order) {
+            Some(Routed::Sessions(routes)) => {
+                let commands = self.routed_commands(&order.termination, &routes);
+                self.send_and_record(&order.termination, &commands).await
+            }
+            Some(Routed::Everything(routes)) => self.issue_everything(order, &routes).await,
+            None => self.issue_resolved(order).await,
+        }
+    }
+
+    fn routed(&self, order: &Order) -> Option<Routed> {
+        if order.expected.is_some() {
+            // The count must be checked before anything goes out: that takes the registry.
+            return None;
+        }
+        match &order.validated {
+            Selector::Ids(ids) => self.routes().lookup(ids).map(Routed::Sessions),
+            Selector::All { idle_only: false } => self.routes().all().map(Routed::Everything),
+            _ => None,
+        }
+    }
+
+    /// The registry resolves, then the commands go out while they are recorded.
+    async fn issue_resolved(&self, order: &Order) -> ServiceResult<Vec<CommandRecord>> {
+        let resolved = self.directory().resolve(&order.selector).await?;
+        if let Some(expected) = order.expected
+            && resolved.sessions.len() != expected as usize
+        {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "the selector now covers {} live session(s), not the {expected} expected; nothing was ended",
+                resolved.sessions.len()
+            )));
+        }
+        let termination = &order.termination;
+        let mut commands: Vec<CommandRecord> = resolved
+            .sessions
+            .iter()
+            .map(|session| self.open_command(termination, &session.id, &session.gateway_id, &session.user))
+            .collect();
+        commands.extend(
+            resolved
+                .already_ended
+                .iter()
+                .map(|session_id| ended_command(termination, session_id, HAD_ENDED)),
+        );
+        self.send_and_record(termination, &commands).await
+    }
+
+    /// Publishes `commands` while they are recorded.
+    async fn send_and_record(
+        &self,
+        termination: &TerminationRecord,
+        commands: &[CommandRecord],
+    ) -> ServiceResult<Vec<CommandRecord>> {
+        // Publish first in the join: its first poll puts the messages on their way.
+        let (_unreachable, recorded) = tokio::join!(publish(self.bus(), commands), self.record(termination, commands));
+        recorded
+    }
+
+    fn routed_commands(&self, termination: &TerminationRecord, routes: &[(String, Route)]) -> Vec<CommandRecord> {
+        routes
+            .iter()
+            .map(|(session_id, route)| self.open_command(termination, session_id, &route.gateway_id, &route.user))
+            .collect()
+    }
+
+    /// An end-all: the commands of every routed session go out at once, while the registry
+    /// resolves; the live sessions it names that the route did not know go out when it answers,
+    /// and everything is recorded. When the registry cannot answer, what was sent is recorded and
+    /// the request fails (the rest was not ended).
+    async fn issue_everything(&self, order: &Order, routes: &[(String, Route)]) -> ServiceResult<Vec<CommandRecord>> {
+        let termination = &order.termination;
+        let early = self.routed_commands(termination, routes);
+        // The registry is asked first in the join, so that its (long) query is on its way before
+        // the commands are.
+        let (resolved, _unreachable) =
+            tokio::join!(self.directory().resolve(&order.selector), publish(self.bus(), &early));
+        match resolved {
+            Ok(resolved) => {
+                let (commands, late) = self.complete(termination, early, &resolved);
+                let (recorded, _unreachable) =
+                    tokio::join!(self.record(termination, &commands), publish(self.bus(), &late));
+                recorded
+            }
+            Err(error) => {
+                tracing::warn!(termination = %termination.id, %error, "could not resolve after publishing; recording what was sent");
+                self.record(termination, &early).await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// The commands sent from the route, and a command for each live session the registry names
+    /// that the route lacked (returned apart as well: they are still to be published).
+    fn complete(
+        &self,
+        termination: &TerminationRecord,
+        mut early: Vec<CommandRecord>,
+        resolved: &pb::ResolveSessionsResponse,
+    ) -> (Vec<CommandRecord>, Vec<CommandRecord>) {
+        let sent: HashSet<String> = early.iter().map(|command| command.session_id.clone()).collect();
+        let late: Vec<CommandRecord> = resolved
+            .sessions
+            .iter()
+            .filter(|session| !sent.contains(&session.id))
+            .map(|session| self.open_command(termination, &session.id, &session.gateway_id, &session.user))
+            .collect();
+        early.extend(late.iter().cloned());
+        early.extend(
+            resolved
+                .already_ended
+                .iter()
+                .filter(|session_id| !sent.contains(*session_id))
+                .map(|session_id| ended_command(termination, session_id, HAD_ENDED)),
+        );
+        (early, late)
+    }
+
+    /// Records, telling the caller plainly what a failure means.
+    async fn record(
+        &self,
+        termination: &TerminationRecord,
+        commands: &[CommandRecord],
+    ) -> ServiceResult<Vec<CommandRecord>> {
+        self.store()
+            .record(termination, commands)
+            .await
+            .map_err(|error| match error {
+                ServiceError::Unavailable(detail) => ServiceError::Unavailable(format!(
+                    "the termination could not be recorded ({detail}); its commands may already have reached the gateways — check the sessions, then retry"
+                )),
+                other => other,
+            })
+    }
+
+    /// A command to send to a live session.
+    fn open_command(
+        &self,
+        termination: &TerminationRecord,
+        session_id: &str,
+        gateway_id: &str,
+        user: &str,
+    ) -> CommandRecord {
+        let now = termination.created_at;
+        CommandRecord {
+            gateway_id: gateway_id.to_owned(),
+            user: user.to_owned(),
+            state: DeliveryState::Pending,
+            attempts: 1,
+            next_attempt_at: Some(now + self.settings().retry_after_ms(1)),
+            ..ended_command(termination, session_id, "")
+        }
+    }
+}
+
+/// A command recorded for a session that is not live, and not sent.
+fn ended_command(termination: &TerminationRecord, session_id: &str, detail: &str) -> CommandRecord {
+    CommandRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        termination_id: termination.id.clone(),
+        session_id: session_id.to_owned(),
+        gateway_id: String::new(),
+        user: String::new(),
+        reason: termination.reason,
+        user_message: termination.user_message.clone(),
+        state: DeliveryState::AlreadyEnded,
+        detail: detail.to_owned(),
+        attempts: 0,
+        created_at: termination.created_at,
+        next_attempt_at: None,
+        delivered_at: None,
+        acknowledged_at: None,
+    }
+}
+
+/// The reason of a request, if it is one a caller may give.
+fn requested_reason(reason: i32) -> ServiceResult<EndReason> {
+    match EndReason::try_from(reason) {
+        Ok(EndReason::Unspecified) => Err(ServiceError::invalid(
+            "reason is required (ADMIN, USER_SELF_SERVICE, IDLE_TIMEOUT, MAX_DURATION, CONCURRENCY_LIMIT, ANOMALY, POLICY or LOCKED)",
+        )),
+        Ok(EndReason::UserClosed | EndReason::Lost | EndReason::GatewayLost | EndReason::GatewayClosed) => {
+            Err(ServiceError::invalid(
+                "reason must say why the session is being ended (USER_CLOSED, LOST, GATEWAY_LOST and GATEWAY_CLOSED are recorded by gateways, not asked for)",
+            ))
+        }
+        Ok(reason) => Ok(reason),
+        Err(_) => Err(ServiceError::invalid(format!(
+            "reason {reason} is not a known end reason"
+        ))),
+    }
+}
+
+fn selector_record(selector: &Selector) -> SelectorRecord {
+    match selector {
+        Selector::Ids(ids) => SelectorRecord::Ids(ids.clone()),
+        Selector::User(user) => SelectorRecord::User(user.clone()),
+        Selector::Gateway(gateway) => SelectorRecord::Gateway(gateway.clone()),
+        Selector::Resource(resource) => SelectorRecord::Resource(resource.clone()),
+        Selector::All { idle_only } => SelectorRecord::All { idle_only: *idle_only },
+        Selector::Group(group) => SelectorRecord::Group(group.clone()),
+        Selector::Device(device) => SelectorRecord::Device(device.clone()),
+        Selector::Cidr(network) => SelectorRecord::Cidr(network.to_string()),
+    }
+}
+
+fn text(field: &str, value: &str) -> ServiceResult<Option<String>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let chars = value.chars().count();
+    if chars > MAX_TEXT_LEN {
+        return Err(ServiceError::invalid(format!(
+            "{field} is {chars} characters long; at most {MAX_TEXT_LEN} are allowed"
+        )));
+    }
+    // Line breaks and tabs are text; other control characters (terminal escapes) would reach the
+    // ended user's terminal and every reader of the audit trail as they are.
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(ServiceError::invalid(format!(
+            "{field} must not contain control characters other than line breaks and tabs"
+        )));
+    }
+    Ok(Some(value.to_owned()))
+}
