@@ -554,8 +554,8 @@ async fn every_role_gets_exactly_its_answer_from_every_rpc() {
 /// Lists, the change feed's snapshot and gets are narrowed to alice's own sessions.
 async fn her_reads_are_narrowed_to_her_own(
     registry: &mut SessionRegistryClient<ServiceChannel>,
-    alice_1: &String,
-    bob_1: &String,
+    alice_1: &str,
+    bob_1: &str,
 ) {
     // Lists are narrowed to her own sessions; asking for someone else's is refused.
     let listed = registry
@@ -597,11 +597,11 @@ async fn her_reads_are_narrowed_to_her_own(
 
     // Getting: her own yes, bob's no.
     registry
-        .get_session(pb::GetSessionRequest { id: alice_1.clone() })
+        .get_session(pb::GetSessionRequest { id: alice_1.to_owned() })
         .await
         .expect("her own session");
     let refused = registry
-        .get_session(pb::GetSessionRequest { id: bob_1.clone() })
+        .get_session(pb::GetSessionRequest { id: bob_1.to_owned() })
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
@@ -616,13 +616,13 @@ async fn her_reads_are_narrowed_to_her_own(
 async fn others_sessions_stay_out_of_her_reach(
     stack: &SecureStack,
     termination: &mut TerminationServiceClient<ServiceChannel>,
-    alice_1: &String,
-    bob_1: &String,
+    alice_1: &str,
+    bob_1: &str,
 ) {
     // Ending someone else's session is refused, also when mixed with her own, and nothing ends.
     for selector in [
-        ids(&[&bob_1]),
-        ids(&[&alice_1, &bob_1]),
+        ids(&[bob_1]),
+        ids(&[alice_1, bob_1]),
         selector(Target::User(BOB.into())),
         selector(Target::GatewayId(GATEWAY.into())),
         selector(Target::ResourceName("prod-db-01".into())),
@@ -713,16 +713,16 @@ async fn a_plain_user_sees_and_ends_their_own_sessions_only() {
 }
 
 /// An administrator ends one of bob's sessions and one of alice's; returns once both have ended.
-async fn end_one_of_each(stack: &SecureStack, bob_2: &String, alice_2: &String) {
+async fn end_one_of_each(stack: &SecureStack, bob_2: &str, alice_2: &str) {
     // An administrator ends one of bob's sessions and one of alice's.
     let mut admin = TerminationServiceClient::new(stack.channel(Some(&token(ADMIN, &["admin"]))).await);
     admin
-        .terminate(terminate(ids(&[&bob_2, &alice_2])))
+        .terminate(terminate(ids(&[bob_2, alice_2])))
         .await
         .expect("the administrator ends them");
     eventually("both sessions to have ended", || {
         let registry = stack.registry.clone();
-        let (bob_2, alice_2) = (bob_2.clone(), alice_2.clone());
+        let (bob_2, alice_2) = (bob_2.to_owned(), alice_2.to_owned());
         async move {
             let resolved = registry
                 .resolve(&pb::SessionSelector {
@@ -741,16 +741,16 @@ async fn end_one_of_each(stack: &SecureStack, bob_2: &String, alice_2: &String) 
 /// Every selector about others gets the same refusal, which names nobody.
 async fn others_get_one_answer(
     registry: &mut SessionRegistryClient<ServiceChannel>,
-    alice_1: &String,
-    bob_1: &String,
-    bob_2: &String,
+    alice_1: &str,
+    bob_1: &str,
+    bob_2: &str,
 ) {
     let unknown_id = "0b9d7c3e-1f2a-4c5d-8e6f-7a8b9c0d1e2f";
     let others = [
-        ("bob's live session", ids(&[&bob_1])),
-        ("bob's ended session", ids(&[&bob_2])),
+        ("bob's live session", ids(&[bob_1])),
+        ("bob's ended session", ids(&[bob_2])),
         ("an unknown session", ids(&[unknown_id])),
-        ("hers and bob's", ids(&[&alice_1, &bob_1])),
+        ("hers and bob's", ids(&[alice_1, bob_1])),
         ("bob, who has sessions", selector(Target::User(BOB.into()))),
         (
             "a user never seen",
@@ -790,7 +790,7 @@ async fn others_get_one_answer(
     for (case, other_code, other_message) in &answers {
         assert_eq!((*other_code, other_message), (code, &message), "{case}");
     }
-    for named in [bob_1.as_str(), bob_2.as_str(), unknown_id, BOB, "bob"] {
+    for named in [bob_1, bob_2, unknown_id, BOB, "bob"] {
         assert!(!message.contains(named), "{message}");
     }
 }
@@ -1221,7 +1221,7 @@ async fn client_certificates_name_their_gateway(stack: &SecureStack, ca: &TestCa
     // A gateway with a client certificate naming it needs no credential; the certificate does not
     // make it any other gateway.
     let (gateway_cert, gateway_key) = ca.leaf(&["gw-tls"], ExtendedKeyUsagePurpose::ClientAuth);
-    let gateway_tls = trusting(&ca).identity(TlsIdentity::from_pem(gateway_cert, gateway_key));
+    let gateway_tls = trusting(ca).identity(TlsIdentity::from_pem(gateway_cert, gateway_key));
     let gateway_channel = || async {
         tonic::transport::Endpoint::from_shared(stack.url.clone())
             .expect("url")
@@ -1246,7 +1246,7 @@ async fn client_certificates_name_their_gateway(stack: &SecureStack, ca: &TestCa
 
     // A certificate from another CA is refused at the handshake, before any hello.
     let (forged_cert, forged_key) = stranger_ca.leaf(&["gw-tls"], ExtendedKeyUsagePurpose::ClientAuth);
-    let forged = trusting(&ca).identity(TlsIdentity::from_pem(forged_cert, forged_key));
+    let forged = trusting(ca).identity(TlsIdentity::from_pem(forged_cert, forged_key));
     let forged_link = match tonic::transport::Endpoint::from_shared(stack.url.clone())
         .expect("url")
         .tls_config(forged)
