@@ -11,7 +11,9 @@
 //! - the gateway link: a peer guessing credentials is refused with RESOURCE_EXHAUSTED after
 //!   `MAX_FAILED_HELLOS` failures, before its next hello is read;
 //! - change feeds: `WatchSessions` streams are bounded per caller and in all (RESOURCE_EXHAUSTED
-//!   beyond), while health stays SERVING and sessions still open.
+//!   beyond), while health stays SERVING and sessions still open; 400 feeds opening at once with
+//!   their snapshots all get them over a 3-connection pool, while a session opens and the stats
+//!   answer (snapshot pages are read `registry.snapshot_reads` at a time).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use vigil_proto::v1::policy_service_client::PolicyServiceClient;
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 use vigil_runtime::auth::{AuthConfig, Claims, Secret, ServiceToken, issue_hs256};
+use vigil_runtime::client::ServiceChannel;
 use vigil_runtime::tls::TlsConfig;
 use vigil_tests::*;
 
@@ -73,28 +76,8 @@ fn admit(resource_type: i32) -> pb::AdmitRequest {
     }
 }
 
-#[tokio::test]
-async fn the_probe_s_findings_are_refused() {
-    init_logs();
-    let schema = TestSchema::new().await;
-    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
-    let agent = stack
-        .agent(GATEWAY, GATEWAY_CREDENTIAL, Arc::new(RecordingHandler::default()))
-        .await;
-    let admission = agent
-        .open_session(start(
-            "alice@acme.example",
-            "prod-db-01",
-            ResourceType::Ssh,
-            "81.2.69.142",
-        ))
-        .await
-        .expect("admission answered");
-    assert!(admission.allowed, "{}", admission.reason);
-
-    let operator = stack.channel(Some(&token("olga@acme.example", &["operator"]))).await;
-    let service = stack.channel(Some(SERVICE_TOKEN)).await;
-
+/// A JWT's `service` role grants nothing (the service token does); an `exp` in the year 3000 is refused.
+async fn tokens_claiming_too_much_are_refused(stack: &SecureStack, service: ServiceChannel) {
     // A JWT claiming the `service` role reaches no internal RPC; the service token does.
     let forged = stack.channel(Some(&token("mallory@acme.example", &["service"]))).await;
     let answer = PolicyServiceClient::new(forged)
@@ -123,7 +106,10 @@ async fn the_probe_s_findings_are_refused() {
         .list_locks(pb::ListLocksRequest::default())
         .await;
     assert_eq!(code(&answer), Code::Unauthenticated, "{answer:?}");
+}
 
+/// Half the address space is neither ended nor locked by an operator; alice's session stays.
+async fn too_broad_networks_are_refused(stack: &SecureStack, operator: ServiceChannel) {
     // Half the address space is not a network an operator may end or lock.
     let mut termination = TerminationServiceClient::new(operator.clone());
     for network in ["0.0.0.0/1", "128.0.0.0/1"] {
@@ -155,7 +141,11 @@ async fn the_probe_s_findings_are_refused() {
         })
         .await;
     assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
+}
 
+/// An operator cannot end a session for a system reason, nor hide terminal escapes in a note.
+async fn false_reasons_and_escapes_are_refused(operator: ServiceChannel) {
+    let mut termination = TerminationServiceClient::new(operator);
     // An operator cannot say the system ended a session.
     let answer = termination
         .terminate(pb::TerminateRequest {
@@ -179,8 +169,11 @@ async fn the_probe_s_findings_are_refused() {
         })
         .await;
     assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
+}
 
-    // Refused lock deletions are recorded with their id escaped and capped.
+/// Refused lock deletions are recorded with their id escaped and capped.
+async fn refused_ids_are_audited_escaped_and_capped(operator: ServiceChannel) {
+    let mut policy = PolicyServiceClient::new(operator);
     let huge = "a".repeat(1 << 20);
     let forged_row = "x\n2026-12-07T00:00:00Z  admin@local  lock.delete  lock y  ok\x1b[31m";
     for id in [huge.as_str(), forged_row] {
@@ -201,7 +194,11 @@ async fn the_probe_s_findings_are_refused() {
         assert!(!event.detail.chars().any(char::is_control), "{:?}", event.detail);
         assert!(event.target.contains("invalid id"), "{:?}", event.target);
     }
+}
 
+/// Range and input checks: `since`, sub-millisecond durations, internal RPCs' arguments.
+async fn out_of_range_inputs_are_refused(stack: &SecureStack, operator: ServiceChannel, service: ServiceChannel) {
+    let mut policy = PolicyServiceClient::new(operator);
     // `since` is range-checked like ListTerminations'.
     let answer = policy
         .list_audit_events(pb::ListAuditEventsRequest {
@@ -239,6 +236,39 @@ async fn the_probe_s_findings_are_refused() {
     assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
     let answer = internal.admit(admit(42)).await;
     assert_eq!(code(&answer), Code::InvalidArgument, "{answer:?}");
+}
+
+#[tokio::test]
+async fn the_probe_s_findings_are_refused() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
+    let agent = stack
+        .agent(GATEWAY, GATEWAY_CREDENTIAL, Arc::new(RecordingHandler::default()))
+        .await;
+    let admission = agent
+        .open_session(start(
+            "alice@acme.example",
+            "prod-db-01",
+            ResourceType::Ssh,
+            "81.2.69.142",
+        ))
+        .await
+        .expect("admission answered");
+    assert!(admission.allowed, "{}", admission.reason);
+
+    let operator = stack.channel(Some(&token("olga@acme.example", &["operator"]))).await;
+    let service = stack.channel(Some(SERVICE_TOKEN)).await;
+
+    tokens_claiming_too_much_are_refused(&stack, service.clone()).await;
+
+    too_broad_networks_are_refused(&stack, operator.clone()).await;
+
+    false_reasons_and_escapes_are_refused(operator.clone()).await;
+
+    refused_ids_are_audited_escaped_and_capped(operator.clone()).await;
+
+    out_of_range_inputs_are_refused(&stack, operator, service).await;
 
     agent.shutdown().await;
     stack.stop().await;
@@ -363,5 +393,166 @@ async fn change_feeds_are_bounded_per_caller_and_in_all() {
     .await;
 
     agent.shutdown().await;
+    stack.stop().await;
+}
+
+/// Feeds opened at once, each with its snapshot, in the flood test (over several connections: a
+/// server takes at most 200 streams on one).
+const FLOOD_FEEDS: usize = 400;
+const FLOOD_CONNECTIONS: usize = 4;
+/// Live sessions each snapshot carries.
+const FLOOD_SESSIONS: usize = 120;
+
+/// Opens one feed with its snapshot and counts the snapshot's sessions (up to SNAPSHOT_DONE).
+async fn snapshot_size(channel: ServiceChannel) -> Result<usize, tonic::Status> {
+    let mut feed = vigil_proto::v1::session_registry_client::SessionRegistryClient::new(channel)
+        .watch_sessions(pb::WatchSessionsRequest {
+            include_snapshot: true,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut sessions = 0;
+    while let Some(event) = feed.message().await? {
+        if event.kind == pb::SessionEventKind::SnapshotDone as i32 {
+            return Ok(sessions);
+        }
+        if event.kind == pb::SessionEventKind::Snapshot as i32 {
+            sessions += 1;
+        }
+    }
+    Err(tonic::Status::aborted("the feed ended before SNAPSHOT_DONE"))
+}
+
+#[tokio::test]
+async fn a_flood_of_snapshot_feeds_leaves_the_pool_to_everyone_else() {
+    init_logs();
+    let mut schema = TestSchema::new().await;
+    // A small pool that gives up soon: snapshots holding every connection show as failed reads.
+    schema.config.max_connections = 3;
+    schema.config.connect_timeout = Duration::from_secs(1);
+    let settings = vigil_registry::RegistrySettings {
+        watch_streams_per_caller: FLOOD_FEEDS,
+        watch_streams_total: FLOOD_FEEDS,
+        snapshot_reads: 1,
+        ..test_settings("flood")
+    };
+    let stack = SecureStack::start_with(&schema, auth(), TlsConfig::default(), settings).await;
+    let agent = stack.agent(GATEWAY, GATEWAY_CREDENTIAL, Arc::default()).await;
+    for n in 0..FLOOD_SESSIONS {
+        let user = format!("user{n}@acme.example");
+        let admission = agent
+            .open_session(start(&user, "prod-db-01", ResourceType::Ssh, "81.2.69.142"))
+            .await
+            .expect("admission answered");
+        assert!(admission.allowed, "{}", admission.reason);
+    }
+
+    let viewer = token("vera@acme.example", &["viewer"]);
+    let mut channels = Vec::new();
+    for _ in 0..FLOOD_CONNECTIONS {
+        channels.push(stack.channel(Some(&viewer)).await);
+    }
+    let feeds = (0..FLOOD_FEEDS).map(|n| snapshot_size(channels[n % FLOOD_CONNECTIONS].clone()));
+    // Meanwhile a session opens (admission reads and writes) and the stats answer.
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let admission = agent
+            .open_session(start(
+                "late@acme.example",
+                "prod-db-01",
+                ResourceType::Ssh,
+                "81.2.69.142",
+            ))
+            .await
+            .expect("admission answered during the flood");
+        assert!(admission.allowed, "refused during the flood: {}", admission.reason);
+        vigil_proto::v1::session_registry_client::SessionRegistryClient::new(channels[0].clone())
+            .get_stats(pb::GetStatsRequest::default())
+            .await
+            .expect("the stats during the flood");
+    };
+    let (snapshots, ()) = tokio::join!(futures::future::join_all(feeds), meanwhile);
+
+    let failed: Vec<String> = snapshots
+        .iter()
+        .filter_map(|result| {
+            result
+                .as_ref()
+                .err()
+                .map(|status| format!("{:?}: {}", status.code(), status.message()))
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {FLOOD_FEEDS} feeds failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(
+        snapshots.iter().flatten().all(|&size| size >= FLOOD_SESSIONS),
+        "a snapshot missed sessions"
+    );
+    agent.shutdown().await;
+    stack.stop().await;
+}
+
+/// A hello of `sessions` snapshot sessions (about 130 bytes each).
+fn large_hello(credential: &str, sessions: usize) -> pb::Hello {
+    pb::Hello {
+        sessions: (0..sessions)
+            .map(|n| pb::SnapshotSession {
+                session_id: uuid::Uuid::now_v7().to_string(),
+                start: Some(start(
+                    &format!("user{n}@acme.example"),
+                    "prod-db-01",
+                    ResourceType::Ssh,
+                    "81.2.69.142",
+                )),
+                ..Default::default()
+            })
+            .collect(),
+        ..gateway_hello(GATEWAY, credential)
+    }
+}
+
+#[tokio::test]
+async fn a_large_first_message_is_read_only_once_its_hello_proves_the_gateway() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
+    let connect = || async {
+        vigil_runtime::server::connect_channel(&stack.url, Duration::from_secs(5))
+            .await
+            .expect("connect")
+    };
+    let hello = large_hello("a-guess", 8_000);
+    assert!(prost::Message::encoded_len(&hello) > 8 * vigil_registry::PRE_HELLO_LIMIT);
+    let refused = open_link(connect().await, hello).await.map(drop).expect_err("refused");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("do not authenticate"),
+        "{}",
+        refused.message()
+    );
+
+    // A large hello that does not begin with its gateway id and credential: not read either.
+    let mut hidden = large_hello("", 8_000);
+    hidden.gateway_id.clear();
+    let refused = open_link(connect().await, hidden).await.map(drop).expect_err("refused");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+
+    // The gateway's own large hello is read whole and welcomed.
+    let hello = large_hello(GATEWAY_CREDENTIAL, 800);
+    assert!(prost::Message::encoded_len(&hello) > vigil_registry::PRE_HELLO_LIMIT);
+    let (_outbound, _inbound) = open_link(connect().await, hello).await.expect("welcomed");
+    let live = stack
+        .registry
+        .resolve(&pb::SessionSelector {
+            target: Some(Target::GatewayId(GATEWAY.into())),
+        })
+        .await
+        .expect("resolve");
+    assert_eq!(live.sessions.len(), 800, "the hello's sessions are registered");
     stack.stop().await;
 }

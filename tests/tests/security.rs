@@ -116,7 +116,9 @@ async fn open(agent: &vigil_agent::Agent, user: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// The callers of the matrix, in the order of its columns.
-const ROLES: [&str; 6] = ["none", "viewer", "operator", "admin", "user", "service"];
+/// `jwt-service`: a person's JWT claiming the `service` role, which only service tokens carry: it
+/// gets what a person without roles gets.
+const ROLES: [&str; 7] = ["none", "viewer", "operator", "admin", "user", "service", "jwt-service"];
 
 /// What each RPC answers each caller. `U`: unauthenticated, `D`: permission denied, `K`: OK.
 const U: Code = Code::Unauthenticated;
@@ -124,34 +126,34 @@ const D: Code = Code::PermissionDenied;
 const K: Code = Code::Ok;
 
 #[rustfmt::skip]
-const MATRIX: &[(&str, &str, [Code; 6])] = &[
-    //                                                    none viewer operator admin user service
-    ("SessionRegistry",    "ListSessions",              [U,   K,     K,       K,    K,   K]),
-    ("SessionRegistry",    "GetSession",                [U,   K,     K,       K,    D,   K]),
-    ("SessionRegistry",    "GetStats",                  [U,   K,     K,       K,    D,   K]),
-    ("SessionRegistry",    "WatchSessions",             [U,   K,     K,       K,    K,   K]),
-    ("SessionRegistry",    "ListGateways",              [U,   K,     K,       K,    D,   K]),
-    ("SessionRegistry",    "ResolveSessions",           [U,   K,     K,       K,    D,   K]),
-    ("TerminationService", "Terminate",                 [U,   D,     K,       K,    D,   K]),
-    ("TerminationService", "Terminate(all)",            [U,   D,     D,       K,    D,   D]),
-    ("TerminationService", "GetTermination",            [U,   K,     K,       K,    D,   D]),
-    ("TerminationService", "ListTerminations",          [U,   K,     K,       K,    D,   D]),
-    ("TerminationService", "ListPendingCommands",       [U,   D,     D,       D,    D,   K]),
-    ("TerminationService", "ReportCommands",            [U,   D,     D,       D,    D,   K]),
-    ("PolicyService",      "Admit",                     [U,   D,     D,       D,    D,   K]),
-    ("PolicyService",      "CreatePolicy",              [U,   D,     D,       K,    D,   D]),
-    ("PolicyService",      "GetPolicy",                 [U,   K,     K,       K,    D,   D]),
-    ("PolicyService",      "ListPolicies",              [U,   K,     K,       K,    D,   D]),
-    ("PolicyService",      "UpdatePolicy",              [U,   D,     D,       K,    D,   D]),
-    ("PolicyService",      "DeletePolicy",              [U,   D,     D,       K,    D,   D]),
-    ("PolicyService",      "GetEffectivePolicy",        [U,   K,     K,       K,    D,   D]),
-    ("PolicyService",      "CreateLock",                [U,   D,     K,       K,    D,   D]),
-    ("PolicyService",      "ListLocks",                 [U,   K,     K,       K,    D,   K]),
-    ("PolicyService",      "DeleteLock",                [U,   D,     K,       K,    D,   D]),
-    ("PolicyService",      "ReleaseSessions",           [U,   D,     D,       D,    D,   K]),
-    ("PolicyService",      "ListAuditEvents",           [U,   K,     K,       K,    D,   D]),
-    ("GeoService",         "Locate",                    [U,   D,     D,       D,    D,   K]),
-    ("GeoService",         "Assess",                    [U,   D,     D,       D,    D,   K]),
+const MATRIX: &[(&str, &str, [Code; 7])] = &[
+    //                                                    none viewer operator admin user service jwt-service
+    ("SessionRegistry",    "ListSessions",              [U,   K,     K,       K,    K,   K,   K]),
+    ("SessionRegistry",    "GetSession",                [U,   K,     K,       K,    D,   K,   D]),
+    ("SessionRegistry",    "GetStats",                  [U,   K,     K,       K,    D,   K,   D]),
+    ("SessionRegistry",    "WatchSessions",             [U,   K,     K,       K,    K,   K,   K]),
+    ("SessionRegistry",    "ListGateways",              [U,   K,     K,       K,    D,   K,   D]),
+    ("SessionRegistry",    "ResolveSessions",           [U,   K,     K,       K,    D,   K,   D]),
+    ("TerminationService", "Terminate",                 [U,   D,     K,       K,    D,   K,   D]),
+    ("TerminationService", "Terminate(all)",            [U,   D,     D,       K,    D,   D,   D]),
+    ("TerminationService", "GetTermination",            [U,   K,     K,       K,    D,   D,   D]),
+    ("TerminationService", "ListTerminations",          [U,   K,     K,       K,    D,   D,   D]),
+    ("TerminationService", "ListPendingCommands",       [U,   D,     D,       D,    D,   K,   D]),
+    ("TerminationService", "ReportCommands",            [U,   D,     D,       D,    D,   K,   D]),
+    ("PolicyService",      "Admit",                     [U,   D,     D,       D,    D,   K,   D]),
+    ("PolicyService",      "CreatePolicy",              [U,   D,     D,       K,    D,   D,   D]),
+    ("PolicyService",      "GetPolicy",                 [U,   K,     K,       K,    D,   D,   D]),
+    ("PolicyService",      "ListPolicies",              [U,   K,     K,       K,    D,   D,   D]),
+    ("PolicyService",      "UpdatePolicy",              [U,   D,     D,       K,    D,   D,   D]),
+    ("PolicyService",      "DeletePolicy",              [U,   D,     D,       K,    D,   D,   D]),
+    ("PolicyService",      "GetEffectivePolicy",        [U,   K,     K,       K,    D,   D,   D]),
+    ("PolicyService",      "CreateLock",                [U,   D,     K,       K,    D,   D,   D]),
+    ("PolicyService",      "ListLocks",                 [U,   K,     K,       K,    D,   K,   D]),
+    ("PolicyService",      "DeleteLock",                [U,   D,     K,       K,    D,   D,   D]),
+    ("PolicyService",      "ReleaseSessions",           [U,   D,     D,       D,    D,   K,   D]),
+    ("PolicyService",      "ListAuditEvents",           [U,   K,     K,       K,    D,   D,   D]),
+    ("GeoService",         "Locate",                    [U,   D,     D,       D,    D,   K,   D]),
+    ("GeoService",         "Assess",                    [U,   D,     D,       D,    D,   K,   D]),
 ];
 
 /// What the matrix's calls need to exist.
@@ -182,11 +184,19 @@ fn matrix_lock(user: &str) -> pb::CreateLockRequest {
 }
 
 /// Makes one call of the matrix on `channel`.
-async fn call(rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), Status> {
-    let mut registry = SessionRegistryClient::new(channel.clone());
-    let mut termination = TerminationServiceClient::new(channel.clone());
-    let mut policy = PolicyServiceClient::new(channel.clone());
-    let mut geo = GeoServiceClient::new(channel);
+async fn call(service: &str, rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), Status> {
+    match service {
+        "SessionRegistry" => registry_call(rpc, channel, fx).await,
+        "TerminationService" => termination_call(rpc, channel, fx).await,
+        "PolicyService" => policy_call(rpc, channel, fx).await,
+        "GeoService" => geo_call(rpc, channel).await,
+        other => panic!("the matrix has no service {other}"),
+    }
+}
+
+/// A `SessionRegistry` call of the matrix.
+async fn registry_call(rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), Status> {
+    let mut registry = SessionRegistryClient::new(channel);
     match rpc {
         "ListSessions" => registry
             .list_sessions(pb::ListSessionsRequest::default())
@@ -211,6 +221,14 @@ async fn call(rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), S
             })
             .await
             .map(drop),
+        other => panic!("the matrix has no call for {other}"),
+    }
+}
+
+/// A `TerminationService` call of the matrix.
+async fn termination_call(rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), Status> {
+    let mut termination = TerminationServiceClient::new(channel);
+    match rpc {
         "Terminate" => termination.terminate(terminate(ids(&[&fx.victim]))).await.map(drop),
         "Terminate(all)" => termination
             .terminate(terminate(selector(Target::All(pb::AllSessions { idle_only: true }))))
@@ -236,6 +254,14 @@ async fn call(rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), S
             .report_commands(pb::ReportCommandsRequest::default())
             .await
             .map(drop),
+        other => panic!("the matrix has no call for {other}"),
+    }
+}
+
+/// A `PolicyService` call of the matrix: policies and admission (locks and the rest in `policy_lock_call`).
+async fn policy_call(rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), Status> {
+    let mut policy = PolicyServiceClient::new(channel.clone());
+    match rpc {
         "Admit" => policy
             .admit(pb::AdmitRequest {
                 session_id: uuid::Uuid::now_v7().to_string(),
@@ -290,6 +316,14 @@ async fn call(rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), S
                 .await
                 .map(drop)
         }
+        other => policy_lock_call(other, channel, fx).await,
+    }
+}
+
+/// A `PolicyService` call of the matrix: effective rules, locks, releases, the audit trail.
+async fn policy_lock_call(rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), Status> {
+    let mut policy = PolicyServiceClient::new(channel);
+    match rpc {
         "GetEffectivePolicy" => policy
             .get_effective_policy(pb::GetEffectivePolicyRequest {
                 user: ALICE.into(),
@@ -330,6 +364,14 @@ async fn call(rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), S
             .list_audit_events(pb::ListAuditEventsRequest::default())
             .await
             .map(drop),
+        other => panic!("the matrix has no call for {other}"),
+    }
+}
+
+/// A `GeoService` call of the matrix.
+async fn geo_call(rpc: &str, channel: ServiceChannel) -> Result<(), Status> {
+    let mut geo = GeoServiceClient::new(channel);
+    match rpc {
         "Locate" => geo
             .locate(pb::LocateRequest {
                 ip: "81.2.69.142".into(),
@@ -348,17 +390,11 @@ async fn call(rpc: &str, channel: ServiceChannel, fx: &Fixtures) -> Result<(), S
     }
 }
 
-#[tokio::test]
-async fn every_role_gets_exactly_its_answer_from_every_rpc() {
-    init_logs();
-    let schema = TestSchema::new().await;
-    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
-    let agent = stack
-        .agent(GATEWAY, GATEWAY_CREDENTIAL, Arc::new(RecordingHandler::default()))
-        .await;
-    let victim = open(&agent, ALICE).await;
-    let keep = open(&agent, ALICE).await;
-    let extra = open(&agent, ALICE).await;
+/// The sessions, termination and policies the matrix's calls act on.
+async fn matrix_fixtures(stack: SecureStack, agent: &vigil_agent::Agent) -> Fixtures {
+    let victim = open(agent, ALICE).await;
+    let keep = open(agent, ALICE).await;
+    let extra = open(agent, ALICE).await;
     let termination_id = stack
         .terminator
         .terminate("setup", &terminate(ids(&[&extra])))
@@ -386,32 +422,22 @@ async fn every_role_gets_exactly_its_answer_from_every_rpc() {
         .await
         .expect("a policy to update")
         .id;
-    let fx = Fixtures {
+    Fixtures {
         stack,
         victim,
         keep,
         termination_id,
         global_policy_id,
         updatable_policy_id,
-    };
-
-    let tokens: [Option<String>; 6] = [
-        None,
-        Some(token("vera@acme.example", &["viewer"])),
-        Some(token("olga@acme.example", &["operator"])),
-        Some(token(ADMIN, &["admin"])),
-        Some(token("mallory@acme.example", &[])),
-        Some(SERVICE_TOKEN.to_owned()),
-    ];
-    let mut channels = Vec::new();
-    for token in &tokens {
-        channels.push(fx.stack.channel(token.as_deref()).await);
     }
+}
 
+/// Every cell of the matrix that does not hold, described.
+async fn matrix_mismatches(channels: &[ServiceChannel], fx: &Fixtures) -> Vec<String> {
     let mut wrong = Vec::new();
     for (service, rpc, expected) in MATRIX {
         for (column, role) in ROLES.iter().enumerate() {
-            let result = call(rpc, channels[column].clone(), &fx).await;
+            let result = call(service, rpc, channels[column].clone(), fx).await;
             let got = code_of(&result);
             if got != expected[column] {
                 wrong.push(format!(
@@ -425,9 +451,11 @@ async fn every_role_gets_exactly_its_answer_from_every_rpc() {
             }
         }
     }
-    assert!(wrong.is_empty(), "the matrix does not hold:\n{}", wrong.join("\n"));
+    wrong
+}
 
-    // The matrix covers every RPC of the four services the people and tools call.
+/// The matrix covers every RPC of the four services the people and tools call.
+fn assert_the_matrix_covers_every_rpc() {
     for (service, table) in [
         ("SessionRegistry", SESSION_REGISTRY),
         ("TerminationService", TERMINATION_SERVICE),
@@ -441,9 +469,41 @@ async fn every_role_gets_exactly_its_answer_from_every_rpc() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn every_role_gets_exactly_its_answer_from_every_rpc() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
+    let agent = stack
+        .agent(GATEWAY, GATEWAY_CREDENTIAL, Arc::new(RecordingHandler::default()))
+        .await;
+    let fx = matrix_fixtures(stack, &agent).await;
+
+    let tokens: [Option<String>; 7] = [
+        None,
+        Some(token("vera@acme.example", &["viewer"])),
+        Some(token("olga@acme.example", &["operator"])),
+        Some(token(ADMIN, &["admin"])),
+        Some(token("mallory@acme.example", &[])),
+        Some(SERVICE_TOKEN.to_owned()),
+        Some(token("trudy@acme.example", &["service"])),
+    ];
+    let mut channels = Vec::new();
+    for token in &tokens {
+        channels.push(fx.stack.channel(token.as_deref()).await);
+    }
+
+    let wrong = matrix_mismatches(&channels, &fx).await;
+    assert!(wrong.is_empty(), "the matrix does not hold:\n{}", wrong.join("\n"));
+
+    assert_the_matrix_covers_every_rpc();
 
     // Refusals say what is missing, and what the caller has.
-    let status = call("Terminate", channels[1].clone(), &fx).await.unwrap_err();
+    let status = call("TerminationService", "Terminate", channels[1].clone(), &fx)
+        .await
+        .unwrap_err();
     assert_eq!(
         status.message(),
         format!(
@@ -452,17 +512,23 @@ async fn every_role_gets_exactly_its_answer_from_every_rpc() {
             fx.victim
         )
     );
-    let status = call("Terminate(all)", channels[2].clone(), &fx).await.unwrap_err();
+    let status = call("TerminationService", "Terminate(all)", channels[2].clone(), &fx)
+        .await
+        .unwrap_err();
     assert_eq!(
         status.message(),
         "requires the `sessions:terminate-all` permission (admin); you have: operator"
     );
-    let status = call("CreatePolicy", channels[2].clone(), &fx).await.unwrap_err();
+    let status = call("PolicyService", "CreatePolicy", channels[2].clone(), &fx)
+        .await
+        .unwrap_err();
     assert_eq!(
         status.message(),
         "requires the `policies:write` permission (admin); you have: operator"
     );
-    let status = call("ListSessions", channels[0].clone(), &fx).await.unwrap_err();
+    let status = call("SessionRegistry", "ListSessions", channels[0].clone(), &fx)
+        .await
+        .unwrap_err();
     assert!(
         status.message().starts_with("missing bearer token"),
         "{}",
@@ -485,22 +551,12 @@ async fn every_role_gets_exactly_its_answer_from_every_rpc() {
 // Own sessions
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn a_plain_user_sees_and_ends_their_own_sessions_only() {
-    init_logs();
-    let schema = TestSchema::new().await;
-    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
-    let handler = Arc::new(RecordingHandler::default());
-    let agent = stack.agent(GATEWAY, GATEWAY_CREDENTIAL, handler.clone()).await;
-    let alice_1 = open(&agent, ALICE).await;
-    let alice_2 = open(&agent, ALICE).await;
-    let alice_3 = open(&agent, ALICE).await;
-    let bob_1 = open(&agent, BOB).await;
-
-    let alice = stack.channel(Some(&token(ALICE, &[]))).await;
-    let mut registry = SessionRegistryClient::new(alice.clone());
-    let mut termination = TerminationServiceClient::new(alice);
-
+/// Lists, the change feed's snapshot and gets are narrowed to alice's own sessions.
+async fn her_reads_are_narrowed_to_her_own(
+    registry: &mut SessionRegistryClient<ServiceChannel>,
+    alice_1: &str,
+    bob_1: &str,
+) {
     // Lists are narrowed to her own sessions; asking for someone else's is refused.
     let listed = registry
         .list_sessions(pb::ListSessionsRequest::default())
@@ -541,11 +597,11 @@ async fn a_plain_user_sees_and_ends_their_own_sessions_only() {
 
     // Getting: her own yes, bob's no.
     registry
-        .get_session(pb::GetSessionRequest { id: alice_1.clone() })
+        .get_session(pb::GetSessionRequest { id: alice_1.to_owned() })
         .await
         .expect("her own session");
     let refused = registry
-        .get_session(pb::GetSessionRequest { id: bob_1.clone() })
+        .get_session(pb::GetSessionRequest { id: bob_1.to_owned() })
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
@@ -554,11 +610,19 @@ async fn a_plain_user_sees_and_ends_their_own_sessions_only() {
         "{}",
         refused.message()
     );
+}
 
+/// Ending someone else's session is refused, also when mixed with her own, and nothing ends.
+async fn others_sessions_stay_out_of_her_reach(
+    stack: &SecureStack,
+    termination: &mut TerminationServiceClient<ServiceChannel>,
+    alice_1: &str,
+    bob_1: &str,
+) {
     // Ending someone else's session is refused, also when mixed with her own, and nothing ends.
     for selector in [
-        ids(&[&bob_1]),
-        ids(&[&alice_1, &bob_1]),
+        ids(&[bob_1]),
+        ids(&[alice_1, bob_1]),
         selector(Target::User(BOB.into())),
         selector(Target::GatewayId(GATEWAY.into())),
         selector(Target::ResourceName("prod-db-01".into())),
@@ -584,6 +648,27 @@ async fn a_plain_user_sees_and_ends_their_own_sessions_only() {
         .await
         .expect("resolve");
     assert_eq!(live.sessions.len(), 1, "bob's session lives on");
+}
+
+#[tokio::test]
+async fn a_plain_user_sees_and_ends_their_own_sessions_only() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
+    let handler = Arc::new(RecordingHandler::default());
+    let agent = stack.agent(GATEWAY, GATEWAY_CREDENTIAL, handler.clone()).await;
+    let alice_1 = open(&agent, ALICE).await;
+    let alice_2 = open(&agent, ALICE).await;
+    let alice_3 = open(&agent, ALICE).await;
+    let bob_1 = open(&agent, BOB).await;
+
+    let alice = stack.channel(Some(&token(ALICE, &[]))).await;
+    let mut registry = SessionRegistryClient::new(alice.clone());
+    let mut termination = TerminationServiceClient::new(alice);
+
+    her_reads_are_narrowed_to_her_own(&mut registry, &alice_1, &bob_1).await;
+
+    others_sessions_stay_out_of_her_reach(&stack, &mut termination, &alice_1, &bob_1).await;
 
     // Her own: by id, and all of hers by user. Recorded as self-service, by her.
     let ended = termination
@@ -627,30 +712,17 @@ async fn a_plain_user_sees_and_ends_their_own_sessions_only() {
     stack.stop().await;
 }
 
-/// A plain user asking `ResolveSessions` about anything but their own sessions gets one answer —
-/// the same code and text whether the target exists, has live sessions, has ended ones, or was
-/// never seen — so the answer tells them nothing about other people.
-#[tokio::test]
-async fn a_plain_user_learns_nothing_about_others_from_resolve() {
-    init_logs();
-    let schema = TestSchema::new().await;
-    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
-    let handler = Arc::new(RecordingHandler::default());
-    let agent = stack.agent(GATEWAY, GATEWAY_CREDENTIAL, handler.clone()).await;
-    let alice_1 = open(&agent, ALICE).await;
-    let alice_2 = open(&agent, ALICE).await;
-    let bob_1 = open(&agent, BOB).await;
-    let bob_2 = open(&agent, BOB).await;
-
+/// An administrator ends one of bob's sessions and one of alice's; returns once both have ended.
+async fn end_one_of_each(stack: &SecureStack, bob_2: &str, alice_2: &str) {
     // An administrator ends one of bob's sessions and one of alice's.
     let mut admin = TerminationServiceClient::new(stack.channel(Some(&token(ADMIN, &["admin"]))).await);
     admin
-        .terminate(terminate(ids(&[&bob_2, &alice_2])))
+        .terminate(terminate(ids(&[bob_2, alice_2])))
         .await
         .expect("the administrator ends them");
     eventually("both sessions to have ended", || {
         let registry = stack.registry.clone();
-        let (bob_2, alice_2) = (bob_2.clone(), alice_2.clone());
+        let (bob_2, alice_2) = (bob_2.to_owned(), alice_2.to_owned());
         async move {
             let resolved = registry
                 .resolve(&pb::SessionSelector {
@@ -664,14 +736,21 @@ async fn a_plain_user_learns_nothing_about_others_from_resolve() {
         }
     })
     .await;
+}
 
-    let mut registry = SessionRegistryClient::new(stack.channel(Some(&token(ALICE, &[]))).await);
+/// Every selector about others gets the same refusal, which names nobody.
+async fn others_get_one_answer(
+    registry: &mut SessionRegistryClient<ServiceChannel>,
+    alice_1: &str,
+    bob_1: &str,
+    bob_2: &str,
+) {
     let unknown_id = "0b9d7c3e-1f2a-4c5d-8e6f-7a8b9c0d1e2f";
     let others = [
-        ("bob's live session", ids(&[&bob_1])),
-        ("bob's ended session", ids(&[&bob_2])),
+        ("bob's live session", ids(&[bob_1])),
+        ("bob's ended session", ids(&[bob_2])),
         ("an unknown session", ids(&[unknown_id])),
-        ("hers and bob's", ids(&[&alice_1, &bob_1])),
+        ("hers and bob's", ids(&[alice_1, bob_1])),
         ("bob, who has sessions", selector(Target::User(BOB.into()))),
         (
             "a user never seen",
@@ -711,9 +790,30 @@ async fn a_plain_user_learns_nothing_about_others_from_resolve() {
     for (case, other_code, other_message) in &answers {
         assert_eq!((*other_code, other_message), (code, &message), "{case}");
     }
-    for named in [bob_1.as_str(), bob_2.as_str(), unknown_id, BOB, "bob"] {
+    for named in [bob_1, bob_2, unknown_id, BOB, "bob"] {
         assert!(!message.contains(named), "{message}");
     }
+}
+
+/// A plain user asking `ResolveSessions` about anything but their own sessions gets one answer —
+/// the same code and text whether the target exists, has live sessions, has ended ones, or was
+/// never seen — so the answer tells them nothing about other people.
+#[tokio::test]
+async fn a_plain_user_learns_nothing_about_others_from_resolve() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
+    let handler = Arc::new(RecordingHandler::default());
+    let agent = stack.agent(GATEWAY, GATEWAY_CREDENTIAL, handler.clone()).await;
+    let alice_1 = open(&agent, ALICE).await;
+    let alice_2 = open(&agent, ALICE).await;
+    let bob_1 = open(&agent, BOB).await;
+    let bob_2 = open(&agent, BOB).await;
+
+    end_one_of_each(&stack, &bob_2, &alice_2).await;
+
+    let mut registry = SessionRegistryClient::new(stack.channel(Some(&token(ALICE, &[]))).await);
+    others_get_one_answer(&mut registry, &alice_1, &bob_1, &bob_2).await;
 
     // Her own still resolve: live by id and by her user, ended by id.
     let own = registry
@@ -751,6 +851,35 @@ async fn a_plain_user_learns_nothing_about_others_from_resolve() {
 // ---------------------------------------------------------------------------------------------
 // Gateways
 // ---------------------------------------------------------------------------------------------
+
+/// An agent hears only its own gateway's commands: one linked as each gateway, a session on each,
+/// the one on B ended. Returns the agents (A, B).
+async fn agents_hear_only_their_own_commands(stack: &SecureStack) -> (vigil_agent::Agent, vigil_agent::Agent) {
+    // An agent hears only its own gateway's commands.
+    let handler_a = Arc::new(RecordingHandler::default());
+    let handler_b = Arc::new(RecordingHandler::default());
+    let agent_a = stack.agent(GATEWAY, GATEWAY_CREDENTIAL, handler_a.clone()).await;
+    let agent_b = stack.agent(OTHER_GATEWAY, OTHER_CREDENTIAL, handler_b.clone()).await;
+    let on_b = open(&agent_b, BOB).await;
+    let on_a = open(&agent_a, ALICE).await;
+    stack
+        .terminator
+        .terminate("ops", &terminate(ids(&[&on_b])))
+        .await
+        .expect("terminate");
+    eventually("gateway B to be told", || {
+        let handler_b = handler_b.clone();
+        async move { (!handler_b.terminated.lock().expect("lock").is_empty()).then_some(()) }
+    })
+    .await;
+    assert!(handler_a.terminated.lock().expect("lock").is_empty());
+    assert_eq!(
+        agent_a.sessions().len(),
+        1,
+        "gateway A still holds its own session {on_a}"
+    );
+    (agent_a, agent_b)
+}
 
 #[tokio::test]
 async fn a_gateway_speaks_for_itself_only() {
@@ -801,29 +930,7 @@ async fn a_gateway_speaks_for_itself_only() {
     let gateways = stack.registry.store().list_gateways(false).await.expect("gateways");
     assert!(gateways.iter().all(|gateway| gateway.id == GATEWAY), "{gateways:?}");
 
-    // An agent hears only its own gateway's commands.
-    let handler_a = Arc::new(RecordingHandler::default());
-    let handler_b = Arc::new(RecordingHandler::default());
-    let agent_a = stack.agent(GATEWAY, GATEWAY_CREDENTIAL, handler_a.clone()).await;
-    let agent_b = stack.agent(OTHER_GATEWAY, OTHER_CREDENTIAL, handler_b.clone()).await;
-    let on_b = open(&agent_b, BOB).await;
-    let on_a = open(&agent_a, ALICE).await;
-    stack
-        .terminator
-        .terminate("ops", &terminate(ids(&[&on_b])))
-        .await
-        .expect("terminate");
-    eventually("gateway B to be told", || {
-        let handler_b = handler_b.clone();
-        async move { (!handler_b.terminated.lock().expect("lock").is_empty()).then_some(()) }
-    })
-    .await;
-    assert!(handler_a.terminated.lock().expect("lock").is_empty());
-    assert_eq!(
-        agent_a.sessions().len(),
-        1,
-        "gateway A still holds its own session {on_a}"
-    );
+    let (agent_a, agent_b) = agents_hear_only_their_own_commands(&stack).await;
 
     // The SDK reports the refusal and does not hammer the registry.
     let refused = vigil_agent::Agent::start(
@@ -959,10 +1066,8 @@ fn tamper(token: &str) -> String {
 /// A 2048-bit RSA key for RS256 tokens (generating one at test time takes seconds in a debug build).
 const RSA_TEST_KEY: &str = include_str!("data/rsa-test-key.pem");
 
-#[tokio::test]
-async fn rs256_and_es256_tokens_are_checked_against_the_jwks() {
-    init_logs();
-    let dir = tempdir::TempDir::new();
+/// A JWKS file in `dir` with an RSA key (`rsa-1`) and an EC key (`ec-1`); their signing keys.
+fn write_jwks(dir: &std::path::Path) -> (std::path::PathBuf, EncodingKey, EncodingKey) {
     let rsa = EncodingKey::from_rsa_pem(RSA_TEST_KEY.as_bytes()).expect("RSA key");
     let ec_pair = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("EC key");
     let ec = EncodingKey::from_ec_pem(ec_pair.serialize_pem().as_bytes()).expect("EC key");
@@ -970,7 +1075,7 @@ async fn rs256_and_es256_tokens_are_checked_against_the_jwks() {
     rsa_jwk.common.key_id = Some("rsa-1".into());
     let mut ec_jwk = Jwk::from_encoding_key(&ec, Algorithm::ES256).expect("EC JWK");
     ec_jwk.common.key_id = Some("ec-1".into());
-    let jwks = dir.path().join("jwks.json");
+    let jwks = dir.join("jwks.json");
     std::fs::write(
         &jwks,
         serde_json::to_vec(&JwkSet {
@@ -979,6 +1084,14 @@ async fn rs256_and_es256_tokens_are_checked_against_the_jwks() {
         .expect("json"),
     )
     .expect("write the JWKS");
+    (jwks, rsa, ec)
+}
+
+#[tokio::test]
+async fn rs256_and_es256_tokens_are_checked_against_the_jwks() {
+    init_logs();
+    let dir = tempdir::TempDir::new();
+    let (jwks, rsa, ec) = write_jwks(dir.path());
 
     let schema = TestSchema::new().await;
     let config = AuthConfig {
@@ -1101,6 +1214,52 @@ fn write(dir: &tempdir::TempDir, name: &str, contents: &str) -> std::path::PathB
     path
 }
 
+/// A gateway with a client certificate (of `ca`) naming it needs no credential; the certificate
+/// does not make it any other gateway; one of `stranger_ca` proves nothing.
+async fn client_certificates_name_their_gateway(stack: &SecureStack, ca: &TestCa, stranger_ca: &TestCa) {
+    let trusting = |ca: &TestCa| ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca.pem()));
+    // A gateway with a client certificate naming it needs no credential; the certificate does not
+    // make it any other gateway.
+    let (gateway_cert, gateway_key) = ca.leaf(&["gw-tls"], ExtendedKeyUsagePurpose::ClientAuth);
+    let gateway_tls = trusting(ca).identity(TlsIdentity::from_pem(gateway_cert, gateway_key));
+    let gateway_channel = || async {
+        tonic::transport::Endpoint::from_shared(stack.url.clone())
+            .expect("url")
+            .tls_config(gateway_tls.clone())
+            .expect("tls")
+            .connect()
+            .await
+            .expect("mTLS connects")
+    };
+    let link = open_link(gateway_channel().await, gateway_hello("gw-tls", "")).await;
+    assert!(link.is_ok(), "its certificate names it: {:?}", link.err());
+    let status = open_link(gateway_channel().await, gateway_hello(GATEWAY, ""))
+        .await
+        .map(drop)
+        .expect_err("another gateway");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status.message().contains("names gw-tls, not gateway gw-sec"),
+        "{}",
+        status.message()
+    );
+
+    // A certificate from another CA is refused at the handshake, before any hello.
+    let (forged_cert, forged_key) = stranger_ca.leaf(&["gw-tls"], ExtendedKeyUsagePurpose::ClientAuth);
+    let forged = trusting(ca).identity(TlsIdentity::from_pem(forged_cert, forged_key));
+    let forged_link = match tonic::transport::Endpoint::from_shared(stack.url.clone())
+        .expect("url")
+        .tls_config(forged)
+        .expect("tls")
+        .connect()
+        .await
+    {
+        Ok(channel) => open_link(channel, gateway_hello("gw-tls", "")).await.map(drop),
+        Err(error) => Err(Status::unavailable(error.to_string())),
+    };
+    assert!(forged_link.is_err(), "a certificate of another CA proves nothing");
+}
+
 #[tokio::test]
 async fn tls_with_the_right_ca_connects_and_a_wrong_ca_fails_the_handshake() {
     init_logs();
@@ -1154,46 +1313,7 @@ async fn tls_with_the_right_ca_connects_and_a_wrong_ca_fails_the_handshake() {
         assert!(result.is_err(), "plaintext must not be served");
     }
 
-    // A gateway with a client certificate naming it needs no credential; the certificate does not
-    // make it any other gateway.
-    let (gateway_cert, gateway_key) = ca.leaf(&["gw-tls"], ExtendedKeyUsagePurpose::ClientAuth);
-    let gateway_tls = trusting(&ca).identity(TlsIdentity::from_pem(gateway_cert, gateway_key));
-    let gateway_channel = || async {
-        tonic::transport::Endpoint::from_shared(stack.url.clone())
-            .expect("url")
-            .tls_config(gateway_tls.clone())
-            .expect("tls")
-            .connect()
-            .await
-            .expect("mTLS connects")
-    };
-    let link = open_link(gateway_channel().await, gateway_hello("gw-tls", "")).await;
-    assert!(link.is_ok(), "its certificate names it: {:?}", link.err());
-    let status = open_link(gateway_channel().await, gateway_hello(GATEWAY, ""))
-        .await
-        .map(drop)
-        .expect_err("another gateway");
-    assert_eq!(status.code(), Code::PermissionDenied);
-    assert!(
-        status.message().contains("names gw-tls, not gateway gw-sec"),
-        "{}",
-        status.message()
-    );
-
-    // A certificate from another CA is refused at the handshake, before any hello.
-    let (forged_cert, forged_key) = stranger_ca.leaf(&["gw-tls"], ExtendedKeyUsagePurpose::ClientAuth);
-    let forged = trusting(&ca).identity(TlsIdentity::from_pem(forged_cert, forged_key));
-    let forged_link = match tonic::transport::Endpoint::from_shared(stack.url.clone())
-        .expect("url")
-        .tls_config(forged)
-        .expect("tls")
-        .connect()
-        .await
-    {
-        Ok(channel) => open_link(channel, gateway_hello("gw-tls", "")).await.map(drop),
-        Err(error) => Err(Status::unavailable(error.to_string())),
-    };
-    assert!(forged_link.is_err(), "a certificate of another CA proves nothing");
+    client_certificates_name_their_gateway(&stack, &ca, &stranger_ca).await;
 
     stack.stop().await;
 }
@@ -1272,31 +1392,10 @@ async fn a_server_that_must_not_run_in_plaintext_refuses_to_start() {
 // Audit
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn the_audit_trail_names_the_real_caller() {
-    init_logs();
-    let schema = TestSchema::new().await;
-    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
-    let agent = stack
-        .agent(GATEWAY, GATEWAY_CREDENTIAL, Arc::new(RecordingHandler::default()))
-        .await;
-    let admin_token = token(ADMIN, &["admin"]);
-    let admin = stack.channel(Some(&admin_token)).await;
-
-    // A termination records the authenticated caller; there is no request field to say otherwise.
-    let victim = open(&agent, ALICE).await;
-    let termination = TerminationServiceClient::new(admin.clone())
-        .terminate(pb::TerminateRequest {
-            note: "actor: someone-else@acme.example".into(),
-            ..terminate(ids(&[&victim]))
-        })
-        .await
-        .expect("terminate")
-        .into_inner();
-    assert_eq!(termination.actor, ADMIN);
-
+/// Policy changes are recorded with who, what, and whether it was done.
+async fn policy_changes_are_audited(admin: ServiceChannel) {
     // Policy changes: who, what, and whether it was done.
-    let mut policies = PolicyServiceClient::new(admin.clone());
+    let mut policies = PolicyServiceClient::new(admin);
     let limit_one = pb::PolicyRules {
         max_concurrent_sessions: Some(1),
         concurrency_action: pb::ConcurrencyAction::DenyNew as i32,
@@ -1332,42 +1431,18 @@ async fn the_audit_trail_names_the_real_caller() {
     assert!(events[0].detail.contains("exists already"), "{}", events[0].detail);
     assert_eq!(events[1].outcome, pb::AuditOutcome::Succeeded as i32);
     assert!(events[1].target.contains(&created.id), "{}", events[1].target);
+}
 
-    // A refused admission is recorded too.
-    open(&agent, "carol@acme.example").await;
-    let refused = agent
-        .open_session(start(
-            "carol@acme.example",
-            "prod-db-01",
-            ResourceType::Ssh,
-            "81.2.69.142",
-        ))
-        .await
-        .expect("answered");
-    assert!(!refused.allowed);
-    let denied = SessionRegistryClient::new(admin.clone())
-        .list_sessions(pb::ListSessionsRequest {
-            filter: Some(pb::SessionFilter {
-                denied_only: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("denied admissions")
-        .into_inner()
-        .sessions;
-    assert_eq!(denied.len(), 1, "{denied:?}");
-    assert_eq!(denied[0].user, "carol@acme.example");
-    assert_eq!(denied[0].status, SessionStatus::Disconnected as i32);
-
+/// `sessionctl audit` reads the termination, the policy changes and the denial, with the caller's
+/// own token.
+async fn sessionctl_reads_the_trail(stack: &SecureStack, admin_token: &str) {
     // `sessionctl audit` reads all three, with the caller's own token.
     let args = [
         "sessionctl",
         "--server",
         stack.url.as_str(),
         "--token",
-        admin_token.as_str(),
+        admin_token,
         "-o",
         "json",
         "audit",
@@ -1400,6 +1475,62 @@ async fn the_audit_trail_names_the_real_caller() {
             .starts_with("carol@acme.example"),
         "{trail:#}"
     );
+}
+
+#[tokio::test]
+async fn the_audit_trail_names_the_real_caller() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let stack = SecureStack::start(&schema, auth(), TlsConfig::default()).await;
+    let agent = stack
+        .agent(GATEWAY, GATEWAY_CREDENTIAL, Arc::new(RecordingHandler::default()))
+        .await;
+    let admin_token = token(ADMIN, &["admin"]);
+    let admin = stack.channel(Some(&admin_token)).await;
+
+    // A termination records the authenticated caller; there is no request field to say otherwise.
+    let victim = open(&agent, ALICE).await;
+    let termination = TerminationServiceClient::new(admin.clone())
+        .terminate(pb::TerminateRequest {
+            note: "actor: someone-else@acme.example".into(),
+            ..terminate(ids(&[&victim]))
+        })
+        .await
+        .expect("terminate")
+        .into_inner();
+    assert_eq!(termination.actor, ADMIN);
+
+    policy_changes_are_audited(admin.clone()).await;
+
+    // A refused admission is recorded too.
+    open(&agent, "carol@acme.example").await;
+    let refused = agent
+        .open_session(start(
+            "carol@acme.example",
+            "prod-db-01",
+            ResourceType::Ssh,
+            "81.2.69.142",
+        ))
+        .await
+        .expect("answered");
+    assert!(!refused.allowed);
+    let denied = SessionRegistryClient::new(admin.clone())
+        .list_sessions(pb::ListSessionsRequest {
+            filter: Some(pb::SessionFilter {
+                denied_only: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("denied admissions")
+        .into_inner()
+        .sessions;
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0].user, "carol@acme.example");
+    assert_eq!(denied[0].status, SessionStatus::Disconnected as i32);
+
+    sessionctl_reads_the_trail(&stack, &admin_token).await;
 
     // A plain user may not read the trail.
     let mallory = stack.channel(Some(&token("mallory@acme.example", &[]))).await;

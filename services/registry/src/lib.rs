@@ -34,7 +34,9 @@ pub mod store;
 mod trace;
 pub mod validate;
 
-pub use api::{FAILURE_WINDOW, LinkApi, MAX_FAILED_HELLOS, SessionsApi};
+pub use api::{
+    FAILURE_WINDOW, LinkApi, MAX_FAILED_HELLOS, PRE_HELLO_LIMIT, PreHelloLimit, SessionsApi, Verdict, first_message,
+};
 pub use registry::Registry;
 pub use settings::{DEVELOPMENT_PAGE_TOKEN_KEY, RegistrySettings};
 

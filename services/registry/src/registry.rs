@@ -159,10 +159,13 @@ impl Registry {
     }
 
     /// The `vigil.v1.GatewayLink` gRPC service.
-    pub fn link_service(&self) -> GatewayLinkServer<LinkApi> {
+    pub fn link_service(&self) -> crate::PreHelloLimit<GatewayLinkServer<LinkApi>> {
         // A hello carries the gateway's whole snapshot (~160 bytes a session, up to
-        // MAX_SNAPSHOT_SESSIONS): well beyond tonic's default 4 MiB message limit.
-        GatewayLinkServer::new(LinkApi::new(self.clone())).max_decoding_message_size(LINK_MAX_MESSAGE_BYTES)
+        // MAX_SNAPSHOT_SESSIONS): well beyond tonic's default 4 MiB message limit. Until the hello
+        // proves its gateway, at most PRE_HELLO_LIMIT of it is read.
+        crate::PreHelloLimit::new(
+            GatewayLinkServer::new(LinkApi::new(self.clone())).max_decoding_message_size(LINK_MAX_MESSAGE_BYTES),
+        )
     }
 
     /// Connects the termination service: links then deliver its pending commands when they open,

@@ -53,6 +53,11 @@ pub struct RegistrySettings {
     pub watch_streams_per_caller: usize,
     /// Change feeds all callers together may hold open on this replica at once.
     pub watch_streams_total: usize,
+    /// Snapshot pages (of `WatchSessions` with `include_snapshot`) this replica reads from the
+    /// database at once, whatever the number of feeds opening: the others wait their turn, so
+    /// opening feeds never holds more than this many of the pool's connections. Keep it well below
+    /// `database.max_connections`.
+    pub snapshot_reads: usize,
     /// How session starts are decided (geo and policy timeouts, failure stance).
     pub admission: crate::admission::AdmissionSettings,
     /// How often the `vigil_sessions_live` metric is re-read from the database (scrapes and
@@ -82,6 +87,7 @@ impl Default for RegistrySettings {
             watch_buffer: 4096,
             watch_streams_per_caller: 32,
             watch_streams_total: 1024,
+            snapshot_reads: 2,
             admission: crate::admission::AdmissionSettings::default(),
             metrics_refresh_interval: Duration::from_secs(15),
         }
@@ -119,6 +125,9 @@ impl RegistrySettings {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| value.is_zero()) {
             return Err(format!("{name} must be longer than zero"));
+        }
+        if self.snapshot_reads == 0 {
+            return Err("registry.snapshot_reads must be at least 1".into());
         }
         if self.watch_streams_per_caller == 0 || self.watch_streams_total == 0 {
             return Err("registry.watch_streams_per_caller and registry.watch_streams_total must be at least 1".into());

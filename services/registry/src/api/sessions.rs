@@ -5,11 +5,12 @@
 //! lists and watches are narrowed to their user, getting someone else's session is refused, and
 //! resolving answers only about their own sessions (see `Registry::resolve_own`).
 
+use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use vigil_proto::v1 as pb;
@@ -32,13 +33,20 @@ pub struct SessionsApi {
     registry: Registry,
     /// Open change feeds, per caller and in all.
     watches: Arc<WatchLimits>,
+    /// Snapshot pages read at once (`registry.snapshot_reads`).
+    snapshot_reads: Arc<Semaphore>,
 }
 
 impl SessionsApi {
     pub(crate) fn new(registry: Registry) -> Self {
         let settings = &registry.inner.settings;
         let watches = WatchLimits::new(settings.watch_streams_per_caller, settings.watch_streams_total);
-        Self { registry, watches }
+        let snapshot_reads = Arc::new(Semaphore::new(settings.snapshot_reads.max(1)));
+        Self {
+            registry,
+            watches,
+            snapshot_reads,
+        }
     }
 
     async fn list(
@@ -133,75 +141,29 @@ impl SessionRegistry for SessionsApi {
         let inner = &self.registry.inner;
         // Subscribe before reading the snapshot, so a change committed in between is not missed
         // (it may be seen twice: once in the snapshot, once as an event — harmless).
-        let mut feed = inner.events.watch();
+        let feed = inner.events.watch();
         let snapshot = if request.include_snapshot {
-            Some(snapshot(&self.registry, &filter).await?)
+            Some(snapshot(&self.registry, &self.snapshot_reads, &filter).await?)
         } else {
             None
         };
-
         let (sender, receiver) = mpsc::channel(256);
         let shutdown = inner.shutdown.clone();
         tokio::spawn(async move {
             let _slot = slot;
             // An OPENED still in flight on the bus for a session the snapshot already showed is
             // not news: skip it, so a watcher sees each session open once.
-            let mut shown: std::collections::HashSet<String> = snapshot
+            let shown = snapshot
                 .iter()
                 .flatten()
                 .filter_map(|event| event.session.as_ref().map(|session| session.id.clone()))
                 .collect();
-            if let Some(snapshot) = snapshot {
-                for event in snapshot {
-                    if sender.send(Ok(event)).await.is_err() {
-                        return;
-                    }
-                }
-                let done = pb::SessionEvent {
-                    kind: pb::SessionEventKind::SnapshotDone as i32,
-                    at: Some(vigil_proto::timestamp_from_millis(now_millis())),
-                    ..Default::default()
-                };
-                if sender.send(Ok(done)).await.is_err() {
-                    return;
-                }
+            if let Some(snapshot) = snapshot
+                && send_snapshot(&sender, snapshot).await.is_err()
+            {
+                return;
             }
-            loop {
-                let item = tokio::select! {
-                    () = shutdown.cancelled() => {
-                        let stopping = ServiceError::Unavailable("the registry is shutting down; watch again".into());
-                        drop(sender.send(Err(stopping.into())).await);
-                        return;
-                    }
-                    () = sender.closed() => return,
-                    item = feed.recv() => item,
-                };
-                let event = match item {
-                    Ok(FeedItem::Event(event)) => event,
-                    Ok(FeedItem::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let gap = ServiceError::Unavailable(
-                            "the change feed was interrupted and changes may have been missed; watch again (with include_snapshot) to resynchronise".into(),
-                        );
-                        drop(sender.send(Err(gap.into())).await);
-                        return;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                if let Some(session) = &event.session
-                    && !shown.is_empty()
-                {
-                    let kind = event.kind;
-                    if kind == pb::SessionEventKind::Opened as i32 && shown.contains(&session.id) {
-                        continue;
-                    }
-                    if kind == pb::SessionEventKind::Ended as i32 {
-                        shown.remove(&session.id);
-                    }
-                }
-                if event_matches(&filter, &event) && sender.send(Ok((*event).clone())).await.is_err() {
-                    return;
-                }
-            }
+            forward_changes(&sender, feed, &filter, shown, &shutdown).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
@@ -247,8 +209,76 @@ fn own_sessions_filter(identity: &Identity, filter: SessionFilter) -> ServiceRes
     Ok(SessionFilter { user, ..filter })
 }
 
-/// The matching live sessions as SNAPSHOT events, read page by page.
-async fn snapshot(registry: &Registry, filter: &SessionFilter) -> ServiceResult<Vec<pb::SessionEvent>> {
+type WatchSender = mpsc::Sender<Result<pb::SessionEvent, Status>>;
+
+/// The snapshot's events, then SNAPSHOT_DONE. `Err` when the watcher has gone.
+async fn send_snapshot(sender: &WatchSender, snapshot: Vec<pb::SessionEvent>) -> Result<(), ()> {
+    for event in snapshot {
+        sender.send(Ok(event)).await.map_err(drop)?;
+    }
+    let done = pb::SessionEvent {
+        kind: pb::SessionEventKind::SnapshotDone as i32,
+        at: Some(vigil_proto::timestamp_from_millis(now_millis())),
+        ..Default::default()
+    };
+    sender.send(Ok(done)).await.map_err(drop)
+}
+
+/// The changes that concern this watcher, until it goes, the feed breaks or the replica stops.
+/// `shown`: sessions the snapshot showed, whose OPENED still in flight is skipped.
+async fn forward_changes(
+    sender: &WatchSender,
+    mut feed: broadcast::Receiver<FeedItem>,
+    filter: &SessionFilter,
+    mut shown: HashSet<String>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let item = tokio::select! {
+            () = shutdown.cancelled() => {
+                let stopping = ServiceError::Unavailable("the registry is shutting down; watch again".into());
+                drop(sender.send(Err(stopping.into())).await);
+                return;
+            }
+            () = sender.closed() => return,
+            item = feed.recv() => item,
+        };
+        let event = match item {
+            Ok(FeedItem::Event(event)) => event,
+            Ok(FeedItem::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                let gap = ServiceError::Unavailable(
+                    "the change feed was interrupted and changes may have been missed; watch again (with include_snapshot) to resynchronise".into(),
+                );
+                drop(sender.send(Err(gap.into())).await);
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if let Some(session) = &event.session
+            && !shown.is_empty()
+        {
+            let kind = event.kind;
+            if kind == pb::SessionEventKind::Opened as i32 && shown.contains(&session.id) {
+                continue;
+            }
+            if kind == pb::SessionEventKind::Ended as i32 {
+                shown.remove(&session.id);
+            }
+        }
+        if event_matches(filter, &event) && sender.send(Ok((*event).clone())).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The matching live sessions as SNAPSHOT events, read page by page, each page on a connection
+/// taken for that one query and only with one of `reads`' permits (`registry.snapshot_reads`): however
+/// many feeds open at once, their snapshots never hold more of the pool's connections than that.
+async fn snapshot(
+    registry: &Registry,
+    reads: &Semaphore,
+    filter: &SessionFilter,
+) -> ServiceResult<Vec<pb::SessionEvent>> {
     let statuses = live_statuses_within(&filter.statuses);
     if statuses.is_empty() {
         // A watch for DISCONNECTED sessions only: nothing live to show.
@@ -267,7 +297,14 @@ async fn snapshot(registry: &Registry, filter: &SessionFilter) -> ServiceResult<
     let now = now_millis();
     let mut events = Vec::new();
     loop {
-        let page = registry.inner.store.list_sessions(&query).await?;
+        let page = {
+            // Never closed: the semaphore lives as long as the service.
+            let _permit = reads
+                .acquire()
+                .await
+                .map_err(|_| ServiceError::Unavailable("the registry is shutting down; watch again".into()))?;
+            registry.inner.store.list_sessions(&query).await?
+        };
         events.extend(page.sessions.iter().map(|session| pb::SessionEvent {
             kind: pb::SessionEventKind::Snapshot as i32,
             session: Some(session_to_proto(session, now)),
