@@ -819,6 +819,7 @@ async fn the_demo_gateway_prints_a_command_that_opens_a_real_session() {
     let demo = vigil_gateway::demo::start_demo_gateway(
         &dir.path().join("gateway"),
         "127.0.0.1:0".parse().expect("address"),
+        None,
         &registry.url(),
         "demo-ssh-gw",
         "",

@@ -1,4 +1,5 @@
-//! Starting a gateway from its configuration: keys, users, the agent, the SSH listener.
+//! Starting a gateway from its configuration: keys, users, the agent, the SSH listener and the web
+//! proxy.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,9 @@ use crate::keys;
 use crate::live::{Commands, Live};
 use crate::ssh::{self, Bastion};
 use crate::users::Users;
+use crate::web::WebProxy;
+use crate::web::sessions::WebSessions;
+use crate::web::settings::WebSettings;
 
 /// A running gateway.
 pub struct Gateway {
@@ -20,6 +24,10 @@ pub struct Gateway {
     pub ssh_addr: SocketAddr,
     /// Where `grpc.health.v1` answers.
     pub health_addr: SocketAddr,
+    /// Where the web proxy listens, when `web.enabled`.
+    pub web_addr: Option<SocketAddr>,
+    /// The web proxy, when `web.enabled`.
+    pub web: Option<Arc<WebProxy>>,
     pub agent: Agent,
     pub bastion: Arc<Bastion>,
     pub commands: Arc<Commands>,
@@ -32,6 +40,7 @@ impl Gateway {
     /// Returns once the listener is bound; the agent connects in the background.
     pub async fn start(config: &GatewayConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
         config.ssh.validate().map_err(anyhow::Error::msg)?;
+        let web_settings = WebSettings::new(&config.web).map_err(anyhow::Error::msg)?;
         let host_key = keys::load_or_create(&config.ssh.host_key, "vigil-gateway host key")?;
         let client_key = keys::load_or_create(&config.ssh.client_key, "vigil-gateway")?;
         let users = Users::load(&config.ssh.users_file)?;
@@ -52,7 +61,8 @@ impl Gateway {
             });
         }
         let live = Arc::new(Live::default());
-        let commands = Arc::new(Commands::new(Arc::clone(&live)));
+        let web_sessions = Arc::new(WebSessions::default());
+        let commands = Arc::new(Commands::new(Arc::clone(&live), Arc::clone(&web_sessions)));
         let mut agent_config = AgentConfig::new(config.registry.url.clone(), config.registry.gateway_id.clone())
             .with_credential(config.registry.credential.clone());
         agent_config.fail_mode = match config.registry.fail_mode {
@@ -83,7 +93,7 @@ impl Gateway {
         let health_shutdown = shutdown.clone();
         let mut link_states = agent.state();
         let readiness_shutdown = shutdown.clone();
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(ssh::serve(Arc::clone(&bastion), listener, shutdown.clone())),
             users.watch(config.ssh.users_reload_interval, shutdown.clone()),
             tokio::spawn(async move {
@@ -102,10 +112,35 @@ impl Gateway {
                 }
             }),
         ];
+        let (web_addr, web) = if config.web.enabled {
+            let listener = tokio::net::TcpListener::bind(config.web.listen)
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!("cannot listen on {} for the web proxy: {error}", config.web.listen)
+                })?;
+            let web_addr = listener.local_addr()?;
+            if !config.web.dev_password.is_empty() {
+                tracing::warn!(
+                    "web.dev_password is set: HTTP basic auth with a shared password is for development only"
+                );
+            }
+            let proxy = Arc::new(WebProxy::new(web_settings, users.clone(), agent.clone(), web_sessions));
+            tasks.push(tokio::spawn(crate::web::serve(
+                Arc::clone(&proxy),
+                listener,
+                shutdown.clone(),
+            )));
+            tracing::info!(%web_addr, resources = config.web.resources.len(), "web proxy listening");
+            (Some(web_addr), Some(proxy))
+        } else {
+            (None, None)
+        };
         tracing::info!(%ssh_addr, gateway_id = %config.registry.gateway_id, registry = %config.registry.url, "SSH gateway listening");
         Ok(Self {
             ssh_addr,
             health_addr,
+            web_addr,
+            web,
             agent,
             bastion,
             commands,

@@ -20,6 +20,8 @@ pub struct GatewayConfig {
     pub registry: RegistryLink,
     /// The SSH bastion.
     pub ssh: SshConfig,
+    /// The web proxy for "Web application" resources (off by default).
+    pub web: WebConfig,
     pub log: LogConfig,
     /// Traces and metrics through the runtime (`telemetry.prometheus_listen` serves `/metrics`).
     pub telemetry: TelemetryConfig,
@@ -35,6 +37,7 @@ impl Default for GatewayConfig {
             },
             registry: RegistryLink::default(),
             ssh: SshConfig::default(),
+            web: WebConfig::default(),
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
@@ -184,6 +187,92 @@ impl SshConfig {
         }
         Ok(())
     }
+}
+
+/// The web proxy: an HTTP reverse proxy in front of web applications, one Vigil session per browser
+/// session (a cookie).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Serve it at all.
+    pub enabled: bool,
+    /// Where browsers (or the authenticating proxy in front) connect; plain HTTP.
+    pub listen: SocketAddr,
+    /// The applications, chosen by the request's `Host` name.
+    pub resources: Vec<WebResourceConfig>,
+    /// The resource for a `Host` no resource names (`http://127.0.0.1:2280/`); empty: such requests get
+    /// a 404 page.
+    pub default_resource: String,
+    /// The header in which the authenticating proxy in front names the user; taken only from
+    /// `trusted_proxies`.
+    pub user_header: String,
+    /// The header in which it lists the user's groups, comma-separated; taken only from
+    /// `trusted_proxies`.
+    pub groups_header: String,
+    /// Networks (CIDR, or single addresses) the authenticating proxy connects from. A request from
+    /// elsewhere carrying `user_header` or `groups_header` is refused (403).
+    pub trusted_proxies: Vec<String>,
+    /// DEVELOPMENT ONLY: also accept HTTP basic auth with a user of the users file and this one shared
+    /// password (groups from the users file). Empty (the default): off.
+    pub dev_password: String,
+    /// The header the application receives the user in (set by the gateway; any copy sent by the
+    /// browser is removed).
+    pub upstream_user_header: String,
+    /// The header the application receives the user's groups in, comma-separated.
+    pub upstream_groups_header: String,
+    /// The browser-session cookie (HttpOnly, SameSite=Lax, a random id; never forwarded).
+    pub cookie_name: String,
+    /// Mark the cookie `Secure` (when browsers reach the gateway through HTTPS, i.e. a TLS proxy in
+    /// front).
+    pub secure_cookie: bool,
+    /// A browser session without any request for this long is closed by the gateway (the registry's
+    /// idle timeout, when a policy sets one, usually comes first).
+    #[serde(with = "humantime_serde")]
+    pub session_idle: Duration,
+    /// How long an application may take to accept a connection and answer with its headers.
+    #[serde(with = "humantime_serde")]
+    pub upstream_timeout: Duration,
+    /// Most client connections at once; more are refused at accept.
+    pub max_connections: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: "127.0.0.1:2280".parse().expect("a valid address"),
+            resources: Vec::new(),
+            default_resource: String::new(),
+            user_header: "X-Forwarded-User".into(),
+            groups_header: "X-Forwarded-Groups".into(),
+            trusted_proxies: Vec::new(),
+            dev_password: String::new(),
+            upstream_user_header: "X-Vigil-User".into(),
+            upstream_groups_header: "X-Vigil-Groups".into(),
+            cookie_name: "vigil_web_session".into(),
+            secure_cookie: false,
+            session_idle: Duration::from_secs(30 * 60),
+            upstream_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+        }
+    }
+}
+
+/// One web application (a Vigil resource of type Web).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebResourceConfig {
+    /// The resource name in Vigil.
+    pub name: String,
+    /// Where the application listens: `http://host:port`, optionally with a base path put before every
+    /// request's path (`http://10.0.0.7:8080/wiki`).
+    pub upstream: String,
+    /// The `Host` names (without port) that reach it (`wiki.example.com`).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Groups whose members may reach it; empty: every user.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 #[cfg(test)]

@@ -313,7 +313,22 @@ pub struct DemoGateway {
     pub target: DemoTarget,
     /// The exact command that opens a session.
     pub ssh_command: String,
+    /// The demo web application behind the web proxy, when it was asked for.
+    pub web: Option<DemoWeb>,
 }
+
+/// The demo web application as a newcomer reaches it.
+pub struct DemoWeb {
+    /// Where to point a browser (`http://127.0.0.1:2280/`).
+    pub url: String,
+    /// The demo user's development password (basic auth; `dir/web_password`).
+    pub password: String,
+    /// The exact `curl` command that fetches the page.
+    pub curl_command: String,
+}
+
+/// The demo web application's resource name (also reached as `demo-web.localhost`).
+pub const DEMO_WEB_RESOURCE: &str = "demo-web";
 
 /// The demo user's name, and the demo target's resource name.
 pub const DEMO_USER: &str = "demo";
@@ -321,10 +336,12 @@ pub const DEMO_RESOURCE: &str = "demo-target";
 
 /// Starts the toy shell and a gateway in front of it, keeping keys and the users file in `dir`
 /// (the demo user's key is `dir/demo_user_key`; the users file is written only when missing, so
-/// users added to it stay).
+/// users added to it stay). With `web_listen`, also the demo web application behind the web proxy
+/// there (basic auth as the demo user with the password in `dir/web_password`).
 pub async fn start_demo_gateway(
     dir: &std::path::Path,
     listen: SocketAddr,
+    web_listen: Option<SocketAddr>,
     registry_url: &str,
     gateway_id: &str,
     credential: &str,
@@ -368,6 +385,10 @@ pub async fn start_demo_gateway(
         host_key: target.host_key.clone(),
         groups: Vec::new(),
     }];
+    let web_password = match web_listen {
+        Some(web_listen) => Some(demo_web(&mut config, dir, web_listen, &shutdown).await?),
+        None => None,
+    };
     let gateway = crate::app::Gateway::start(&config, shutdown).await?;
     let ssh_command = format!(
         "ssh -p {} -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null {DEMO_USER}+{DEMO_RESOURCE}@{}",
@@ -375,9 +396,50 @@ pub async fn start_demo_gateway(
         user_key_path.display(),
         gateway.ssh_addr.ip(),
     );
+    let web = gateway.web_addr.zip(web_password).map(|(addr, password)| DemoWeb {
+        url: format!("http://{addr}/"),
+        curl_command: format!("curl -u {DEMO_USER}:{password} http://{addr}/"),
+        password,
+    });
     Ok(DemoGateway {
         gateway,
         target,
         ssh_command,
+        web,
     })
+}
+
+/// Starts the demo web application and configures the web proxy in front of it; returns the demo
+/// user's development password (kept in `dir/web_password`, made on first use).
+async fn demo_web(
+    config: &mut crate::config::GatewayConfig,
+    dir: &std::path::Path,
+    listen: SocketAddr,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<String> {
+    let password_file = dir.join("web_password");
+    let password = match std::fs::read_to_string(&password_file) {
+        Ok(password) if !password.trim().is_empty() => password.trim().to_owned(),
+        _ => {
+            let password = keys::random_password();
+            keys::write_secret(&password_file, &format!("{password}\n"))?;
+            password
+        }
+    };
+    let headers = (
+        config.web.upstream_user_header.clone(),
+        config.web.upstream_groups_header.clone(),
+    );
+    let app = crate::web::demo_app::start("127.0.0.1:0".parse()?, headers, shutdown.clone()).await?;
+    config.web.enabled = true;
+    config.web.listen = listen;
+    config.web.dev_password = password.clone();
+    config.web.resources = vec![crate::config::WebResourceConfig {
+        name: DEMO_WEB_RESOURCE.into(),
+        upstream: format!("http://{app}"),
+        hosts: vec![format!("{DEMO_WEB_RESOURCE}.localhost")],
+        groups: Vec::new(),
+    }];
+    config.web.default_resource = DEMO_WEB_RESOURCE.into();
+    Ok(password)
 }

@@ -15,6 +15,28 @@ pub fn generate() -> PrivateKey {
     PrivateKey::from(Ed25519Keypair::from_seed(&seed))
 }
 
+/// A random password of 20 letters and digits (about 115 bits), without look-alike characters.
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| char::from(ALPHABET[rand::Rng::random_range(&mut rng, 0..ALPHABET.len())]))
+        .collect()
+}
+
+/// Writes a secret (a password) with mode 0600.
+pub fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())?;
+    Ok(())
+}
+
 /// Reads an OpenSSH private key file, or creates one (ed25519, mode 0600, with its `.pub` beside it)
 /// when there is none.
 pub fn load_or_create(path: &Path, comment: &str) -> anyhow::Result<PrivateKey> {

@@ -7,6 +7,10 @@
 //! with the gateway's own key (checking the target's pinned host key) and relays the session
 //! channels. When the registry ends a session (a kill, a lock, an eviction, a timeout) the user reads
 //! why in their terminal and in the SSH disconnect message.
+//!
+//! The web proxy ([`web`]) does the same for web applications: one Vigil session per browser session
+//! (a cookie), the user named by an authenticating proxy in front, and a page with the message once
+//! the session has ended.
 
 pub mod app;
 pub mod config;
@@ -19,3 +23,4 @@ pub mod ssh;
 pub mod stream;
 pub mod target;
 pub mod users;
+pub mod web;

@@ -13,6 +13,7 @@ use vigil_agent::{CommandResult, GatewayHandler};
 use vigil_proto::v1::{IdleWarning, TerminateCommand};
 
 use crate::target::TargetConnection;
+use crate::web::sessions::WebSessions;
 
 /// How long writing the notice and the disconnect may take before the gateway drops the connection
 /// anyway (a client that stopped reading must not keep a killed session alive).
@@ -168,18 +169,45 @@ impl Live {
     }
 }
 
-/// Carries out the registry's commands on [`Live`].
+/// Carries out the registry's commands on [`Live`] (SSH) and [`WebSessions`] (browsers).
 pub struct Commands {
     pub live: Arc<Live>,
+    pub web: Arc<WebSessions>,
     pub kills: AtomicU64,
 }
 
 impl Commands {
-    pub fn new(live: Arc<Live>) -> Self {
+    pub fn new(live: Arc<Live>, web: Arc<WebSessions>) -> Self {
         Self {
             live,
+            web,
             kills: AtomicU64::new(0),
         }
+    }
+
+    /// A browser session ends: its streams are cut, its next request shows `notice`.
+    fn terminate_web(&self, command: &TerminateCommand) -> CommandResult {
+        let notice = vigil_agent::disconnect_notice(command);
+        let Some(session) = self.web.end(&command.session_id, &notice) else {
+            return CommandResult::NotFound;
+        };
+        tracing::info!(
+            session_id = %command.session_id,
+            user = %session.user,
+            resource = %session.resource,
+            %notice,
+            "ending a browser session on the registry's command"
+        );
+        self.counted(command);
+        CommandResult::Done
+    }
+
+    fn counted(&self, command: &TerminateCommand) {
+        self.kills.fetch_add(1, Ordering::Relaxed);
+        let reason = vigil_proto::v1::EndReason::try_from(command.reason)
+            .map(|reason| reason.as_str_name())
+            .unwrap_or("END_REASON_UNSPECIFIED");
+        crate::metrics::ended_by_registry(reason);
     }
 }
 
@@ -187,7 +215,7 @@ impl Commands {
 impl GatewayHandler for Commands {
     async fn terminate(&self, command: &TerminateCommand) -> CommandResult {
         let Some(session) = self.live.remove(&command.session_id) else {
-            return CommandResult::NotFound;
+            return self.terminate_web(command);
         };
         let notice = vigil_agent::disconnect_notice(command);
         tracing::info!(
@@ -198,16 +226,13 @@ impl GatewayHandler for Commands {
             "ending a session on the registry's command"
         );
         session.end(&notice).await;
-        self.kills.fetch_add(1, Ordering::Relaxed);
-        let reason = vigil_proto::v1::EndReason::try_from(command.reason)
-            .map(|reason| reason.as_str_name())
-            .unwrap_or("END_REASON_UNSPECIFIED");
-        crate::metrics::ended_by_registry(reason);
+        self.counted(command);
         CommandResult::Done
     }
 
     async fn idle_warning(&self, warning: &IdleWarning) {
         let Some(session) = self.live.get(&warning.session_id) else {
+            // A browser session: a page cannot be written to; its next request is activity anyway.
             return;
         };
         let line = vigil_agent::idle_notice(warning, Some(session.idle_for()), SystemTime::now());

@@ -9,7 +9,7 @@ use vigil_gateway::config::GatewayConfig;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Vigil gateway: an SSH bastion whose every connection is a Vigil session"
+    about = "Vigil gateway: an SSH bastion and a web proxy whose every connection or browser session is a Vigil session"
 )]
 struct Cli {
     /// TOML configuration file; `VIGIL_*` environment variables override it (`VIGIL_SSH__LISTEN`).
@@ -48,6 +48,9 @@ async fn main() -> anyhow::Result<()> {
             let shutdown = vigil_runtime::shutdown::shutdown_on_signal();
             let gateway = Gateway::start(&config, shutdown.clone()).await?;
             println!("vigil-gateway: SSH on {} (log in as user+target)", gateway.ssh_addr);
+            if let Some(web_addr) = gateway.web_addr {
+                println!("vigil-gateway: web proxy on http://{web_addr}/");
+            }
             shutdown.cancelled().await;
             gateway.stop().await;
             Ok(())

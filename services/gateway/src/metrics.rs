@@ -11,6 +11,7 @@ struct Instruments {
     sessions_open: UpDownCounter<i64>,
     relayed_bytes: Counter<u64>,
     ended_by_registry: Counter<u64>,
+    web_requests: Counter<u64>,
 }
 
 fn instruments() -> &'static Instruments {
@@ -34,6 +35,10 @@ fn instruments() -> &'static Instruments {
             ended_by_registry: meter
                 .u64_counter("vigil_gateway_sessions_ended_by_registry")
                 .with_description("Sessions ended on the registry's command, by reason")
+                .build(),
+            web_requests: meter
+                .u64_counter("vigil_gateway_web_requests")
+                .with_description("Requests to the web proxy, by outcome")
                 .build(),
         }
     })
@@ -63,4 +68,10 @@ pub fn ended_by_registry(reason: &str) {
     instruments()
         .ended_by_registry
         .add(1, &[KeyValue::new("reason", reason.to_owned())]);
+}
+
+/// A web request's outcome: `proxied`, `unknown_resource`, `untrusted`, `no_user`, `malformed`,
+/// `not_allowed`, `refused`, `ended`, `error`, `upstream_error`, `upstream_timeout`.
+pub fn web_request(outcome: &'static str) {
+    instruments().web_requests.add(1, &[KeyValue::new("outcome", outcome)]);
 }

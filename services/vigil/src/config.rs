@@ -39,7 +39,7 @@ pub struct VigilConfig {
     pub policy: PolicySettings,
     pub simulation: SimulationSettings,
     /// A real SSH gateway (vigil-gateway) in front of a built-in toy shell, so `vigil run` offers a real
-    /// `ssh` session at once.
+    /// `ssh` session at once, and a demo web application behind its web proxy.
     pub demo_gateway: DemoGatewaySettings,
     /// Where this service's events go (webhooks, syslog) and how the relay works.
     pub events: vigil_events::EventsConfig,
@@ -83,6 +83,10 @@ pub struct DemoGatewaySettings {
     pub enabled: bool,
     /// Where users connect with `ssh -p`.
     pub listen: std::net::SocketAddr,
+    /// Also serve a demo web application behind the gateway's web proxy.
+    pub web_enabled: bool,
+    /// Where browsers reach the demo web application (basic auth as the demo user).
+    pub web_listen: std::net::SocketAddr,
     /// Its gateway id in the registry.
     pub gateway_id: String,
     /// Where its keys, the demo user's key and its users file are kept.
@@ -94,6 +98,8 @@ impl Default for DemoGatewaySettings {
         Self {
             enabled: true,
             listen: "127.0.0.1:2222".parse().expect("a valid address"),
+            web_enabled: true,
+            web_listen: "127.0.0.1:2280".parse().expect("a valid address"),
             gateway_id: "demo-ssh-gw".into(),
             dir: "vigil-data/gateway".into(),
         }

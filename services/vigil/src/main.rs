@@ -271,6 +271,7 @@ async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Re
         match vigil_gateway::demo::start_demo_gateway(
             &settings.dir,
             settings.listen,
+            settings.web_enabled.then_some(settings.web_listen),
             &url,
             &settings.gateway_id,
             &demo_gateway_credential,
@@ -292,6 +293,12 @@ async fn run(mut config: VigilConfig, shutdown: CancellationToken) -> anyhow::Re
     if let Some(demo) = &demo_gateway {
         println!("A real SSH session through the demo gateway (a toy shell; see it in sessionctl sessions list):");
         println!("  {}", demo.ssh_command);
+        if let Some(web) = &demo.web {
+            println!(
+                "A web session through its web proxy (user demo, password {}): {}  or: {}",
+                web.password, web.url, web.curl_command
+            );
+        }
     }
     match (&admin_token, config.auth.mode) {
         (Some(token_file), _) => {
