@@ -199,16 +199,13 @@ impl TestRegistry {
             .add_service(registry.sessions_service())
             .add_service(registry.link_service());
         let terminator = termination.map(|(termination_store, termination_settings)| {
-            let terminator = Terminator::new(
+            vigil::wire_termination(
+                &registry,
                 termination_store,
-                Arc::new(registry.clone()),
                 bus.clone(),
-                termination_settings.clone(),
-            );
-            registry.attach_command_journal(Arc::new(terminator.clone()));
-            registry.attach_session_evictor(Arc::new(terminator.clone()));
-            vigil_termination::app::start_redelivery(&terminator, &termination_settings, shutdown.clone());
-            terminator
+                &termination_settings,
+                &shutdown,
+            )
         });
         if let Some(terminator) = &terminator {
             server = server.add_service(TerminationApi::server(terminator.clone()));
@@ -497,8 +494,9 @@ impl TestSchema {
 }
 
 /// Every service — registry, gateway link, termination, policy, geo — on one server with the given
-/// authentication and TLS (the all-in-one's shape), on PostgreSQL and the in-process bus: what the
-/// security tests drive.
+/// authentication and TLS: the all-in-one's composition ([`vigil::Composition`]) on PostgreSQL and
+/// the in-process bus, what the security tests drive. Test knobs: fast termination re-sends, no
+/// sweeper, health SERVING whatever the database says.
 pub struct SecureStack {
     pub addr: SocketAddr,
     /// `http://…` or, with TLS, `https://localhost:…` (the test certificates name `localhost`).
@@ -507,7 +505,8 @@ pub struct SecureStack {
     pub terminator: Terminator,
     pub policy: vigil_policy::PolicyEngine,
     pub shutdown: CancellationToken,
-    server: Option<tokio::task::JoinHandle<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), vigil_runtime::server::ServerError>>>,
+    vigil: Option<vigil::AllInOne>,
     _geo_dir: tempdir::TempDir,
 }
 
@@ -527,66 +526,28 @@ impl SecureStack {
         tls: vigil_runtime::tls::TlsConfig,
         settings: RegistrySettings,
     ) -> Self {
-        let shutdown = CancellationToken::new();
-        let bus: Arc<dyn ControlBus> = Arc::new(InProcessBus::new());
-        let registry = Registry::start(settings, schema.store().await, bus.clone(), shutdown.clone())
-            .await
-            .expect("start the registry");
-        let terminator = Terminator::new(
-            schema.termination_store().await,
-            Arc::new(registry.clone()),
-            bus,
-            fast_termination(),
-        );
-        registry.attach_command_journal(Arc::new(terminator.clone()));
-        registry.attach_session_evictor(Arc::new(terminator.clone()));
-        vigil_termination::app::start_redelivery(&terminator, &fast_termination(), shutdown.clone());
-        let policy = vigil_policy::PolicyEngine::new(schema.policy_store().await, Arc::new(vigil_policy::SystemClock));
-        registry.attach_admission_policy(Arc::new(policy.clone()));
-
         let geo_dir = tempdir::TempDir::new();
-        let (city, asn) = vigil_geo::write_demo_databases(geo_dir.path()).expect("demo databases");
-        let geo_config = vigil_geo::GeoConfig {
-            city_db: vec![city],
-            asn_db: vec![asn],
-            ..Default::default()
-        };
-        let geo_store = vigil_geo::app::open_store(&schema.config, true)
+        let config = all_in_one_config(schema, auth, tls, settings, geo_dir.path());
+        let shutdown = CancellationToken::new();
+        let mut vigil = vigil::Composition::new(&config)
+            .always_ready()
+            .start(shutdown.clone())
             .await
-            .expect("geo store");
-        let geo = vigil_geo::Geo::open(&geo_config, geo_store, shutdown.clone()).expect("geo");
-
-        let serves_tls = tls.serves_tls();
-        let server = Server::new(ServerConfig::default())
-            .with_security(&auth, &tls)
-            .expect("valid security settings")
-            .add_service(registry.sessions_service())
-            .add_service(registry.link_service())
-            .add_service(TerminationApi::server(terminator.clone()))
-            .add_service(vigil_policy::api::PolicyApi::server(policy.clone()))
-            .add_service(vigil_geo::api::GeoApi::server(geo));
-        server.readiness().set_all(true).await;
-        let listener = vigil_runtime::server::bind("127.0.0.1:0".parse().expect("address"))
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("local address");
-        let url = if serves_tls {
-            format!("https://localhost:{}", addr.port())
+            .expect("start the all-in-one");
+        let url = if config.tls.serves_tls() {
+            format!("https://localhost:{}", vigil.addr.port())
         } else {
-            format!("http://{addr}")
+            vigil.url.clone()
         };
-        let server_shutdown = shutdown.clone();
-        let server = tokio::spawn(async move {
-            server.serve(listener, server_shutdown).await.expect("serve");
-        });
         Self {
-            addr,
+            addr: vigil.addr,
             url,
-            registry,
-            terminator,
-            policy,
+            registry: vigil.registry.clone(),
+            terminator: vigil.terminator.clone(),
+            policy: vigil.policy.clone(),
             shutdown,
-            server: Some(server),
+            server: Some(vigil.spawn_server()),
+            vigil: Some(vigil),
             _geo_dir: geo_dir,
         }
     }
@@ -626,14 +587,45 @@ impl SecureStack {
         agent
     }
 
-    /// Stops the server and the registry's tasks, and waits for them.
+    /// Stops the server and the services' tasks, and waits for them.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        self.registry.stopped().await;
+        if let Some(vigil) = self.vigil.take() {
+            vigil.stop().await;
+        }
     }
+}
+
+/// The all-in-one's configuration for a [`SecureStack`]: the test schema, the in-process bus, a
+/// random port, the demo GeoIP databases written into `geo_dir`.
+fn all_in_one_config(
+    schema: &TestSchema,
+    auth: vigil_runtime::auth::AuthConfig,
+    tls: vigil_runtime::tls::TlsConfig,
+    settings: RegistrySettings,
+    geo_dir: &std::path::Path,
+) -> vigil::VigilConfig {
+    let mut config = vigil::VigilConfig {
+        server: ServerConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            ..ServerConfig::default()
+        },
+        database: schema.config.clone(),
+        auth,
+        tls,
+        registry: settings,
+        termination: fast_termination(),
+        policy: vigil_policy::PolicySettings {
+            sweeper: false,
+            ..vigil_policy::PolicySettings::default()
+        },
+        ..vigil::VigilConfig::default()
+    };
+    vigil::use_demo_geoip(&mut config.geo, geo_dir).expect("demo databases");
+    config
 }
 
 impl Drop for SecureStack {

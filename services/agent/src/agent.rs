@@ -1,34 +1,16 @@
 //! The handle a gateway holds: admissions, activity, closes, and what the agent currently knows.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use vigil_proto::v1::{AdmissionDecision, EndReason, Location, Lock, Risk, SessionStart};
 
-use crate::state::LocalState;
+use crate::shared::{LinkState, Shared};
 use crate::{AgentConfig, AgentError, FailMode, GatewayHandler, HeldSession, failsafe, link, locks, validate};
-
-/// Where the agent's link to the registry stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkState {
-    /// Connecting, or said hello and waiting for the `Welcome`.
-    Connecting,
-    /// Welcomed by a registry replica; admissions can be asked.
-    Connected {
-        /// The replica holding the link.
-        replica: String,
-    },
-    /// The last attempt failed (or the agent was shut down); the agent retries after a backoff.
-    Disconnected {
-        /// What went wrong, for people.
-        error: String,
-    },
-}
 
 /// The registry's answer to [`Agent::open_session`].
 #[derive(Debug, Clone, PartialEq)]
@@ -79,29 +61,6 @@ impl From<AdmissionDecision> for Admission {
     }
 }
 
-/// What the handle and the link task share.
-pub(crate) struct Shared {
-    pub(crate) config: AgentConfig,
-    pub(crate) handler: Arc<dyn GatewayHandler>,
-    state: Mutex<LocalState>,
-    pub(crate) link_state: watch::Sender<LinkState>,
-    pub(crate) shutdown: CancellationToken,
-}
-
-impl Shared {
-    /// The local state. Critical sections are short and never span an `.await`; a panic inside one
-    /// cannot leave the plain maps in a state worse than a lost update, so a poisoned lock is used as is.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, LocalState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Publishes the link state. Never called with the state lock held (`wait_connected` takes the two in
-    /// the other order).
-    pub(crate) fn set_link_state(&self, state: LinkState) {
-        self.link_state.send_replace(state);
-    }
-}
-
 /// Stops the link task when the last handle is dropped.
 struct Inner {
     shared: Arc<Shared>,
@@ -142,14 +101,7 @@ impl Agent {
     ///
     /// When called outside a Tokio runtime.
     pub fn start(config: AgentConfig, handler: Arc<dyn GatewayHandler>) -> Agent {
-        let (link_state, _) = watch::channel(LinkState::Connecting);
-        let shared = Arc::new(Shared {
-            config,
-            handler,
-            state: Mutex::new(LocalState::new()),
-            link_state,
-            shutdown: CancellationToken::new(),
-        });
+        let shared = Arc::new(Shared::new(config, handler));
         let mut tasks = vec![tokio::spawn(link::run(Arc::clone(&shared)))];
         if shared.config.fail_mode == FailMode::Strict {
             tasks.push(tokio::spawn(failsafe::run(Arc::clone(&shared))));

@@ -10,8 +10,8 @@ use std::time::SystemTime;
 
 use futures::FutureExt;
 
-use crate::agent::Shared;
-use crate::{CommandResult, LinkState};
+use crate::CommandResult;
+use crate::shared::{LinkState, Shared};
 
 fn is_up(state: &LinkState) -> bool {
     matches!(state, LinkState::Connected { .. })

@@ -85,14 +85,16 @@ mod link;
 mod link_tests;
 mod locks;
 mod notice;
+mod shared;
 pub mod simulate;
 mod state;
 mod trace;
 mod validate;
 
-pub use agent::{Admission, Agent, LinkState};
+pub use agent::{Admission, Agent};
 pub use config::{AgentConfig, DEFAULT_LINK_GRACE, FailMode};
 pub use error::AgentError;
 pub use handler::{CommandResult, GatewayHandler};
 pub use notice::{disconnect_notice, headline, idle_notice, notice};
+pub use shared::LinkState;
 pub use state::HeldSession;

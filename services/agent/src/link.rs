@@ -23,10 +23,10 @@ use vigil_proto::v1::{
     ActivityBatch, AgentMessage, ControllerMessage, Heartbeat, Hello, SessionActivity, TerminateCommand, Welcome,
 };
 
-use crate::agent::Shared;
+use crate::CommandResult;
 use crate::backoff::Backoff;
+use crate::shared::{LinkState, Shared};
 use crate::state::{CommandStart, LinkSender};
-use crate::{CommandResult, LinkState};
 
 /// Messages that may wait on a link before it counts as stuck. Deep enough for an end-all burst of
 /// acknowledgements; a registry that leaves this many unread has stopped reading.

@@ -21,9 +21,9 @@ use vigil_proto::v1::{
     LockTarget, LockUpdate, Reconnect, ResourceType, SessionStart, TerminateCommand, Welcome, lock_target,
 };
 
-use crate::{Admission, Agent, AgentConfig, AgentError, CommandResult, FailMode, GatewayHandler, LinkState};
+use vigil_testkit::{PATIENCE, eventually};
 
-const WAIT: Duration = Duration::from_secs(5);
+use crate::{Admission, Agent, AgentConfig, AgentError, CommandResult, FailMode, GatewayHandler, LinkState};
 
 /// The registry side of one link, handed to the test.
 struct FakeLink {
@@ -34,7 +34,7 @@ struct FakeLink {
 impl FakeLink {
     /// The agent's next message.
     async fn recv(&mut self) -> Up {
-        let message = tokio::time::timeout(WAIT, self.inbound.next())
+        let message = tokio::time::timeout(PATIENCE, self.inbound.next())
             .await
             .expect("the agent said nothing");
         message
@@ -138,7 +138,7 @@ async fn fake_registry() -> (String, mpsc::UnboundedReceiver<FakeLink>) {
 }
 
 async fn next_link(links: &mut mpsc::UnboundedReceiver<FakeLink>) -> FakeLink {
-    tokio::time::timeout(WAIT, links.recv())
+    tokio::time::timeout(PATIENCE, links.recv())
         .await
         .expect("the agent did not connect")
         .expect("registry gone")
@@ -190,15 +190,6 @@ fn start(user: &str) -> SessionStart {
     }
 }
 
-/// Polls `condition` until it holds or the deadline passes.
-async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// A connected agent holding the given sessions (admitted through the protocol).
 async fn connected_with(
     url: &str,
@@ -210,7 +201,7 @@ async fn connected_with(
     let mut link = next_link(links).await;
     link.hello().await;
     link.welcome("replica-a").await;
-    agent.wait_connected(WAIT).await.unwrap();
+    agent.wait_connected(PATIENCE).await.unwrap();
     for session_id in session_ids {
         let opening = tokio::spawn({
             let agent = agent.clone();
@@ -226,7 +217,7 @@ async fn connected_with(
 /// ends its own (otherwise the agent waits its grace period for it).
 async fn hang_up(agent: Agent, mut link: FakeLink) {
     let closing = tokio::spawn(async move { agent.shutdown().await });
-    while let Some(Ok(_)) = tokio::time::timeout(WAIT, link.inbound.next())
+    while let Some(Ok(_)) = tokio::time::timeout(PATIENCE, link.inbound.next())
         .await
         .expect("the agent did not hang up")
     {}
@@ -253,7 +244,7 @@ async fn the_hello_introduces_the_gateway_and_the_welcome_connects_it() {
     ));
 
     link.welcome("replica-a").await;
-    agent.wait_connected(WAIT).await.unwrap();
+    agent.wait_connected(PATIENCE).await.unwrap();
     assert_eq!(
         *agent.state().borrow(),
         LinkState::Connected {
@@ -318,7 +309,7 @@ async fn a_late_admission_times_out_and_the_session_is_closed_when_allowed_after
     let mut link = next_link(&mut links).await;
     link.hello().await;
     link.welcome("replica-a").await;
-    agent.wait_connected(WAIT).await.unwrap();
+    agent.wait_connected(PATIENCE).await.unwrap();
 
     let result = agent.open_session(start("alice@acme.example")).await;
     assert!(matches!(result, Err(AgentError::Timeout)), "{result:?}");
@@ -348,7 +339,7 @@ async fn activity_is_batched_per_interval_and_heartbeats_fill_silence() {
         ..Default::default()
     })
     .await;
-    agent.wait_connected(WAIT).await.unwrap();
+    agent.wait_connected(PATIENCE).await.unwrap();
     let opening = tokio::spawn({
         let agent = agent.clone();
         async move { agent.open_session(start("alice@acme.example")).await }
@@ -452,7 +443,10 @@ async fn locks_and_idle_warnings_reach_the_gateway() {
         ..Default::default()
     }))
     .await;
-    eventually("the idle warning", || !recorder.warnings.lock().unwrap().is_empty()).await;
+    eventually("the idle warning", || async {
+        (!recorder.warnings.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
     // Handler calls are in the registry's order, and only for held sessions.
     assert_eq!(*recorder.locks.lock().unwrap(), [1]);
     assert_eq!(*recorder.warnings.lock().unwrap(), ["s-1"]);
@@ -474,7 +468,7 @@ async fn a_dropped_link_fails_waiters_and_the_next_hello_carries_the_held_sessio
     // Cut the link once the request is out (an activity batch may come first).
     while !matches!(link.recv().await, Up::SessionOpened(_)) {}
     drop(link);
-    let result = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
+    let result = tokio::time::timeout(PATIENCE, waiting).await.unwrap().unwrap();
     assert!(matches!(result, Err(AgentError::Unavailable)), "{result:?}");
 
     let mut link = next_link(&mut links).await;
@@ -487,7 +481,7 @@ async fn a_dropped_link_fails_waiters_and_the_next_hello_carries_the_held_sessio
         Some("alice@acme.example")
     );
     link.welcome("replica-b").await;
-    eventually("reconnected", || agent.is_connected()).await;
+    eventually("reconnected", || async { (agent.is_connected()).then_some(()) }).await;
     hang_up(agent, link).await;
 }
 
@@ -496,7 +490,7 @@ async fn a_close_while_offline_stays_in_the_snapshot_and_follows_the_welcome() {
     let (url, mut links) = fake_registry().await;
     let (agent, link) = connected_with(&url, &mut links, Arc::new(Recorder::default()), &["s-1", "s-2"]).await;
     drop(link);
-    eventually("the link is down", || !agent.is_connected()).await;
+    eventually("the link is down", || async { (!agent.is_connected()).then_some(()) }).await;
     agent.close_session("s-1", EndReason::UserClosed, "logout").await;
     assert_eq!(agent.session_count(), 1);
 
@@ -529,7 +523,7 @@ async fn a_refused_hello_is_reported_and_retried_slowly() {
         .await
         .unwrap();
 
-    match agent.wait_connected(WAIT).await {
+    match agent.wait_connected(PATIENCE).await {
         Err(AgentError::Rejected(status)) => assert_eq!(status.code(), tonic::Code::Unauthenticated),
         other => panic!("expected Rejected, got {other:?}"),
     }
@@ -545,7 +539,7 @@ async fn a_refused_hello_is_reported_and_retried_slowly() {
     );
     link.hello().await;
     link.welcome("replica-a").await;
-    agent.wait_connected(WAIT).await.unwrap();
+    agent.wait_connected(PATIENCE).await.unwrap();
     hang_up(agent, link).await;
 }
 
@@ -564,7 +558,7 @@ async fn a_reconnect_request_is_followed_at_once() {
     let mut link = next_link(&mut links).await;
     link.hello().await;
     link.welcome("replica-a").await;
-    agent.wait_connected(WAIT).await.unwrap();
+    agent.wait_connected(PATIENCE).await.unwrap();
 
     link.send(Down::Reconnect(Reconnect {
         reason: "replica shutting down".into(),
@@ -576,11 +570,12 @@ async fn a_reconnect_request_is_followed_at_once() {
         .unwrap();
     next.hello().await;
     next.welcome("replica-b").await;
-    eventually("connected to replica-b", || {
-        *agent.state().borrow()
+    eventually("connected to replica-b", || async {
+        let done = *agent.state().borrow()
             == LinkState::Connected {
                 replica: "replica-b".into(),
-            }
+            };
+        done.then_some(())
     })
     .await;
     hang_up(agent, next).await;
@@ -601,7 +596,7 @@ async fn reconnect_requests_in_quick_succession_back_off() {
     for replica in ["replica-a", "replica-b"] {
         link.hello().await;
         link.welcome(replica).await;
-        eventually("connected", || agent.is_connected()).await;
+        eventually("connected", || async { (agent.is_connected()).then_some(()) }).await;
         link.send(Down::Reconnect(Reconnect {
             reason: "a newer link for this gateway was opened".into(),
         }))
@@ -620,8 +615,9 @@ async fn reconnect_requests_in_quick_succession_back_off() {
             .await
             .is_err()
     );
-    eventually("disconnected", || {
-        matches!(&*agent.state().borrow(), LinkState::Disconnected { .. })
+    eventually("disconnected", || async {
+        let done = matches!(&*agent.state().borrow(), LinkState::Disconnected { .. });
+        done.then_some(())
     })
     .await;
     agent.shutdown().await;
@@ -636,7 +632,7 @@ async fn shutdown_ends_the_stream_cleanly() {
         async move { agent.shutdown().await }
     });
     // The registry sees the request stream end (not an error), then ends its side.
-    let end = tokio::time::timeout(WAIT, async {
+    let end = tokio::time::timeout(PATIENCE, async {
         loop {
             match link.inbound.next().await {
                 Some(Ok(_)) => continue,
@@ -692,7 +688,7 @@ async fn a_locked_user_is_refused_by_the_agent_with_or_without_the_registry() {
         version: 7,
     }))
     .await;
-    eventually("the locks", || agent.locks().len() == 2).await;
+    eventually("the locks", || async { (agent.locks().len() == 2).then_some(()) }).await;
 
     // Linked: the refusal is local, the registry never hears of it.
     let refused = agent.open_session(start("mallory@acme.example")).await.unwrap();
@@ -709,7 +705,7 @@ async fn a_locked_user_is_refused_by_the_agent_with_or_without_the_registry() {
     // The registry goes away (the agent reconnects, and is never welcomed).
     drop(link);
     let _unanswered = next_link(&mut links).await;
-    eventually("the link is down", || !agent.is_connected()).await;
+    eventually("the link is down", || async { (!agent.is_connected()).then_some(()) }).await;
     let refused = agent.open_session(start("mallory@acme.example")).await.unwrap();
     assert_eq!(
         (refused.allowed, refused.reason.as_str()),
@@ -759,7 +755,10 @@ async fn an_older_lock_update_does_not_undo_a_newer_one() {
         version: 10,
     }))
     .await;
-    eventually("the removal", || recorder.locks.lock().unwrap().len() == 2).await;
+    eventually("the removal", || async {
+        (recorder.locks.lock().unwrap().len() == 2).then_some(())
+    })
+    .await;
     assert_eq!(*recorder.locks.lock().unwrap(), [1, 0]);
     assert!(agent.locks().is_empty());
     hang_up(agent, link).await;
@@ -799,7 +798,7 @@ async fn holding(
     let mut link = next_link(links).await;
     link.hello().await;
     link.welcome("replica-a").await;
-    agent.wait_connected(WAIT).await.unwrap();
+    agent.wait_connected(PATIENCE).await.unwrap();
     for session_id in session_ids {
         let opening = tokio::spawn({
             let agent = agent.clone();
@@ -825,8 +824,9 @@ async fn strict_mode_ends_sessions_after_the_grace_period_and_best_effort_keeps_
     let mut strict_retry = next_link(&mut links).await;
     let _lenient_retry = next_link(&mut links).await;
 
-    eventually("strict mode ends both sessions", || {
-        ender.ended.lock().unwrap().len() == 2 && strict.session_count() == 0
+    eventually("strict mode ends both sessions", || async {
+        let done = ender.ended.lock().unwrap().len() == 2 && strict.session_count() == 0;
+        done.then_some(())
     })
     .await;
     assert!(lost_at.elapsed() >= grace, "ended after {:?}", lost_at.elapsed());
@@ -878,7 +878,7 @@ async fn strict_mode_ends_sessions_after_the_grace_period_and_best_effort_keeps_
     closed.sort();
     assert_eq!(closed, ["s-1", "s-2"]);
     // Linked again: admissions work.
-    eventually("linked again", || strict.is_connected()).await;
+    eventually("linked again", || async { (strict.is_connected()).then_some(()) }).await;
     assert!(!strict.is_failed_closed());
     let opening = tokio::spawn({
         let agent = strict.clone();
@@ -899,7 +899,7 @@ async fn strict_mode_leaves_sessions_alone_when_the_link_is_back_within_the_grac
     let mut link = next_link(&mut links).await;
     link.hello().await;
     link.welcome("replica-b").await;
-    eventually("linked again", || agent.is_connected()).await;
+    eventually("linked again", || async { (agent.is_connected()).then_some(()) }).await;
     let back_at = Instant::now();
     // Past the grace period counted from the loss, with the link up: nothing ended. A heartbeat-free
     // round trip proves the agent's tasks ran meanwhile.
@@ -953,7 +953,7 @@ async fn a_dead_replica_is_failed_over_at_once_keeping_sessions_and_queued_close
     let mut link = next_link(&mut links_a).await;
     link.hello().await;
     link.welcome("replica-a").await;
-    agent.wait_connected(WAIT).await.unwrap();
+    agent.wait_connected(PATIENCE).await.unwrap();
     for session_id in ["s-1", "s-2"] {
         let opening = tokio::spawn({
             let agent = agent.clone();
@@ -967,7 +967,7 @@ async fn a_dead_replica_is_failed_over_at_once_keeping_sessions_and_queued_close
     let killed = Instant::now();
     stop_a.send(()).unwrap();
     drop(link);
-    eventually("the link is down", || !agent.is_connected()).await;
+    eventually("the link is down", || async { (!agent.is_connected()).then_some(()) }).await;
     agent.close_session("s-1", EndReason::UserClosed, "logout").await;
 
     let mut link = tokio::time::timeout(Duration::from_secs(1), links_b.recv())
@@ -1017,6 +1017,6 @@ async fn a_registry_host_name_is_resolved_and_reached_without_backoff() {
         .expect("registry gone");
     link.hello().await;
     link.welcome("replica-a").await;
-    agent.wait_connected(WAIT).await.unwrap();
+    agent.wait_connected(PATIENCE).await.unwrap();
     hang_up(agent, link).await;
 }

@@ -1,7 +1,7 @@
 //! The system under test: a registry replica, the termination service, geo (on the demo GeoIP
 //! databases) and policy (with a global concurrency limit) in this process, on a fresh PostgreSQL
-//! schema and a fresh Redis namespace, served over real gRPC on a loopback port — wired as the
-//! all-in-one binary wires them. A second registry replica can be started in a child process
+//! schema and a fresh Redis namespace, served over real gRPC on a loopback port: the all-in-one's
+//! composition ([`vigil::Composition`]). A second registry replica can be started in a child process
 //! ([`crate::replica`]) on the same schema and namespace.
 
 use std::sync::Arc;
@@ -11,18 +11,17 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use vigil_geo::Geo;
+use vigil_policy::PolicySettings;
 use vigil_policy::service::PolicyEngine;
 use vigil_proto::v1 as pb;
 use vigil_registry::domain::SessionFilter;
 use vigil_registry::store::SessionStore;
 use vigil_registry::{Registry, RegistrySettings};
-use vigil_runtime::bus::{ControlBus, RedisBus, RedisBusConfig};
+use vigil_runtime::auth::AuthConfig;
+use vigil_runtime::bus::{BusConfig, BusKind, RedisBusConfig};
 use vigil_runtime::database::{self, DatabaseConfig};
-use vigil_runtime::server::{Server, ServerConfig, ServerError};
-use vigil_termination::api::TerminationApi;
-use vigil_termination::store::TerminationStore;
-use vigil_termination::{TerminationSettings, Terminator};
+use vigil_runtime::server::{ServerConfig, ServerError};
+use vigil_termination::TerminationSettings;
 
 /// Connections of the bench's own pool onto the registry's tables.
 const OBSERVER_CONNECTIONS: u32 = 2;
@@ -52,7 +51,7 @@ pub struct WorldConfig {
     pub db_connections: Option<u32>,
 }
 
-/// A running registry + termination service. [`World::stop`] tears it down and drops the schema.
+/// The running all-in-one (registry, termination, geo, policy). [`World::stop`] tears it down and drops the schema.
 pub struct World {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
@@ -68,6 +67,7 @@ pub struct World {
     geoip_dir: std::path::PathBuf,
     shutdown: CancellationToken,
     server: JoinHandle<Result<(), ServerError>>,
+    vigil: vigil::AllInOne,
 }
 
 impl World {
@@ -97,9 +97,14 @@ impl World {
                 .unwrap_or(DatabaseConfig::default().max_connections),
             ..DatabaseConfig::default()
         };
-        let store = vigil_registry::app::open_store(&database, true)
+        let geoip_dir = std::env::temp_dir().join(format!("{namespace}-geoip"));
+        let vigil_config = all_in_one_config(config, database.clone(), namespace, &geoip_dir)?;
+        let shutdown = CancellationToken::new();
+        let mut vigil = vigil::Composition::new(&vigil_config)
+            .always_ready()
+            .start(shutdown.clone())
             .await
-            .context("open and migrate the registry's tables")?;
+            .context("start the all-in-one's services")?;
         let observer: Arc<dyn SessionStore> = vigil_registry::app::open_store(
             &DatabaseConfig {
                 max_connections: OBSERVER_CONNECTIONS,
@@ -109,93 +114,12 @@ impl World {
         )
         .await
         .context("open the bench's own view of the registry's tables")?;
-        let termination_store: Arc<dyn TerminationStore> = vigil_termination::app::open_store(&database, true)
-            .await
-            .context("open and migrate the termination service's tables")?;
-        let bus: Arc<dyn ControlBus> = Arc::new(
-            RedisBus::connect(RedisBusConfig {
-                url: config.redis_url.clone(),
-                namespace: namespace.to_owned(),
-                ..RedisBusConfig::default()
-            })
-            .await
-            .context("connect the Redis bus")?,
-        );
-
-        let shutdown = CancellationToken::new();
-        // Production defaults throughout: the idle marker and activity writer run as they would.
-        let registry = Registry::start(registry_settings("bench"), store, bus.clone(), shutdown.clone())
-            .await
-            .context("start the registry")?;
-        let termination_settings = TerminationSettings::default();
-        let terminator = Terminator::new(
-            termination_store,
-            Arc::new(registry.clone()),
-            bus,
-            termination_settings.clone(),
-        );
-        registry.attach_command_journal(Arc::new(terminator.clone()));
-        registry.attach_session_evictor(Arc::new(terminator.clone()));
-        vigil_termination::app::start_redelivery(&terminator, &termination_settings, shutdown.clone());
-
-        // Admission as the all-in-one does it: geo assesses, policy decides, both in process.
-        let geoip_dir = std::env::temp_dir().join(format!("{namespace}-geoip"));
-        let (city, asn) = vigil_geo::write_demo_databases(&geoip_dir).context("write the demo GeoIP databases")?;
-        let geo_config = vigil_geo::GeoConfig {
-            city_db: vec![city],
-            asn_db: vec![asn],
-            ..vigil_geo::GeoConfig::default()
-        };
-        let geo_store = vigil_geo::app::open_store(&database, true)
-            .await
-            .context("open and migrate geo's tables")?;
-        let geo = Geo::open(&geo_config, geo_store, shutdown.clone()).context("open the demo GeoIP databases")?;
-        registry.attach_risk_assessor(Arc::new(geo));
-        let policy_store = vigil_policy::app::open_store(&database, true)
-            .await
-            .context("open and migrate policy's tables")?;
-        let policy = PolicyEngine::new(policy_store, Arc::new(vigil_policy::clock::SystemClock));
-        // The migration seeds a global policy; the bench gives it a concurrency limit.
-        let global = policy
-            .list()
-            .await
-            .context("list the policies")?
-            .policies
-            .into_iter()
-            .find(|existing| {
-                matches!(
-                    existing.scope.as_ref().and_then(|scope| scope.scope.as_ref()),
-                    Some(pb::policy_scope::Scope::Global(_))
-                )
-            })
-            .context("the policy store holds no global policy")?;
-        let mut rules = global.rules.unwrap_or_default();
-        rules.max_concurrent_sessions = Some(MAX_CONCURRENT_SESSIONS);
-        rules.concurrency_action = pb::ConcurrencyAction::DenyNew as i32;
-        policy
-            .update(
-                "vigil-bench",
-                &pb::UpdatePolicyRequest {
-                    id: global.id,
-                    rules: Some(rules),
-                    description: "vigil-bench: a concurrency limit every admission checks".into(),
-                },
-            )
-            .await
-            .context("set the bench's concurrency limit")?;
-        registry.attach_admission_policy(Arc::new(policy));
-
-        let server = Server::new(ServerConfig::default())
-            .add_service(registry.sessions_service())
-            .add_service(registry.link_service())
-            .add_service(TerminationApi::server(terminator));
-        server.readiness().set_all(true).await;
-        let listener = vigil_runtime::server::bind(([127, 0, 0, 1], 0).into()).await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let server = tokio::spawn(server.serve(listener, shutdown.clone()));
+        limit_concurrency(&vigil.policy).await?;
+        let url = vigil.url.clone();
+        let server = vigil.spawn_server();
         Ok(Self {
             url,
-            registry,
+            registry: vigil.registry.clone(),
             namespace: namespace.to_owned(),
             schema: schema.to_owned(),
             observer,
@@ -203,6 +127,7 @@ impl World {
             geoip_dir,
             shutdown,
             server,
+            vigil,
         })
     }
 
@@ -266,13 +191,83 @@ impl World {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         let served = self.server.await;
-        self.registry.stopped().await;
+        self.vigil.stop().await;
         let dropped = database::drop_schema(&self.database_url, &self.schema).await;
         let _ = std::fs::remove_dir_all(&self.geoip_dir);
         served.context("the gRPC server task")?.context("the gRPC server")?;
         dropped.with_context(|| format!("drop schema {}", self.schema))?;
         Ok(())
     }
+}
+
+/// The migration seeds a global policy; the bench gives it a concurrency limit every admission
+/// checks.
+async fn limit_concurrency(policy: &PolicyEngine) -> anyhow::Result<()> {
+    let global = policy
+        .list()
+        .await
+        .context("list the policies")?
+        .policies
+        .into_iter()
+        .find(|existing| {
+            matches!(
+                existing.scope.as_ref().and_then(|scope| scope.scope.as_ref()),
+                Some(pb::policy_scope::Scope::Global(_))
+            )
+        })
+        .context("the policy store holds no global policy")?;
+    let mut rules = global.rules.unwrap_or_default();
+    rules.max_concurrent_sessions = Some(MAX_CONCURRENT_SESSIONS);
+    rules.concurrency_action = pb::ConcurrencyAction::DenyNew as i32;
+    policy
+        .update(
+            "vigil-bench",
+            &pb::UpdatePolicyRequest {
+                id: global.id,
+                rules: Some(rules),
+                description: "vigil-bench: a concurrency limit every admission checks".into(),
+            },
+        )
+        .await
+        .context("set the bench's concurrency limit")?;
+    Ok(())
+}
+
+/// The all-in-one's configuration for the bench: `database` and a Redis bus in `namespace`, a
+/// random loopback port, authentication off, production defaults except the registry's
+/// [`registry_settings`], no sweeper (the bench ends sessions itself), geo on the demo GeoIP
+/// databases written into `geoip_dir`.
+fn all_in_one_config(
+    config: &WorldConfig,
+    database: DatabaseConfig,
+    namespace: &str,
+    geoip_dir: &std::path::Path,
+) -> anyhow::Result<vigil::VigilConfig> {
+    let mut vigil_config = vigil::VigilConfig {
+        server: ServerConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            ..ServerConfig::default()
+        },
+        database,
+        bus: BusConfig {
+            kind: BusKind::Redis,
+            redis: RedisBusConfig {
+                url: config.redis_url.clone(),
+                namespace: namespace.to_owned(),
+                ..RedisBusConfig::default()
+            },
+        },
+        auth: AuthConfig::default(),
+        registry: registry_settings("bench"),
+        termination: TerminationSettings::default(),
+        policy: PolicySettings {
+            sweeper: false,
+            ..PolicySettings::default()
+        },
+        ..vigil::VigilConfig::default()
+    };
+    vigil::use_demo_geoip(&mut vigil_config.geo, geoip_dir).context("write the demo GeoIP databases")?;
+    Ok(vigil_config)
 }
 
 /// The registry's production defaults, except where a benchmark run differs from production.

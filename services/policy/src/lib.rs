@@ -20,6 +20,7 @@ pub mod clock;
 mod convert;
 pub mod domain;
 pub mod lease;
+pub mod lock_book;
 pub mod locks;
 mod metrics;
 pub mod rules;

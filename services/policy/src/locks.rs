@@ -8,20 +8,19 @@
 //! lock's message). If the ending fails the lock still stands: the sweeper ends what locks in force
 //! cover on its next run, which also catches a session admitted in a race with the lock's creation.
 //!
-//! **Admission** consults the set held in memory ([`LockBook`]) before any other rule, so a lock
+//! **Admission** consults the set held in memory ([`LockBook`](crate::lock_book::LockBook)) before any other rule, so a lock
 //! costs a start no database round trip. The held set is refreshed after this replica's own
 //! changes, when another replica's update arrives on the bus, and at least every few seconds
 //! (a version check) so a lost bus message delays a change by seconds at most. Expiry is judged by
 //! the policy's clock at admission, so an expired lock stops refusing at once; the sweeper then
 //! announces the smaller set (a new version) so holders drop it too.
 
-use std::net::IpAddr;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use vigil_core::{topics, validate};
 use vigil_proto::timestamp_from_millis;
@@ -30,9 +29,9 @@ use vigil_runtime::bus::{ControlBus, Delivery, TypedSubscription};
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::domain::{EpochMillis, LockRecord, LockSet, LockTarget, StartFacts};
+use crate::lock_book::Refresh;
 use crate::rules::MAX_RULE_DURATION;
 use crate::service::PolicyEngine;
-use crate::store::PolicyStore;
 use vigil_clients::SessionTerminator;
 
 /// What a refused user reads when the lock's creator wrote nothing.
@@ -49,9 +48,6 @@ pub const MAX_LOCK_TTL: Duration = MAX_RULE_DURATION;
 
 /// Longest termination note accepted (termination's own limit).
 const MAX_NOTE_LEN: usize = 1024;
-/// How old the held set may be before admission checks the version itself (when no refresher
-/// runs, or it is stuck).
-const MAX_HELD_AGE: Duration = Duration::from_secs(5);
 /// How often the refresher checks the lock-set version.
 pub const LOCK_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the sweeper's leader publishes the set in force even when nothing changed, so a holder
@@ -246,147 +242,6 @@ fn lock_id(value: &str) -> ServiceResult<String> {
     uuid::Uuid::parse_str(value)
         .map(|id| id.hyphenated().to_string())
         .map_err(|_| ServiceError::invalid("id is not a lock id (a UUID)"))
-}
-
-/// The client address of a start, when it carries one.
-pub fn client_ip(field: &str, value: &str) -> ServiceResult<Option<IpAddr>> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    let normalised = validate::client_ip(field, value)?;
-    normalised
-        .parse()
-        .map(Some)
-        .map_err(|_| ServiceError::invalid(format!("{field} is not an IPv4 or IPv6 address")))
-}
-
-// ---------------------------------------------------------------------------------------------
-// The set held in memory
-// ---------------------------------------------------------------------------------------------
-
-/// How much a refresh does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refresh {
-    /// Nothing when the held set was checked recently; else as [`Refresh::Check`].
-    IfStale,
-    /// Reads the version; reloads the set when it moved.
-    Check,
-    /// Reloads the set.
-    Reload,
-}
-
-struct Held {
-    set: Arc<LockSet>,
-    /// When the set was last loaded or found current; `None` before the first load.
-    checked_at: Option<Instant>,
-}
-
-/// The lock set in force, held in memory for admission.
-pub struct LockBook {
-    held: RwLock<Held>,
-    /// One refresh at a time: admissions arriving together share it.
-    refreshing: tokio::sync::Mutex<()>,
-}
-
-impl Default for LockBook {
-    fn default() -> Self {
-        Self {
-            held: RwLock::new(Held {
-                set: Arc::default(),
-                checked_at: None,
-            }),
-            refreshing: tokio::sync::Mutex::new(()),
-        }
-    }
-}
-
-impl LockBook {
-    /// The held set and whether it has ever been loaded.
-    fn held(&self) -> (Arc<LockSet>, Option<Instant>) {
-        let held = self.held.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        (held.set.clone(), held.checked_at)
-    }
-
-    /// The held set if it was checked within [`MAX_HELD_AGE`].
-    fn fresh(&self) -> Option<Arc<LockSet>> {
-        match self.held() {
-            (set, Some(checked_at)) if checked_at.elapsed() < MAX_HELD_AGE => Some(set),
-            _ => None,
-        }
-    }
-
-    /// The version of the held set (0 before the first load).
-    pub fn version(&self) -> u64 {
-        self.held().0.version
-    }
-
-    /// The set to admit by: the held one, refreshed first when stale. When the database cannot be
-    /// read, a set loaded before is used as it is (locks change rarely; refusing every start for
-    /// a database hiccup would be worse), and only a replica that never loaded one fails.
-    pub async fn current(&self, store: &dyn PolicyStore, now: EpochMillis) -> ServiceResult<Arc<LockSet>> {
-        if let Some(set) = self.fresh() {
-            return Ok(set);
-        }
-        match self.refresh(store, now, Refresh::IfStale).await {
-            Ok(set) => Ok(set),
-            Err(error) => {
-                let mut held = self.held.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if held.checked_at.is_none() {
-                    return Err(error);
-                }
-                // Counted as checked, so the admissions that follow do not each wait on the failing
-                // database before falling back; the next check is due in MAX_HELD_AGE.
-                held.checked_at = Some(Instant::now());
-                tracing::warn!(%error, version = held.set.version, "could not refresh the lock set; admitting by the one held");
-                Ok(held.set.clone())
-            }
-        }
-    }
-
-    /// Re-reads the set from the store (after a change, or when told of a newer version).
-    pub async fn reload(&self, store: &dyn PolicyStore, now: EpochMillis) -> ServiceResult<Arc<LockSet>> {
-        self.refresh(store, now, Refresh::Reload).await
-    }
-
-    /// Reloads if the store's version differs from the held one.
-    pub async fn check(&self, store: &dyn PolicyStore, now: EpochMillis) -> ServiceResult<Arc<LockSet>> {
-        self.refresh(store, now, Refresh::Check).await
-    }
-
-    async fn refresh(&self, store: &dyn PolicyStore, now: EpochMillis, how: Refresh) -> ServiceResult<Arc<LockSet>> {
-        let _one_at_a_time = self.refreshing.lock().await;
-        if how == Refresh::IfStale
-            && let Some(set) = self.fresh()
-        {
-            // Refreshed by whoever held the lock before us.
-            return Ok(set);
-        }
-        let (held, checked_at) = self.held();
-        if how != Refresh::Reload && checked_at.is_some() && store.lock_version().await? == held.version {
-            self.held
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .checked_at = Some(Instant::now());
-            return Ok(held);
-        }
-        let loaded = Arc::new(store.locks(Some(now)).await?);
-        let mut held = self.held.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Refreshes are one at a time and each reads the version before the locks, so a set never
-        // goes back to an older version; the check keeps it so should that ever change.
-        if held.checked_at.is_none() || loaded.version >= held.set.version {
-            held.set = loaded;
-        }
-        held.checked_at = Some(Instant::now());
-        Ok(held.set.clone())
-    }
-}
-
-/// What the engine uses to publish the set and end covered sessions, attached after it is made
-/// (each at most once).
-#[derive(Default)]
-pub struct LockHooks {
-    bus: OnceLock<Arc<dyn ControlBus>>,
-    terminator: OnceLock<Arc<dyn SessionTerminator>>,
 }
 
 // ---------------------------------------------------------------------------------------------

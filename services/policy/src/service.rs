@@ -1,6 +1,7 @@
 //! The policy service's core, transport-agnostic: the gRPC API, the registry (in the all-in-one
 //! binary) and tests all call [`PolicyEngine`].
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -12,7 +13,7 @@ use vigil_runtime::{ServiceError, ServiceResult};
 use crate::clock::Clock;
 use crate::convert::{effective_to_proto, policy_to_proto, rules_from_proto, scope_from_proto};
 use crate::domain::{AuditQuery, AuditRecord, DeleteOutcome, PolicyRecord, Slot, SlotOutcome, StartFacts, Subject};
-use crate::locks::{self, LockBook, LockHooks};
+use crate::lock_book::{LockBook, LockHooks};
 use crate::rules::{self, EffectiveRules, PolicySet, Sourced};
 use crate::store::PolicyStore;
 
@@ -107,7 +108,7 @@ impl PolicyEngine {
             resource: &resource,
             gateway_id: &request.gateway_id,
             device: &start.device,
-            client_ip: locks::client_ip("start.client_ip", &start.client_ip)?,
+            client_ip: client_ip("start.client_ip", &start.client_ip)?,
         };
         if let Some(lock) = self.lock_covering(&facts).await? {
             tracing::info!(session = %session_id, lock = %lock.id, target = %lock.target, "start refused by a lock");
@@ -534,6 +535,18 @@ fn policy_id(value: &str) -> ServiceResult<String> {
     uuid::Uuid::parse_str(value)
         .map(|id| id.hyphenated().to_string())
         .map_err(|_| ServiceError::invalid("id is not a policy id (a UUID)"))
+}
+
+/// The client address of a start, when it carries one.
+fn client_ip(field: &str, value: &str) -> ServiceResult<Option<IpAddr>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let normalised = validate::client_ip(field, value)?;
+    normalised
+        .parse()
+        .map(Some)
+        .map_err(|_| ServiceError::invalid(format!("{field} is not an IPv4 or IPv6 address")))
 }
 
 #[cfg(test)]

@@ -13,12 +13,32 @@ use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use vigil_runtime::{ServiceError, ServiceResult};
 
-use crate::domain::{GatewayEnd, SessionRecord};
+use vigil_proto::v1 as pb;
+
+use crate::admission::SlotReleaser;
+use crate::domain::{EpochMillis, GatewayEnd, SessionRecord};
+use crate::events::EventHub;
 use crate::store::SessionStore;
 
 /// The most ends written in one statement (PostgreSQL's arrays have no practical limit; this
 /// bounds one statement's time and the rows it locks).
 const MAX_BATCH: usize = 2_000;
+
+/// Announces ended sessions on the change feed and frees their concurrency slots (whoever ended
+/// them: a kill, a close, a lost gateway, a reconciliation).
+pub(crate) async fn announce_ended(
+    events: &EventHub,
+    releaser: &SlotReleaser,
+    sessions: &[SessionRecord],
+    now: EpochMillis,
+) {
+    events.publish_all(pb::SessionEventKind::Ended, sessions, now).await;
+    releaser.release(
+        sessions
+            .iter()
+            .map(|session| (session.id.clone(), session.user.clone())),
+    );
+}
 
 type Reply = oneshot::Sender<ServiceResult<Option<SessionRecord>>>;
 

@@ -23,9 +23,13 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::v1 as pb;
 
+use vigil_runtime::bus::ControlBus;
+
+use crate::admission::SlotReleaser;
 use crate::domain::{EndReason, EpochMillis, SessionEnd};
+use crate::ending::announce_ended;
+use crate::events::EventHub;
 use crate::now_millis;
-use crate::registry::Registry;
 use crate::store::SessionStore;
 
 /// Gateways handled per statement when ending lost ones; a larger backlog is worked off in a loop.
@@ -103,53 +107,63 @@ pub(crate) async fn run_seen_writer(
     }
 }
 
-/// Ends the sessions of gateways silent for longer than the grace period, every `check_interval`,
-/// until `shutdown`.
-pub(crate) async fn run_lost_gateway_check(registry: Registry, shutdown: CancellationToken) {
-    let grace = registry.inner.settings.gateway_grace;
-    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
-    let mut ticker = tokio::time::interval(check_interval(grace));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+/// The lost-gateway check: ends the sessions of gateways silent for longer than `grace`.
+pub(crate) struct LostGatewayCheck {
+    pub store: Arc<dyn SessionStore>,
+    pub bus: Arc<dyn ControlBus>,
+    pub events: EventHub,
+    pub releaser: SlotReleaser,
+    pub grace: Duration,
+}
+
+impl LostGatewayCheck {
+    /// Checks every `check_interval` until `shutdown`.
+    pub(crate) async fn run(self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(check_interval(self.grace));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let now = now_millis();
-            let end = SessionEnd {
-                ended_at: now,
-                reason: EndReason::GatewayLost,
-                detail: format!("the gateway was not heard from for more than {grace:?}"),
-            };
-            let inner = &registry.inner;
-            match inner
-                .store
-                .end_lost_gateways(now.saturating_sub(grace_ms), &end, LOST_BATCH)
-                .await
-            {
-                Ok(lost) if lost.gateway_ids.is_empty() => break,
-                Ok(lost) => {
-                    tracing::warn!(
-                        gateways = ?lost.gateway_ids,
-                        sessions = lost.ended.len(),
-                        ?grace,
-                        "gateways lost: not heard from within the grace period; their sessions are ended"
-                    );
-                    // The reconnection request first: an agent that reconnects in reaction to the
-                    // announcement must not be told to reconnect again afterwards.
-                    for gateway_id in &lost.gateway_ids {
-                        ask_to_reconnect(&registry, gateway_id).await;
-                    }
-                    inner.announce_ended(&lost.ended, now).await;
-                    if (lost.gateway_ids.len() as u64) < LOST_BATCH {
-                        break;
-                    }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            while self.end_lost_batch().await {}
+        }
+    }
+
+    /// Ends one batch of lost gateways' sessions; true when there may be more.
+    async fn end_lost_batch(&self) -> bool {
+        let grace = self.grace;
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let now = now_millis();
+        let end = SessionEnd {
+            ended_at: now,
+            reason: EndReason::GatewayLost,
+            detail: format!("the gateway was not heard from for more than {grace:?}"),
+        };
+        match self
+            .store
+            .end_lost_gateways(now.saturating_sub(grace_ms), &end, LOST_BATCH)
+            .await
+        {
+            Ok(lost) if lost.gateway_ids.is_empty() => false,
+            Ok(lost) => {
+                tracing::warn!(
+                    gateways = ?lost.gateway_ids,
+                    sessions = lost.ended.len(),
+                    ?grace,
+                    "gateways lost: not heard from within the grace period; their sessions are ended"
+                );
+                // The reconnection request first: an agent that reconnects in reaction to the
+                // announcement must not be told to reconnect again afterwards.
+                for gateway_id in &lost.gateway_ids {
+                    ask_to_reconnect(self.bus.as_ref(), gateway_id).await;
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "could not look for lost gateways; will retry");
-                    break;
-                }
+                announce_ended(&self.events, &self.releaser, &lost.ended, now).await;
+                (lost.gateway_ids.len() as u64) >= LOST_BATCH
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not look for lost gateways; will retry");
+                false
             }
         }
     }
@@ -157,7 +171,7 @@ pub(crate) async fn run_lost_gateway_check(registry: Registry, shutdown: Cancell
 
 /// Tells a link still open to a lost gateway, wherever it is, to have its agent reconnect, so that
 /// the agent's hello brings back the sessions it still holds.
-async fn ask_to_reconnect(registry: &Registry, gateway_id: &str) {
+async fn ask_to_reconnect(bus: &dyn ControlBus, gateway_id: &str) {
     let dispatch = pb::GatewayDispatch {
         messages: vec![pb::ControllerMessage {
             trace_context: Default::default(),
@@ -168,12 +182,7 @@ async fn ask_to_reconnect(registry: &Registry, gateway_id: &str) {
         trace_context: Default::default(),
     };
     let channel = vigil_core::topics::gateway(gateway_id);
-    if let Err(error) = registry
-        .inner
-        .bus
-        .publish(&channel, dispatch.encode_to_vec().into())
-        .await
-    {
+    if let Err(error) = bus.publish(&channel, dispatch.encode_to_vec().into()).await {
         // Nothing may be listening anyway; a link that missed it is closed by its own silence timer.
         tracing::debug!(gateway = gateway_id, %error, "could not ask a lost gateway to reconnect");
     }

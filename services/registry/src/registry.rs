@@ -7,8 +7,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use vigil_proto::v1 as pb;
-use vigil_proto::v1::gateway_link_server::GatewayLinkServer;
-use vigil_proto::v1::session_registry_server::SessionRegistryServer;
 use vigil_runtime::ServiceResult;
 
 use crate::convert::{location_from_proto, location_to_proto, risk_from_proto, risk_to_proto};
@@ -17,20 +15,16 @@ use vigil_runtime::bus::ControlBus;
 
 use crate::activity::ActivityWriter;
 use crate::admission::{AdmissionHooks, PolicyUnavailable, SlotReleaser};
-use crate::api::{LinkApi, SessionsApi};
 use crate::commands::{CommandJournal, CommandReporter, JournalSlot};
-use crate::ending::EndWriter;
+use crate::ending::{EndWriter, announce_ended};
 use crate::events::EventHub;
 use crate::idle::run_idle_marker;
-use crate::liveness::{SeenTracker, run_lost_gateway_check, run_seen_writer, seen_interval};
+use crate::liveness::{LostGatewayCheck, SeenTracker, run_seen_writer, seen_interval};
 use crate::locks::LockFeed;
 use crate::page_token::PageTokens;
 use crate::settings::RegistrySettings;
 use crate::store::SessionStore;
 use vigil_clients::{AdmissionPolicy, RiskAssessor, SessionEvictor};
-
-/// Largest message accepted on a gateway link (a hello with a full snapshot).
-const LINK_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A running registry replica. Cheap to clone.
 #[derive(Clone)]
@@ -104,6 +98,16 @@ impl Registry {
             seen_interval(settings.gateway_seen_interval, settings.gateway_grace),
             shutdown.clone(),
         ));
+        let lost_task = tokio::spawn(
+            LostGatewayCheck {
+                store: store.clone(),
+                bus: bus.clone(),
+                events: events.clone(),
+                releaser: releaser.clone(),
+                grace: settings.gateway_grace,
+            }
+            .run(shutdown.clone()),
+        );
         let metrics = crate::metrics::start_live_sessions_refresher(
             store.clone(),
             settings.metrics_refresh_interval,
@@ -136,36 +140,12 @@ impl Registry {
                     releaser_task,
                     locks_task,
                     seen_task,
+                    lost_task,
                     metrics,
                 ]),
             }),
         };
-        let lost_task = tokio::spawn(run_lost_gateway_check(
-            registry.clone(),
-            registry.inner.shutdown.clone(),
-        ));
-        registry
-            .inner
-            .tasks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(lost_task);
         Ok(registry)
-    }
-
-    /// The `vigil.v1.SessionRegistry` gRPC service.
-    pub fn sessions_service(&self) -> SessionRegistryServer<SessionsApi> {
-        SessionRegistryServer::new(SessionsApi::new(self.clone()))
-    }
-
-    /// The `vigil.v1.GatewayLink` gRPC service.
-    pub fn link_service(&self) -> crate::PreHelloLimit<GatewayLinkServer<LinkApi>> {
-        // A hello carries the gateway's whole snapshot (~160 bytes a session, up to
-        // MAX_SNAPSHOT_SESSIONS): well beyond tonic's default 4 MiB message limit. Until the hello
-        // proves its gateway, at most PRE_HELLO_LIMIT of it is read.
-        crate::PreHelloLimit::new(
-            GatewayLinkServer::new(LinkApi::new(self.clone())).max_decoding_message_size(LINK_MAX_MESSAGE_BYTES),
-        )
     }
 
     /// Connects the termination service: links then deliver its pending commands when they open,
@@ -366,14 +346,7 @@ impl Inner {
 
     /// Announces ended sessions and frees their concurrency slots.
     pub(crate) async fn announce_ended(&self, sessions: &[SessionRecord], now: EpochMillis) {
-        self.events
-            .publish_all(pb::SessionEventKind::Ended, sessions, now)
-            .await;
-        self.releaser.release(
-            sessions
-                .iter()
-                .map(|session| (session.id.clone(), session.user.clone())),
-        );
+        announce_ended(&self.events, &self.releaser, sessions, now).await;
     }
 
     pub(crate) async fn announce_ended_one(&self, session: &SessionRecord, now: EpochMillis) {

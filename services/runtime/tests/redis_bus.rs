@@ -8,12 +8,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::process::{Child, Command};
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::timeout;
 use vigil_runtime::bus::{BusError, BusEvent, ControlBus, Payload, RedisBus, RedisBusConfig, Subscription};
-
-const DEADLINE: Duration = Duration::from_secs(10);
-/// Retry interval inside polling loops (never used as synchronisation on its own).
-const POLL: Duration = Duration::from_millis(20);
+use vigil_testkit::{PATIENCE, eventually};
 
 fn redis_url() -> String {
     std::env::var("VIGIL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -42,19 +39,10 @@ fn payload(text: &str) -> Payload {
 }
 
 async fn next_event(subscription: &mut Subscription) -> BusEvent {
-    timeout(DEADLINE, subscription.next())
+    timeout(PATIENCE, subscription.next())
         .await
         .expect("no event before the deadline")
         .expect("subscription ended")
-}
-
-/// Polls `condition` until it holds, failing the test at the deadline.
-async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut condition: F) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        sleep(POLL).await;
-    }
 }
 
 /// How many connections Redis has subscribed to `channel` (PUBSUB NUMSUB).
@@ -135,8 +123,9 @@ async fn local_subscribers_share_one_redis_subscription_which_ends_with_the_last
     assert_eq!(redis_subscriber_count(&url, &redis_channel).await, 1);
 
     drop(second);
-    eventually("Redis drops the subscription", async || {
-        redis_subscriber_count(&url, &redis_channel).await == 0
+    eventually("Redis drops the subscription", || async {
+        let done = redis_subscriber_count(&url, &redis_channel).await == 0;
+        done.then_some(())
     })
     .await;
 
@@ -157,12 +146,13 @@ async fn dropping_the_bus_ends_its_subscriptions_and_closes_the_connection() {
 
     drop(bus);
 
-    let end = timeout(DEADLINE, subscription.next())
+    let end = timeout(PATIENCE, subscription.next())
         .await
         .expect("subscription did not end");
     assert_eq!(end, None);
-    eventually("Redis sees the pub/sub connection go", async || {
-        redis_subscriber_count(&url, &redis_channel).await == 0
+    eventually("Redis sees the pub/sub connection go", || async {
+        let done = redis_subscriber_count(&url, &redis_channel).await == 0;
+        done.then_some(())
     })
     .await;
 }
@@ -223,11 +213,12 @@ impl ThrowawayRedis {
             .unwrap_or_else(|error| panic!("cannot start redis-server (it must be on PATH for this test): {error}"));
         let server = Self { port, process };
         let client = redis::Client::open(server.url()).unwrap();
-        eventually("redis-server accepts connections", async || {
-            match client.get_multiplexed_async_connection().await {
+        eventually("redis-server accepts connections", || async {
+            let done = match client.get_multiplexed_async_connection().await {
                 Ok(mut connection) => redis::cmd("PING").query_async::<String>(&mut connection).await.is_ok(),
                 Err(_) => false,
-            }
+            };
+            done.then_some(())
         })
         .await;
         server
@@ -257,15 +248,17 @@ async fn a_redis_restart_is_survived_and_reported_as_resubscribed() {
 
     redis.kill().await;
 
-    eventually("the bus notices the pub/sub connection is gone", async || {
-        !bus.is_connected()
+    eventually("the bus notices the pub/sub connection is gone", || async {
+        let done = !bus.is_connected();
+        done.then_some(())
     })
     .await;
-    eventually("publishing fails", async || {
-        matches!(
+    eventually("publishing fails", || async {
+        let done = matches!(
             bus.publish("gateway.gw-1", payload("lost")).await,
             Err(BusError::Unavailable(_))
-        )
+        );
+        done.then_some(())
     })
     .await;
     let error = bus
@@ -279,8 +272,9 @@ async fn a_redis_restart_is_survived_and_reported_as_resubscribed() {
 
     assert_eq!(next_event(&mut subscription).await, BusEvent::Resubscribed);
     assert!(bus.is_connected());
-    eventually("publishing works again", async || {
-        bus.publish("gateway.gw-1", payload("after")).await.is_ok()
+    eventually("publishing works again", || async {
+        let done = bus.publish("gateway.gw-1", payload("after")).await.is_ok();
+        done.then_some(())
     })
     .await;
     assert_eq!(next_event(&mut subscription).await, BusEvent::Message(payload("after")));

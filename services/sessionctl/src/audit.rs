@@ -19,7 +19,7 @@ use vigil_proto::v1::{
 
 use clap::Args;
 
-use crate::cli::{Since, parse_name, parse_since};
+use crate::args::{Since, parse_name, parse_since};
 use crate::client::{Policies, Registry, Terminations};
 use crate::error::CliError;
 use crate::output::{Data, Grid, Printer};

@@ -21,7 +21,7 @@ use vigil_proto::v1::{
     SessionStats, TerminateRequest, Termination, UpdatePolicyRequest, WatchSessionsRequest,
 };
 
-use crate::cli::GlobalArgs;
+use crate::args::GlobalArgs;
 use crate::error::{CliError, Service};
 
 type RegistryClient = SessionRegistryClient<InterceptedService<Channel, BearerAuth>>;

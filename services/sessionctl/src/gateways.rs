@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use vigil_proto::v1::{Gateway, ListGatewaysRequest};
 
-use crate::cli::GlobalArgs;
+use crate::args::GlobalArgs;
 use crate::client::Registry;
 use crate::error::CliError;
 use crate::format;

@@ -15,6 +15,7 @@
 //! - [`Console`]: where confirmations are asked and answered.
 //! - [`CliError`]: failures worded for the terminal, each with its exit code.
 
+mod args;
 mod audit;
 pub mod cli;
 mod client;
@@ -103,7 +104,7 @@ pub async fn run_with(
 ) -> Result<(), CliError> {
     // Commands about sessionctl itself need no server, and must work while a profile is broken.
     match &cli.command {
-        Command::Completion(args) => return setup::completion(args, streams.out),
+        Command::Completion(args) => return cli::completion(args, streams.out),
         Command::Config(command) => {
             let mut p = Printer::new(
                 streams.out,

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{GlobalArgs, Token, parse_server};
+use crate::args::{GlobalArgs, Token, parse_server};
 use crate::error::CliError;
 
 /// The token file `vigil run` writes, relative to where it runs.

@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, CommandFactory, Subcommand};
+use clap::{Args, Subcommand};
 use clap_complete::Shell;
 
-use crate::cli::{Cli, GlobalArgs, Token, parse_name};
+use crate::args::{GlobalArgs, Token, parse_name};
 use crate::client::Registry;
 use crate::console::Console;
 use crate::error::CliError;
@@ -44,13 +44,6 @@ pub struct LoginArgs {
 pub struct CompletionArgs {
     /// The shell: bash, zsh, fish (also elvish, powershell).
     pub shell: Shell,
-}
-
-/// `sessionctl completion SHELL`: the completion script, for `source <(sessionctl completion bash)`.
-pub fn completion(args: &CompletionArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut command = Cli::command();
-    clap_complete::generate(args.shell, &mut command, "sessionctl", out);
-    Ok(())
 }
 
 /// The config file as a TOML table to edit (empty when it does not exist yet).
@@ -306,7 +299,7 @@ mod tests {
     fn completion_scripts_name_the_commands() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let mut out = Vec::new();
-            completion(&CompletionArgs { shell }, &mut out).expect("generated");
+            crate::cli::completion(&CompletionArgs { shell }, &mut out).expect("generated");
             let script = String::from_utf8(out).expect("UTF-8");
             assert!(
                 script.contains("sessionctl") && script.contains("terminations"),

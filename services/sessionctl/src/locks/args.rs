@@ -5,7 +5,7 @@ use vigil_proto::v1::lock_target::Target as LockOn;
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::{CreateLockRequest, ListLocksRequest, LockTarget, SessionSelector};
 
-use crate::cli::{parse_name, parse_rule_duration};
+use crate::args::{parse_name, parse_rule_duration};
 use crate::ids::parse_id;
 
 #[derive(Debug, Subcommand)]

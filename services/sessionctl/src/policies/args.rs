@@ -7,7 +7,7 @@ use vigil_proto::v1::{
     UpdatePolicyRequest,
 };
 
-use crate::cli::{parse_name, parse_rule_duration};
+use crate::args::{parse_name, parse_rule_duration};
 use crate::ids::parse_id;
 
 #[derive(Debug, Subcommand)]

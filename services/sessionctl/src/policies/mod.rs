@@ -7,7 +7,7 @@ pub(crate) mod render;
 
 pub use args::*;
 
-use crate::cli::GlobalArgs;
+use crate::args::GlobalArgs;
 use crate::client::{Policies, Registry};
 use crate::console::Console;
 use crate::error::CliError;

@@ -10,7 +10,7 @@ use vigil_proto::v1::{
     SessionOrderBy, SessionSelector, SessionStatus, TerminateRequest, WatchSessionsRequest,
 };
 
-use crate::cli::{Since, parse_name, parse_rule_duration, parse_since, parse_timeout};
+use crate::args::{Since, parse_name, parse_rule_duration, parse_since, parse_timeout};
 use crate::ids::parse_id;
 use crate::terminations::ReasonArg;
 

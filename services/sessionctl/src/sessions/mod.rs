@@ -9,7 +9,7 @@ pub use args::*;
 
 use std::future::Future;
 
-use crate::cli::GlobalArgs;
+use crate::args::GlobalArgs;
 use crate::client::{Policies, Registry, Terminations};
 use crate::console::Console;
 use crate::error::CliError;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use vigil_proto::v1::{EndReason, ListTerminationsRequest};
 
-use crate::cli::{Since, parse_name, parse_since};
+use crate::args::{Since, parse_name, parse_since};
 use crate::ids::parse_id;
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@ pub(crate) mod render;
 
 pub use args::*;
 
-use crate::cli::GlobalArgs;
+use crate::args::GlobalArgs;
 use crate::client::{Registry, Terminations};
 use crate::error::CliError;
 use crate::output::Printer;
