@@ -166,6 +166,6 @@ mod tests {
         assert!(delays.iter().any(|delay| *delay > 5_500), "never late: {delays:?}");
         // Nothing to spread on a zero delay, and no overflow at the top.
         assert_eq!(jittered(0), 0);
-        assert!(jittered(i64::MAX) <= i64::MAX);
+        assert!(jittered(i64::MAX) >= i64::MAX - i64::MAX / 5);
     }
 }
