@@ -32,7 +32,11 @@ pub const EVENT_ID_HEADER: &str = "vigil-event-id";
 /// Most of a response body read (and thrown away) before the connection closes.
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
 
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
 pub struct WebhookSink {
+    /// Kept-alive connections, idle, ready for the next request.
+    idle: std::sync::Mutex<Vec<Sender>>,
     url: url::Url,
     host: String,
     port: u16,
@@ -93,6 +97,7 @@ impl WebhookSink {
             .then(|| tls::connector(config.ca_file.as_deref()))
             .transpose()?;
         Ok(Self {
+            idle: std::sync::Mutex::new(Vec::new()),
             url,
             host,
             port,
@@ -132,16 +137,65 @@ impl WebhookSink {
             Some(port) => format!("{}:{port}", self.host),
             None => self.host.clone(),
         };
-        let request = http::Request::post(path)
-            .header(http::header::HOST, authority)
-            .header(http::header::CONTENT_TYPE, cloudevents::CONTENT_TYPE)
-            .header(
-                http::header::USER_AGENT,
-                concat!("vigil-events/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(EVENT_ID_HEADER, event_id)
-            .header(SIGNATURE_HEADER, signature)
-            .body(Full::new(Bytes::from(body)))?;
+        let body = Bytes::from(body);
+        let request = || {
+            http::Request::post(path.as_str())
+                .header(http::header::HOST, authority.as_str())
+                .header(http::header::CONTENT_TYPE, cloudevents::CONTENT_TYPE)
+                .header(
+                    http::header::USER_AGENT,
+                    concat!("vigil-events/", env!("CARGO_PKG_VERSION")),
+                )
+                .header(EVENT_ID_HEADER, event_id)
+                .header(SIGNATURE_HEADER, signature.as_str())
+                .body(Full::new(body.clone()))
+        };
+        // A kept-alive connection the server closed meanwhile fails at once: the request is sent
+        // again once, on a new connection.
+        let response = match self.reuse().await {
+            Some(mut sender) => match sender.send_request(request()?).await {
+                Ok(response) => Ok((response, sender)),
+                Err(_) => Err(()),
+            },
+            None => Err(()),
+        };
+        let (response, sender) = match response {
+            Ok(sent) => sent,
+            Err(()) => {
+                let mut sender = self.connect().await?;
+                let response = sender.send_request(request()?).await.context("sending")?;
+                (response, sender)
+            }
+        };
+        let (parts, mut body) = response.into_parts();
+        let mut read = 0;
+        let mut complete = true;
+        while let Some(frame) = body.frame().await {
+            read += frame?.data_ref().map_or(0, Bytes::len);
+            if read > MAX_RESPONSE_BODY {
+                complete = false;
+                break;
+            }
+        }
+        // Kept for the next request when the answer was read to its end and the server keeps the
+        // connection open; dropped (closed) otherwise.
+        if complete && !sender.is_closed() {
+            self.idle.lock().expect("idle connections").push(sender);
+        }
+        Ok((parts.status, parts.headers))
+    }
+
+    /// An idle kept-alive connection that is still open, if any.
+    async fn reuse(&self) -> Option<Sender> {
+        loop {
+            let mut sender = self.idle.lock().expect("idle connections").pop()?;
+            if !sender.is_closed() && sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<Sender> {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');
         let tcp = TcpStream::connect((host, self.port)).await.context("connecting")?;
         tcp.set_nodelay(true)?;
@@ -149,31 +203,25 @@ impl WebhookSink {
             Some(connector) => {
                 let name = ServerName::try_from(host.to_owned()).context("webhook host name")?;
                 let stream = connector.connect(name, tcp).await.context("TLS handshake")?;
-                send(stream, request).await
+                handshake(stream).await
             }
-            None => send(tcp, request).await,
+            None => handshake(tcp).await,
         }
     }
 }
 
-async fn send<S>(stream: S, request: http::Request<Full<Bytes>>) -> anyhow::Result<(http::StatusCode, http::HeaderMap)>
+/// An HTTP/1.1 connection over `stream`; its driver ends when the sender is dropped.
+async fn handshake<S>(stream: S) -> anyhow::Result<Sender>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    let driver = tokio::spawn(connection);
-    let response = sender.send_request(request).await.context("sending")?;
-    let (parts, mut body) = response.into_parts();
-    let mut read = 0;
-    while let Some(frame) = body.frame().await {
-        read += frame?.data_ref().map_or(0, Bytes::len);
-        if read > MAX_RESPONSE_BODY {
-            break;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "webhook connection closed");
         }
-    }
-    drop(sender);
-    driver.abort();
-    Ok((parts.status, parts.headers))
+    });
+    Ok(sender)
 }
 
 #[cfg(test)]
