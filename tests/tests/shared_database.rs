@@ -101,7 +101,7 @@ async fn registry_termination_and_policy_migrators_share_a_database() {
         store.migrate().await.unwrap();
         RegistryMigrator::up(db, None).await.unwrap();
         let ours = migration_versions(db, "policy_migrations").await;
-        assert_eq!(ours.len(), 6, "{ours:?}");
+        assert_eq!(ours.len(), 8, "{ours:?}");
         // The policy service's migrations are numbered `_2000nn`, apart from the others'.
         assert!(
             ours.iter().all(|version| version

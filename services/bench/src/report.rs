@@ -402,14 +402,14 @@ impl Report {
             );
             for cost in &scale.costs {
                 println!(
-                    "  {:<14} {:<15} {:>8} {:>12.2} {:>12.2} {:>11.2} {:>11.3}",
+                    "  {:<14} {:<15} {:>8} {:>12} {:>12} {:>11} {:>11}",
                     cost.phase,
                     cost.unit,
                     cost.operations,
-                    cost.request_statements_per_op(),
-                    cost.statements_per_op(),
-                    cost.redis_per_op(),
-                    cost.cpu_ms_per_op()
+                    Count(cost.request_statements_per_op()),
+                    Count(cost.statements_per_op()),
+                    Count(cost.redis_per_op()),
+                    Count(cost.cpu_ms_per_op())
                 );
             }
         }
@@ -478,13 +478,30 @@ impl Row {
 
 fn per_op(cost: &PhaseCost) -> String {
     format!(
-        "{:.1} / {:.1} stmts · {:.1} Redis · {:.2} ms CPU per {}",
-        cost.request_statements_per_op(),
-        cost.statements_per_op(),
-        cost.redis_per_op(),
-        cost.cpu_ms_per_op(),
+        "{} / {} stmts · {} Redis · {} ms CPU per {}",
+        Count(cost.request_statements_per_op()),
+        Count(cost.statements_per_op()),
+        Count(cost.redis_per_op()),
+        Count(cost.cpu_ms_per_op()),
         cost.unit
     )
+}
+
+/// A figure per operation: two decimals, or three significant digits below 0.1 (an activity
+/// flush's statement shared by thousands of updates).
+struct Count(f64);
+
+impl std::fmt::Display for Count {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut decimals = 2;
+        let mut scaled = self.0;
+        while scaled > 0.0 && scaled < 0.1 && decimals < 9 {
+            scaled *= 10.0;
+            decimals += 1;
+        }
+        let text = format!("{:.*}", decimals, self.0);
+        f.pad(&text)
+    }
 }
 
 fn print_rows(rows: &[Row]) {

@@ -288,7 +288,9 @@ async fn bench_assess(locator: Locator) {
     }
     let concurrent = ASSESS_CONCURRENT as f64 / started.elapsed().as_secs_f64();
 
-    println!("  Assess, {backend}, {USERS} users with full histories (locate + read history + score + record):");
+    println!(
+        "  Assess, {backend}, {USERS} users with full histories (locate + read history + score; the record is written after the answer):"
+    );
     println!(
         "    one at a time: {} assessments/s, p50 {:.2} ms, p99 {:.2} ms",
         thousands(sequential),

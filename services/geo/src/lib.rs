@@ -25,6 +25,7 @@ mod human;
 pub mod locator;
 mod provided;
 mod record;
+mod recording;
 pub mod service;
 pub mod store;
 pub mod writer;

@@ -13,6 +13,7 @@ use crate::config::{AnomalyThresholds, GeoConfig};
 use crate::domain::Sighting;
 use crate::locator::Locator;
 use crate::now_millis;
+use crate::recording::Recorder;
 use crate::store::HistoryStore;
 
 /// Longest user name, device name and session id accepted.
@@ -28,6 +29,7 @@ pub struct Geo {
     locator: Locator,
     store: Arc<dyn HistoryStore>,
     thresholds: Arc<AnomalyThresholds>,
+    recorder: Arc<Recorder>,
 }
 
 impl Geo {
@@ -47,6 +49,7 @@ impl Geo {
             locator,
             store,
             thresholds: Arc::new(thresholds),
+            recorder: Arc::default(),
         }
     }
 
@@ -58,6 +61,12 @@ impl Geo {
         &self.store
     }
 
+    /// Waits until every sighting of `user` this service was asked to record is in the store
+    /// (writes happen after `assess` answers).
+    pub async fn settled(&self, user: &str) {
+        self.recorder.settled(user).await;
+    }
+
     /// Where `ip` is: see [`Locator::locate`].
     pub fn locate(&self, ip: &str) -> ServiceResult<pb::Location> {
         self.locator.locate(ip)
@@ -67,6 +76,9 @@ impl Geo {
     /// when the request names the session — records it in that history (which keeps the user's
     /// newest `history_per_user` starts). Asking again about a recorded session scores it against
     /// the rest of the history and records nothing new.
+    ///
+    /// The recording is written after the answer, off the caller's path (see
+    /// [`Geo::settled`]): one read of the history is all an assessment waits for.
     pub async fn assess(&self, request: &pb::AssessRequest) -> ServiceResult<pb::AssessResponse> {
         let user = text("user", &request.user, MAX_USER_LEN)?;
         if user.is_empty() {
@@ -85,6 +97,8 @@ impl Geo {
 
         let location = self.locator.locate_ip(address);
         let limit = u64::from(self.thresholds.history_per_user);
+        // This user's previous start, if still being written, is part of the history.
+        self.recorder.settled(user).await;
         let mut history = self.store.recent(user, limit).await?;
         history.retain(|sighting| session_id.is_empty() || sighting.session_id != session_id);
         let ip = address.to_string();
@@ -106,7 +120,7 @@ impl Geo {
                 device: device.to_owned(),
                 location: location.clone(),
             };
-            self.store.record(&sighting, limit).await?;
+            self.recorder.record(self.store.clone(), sighting, limit).await;
         }
         Ok(pb::AssessResponse {
             location: Some(location),

@@ -68,7 +68,9 @@ fn codes(response: &pb::AssessResponse) -> Vec<&str> {
         .collect()
 }
 
-async fn sessions(store: &SqlHistoryStore, user: &str) -> Vec<String> {
+/// The sessions in `user`'s history, newest first, once `geo`'s writes of it have landed.
+async fn sessions(geo: &Geo, store: &SqlHistoryStore, user: &str) -> Vec<String> {
+    geo.settled(user).await;
     let recent = store.recent(user, 1_000).await.unwrap();
     recent.into_iter().map(|sighting| sighting.session_id).collect()
 }
@@ -113,7 +115,8 @@ async fn a_trip_to_tokyo_in_ten_minutes_is_flagged_and_remembered(store: Arc<Sql
         risk.flags[0].explanation
     );
     assert_eq!(risk.score, 95);
-    assert_eq!(sessions(&store, "alice").await, ["s-3", "s-2", "s-1"]);
+    assert_eq!(sessions(&geo, &store, "alice").await, ["s-3", "s-2", "s-1"]);
+    geo.settled("alice").await;
     let remembered = &store.recent("alice", 1).await.unwrap()[0];
     assert_eq!(remembered.ip, "2001:218::42");
     assert_eq!(remembered.device, "alice-macbook");
@@ -136,7 +139,7 @@ async fn only_named_sessions_are_recorded(store: Arc<SqlHistoryStore>) {
         .await
         .unwrap();
     assert!(codes(&probe).contains(&anomaly::IMPOSSIBLE_TRAVEL));
-    assert_eq!(sessions(&store, "alice").await, ["s-1"]);
+    assert_eq!(sessions(&geo, &store, "alice").await, ["s-1"]);
 
     // Without `at`, the server's clock: long after T0, so London → Tokyo is no longer too fast.
     let now = geo
@@ -147,6 +150,7 @@ async fn only_named_sessions_are_recorded(store: Arc<SqlHistoryStore>) {
         .await
         .unwrap();
     assert_eq!(codes(&now), [anomaly::NEW_COUNTRY, anomaly::NEW_ASN]);
+    geo.settled("alice").await;
     let recorded = store.recent("alice", 1).await.unwrap();
     assert!(recorded[0].at > T0 + 365 * 24 * 60 * MINUTE);
 }
@@ -162,7 +166,7 @@ async fn asking_again_about_a_session_records_it_once(store: Arc<SqlHistoryStore
     // The retry compares with the rest of the history, not with its own first record.
     let again = geo.assess(&tokyo).await.unwrap();
     assert_eq!(first.risk, again.risk);
-    assert_eq!(sessions(&store, "alice").await, ["s-2", "s-1"]);
+    assert_eq!(sessions(&geo, &store, "alice").await, ["s-2", "s-1"]);
 }
 
 async fn the_history_keeps_the_newest_starts(store: Arc<SqlHistoryStore>) {
@@ -181,7 +185,7 @@ async fn the_history_keeps_the_newest_starts(store: Arc<SqlHistoryStore>) {
             .await
             .unwrap();
     }
-    assert_eq!(sessions(&store, "alice").await, ["s-3", "s-2", "s-1"]);
+    assert_eq!(sessions(&geo, &store, "alice").await, ["s-3", "s-2", "s-1"]);
     // Tokyo has been forgotten: a week later it counts as a new country again.
     let back = geo
         .assess(&request(
@@ -296,6 +300,7 @@ async fn bad_requests_are_refused_and_change_nothing(store: Arc<SqlHistoryStore>
             other => panic!("{field}: {other:?}"),
         }
     }
+    geo.settled("alice").await;
     assert!(store.recent("alice", 10).await.unwrap().is_empty());
     assert!(geo.assess(&good).await.is_ok());
 }

@@ -224,17 +224,56 @@ pub(crate) enum Verdict {
 impl Inner {
     /// Locates and scores the start (geo), then asks policy. Fills in the session's location and
     /// risk. Errors only when the store fails; the outside services' failures are handled here.
+    ///
+    /// The user's ended sessions are released at policy while geo assesses (policy's answer needs
+    /// geo's score; the release does not), so the two wait for each other only once.
     pub(crate) async fn admission(
         &self,
         session: &mut SessionRecord,
         start: pb::SessionStart,
     ) -> ServiceResult<Verdict> {
-        if let Some(assessor) = self.hooks.assessor.get() {
-            self.locate(assessor.as_ref(), session).await?;
-        }
-        let Some(policy) = self.hooks.policy.get() else {
+        let policy = self.hooks.policy.get();
+        let user = session.user.clone();
+        let located = async {
+            match self.hooks.assessor.get() {
+                Some(assessor) => self.locate(assessor.as_ref(), session).await,
+                None => Ok(()),
+            }
+        };
+        let released = async {
+            if let Some(policy) = policy {
+                self.release_ended(&user, policy).await;
+            }
+        };
+        let (located, ()) = tokio::join!(located, released);
+        located?;
+        let Some(policy) = policy else {
             return Ok(Verdict::Allow { evict: Vec::new() });
         };
+        self.ask_policy(session, start, policy.as_ref()).await
+    }
+
+    /// The user's sessions that ended here are released first, so their slots are free for this
+    /// start. Bounded like the admission itself; if it fails, the release is retried in the
+    /// background and the start is decided without it (as it would have been before).
+    async fn release_ended(&self, user: &str, policy: &Arc<dyn AdmissionPolicy>) {
+        let timeout = self.settings.admission.policy_timeout;
+        match tokio::time::timeout(timeout, self.releaser.flush_for(user, policy)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(user, %error, "could not release ended sessions before admission")
+            }
+            Err(_) => tracing::warn!(user, "releasing ended sessions before admission timed out"),
+        }
+    }
+
+    /// Policy's verdict on the located start; its unavailability handled as configured.
+    async fn ask_policy(
+        &self,
+        session: &mut SessionRecord,
+        start: pb::SessionStart,
+        policy: &dyn AdmissionPolicy,
+    ) -> ServiceResult<Verdict> {
         let settings = &self.settings.admission;
         // The start as recorded (the gateway's clock may have been absent or ahead): policy's
         // "end the oldest" orders by it.
@@ -249,16 +288,6 @@ impl Inner {
             location: Some(location_to_proto(&session.location)),
             risk: Some(risk_to_proto(&session.risk)),
         };
-        // The user's sessions that ended here are released first, so their slots are free for
-        // this start. Bounded like the admission itself; if it fails, the release is retried in the
-        // background and the start is decided without it (as it would have been before).
-        match tokio::time::timeout(settings.policy_timeout, self.releaser.flush_for(&session.user, policy)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(session = %session.id, %error, "could not release ended sessions before admission")
-            }
-            Err(_) => tracing::warn!(session = %session.id, "releasing ended sessions before admission timed out"),
-        }
         let answer = match tokio::time::timeout(settings.policy_timeout, policy.admit(request)).await {
             Ok(Ok(answer)) => answer,
             outcome => {

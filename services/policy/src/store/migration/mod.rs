@@ -20,7 +20,8 @@ mod m20261125_200003_create_policy_idle_warnings;
 mod m20261125_200004_create_policy_leases;
 mod m20261201_200005_create_policy_audit_events;
 pub(crate) mod m20261210_200006_create_policy_locks;
-mod m20261212_900001_event_outbox;
+mod m20261211_200007_create_policy_take_slot;
+mod m20261212_200008_event_outbox;
 
 /// The policy service's migrations.
 pub struct Migrator;
@@ -34,8 +35,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_200003_create_policy_idle_warnings::Migration),
             Box::new(m20261125_200004_create_policy_leases::Migration),
             Box::new(m20261201_200005_create_policy_audit_events::Migration),
-            Box::new(m20261212_900001_event_outbox::Migration),
             Box::new(m20261210_200006_create_policy_locks::Migration),
+            Box::new(m20261211_200007_create_policy_take_slot::Migration),
+            Box::new(m20261212_200008_event_outbox::Migration),
         ]
     }
 

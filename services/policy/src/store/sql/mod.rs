@@ -87,6 +87,89 @@ impl SqlPolicyStore {
         Ok(())
     }
 
+    /// PostgreSQL: the slot taken by `policy_take_slot` (see its migration), one round trip.
+    async fn take_slot_in_one(&self, slot: &Slot, limit: Option<ConcurrencyLimit>) -> ServiceResult<SlotOutcome> {
+        let max = limit.map(|limit| i32::try_from(limit.max).unwrap_or(i32::MAX));
+        let end_oldest = limit.is_some_and(|limit| limit.action == ConcurrencyAction::EndOldest);
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT outcome, sessions FROM policy_take_slot($1, $2, $3, $4, $5, $6)",
+                [
+                    slot.session_id.as_str().into(),
+                    slot.user.as_str().into(),
+                    slot.started_at.into(),
+                    slot.created_at.into(),
+                    max.into(),
+                    end_oldest.into(),
+                ],
+            ))
+            .await?
+            .ok_or_else(|| ServiceError::Internal("policy_take_slot returned no row".into()))?;
+        let outcome: String = row.try_get_by_index(0)?;
+        let sessions: Vec<String> = row.try_get_by_index(1)?;
+        match outcome.as_str() {
+            "taken" => Ok(SlotOutcome::Taken { evicted: sessions }),
+            "held" => Ok(SlotOutcome::AlreadyHeld),
+            "full" => Ok(SlotOutcome::Full {
+                held: u32::try_from(sessions.len()).unwrap_or(u32::MAX),
+            }),
+            other => Err(ServiceError::Internal(format!("policy_take_slot answered {other:?}"))),
+        }
+    }
+
+    /// SQLite: the slot taken in a write transaction (which holds the database's write lock).
+    async fn take_slot_in_transaction(
+        &self,
+        slot: &Slot,
+        limit: Option<ConcurrencyLimit>,
+    ) -> ServiceResult<SlotOutcome> {
+        use slot::Column;
+        let txn = self.write_transaction().await?;
+        self.lock_user(&txn, &slot.user).await?;
+        // Under the lock, and read after taking it: every earlier admission of this user has
+        // committed, and none can commit until this one does. One read answers both "held
+        // already?" (a retried admission) and "how many?": a round trip less on every admission.
+        let held: Vec<String> = slot::Entity::find()
+            .select_only()
+            .column(Column::SessionId)
+            .filter(Column::UserName.eq(slot.user.as_str()))
+            .order_by_asc(Column::StartedAt)
+            .order_by_asc(Column::SessionId)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        if held.contains(&slot.session_id) {
+            txn.commit().await?;
+            return Ok(SlotOutcome::AlreadyHeld);
+        }
+        let mut evicted = Vec::new();
+        if let Some(limit) = limit {
+            let max = Ord::max(limit.max, 1) as usize;
+            if held.len() >= max {
+                match limit.action {
+                    ConcurrencyAction::DenyNew => {
+                        txn.commit().await?;
+                        return Ok(SlotOutcome::Full {
+                            held: u32::try_from(held.len()).unwrap_or(u32::MAX),
+                        });
+                    }
+                    // Oldest first: keep the newest `max - 1` and the new one.
+                    ConcurrencyAction::EndOldest => evicted = held[..held.len() + 1 - max].to_vec(),
+                }
+            }
+        }
+        slot::Entity::insert(slot::active_model(slot))
+            .exec_without_returning(&txn)
+            .await?;
+        if !evicted.is_empty() {
+            self.forget_sessions(&txn, &evicted).await?;
+        }
+        txn.commit().await?;
+        Ok(SlotOutcome::Taken { evicted })
+    }
+
     /// Deletes the slots and idle-warning records of `session_ids`; returns the slots deleted.
     async fn forget_sessions(&self, db: &impl ConnectionTrait, session_ids: &[String]) -> ServiceResult<u64> {
         let slots = slot::Entity::delete_many()
@@ -238,49 +321,10 @@ impl PolicyStore for SqlPolicyStore {
     }
 
     async fn take_slot(&self, slot: &Slot, limit: Option<ConcurrencyLimit>) -> ServiceResult<SlotOutcome> {
-        use slot::Column;
-        let txn = self.write_transaction().await?;
-        self.lock_user(&txn, &slot.user).await?;
-        // Under the lock, and read after taking it: every earlier admission of this user has
-        // committed, and none can commit until this one does. One read answers both "held
-        // already?" (a retried admission) and "how many?": a round trip less on every admission.
-        let held: Vec<String> = slot::Entity::find()
-            .select_only()
-            .column(Column::SessionId)
-            .filter(Column::UserName.eq(slot.user.as_str()))
-            .order_by_asc(Column::StartedAt)
-            .order_by_asc(Column::SessionId)
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        if held.contains(&slot.session_id) {
-            txn.commit().await?;
-            return Ok(SlotOutcome::AlreadyHeld);
+        if self.backend() == DbBackend::Postgres {
+            return self.take_slot_in_one(slot, limit).await;
         }
-        let mut evicted = Vec::new();
-        if let Some(limit) = limit {
-            let max = Ord::max(limit.max, 1) as usize;
-            if held.len() >= max {
-                match limit.action {
-                    ConcurrencyAction::DenyNew => {
-                        txn.commit().await?;
-                        return Ok(SlotOutcome::Full {
-                            held: u32::try_from(held.len()).unwrap_or(u32::MAX),
-                        });
-                    }
-                    // Oldest first: keep the newest `max - 1` and the new one.
-                    ConcurrencyAction::EndOldest => evicted = held[..held.len() + 1 - max].to_vec(),
-                }
-            }
-        }
-        slot::Entity::insert(slot::active_model(slot))
-            .exec_without_returning(&txn)
-            .await?;
-        if !evicted.is_empty() {
-            self.forget_sessions(&txn, &evicted).await?;
-        }
-        txn.commit().await?;
-        Ok(SlotOutcome::Taken { evicted })
+        self.take_slot_in_transaction(slot, limit).await
     }
 
     async fn release_slots(&self, session_ids: &[String]) -> ServiceResult<u64> {

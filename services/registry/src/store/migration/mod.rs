@@ -20,7 +20,7 @@ mod m20261124_000101_gateways_last_seen;
 mod m20261124_000201_list_page_indexes;
 mod m20261124_000301_activity_buckets;
 mod m20261124_000302_free_text_index;
-mod m20261212_900001_event_outbox;
+mod m20261212_000401_event_outbox;
 
 /// The registry's migrations.
 pub struct Migrator;
@@ -35,7 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000201_list_page_indexes::Migration),
             Box::new(m20261124_000301_activity_buckets::Migration),
             Box::new(m20261124_000302_free_text_index::Migration),
-            Box::new(m20261212_900001_event_outbox::Migration),
+            Box::new(m20261212_000401_event_outbox::Migration),
         ]
     }
 

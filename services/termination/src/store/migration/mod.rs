@@ -17,7 +17,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_100001_create_terminations;
 mod m20261123_100002_create_termination_commands;
 mod m20261207_000001_create_termination_early_reports;
-mod m20261212_900001_event_outbox;
+mod m20261212_100003_event_outbox;
 
 /// The termination service's migrations.
 pub struct Migrator;
@@ -29,7 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_100001_create_terminations::Migration),
             Box::new(m20261123_100002_create_termination_commands::Migration),
             Box::new(m20261207_000001_create_termination_early_reports::Migration),
-            Box::new(m20261212_900001_event_outbox::Migration),
+            Box::new(m20261212_100003_event_outbox::Migration),
         ]
     }
 
