@@ -22,6 +22,10 @@ fn target(target: pb::session_selector::Target) -> Option<pb::SessionSelector> {
     Some(pb::SessionSelector { target: Some(target) })
 }
 
+fn all_sessions(idle_only: bool) -> Option<pb::SessionSelector> {
+    target(pb::session_selector::Target::All(pb::AllSessions { idle_only }))
+}
+
 fn admin(selector: Option<pb::SessionSelector>) -> pb::TerminateRequest {
     pb::TerminateRequest {
         selector,
@@ -229,9 +233,7 @@ async fn ending_all_and_all_idle() {
     let mut client = registry.termination_client().await;
     let idle_only = pb::TerminateRequest {
         reason: EndReason::IdleTimeout as i32,
-        ..admin(target(pb::session_selector::Target::All(pb::AllSessions {
-            idle_only: true,
-        })))
+        ..admin(all_sessions(true))
     };
     let termination = client.terminate(idle_only).await.expect("terminate idle").into_inner();
     assert_eq!(termination.session_count, 1);
@@ -245,9 +247,7 @@ async fn ending_all_and_all_idle() {
     );
 
     let all = client
-        .terminate(admin(target(pb::session_selector::Target::All(pb::AllSessions {
-            idle_only: false,
-        }))))
+        .terminate(admin(all_sessions(false)))
         .await
         .expect("terminate all")
         .into_inner();
@@ -425,21 +425,9 @@ async fn a_redis_restart_loses_no_kill() {
     registry.stop().await;
 }
 
-#[tokio::test]
-async fn bad_selectors_and_repeated_kills_get_precise_answers() {
-    init_logs();
-    let schema = TestSchema::new().await;
-    let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
-    let handler = Arc::new(RecordingHandler::default());
-    let agent = registry.agent("gw-bad", handler.clone()).await;
-    let session = agent
-        .open_session(start("ola", "db", ResourceType::Ssh, "10.9.6.1"))
-        .await
-        .unwrap()
-        .session_id;
-    let mut client = registry.termination_client().await;
-
-    let cases = [
+/// Requests refused before anything is done, with the code and words of their answer.
+fn bad_requests(session: &str) -> Vec<(pb::TerminateRequest, Code, &'static str)> {
+    vec![
         (admin(None), Code::InvalidArgument, "selector must name"),
         (admin(ids(&[])), Code::InvalidArgument, "at least one"),
         (admin(ids(&["nope"])), Code::InvalidArgument, "is not a session id"),
@@ -461,7 +449,7 @@ async fn bad_selectors_and_repeated_kills_get_precise_answers() {
         (
             pb::TerminateRequest {
                 reason: 0,
-                ..admin(ids(&[&session]))
+                ..admin(ids(&[session]))
             },
             Code::InvalidArgument,
             "reason is required",
@@ -469,7 +457,7 @@ async fn bad_selectors_and_repeated_kills_get_precise_answers() {
         (
             pb::TerminateRequest {
                 reason: 77,
-                ..admin(ids(&[&session]))
+                ..admin(ids(&[session]))
             },
             Code::InvalidArgument,
             "77 is not a known end reason",
@@ -477,7 +465,7 @@ async fn bad_selectors_and_repeated_kills_get_precise_answers() {
         (
             pb::TerminateRequest {
                 expected_count: Some(5),
-                ..admin(ids(&[&session]))
+                ..admin(ids(&[session]))
             },
             Code::FailedPrecondition,
             "not the 5 expected",
@@ -485,12 +473,29 @@ async fn bad_selectors_and_repeated_kills_get_precise_answers() {
         (
             pb::TerminateRequest {
                 user_message: "x".repeat(2000),
-                ..admin(ids(&[&session]))
+                ..admin(ids(&[session]))
             },
             Code::InvalidArgument,
             "user_message",
         ),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn bad_selectors_and_repeated_kills_get_precise_answers() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
+    let handler = Arc::new(RecordingHandler::default());
+    let agent = registry.agent("gw-bad", handler.clone()).await;
+    let session = agent
+        .open_session(start("ola", "db", ResourceType::Ssh, "10.9.6.1"))
+        .await
+        .unwrap()
+        .session_id;
+    let mut client = registry.termination_client().await;
+
+    let cases = bad_requests(&session);
     for (request, code, words) in cases {
         let status = client.terminate(request).await.expect_err("must fail");
         assert_eq!(status.code(), code, "{status:?}");
@@ -609,5 +614,101 @@ async fn an_end_all_is_acknowledged_within_two_seconds_however_the_answers_race_
     for agent in &agents {
         assert_eq!(agent.session_count(), 0);
     }
+    registry.stop().await;
+}
+
+/// Opens one session on a new agent and waits until termination's in-memory route knows it.
+async fn routed_session(
+    registry: &TestRegistry,
+    gateway: &str,
+    handler: Arc<RecordingHandler>,
+) -> (vigil_agent::Agent, String) {
+    let agent = registry.agent(gateway, handler).await;
+    let session = agent
+        .open_session(start("ann", "db", ResourceType::Ssh, "10.9.0.1"))
+        .await
+        .unwrap()
+        .session_id;
+    let routes = registry.terminator.as_ref().expect("termination").routes().clone();
+    let id = session.clone();
+    eventually("termination's route to know the session", || {
+        let found = routes.lookup(std::slice::from_ref(&id)).is_some();
+        async move { found.then_some(()) }
+    })
+    .await;
+    (agent, session)
+}
+
+/// A single-session kill needs no database before its command is out: with the registry's and
+/// termination's tables locked, the agent still gets the command, and `Terminate` answers once the
+/// record can be written.
+#[tokio::test]
+async fn a_kill_reaches_its_agent_while_the_database_is_held() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    init_logs();
+    let schema = TestSchema::new().await;
+    let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
+    let handler = Arc::new(RecordingHandler::default());
+    let (_agent, session) = routed_session(&registry, "gw-held", handler.clone()).await;
+
+    let database = vigil_runtime::database::connect(&schema.config).await.unwrap();
+    let hold = database.begin().await.unwrap();
+    hold.execute_unprepared("LOCK TABLE sessions, terminations, termination_commands IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mut client = registry.termination_client().await;
+    let kill = tokio::spawn(async move { client.terminate(admin(ids(&[&session]))).await });
+    eventually("the agent to get the command", || {
+        let received = terminated_ids(&handler).len();
+        async move { (received == 1).then_some(()) }
+    })
+    .await;
+    assert!(!kill.is_finished(), "Terminate answers only once the kill is recorded");
+    hold.rollback().await.unwrap();
+    let termination = kill.await.unwrap().expect("terminate").into_inner();
+    assert_eq!((termination.session_count, termination.already_ended), (1, 0));
+    let done = acknowledged(&registry, &termination.id).await;
+    assert_eq!(done.commands[0].state, pb::DeliveryState::Acknowledged as i32);
+    registry.stop().await;
+}
+
+/// A route that still lists a session after it ended (its end announced late, or the announcement
+/// lost) sends the command all the same: the gateway answers NOT_FOUND, and the command is recorded
+/// as answered so, not left pending.
+#[tokio::test]
+async fn a_kill_sent_by_a_stale_route_is_answered_not_found_and_recorded() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
+    let handler = Arc::new(RecordingHandler::default());
+    let (agent, session) = routed_session(&registry, "gw-stale", handler.clone()).await;
+    agent.close_session(&session, EndReason::UserClosed, "logged out").await;
+    let routes = registry.terminator.as_ref().unwrap().routes().clone();
+    let id = session.clone();
+    eventually("the route to drop the ended session", || {
+        let gone = routes.lookup(std::slice::from_ref(&id)).is_none();
+        async move { gone.then_some(()) }
+    })
+    .await;
+    // Stale on purpose: the session as it was when it opened.
+    routes.apply(&pb::SessionEvent {
+        kind: pb::SessionEventKind::Opened as i32,
+        session: Some(pb::Session {
+            id: session.clone(),
+            user: "ann".into(),
+            gateway_id: "gw-stale".into(),
+            status: SessionStatus::Active as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+
+    let mut client = registry.termination_client().await;
+    let termination = client.terminate(admin(ids(&[&session]))).await.unwrap().into_inner();
+    assert_eq!(termination.commands[0].state, pb::DeliveryState::Pending as i32);
+    let done = acknowledged(&registry, &termination.id).await;
+    assert_eq!(done.commands[0].state, pb::DeliveryState::Acknowledged as i32);
+    assert_eq!(done.commands[0].detail, vigil_termination::service::NOT_HELD);
+    assert!(terminated_ids(&handler).is_empty(), "nothing was ended twice");
     registry.stop().await;
 }

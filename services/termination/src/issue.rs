@@ -1,13 +1,17 @@
 //! Issuing a termination: from a checked request to commands on their way and on the record.
 //!
 //! Two ways, chosen per request:
-//! - **Routed** (ids of sessions all in the in-memory route, or every live session, and no
-//!   `expected_count`): the commands are published at once, from the route — no database round
-//!   trip before the publish, and for ids none at all but the record. A session the route still
-//!   lists a moment after it ended gets its command all the same; its gateway answers NOT_FOUND,
-//!   and the command is recorded acknowledged with that answer (a command that went out is never
-//!   recorded as not sent). For an end-all the registry is asked as well, meanwhile: the live
-//!   sessions the route did not know yet (the freshest) are published when it answers.
+//! - **Routed** (ids of sessions all in the in-memory route, and no `expected_count`): the
+//!   commands are published at once, from the route — no database round trip before the publish,
+//!   and none at all but the record. A session the route still lists a moment after it ended gets
+//!   its command all the same; its gateway answers NOT_FOUND, and the command is recorded
+//!   acknowledged with that answer.
+//!
+//!   An end-all routed the same way (every routed session published at once while the registry
+//!   resolves, then what the route lacked) put its first command out in 0.05 s instead of 0.2 s
+//!   at 10k sessions, but at 100k its record started only after the resolve, amid the flood of
+//!   acknowledgements, and the request ran past the server's 30 s timeout: an end-all resolves
+//!   first, until its record can start beside the publish.
 //! - **Resolved** (anything else): the registry resolves the selector, then the commands are
 //!   published while they are recorded.
 //!
@@ -22,8 +26,6 @@
 //! A command that `record` turns into ALREADY_ENDED (another termination is already ending that
 //! session) may have been published too; the agent answers it NOT_FOUND or as part of the kill in
 //! progress, and the session still ends once.
-
-use std::collections::HashSet;
 
 use vigil_core::{Selector, validate};
 use vigil_proto::v1 as pb;
@@ -75,35 +77,27 @@ impl Order {
     }
 }
 
-/// What the in-memory route says a request covers.
-enum Routed {
-    /// Every id named, each live on its gateway.
-    Sessions(Vec<(String, Route)>),
-    /// Every live session known here.
-    Everything(Vec<(String, Route)>),
-}
-
 impl Terminator {
     /// Publishes and records the commands of `order`; returns them as recorded.
     pub(crate) async fn issue(&self, order: &Order) -> ServiceResult<Vec<CommandRecord>> {
         match self.routed(order) {
-            Some(Routed::Sessions(routes)) => {
+            Some(routes) => {
                 let commands = self.routed_commands(&order.termination, &routes);
                 self.send_and_record(&order.termination, &commands).await
             }
-            Some(Routed::Everything(routes)) => self.issue_everything(order, &routes).await,
             None => self.issue_resolved(order).await,
         }
     }
 
-    fn routed(&self, order: &Order) -> Option<Routed> {
+    /// The routes of the sessions a request names, when all are known and nothing else must be
+    /// checked first.
+    fn routed(&self, order: &Order) -> Option<Vec<(String, Route)>> {
         if order.expected.is_some() {
             // The count must be checked before anything goes out: that takes the registry.
             return None;
         }
         match &order.validated {
-            Selector::Ids(ids) => self.routes().lookup(ids).map(Routed::Sessions),
-            Selector::All { idle_only: false } => self.routes().all().map(Routed::Everything),
+            Selector::Ids(ids) => self.routes().lookup(ids),
             _ => None,
         }
     }
@@ -150,58 +144,6 @@ impl Terminator {
             .iter()
             .map(|(session_id, route)| self.open_command(termination, session_id, &route.gateway_id, &route.user))
             .collect()
-    }
-
-    /// An end-all: the commands of every routed session go out at once, while the registry
-    /// resolves; the live sessions it names that the route did not know go out when it answers,
-    /// and everything is recorded. When the registry cannot answer, what was sent is recorded and
-    /// the request fails (the rest was not ended).
-    async fn issue_everything(&self, order: &Order, routes: &[(String, Route)]) -> ServiceResult<Vec<CommandRecord>> {
-        let termination = &order.termination;
-        let early = self.routed_commands(termination, routes);
-        // The registry is asked first in the join, so that its (long) query is on its way before
-        // the commands are.
-        let (resolved, _unreachable) =
-            tokio::join!(self.directory().resolve(&order.selector), publish(self.bus(), &early));
-        match resolved {
-            Ok(resolved) => {
-                let (commands, late) = self.complete(termination, early, &resolved);
-                let (recorded, _unreachable) =
-                    tokio::join!(self.record(termination, &commands), publish(self.bus(), &late));
-                recorded
-            }
-            Err(error) => {
-                tracing::warn!(termination = %termination.id, %error, "could not resolve after publishing; recording what was sent");
-                self.record(termination, &early).await?;
-                Err(error)
-            }
-        }
-    }
-
-    /// The commands sent from the route, and a command for each live session the registry names
-    /// that the route lacked (returned apart as well: they are still to be published).
-    fn complete(
-        &self,
-        termination: &TerminationRecord,
-        mut early: Vec<CommandRecord>,
-        resolved: &pb::ResolveSessionsResponse,
-    ) -> (Vec<CommandRecord>, Vec<CommandRecord>) {
-        let sent: HashSet<String> = early.iter().map(|command| command.session_id.clone()).collect();
-        let late: Vec<CommandRecord> = resolved
-            .sessions
-            .iter()
-            .filter(|session| !sent.contains(&session.id))
-            .map(|session| self.open_command(termination, &session.id, &session.gateway_id, &session.user))
-            .collect();
-        early.extend(late.iter().cloned());
-        early.extend(
-            resolved
-                .already_ended
-                .iter()
-                .filter(|session_id| !sent.contains(*session_id))
-                .map(|session_id| ended_command(termination, session_id, HAD_ENDED)),
-        );
-        (early, late)
     }
 
     /// Records, telling the caller plainly what a failure means.
