@@ -55,6 +55,7 @@ where
         // `file_exact`: `Toml::file` would also search parent directories for a relative path.
         figment = figment.merge(Toml::file_exact(path));
     }
+    refuse_misread_values(env_prefix, &top_level_keys)?;
     figment = figment.merge(
         Env::prefixed(env_prefix)
             .filter(move |key| {
@@ -66,6 +67,38 @@ where
     figment
         .extract()
         .map_err(|error| ConfigError::Invalid(explain(error, env_prefix)))
+}
+
+/// Refuses the environment values figment would misread. figment 0.10 unescapes a quoted string
+/// in a variable's value (`"…\n…"`, also inside an array or a table) by character position used as a
+/// byte position: with a non-ASCII character before a backslash it panics, or silently drops
+/// characters (found by the `config` fuzz target). Such a value is refused, naming its variable;
+/// without quotes, or without escapes, it is read as written.
+fn refuse_misread_values(env_prefix: &str, top_level_keys: &[String]) -> Result<(), ConfigError> {
+    for (name, value) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let Some(key) = strip_prefix_ignore_case(name.trim(), env_prefix) else {
+            continue;
+        };
+        let first = key.split("__").next().unwrap_or_default();
+        if !top_level_keys.iter().any(|known| known.eq_ignore_ascii_case(first)) {
+            continue;
+        }
+        let value = value.to_string_lossy();
+        if value.contains('"') && value.contains('\\') && !value.is_ascii() {
+            return Err(ConfigError::Invalid(format!(
+                "{name}: a quoted value with a backslash escape must be ASCII only (write other characters \
+                 without quotes, or as \\u escapes)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `text` without `prefix`, compared ASCII case-insensitively (as figment matches prefixes).
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
 }
 
 /// The sections and fields at the top of a configuration (what an environment variable may name).
