@@ -810,6 +810,43 @@ async fn a_changed_users_file_takes_effect_without_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rsa_key_signs_in_and_a_users_own_account_is_used_on_the_target() {
+    let world = World::new().await;
+    let carol_key = world.dir.path().join("carol");
+    let status = tokio::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "carol-rsa", "-f"])
+        .arg(&carol_key)
+        .status()
+        .await
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let carol_public = std::fs::read_to_string(carol_key.with_extension("pub")).expect("carol.pub");
+    assert!(carol_public.starts_with("ssh-rsa "), "{carol_public}");
+    let alice_public = std::fs::read_to_string(world.alice_key.with_extension("pub")).expect("alice.pub");
+    std::fs::write(
+        &world.users_file,
+        format!(
+            "[[user]]\nname = \"alice\"\ngroups = [\"sre\"]\nkeys = [\"{}\"]\n\n\
+             [[user]]\nname = \"carol\"\nkeys = [\"{}\"]\naccounts = {{ \"toy\" = \"carol-on-toy\" }}\n",
+            alice_public.trim(),
+            carol_public.trim()
+        ),
+    )
+    .expect("rewrite users");
+    // OpenSSH signs with rsa-sha2-512; the toy target sees carol's own account, not the gateway's.
+    let output = eventually("carol let in with her RSA key", || async {
+        let output = world.run_ssh("carol+toy", &carol_key, &["whoami"]).await;
+        (output.status == Some(0)).then_some(output)
+    })
+    .await;
+    assert_eq!(output.stdout, "carol-on-toy\n", "{output:?}");
+    // Alice has no account of her own: the target's configured one.
+    let output = world.run_ssh("alice+toy", &world.alice_key, &["whoami"]).await;
+    assert_eq!(output.stdout, "alice\n", "{output:?}");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_gateway_prints_a_command_that_opens_a_real_session() {
     init_logs();
     let schema = TestSchema::new().await;

@@ -308,9 +308,8 @@ fn session_cookie(cookies: &[String]) -> String {
     cookie.split(';').next().expect("name=value").to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_session_is_one_vigil_session_and_a_kill_shows_its_message() {
-    let world = World::new().await;
+/// The first request of a browser as alice: what the application sees, and the cookie it gets.
+async fn first_request(world: &World) -> String {
     let response = world
         .get("app.test", "/hello?x=1", Some("alice"), Some("theme=dark"))
         .header("connection", "keep-alive, x-hop")
@@ -346,7 +345,12 @@ async fn a_browser_session_is_one_vigil_session_and_a_kill_shows_its_message() {
     );
     let cookie = session_cookie(&cookies);
     assert_eq!(cookie.len(), "vigil_web_session=".len() + 64, "{cookie}");
+    cookie
+}
 
+/// A second request with the cookie (an upload): the same session, listed with the right fields and
+/// the bytes both ways.
+async fn same_session(world: &World, cookie: &str) -> pb::Session {
     // Later requests of the same browser: the same session, no new cookie; a body counted in.
     let upload = vec![b'x'; 100_000];
     let response = world
@@ -383,6 +387,14 @@ async fn a_browser_session_is_one_vigil_session_and_a_kill_shows_its_message() {
             .find(|s| s.id == session.id && s.bytes_in >= 100_000 && s.bytes_out > 0)
     })
     .await;
+    session.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_session_is_one_vigil_session_and_a_kill_shows_its_message() {
+    let world = World::new().await;
+    let cookie = first_request(&world).await;
+    let session = same_session(&world, &cookie).await;
 
     world.terminate(&session.id, "Maintenance window, back at 14:00").await;
     let (status, cookies, page) = eventually("the next request to show the message", || async {
@@ -444,6 +456,41 @@ async fn an_open_websocket_and_a_streaming_response_are_cut_by_a_kill() {
     let cookie = session_cookie(&cookies);
 
     // A WebSocket through the proxy, in the same browser session.
+    let mut socket = open_websocket(&world, &cookie).await;
+
+    // A streaming response, its first lines read.
+    let mut streaming = world
+        .get("app.test", "/stream", Some("alice"), Some(&cookie))
+        .send()
+        .await
+        .expect("stream");
+    let first = streaming.chunk().await.expect("a chunk").expect("not the end");
+    assert!(String::from_utf8_lossy(&first).starts_with("tick"), "{first:?}");
+
+    let sessions = world.sessions(vec![SessionStatus::Active, SessionStatus::Idle]).await;
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let started = Instant::now();
+    world.terminate(&sessions[0].id, "Security review").await;
+    assert_cut(&mut socket, &mut streaming).await;
+    println!("kill -> WebSocket and stream cut in {:?}", started.elapsed());
+    // And the old cookie gets the message page.
+    let (status, _, page) = read(
+        world
+            .get("app.test", "/", Some("alice"), Some(&cookie))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("Security review"), "{page}");
+    world.stop().await;
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A WebSocket through the proxy with `cookie`, checked with one echo.
+async fn open_websocket(world: &World, cookie: &str) -> Socket {
     let mut request = world
         .url("app.test", "/ws")
         .replace("http://", "ws://")
@@ -463,22 +510,11 @@ async fn an_open_websocket_and_a_streaming_response_are_cut_by_a_kill() {
     socket.send(Message::text("ping")).await.expect("send");
     let echoed = socket.next().await.expect("a message").expect("no error");
     assert_eq!(echoed.into_text().expect("text").as_str(), "ping");
+    socket
+}
 
-    // A streaming response, its first lines read.
-    let mut streaming = world
-        .get("app.test", "/stream", Some("alice"), Some(&cookie))
-        .send()
-        .await
-        .expect("stream");
-    let first = streaming.chunk().await.expect("a chunk").expect("not the end");
-    assert!(String::from_utf8_lossy(&first).starts_with("tick"), "{first:?}");
-
-    let sessions = world.sessions(vec![SessionStatus::Active, SessionStatus::Idle]).await;
-    assert_eq!(sessions.len(), 1, "{sessions:?}");
-    let started = Instant::now();
-    world.terminate(&sessions[0].id, "Security review").await;
-
-    // Both are cut: the WebSocket closes without a word, the stream fails instead of ending.
+/// Both are cut: the WebSocket closes without a word, the stream fails instead of ending.
+async fn assert_cut(socket: &mut Socket, streaming: &mut reqwest::Response) {
     let websocket_end = tokio::time::timeout(PATIENCE, async {
         loop {
             match socket.next().await {
@@ -504,19 +540,6 @@ async fn an_open_websocket_and_a_streaming_response_are_cut_by_a_kill() {
         stream_end.is_err(),
         "a cut stream is an error, not a clean end: {stream_end:?}"
     );
-    println!("kill -> WebSocket and stream cut in {:?}", started.elapsed());
-    // And a new WebSocket with the old cookie gets the message page, not a connection.
-    let (status, _, page) = read(
-        world
-            .get("app.test", "/", Some("alice"), Some(&cookie))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(page.contains("Security review"), "{page}");
-    world.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

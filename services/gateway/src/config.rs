@@ -148,7 +148,8 @@ pub struct TargetConfig {
     pub name: String,
     /// `host:port` of the target's sshd.
     pub address: String,
-    /// The account the gateway signs in to on the target.
+    /// The account the gateway signs in to on the target, unless the user's entry in the users file
+    /// gives one of their own (`accounts`).
     pub user: String,
     /// The target's host key, pinned (`ssh-ed25519 AAAA…`, as in `known_hosts` without the host name):
     /// the gateway refuses a target presenting any other.
@@ -234,6 +235,9 @@ pub struct WebConfig {
     pub upstream_timeout: Duration,
     /// Most client connections at once; more are refused at accept.
     pub max_connections: usize,
+    /// Also serve the built-in demo application as the resource `demo-web` (host `demo-web.localhost`,
+    /// and the default resource when none is set): a proxy to try without any application behind it.
+    pub demo_app: bool,
 }
 
 impl Default for WebConfig {
@@ -254,6 +258,7 @@ impl Default for WebConfig {
             session_idle: Duration::from_secs(30 * 60),
             upstream_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            demo_app: false,
         }
     }
 }

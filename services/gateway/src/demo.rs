@@ -386,7 +386,7 @@ pub async fn start_demo_gateway(
         groups: Vec::new(),
     }];
     let web_password = match web_listen {
-        Some(web_listen) => Some(demo_web(&mut config, dir, web_listen, &shutdown).await?),
+        Some(web_listen) => Some(demo_web(&mut config, dir, web_listen)?),
         None => None,
     };
     let gateway = crate::app::Gateway::start(&config, shutdown).await?;
@@ -409,13 +409,12 @@ pub async fn start_demo_gateway(
     })
 }
 
-/// Starts the demo web application and configures the web proxy in front of it; returns the demo
-/// user's development password (kept in `dir/web_password`, made on first use).
-async fn demo_web(
+/// Configures the web proxy with the demo web application; returns the demo user's development
+/// password (kept in `dir/web_password`, made on first use).
+fn demo_web(
     config: &mut crate::config::GatewayConfig,
     dir: &std::path::Path,
     listen: SocketAddr,
-    shutdown: &CancellationToken,
 ) -> anyhow::Result<String> {
     let password_file = dir.join("web_password");
     let password = match std::fs::read_to_string(&password_file) {
@@ -426,20 +425,9 @@ async fn demo_web(
             password
         }
     };
-    let headers = (
-        config.web.upstream_user_header.clone(),
-        config.web.upstream_groups_header.clone(),
-    );
-    let app = crate::web::demo_app::start("127.0.0.1:0".parse()?, headers, shutdown.clone()).await?;
     config.web.enabled = true;
     config.web.listen = listen;
     config.web.dev_password = password.clone();
-    config.web.resources = vec![crate::config::WebResourceConfig {
-        name: DEMO_WEB_RESOURCE.into(),
-        upstream: format!("http://{app}"),
-        hosts: vec![format!("{DEMO_WEB_RESOURCE}.localhost")],
-        groups: Vec::new(),
-    }];
-    config.web.default_resource = DEMO_WEB_RESOURCE.into();
+    config.web.demo_app = true;
     Ok(password)
 }

@@ -295,7 +295,7 @@ impl Connection {
 
     /// Admission, then the target connection; switches to relaying or refuses.
     async fn open(&mut self, user: User, target_name: String, session: &mut Session) -> Result<(), russh::Error> {
-        let Some(target) = self
+        let Some(mut target) = self
             .bastion
             .reachable(&user)
             .into_iter()
@@ -307,36 +307,15 @@ impl Connection {
             let text = format!("Unknown target \"{target_name}\". {}", self.targets_sentence(&user));
             return self.refuse(session, &text);
         };
-        let device = device_of(session.remote_sshid());
-        let start = SessionStart {
-            user: user.name.clone(),
-            resource_name: target.name.clone(),
-            resource_type: ResourceType::Ssh as i32,
-            device,
-            client_ip: self.peer.ip().to_canonical().to_string(),
-            started_at: Some(SystemTime::now().into()),
-            user_groups: user.groups.clone(),
-        };
-        let admission = match self.bastion.agent.open_session(start).await {
-            Ok(admission) => admission,
-            Err(error) => {
-                tracing::warn!(peer = %self.peer, user = %user.name, %error, "admission failed");
-                crate::metrics::login("error");
-                return self.refuse(session, &format!("The gateway cannot open sessions right now: {error}"));
-            }
-        };
-        if !admission.allowed {
-            tracing::info!(peer = %self.peer, user = %user.name, target = %target.name, reason = %admission.reason, "session refused");
-            crate::metrics::login("refused");
-            return self.refuse(session, &format!("Access refused: {}", admission.reason));
+        // The user's own account on the target, when the users file gives one.
+        if let Some(account) = user.account_on(&target.name) {
+            target.user = account.to_owned();
         }
-        let live = Arc::new(LiveSession::new(
-            admission.session_id.clone(),
-            user.name.clone(),
-            target.name.clone(),
-            session.handle(),
-            lock(&self.state).cut.clone(),
-        ));
+        let device = device_of(session.remote_sshid());
+        let live = match self.admit(&user, &target, device, session.handle()).await {
+            Ok(live) => live,
+            Err(text) => return self.refuse(session, &text),
+        };
         // In the table before the target connection is made: a kill that comes meanwhile finds it.
         self.bastion.live.insert(Arc::clone(&live));
         lock(&self.state).session = Some(Arc::clone(&live));
@@ -351,47 +330,96 @@ impl Connection {
                 Ok(())
             }
             Some(Err(error)) => {
-                tracing::warn!(session_id = %live.session_id, target = %target.name, %error, "target unreachable");
-                crate::metrics::login("target_unreachable");
-                if self.bastion.live.remove(&live.session_id).is_some() {
-                    self.bastion
-                        .agent
-                        .close_session(
-                            &live.session_id,
-                            EndReason::GatewayClosed,
-                            &format!("target unreachable: {error}"),
-                        )
-                        .await;
-                }
-                lock(&self.state).session = None;
+                self.target_unreachable(&live, &target, &error.to_string()).await;
                 self.refuse(session, &format!("Cannot reach {}: {error}", target.name))
             }
             Some(Ok(connection)) => {
-                let connection = Arc::new(connection);
-                *live.target.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&connection));
-                if live.ended.is_cancelled() {
-                    let _ = connection
-                        .disconnect(Disconnect::ByApplication, "session ended", "en")
-                        .await;
-                    self.mode = Mode::Closed;
-                    return Ok(());
-                }
-                tracing::info!(
-                    session_id = %live.session_id,
-                    user = %user.name,
-                    target = %target.name,
-                    peer = %self.peer,
-                    "session open"
-                );
-                crate::metrics::login("admitted");
-                crate::metrics::session_opened();
-                self.mode = Mode::Relaying {
-                    session: live,
-                    target: connection,
-                };
+                self.relay(live, Arc::new(connection), &target).await;
                 Ok(())
             }
         }
+    }
+
+    /// Asks the registry; the live session when allowed, the text for the user when not.
+    async fn admit(
+        &self,
+        user: &User,
+        target: &TargetConfig,
+        device: String,
+        client: server::Handle,
+    ) -> Result<Arc<LiveSession>, String> {
+        let start = SessionStart {
+            user: user.name.clone(),
+            resource_name: target.name.clone(),
+            resource_type: ResourceType::Ssh as i32,
+            device,
+            client_ip: self.peer.ip().to_canonical().to_string(),
+            started_at: Some(SystemTime::now().into()),
+            user_groups: user.groups.clone(),
+        };
+        let admission = match self.bastion.agent.open_session(start).await {
+            Ok(admission) => admission,
+            Err(error) => {
+                tracing::warn!(peer = %self.peer, user = %user.name, %error, "admission failed");
+                crate::metrics::login("error");
+                return Err(format!("The gateway cannot open sessions right now: {error}"));
+            }
+        };
+        if !admission.allowed {
+            tracing::info!(peer = %self.peer, user = %user.name, target = %target.name, reason = %admission.reason, "session refused");
+            crate::metrics::login("refused");
+            return Err(format!("Access refused: {}", admission.reason));
+        }
+        Ok(Arc::new(LiveSession::new(
+            admission.session_id.clone(),
+            user.name.clone(),
+            target.name.clone(),
+            client,
+            lock(&self.state).cut.clone(),
+        )))
+    }
+
+    /// The target could not be reached: the session is closed at the registry (unless it ended first).
+    async fn target_unreachable(&self, live: &LiveSession, target: &TargetConfig, error: &str) {
+        tracing::warn!(session_id = %live.session_id, target = %target.name, %error, "target unreachable");
+        crate::metrics::login("target_unreachable");
+        if self.bastion.live.remove(&live.session_id).is_some() {
+            self.bastion
+                .agent
+                .close_session(
+                    &live.session_id,
+                    EndReason::GatewayClosed,
+                    &format!("target unreachable: {error}"),
+                )
+                .await;
+        }
+        lock(&self.state).session = None;
+    }
+
+    /// Connected to the target: relay from now on (unless the registry ended the session meanwhile).
+    async fn relay(&mut self, live: Arc<LiveSession>, connection: Arc<TargetConnection>, target: &TargetConfig) {
+        *live.target.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&connection));
+        if live.ended.is_cancelled() {
+            let _ = connection
+                .disconnect(Disconnect::ByApplication, "session ended", "en")
+                .await;
+            self.mode = Mode::Closed;
+            return;
+        }
+        tracing::info!(
+            session_id = %live.session_id,
+            user = %live.user,
+            target = %target.name,
+            account = %target.user,
+            peer = %self.peer,
+            "session open"
+        );
+        crate::metrics::login("admitted");
+        crate::metrics::session_opened();
+        self.mode = Mode::Relaying {
+            session: live,
+            target: connection,
+        };
     }
 
     fn targets_sentence(&self, user: &User) -> String {

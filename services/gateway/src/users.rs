@@ -5,7 +5,10 @@
 //! [[user]]
 //! name = "alice"
 //! groups = ["sre"]
-//! keys = ["ssh-ed25519 AAAAC3Nz… alice@laptop"]
+//! keys = ["ssh-ed25519 AAAAC3Nz… alice@laptop", "ssh-rsa AAAAB3Nza… alice@old-laptop"]
+//! # Optional: the account the gateway signs in as on a target (by target name; "*" for any other);
+//! # without one, the target's `user` from the gateway's configuration.
+//! accounts = { "prod-db-01" = "alice", "*" = "alice.smith" }
 //! ```
 
 use std::collections::HashMap;
@@ -25,9 +28,19 @@ pub struct User {
     pub name: String,
     pub groups: Vec<String>,
     keys: Vec<PublicKey>,
+    /// Target name (or `*`) → the account on it.
+    accounts: HashMap<String, String>,
 }
 
 impl User {
+    /// The user's own account on `target`, if the users file gives one.
+    pub fn account_on(&self, target: &str) -> Option<&str> {
+        self.accounts
+            .get(target)
+            .or_else(|| self.accounts.get("*"))
+            .map(String::as_str)
+    }
+
     /// Whether `key` is one of the user's (compared on the key material, not the comment).
     pub fn has_key(&self, key: &PublicKey) -> bool {
         self.keys.iter().any(|known| known.key_data() == key.key_data())
@@ -49,6 +62,8 @@ struct UserEntry {
     groups: Vec<String>,
     #[serde(default)]
     keys: Vec<String>,
+    #[serde(default)]
+    accounts: HashMap<String, String>,
 }
 
 /// Why a users file was not taken.
@@ -92,10 +107,24 @@ pub fn parse(path: &Path, text: &str) -> Result<HashMap<String, User>, UsersErro
                 return Err(invalid(format!("user {:?} has an invalid group {group:?}", entry.name)));
             }
         }
+        for (target, account) in &entry.accounts {
+            let target_ok = target == "*" || login::is_target_name(target);
+            let account_ok = (1..=64).contains(&account.len())
+                && account
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '$'));
+            if !target_ok || !account_ok {
+                return Err(invalid(format!(
+                    "user {:?} has an invalid account {account:?} for {target:?} (a target name or \"*\", an account of 1 to 64 letters, digits and . _ - @ $)",
+                    entry.name
+                )));
+            }
+        }
         let user = User {
             name: entry.name.clone(),
             groups: entry.groups,
             keys,
+            accounts: entry.accounts,
         };
         if users.insert(entry.name.clone(), user).is_some() {
             return Err(invalid(format!("user {:?} appears twice", entry.name)));
@@ -193,6 +222,16 @@ mod tests {
         assert_eq!(alice.groups, ["sre"]);
         let key = PublicKey::from_openssh(KEY).unwrap();
         assert!(alice.has_key(&key));
+        assert_eq!(alice.account_on("db"), None);
+    }
+
+    #[test]
+    fn accounts_by_target_with_a_default() {
+        let text = "[[user]]\nname = \"alice\"\naccounts = { \"db\" = \"postgres\", \"*\" = \"alice\" }\n";
+        let users = parse(Path::new("users.toml"), text).unwrap();
+        let alice = &users["alice"];
+        assert_eq!(alice.account_on("db"), Some("postgres"));
+        assert_eq!(alice.account_on("web-01"), Some("alice"));
     }
 
     #[test]
@@ -205,6 +244,10 @@ mod tests {
             ),
             ("[[user]]\nname = \"bob\"\n[[user]]\nname = \"bob\"\n", "appears twice"),
             ("[[user]]\nnam = \"bob\"\n", "unknown field"),
+            (
+                "[[user]]\nname = \"bob\"\naccounts = { \"db\" = \"bad name\" }\n",
+                "invalid account",
+            ),
         ] {
             let error = parse(Path::new("u.toml"), text).unwrap_err().to_string();
             assert!(error.contains(expected), "{error}");
