@@ -341,19 +341,7 @@ async fn a_silent_gateway_has_its_sessions_ended_and_comes_back_consistent() {
     let namespace = unique_namespace();
     let replica_a = TestRegistry::on_postgres(&schema, &namespace, short_grace("replica-a")).await;
     let replica_b = TestRegistry::on_postgres(&schema, &namespace, short_grace("replica-b")).await;
-    let mut watcher = replica_b
-        .sessions_client()
-        .await
-        .watch_sessions(pb::WatchSessionsRequest {
-            filter: Some(pb::SessionFilter {
-                gateway_id: "gw-silent".into(),
-                ..Default::default()
-            }),
-            include_snapshot: false,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut watcher = watch_gateway(&replica_b, "gw-silent").await;
 
     // A healthy gateway on replica B (its agent heartbeats) linked before the silent one.
     let healthy = replica_b.agent("gw-healthy", Arc::default()).await;
@@ -369,13 +357,7 @@ async fn a_silent_gateway_has_its_sessions_ended_and_comes_back_consistent() {
     let (_, silent_outbound, mut silent_inbound) = silent.into_parts();
 
     // Past the grace period, replica A closes the silent link, asking the agent to reconnect.
-    match tokio::time::timeout(PATIENCE, silent_inbound.message()).await {
-        Ok(Ok(Some(pb::ControllerMessage {
-            message: Some(pb::controller_message::Message::Reconnect(reconnect)),
-            ..
-        }))) => assert!(!reconnect.reason.is_empty()),
-        other => panic!("expected a reconnect request, got {other:?}"),
-    }
+    expect_reconnect(&mut silent_inbound).await;
     assert!(
         hello_at.elapsed() >= Duration::from_secs(1),
         "after {:?}",
@@ -383,21 +365,7 @@ async fn a_silent_gateway_has_its_sessions_ended_and_comes_back_consistent() {
     );
 
     // Its sessions end as lost, and watchers (on the other replica) are told.
-    let mut ended = Vec::new();
-    while ended.len() < 3 {
-        let event = tokio::time::timeout(PATIENCE, watcher.next())
-            .await
-            .expect("an event in time")
-            .expect("watch open")
-            .expect("event");
-        if event.kind == pb::SessionEventKind::Opened as i32 {
-            continue;
-        }
-        assert_eq!(event.kind, pb::SessionEventKind::Ended as i32, "{event:?}");
-        let session = event.session.expect("session");
-        assert_eq!(session.end_reason, EndReason::GatewayLost as i32);
-        ended.push(session.id);
-    }
+    let mut ended = lost_sessions(&mut watcher, 3).await;
     ended.sort();
     let mut expected: Vec<String> = snapshot.iter().map(|s| s.session_id.clone()).collect();
     expected.sort();
@@ -415,7 +383,125 @@ async fn a_silent_gateway_has_its_sessions_ended_and_comes_back_consistent() {
         get_session(&replica_a, &healthy_session).await.status,
         SessionStatus::Active as i32
     );
-    let gateways = replica_a
+    only_the_silent_gateway_is_disconnected(&replica_a).await;
+    drop(silent_outbound);
+
+    // The gateway comes back, on the other replica, still holding two of the three: those are live
+    // again, the third stays ended.
+    let still_held = vec![snapshot[0].clone(), snapshot[1].clone()];
+    let back = RawLink::open(&replica_b, "gw-silent", still_held.clone())
+        .await
+        .expect("hello");
+    assert!(back.welcome.ended_session_ids.is_empty(), "{:?}", back.welcome);
+    assert!(back.welcome.registered_session_ids.is_empty(), "{:?}", back.welcome);
+    let (_, back_outbound, _back_inbound) = back.into_parts();
+    // It keeps talking this time.
+    let talking = keep_talking(back_outbound);
+    let live = live_sessions_of(&replica_b, "gw-silent").await;
+    let mut live_ids: Vec<String> = live.sessions.iter().map(|s| s.id.clone()).collect();
+    live_ids.sort();
+    let mut expected_live: Vec<String> = still_held.iter().map(|s| s.session_id.clone()).collect();
+    expected_live.sort();
+    assert_eq!(live_ids, expected_live);
+    assert!(live.sessions.iter().all(|s| s.status == SessionStatus::Active as i32));
+    let gone = get_session(&replica_b, &snapshot[2].session_id).await;
+    assert_eq!(gone.end_reason, EndReason::GatewayLost as i32);
+    // Watchers see the two come back.
+    let mut back_again = reopened_sessions(&mut watcher, 2).await;
+    back_again.sort();
+    assert_eq!(back_again, expected_live);
+
+    talking.cancel();
+    healthy.shutdown().await;
+    replica_a.stop().await;
+    replica_b.stop().await;
+}
+
+type SessionEvents = tonic::Streaming<pb::SessionEvent>;
+
+/// The live sessions `replica` lists for `gateway_id`.
+async fn live_sessions_of(replica: &TestRegistry, gateway_id: &str) -> pb::ListSessionsResponse {
+    replica
+        .sessions_client()
+        .await
+        .list_sessions(pb::ListSessionsRequest {
+            filter: Some(pb::SessionFilter {
+                gateway_id: gateway_id.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+}
+
+/// A change feed of `gateway_id`'s sessions on `replica`, without a snapshot.
+async fn watch_gateway(replica: &TestRegistry, gateway_id: &str) -> SessionEvents {
+    replica
+        .sessions_client()
+        .await
+        .watch_sessions(pb::WatchSessionsRequest {
+            filter: Some(pb::SessionFilter {
+                gateway_id: gateway_id.into(),
+                ..Default::default()
+            }),
+            include_snapshot: false,
+        })
+        .await
+        .expect("watch")
+        .into_inner()
+}
+
+/// The next message on a raw link is a reconnection request, with a reason.
+async fn expect_reconnect(inbound: &mut tonic::Streaming<pb::ControllerMessage>) {
+    match tokio::time::timeout(PATIENCE, inbound.message()).await {
+        Ok(Ok(Some(pb::ControllerMessage {
+            message: Some(pb::controller_message::Message::Reconnect(reconnect)),
+            ..
+        }))) => assert!(!reconnect.reason.is_empty()),
+        other => panic!("expected a reconnect request, got {other:?}"),
+    }
+}
+
+/// The next `count` sessions the feed announces ended (openings skipped), each as lost.
+async fn lost_sessions(watcher: &mut SessionEvents, count: usize) -> Vec<String> {
+    let mut ended = Vec::new();
+    while ended.len() < count {
+        let event = tokio::time::timeout(PATIENCE, watcher.next())
+            .await
+            .expect("an event in time")
+            .expect("watch open")
+            .expect("event");
+        if event.kind == pb::SessionEventKind::Opened as i32 {
+            continue;
+        }
+        assert_eq!(event.kind, pb::SessionEventKind::Ended as i32, "{event:?}");
+        let session = event.session.expect("session");
+        assert_eq!(session.end_reason, EndReason::GatewayLost as i32);
+        ended.push(session.id);
+    }
+    ended
+}
+
+/// The next `count` sessions the feed announces opened.
+async fn reopened_sessions(watcher: &mut SessionEvents, count: usize) -> Vec<String> {
+    let mut back_again = Vec::new();
+    while back_again.len() < count {
+        let event = tokio::time::timeout(PATIENCE, watcher.next())
+            .await
+            .expect("an event in time")
+            .expect("watch open")
+            .expect("event");
+        assert_eq!(event.kind, pb::SessionEventKind::Opened as i32, "{event:?}");
+        back_again.push(event.session.expect("session").id);
+    }
+    back_again
+}
+
+/// `gw-silent` is listed disconnected, `gw-healthy` connected.
+async fn only_the_silent_gateway_is_disconnected(replica: &TestRegistry) {
+    let gateways = replica
         .sessions_client()
         .await
         .list_gateways(pb::ListGatewaysRequest::default())
@@ -432,18 +518,10 @@ async fn a_silent_gateway_has_its_sessions_ended_and_comes_back_consistent() {
             .expect("listed")
             .connected
     );
-    drop(silent_outbound);
+}
 
-    // The gateway comes back, on the other replica, still holding two of the three: those are live
-    // again, the third stays ended.
-    let still_held = vec![snapshot[0].clone(), snapshot[1].clone()];
-    let back = RawLink::open(&replica_b, "gw-silent", still_held.clone())
-        .await
-        .expect("hello");
-    assert!(back.welcome.ended_session_ids.is_empty(), "{:?}", back.welcome);
-    assert!(back.welcome.registered_session_ids.is_empty(), "{:?}", back.welcome);
-    let (_, back_outbound, _back_inbound) = back.into_parts();
-    // It keeps talking this time.
+/// Heartbeats on `outbound` every 100 ms until the returned token is cancelled.
+fn keep_talking(outbound: tokio::sync::mpsc::Sender<pb::AgentMessage>) -> CancellationToken {
     let talking = CancellationToken::new();
     tokio::spawn({
         let talking = talking.clone();
@@ -453,50 +531,12 @@ async fn a_silent_gateway_has_its_sessions_ended_and_comes_back_consistent() {
                     message: Some(pb::agent_message::Message::Heartbeat(pb::Heartbeat::default())),
                     ..Default::default()
                 };
-                if back_outbound.send(heartbeat).await.is_err() {
+                if outbound.send(heartbeat).await.is_err() {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     });
-    let live = replica_b
-        .sessions_client()
-        .await
-        .list_sessions(pb::ListSessionsRequest {
-            filter: Some(pb::SessionFilter {
-                gateway_id: "gw-silent".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("list")
-        .into_inner();
-    let mut live_ids: Vec<String> = live.sessions.iter().map(|s| s.id.clone()).collect();
-    live_ids.sort();
-    let mut expected_live: Vec<String> = still_held.iter().map(|s| s.session_id.clone()).collect();
-    expected_live.sort();
-    assert_eq!(live_ids, expected_live);
-    assert!(live.sessions.iter().all(|s| s.status == SessionStatus::Active as i32));
-    let gone = get_session(&replica_b, &snapshot[2].session_id).await;
-    assert_eq!(gone.end_reason, EndReason::GatewayLost as i32);
-    // Watchers see the two come back.
-    let mut back_again = Vec::new();
-    while back_again.len() < 2 {
-        let event = tokio::time::timeout(PATIENCE, watcher.next())
-            .await
-            .expect("an event in time")
-            .expect("watch open")
-            .expect("event");
-        assert_eq!(event.kind, pb::SessionEventKind::Opened as i32, "{event:?}");
-        back_again.push(event.session.expect("session").id);
-    }
-    back_again.sort();
-    assert_eq!(back_again, expected_live);
-
-    talking.cancel();
-    healthy.shutdown().await;
-    replica_a.stop().await;
-    replica_b.stop().await;
+    talking
 }

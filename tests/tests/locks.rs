@@ -599,44 +599,46 @@ fn refused(result: Result<tonic::Response<impl std::fmt::Debug>, tonic::Status>,
 async fn lock_requests_are_checked_listed_and_audited() {
     let world = World::new().await;
     let (mut client, _server) = serve(world.engine.clone()).await;
-    let create = |target: Option<LockOn>, ttl: Option<prost_types::Duration>, message: &str| pb::CreateLockRequest {
+    bad_lock_requests_are_refused(&mut client).await;
+    let lock = a_lock_refuses_until_it_expires(&world, &mut client).await;
+    every_lock_request_is_audited(&mut client, &lock).await;
+    world.finish().await;
+}
+
+/// A lock request for `target`, lasting `ttl`, showing `message`.
+fn create(target: Option<LockOn>, ttl: Option<prost_types::Duration>, message: &str) -> pb::CreateLockRequest {
+    pb::CreateLockRequest {
         target: target.map(|target| pb::LockTarget { target: Some(target) }),
         message: message.into(),
         ttl,
         reason: String::new(),
-    };
+    }
+}
+
+/// Creates and deletes that must be refused, each with its message; none stores anything.
+async fn bad_lock_requests_are_refused(client: &mut PolicyServiceClient<Channel>) {
     let invalid = Code::InvalidArgument;
-    assert_eq!(
-        refused(client.create_lock(create(None, None, "")).await, invalid),
-        "target is required: a user, group, resource_name, gateway_id, device or cidr"
-    );
-    assert_eq!(
-        refused(
-            client
-                .create_lock(create(Some(LockOn::User(String::new())), None, ""))
-                .await,
-            invalid
+    let refused_creates = [
+        (
+            create(None, None, ""),
+            "target is required: a user, group, resource_name, gateway_id, device or cidr",
         ),
-        "target.user must not be empty"
-    );
-    assert_eq!(
-        refused(
-            client
-                .create_lock(create(Some(LockOn::Cidr("10.1.2.3/16".into())), None, ""))
-                .await,
-            invalid
+        (
+            create(Some(LockOn::User(String::new())), None, ""),
+            "target.user must not be empty",
         ),
-        "target.cidr \"10.1.2.3/16\" has bits set past the prefix length; did you mean 10.1.0.0/16?"
-    );
-    assert_eq!(
-        refused(
-            client
-                .create_lock(create(Some(LockOn::Cidr("0.0.0.0/0".into())), None, ""))
-                .await,
-            invalid
+        (
+            create(Some(LockOn::Cidr("10.1.2.3/16".into())), None, ""),
+            "target.cidr \"10.1.2.3/16\" has bits set past the prefix length; did you mean 10.1.0.0/16?",
         ),
-        "target.cidr \"0.0.0.0/0\" covers every address; name a smaller network (or act on everyone explicitly)"
-    );
+        (
+            create(Some(LockOn::Cidr("0.0.0.0/0".into())), None, ""),
+            "target.cidr \"0.0.0.0/0\" covers every address; name a smaller network (or act on everyone explicitly)",
+        ),
+    ];
+    for (request, expected) in refused_creates {
+        assert_eq!(refused(client.create_lock(request).await, invalid), expected);
+    }
     assert!(
         refused(
             client
@@ -646,28 +648,23 @@ async fn lock_requests_are_checked_listed_and_audited() {
         )
         .starts_with("target.gateway_id \"gw/1\" contains '/'")
     );
-    assert_eq!(
-        refused(
-            client
-                .create_lock(create(
-                    Some(LockOn::User("rae".into())),
-                    Some(prost_types::Duration { seconds: 0, nanos: 0 }),
-                    ""
-                ))
-                .await,
-            invalid
+    let refused_creates = [
+        (
+            create(
+                Some(LockOn::User("rae".into())),
+                Some(prost_types::Duration { seconds: 0, nanos: 0 }),
+                "",
+            ),
+            "ttl must be at least 1 second (leave it unset for a lock that lasts until removed)",
         ),
-        "ttl must be at least 1 second (leave it unset for a lock that lasts until removed)"
-    );
-    assert_eq!(
-        refused(
-            client
-                .create_lock(create(Some(LockOn::User("rae".into())), None, &"m".repeat(600)))
-                .await,
-            invalid
+        (
+            create(Some(LockOn::User("rae".into())), None, &"m".repeat(600)),
+            "message is 600 characters long; at most 512 are allowed",
         ),
-        "message is 600 characters long; at most 512 are allowed"
-    );
+    ];
+    for (request, expected) in refused_creates {
+        assert_eq!(refused(client.create_lock(request).await, invalid), expected);
+    }
     assert_eq!(
         refused(
             client.delete_lock(pb::DeleteLockRequest { id: String::new() }).await,
@@ -700,8 +697,10 @@ async fn lock_requests_are_checked_listed_and_audited() {
             .locks
             .is_empty()
     );
+}
 
-    // A good one: the default message, the caller as creator, listed until it expires.
+/// A good one: the default message, the caller as creator, listed until it expires.
+async fn a_lock_refuses_until_it_expires(world: &World, client: &mut PolicyServiceClient<Channel>) -> pb::Lock {
     let lock = client
         .create_lock(create(
             Some(LockOn::User("rae".into())),
@@ -739,7 +738,11 @@ async fn lock_requests_are_checked_listed_and_audited() {
         .await
         .expect("an expired lock can still be removed");
 
-    // Every attempt is in the audit trail, refused ones with why.
+    lock
+}
+
+/// Every attempt of the two above is in the audit trail, refused ones with why.
+async fn every_lock_request_is_audited(client: &mut PolicyServiceClient<Channel>, lock: &pb::Lock) {
     let events = client
         .list_audit_events(pb::ListAuditEventsRequest::default())
         .await
@@ -766,7 +769,6 @@ async fn lock_requests_are_checked_listed_and_audited() {
         .expect("the refused network");
     assert_eq!(bad_network.target, "new lock (invalid target)");
     assert_eq!(bad_network.outcome, pb::AuditOutcome::Failed as i32);
-    world.finish().await;
 }
 
 // ---------------------------------------------------------------------------------------------

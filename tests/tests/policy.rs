@@ -293,6 +293,8 @@ fn limit(max: u32, action: ConcurrencyAction) -> pb::PolicyRules {
 }
 
 /// The policy service over gRPC on a random port; stops when the guard drops.
+type PolicyClient = PolicyServiceClient<Channel>;
+
 async fn serve(engine: PolicyEngine) -> (PolicyServiceClient<Channel>, DropGuard) {
     let server = Server::new(ServerConfig::default()).add_service(PolicyApi::server(engine));
     server.readiness().set_all(true).await;
@@ -441,11 +443,43 @@ async fn the_most_specific_policy_wins() {
 async fn policy_changes_are_checked_and_explained() {
     let world = World::new().await;
     let (mut client, _server) = serve(world.engine.clone()).await;
-    let create = |scope: Option<pb::policy_scope::Scope>, rules: pb::PolicyRules| pb::CreatePolicyRequest {
+    bad_policies_are_refused(&mut client).await;
+    let ann = client
+        .create_policy(create(Some(user("ann")), limit(2, ConcurrencyAction::EndOldest)))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = client
+        .create_policy(create(Some(user("ann")), pb::PolicyRules::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    assert!(again.message().contains(&ann.id), "{}", again.message());
+
+    an_update_replaces_the_rules_whole(&mut client, &ann.id).await;
+    deletes_are_checked(&world, &mut client, &ann.id).await;
+
+    // Locks are served beside policies (tests/locks.rs covers them): none yet.
+    let locks = client
+        .list_locks(pb::ListLocksRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(locks.locks.is_empty());
+    world.finish().await;
+}
+
+/// A request for a policy on `scope` with `rules`.
+fn create(scope: Option<pb::policy_scope::Scope>, rules: pb::PolicyRules) -> pb::CreatePolicyRequest {
+    pb::CreatePolicyRequest {
         scope: scope.map(|scope| pb::PolicyScope { scope: Some(scope) }),
         rules: Some(rules),
         description: String::new(),
-    };
+    }
+}
+
+/// Rules that contradict themselves and scopes that name nothing: INVALID_ARGUMENT, saying why.
+async fn bad_policies_are_refused(client: &mut PolicyClient) {
     let refusals = [
         (
             create(
@@ -493,23 +527,13 @@ async fn policy_changes_are_checked_and_explained() {
             status.message()
         );
     }
+}
 
-    let ann = client
-        .create_policy(create(Some(user("ann")), limit(2, ConcurrencyAction::EndOldest)))
-        .await
-        .unwrap()
-        .into_inner();
-    let again = client
-        .create_policy(create(Some(user("ann")), pb::PolicyRules::default()))
-        .await
-        .unwrap_err();
-    assert_eq!(again.code(), Code::AlreadyExists);
-    assert!(again.message().contains(&ann.id), "{}", again.message());
-
-    // An update replaces the rules whole.
+/// An update replaces the rules whole; nonsense rules are refused.
+async fn an_update_replaces_the_rules_whole(client: &mut PolicyClient, id: &str) {
     let updated = client
         .update_policy(pb::UpdatePolicyRequest {
-            id: ann.id.clone(),
+            id: id.to_owned(),
             rules: Some(pb::PolicyRules {
                 deny_risk_score: Some(70),
                 ..Default::default()
@@ -524,7 +548,7 @@ async fn policy_changes_are_checked_and_explained() {
     assert_eq!(updated.description, "risk only");
     assert_eq!(
         client
-            .get_policy(pb::GetPolicyRequest { id: ann.id.clone() })
+            .get_policy(pb::GetPolicyRequest { id: id.to_owned() })
             .await
             .unwrap()
             .into_inner()
@@ -535,7 +559,7 @@ async fn policy_changes_are_checked_and_explained() {
     );
     let nonsense_update = client
         .update_policy(pb::UpdatePolicyRequest {
-            id: ann.id.clone(),
+            id: id.to_owned(),
             rules: Some(pb::PolicyRules {
                 idle_warning_after: proto(5 * MIN),
                 idle_timeout: proto(Duration::ZERO),
@@ -547,7 +571,10 @@ async fn policy_changes_are_checked_and_explained() {
         .unwrap_err();
     assert_eq!(nonsense_update.code(), Code::InvalidArgument);
     assert!(nonsense_update.message().contains("no disconnection to warn about"));
+}
 
+/// The global policy cannot be deleted; `id` can, once; then it is gone; a malformed id is refused.
+async fn deletes_are_checked(world: &World, client: &mut PolicyClient, id: &str) {
     let global = world.global_policy().await;
     let refused = client
         .delete_policy(pb::DeletePolicyRequest { id: global.id.clone() })
@@ -556,16 +583,16 @@ async fn policy_changes_are_checked_and_explained() {
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(refused.message().contains("update its rules instead"));
     client
-        .delete_policy(pb::DeletePolicyRequest { id: ann.id.clone() })
+        .delete_policy(pb::DeletePolicyRequest { id: id.to_owned() })
         .await
         .unwrap();
     for status in [
         client
-            .delete_policy(pb::DeletePolicyRequest { id: ann.id.clone() })
+            .delete_policy(pb::DeletePolicyRequest { id: id.to_owned() })
             .await
             .unwrap_err(),
         client
-            .get_policy(pb::GetPolicyRequest { id: ann.id.clone() })
+            .get_policy(pb::GetPolicyRequest { id: id.to_owned() })
             .await
             .unwrap_err(),
     ] {
@@ -576,15 +603,6 @@ async fn policy_changes_are_checked_and_explained() {
         .await
         .unwrap_err();
     assert_eq!(garbage.code(), Code::InvalidArgument);
-
-    // Locks are served beside policies (tests/locks.rs covers them): none yet.
-    let locks = client
-        .list_locks(pb::ListLocksRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(locks.locks.is_empty());
-    world.finish().await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,11 +14,56 @@ fn live_filter() -> Option<pb::SessionFilter> {
     None
 }
 
-async fn list(
-    client: &mut pb::session_registry_client::SessionRegistryClient<tonic::transport::Channel>,
-    request: pb::ListSessionsRequest,
-) -> pb::ListSessionsResponse {
+type SessionsClient = pb::session_registry_client::SessionRegistryClient<tonic::transport::Channel>;
+
+async fn list(client: &mut SessionsClient, request: pb::ListSessionsRequest) -> pb::ListSessionsResponse {
     client.list_sessions(request).await.expect("list").into_inner()
+}
+
+/// Waits until the one gateway the registry knows shows as disconnected.
+async fn the_only_gateway_shows_disconnected(client: &SessionsClient) {
+    eventually("the gateway to show as disconnected", || {
+        let mut client = client.clone();
+        async move {
+            let gateways = client
+                .list_gateways(pb::ListGatewaysRequest::default())
+                .await
+                .ok()?
+                .into_inner();
+            (!gateways.gateways[0].connected).then_some(())
+        }
+    })
+    .await;
+}
+
+/// Alice's session (`session_id`) has every field of its start, and its gateway counts it.
+async fn every_field_is_kept(client: &mut SessionsClient, session_id: &str) {
+    let alice = client
+        .get_session(pb::GetSessionRequest {
+            id: session_id.to_owned(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(alice.user, "alice@acme.example");
+    assert_eq!(alice.gateway_id, "gw-fra-01");
+    assert_eq!(alice.resource_name, "prod-db-01");
+    assert_eq!(alice.resource_type, ResourceType::Ssh as i32);
+    assert_eq!(alice.device, "alice-laptop");
+    assert_eq!(alice.client_ip, "81.2.69.142");
+    assert_eq!(alice.status, SessionStatus::Active as i32);
+    assert_eq!(alice.user_groups, vec!["engineering".to_string()]);
+    assert!(alice.started_at.is_some() && alice.ended_at.is_none());
+
+    let gateways = client
+        .list_gateways(pb::ListGatewaysRequest::default())
+        .await
+        .expect("gateways")
+        .into_inner();
+    assert_eq!(gateways.gateways.len(), 1);
+    assert!(gateways.gateways[0].connected);
+    assert_eq!(gateways.gateways[0].live_sessions, 2);
+    assert_eq!(gateways.gateways[0].replica, "r1");
 }
 
 #[tokio::test]
@@ -61,32 +106,7 @@ async fn agent_opens_sessions_and_they_are_listed_with_every_field() {
     assert_eq!(page.sessions.len(), 2);
     assert!(page.next_page_token.is_empty());
 
-    let alice = client
-        .get_session(pb::GetSessionRequest {
-            id: admission.session_id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner();
-    assert_eq!(alice.user, "alice@acme.example");
-    assert_eq!(alice.gateway_id, "gw-fra-01");
-    assert_eq!(alice.resource_name, "prod-db-01");
-    assert_eq!(alice.resource_type, ResourceType::Ssh as i32);
-    assert_eq!(alice.device, "alice-laptop");
-    assert_eq!(alice.client_ip, "81.2.69.142");
-    assert_eq!(alice.status, SessionStatus::Active as i32);
-    assert_eq!(alice.user_groups, vec!["engineering".to_string()]);
-    assert!(alice.started_at.is_some() && alice.ended_at.is_none());
-
-    let gateways = client
-        .list_gateways(pb::ListGatewaysRequest::default())
-        .await
-        .expect("gateways")
-        .into_inner();
-    assert_eq!(gateways.gateways.len(), 1);
-    assert!(gateways.gateways[0].connected);
-    assert_eq!(gateways.gateways[0].live_sessions, 2);
-    assert_eq!(gateways.gateways[0].replica, "r1");
+    every_field_is_kept(&mut client, &admission.session_id).await;
 
     // The user closes the session right after typing: it is DISCONNECTED with the reason, no longer
     // live, and keeps its final byte counts (the activity not yet reported goes ahead of the close).
@@ -118,18 +138,7 @@ async fn agent_opens_sessions_and_they_are_listed_with_every_field() {
     assert_eq!(page.total_size, 1);
 
     agent.shutdown().await;
-    eventually("the gateway to show as disconnected", || {
-        let mut client = client.clone();
-        async move {
-            let gateways = client
-                .list_gateways(pb::ListGatewaysRequest::default())
-                .await
-                .ok()?
-                .into_inner();
-            (!gateways.gateways[0].connected).then_some(())
-        }
-    })
-    .await;
+    the_only_gateway_shows_disconnected(&client).await;
     registry.stop().await;
 }
 
@@ -195,10 +204,28 @@ async fn list_filters_orders_and_pages() {
     let registry = TestRegistry::on_postgres(&schema, &unique_namespace(), test_settings("r1")).await;
     let fra = registry.agent("gw-fra-01", Arc::default()).await;
     let nyc = registry.agent("gw-nyc-02", Arc::default()).await;
+    open_twelve_sessions(&fra, &nyc).await;
+    let mut client = registry.sessions_client().await;
+    filters_select_what_they_name(&mut client).await;
+    pages_come_in_order_once_each(&mut client).await;
+    // Newest first by default.
+    let newest = list(&mut client, pb::ListSessionsRequest::default()).await;
+    let starts: Vec<_> = newest
+        .sessions
+        .iter()
+        .map(|s| vigil_proto::millis_from_timestamp(s.started_at.as_ref().unwrap()))
+        .collect();
+    assert!(starts.windows(2).all(|pair| pair[0] >= pair[1]));
+    registry.stop().await;
+}
+
+/// Two sessions for each of six users, on two gateways (even users on `fra`), over the three
+/// resource types in turn.
+async fn open_twelve_sessions(fra: &vigil_agent::Agent, nyc: &vigil_agent::Agent) {
     let users = ["dave", "erin", "frank", "grace", "heidi", "ivan"];
     for (index, user) in users.iter().enumerate() {
         let kind = [ResourceType::Ssh, ResourceType::Rdp, ResourceType::Web][index % 3];
-        let agent = if index % 2 == 0 { &fra } else { &nyc };
+        let agent = if index % 2 == 0 { fra } else { nyc };
         for copy in 0..2 {
             let resource = format!("host-{copy}");
             let admission = agent
@@ -213,14 +240,17 @@ async fn list_filters_orders_and_pages() {
             assert!(admission.allowed);
         }
     }
-    let mut client = registry.sessions_client().await;
+}
+
+/// Each filter of [`open_twelve_sessions`]'s sessions counts what it names.
+async fn filters_select_what_they_name(client: &mut SessionsClient) {
     let filtered = |filter: pb::SessionFilter| pb::ListSessionsRequest {
         filter: Some(filter),
         ..Default::default()
     };
 
     let by_user = list(
-        &mut client,
+        client,
         filtered(pb::SessionFilter {
             user: "erin@acme.example".into(),
             ..Default::default()
@@ -231,7 +261,7 @@ async fn list_filters_orders_and_pages() {
     assert!(by_user.sessions.iter().all(|s| s.user == "erin@acme.example"));
 
     let by_type = list(
-        &mut client,
+        client,
         filtered(pb::SessionFilter {
             resource_type: ResourceType::Rdp as i32,
             ..Default::default()
@@ -247,7 +277,7 @@ async fn list_filters_orders_and_pages() {
     );
 
     let by_gateway = list(
-        &mut client,
+        client,
         filtered(pb::SessionFilter {
             gateway_id: "gw-nyc-02".into(),
             ..Default::default()
@@ -257,7 +287,7 @@ async fn list_filters_orders_and_pages() {
     assert_eq!(by_gateway.total_size, 6);
 
     let by_text = list(
-        &mut client,
+        client,
         filtered(pb::SessionFilter {
             query: "GRACE".into(),
             ..Default::default()
@@ -267,7 +297,7 @@ async fn list_filters_orders_and_pages() {
     assert_eq!(by_text.total_size, 2, "free text is case-insensitive");
 
     let by_resource = list(
-        &mut client,
+        client,
         filtered(pb::SessionFilter {
             resource_name: "host-1".into(),
             ..Default::default()
@@ -277,7 +307,7 @@ async fn list_filters_orders_and_pages() {
     assert_eq!(by_resource.total_size, 6);
 
     let ended = list(
-        &mut client,
+        client,
         filtered(pb::SessionFilter {
             statuses: vec![SessionStatus::Disconnected as i32],
             ..Default::default()
@@ -285,13 +315,15 @@ async fn list_filters_orders_and_pages() {
     )
     .await;
     assert_eq!(ended.total_size, 0);
+}
 
-    // Pages of 5 sorted by user ascending: every session once, in order, then no token.
+/// Pages of 5 sorted by user ascending: every session once, in order, then no token.
+async fn pages_come_in_order_once_each(client: &mut SessionsClient) {
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
         let page = list(
-            &mut client,
+            client,
             pb::ListSessionsRequest {
                 order_by: pb::SessionOrderBy::User as i32,
                 ascending: true,
@@ -313,16 +345,6 @@ async fn list_filters_orders_and_pages() {
     let mut sorted = seen.clone();
     sorted.sort();
     assert_eq!(seen, sorted, "pages come in (user, id) order");
-
-    // Newest first by default.
-    let newest = list(&mut client, pb::ListSessionsRequest::default()).await;
-    let starts: Vec<_> = newest
-        .sessions
-        .iter()
-        .map(|s| vigil_proto::millis_from_timestamp(s.started_at.as_ref().unwrap()))
-        .collect();
-    assert!(starts.windows(2).all(|pair| pair[0] >= pair[1]));
-    registry.stop().await;
 }
 
 #[tokio::test]
@@ -589,7 +611,43 @@ async fn bad_requests_get_precise_statuses_and_write_nothing() {
     let schema = TestSchema::new().await;
     let registry = TestRegistry::on_postgres(&schema, &unique_namespace(), test_settings("r1")).await;
     let mut client = registry.sessions_client().await;
+    bad_gets_are_refused(&client).await;
+    bad_lists_are_refused(&mut client).await;
 
+    // A token from one query is refused for another.
+    let agent = registry.agent("gw-bad", Arc::default()).await;
+    for user in ["a", "b", "c"] {
+        agent
+            .open_session(start(user, "r", ResourceType::Ssh, "10.4.4.4"))
+            .await
+            .expect("admission");
+    }
+    a_page_token_is_bound_to_its_query(&mut client).await;
+
+    // Bad session starts are refused with the reason, and nothing is recorded.
+    bad_starts_are_refused(&agent).await;
+    an_unknown_resource_type_is_refused_on_the_raw_link(&registry).await;
+    let all = list(
+        &mut client,
+        pb::ListSessionsRequest {
+            filter: Some(pb::SessionFilter {
+                statuses: vec![
+                    SessionStatus::Active as i32,
+                    SessionStatus::Idle as i32,
+                    SessionStatus::Disconnected as i32,
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(all.total_size, 3, "refused starts wrote nothing");
+    registry.stop().await;
+}
+
+/// `GetSession` with an empty, malformed, huge or unknown id.
+async fn bad_gets_are_refused(client: &SessionsClient) {
     let get = |id: &str| {
         let mut client = client.clone();
         let id = id.to_owned();
@@ -610,8 +668,11 @@ async fn bad_requests_get_precise_statuses_and_write_nothing() {
     let missing = get("6f9619ff-8b86-d011-b42d-00c04fc964ff").await;
     assert_eq!(missing.code(), Code::NotFound);
     assert!(missing.message().contains("6f9619ff-8b86-d011-b42d-00c04fc964ff"));
+}
 
-    let bad_lists = [
+/// `ListSessions` requests that must be refused as INVALID_ARGUMENT.
+fn bad_list_requests() -> Vec<pb::ListSessionsRequest> {
+    vec![
         pb::ListSessionsRequest {
             page_token: "never-issued".into(),
             ..Default::default()
@@ -659,23 +720,21 @@ async fn bad_requests_get_precise_statuses_and_write_nothing() {
             }),
             ..Default::default()
         },
-    ];
-    for request in bad_lists {
+    ]
+}
+
+async fn bad_lists_are_refused(client: &mut SessionsClient) {
+    for request in bad_list_requests() {
         let status = client.list_sessions(request.clone()).await.expect_err("must fail");
         assert_eq!(status.code(), Code::InvalidArgument, "{request:?} → {status:?}");
         assert!(!status.message().is_empty());
     }
+}
 
-    // A token from one query is refused for another.
-    let agent = registry.agent("gw-bad", Arc::default()).await;
-    for user in ["a", "b", "c"] {
-        agent
-            .open_session(start(user, "r", ResourceType::Ssh, "10.4.4.4"))
-            .await
-            .expect("admission");
-    }
+/// A page token of one query, presented with another order, is refused.
+async fn a_page_token_is_bound_to_its_query(client: &mut SessionsClient) {
     let page = list(
-        &mut client,
+        client,
         pb::ListSessionsRequest {
             page_size: 1,
             ..Default::default()
@@ -693,8 +752,10 @@ async fn bad_requests_get_precise_statuses_and_write_nothing() {
         .expect_err("must fail");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("different filter or order"));
+}
 
-    // Bad session starts are refused with the reason, and nothing is recorded.
+/// Starts the SDK or the registry refuses, each naming its problem.
+async fn bad_starts_are_refused(agent: &vigil_agent::Agent) {
     for (bad, expected) in [
         (
             start("mallory", "r", ResourceType::Ssh, "300.1.1.1"),
@@ -730,9 +791,13 @@ async fn bad_requests_get_precise_statuses_and_write_nothing() {
             ),
         }
     }
+}
+
+/// A resource type the SDK would not send, sent on a raw link: refused with the reason.
+async fn an_unknown_resource_type_is_refused_on_the_raw_link(registry: &TestRegistry) {
     let mut raw_start = start("mallory", "r", ResourceType::Ssh, "10.0.0.1");
     raw_start.resource_type = 42;
-    let (_welcome, outbound, mut inbound) = raw_link(&registry, "gw-raw", vec![]).await.expect("hello");
+    let (_welcome, outbound, mut inbound) = raw_link(registry, "gw-raw", vec![]).await.expect("hello");
     let opened = pb::SessionOpened {
         request_id: "req-1".into(),
         start: Some(raw_start),
@@ -757,23 +822,6 @@ async fn bad_requests_get_precise_statuses_and_write_nothing() {
         "{}",
         decision.reason
     );
-    let all = list(
-        &mut client,
-        pb::ListSessionsRequest {
-            filter: Some(pb::SessionFilter {
-                statuses: vec![
-                    SessionStatus::Active as i32,
-                    SessionStatus::Idle as i32,
-                    SessionStatus::Disconnected as i32,
-                ],
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    )
-    .await;
-    assert_eq!(all.total_size, 3, "refused starts wrote nothing");
-    registry.stop().await;
 }
 
 #[tokio::test]

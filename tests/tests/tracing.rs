@@ -5,14 +5,15 @@
 //! the same trace, a child of the hop before.
 //!
 //! Each service has its own gRPC server here, as in production; they share the process, so they
-//! share the tracer provider, whose in-memory exporter the test reads. One test in this binary:
+//! share the tracer provider, whose span recorder the test reads. One test in this binary:
 //! the provider is global.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tokio_util::sync::CancellationToken;
 use vigil_clients::{GrpcAdmissionPolicy, GrpcCommandJournal, GrpcRiskAssessor, GrpcSessionEvictor};
 use vigil_proto::v1 as pb;
@@ -79,9 +80,28 @@ const HOPS: [(&str, SpanKind, Option<&str>); 11] = [
     ("registry.command_ack", SpanKind::Server, Some("agent.terminate")),
 ];
 
+/// Keeps every span exported, for the test to read. (The SDK's `InMemorySpanExporter` is behind its
+/// `testing` feature, which would change `opentelemetry_sdk`'s build, and so every crate above it,
+/// between `cargo test` and `cargo build`.)
+#[derive(Debug, Clone, Default)]
+struct SpanRecorder(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanRecorder {
+    fn finished_spans(&self) -> Vec<SpanData> {
+        self.0.lock().expect("spans").clone()
+    }
+}
+
+impl SpanExporter for SpanRecorder {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        self.0.lock().expect("spans").extend(batch);
+        std::future::ready(Ok(()))
+    }
+}
+
 #[tokio::test]
 async fn an_eviction_is_one_trace_from_the_gateway_through_every_service_and_back() {
-    let exporter = InMemorySpanExporter::default();
+    let exporter = SpanRecorder::default();
     let log = LogConfig {
         format: LogFormat::Text,
         filter: "warn".into(),
@@ -96,65 +116,12 @@ async fn an_eviction_is_one_trace_from_the_gateway_through_every_service_and_bac
     let registry = TestRegistry::on_postgres(&schema, &namespace, test_settings("r1")).await;
     let shutdown = registry.shutdown.child_token();
 
-    // Termination, resolving selectors through the registry's gRPC API.
-    let directory = ServiceConnector::plain()
-        .connect("registry_url", &registry.url(), PATIENCE)
-        .await
-        .expect("connect to the registry");
-    let terminator = vigil_termination::Terminator::new(
-        schema.termination_store().await,
-        Arc::new(vigil_clients::GrpcSessionDirectory::new(directory)),
-        redis_bus(&namespace).await,
-        fast_termination(),
-    );
-    let termination_url = serve(
-        |server| server.add_service(vigil_termination::api::TerminationApi::server(terminator)),
-        &shutdown,
-    )
-    .await;
+    let termination_url = serve_termination(&schema, &registry, &namespace, &shutdown).await;
 
-    // Policy: ann may hold one session; a second ends the first.
-    let policy = vigil_policy::PolicyEngine::new(schema.policy_store().await, Arc::new(vigil_policy::SystemClock));
-    policy
-        .create(
-            "test",
-            &pb::CreatePolicyRequest {
-                scope: Some(pb::PolicyScope {
-                    scope: Some(pb::policy_scope::Scope::User("ann@acme.example".into())),
-                }),
-                rules: Some(pb::PolicyRules {
-                    max_concurrent_sessions: Some(1),
-                    concurrency_action: ConcurrencyAction::EndOldest as i32,
-                    ..Default::default()
-                }),
-                description: String::new(),
-            },
-        )
-        .await
-        .expect("create the policy");
-    let policy_url = serve(
-        |server| server.add_service(vigil_policy::api::PolicyApi::server(policy)),
-        &shutdown,
-    )
-    .await;
+    let policy_url = serve_policy(&schema, &shutdown).await;
 
-    // Geo, on the demo databases.
     let geo_dir = tempdir::TempDir::new();
-    let (city, asn) = vigil_geo::write_demo_databases(geo_dir.path()).expect("demo databases");
-    let geo_config = vigil_geo::GeoConfig {
-        city_db: vec![city],
-        asn_db: vec![asn],
-        ..Default::default()
-    };
-    let geo_store = vigil_geo::app::open_store(&schema.config, true)
-        .await
-        .expect("geo store");
-    let geo = vigil_geo::Geo::open(&geo_config, geo_store, shutdown.clone()).expect("geo");
-    let geo_url = serve(
-        |server| server.add_service(vigil_geo::api::GeoApi::server(geo)),
-        &shutdown,
-    )
-    .await;
+    let geo_url = serve_geo(&schema, geo_dir.path(), &shutdown).await;
 
     let inner = &registry.registry;
     inner.attach_risk_assessor(Arc::new(GrpcRiskAssessor::connect_lazy(&geo_url).unwrap()));
@@ -186,7 +153,7 @@ async fn an_eviction_is_one_trace_from_the_gateway_through_every_service_and_bac
     // The kill's trace is the one the agent's terminate span is in; wait for every hop's span
     // to have ended and been exported.
     let trace = eventually("every hop of the trace to be exported", || {
-        let spans = exporter.get_finished_spans().expect("spans");
+        let spans = exporter.finished_spans();
         let trace = spans
             .iter()
             .find(|span| span.name == "agent.terminate")
@@ -196,6 +163,97 @@ async fn an_eviction_is_one_trace_from_the_gateway_through_every_service_and_bac
     })
     .await;
 
+    every_hop_is_where_it_belongs(&trace);
+    let terminate = &trace["vigil.v1.TerminationService/Terminate"];
+    // The first admission is a trace of its own, with no kill in it.
+    let spans = exporter.finished_spans();
+    let first_trace = spans
+        .iter()
+        .find(|span| {
+            span.name == "agent.open_session" && span.span_context.trace_id() != terminate.span_context.trace_id()
+        })
+        .map(|span| trace_spans(&spans, span.span_context.trace_id()))
+        .expect("the first admission's trace");
+    assert!(first_trace.contains_key("vigil.v1.PolicyService/Admit"));
+    assert!(!first_trace.contains_key("registry.evict"));
+
+    agent.shutdown().await;
+    registry.stop().await;
+}
+
+/// Termination on its own server, resolving selectors through the registry's gRPC API; its URL.
+async fn serve_termination(
+    schema: &TestSchema,
+    registry: &TestRegistry,
+    namespace: &str,
+    shutdown: &CancellationToken,
+) -> String {
+    let directory = ServiceConnector::plain()
+        .connect("registry_url", &registry.url(), PATIENCE)
+        .await
+        .expect("connect to the registry");
+    let terminator = vigil_termination::Terminator::new(
+        schema.termination_store().await,
+        Arc::new(vigil_clients::GrpcSessionDirectory::new(directory)),
+        redis_bus(namespace).await,
+        fast_termination(),
+    );
+    serve(
+        |server| server.add_service(vigil_termination::api::TerminationApi::server(terminator)),
+        shutdown,
+    )
+    .await
+}
+
+/// Policy on its own server: ann may hold one session; a second ends the first. Its URL.
+async fn serve_policy(schema: &TestSchema, shutdown: &CancellationToken) -> String {
+    let policy = vigil_policy::PolicyEngine::new(schema.policy_store().await, Arc::new(vigil_policy::SystemClock));
+    policy
+        .create(
+            "test",
+            &pb::CreatePolicyRequest {
+                scope: Some(pb::PolicyScope {
+                    scope: Some(pb::policy_scope::Scope::User("ann@acme.example".into())),
+                }),
+                rules: Some(pb::PolicyRules {
+                    max_concurrent_sessions: Some(1),
+                    concurrency_action: ConcurrencyAction::EndOldest as i32,
+                    ..Default::default()
+                }),
+                description: String::new(),
+            },
+        )
+        .await
+        .expect("create the policy");
+    serve(
+        |server| server.add_service(vigil_policy::api::PolicyApi::server(policy)),
+        shutdown,
+    )
+    .await
+}
+
+/// Geo on its own server, on the demo databases written into `dir`; its URL.
+async fn serve_geo(schema: &TestSchema, dir: &std::path::Path, shutdown: &CancellationToken) -> String {
+    let (city, asn) = vigil_geo::write_demo_databases(dir).expect("demo databases");
+    let geo_config = vigil_geo::GeoConfig {
+        city_db: vec![city],
+        asn_db: vec![asn],
+        ..Default::default()
+    };
+    let geo_store = vigil_geo::app::open_store(&schema.config, true)
+        .await
+        .expect("geo store");
+    let geo = vigil_geo::Geo::open(&geo_config, geo_store, shutdown.clone()).expect("geo");
+    serve(
+        |server| server.add_service(vigil_geo::api::GeoApi::server(geo)),
+        shutdown,
+    )
+    .await
+}
+
+/// Each hop of [`HOPS`] has its kind and parent; the root is the second admission's (its decision
+/// named the evicted session); termination's server span carries the gRPC attributes.
+fn every_hop_is_where_it_belongs(trace: &HashMap<String, SpanData>) {
     for (name, kind, parent) in HOPS {
         let span = &trace[name];
         assert_eq!(span.span_kind, kind, "kind of {name}");
@@ -207,7 +265,6 @@ async fn an_eviction_is_one_trace_from_the_gateway_through_every_service_and_bac
             parent.unwrap_or("nothing (the root)")
         );
     }
-    // The root is the second admission's: its decision named the evicted session.
     let admission = &trace["registry.admission"];
     assert!(
         admission
@@ -229,18 +286,4 @@ async fn an_eviction_is_one_trace_from_the_gateway_through_every_service_and_bac
     assert_eq!(attribute("rpc.service").as_deref(), Some("vigil.v1.TerminationService"));
     assert_eq!(attribute("rpc.method").as_deref(), Some("Terminate"));
     assert_eq!(attribute("rpc.grpc.status_code").as_deref(), Some("0"));
-    // The first admission is a trace of its own, with no kill in it.
-    let spans = exporter.get_finished_spans().expect("spans");
-    let first_trace = spans
-        .iter()
-        .find(|span| {
-            span.name == "agent.open_session" && span.span_context.trace_id() != terminate.span_context.trace_id()
-        })
-        .map(|span| trace_spans(&spans, span.span_context.trace_id()))
-        .expect("the first admission's trace");
-    assert!(first_trace.contains_key("vigil.v1.PolicyService/Admit"));
-    assert!(!first_trace.contains_key("registry.evict"));
-
-    agent.shutdown().await;
-    registry.stop().await;
 }

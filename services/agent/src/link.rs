@@ -13,7 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
 use tracing::Instrument;
 use vigil_proto::v1::agent_message::Message;
@@ -23,10 +23,10 @@ use vigil_proto::v1::{
     ActivityBatch, AgentMessage, ControllerMessage, Heartbeat, Hello, SessionActivity, TerminateCommand, Welcome,
 };
 
-use crate::CommandResult;
 use crate::backoff::Backoff;
 use crate::shared::{LinkState, Shared};
 use crate::state::{CommandStart, LinkSender};
+use crate::{AgentConfig, CommandResult};
 
 /// Messages that may wait on a link before it counts as stuck. Deep enough for an end-all burst of
 /// acknowledgements; a registry that leaves this many unread has stopped reading.
@@ -77,90 +77,20 @@ enum Flow {
 /// Runs until shutdown: one link after another, with backoff between failed attempts.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let config = &shared.config;
-    let mut backoff = Backoff::new(config.initial_backoff, config.max_backoff);
-    // The addresses to try, in turn; resolved again at the start of every round.
-    let mut targets = resolve_targets(config).await;
-    let mut next_target = 0;
-    // Addresses that failed in a row since the last backoff: the next is tried at once until all have.
-    let mut failed_in_round = 0;
-    // Whether the previous attempt failed too; repeated failures are logged quietly.
-    let mut failing = false;
-    // When the registry last asked for a reconnection that was followed at once.
-    let mut last_reconnect: Option<Instant> = None;
+    let mut attempts = Attempts::new(config).await;
     while !shared.shutdown.is_cancelled() {
         shared.set_link_state(LinkState::Connecting);
         let mut welcomed_at = None;
-        let target = targets[next_target % targets.len()].clone();
+        let target = attempts.target();
         let outcome = connect_and_pump(&shared, &target, &mut welcomed_at).await;
         shared.lock().link_down();
-        // Whatever happened, the next link goes to the next address: a replica that just failed (or asked
-        // its agents to leave) is the last one to try again.
-        next_target += 1;
-        if next_target >= targets.len() {
-            next_target = 0;
-            targets = resolve_targets(config).await;
-        }
-        if welcomed_at.is_some() {
-            failed_in_round = 0;
-        }
-        // Only a link that held for a while proves the registry healthy: one that fails right after the
-        // welcome keeps the delays growing instead of reconnecting at the initial delay forever.
-        if welcomed_at.is_some_and(|at: Instant| at.elapsed() >= STABLE_LINK) {
-            backoff.reset();
-        }
-
-        let (error, delay) = match outcome {
-            Ok(LinkEnd::Shutdown) => break,
-            Ok(LinkEnd::Reconnect) => {
-                // At once, as asked, unless the registry asked already a moment ago: two agents using the
-                // same gateway id make the registry supersede each one's link with the other's, and
-                // following every request at once would be a tight loop.
-                let repeated = last_reconnect.is_some_and(|at| at.elapsed() < STABLE_LINK);
-                if !repeated {
-                    last_reconnect = Some(Instant::now());
-                    failing = false;
-                    continue;
-                }
-                let error = "the registry keeps asking to reconnect (is another agent using this gateway id?)";
-                (error.to_owned(), backoff.next_delay(&mut rand::rng()))
-            }
-            Err(LinkError::Refused(status)) => {
-                let error = format!(
-                    "the registry refused the hello: {:?}: {}",
-                    status.code(),
-                    status.message()
-                );
-                shared.lock().rejection = Some(status);
-                (error, backoff.max_delay(&mut rand::rng()))
-            }
-            Err(LinkError::Failed(error)) => {
-                shared.lock().rejection = None;
-                failed_in_round += 1;
-                if failed_in_round < targets.len() {
-                    // Fail over: another address may well be up, and sessions wait while there is no link.
-                    (error, Duration::ZERO)
-                } else {
-                    failed_in_round = 0;
-                    (error, backoff.next_delay(&mut rand::rng()))
-                }
-            }
+        attempts.advance(config, welcomed_at).await;
+        let (error, delay) = match attempts.after(&shared, outcome) {
+            Next::Stop => break,
+            Next::Now => continue,
+            Next::After { error, delay } => (error, delay),
         };
-        if failing {
-            tracing::debug!(
-                gateway_id = config.gateway_id,
-                error,
-                ?delay,
-                "registry link still down"
-            );
-        } else {
-            tracing::warn!(
-                gateway_id = config.gateway_id,
-                error,
-                ?delay,
-                "registry link down; retrying"
-            );
-        }
-        failing = true;
+        attempts.report(&config.gateway_id, &error, delay);
         shared.set_link_state(LinkState::Disconnected { error });
         tokio::select! {
             () = shared.shutdown.cancelled() => break,
@@ -171,6 +101,117 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     shared.set_link_state(LinkState::Disconnected {
         error: "the agent was shut down".to_owned(),
     });
+}
+
+/// What the link task does after a link ended.
+enum Next {
+    /// The agent is shutting down.
+    Stop,
+    /// Open the next link at once.
+    Now,
+    /// Open the next link after `delay`; the link is down meanwhile because of `error`.
+    After { error: String, delay: Duration },
+}
+
+/// The link task's memory across attempts: where to connect next and how long to wait.
+struct Attempts {
+    backoff: Backoff,
+    /// The addresses to try, in turn; resolved again at the start of every round.
+    targets: Vec<Target>,
+    next_target: usize,
+    /// Addresses that failed in a row since the last backoff: the next is tried at once until all have.
+    failed_in_round: usize,
+    /// Whether the previous attempt failed too; repeated failures are logged quietly.
+    failing: bool,
+    /// When the registry last asked for a reconnection that was followed at once.
+    last_reconnect: Option<Instant>,
+}
+
+impl Attempts {
+    async fn new(config: &AgentConfig) -> Self {
+        Self {
+            backoff: Backoff::new(config.initial_backoff, config.max_backoff),
+            targets: resolve_targets(config).await,
+            next_target: 0,
+            failed_in_round: 0,
+            failing: false,
+            last_reconnect: None,
+        }
+    }
+
+    fn target(&self) -> Target {
+        self.targets[self.next_target % self.targets.len()].clone()
+    }
+
+    /// After a link to [`Attempts::target`] ended (welcomed at `welcomed_at`, if it was).
+    async fn advance(&mut self, config: &AgentConfig, welcomed_at: Option<Instant>) {
+        // Whatever happened, the next link goes to the next address: a replica that just failed (or asked
+        // its agents to leave) is the last one to try again.
+        self.next_target += 1;
+        if self.next_target >= self.targets.len() {
+            self.next_target = 0;
+            self.targets = resolve_targets(config).await;
+        }
+        if welcomed_at.is_some() {
+            self.failed_in_round = 0;
+        }
+        // Only a link that held for a while proves the registry healthy: one that fails right after the
+        // welcome keeps the delays growing instead of reconnecting at the initial delay forever.
+        if welcomed_at.is_some_and(|at: Instant| at.elapsed() >= STABLE_LINK) {
+            self.backoff.reset();
+        }
+    }
+
+    /// What to do after a link ended with `outcome`.
+    fn after(&mut self, shared: &Shared, outcome: Result<LinkEnd, LinkError>) -> Next {
+        let (error, delay) = match outcome {
+            Ok(LinkEnd::Shutdown) => return Next::Stop,
+            Ok(LinkEnd::Reconnect) => {
+                // At once, as asked, unless the registry asked already a moment ago: two agents using the
+                // same gateway id make the registry supersede each one's link with the other's, and
+                // following every request at once would be a tight loop.
+                let repeated = self.last_reconnect.is_some_and(|at| at.elapsed() < STABLE_LINK);
+                if !repeated {
+                    self.last_reconnect = Some(Instant::now());
+                    self.failing = false;
+                    return Next::Now;
+                }
+                let error = "the registry keeps asking to reconnect (is another agent using this gateway id?)";
+                (error.to_owned(), self.backoff.next_delay(&mut rand::rng()))
+            }
+            Err(LinkError::Refused(status)) => {
+                let error = format!(
+                    "the registry refused the hello: {:?}: {}",
+                    status.code(),
+                    status.message()
+                );
+                shared.lock().rejection = Some(status);
+                (error, self.backoff.max_delay(&mut rand::rng()))
+            }
+            Err(LinkError::Failed(error)) => {
+                shared.lock().rejection = None;
+                self.failed_in_round += 1;
+                if self.failed_in_round < self.targets.len() {
+                    // Fail over: another address may well be up, and sessions wait while there is no link.
+                    (error, Duration::ZERO)
+                } else {
+                    self.failed_in_round = 0;
+                    (error, self.backoff.next_delay(&mut rand::rng()))
+                }
+            }
+        };
+        Next::After { error, delay }
+    }
+
+    /// Logs a link down: a warning the first time, quietly while it stays down.
+    fn report(&mut self, gateway_id: &str, error: &str, delay: Duration) {
+        if self.failing {
+            tracing::debug!(gateway_id, error, ?delay, "registry link still down");
+        } else {
+            tracing::warn!(gateway_id, error, ?delay, "registry link down; retrying");
+        }
+        self.failing = true;
+    }
 }
 
 /// One address of the registry: a configured URL, and when its host name resolved to several
@@ -278,55 +319,16 @@ async fn connect_and_pump(
     welcomed_at: &mut Option<Instant>,
 ) -> Result<LinkEnd, LinkError> {
     let config = &shared.config;
-    let endpoint = endpoint_of(target, config.tls.as_ref())?
-        .connect_timeout(config.connect_timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true);
     let channel = tokio::select! {
         () = shared.shutdown.cancelled() => return Ok(LinkEnd::Shutdown),
-        connected = tokio::time::timeout(config.connect_timeout, endpoint.connect()) => match connected {
-            Ok(Ok(channel)) => channel,
-            Ok(Err(error)) => {
-                return Err(LinkError::Failed(format!("cannot connect to {target}: {}", chain(&error))));
-            }
-            Err(_) => return Err(LinkError::Failed(format!("connecting to {target} timed out"))),
-        },
+        connected = connect(config, target) => connected?,
     };
 
     // The hello is queued before the stream opens, so it is the first message; the snapshot is taken now,
     // and anything that changes until the welcome is reported after it (closes queue, activity stays dirty).
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let hello = Hello {
-        gateway_id: config.gateway_id.clone(),
-        credential: config.credential.clone(),
-        agent_version: config.agent_version.clone(),
-        sessions: shared.lock().snapshot(),
-    };
-    let snapshot_len = hello.sessions.len();
-    tx.try_send(AgentMessage {
-        trace_context: Default::default(),
-        message: Some(Message::Hello(hello)),
-    })
-    .map_err(|_| LinkError::Failed("cannot queue the hello".to_owned()))?;
-
-    let mut client = GatewayLinkClient::new(channel).max_decoding_message_size(MAX_INBOUND_MESSAGE);
-    let welcome = async {
-        let response = client.connect(ReceiverStream::new(rx)).await.map_err(hello_failure)?;
-        let mut inbound = response.into_inner();
-        match inbound.message().await {
-            Ok(Some(ControllerMessage {
-                message: Some(Command::Welcome(welcome)),
-                ..
-            })) => Ok((inbound, welcome)),
-            Ok(Some(other)) => Err(LinkError::Failed(format!("expected a welcome, got {other:?}"))),
-            Ok(None) => Err(LinkError::Failed(
-                "the registry closed the link before the welcome".to_owned(),
-            )),
-            Err(status) => Err(hello_failure(status)),
-        }
-    };
+    let snapshot_len = queue_hello(shared, &tx)?;
+    let welcome = welcome(channel, rx);
     let (inbound, welcome) = tokio::select! {
         () = shared.shutdown.cancelled() => return Ok(LinkEnd::Shutdown),
         welcomed = tokio::time::timeout(config.welcome_timeout, welcome) => match welcomed {
@@ -362,6 +364,63 @@ async fn connect_and_pump(
         replica: welcome.replica.clone(),
     });
     pump(shared, inbound, &welcome, &broken).await
+}
+
+/// A channel to `target`, within the connect timeout.
+async fn connect(config: &AgentConfig, target: &Target) -> Result<Channel, LinkError> {
+    let endpoint = endpoint_of(target, config.tls.as_ref())?
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
+    match tokio::time::timeout(config.connect_timeout, endpoint.connect()).await {
+        Ok(Ok(channel)) => Ok(channel),
+        Ok(Err(error)) => Err(LinkError::Failed(format!(
+            "cannot connect to {target}: {}",
+            chain(&error)
+        ))),
+        Err(_) => Err(LinkError::Failed(format!("connecting to {target} timed out"))),
+    }
+}
+
+/// Queues the hello, with the snapshot of the sessions held now, on `tx`; returns how many it holds.
+fn queue_hello(shared: &Shared, tx: &mpsc::Sender<AgentMessage>) -> Result<usize, LinkError> {
+    let config = &shared.config;
+    let hello = Hello {
+        gateway_id: config.gateway_id.clone(),
+        credential: config.credential.clone(),
+        agent_version: config.agent_version.clone(),
+        sessions: shared.lock().snapshot(),
+    };
+    let snapshot_len = hello.sessions.len();
+    tx.try_send(AgentMessage {
+        trace_context: Default::default(),
+        message: Some(Message::Hello(hello)),
+    })
+    .map_err(|_| LinkError::Failed("cannot queue the hello".to_owned()))?;
+    Ok(snapshot_len)
+}
+
+/// Opens the link's stream on `channel` (the hello first, from `rx`) and reads the registry's welcome.
+async fn welcome(
+    channel: Channel,
+    rx: mpsc::Receiver<AgentMessage>,
+) -> Result<(Streaming<ControllerMessage>, Welcome), LinkError> {
+    let mut client = GatewayLinkClient::new(channel).max_decoding_message_size(MAX_INBOUND_MESSAGE);
+    let response = client.connect(ReceiverStream::new(rx)).await.map_err(hello_failure)?;
+    let mut inbound = response.into_inner();
+    match inbound.message().await {
+        Ok(Some(ControllerMessage {
+            message: Some(Command::Welcome(welcome)),
+            ..
+        })) => Ok((inbound, welcome)),
+        Ok(Some(other)) => Err(LinkError::Failed(format!("expected a welcome, got {other:?}"))),
+        Ok(None) => Err(LinkError::Failed(
+            "the registry closed the link before the welcome".to_owned(),
+        )),
+        Err(status) => Err(hello_failure(status)),
+    }
 }
 
 /// An error with its causes ("transport error: tcp connect error: Connection refused"): tonic's transport

@@ -73,12 +73,6 @@ impl Registry {
         let (activity, activity_task) =
             ActivityWriter::start(store.clone(), events.clone(), &settings, shutdown.clone());
         let (ender, ender_task) = EndWriter::start(store.clone(), shutdown.clone());
-        let idle_task = tokio::spawn(run_idle_marker(
-            store.clone(),
-            events.clone(),
-            settings.clone(),
-            shutdown.clone(),
-        ));
         let hooks = AdmissionHooks::default();
         let (releaser, releaser_task) = SlotReleaser::start(hooks.clone(), shutdown.clone());
         let journal = JournalSlot::default();
@@ -92,27 +86,10 @@ impl Registry {
         )
         .await?;
         let seen = Arc::new(SeenTracker::default());
-        let seen_task = tokio::spawn(run_seen_writer(
-            store.clone(),
-            seen.clone(),
-            seen_interval(settings.gateway_seen_interval, settings.gateway_grace),
-            shutdown.clone(),
+        let mut tasks = vec![activity_task, ender_task, reporter_task, releaser_task, locks_task];
+        tasks.extend(start_sweeps(
+            &store, &bus, &events, &releaser, &seen, &settings, &shutdown,
         ));
-        let lost_task = tokio::spawn(
-            LostGatewayCheck {
-                store: store.clone(),
-                bus: bus.clone(),
-                events: events.clone(),
-                releaser: releaser.clone(),
-                grace: settings.gateway_grace,
-            }
-            .run(shutdown.clone()),
-        );
-        let metrics = crate::metrics::start_live_sessions_refresher(
-            store.clone(),
-            settings.metrics_refresh_interval,
-            shutdown.clone(),
-        );
         tracing::info!(replica = %settings.replica, "registry started");
         let registry = Self {
             inner: Arc::new(Inner {
@@ -132,17 +109,7 @@ impl Registry {
                 links: Mutex::default(),
                 next_link_id: Default::default(),
                 shutdown,
-                tasks: Mutex::new(vec![
-                    activity_task,
-                    ender_task,
-                    idle_task,
-                    reporter_task,
-                    releaser_task,
-                    locks_task,
-                    seen_task,
-                    lost_task,
-                    metrics,
-                ]),
+                tasks: Mutex::new(tasks),
             }),
         };
         Ok(registry)
@@ -210,6 +177,47 @@ impl Registry {
             }
         }
     }
+}
+
+/// The replica's periodic work on the store: the idle marker, the gateways' last-seen writer, the
+/// lost-gateway check and the live-sessions gauge.
+fn start_sweeps(
+    store: &Arc<dyn SessionStore>,
+    bus: &Arc<dyn ControlBus>,
+    events: &EventHub,
+    releaser: &SlotReleaser,
+    seen: &Arc<SeenTracker>,
+    settings: &RegistrySettings,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let idle = tokio::spawn(run_idle_marker(
+        store.clone(),
+        events.clone(),
+        settings.clone(),
+        shutdown.clone(),
+    ));
+    let seen = tokio::spawn(run_seen_writer(
+        store.clone(),
+        seen.clone(),
+        seen_interval(settings.gateway_seen_interval, settings.gateway_grace),
+        shutdown.clone(),
+    ));
+    let lost = tokio::spawn(
+        LostGatewayCheck {
+            store: store.clone(),
+            bus: bus.clone(),
+            events: events.clone(),
+            releaser: releaser.clone(),
+            grace: settings.gateway_grace,
+        }
+        .run(shutdown.clone()),
+    );
+    let metrics = crate::metrics::start_live_sessions_refresher(
+        store.clone(),
+        settings.metrics_refresh_interval,
+        shutdown.clone(),
+    );
+    vec![idle, seen, lost, metrics]
 }
 
 /// What admission decided.

@@ -319,14 +319,7 @@ impl Server {
 
         // Connections are wrapped so they can be closed by force once the grace period is over.
         let force_close = CancellationToken::new();
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(TCP_KEEPALIVE))
-            .map_ok({
-                let force_close = force_close.clone();
-                let handshake_timeout = config.handshake_timeout;
-                move |stream| ClosableStream::new(stream, force_close.clone(), handshake_timeout)
-            });
+        let incoming = closable_incoming(listener, &force_close, config.handshake_timeout);
 
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = tls {
@@ -354,11 +347,10 @@ impl Server {
         readiness.go_live().await;
         // Opened only now: tonic-health reports "" as SERVING until the first statuses are published.
         // Stopped once the main server has stopped, so probes see NOT_SERVING throughout the drain.
-        let health_port = match config.health_listen {
-            Some(addr) => Some(serve_health_only(addr, health_for_port).await?),
+        let _stop_health_port = match config.health_listen {
+            Some(addr) => Some(serve_health_only(addr, health_for_port).await?.drop_guard()),
             None => None,
         };
-        let _stop_health_port = health_port.map(|stop| stop.drop_guard());
         tracing::info!(
             %local_addr,
             services = ?service_names,
@@ -377,26 +369,50 @@ impl Server {
             }
         };
         let server = router.serve_with_incoming_shutdown(incoming, stop_accepting);
-        let mut server = std::pin::pin!(server);
+        drain(server, &shutdown, &force_close, local_addr, config.shutdown_grace).await
+    }
+}
 
-        tokio::select! {
-            result = &mut server => return result.map_err(|error| ServerError::Serve(error_chain(&error))),
-            () = shutdown.cancelled() => {}
-        }
-        tracing::info!(%local_addr, grace = ?config.shutdown_grace, "gRPC server shutting down; draining calls");
-        if let Ok(result) = tokio::time::timeout(config.shutdown_grace, &mut server).await {
-            tracing::info!(%local_addr, "gRPC server stopped");
-            return result.map_err(|error| ServerError::Serve(error_chain(&error)));
-        }
+/// The connections `listener` accepts, each closed by force when `force_close` is cancelled.
+fn closable_incoming(
+    listener: TcpListener,
+    force_close: &CancellationToken,
+    handshake_timeout: Duration,
+) -> impl futures::Stream<Item = io::Result<ClosableStream>> {
+    let force_close = force_close.clone();
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE))
+        .map_ok(move |stream| ClosableStream::new(stream, force_close.clone(), handshake_timeout))
+}
 
-        tracing::warn!(%local_addr, "calls still open after the grace period; closing their connections");
-        force_close.cancel();
-        match tokio::time::timeout(FORCE_CLOSE_WAIT, &mut server).await {
-            Ok(result) => result.map_err(|error| ServerError::Serve(error_chain(&error))),
-            Err(_elapsed) => {
-                tracing::warn!(%local_addr, "connections did not close; abandoning them");
-                Ok(())
-            }
+/// Runs `server` until `shutdown`, then lets it finish its calls for `grace`; past that, closes its
+/// connections by force (`force_close`) and waits [`FORCE_CLOSE_WAIT`] at most.
+async fn drain(
+    server: impl Future<Output = Result<(), tonic::transport::Error>>,
+    shutdown: &CancellationToken,
+    force_close: &CancellationToken,
+    local_addr: SocketAddr,
+    grace: Duration,
+) -> Result<(), ServerError> {
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(|error| ServerError::Serve(error_chain(&error))),
+        () = shutdown.cancelled() => {}
+    }
+    tracing::info!(%local_addr, ?grace, "gRPC server shutting down; draining calls");
+    if let Ok(result) = tokio::time::timeout(grace, &mut server).await {
+        tracing::info!(%local_addr, "gRPC server stopped");
+        return result.map_err(|error| ServerError::Serve(error_chain(&error)));
+    }
+
+    tracing::warn!(%local_addr, "calls still open after the grace period; closing their connections");
+    force_close.cancel();
+    match tokio::time::timeout(FORCE_CLOSE_WAIT, &mut server).await {
+        Ok(result) => result.map_err(|error| ServerError::Serve(error_chain(&error))),
+        Err(_elapsed) => {
+            tracing::warn!(%local_addr, "connections did not close; abandoning them");
+            Ok(())
         }
     }
 }

@@ -76,6 +76,44 @@ pub struct AuditEntry {
 /// How many pages of each source are read at most to fill one answer with events before `--until`.
 const MAX_PAGES: usize = 50;
 
+/// What every source is asked for: events between `since` and `until`, by `actor` (any when
+/// empty), `wanted` of them at most.
+struct Window {
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    actor: String,
+    wanted: usize,
+}
+
+impl Window {
+    fn of(args: &AuditArgs, now: DateTime<Utc>) -> Self {
+        Self {
+            since: args.since.resolve(now),
+            until: args.until.map(|until| until.resolve(now)),
+            actor: args.actor.clone().unwrap_or_default(),
+            // One more than asked, to know whether there is more.
+            wanted: usize::try_from(args.limit).unwrap_or(100) + 1,
+        }
+    }
+
+    fn since_timestamp(&self) -> prost_types::Timestamp {
+        vigil_proto::timestamp_from_millis(self.since.timestamp_millis())
+    }
+
+    /// Whether an event at `ts` is before `--until` (an event without a time is kept).
+    fn before_until(&self, ts: Option<&prost_types::Timestamp>) -> bool {
+        match (self.until, ts.and_then(format::to_datetime)) {
+            (Some(until), Some(at)) => at < until,
+            _ => true,
+        }
+    }
+}
+
+/// Whether a paged read is done: enough read, no further page, or a page token that repeats.
+fn last_page(read: usize, window: &Window, next: &str, current: &str) -> bool {
+    read >= window.wanted || next.is_empty() || next == current
+}
+
 /// Reads the three sources, newest first between `--since` and `--until`, and writes the merged trail: at
 /// most `--limit` events, and a hint (`--until <the last one's time>`) when there are more.
 pub(crate) async fn audit(
@@ -85,122 +123,135 @@ pub(crate) async fn audit(
     args: &AuditArgs,
     p: &mut Printer<'_>,
 ) -> Result<(), CliError> {
-    let now = Utc::now();
-    let since = args.since.resolve(now);
-    let until = args.until.map(|until| until.resolve(now));
-    let since_ts = vigil_proto::timestamp_from_millis(since.timestamp_millis());
-    let actor = args.actor.clone().unwrap_or_default();
-    // One more than asked, to know whether there is more.
-    let wanted = usize::try_from(args.limit).unwrap_or(100) + 1;
-    let before_until = |ts: Option<&prost_types::Timestamp>| match (until, ts.and_then(format::to_datetime)) {
-        (Some(until), Some(at)) => at < until,
-        _ => true,
+    let window = Window::of(args, Utc::now());
+    let ended = if args.wants("sessions.terminate") {
+        kills(terminations, &window).await?
+    } else {
+        Vec::new()
     };
-
-    let mut ended = Vec::new();
-    if args.wants("sessions.terminate") {
-        let mut request = ListTerminationsRequest {
-            actor: actor.clone(),
-            since: Some(since_ts),
-            page_size: 1000,
-            ..ListTerminationsRequest::default()
-        };
-        for _ in 0..MAX_PAGES {
-            let page = terminations.list_terminations(request.clone()).await?;
-            ended.extend(
-                page.terminations
-                    .into_iter()
-                    .filter(|t| before_until(t.created_at.as_ref())),
-            );
-            if ended.len() >= wanted || page.next_page_token.is_empty() || page.next_page_token == request.page_token {
-                break;
-            }
-            request.page_token = page.next_page_token;
-        }
-    }
-    let mut changed = Vec::new();
-    if args.action.as_deref().is_none_or(|action| action.starts_with("policy")) {
-        let mut request = ListAuditEventsRequest {
-            actor: actor.clone(),
-            since: Some(since_ts),
-            page_size: 1000,
-            page_token: String::new(),
-        };
-        for _ in 0..MAX_PAGES {
-            let page = policies.list_audit_events(request.clone()).await?;
-            changed.extend(
-                page.events
-                    .into_iter()
-                    .filter(|e| before_until(e.at.as_ref()) && args.wants(&e.action)),
-            );
-            if changed.len() >= wanted || page.next_page_token.is_empty() || page.next_page_token == request.page_token
-            {
-                break;
-            }
-            request.page_token = page.next_page_token;
-        }
-    }
-    let mut denied = Vec::new();
-    if (actor.is_empty() || actor == ADMISSION_ACTOR) && args.wants("admission.deny") {
-        let mut request = ListSessionsRequest {
-            filter: Some(SessionFilter {
-                statuses: vec![SessionStatus::Disconnected as i32],
-                denied_only: true,
-                ..SessionFilter::default()
-            }),
-            order_by: SessionOrderBy::StartedAt as i32,
-            ascending: false,
-            page_size: 1000,
-            page_token: String::new(),
-        };
-        for _ in 0..MAX_PAGES {
-            let page = registry.list_sessions(request.clone()).await?;
-            let older = page
-                .sessions
-                .last()
-                .and_then(|s| s.started_at.as_ref().and_then(format::to_datetime))
-                .is_some_and(|at| at < since);
-            denied.extend(
-                page.sessions
-                    .into_iter()
-                    .filter(|s| before_until(s.started_at.as_ref())),
-            );
-            if older
-                || denied.len() >= wanted
-                || page.next_page_token.is_empty()
-                || page.next_page_token == request.page_token
-            {
-                break;
-            }
-            request.page_token = page.next_page_token;
-        }
-    }
-
+    let changed = if args.action.as_deref().is_none_or(|action| action.starts_with("policy")) {
+        policy_changes(policies, &window, args).await?
+    } else {
+        Vec::new()
+    };
+    let denied = if (window.actor.is_empty() || window.actor == ADMISSION_ACTOR) && args.wants("admission.deny") {
+        refusals(registry, &window).await?
+    } else {
+        Vec::new()
+    };
     let mut entries = merge(
         &ended,
         &changed,
         &denied,
-        since,
-        i32::try_from(wanted).unwrap_or(i32::MAX),
+        window.since,
+        i32::try_from(window.wanted).unwrap_or(i32::MAX),
     );
-    let more = entries.len() > usize::try_from(args.limit).unwrap_or(100);
-    entries.truncate(usize::try_from(args.limit).unwrap_or(100));
+    let limit = usize::try_from(args.limit).unwrap_or(100);
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    print_trail(&entries, more, p)
+}
+
+/// Termination's records (`sessions.terminate`).
+async fn kills(terminations: &Terminations, window: &Window) -> Result<Vec<Termination>, CliError> {
+    let mut ended = Vec::new();
+    let mut request = ListTerminationsRequest {
+        actor: window.actor.clone(),
+        since: Some(window.since_timestamp()),
+        page_size: 1000,
+        ..ListTerminationsRequest::default()
+    };
+    for _ in 0..MAX_PAGES {
+        let page = terminations.list_terminations(request.clone()).await?;
+        ended.extend(
+            page.terminations
+                .into_iter()
+                .filter(|t| window.before_until(t.created_at.as_ref())),
+        );
+        if last_page(ended.len(), window, &page.next_page_token, &request.page_token) {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    Ok(ended)
+}
+
+/// Policy's audit events (`policy.*`, `lock.*`) of the actions asked for.
+async fn policy_changes(policies: &Policies, window: &Window, args: &AuditArgs) -> Result<Vec<AuditEvent>, CliError> {
+    let mut changed = Vec::new();
+    let mut request = ListAuditEventsRequest {
+        actor: window.actor.clone(),
+        since: Some(window.since_timestamp()),
+        page_size: 1000,
+        page_token: String::new(),
+    };
+    for _ in 0..MAX_PAGES {
+        let page = policies.list_audit_events(request.clone()).await?;
+        changed.extend(
+            page.events
+                .into_iter()
+                .filter(|e| window.before_until(e.at.as_ref()) && args.wants(&e.action)),
+        );
+        if last_page(changed.len(), window, &page.next_page_token, &request.page_token) {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    Ok(changed)
+}
+
+/// Refused starts (`admission.deny`): the registry's denied sessions, newest first, back to `since`.
+async fn refusals(registry: &Registry, window: &Window) -> Result<Vec<Session>, CliError> {
+    let mut denied = Vec::new();
+    let mut request = ListSessionsRequest {
+        filter: Some(SessionFilter {
+            statuses: vec![SessionStatus::Disconnected as i32],
+            denied_only: true,
+            ..SessionFilter::default()
+        }),
+        order_by: SessionOrderBy::StartedAt as i32,
+        ascending: false,
+        page_size: 1000,
+        page_token: String::new(),
+    };
+    for _ in 0..MAX_PAGES {
+        let page = registry.list_sessions(request.clone()).await?;
+        let older = page
+            .sessions
+            .last()
+            .and_then(|s| s.started_at.as_ref().and_then(format::to_datetime))
+            .is_some_and(|at| at < window.since);
+        denied.extend(
+            page.sessions
+                .into_iter()
+                .filter(|s| window.before_until(s.started_at.as_ref())),
+        );
+        if older || last_page(denied.len(), window, &page.next_page_token, &request.page_token) {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    Ok(denied)
+}
+
+/// The merged trail as a table and a footer, or as data (with `more`, and the hint on stderr).
+fn print_trail(entries: &[AuditEntry], more: bool, p: &mut Printer<'_>) -> Result<(), CliError> {
     if p.is_human() {
-        p.table(&table(&entries, &Local::now()))?;
-        p.note(&footer(&entries, more))?;
+        p.table(&table(entries, &Local::now()))?;
+        p.note(&footer(entries, more))?;
     } else {
-        let mut value = to_json(&entries);
+        let mut value = to_json(entries);
         value["more"] = json!(more);
         p.data(
             Data {
                 json: &value,
                 names: Vec::new(),
-                csv: Some(to_csv(&entries)),
+                csv: Some(to_csv(entries)),
             },
             "the audit trail",
         )?;
         if more {
-            p.note(&more_hint(&entries))?;
+            p.note(&more_hint(entries))?;
         }
     }
     Ok(())

@@ -118,26 +118,7 @@ pub fn config(command: &ConfigCommand, global: &GlobalArgs, p: &mut Printer<'_>)
         .and_then(toml::Value::as_str)
         .map(str::to_owned);
     match command {
-        ConfigCommand::GetContexts => {
-            let known = contexts(&table);
-            if known.is_empty() {
-                p.note(&format!(
-                    "No contexts in {}; add one with `sessionctl config set-context NAME --server ADDRESS`.\n",
-                    path.display()
-                ))?;
-                return Ok(());
-            }
-            let mut rows = crate::render::table(&["CURRENT", "NAME", "SERVER"]);
-            for (name, server) in known {
-                let mark = if current.as_deref() == Some(name.as_str()) {
-                    "*"
-                } else {
-                    ""
-                };
-                rows.add_row(vec![mark.to_owned(), name, server.unwrap_or_else(|| "-".to_owned())]);
-            }
-            p.table(&format!("{}\n", rows.trim_fmt()))?;
-        }
+        ConfigCommand::GetContexts => get_contexts(&table, current.as_deref(), &path, p)?,
         ConfigCommand::CurrentContext => match current {
             Some(name) => writeln!(p, "{name}")?,
             None => return Err(CliError::Usage("no current context is set".to_owned())),
@@ -155,40 +136,63 @@ pub fn config(command: &ConfigCommand, global: &GlobalArgs, p: &mut Printer<'_>)
             writeln!(p, "Switched to context \"{name}\".")?;
         }
         ConfigCommand::SetContext(args) => {
-            if global.server.is_none() && global.ca.is_none() {
-                return Err(CliError::Usage(format!(
-                    "say what the context holds: `sessionctl config set-context {} --server ADDRESS [--ca FILE]`",
-                    args.name
-                )));
-            }
-            let contexts = table
-                .entry("contexts")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            let Some(contexts) = contexts.as_table_mut() else {
-                return Err(CliError::Usage(format!(
-                    "{}: `contexts` is not a table",
-                    path.display()
-                )));
-            };
-            let profile = contexts
-                .entry(args.name.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            let Some(profile) = profile.as_table_mut() else {
-                return Err(CliError::Usage(format!(
-                    "{}: context `{}` is not a table",
-                    path.display(),
-                    args.name
-                )));
-            };
-            if let Some(server) = &global.server {
-                profile.insert("server".to_owned(), toml::Value::String(server.clone()));
-            }
-            if let Some(ca) = &global.ca {
-                profile.insert("ca".to_owned(), toml::Value::String(ca.display().to_string()));
-            }
+            set_context(&mut table, &args.name, global, &path)?;
             save(&path, &table)?;
             writeln!(p, "Context \"{}\" saved in {}.", args.name, path.display())?;
         }
+    }
+    Ok(())
+}
+
+/// `config get-contexts`: the contexts of the file at `path` as a table, the current one marked.
+fn get_contexts(table: &toml::Table, current: Option<&str>, path: &Path, p: &mut Printer<'_>) -> Result<(), CliError> {
+    let known = contexts(table);
+    if known.is_empty() {
+        p.note(&format!(
+            "No contexts in {}; add one with `sessionctl config set-context NAME --server ADDRESS`.\n",
+            path.display()
+        ))?;
+        return Ok(());
+    }
+    let mut rows = crate::render::table(&["CURRENT", "NAME", "SERVER"]);
+    for (name, server) in known {
+        let mark = if current == Some(name.as_str()) { "*" } else { "" };
+        rows.add_row(vec![mark.to_owned(), name, server.unwrap_or_else(|| "-".to_owned())]);
+    }
+    p.table(&format!("{}\n", rows.trim_fmt()))?;
+    Ok(())
+}
+
+/// `config set-context NAME`: the context `name` of `table` takes the `--server` and `--ca` given.
+fn set_context(table: &mut toml::Table, name: &str, global: &GlobalArgs, path: &Path) -> Result<(), CliError> {
+    if global.server.is_none() && global.ca.is_none() {
+        return Err(CliError::Usage(format!(
+            "say what the context holds: `sessionctl config set-context {name} --server ADDRESS [--ca FILE]`"
+        )));
+    }
+    let contexts = table
+        .entry("contexts")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(contexts) = contexts.as_table_mut() else {
+        return Err(CliError::Usage(format!(
+            "{}: `contexts` is not a table",
+            path.display()
+        )));
+    };
+    let profile = contexts
+        .entry(name.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(profile) = profile.as_table_mut() else {
+        return Err(CliError::Usage(format!(
+            "{}: context `{name}` is not a table",
+            path.display()
+        )));
+    };
+    if let Some(server) = &global.server {
+        profile.insert("server".to_owned(), toml::Value::String(server.clone()));
+    }
+    if let Some(ca) = &global.ca {
+        profile.insert("ca".to_owned(), toml::Value::String(ca.display().to_string()));
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ use opentelemetry::global;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::{MeterProviderBuilder, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanExporter, TracerProviderBuilder};
 use serde::{Deserialize, Serialize};
@@ -263,15 +263,7 @@ fn install(
     env_filter: EnvFilter,
     otlp: Option<OtlpTarget>,
 ) -> Result<TelemetryGuard, TelemetryError> {
-    let service_name = config
-        .service_name
-        .clone()
-        .or_else(|| {
-            std::env::var(SERVICE_NAME_ENV)
-                .ok()
-                .filter(|name| !name.trim().is_empty())
-        })
-        .unwrap_or_else(|| service_name.to_owned());
+    let service_name = resolved_service_name(config, service_name);
     let resource = Resource::builder().with_service_name(service_name.clone()).build();
 
     let mut tracer = tracer
@@ -301,16 +293,10 @@ fn install(
     let scrape_stop = CancellationToken::new();
     let mut prometheus_addr = None;
     if let Some(addr) = config.prometheus_listen {
-        let failed = |detail: String| TelemetryError::Prometheus { addr, detail };
-        let registry = prometheus::Registry::new();
-        let exporter = opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .build()
-            .map_err(|error| failed(error.to_string()))?;
-        meter = meter.with_reader(exporter);
+        let (with_scrape, bound) = with_prometheus(meter, addr, &scrape_stop)?;
+        meter = with_scrape;
         has_reader = true;
-        prometheus_addr =
-            Some(scrape::start(addr, registry, scrape_stop.clone()).map_err(|error| failed(error.to_string()))?);
+        prometheus_addr = Some(bound);
     }
 
     let fmt_layer = fmt_layer(log, std::io::stderr).with_filter(env_filter);
@@ -347,6 +333,37 @@ fn install(
         prometheus_addr,
         scrape_stop: Some(scrape_stop),
     })
+}
+
+/// The service's name in traces and metrics: the configuration's, else the standard variable's,
+/// else `default`.
+fn resolved_service_name(config: &TelemetryConfig, default: &str) -> String {
+    config
+        .service_name
+        .clone()
+        .or_else(|| {
+            std::env::var(SERVICE_NAME_ENV)
+                .ok()
+                .filter(|name| !name.trim().is_empty())
+        })
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// `meter` with a Prometheus reader, and its scrape endpoint serving on `addr` until `stop`;
+/// returns the address bound too.
+fn with_prometheus(
+    meter: MeterProviderBuilder,
+    addr: SocketAddr,
+    stop: &CancellationToken,
+) -> Result<(MeterProviderBuilder, SocketAddr), TelemetryError> {
+    let failed = |detail: String| TelemetryError::Prometheus { addr, detail };
+    let registry = prometheus::Registry::new();
+    let exporter = opentelemetry_prometheus::exporter()
+        .with_registry(registry.clone())
+        .build()
+        .map_err(|error| failed(error.to_string()))?;
+    let bound = scrape::start(addr, registry, stop.clone()).map_err(|error| failed(error.to_string()))?;
+    Ok((meter.with_reader(exporter), bound))
 }
 
 /// Where OTLP goes: the configured endpoint, or the one the standard variable names (which the

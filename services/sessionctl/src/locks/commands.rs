@@ -154,7 +154,28 @@ pub(crate) async fn delete_lock(
     p: &mut Printer<'_>,
 ) -> Result<(), CliError> {
     let known = policies.list_locks(ListLocksRequest { include_expired: true }).await?;
-    let chosen: Result<Vec<Lock>, CliError> = match (&args.id, args.target()) {
+    let chosen = match locks_to_delete(&known, args)? {
+        Err(error) if args.ignore_not_found && error.server_code() == Some(Code::NotFound) => Vec::new(),
+        other => other?,
+    };
+    let mut deleted = Vec::new();
+    for lock in &chosen {
+        if !args.dry_run {
+            match policies.delete_lock(lock.id.clone()).await {
+                // Gone meanwhile (it expired, someone else removed it): what was asked for is so.
+                Err(error) if args.ignore_not_found && error.server_code() == Some(Code::NotFound) => continue,
+                other => other?,
+            }
+        }
+        deleted.push(lock.clone());
+    }
+    print_deleted(&deleted, args.dry_run, p)
+}
+
+/// The locks `args` names among `known`: the outer error is a usage error (nothing named), the inner
+/// one what the service would say (NOT_FOUND), which `--ignore-not-found` may forgive.
+fn locks_to_delete(known: &[Lock], args: &LockDeleteArgs) -> Result<Result<Vec<Lock>, CliError>, CliError> {
+    Ok(match (&args.id, args.target()) {
         // A whole id goes to the service as it is, so an unknown one is its NOT_FOUND.
         (Some(given), _) if ids::is_full(given) => Ok(vec![
             known
@@ -200,26 +221,15 @@ pub(crate) async fn delete_lock(
                 "say which lock: its id, or --user, --group, --resource, --gateway, --device or --cidr".to_owned(),
             ));
         }
-    };
-    let chosen = match chosen {
-        Err(error) if args.ignore_not_found && error.server_code() == Some(Code::NotFound) => Vec::new(),
-        other => other?,
-    };
-    let mut deleted = Vec::new();
-    for lock in &chosen {
-        if !args.dry_run {
-            match policies.delete_lock(lock.id.clone()).await {
-                // Gone meanwhile (it expired, someone else removed it): what was asked for is so.
-                Err(error) if args.ignore_not_found && error.server_code() == Some(Code::NotFound) => continue,
-                other => other?,
-            }
-        }
-        deleted.push(lock.clone());
-    }
+    })
+}
+
+/// What `locks delete` removed (or, with `--dry-run`, would remove).
+fn print_deleted(deleted: &[Lock], dry_run: bool, p: &mut Printer<'_>) -> Result<(), CliError> {
     if p.is_human() {
-        for lock in &deleted {
+        for lock in deleted {
             let line = render::lock_deleted(&lock.id, lock.target.is_some().then_some(lock));
-            if args.dry_run {
+            if dry_run {
                 write!(p, "Would remove: {line}")?;
             } else {
                 write!(p, "{line}")?;
@@ -228,13 +238,13 @@ pub(crate) async fn delete_lock(
         if deleted.is_empty() {
             p.note("No such lock; nothing to remove.\n")?;
         }
-        if args.dry_run {
+        if dry_run {
             p.note("Dry run: nothing was removed.\n")?;
         }
     } else {
         let value = serde_json::json!({
             "deleted": deleted.iter().map(|lock| json::lock_deleted(&lock.id, Some(lock))).collect::<Vec<_>>(),
-            "dry_run": args.dry_run,
+            "dry_run": dry_run,
         });
         p.data(
             Data {
