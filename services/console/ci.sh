@@ -51,4 +51,4 @@ log "console: unit tests"
 log "console: end-to-end tests in headless Chromium"
 # The bundle just checked is the one embedded: build the binary that carries it.
 cargo build --quiet --bin vigil
-(cd "$web" && VIGIL_BIN="$root/target/debug/vigil" npx vitest run --config vitest.e2e.config.ts)
+(cd "$web" && VIGIL_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/vigil" npx vitest run --config vitest.e2e.config.ts)
