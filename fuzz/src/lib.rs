@@ -4,6 +4,19 @@
 //!
 //! Every function must return without panicking for any input: a panic is a finding.
 
+mod bus;
+mod config;
+mod hello_prefix;
+mod login;
+mod mmdb;
+mod page_token;
+
+pub use bus::bus_payload;
+pub use config::config;
+pub use hello_prefix::hello_prefix;
+pub use login::login_name;
+pub use mmdb::mmdb;
+pub use page_token::page_token;
 use prost::Message;
 use vigil_core::validate;
 use vigil_core::{Cidr, Selector};
@@ -81,6 +94,12 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("session_start", session_start),
     ("cidr", cidr),
     ("record_text", record_text),
+    ("page_token", page_token),
+    ("config", config),
+    ("bus_payload", bus_payload),
+    ("mmdb", mmdb),
+    ("login_name", login_name),
+    ("hello_prefix", hello_prefix),
 ];
 
 #[cfg(test)]

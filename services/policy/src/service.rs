@@ -489,7 +489,7 @@ const DEFAULT_AUDIT_PAGE: i32 = 50;
 const MAX_AUDIT_PAGE: i32 = 1000;
 
 /// `<at>.<id>` of the last event of a page.
-fn decode_audit_token(token: &str) -> ServiceResult<(i64, String)> {
+pub fn decode_audit_token(token: &str) -> ServiceResult<(i64, String)> {
     token
         .split_once('.')
         .and_then(|(at, id)| Some((at.parse().ok()?, id.to_owned())))

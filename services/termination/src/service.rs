@@ -238,7 +238,8 @@ fn encode_page_token(created_at: i64, id: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{created_at}:{id}"))
 }
 
-fn decode_page_token(token: &str) -> ServiceResult<(i64, String)> {
+/// The (created_at, id) cursor of a `ListTerminations` page token; what is not one is `InvalidArgument`.
+pub fn decode_page_token(token: &str) -> ServiceResult<(i64, String)> {
     let invalid = || ServiceError::invalid("page_token was not issued by this server; start again without it");
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;

@@ -1,0 +1,79 @@
+//! Each service's configuration as the runtime's loader reads it: defaults, then a TOML file, then
+//! `VIGIL_*`-style environment variables; then the checks each service makes before it starts, and
+//! `print-config`'s rendering.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use vigil_runtime::config;
+
+/// The variables' prefix: not `VIGIL_`, so that nothing set for a real service is read.
+const PREFIX: &str = "VIGILFUZZ_";
+
+/// Before the first NUL byte: the file; after it, one `KEY=value` per line, set as `VIGILFUZZ_KEY`.
+pub fn config(data: &[u8]) {
+    let (file, env) = match data.iter().position(|&byte| byte == 0) {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (data, &[][..]),
+    };
+    let path = file_path();
+    if std::fs::write(&path, file).is_err() {
+        return;
+    }
+    let names = set_env(env);
+    load_each(&path);
+    for name in names {
+        // SAFETY: the harness is single-threaded (libFuzzer runs one input at a time, the corpus test
+        // is one test), so nothing reads the environment meanwhile.
+        unsafe { std::env::remove_var(name) };
+    }
+}
+
+fn load_each(path: &std::path::Path) {
+    if let Some(loaded) = load::<vigil_registry::app::RegistryConfig>(path) {
+        let _ = loaded.registry.validate();
+        let _ = loaded.registry.validate_for_production(true);
+    }
+    if let Some(loaded) = load::<vigil_termination::app::TerminationConfig>(path) {
+        let _ = loaded.termination.validate();
+    }
+    if let Some(loaded) = load::<vigil_policy::app::PolicyConfig>(path) {
+        let _ = loaded.policy.validate();
+    }
+    if let Some(loaded) = load::<vigil_geo::app::GeoServiceConfig>(path) {
+        let _ = loaded.geo.validate();
+    }
+    if let Some(loaded) = load::<vigil_gateway::config::GatewayConfig>(path) {
+        let _ = loaded.ssh.validate();
+    }
+}
+
+/// Loads a `T` and renders it as `print-config` does.
+fn load<T: DeserializeOwned + Serialize + Default>(path: &std::path::Path) -> Option<T> {
+    let loaded: T = config::load(Some(path), PREFIX).ok()?;
+    let _ = config::describe(&loaded);
+    Some(loaded)
+}
+
+/// The variables of `env` that can be set (a name without `=`, NUL or nothing), set; their names.
+fn set_env(env: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in String::from_utf8_lossy(env).lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.is_empty() || key.contains('\0') || value.contains('\0') || names.len() >= 16 {
+            continue;
+        }
+        let name = format!("{PREFIX}{key}");
+        // SAFETY: as in `config`: one thread.
+        unsafe { std::env::set_var(&name, value) };
+        names.push(name);
+    }
+    names
+}
+
+fn file_path() -> PathBuf {
+    std::env::temp_dir().join(format!("vigil-fuzz-config-{}.toml", std::process::id()))
+}
