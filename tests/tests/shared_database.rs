@@ -126,9 +126,9 @@ async fn registry_termination_and_policy_migrators_share_a_database() {
                 .unwrap();
             let count: i64 = tables[0].try_get_by_index(0).unwrap();
             assert_eq!(
-                count, 8,
+                count, 10,
                 "policies, policy_slots, policy_idle_warnings, policy_leases, policy_audit_events, policy_locks, \
-                 policy_lock_versions, policy_migrations"
+                 policy_lock_versions, policy_event_outbox, policy_event_cursors, policy_migrations"
             );
         }
     })

@@ -398,6 +398,9 @@ async fn a_redis_restart_loses_no_kill() {
         .unwrap()
         .session_id;
 
+    // Past the link's one catch-up read of pending kills after it opens (500 ms), so that only the bus
+    // could carry this kill while Redis is down.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     redis.stop().await;
     eventually("the bus to notice Redis is gone", || async {
         (!bus.is_connected()).then_some(())

@@ -1,6 +1,6 @@
 //! One trace across the services: a gateway's admission that makes room under a concurrency limit
-//! runs agent → registry (over the link) → geo and policy (gRPC) → termination (gRPC) → registry
-//! (`ResolveSessions`, gRPC) → Redis → the registry replica holding the link → the agent's
+//! runs agent → registry (over the link) → geo and policy (gRPC) → termination (gRPC; the session is
+//! in its route, so no `ResolveSessions`) → Redis → the registry replica holding the link → the agent's
 //! terminate handler → the registry's handling of the acknowledgement — and every hop's span is in
 //! the same trace, a child of the hop before.
 //!
@@ -46,7 +46,7 @@ fn trace_spans(spans: &[SpanData], trace_id: TraceId) -> HashMap<String, SpanDat
 }
 
 /// The hops of the trace: (span name, its kind, the span name of its parent).
-const HOPS: [(&str, SpanKind, Option<&str>); 11] = [
+const HOPS: [(&str, SpanKind, Option<&str>); 10] = [
     ("agent.open_session", SpanKind::Client, None),
     ("registry.admission", SpanKind::Server, Some("agent.open_session")),
     (
@@ -64,11 +64,6 @@ const HOPS: [(&str, SpanKind, Option<&str>); 11] = [
         "vigil.v1.TerminationService/Terminate",
         SpanKind::Server,
         Some("registry.evict"),
-    ),
-    (
-        "vigil.v1.SessionRegistry/ResolveSessions",
-        SpanKind::Server,
-        Some("vigil.v1.TerminationService/Terminate"),
     ),
     (
         "termination.publish",

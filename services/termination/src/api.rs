@@ -6,6 +6,7 @@
 //! sessions. The recorded actor is always the authenticated caller, never a request field.
 
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::termination_service_server::{TerminationService, TerminationServiceServer};
@@ -94,7 +95,11 @@ impl TerminationService for TerminationApi {
         // On a task of its own: a caller that goes away mid-call (a policy leader killed mid-sweep)
         // must not cancel the record while the kills it covers are already on their way.
         let terminator = self.terminator.clone();
-        let task = tokio::spawn(async move { terminator.terminate(&identity.subject, &terminate).await });
+        // The task carries the request's span, so the kill stays one trace with the call.
+        let task = tokio::spawn(
+            async move { terminator.terminate(&identity.subject, &terminate).await }
+                .instrument(tracing::Span::current()),
+        );
         let termination = task.await.map_err(|error| {
             vigil_runtime::ServiceError::internal(format!("the termination task failed: {error}"))
         })??;

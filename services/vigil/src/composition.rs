@@ -157,7 +157,12 @@ impl Services {
         // bus (the registry passes them to the gateways) and end the sessions they cover through
         // termination, in process.
         let policy_store = vigil_policy::app::open_store(database, true).await?;
-        vigil_events::relay::spawn(policy_store.connection().clone(), "policy", &config.events, shutdown.clone())?;
+        vigil_events::relay::spawn(
+            policy_store.connection().clone(),
+            "policy",
+            &config.events,
+            shutdown.clone(),
+        )?;
         let policy = PolicyEngine::new(policy_store.clone(), Arc::new(SystemClock));
         policy.attach_lock_bus(bus.clone());
         policy.attach_terminator(Arc::new(terminator.clone()));
