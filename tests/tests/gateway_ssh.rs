@@ -37,6 +37,9 @@ impl Sshd {
         std::fs::write(&authorized_keys, format!("{authorized_key}\n")).expect("write authorized_keys");
         let port = free_port();
         let config = dir.join("sshd_config");
+        // HOME is the test's directory: the target's shell reads none of the machine's own dotfiles (a
+        // root ~/.bashrc running `pyenv init`, which waits forever on a rehash lock left by a killed
+        // session, once made every command through the target hang).
         let log = dir.join("sshd.log");
         std::fs::write(
             &config,
@@ -44,10 +47,11 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nPidFile {}\nStrictModes no\n\
                  UsePAM no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n\
-                 AcceptEnv LANG VIGIL_TEST_*\nPrintMotd no\nPrintLastLog no\n",
+                 AcceptEnv LANG VIGIL_TEST_*\nPrintMotd no\nPrintLastLog no\nSetEnv HOME={}\n",
                 host_key.display(),
                 authorized_keys.display(),
                 dir.join("sshd.pid").display(),
+                dir.display(),
             ),
         )
         .expect("write sshd_config");
