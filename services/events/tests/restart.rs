@@ -3,8 +3,6 @@
 //! (`pg_ctl stop -m immediate`) and restarts, with a webhook receiver on loopback.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,86 +12,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vigil_events::config::{EventsConfig, SinkConfig, SinkKind};
 use vigil_events::{Event, EventType, OutboxTables};
-use vigil_testkit::eventually_within;
+use vigil_testkit::{ThrowawayPostgres, eventually_within};
 
 mod common;
 
 const SERVICE: &str = "restarttest";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs `command` as the `postgres` user when this test runs as root (initdb refuses root).
-fn as_postgres(command: &str) -> std::process::Output {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|out| out.stdout == b"0\n")
-        .unwrap_or(false);
-    let output = if root {
-        Command::new("su").args(["postgres", "-c", command]).output()
-    } else {
-        Command::new("sh").args(["-c", command]).output()
-    };
-    output.unwrap_or_else(|error| panic!("cannot run {command}: {error}"))
-}
-
-/// A throwaway PostgreSQL cluster, removed when dropped.
-struct ThrowawayPostgres {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl ThrowawayPostgres {
-    fn init() -> Self {
-        let dir = std::env::temp_dir().join(format!("vigil-events-pg-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let _ = Command::new("chown")
-            .args(["postgres:postgres", &dir.display().to_string()])
-            .status();
-        let out = as_postgres(&format!("initdb -D {} -U postgres -A trust --no-sync", dir.display()));
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
-        Self { dir, port: free_port() }
-    }
-
-    fn start(&self) {
-        let dir = self.dir.display();
-        let out = as_postgres(&format!(
-            "pg_ctl -D {dir} -l {dir}/log -o '-p {} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off' -w start",
-            self.port
-        ));
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn crash(&self) {
-        let out = as_postgres(&format!("pg_ctl -D {} -m immediate -w stop", self.dir.display()));
-        assert!(
-            out.status.success(),
-            "pg_ctl stop: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for ThrowawayPostgres {
-    fn drop(&mut self) {
-        let _ = as_postgres(&format!("pg_ctl -D {} -m immediate stop", self.dir.display()));
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// Accepts every delivery, slowly (20 ms), recording the event ids.
 async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
@@ -148,7 +71,7 @@ fn distinct(received: &Mutex<Vec<String>>) -> HashSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_lost_across_a_database_crash_and_a_killed_relay() {
-    let postgres = ThrowawayPostgres::init();
+    let postgres = ThrowawayPostgres::init("events");
     postgres.start();
     let db = Database::connect(postgres.url()).await.unwrap();
     for statement in OutboxTables::new(SERVICE).create_statements(db.get_database_backend()) {

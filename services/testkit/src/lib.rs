@@ -10,6 +10,10 @@
 //!   background.
 //! - [`TempDir`]: a directory of a test's own.
 
+mod throwaway_postgres;
+
+pub use throwaway_postgres::ThrowawayPostgres;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
