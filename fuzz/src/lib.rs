@@ -88,8 +88,11 @@ pub fn record_text(data: &[u8]) {
     assert!(shown.chars().count() <= 65);
 }
 
+/// What a target checks: one input, no panic.
+pub type Check = fn(&[u8]);
+
 /// The targets by name, as the corpus directories are named.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("selector", selector),
     ("session_start", session_start),
     ("cidr", cidr),
