@@ -142,15 +142,26 @@ impl SessionRegistry for SessionsApi {
         // Subscribe before reading the snapshot, so a change committed in between is not missed
         // (it may be seen twice: once in the snapshot, once as an event — harmless).
         let feed = inner.events.watch();
-        let snapshot = if request.include_snapshot {
-            Some(snapshot(&self.registry, &self.snapshot_reads, &filter).await?)
-        } else {
-            None
-        };
         let (sender, receiver) = mpsc::channel(256);
         let shutdown = inner.shutdown.clone();
+        let registry = self.registry.clone();
+        let snapshot_reads = Arc::clone(&self.snapshot_reads);
+        // The response (its headers) goes out at once and the snapshot is read inside the stream:
+        // a feed queued behind `registry.snapshot_reads` under a flood waits there, not against
+        // the request timeout (which applies until the response starts).
         tokio::spawn(async move {
             let _slot = slot;
+            let snapshot = if request.include_snapshot {
+                match snapshot(&registry, &snapshot_reads, &filter).await {
+                    Ok(snapshot) => Some(snapshot),
+                    Err(error) => {
+                        drop(sender.send(Err(error.into())).await);
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
             // An OPENED still in flight on the bus for a session the snapshot already showed is
             // not news: skip it, so a watcher sees each session open once.
             let shown = snapshot
