@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "vigil/v1/policy.proto",
         "vigil/v1/termination.proto",
         "vigil/v1/console.proto",
+        "vigil/v1/events.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={}", proto_dir.join(file).display());

@@ -526,8 +526,20 @@ impl SecureStack {
         tls: vigil_runtime::tls::TlsConfig,
         settings: RegistrySettings,
     ) -> Self {
+        Self::start_configured(schema, auth, tls, |config| config.registry = settings).await
+    }
+
+    /// [`SecureStack::start`] with the all-in-one's configuration changed by `configure` first
+    /// (event sinks, say).
+    pub async fn start_configured(
+        schema: &TestSchema,
+        auth: vigil_runtime::auth::AuthConfig,
+        tls: vigil_runtime::tls::TlsConfig,
+        configure: impl FnOnce(&mut vigil::VigilConfig),
+    ) -> Self {
         let geo_dir = tempdir::TempDir::new();
-        let config = all_in_one_config(schema, auth, tls, settings, geo_dir.path());
+        let mut config = all_in_one_config(schema, auth, tls, test_settings("secure"), geo_dir.path());
+        configure(&mut config);
         let shutdown = CancellationToken::new();
         let mut vigil = vigil::Composition::new(&config)
             .always_ready()

@@ -8,7 +8,8 @@
 //!   inside the span of the work a caller waits for — an admission (`registry.admission`), a
 //!   session's close (`registry.session_closed`), or a unary gRPC call (`Terminate`,
 //!   `ListSessions`); the rest (background writers, acknowledgements, redelivery) count only in
-//!   *all*. Statements of the bench's own observer (inside [`OBSERVER_SPAN`]) are not counted,
+//!   *all*. Of those in the request, the writes into an event outbox (`*_event_outbox`: the
+//!   events written with the change) are counted apart as well. Statements of the bench's own observer (inside [`OBSERVER_SPAN`]) are not counted,
 //!   nor those of the child replica (another process).
 //! - **Redis commands** are the server's `INFO commandstats` calls, before and after; on a shared
 //!   Redis other clients' commands count too (run against a Redis of its own for exact figures).
@@ -37,6 +38,7 @@ const STREAM_METHODS: &[&str] = &["/Connect", "/WatchSessions"];
 
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 static REQUEST_STATEMENTS: AtomicU64 = AtomicU64::new(0);
+static OUTBOX_REQUEST_STATEMENTS: AtomicU64 = AtomicU64::new(0);
 
 /// How a span counts.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -99,11 +101,34 @@ where
             Some(Mark::Observer) => {}
             Some(Mark::Request) => {
                 REQUEST_STATEMENTS.fetch_add(1, Ordering::Relaxed);
+                let mut text = StatementText::default();
+                event.record(&mut text);
+                if text.0 {
+                    OUTBOX_REQUEST_STATEMENTS.fetch_add(1, Ordering::Relaxed);
+                }
                 STATEMENTS.fetch_add(1, Ordering::Relaxed);
             }
             None => {
                 STATEMENTS.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+}
+
+/// Whether a statement's text (sqlx's `summary` or `db.statement`) writes an event outbox.
+#[derive(Default)]
+struct StatementText(bool);
+
+impl Visit for StatementText {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if matches!(field.name(), "summary" | "db.statement") && value.contains("_event_outbox") {
+            self.0 = true;
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if matches!(field.name(), "summary" | "db.statement") && format!("{value:?}").contains("_event_outbox") {
+            self.0 = true;
         }
     }
 }
@@ -131,6 +156,7 @@ impl Visit for MethodName {
 pub struct Reading {
     statements: u64,
     request_statements: u64,
+    outbox_request_statements: u64,
     redis_commands: u64,
     cpu: Duration,
 }
@@ -140,6 +166,8 @@ pub struct Reading {
 pub struct Cost {
     pub statements: u64,
     pub request_statements: u64,
+    /// Of `request_statements`, those writing an event outbox.
+    pub outbox_request_statements: u64,
     pub redis_commands: u64,
     pub cpu: Duration,
 }
@@ -161,6 +189,10 @@ impl PhaseCost {
 
     pub fn request_statements_per_op(&self) -> f64 {
         self.per(self.cost.request_statements)
+    }
+
+    pub fn outbox_statements_per_op(&self) -> f64 {
+        self.per(self.cost.outbox_request_statements)
     }
 
     pub fn statements_per_op(&self) -> f64 {
@@ -196,6 +228,7 @@ impl Meter {
         Ok(Reading {
             statements: STATEMENTS.load(Ordering::Relaxed),
             request_statements: REQUEST_STATEMENTS.load(Ordering::Relaxed),
+            outbox_request_statements: OUTBOX_REQUEST_STATEMENTS.load(Ordering::Relaxed),
             redis_commands,
             cpu: service_cpu(),
         })
@@ -217,6 +250,7 @@ impl Meter {
             cost: Cost {
                 statements: after.statements - before.statements,
                 request_statements: after.request_statements - before.request_statements,
+                outbox_request_statements: after.outbox_request_statements - before.outbox_request_statements,
                 // The INFO of the reading itself is not counted (see `redis_commands`).
                 redis_commands: after.redis_commands.saturating_sub(before.redis_commands),
                 cpu: after.cpu.saturating_sub(before.cpu),

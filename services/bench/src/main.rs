@@ -28,6 +28,7 @@ mod phases;
 mod replica;
 mod report;
 mod stats;
+mod webhook;
 mod world;
 mod yardstick;
 
@@ -119,6 +120,10 @@ pub struct Args {
     /// agents do; off by default so the figures measure the kill path alone.
     #[arg(long)]
     pub heartbeats: bool,
+    /// Deliver every event to a webhook receiver on loopback (the relays' one sink) and report
+    /// events per second; compare the other figures with a run without it.
+    #[arg(long)]
+    pub events_webhook: bool,
     /// PostgreSQL (a fresh schema is made and dropped).
     #[arg(
         long,
@@ -289,11 +294,16 @@ async fn yardsticks(args: &Args, progress: &Progress) -> anyhow::Result<Yardstic
 }
 
 /// Starts the services on their own runtime, and the autovacuum stand-in when the server needs it.
-async fn start_world(args: &Args, services: &Handle) -> anyhow::Result<(World, Option<Maintenance>)> {
+async fn start_world(
+    args: &Args,
+    services: &Handle,
+    events_webhook: Option<String>,
+) -> anyhow::Result<(World, Option<Maintenance>)> {
     let config = WorldConfig {
         database_url: args.database_url.clone(),
         redis_url: args.redis_url.clone(),
         db_connections: args.db_connections,
+        events_webhook,
     };
     let world = services
         .spawn(async move { World::start(&config).await })
@@ -315,8 +325,13 @@ async fn run_scale(args: &Args, agents: usize, progress: &Progress, services: &H
         "{agents} agents: starting registry + termination on a fresh schema"
     ));
     let started = Instant::now();
-    let (world, maintenance) = start_world(args, services).await?;
+    let receiver = match args.events_webhook {
+        true => Some(webhook::Receiver::start().await?),
+        false => None,
+    };
+    let (world, maintenance) = start_world(args, services, receiver.as_ref().map(|r| r.url.clone())).await?;
     let world_start = started.elapsed();
+    let (phases_began, events_before) = (Instant::now(), receiver.as_ref().map_or(0, webhook::Receiver::count));
     let warnings_before = logs::snapshot();
 
     let outcome = match costs::Meter::connect(&args.redis_url).await {
@@ -340,6 +355,13 @@ async fn run_scale(args: &Args, agents: usize, progress: &Progress, services: &H
         }
         Err(error) => Err(error),
     };
+    let events = match &receiver {
+        Some(receiver) => {
+            progress.say(&format!("{agents} agents: waiting for the event relays to drain"));
+            Some(receiver.drain(phases_began, events_before, END_ALL_PATIENCE).await)
+        }
+        None => None,
+    };
     progress.say(&format!("{agents} agents: tearing down"));
     let teardown_started = Instant::now();
     // The agents are gone; their links close in the registry, which records each disconnect.
@@ -353,6 +375,7 @@ async fn run_scale(args: &Args, agents: usize, progress: &Progress, services: &H
     closed.context("wait for the links to close")?;
     stopped.context("stop the services")?;
     scale.world_start = world_start;
+    scale.events = events;
     scale.autovacuum_stand_in = autovacuum_stand_in;
     scale.teardown = agents_left + teardown_started.elapsed();
     scale.elapsed = started.elapsed();

@@ -69,6 +69,7 @@ impl Measurement<'_> {
             activity,
             memory,
             costs: self.costs,
+            events: None,
             link_drops,
             warnings: Vec::new(),
             autovacuum_stand_in: false,

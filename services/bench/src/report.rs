@@ -70,6 +70,8 @@ pub struct Scale {
     pub memory: Option<MemoryFigures>,
     /// What each phase cost per operation.
     pub costs: Vec<PhaseCost>,
+    /// `--events-webhook`: what the event relays delivered.
+    pub events: Option<crate::webhook::EventsFigures>,
     /// Links the registry dropped (each re-opened by its agent), by reason.
     pub link_drops: Vec<(String, usize)>,
     /// Warnings and errors the services logged in this world, by message, most frequent first.
@@ -382,6 +384,7 @@ impl Report {
             print_watch(scale);
             print_activity(scale);
             print_memory(scale);
+            print_events(scale);
         }
         if let Some(rate) = self.geo_lookups {
             section("Geo: Locate on one thread, demo database, mixed addresses");
@@ -397,16 +400,17 @@ impl Report {
                 scale.agents
             ));
             println!(
-                "  {:<14} {:<15} {:>8} {:>12} {:>12} {:>11} {:>11}",
-                "phase", "operation", "ops", "stmts req.*", "stmts all", "Redis cmds", "CPU ms"
+                "  {:<14} {:<15} {:>8} {:>12} {:>11} {:>12} {:>11} {:>11}",
+                "phase", "operation", "ops", "stmts req.*", "outbox req.", "stmts all", "Redis cmds", "CPU ms"
             );
             for cost in &scale.costs {
                 println!(
-                    "  {:<14} {:<15} {:>8} {:>12} {:>12} {:>11} {:>11}",
+                    "  {:<14} {:<15} {:>8} {:>12} {:>11} {:>12} {:>11} {:>11}",
                     cost.phase,
                     cost.unit,
                     cost.operations,
                     Count(cost.request_statements_per_op()),
+                    Count(cost.outbox_statements_per_op()),
                     Count(cost.statements_per_op()),
                     Count(cost.redis_per_op()),
                     Count(cost.cpu_ms_per_op())
@@ -414,7 +418,7 @@ impl Report {
             }
         }
         println!(
-            "  * statements sent inside the request a caller waits for (an admission, a session's close, a unary gRPC call); \"all\" adds background work (writers, acknowledgements). Statements of the child replica are not counted; Redis commands are the server's, other clients included."
+            "  * statements sent inside the request a caller waits for (an admission, a session's close, a unary gRPC call), of which \"outbox\" write events into an outbox in the same transaction; \"all\" adds background work (writers, acknowledgements). Statements of the child replica are not counted; Redis commands are the server's, other clients included."
         );
     }
 
@@ -626,6 +630,26 @@ fn read_side_rows(scale: &Scale, rows: &mut Vec<Row>) {
             "",
         ));
     }
+}
+
+fn print_events(scale: &Scale) {
+    let Some(events) = &scale.events else { return };
+    section(&format!(
+        "Events at {} agents: every event → one webhook on loopback (CloudEvents, signed; {} in flight)",
+        scale.agents,
+        crate::webhook::CONCURRENCY
+    ));
+    let rate = |(count, elapsed): (u64, Duration)| count as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
+    println!(
+        "  {} delivered: {} while the phases ran ({}, {:.0}/s), {} after them (the backlog, in {}: {:.0}/s)",
+        events.delivered,
+        events.during.0,
+        Secs(events.during.1),
+        rate(events.during),
+        events.drained.0,
+        Secs(events.drained.1),
+        rate(events.drained)
+    );
 }
 
 fn print_admission(scale: &Scale) {

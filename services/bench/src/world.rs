@@ -49,6 +49,9 @@ pub struct WorldConfig {
     /// Pool size of each service's store (the registry and termination have one each); the
     /// services' default when `None`.
     pub db_connections: Option<u32>,
+    /// A webhook every event is delivered to (`--events-webhook`); none: events are written to
+    /// the outboxes and kept, as with no sink configured.
+    pub events_webhook: Option<String>,
 }
 
 /// The running all-in-one (registry, termination, geo, policy). [`World::stop`] tears it down and drops the schema.
@@ -267,6 +270,18 @@ fn all_in_one_config(
         ..vigil::VigilConfig::default()
     };
     vigil::use_demo_geoip(&mut vigil_config.geo, geoip_dir).context("write the demo GeoIP databases")?;
+    if let Some(url) = &config.events_webhook {
+        let sink = vigil_events::SinkConfig {
+            url: url.clone(),
+            secret: crate::webhook::SECRET.into(),
+            concurrency: crate::webhook::CONCURRENCY,
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+            ..vigil_events::SinkConfig::default()
+        };
+        vigil_config.events.sinks.insert("bench".into(), sink);
+        vigil_config.events.poll_interval = Duration::from_millis(100);
+    }
     Ok(vigil_config)
 }
 

@@ -202,7 +202,13 @@ mod tests {
         let viewer = describe(&Identity::person("vera", vec!["viewer".into()]));
         assert_eq!(
             viewer.permissions,
-            ["sessions:read", "terminations:read", "policies:read", "audit:read"]
+            [
+                "sessions:read",
+                "terminations:read",
+                "policies:read",
+                "audit:read",
+                "events:read"
+            ]
         );
         let admin = describe(&Identity::person("ada", vec!["admin".into()]));
         assert!(admin.permissions.contains(&"sessions:terminate-all".to_owned()));

@@ -10,9 +10,12 @@
 //! - [`sink`]: webhooks (CloudEvents 1.0 JSON, HMAC-SHA256 signed) and syslog (RFC 5424 over TCP,
 //!   TLS or UDP; optionally CEF), written by [`format`].
 //! - [`config`]: the `[events]` section.
+//! - [`status`]: each sink's delivery as it stands, and a test event on demand, over every relay
+//!   of a process; [`api`] serves them as `vigil.v1.EventsService`.
 //!
 //! This crate depends on no service: services depend on it, as they do on `vigil-runtime`.
 
+pub mod api;
 pub mod config;
 pub mod event;
 pub mod format;
@@ -20,8 +23,11 @@ pub mod metrics;
 pub mod outbox;
 pub mod relay;
 pub mod sink;
+pub mod status;
 
+pub use api::EventsApi;
 pub use config::{EventsConfig, SinkConfig};
 pub use event::{Event, EventType};
 pub use outbox::{Outbox, OutboxTables};
 pub use relay::RelayHandle;
+pub use status::Relays;

@@ -385,6 +385,23 @@ impl Outbox {
             .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
     }
 
+    /// Events after `after` (committed or not yet visible alike), and when the oldest of them
+    /// happened: a sink's backlog, and how far behind it is.
+    pub async fn pending_after(&self, after: Position) -> ServiceResult<(u64, Option<EpochMillis>)> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n, MIN(occurred_at) AS oldest FROM {} WHERE tx > $1 OR (tx = $1 AND seq > $2)",
+            self.tables.outbox
+        );
+        let row = self
+            .db
+            .query_one_raw(self.statement(&sql, vec![after.tx.into(), after.seq.into()]))
+            .await?;
+        let Some(row) = row else { return Ok((0, None)) };
+        let count = u64::try_from(row_i64(&row, "n")?).unwrap_or(0);
+        let oldest: Option<i64> = row.try_get("", "oldest")?;
+        Ok((count, oldest))
+    }
+
     /// Deletes events older than `older_than`, and those every sink in `sinks` is past (all of
     /// them when `sinks` is empty and `delivered_only` is false). Returns the rows deleted.
     pub async fn prune(&self, older_than: EpochMillis, sinks: &[String]) -> ServiceResult<u64> {

@@ -32,6 +32,7 @@ use crate::event::Event;
 use crate::metrics::SinkMetrics;
 use crate::outbox::{Outbox, OutboxTables, Position, Progress, Stored};
 use crate::sink::{Outcome, Sink};
+use crate::status::RelayView;
 
 /// How often a sink's backlog is re-counted for the metric (at most).
 const BACKLOG_REFRESH: Duration = Duration::from_secs(1);
@@ -39,9 +40,15 @@ const BACKLOG_REFRESH: Duration = Duration::from_secs(1);
 /// A running relay; [`RelayHandle::stopped`] waits for it after its shutdown token is cancelled.
 pub struct RelayHandle {
     tasks: Vec<JoinHandle<()>>,
+    view: RelayView,
 }
 
 impl RelayHandle {
+    /// The relay as status sees it (for [`crate::status::Relays`]).
+    pub fn view(&self) -> RelayView {
+        self.view.clone()
+    }
+
     /// Waits for every task (call after cancelling the shutdown token).
     pub async fn stopped(self) {
         for task in self.tasks {
@@ -95,8 +102,9 @@ pub fn spawn(
         };
         tasks.push(tokio::spawn(run_sink(shared.clone(), runner, shutdown.clone())));
     }
+    let view = RelayView::new(shared.outbox.clone(), config.clone());
     tasks.push(tokio::spawn(prune(shared, shutdown)));
-    Ok(RelayHandle { tasks })
+    Ok(RelayHandle { tasks, view })
 }
 
 /// What a round came to.
@@ -368,19 +376,4 @@ async fn prune(shared: Arc<Shared>, shutdown: CancellationToken) {
             Err(error) => tracing::warn!(%error, "could not prune the event outbox"),
         }
     }
-}
-
-/// Sends one test event to `sink` now, outside the outbox (for `sessionctl events test`).
-pub async fn send_test(name: &str, config: &SinkConfig, source: &str) -> Outcome {
-    let sink = match Sink::from_config(config) {
-        Ok(sink) => sink,
-        Err(error) => return Outcome::Rejected(format!("{error:#}")),
-    };
-    let event = Event::new(
-        crate::event::EventType::Test,
-        source,
-        format!("sink/{name}"),
-        serde_json::json!({ "sink": name, "message": "test event from sessionctl events test" }),
-    );
-    sink.deliver(&event).await
 }

@@ -128,7 +128,11 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
         None
     };
 
-    let server = server.add_service(PolicyApi::server(engine));
+    let server = server
+        .add_service(PolicyApi::server(engine))
+        .add_service(vigil_events::EventsApi::server(vigil_events::Relays::new(vec![
+            relay.view(),
+        ])));
     let readiness = server.readiness();
     // The database through a probe of its own (NOT_SERVING within a second of an outage), not
     // through the service's pool and its connect timeout.

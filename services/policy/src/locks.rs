@@ -359,7 +359,7 @@ impl PolicyEngine {
     /// the new set.
     pub async fn delete_lock(&self, actor: &str, id: &str) -> ServiceResult<()> {
         let result = match lock_id(id) {
-            Ok(id) => match self.store().delete_lock(&id).await {
+            Ok(id) => match self.store().delete_lock(&id, actor).await {
                 Ok(Some(deleted)) => Ok(deleted),
                 Ok(None) => Err(ServiceError::not_found("lock", id)),
                 Err(error) => Err(error),

@@ -308,7 +308,7 @@ impl PolicyEngine {
 
     async fn delete_unaudited(&self, actor: &str, id: &str) -> ServiceResult<()> {
         let id = policy_id(id)?;
-        match self.store.delete_policy(&id).await? {
+        match self.store.delete_policy(&id, actor).await? {
             DeleteOutcome::Deleted => {
                 tracing::info!(policy = %id, actor, "policy deleted");
                 Ok(())

@@ -287,9 +287,18 @@ async fn updates_replace_rules_whole_and_deletes_spare_the_global_policy(backend
     );
 
     let global = global(store).await;
-    assert_eq!(store.delete_policy(&global.id).await.unwrap(), DeleteOutcome::Global);
-    assert_eq!(store.delete_policy(&user.id).await.unwrap(), DeleteOutcome::Deleted);
-    assert_eq!(store.delete_policy(&user.id).await.unwrap(), DeleteOutcome::NotFound);
+    assert_eq!(
+        store.delete_policy(&global.id, "admin@example.com").await.unwrap(),
+        DeleteOutcome::Global
+    );
+    assert_eq!(
+        store.delete_policy(&user.id, "admin@example.com").await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        store.delete_policy(&user.id, "admin@example.com").await.unwrap(),
+        DeleteOutcome::NotFound
+    );
     assert_eq!(store.get_policy(&user.id).await.unwrap(), None);
     // The global policy can be changed, even emptied.
     let emptied = store
@@ -821,9 +830,16 @@ async fn locks_round_trip_and_every_change_takes_a_new_version(backend: Backend)
     assert_eq!(in_force.locks.len(), 5);
     assert!(in_force.locks.iter().all(|lock| lock.target != every_kind[4].target));
 
-    let (removed, version) = store.delete_lock(&every_kind[0].id).await.unwrap().expect("removed");
+    let (removed, version) = store
+        .delete_lock(&every_kind[0].id, "soc@example.com")
+        .await
+        .unwrap()
+        .expect("removed");
     assert_eq!((removed, version), (every_kind[0].clone(), 7));
-    assert_eq!(store.delete_lock(&every_kind[0].id).await.unwrap(), None);
+    assert_eq!(
+        store.delete_lock(&every_kind[0].id, "soc@example.com").await.unwrap(),
+        None
+    );
     assert_eq!(
         store.lock_version().await.unwrap(),
         7,

@@ -73,13 +73,23 @@ async fn policy_and_lock_changes_write_their_events(store: Arc<SqlPolicyStore>) 
         .await
         .unwrap()
         .expect("updated");
-    store.delete_policy(&policy.id).await.unwrap();
+    store.delete_policy(&policy.id, "ciso@example.com").await.unwrap();
     let kept = lock("alice", None);
     let brief = lock("bob", Some(T0 + 10));
     store.create_lock(&kept).await.unwrap();
     store.create_lock(&brief).await.unwrap();
-    store.delete_lock(&kept.id).await.unwrap().expect("deleted");
-    assert!(store.delete_lock(&kept.id).await.unwrap().is_none());
+    store
+        .delete_lock(&kept.id, "responder@example.com")
+        .await
+        .unwrap()
+        .expect("deleted");
+    assert!(
+        store
+            .delete_lock(&kept.id, "responder@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.announce_expired_locks(T0 + 20).await.unwrap().expect("announced");
     assert!(store.announce_expired_locks(T0 + 30).await.unwrap().is_none());
     let warning = IdleWarningRecord {
@@ -111,10 +121,11 @@ async fn policy_and_lock_changes_write_their_events(store: Arc<SqlPolicyStore>) 
                 policy_subject.clone(),
                 Some("lead@example.com".into())
             ),
+            // Who deleted it, not who changed it last.
             (
                 EventType::PolicyDeleted,
                 policy_subject,
-                Some("lead@example.com".into())
+                Some("ciso@example.com".into())
             ),
             (
                 EventType::LockCreated,
@@ -126,7 +137,11 @@ async fn policy_and_lock_changes_write_their_events(store: Arc<SqlPolicyStore>) 
                 format!("lock/{}", brief.id),
                 Some("soc@example.com".into())
             ),
-            (EventType::LockDeleted, format!("lock/{}", kept.id), None),
+            (
+                EventType::LockDeleted,
+                format!("lock/{}", kept.id),
+                Some("responder@example.com".into())
+            ),
             (EventType::LockExpired, format!("lock/{}", brief.id), None),
             (EventType::SessionIdleWarned, "session/s1".into(), None),
         ]

@@ -102,6 +102,9 @@ pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow:
     let server = server
         .add_service(registry.sessions_service())
         .add_service(registry.link_service())
+        .add_service(vigil_events::EventsApi::server(vigil_events::Relays::new(vec![
+            relay.view(),
+        ])))
         .with_pages(Arc::new(vigil_console::ConsolePages))
         .add_service(vigil_console::ConsoleApi::server(Arc::new(
             vigil_console::SignInCodes::new(None),

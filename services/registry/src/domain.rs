@@ -61,6 +61,11 @@ pub struct GeoLocation {
     pub asn_organization: String,
 }
 
+/// The risk flag a start carries when policy admitted it flagged (its risk score reached the
+/// policy's `flag_risk_score`): what makes a `session.flagged` event. Geo's own flags (a new
+/// device, 10 points) explain the score; without policy's verdict they stay on `session.opened`.
+pub const FLAGGED_FOR_REVIEW: &str = "flagged_for_review";
+
 /// One rule that fired on a session start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RiskFlag {

@@ -399,7 +399,7 @@ fn verdict(session: &mut SessionRecord, answer: pb::AdmitResponse) -> Verdict {
         },
         Ok(pb::AdmissionVerdict::AllowFlagged) => {
             session.risk.flags.push(RiskFlag {
-                code: "flagged_for_review".into(),
+                code: crate::domain::FLAGGED_FOR_REVIEW.into(),
                 points: 0,
                 explanation: if answer.reason.is_empty() {
                     "flagged for review by policy".into()

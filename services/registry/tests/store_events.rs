@@ -9,8 +9,8 @@ use uuid::Uuid;
 use vigil_events::outbox::Position;
 use vigil_events::{Event, EventType, Outbox, OutboxTables};
 use vigil_registry::domain::{
-    EndReason, GatewayEnd, GeoLocation, ResourceType, RiskAssessment, RiskFlag, SessionEnd, SessionRecord,
-    SessionStatus,
+    EndReason, FLAGGED_FOR_REVIEW, GatewayEnd, GeoLocation, ResourceType, RiskAssessment, RiskFlag, SessionEnd,
+    SessionRecord, SessionStatus,
 };
 use vigil_registry::store::{SessionStore, SqlStore};
 use vigil_testkit::TestDatabase;
@@ -81,13 +81,33 @@ async fn each_change_writes_its_events_in_order(store: Arc<SqlStore>) {
     flagged.risk = RiskAssessment {
         assessed: true,
         score: 70,
-        flags: vec![RiskFlag {
-            code: "new_country".into(),
-            points: 70,
-            explanation: "first start from Japan".into(),
-        }],
+        flags: vec![
+            RiskFlag {
+                code: "new_country".into(),
+                points: 70,
+                explanation: "first start from Japan".into(),
+            },
+            // What the registry adds when policy's flag threshold was reached.
+            RiskFlag {
+                code: FLAGGED_FOR_REVIEW.into(),
+                points: 0,
+                explanation: "Flagged for review: unusual sign-in (risk score 70 of 100).".into(),
+            },
+        ],
     };
     store.insert_session(&flagged).await.unwrap();
+    // Geo's flags below policy's threshold explain the score; the session opens, unflagged.
+    let mut noted = session("dave");
+    noted.risk = RiskAssessment {
+        assessed: true,
+        score: 10,
+        flags: vec![RiskFlag {
+            code: "new_device".into(),
+            points: 10,
+            explanation: "first start from kiosk-7".into(),
+        }],
+    };
+    store.insert_session(&noted).await.unwrap();
     let mut denied = session("bob");
     denied.status = SessionStatus::Disconnected;
     denied.ended_at = Some(T0);
@@ -125,6 +145,7 @@ async fn each_change_writes_its_events_in_order(store: Arc<SqlStore>) {
             (EventType::GatewayConnected, "gateway/gw-1".into()),
             (EventType::SessionOpened, subject(&flagged)),
             (EventType::SessionFlagged, subject(&flagged)),
+            (EventType::SessionOpened, subject(&noted)),
             (EventType::SessionDenied, subject(&denied)),
             (EventType::SessionEnded, subject(&flagged)),
             (EventType::SessionOpened, subject(&plain)),
@@ -136,14 +157,15 @@ async fn each_change_writes_its_events_in_order(store: Arc<SqlStore>) {
     assert_eq!(flag.risk_score, Some(70));
     assert_eq!(flag.session_id.as_deref(), Some(flagged.id.as_str()));
     assert_eq!(flag.data["explanations"][0], "first start from Japan");
-    assert_eq!(events[3].data["reason"], "locked");
-    assert_eq!(events[3].field("user"), "bob");
-    let ended = &events[4];
+    assert_eq!(events[3].risk_score, Some(10));
+    assert_eq!(events[4].data["reason"], "locked");
+    assert_eq!(events[4].field("user"), "bob");
+    let ended = &events[5];
     assert_eq!(ended.time, T0 + 5_000);
     assert_eq!(ended.field("reason"), "END_REASON_ADMIN");
     assert_eq!(ended.field("detail"), "SOC-1");
     assert_eq!(ended.data["duration_seconds"], 5);
-    assert_eq!(events[6].field("reason"), "END_REASON_LOCKED");
+    assert_eq!(events[7].field("reason"), "END_REASON_LOCKED");
     let ids: std::collections::HashSet<&str> = events.iter().map(|event| event.id.as_str()).collect();
     assert_eq!(ids.len(), events.len(), "every event has an id of its own");
 }

@@ -11,6 +11,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 pub use crate::args::{DEFAULT_SERVER, GlobalArgs, Since, Token};
 use crate::audit::AuditArgs;
 use crate::error::CliError;
+use crate::events::EventsCommand;
 use crate::gateways::GatewaysCommand;
 use crate::locks::LocksCommand;
 pub use crate::output::OutputFormat;
@@ -69,6 +70,9 @@ pub enum Command {
     /// refused, with a message, until the lock expires or is removed.
     #[command(subcommand)]
     Locks(LocksCommand),
+    /// Where security events go (webhooks, syslog): each sink's delivery, and a test event.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// The audit trail, newest first: terminations, policy changes and refused admissions — who, when,
     /// what, and how it ended.
     Audit(AuditArgs),
@@ -95,6 +99,7 @@ impl Command {
                 true
             }
             Command::Locks(L::Create(create)) => create.dry_run,
+            Command::Events(EventsCommand::Sinks(_)) => true,
             _ => false,
         }
     }

@@ -9,6 +9,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
+use vigil_proto::v1::events_service_client::EventsServiceClient;
 use vigil_proto::v1::policy_service_client::PolicyServiceClient;
 use vigil_proto::v1::session_registry_client::SessionRegistryClient;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
@@ -16,9 +17,10 @@ use vigil_proto::v1::{
     CreateLockRequest, CreatePolicyRequest, DeleteLockRequest, DeletePolicyRequest, EffectivePolicy,
     GetEffectivePolicyRequest, GetPolicyRequest, GetSessionRequest, GetStatsRequest, GetTerminationRequest,
     ListAuditEventsRequest, ListAuditEventsResponse, ListGatewaysRequest, ListGatewaysResponse, ListLocksRequest,
-    ListPoliciesRequest, ListSessionsRequest, ListSessionsResponse, ListTerminationsRequest, ListTerminationsResponse,
-    Lock, Policy, ResolveSessionsRequest, ResolveSessionsResponse, Session, SessionEvent, SessionSelector,
-    SessionStats, TerminateRequest, Termination, UpdatePolicyRequest, WatchSessionsRequest,
+    ListPoliciesRequest, ListSessionsRequest, ListSessionsResponse, ListSinksRequest, ListTerminationsRequest,
+    ListTerminationsResponse, Lock, Policy, ResolveSessionsRequest, ResolveSessionsResponse, Session, SessionEvent,
+    SessionSelector, SessionStats, SinkStatus, TerminateRequest, Termination, TestSinkRequest, TestSinkResponse,
+    UpdatePolicyRequest, WatchSessionsRequest,
 };
 
 use crate::args::GlobalArgs;
@@ -27,6 +29,7 @@ use crate::error::{CliError, Service};
 type RegistryClient = SessionRegistryClient<InterceptedService<Channel, BearerAuth>>;
 type TerminationClient = TerminationServiceClient<InterceptedService<Channel, BearerAuth>>;
 type PolicyClient = PolicyServiceClient<InterceptedService<Channel, BearerAuth>>;
+type EventsClient = EventsServiceClient<InterceptedService<Channel, BearerAuth>>;
 
 /// A connected `SessionRegistry` client that turns every failure into a [`CliError`].
 pub(crate) struct Registry {
@@ -261,6 +264,60 @@ impl Policies {
             .unary(client.delete_lock(self.calls.request(DeleteLockRequest { id })))
             .await?;
         Ok(())
+    }
+}
+
+/// `EventsService` on one server: every process that relays events serves it (the all-in-one once,
+/// over its three relays).
+pub(crate) struct Events {
+    client: EventsClient,
+    calls: Calls,
+}
+
+impl Events {
+    /// One client per distinct address among the registry's, termination's and policy's (the
+    /// all-in-one: one), connected eagerly, in that order.
+    pub(crate) async fn connect_all(global: &GlobalArgs) -> Result<Vec<Self>, CliError> {
+        let mut servers: Vec<(Service, &str)> = Vec::new();
+        for (service, server) in [
+            (Service::Registry, global.server()),
+            (Service::Termination, global.termination_address()),
+            (Service::Policy, global.policy_address()),
+        ] {
+            if servers.iter().all(|(_, known)| *known != server) {
+                servers.push((service, server));
+            }
+        }
+        let mut all = Vec::with_capacity(servers.len());
+        for (service, server) in servers {
+            let channel = open_channel(service, server, global).await?;
+            all.push(Events {
+                client: EventsServiceClient::with_interceptor(channel, BearerAuth::from_global(global)?),
+                calls: Calls {
+                    service,
+                    server: server.to_owned(),
+                    timeout: global.timeout,
+                },
+            });
+        }
+        Ok(all)
+    }
+
+    pub(crate) async fn list_sinks(&self) -> Result<Vec<SinkStatus>, CliError> {
+        let mut client = self.client.clone();
+        let response = self
+            .calls
+            .unary(client.list_sinks(self.calls.request(ListSinksRequest {})))
+            .await?;
+        Ok(response.sinks)
+    }
+
+    /// Sends a test event now; the sink's answer may take its whole timeout, which ours bounds.
+    pub(crate) async fn test_sink(&self, sink: String) -> Result<TestSinkResponse, CliError> {
+        let mut client = self.client.clone();
+        self.calls
+            .unary(client.test_sink(self.calls.request(TestSinkRequest { sink })))
+            .await
     }
 }
 

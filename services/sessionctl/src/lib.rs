@@ -6,7 +6,7 @@
 //!
 //! - [`cli`]: the command line (clap): global flags and the parsers every resource shares.
 //! - one module per resource — `sessions` (with `stats` and `watch`), `terminations`, `policies`, `locks`,
-//!   `gateways`, `audit` — each holding its arguments, the requests they become, its rendering and its JSON,
+//!   `gateways`, `audit`, `events` — each holding its arguments, the requests they become, its rendering and its JSON,
 //!   with their tests beside them.
 //! - [`run`] / [`run_until`] / [`run_with`]: connect, call, render, write; what `main` and the end-to-end
 //!   tests drive.
@@ -22,6 +22,7 @@ mod client;
 mod color;
 mod console;
 mod error;
+mod events;
 pub mod format;
 mod gateways;
 mod ids;
@@ -43,6 +44,7 @@ use std::io::{IsTerminal, Write};
 pub use cli::{Cli, Command, OutputFormat};
 pub use console::{Console, is_yes};
 pub use error::{CliError, EXIT_ABORTED, EXIT_SERVER, EXIT_UNREACHABLE, EXIT_USAGE, Service, code_name};
+pub use events::EventsCommand;
 pub use gateways::GatewaysCommand;
 pub use locks::LocksCommand;
 pub use policies::PoliciesCommand;
@@ -120,7 +122,7 @@ pub async fn run_with(
     if cli.global.output == OutputFormat::Csv && !cli.command.lists() {
         return Err(CliError::Usage(
             "-o csv is for lists (sessions list|get, terminations list|get, policies list, locks list, gateways \
-             list, audit); try -o json or -o yaml"
+             list, events sinks, audit); try -o json or -o yaml"
                 .to_owned(),
         ));
     }
@@ -144,6 +146,7 @@ pub async fn run_with(
         Command::Terminations(command) => terminations::run(command, global, p).await,
         Command::Policies(command) => policies::run(command, global, p, console).await,
         Command::Locks(command) => locks::run(command, global, p, console).await,
+        Command::Events(command) => events::run(command, global, p).await,
         Command::Audit(args) => {
             let registry = Registry::connect(global).await?;
             let terminations = Terminations::connect(global, Some(&registry)).await?;

@@ -127,7 +127,11 @@ pub async fn run(config: TerminationConfig, shutdown: CancellationToken) -> anyh
     );
     start_redelivery(&terminator, &config.termination, shutdown.clone());
 
-    let server = server.add_service(TerminationApi::server(terminator));
+    let server = server
+        .add_service(TerminationApi::server(terminator))
+        .add_service(vigil_events::EventsApi::server(vigil_events::Relays::new(vec![
+            relay.view(),
+        ])));
     let readiness = server.readiness();
     // The database through a probe of its own (NOT_SERVING within a second of an outage), not
     // through the service's pool and its connect timeout.

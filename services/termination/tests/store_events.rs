@@ -28,7 +28,23 @@ where
     let _ = store.connection().close_by_ref().await;
 }
 
-vigil_testkit::contract_tests!(on_store; a_termination_and_its_reports_write_their_events);
+vigil_testkit::contract_tests!(
+    on_store;
+    a_termination_and_its_reports_write_their_events,
+    reports_that_beat_their_termination_write_their_events_once
+);
+
+fn termination() -> TerminationRecord {
+    TerminationRecord {
+        id: Uuid::new_v4().to_string(),
+        actor: "ops@example.com".into(),
+        selector: SelectorRecord::User("alice".into()),
+        reason: EndReason::Admin,
+        user_message: "Ended by security".into(),
+        note: "SOC-7".into(),
+        created_at: T0,
+    }
+}
 
 fn command(termination: &TerminationRecord, session_id: &str) -> CommandRecord {
     CommandRecord {
@@ -136,4 +152,56 @@ async fn a_termination_and_its_reports_write_their_events(store: Arc<SqlTerminat
         .unwrap();
     assert_eq!(failed.field("detail"), "refused");
     assert_eq!(failed.field("termination_id"), termination.id);
+}
+
+/// An agent's answers can reach termination before the termination's own rows commit (the kill is
+/// published while it is written): kept as early reports and applied once the rows exist. Each
+/// transition they apply writes its event, once, however many times the reconcile runs.
+async fn reports_that_beat_their_termination_write_their_events_once(store: Arc<SqlTerminationStore>) {
+    let termination = termination();
+    let (first, second) = (command(&termination, "s1"), command(&termination, "s2"));
+    let early = [
+        report(&first, DeliveryState::Delivered, CommandOutcome::Unspecified, T0 + 1),
+        report(&first, DeliveryState::Acknowledged, CommandOutcome::Done, T0 + 2),
+        report(&second, DeliveryState::Acknowledged, CommandOutcome::Failed, T0 + 3),
+    ];
+    assert_eq!(store.apply_reports(&early).await.unwrap(), 0, "no command exists yet");
+    store
+        .record(&termination, &[first.clone(), second.clone()])
+        .await
+        .unwrap();
+    // `record` applies them in the background too: both runs race, and the later one finds
+    // nothing left to do.
+    store.settle_early_reports(T0 + 10).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while events(&store).await.len() < 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    store.settle_early_reports(T0 + 20).await.unwrap();
+    assert_eq!(store.apply_reports(&early).await.unwrap(), 0, "applied already");
+
+    let events = events(&store).await;
+    assert_eq!(events.len(), 4, "{events:#?}");
+    assert_eq!(events[0].kind, EventType::TerminationRequested);
+    let per_session = |session: &str| -> Vec<(EventType, i64)> {
+        events
+            .iter()
+            .filter(|event| event.session_id.as_deref() == Some(session))
+            .map(|event| (event.kind, event.time))
+            .collect()
+    };
+    assert_eq!(
+        per_session("s1"),
+        vec![
+            (EventType::TerminationDelivered, T0 + 1),
+            (EventType::TerminationAcknowledged, T0 + 2)
+        ]
+    );
+    assert_eq!(per_session("s2"), vec![(EventType::TerminationFailed, T0 + 3)]);
+    let failed = events
+        .iter()
+        .find(|event| event.kind == EventType::TerminationFailed)
+        .unwrap();
+    assert_eq!(failed.field("detail"), "refused");
+    assert_eq!(failed.field("state"), "DELIVERY_STATE_FAILED");
 }

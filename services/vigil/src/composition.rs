@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_console::{ConsoleApi, ConsolePages, SignInCodes};
+use vigil_events::{EventsApi, Relays};
 use vigil_geo::api::GeoApi;
 use vigil_geo::{Geo, GeoConfig};
 use vigil_policy::api::PolicyApi;
@@ -122,6 +123,8 @@ struct Services {
     geo: Geo,
     bus: Arc<dyn ControlBus>,
     sweeper: Option<SweeperHandle>,
+    /// Every service's event relay, for the one `EventsService` of the port they share.
+    relays: Relays,
 }
 
 impl Services {
@@ -129,17 +132,25 @@ impl Services {
         let database = &config.database;
         let bus = vigil_runtime::bus::connect(&config.bus).await?;
         let store = vigil_registry::app::open_store(database, true).await?;
-        vigil_events::relay::spawn(store.connection().clone(), "registry", &config.events, shutdown.clone())?;
+        // One relay per service's outbox; their handles are not awaited (the process ends with
+        // them), only looked at, by the one `EventsService` over all three.
+        let mut relays = vec![
+            vigil_events::relay::spawn(store.connection().clone(), "registry", &config.events, shutdown.clone())?
+                .view(),
+        ];
         let registry = Registry::start(config.registry.clone(), store, bus.clone(), shutdown.clone()).await?;
 
         // Termination asks the registry in process, and the registry's links report to it in process.
         let termination_store = vigil_termination::app::open_store(database, true).await?;
-        vigil_events::relay::spawn(
-            termination_store.connection().clone(),
-            "termination",
-            &config.events,
-            shutdown.clone(),
-        )?;
+        relays.push(
+            vigil_events::relay::spawn(
+                termination_store.connection().clone(),
+                "termination",
+                &config.events,
+                shutdown.clone(),
+            )?
+            .view(),
+        );
         let terminator = wire_termination(
             &registry,
             termination_store,
@@ -157,12 +168,15 @@ impl Services {
         // bus (the registry passes them to the gateways) and end the sessions they cover through
         // termination, in process.
         let policy_store = vigil_policy::app::open_store(database, true).await?;
-        vigil_events::relay::spawn(
-            policy_store.connection().clone(),
-            "policy",
-            &config.events,
-            shutdown.clone(),
-        )?;
+        relays.push(
+            vigil_events::relay::spawn(
+                policy_store.connection().clone(),
+                "policy",
+                &config.events,
+                shutdown.clone(),
+            )?
+            .view(),
+        );
         let policy = PolicyEngine::new(policy_store.clone(), Arc::new(SystemClock));
         policy.attach_lock_bus(bus.clone());
         policy.attach_terminator(Arc::new(terminator.clone()));
@@ -186,6 +200,7 @@ impl Services {
             geo,
             bus,
             sweeper,
+            relays: Relays::new(relays),
         })
     }
 
@@ -197,6 +212,7 @@ impl Services {
             .add_service(TerminationApi::server(self.terminator.clone()))
             .add_service(GeoApi::server(self.geo.clone()))
             .add_service(PolicyApi::server(self.policy.clone()))
+            .add_service(EventsApi::server(self.relays.clone()))
     }
 }
 

@@ -44,8 +44,8 @@ pub trait PolicyStore: Send + Sync + 'static {
         updated_at: EpochMillis,
     ) -> ServiceResult<Option<PolicyRecord>>;
 
-    /// Deletes a policy, unless it is the global one.
-    async fn delete_policy(&self, id: &str) -> ServiceResult<DeleteOutcome>;
+    /// Deletes a policy, unless it is the global one; `actor` is who asked (for its event).
+    async fn delete_policy(&self, id: &str, actor: &str) -> ServiceResult<DeleteOutcome>;
 
     /// Takes a concurrency slot for `slot.session_id`, atomically with counting the user's slots:
     /// concurrent calls for one user — on any number of replicas — are serialised, so a limit is
@@ -95,8 +95,9 @@ pub trait PolicyStore: Send + Sync + 'static {
     async fn create_lock(&self, lock: &LockRecord) -> ServiceResult<u64>;
 
     /// Removes a lock and increases the lock-set version, in one transaction; returns the removed
-    /// lock and the new version, or `None` when there is no such lock.
-    async fn delete_lock(&self, id: &str) -> ServiceResult<Option<(LockRecord, u64)>>;
+    /// lock and the new version, or `None` when there is no such lock. `actor` is who asked (for its
+    /// event).
+    async fn delete_lock(&self, id: &str, actor: &str) -> ServiceResult<Option<(LockRecord, u64)>>;
 
     /// The lock-set version now (0 before any change).
     async fn lock_version(&self) -> ServiceResult<u64>;

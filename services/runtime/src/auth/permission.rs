@@ -29,6 +29,11 @@ pub enum Permission {
     LocksWrite,
     /// Read the audit trail of policy changes.
     AuditRead,
+    /// See the event sinks and how their delivery stands (counts, backlog, last error; never a
+    /// secret or a webhook's path).
+    EventsRead,
+    /// Send a test event through a sink, to the security team's own systems.
+    EventsTest,
     /// The RPCs Vigil services call on each other (admission, command reports, resolution…).
     Internal,
 }
@@ -45,6 +50,8 @@ impl Permission {
             Permission::PoliciesWrite => "policies:write",
             Permission::LocksWrite => "locks:write",
             Permission::AuditRead => "audit:read",
+            Permission::EventsRead => "events:read",
+            Permission::EventsTest => "events:test",
             Permission::Internal => "internal",
         }
     }
@@ -75,7 +82,7 @@ pub enum Role {
     /// A viewer who may also end sessions (not all at once) and lock users, groups, resources,
     /// gateways, devices and networks out.
     Operator,
-    /// An operator who may also end every session at once and change policies.
+    /// An operator who may also end every session at once, change policies and send test events.
     Admin,
     /// Another Vigil service: the internal RPCs, and reading and ending sessions on behalf of
     /// admission and the policy sweeper.
@@ -103,10 +110,14 @@ impl Role {
     pub fn grants(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
-            Role::Viewer => matches!(permission, SessionsRead | TerminationsRead | PoliciesRead | AuditRead),
+            Role::Viewer => matches!(
+                permission,
+                SessionsRead | TerminationsRead | PoliciesRead | AuditRead | EventsRead
+            ),
             Role::Operator => Role::Viewer.grants(permission) || matches!(permission, SessionsTerminate | LocksWrite),
             Role::Admin => {
-                Role::Operator.grants(permission) || matches!(permission, SessionsTerminateAll | PoliciesWrite)
+                Role::Operator.grants(permission)
+                    || matches!(permission, SessionsTerminateAll | PoliciesWrite | EventsTest)
             }
             // No end-all and no policy changes: a leaked service token cannot do what only an
             // admin may.
@@ -156,6 +167,7 @@ pub fn access_for(path: &str) -> Option<Access> {
         "vigil.v1.PolicyService" => POLICY_SERVICE,
         "vigil.v1.GeoService" => GEO_SERVICE,
         "vigil.v1.ConsoleService" => CONSOLE_SERVICE,
+        "vigil.v1.EventsService" => EVENTS_SERVICE,
         _ => return None,
     };
     table
@@ -221,6 +233,12 @@ pub const CONSOLE_SERVICE: &[(&str, Access)] = &[
     ("WhoAmI", Access::Authenticated),
 ];
 
+/// `vigil.v1.EventsService`: served by every process that runs an event relay. Seeing the sinks is a
+/// read like the audit trail's; a test event lands in the security team's SIEM or chat, so only an
+/// admin sends one.
+pub const EVENTS_SERVICE: &[(&str, Access)] =
+    &[("ListSinks", Requires(EventsRead)), ("TestSink", Requires(EventsTest))];
+
 /// Every permission, in the order the console lists them.
 pub const ALL_PERMISSIONS: &[Permission] = &[
     SessionsRead,
@@ -231,6 +249,8 @@ pub const ALL_PERMISSIONS: &[Permission] = &[
     PoliciesWrite,
     LocksWrite,
     AuditRead,
+    EventsRead,
+    EventsTest,
     Internal,
 ];
 
@@ -260,7 +280,7 @@ mod tests {
 
     #[test]
     fn roles_build_on_each_other() {
-        for permission in [SessionsRead, TerminationsRead, PoliciesRead, AuditRead] {
+        for permission in [SessionsRead, TerminationsRead, PoliciesRead, AuditRead, EventsRead] {
             assert!(Role::Viewer.grants(permission), "{permission}");
             assert!(Role::Operator.grants(permission), "{permission}");
             assert!(Role::Admin.grants(permission), "{permission}");
@@ -278,6 +298,12 @@ mod tests {
         );
         assert!(Role::Admin.grants(SessionsTerminateAll));
         assert!(Role::Admin.grants(PoliciesWrite));
+        assert!(Role::Admin.grants(EventsTest));
+        assert!(
+            !Role::Operator.grants(EventsTest),
+            "test events go to the SOC: admins only"
+        );
+        assert!(!Role::Service.grants(EventsTest));
         assert!(!Role::Admin.grants(Internal), "people do not call internal RPCs");
         assert!(Role::Service.grants(Internal));
         assert!(!Role::Service.grants(SessionsTerminateAll));
@@ -338,6 +364,7 @@ mod tests {
             ("PolicyService", POLICY_SERVICE),
             ("GeoService", GEO_SERVICE),
             ("ConsoleService", CONSOLE_SERVICE),
+            ("EventsService", EVENTS_SERVICE),
         ];
         for (service, table) in tables {
             for (method, _) in table {

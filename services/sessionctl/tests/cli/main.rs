@@ -6,6 +6,7 @@ mod fakes;
 mod formats;
 
 mod connection;
+mod events;
 mod locks;
 mod policies_create;
 mod policies_delete;

@@ -297,7 +297,7 @@ impl PolicyStore for SqlPolicyStore {
         Ok(updated)
     }
 
-    async fn delete_policy(&self, id: &str) -> ServiceResult<DeleteOutcome> {
+    async fn delete_policy(&self, id: &str, actor: &str) -> ServiceResult<DeleteOutcome> {
         use policy::Column;
         let txn = self.write_transaction().await?;
         let deleted = records(
@@ -307,7 +307,7 @@ impl PolicyStore for SqlPolicyStore {
                 .exec_with_returning(&txn)
                 .await?,
         )?;
-        outbox::policy_deleted(&txn, deleted.first()).await?;
+        outbox::policy_deleted(&txn, deleted.first(), actor).await?;
         txn.commit().await?;
         if !deleted.is_empty() {
             return Ok(DeleteOutcome::Deleted);
@@ -466,10 +466,10 @@ impl PolicyStore for SqlPolicyStore {
         Ok(version)
     }
 
-    async fn delete_lock(&self, id: &str) -> ServiceResult<Option<(LockRecord, u64)>> {
+    async fn delete_lock(&self, id: &str, actor: &str) -> ServiceResult<Option<(LockRecord, u64)>> {
         let txn = self.write_transaction().await?;
         let deleted = locks::delete(&txn, id).await?;
-        outbox::lock_deleted(&txn, deleted.as_ref()).await?;
+        outbox::lock_deleted(&txn, deleted.as_ref(), actor).await?;
         txn.commit().await?;
         Ok(deleted)
     }

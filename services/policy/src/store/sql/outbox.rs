@@ -13,7 +13,8 @@ use crate::store::entity::lock;
 /// The outbox's service name (its tables are `policy_event_*`).
 pub const SERVICE: &str = "policy";
 
-fn policy_event(kind: EventType, policy: &PolicyRecord, time: EpochMillis) -> Event {
+/// `actor`: who made the change (a deletion's is the caller, not the policy's last editor).
+fn policy_event(kind: EventType, policy: &PolicyRecord, time: EpochMillis, actor: &str) -> Event {
     let rules = &policy.rules;
     let seconds = |value: Option<std::time::Duration>| value.map(|duration| duration.as_secs());
     let data = json!({
@@ -30,7 +31,7 @@ fn policy_event(kind: EventType, policy: &PolicyRecord, time: EpochMillis) -> Ev
             "flag_risk_score": rules.flag_risk_score,
         },
     });
-    Event::at(kind, SERVICE, format!("policy/{}", policy.id), time, data).with_actor(&policy.updated_by)
+    Event::at(kind, SERVICE, format!("policy/{}", policy.id), time, data).with_actor(actor)
 }
 
 /// A policy was created (`changed`: updated).
@@ -40,18 +41,23 @@ pub async fn policy_saved(db: &impl ConnectionTrait, policy: &PolicyRecord, chan
     } else {
         EventType::PolicyCreated
     };
-    let event = policy_event(kind, policy, policy.updated_at);
+    let event = policy_event(kind, policy, policy.updated_at, &policy.updated_by);
     vigil_events::outbox::append(db, SERVICE, &[event]).await
 }
 
-/// A policy was deleted (its last state).
-pub async fn policy_deleted(db: &impl ConnectionTrait, policy: Option<&PolicyRecord>) -> ServiceResult<()> {
+/// A policy was deleted (its last state) by `actor`.
+pub async fn policy_deleted(
+    db: &impl ConnectionTrait,
+    policy: Option<&PolicyRecord>,
+    actor: &str,
+) -> ServiceResult<()> {
     let Some(policy) = policy else { return Ok(()) };
-    let event = policy_event(EventType::PolicyDeleted, policy, vigil_core::now_millis());
+    let event = policy_event(EventType::PolicyDeleted, policy, vigil_core::now_millis(), actor);
     vigil_events::outbox::append(db, SERVICE, &[event]).await
 }
 
-fn lock_event(kind: EventType, lock: &LockRecord, time: EpochMillis) -> Event {
+/// `actor`: who made the change (none for an expiry, which nobody does).
+fn lock_event(kind: EventType, lock: &LockRecord, time: EpochMillis, actor: &str) -> Event {
     let data = json!({
         "lock_id": lock.id,
         "target": { "kind": lock.target.kind().as_str(), "value": lock.target.value() },
@@ -61,24 +67,23 @@ fn lock_event(kind: EventType, lock: &LockRecord, time: EpochMillis) -> Event {
         "created_at": lock.created_at,
         "expires_at": lock.expires_at,
     });
-    let actor = if kind == EventType::LockCreated {
-        lock.created_by.as_str()
-    } else {
-        ""
-    };
     Event::at(kind, SERVICE, format!("lock/{}", lock.id), time, data).with_actor(actor)
 }
 
 /// A lock was created.
 pub async fn lock_created(db: &impl ConnectionTrait, lock: &LockRecord) -> ServiceResult<()> {
-    let event = lock_event(EventType::LockCreated, lock, lock.created_at);
+    let event = lock_event(EventType::LockCreated, lock, lock.created_at, &lock.created_by);
     vigil_events::outbox::append(db, SERVICE, &[event]).await
 }
 
-/// A lock was deleted (when one was).
-pub async fn lock_deleted(db: &impl ConnectionTrait, deleted: Option<&(LockRecord, u64)>) -> ServiceResult<()> {
+/// A lock was deleted (when one was) by `actor`.
+pub async fn lock_deleted(
+    db: &impl ConnectionTrait,
+    deleted: Option<&(LockRecord, u64)>,
+    actor: &str,
+) -> ServiceResult<()> {
     let Some((lock, _)) = deleted else { return Ok(()) };
-    let event = lock_event(EventType::LockDeleted, lock, vigil_core::now_millis());
+    let event = lock_event(EventType::LockDeleted, lock, vigil_core::now_millis(), actor);
     vigil_events::outbox::append(db, SERVICE, &[event]).await
 }
 
@@ -94,7 +99,7 @@ pub async fn locks_expiring(db: &impl ConnectionTrait, now: EpochMillis) -> Serv
     for row in rows {
         let lock = row.into_record()?;
         let expired_at = lock.expires_at.unwrap_or(now);
-        events.push(lock_event(EventType::LockExpired, &lock, expired_at));
+        events.push(lock_event(EventType::LockExpired, &lock, expired_at, ""));
     }
     vigil_events::outbox::append(db, SERVICE, &events).await
 }

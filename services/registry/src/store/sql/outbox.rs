@@ -7,7 +7,7 @@ use serde_json::json;
 use vigil_events::{Event, EventType};
 use vigil_runtime::ServiceResult;
 
-use crate::domain::{EndReason, EpochMillis, SessionRecord};
+use crate::domain::{EndReason, EpochMillis, FLAGGED_FOR_REVIEW, SessionRecord};
 
 /// The outbox's service name (its tables are `registry_event_*`).
 pub const SERVICE: &str = "registry";
@@ -47,8 +47,8 @@ fn session_event(kind: EventType, session: &SessionRecord, time: EpochMillis, mu
         .with_risk(risk)
 }
 
-/// A start was recorded: opened (and flagged when risk rules fired), or denied (a refused start
-/// is recorded as a session that ended as it began).
+/// A start was recorded: opened (and flagged when policy flagged it, see [`FLAGGED_FOR_REVIEW`]),
+/// or denied (a refused start is recorded as a session that ended as it began).
 pub async fn session_started(db: &impl ConnectionTrait, session: &SessionRecord) -> ServiceResult<()> {
     let mut events = Vec::with_capacity(2);
     if session.ended_at.is_some() {
@@ -69,7 +69,7 @@ pub async fn session_started(db: &impl ConnectionTrait, session: &SessionRecord)
             session.started_at,
             json!({}),
         ));
-        if !session.risk.flags.is_empty() {
+        if session.risk.flags.iter().any(|flag| flag.code == FLAGGED_FOR_REVIEW) {
             let explained: Vec<String> = session.risk.flags.iter().map(|flag| flag.explanation.clone()).collect();
             events.push(session_event(
                 EventType::SessionFlagged,

@@ -341,7 +341,11 @@ impl TerminationStore for SqlTerminationStore {
     }
 
     async fn settle_early_reports(&self, now: EpochMillis) -> ServiceResult<u64> {
-        reports::reconcile(&self.db, now.saturating_sub(EARLY_REPORT_RETENTION_MS)).await
+        let txn = self.write_transaction().await?;
+        let (delivered, settled) = reports::reconcile(&txn, now.saturating_sub(EARLY_REPORT_RETENTION_MS)).await?;
+        outbox::reported(&txn, &delivered, &settled).await?;
+        txn.commit().await?;
+        Ok((delivered.len() + settled.len()) as u64)
     }
 
     async fn ping(&self) -> ServiceResult<()> {

@@ -274,13 +274,18 @@ pub async fn keep(txn: &DatabaseTransaction, rows: &[EarlyReport], now: EpochMil
 
 /// Applies the kept reports whose commands exist now, with the same forward-only rules as
 /// [`deliver`] and [`settle`], then forgets those with nothing left to apply and those kept
-/// before `expired_before` (their termination was never recorded). Returns how many commands
-/// changed.
+/// before `expired_before` (their termination was never recorded). Returns the commands that moved
+/// to DELIVERED and those that were answered (ACKNOWLEDGED or FAILED), for their events: the
+/// caller writes them in the same transaction, so each transition is told once, whichever
+/// replica's reconcile applied it (a concurrent one finds the state moved and changes nothing).
 ///
 /// Why nothing is lost: a report is kept in the transaction that found its command missing, and
 /// this runs after that transaction commits; it runs as well after every recorded termination
 /// commits. Whichever of the two commits second sees the other's rows.
-pub async fn reconcile(db: &impl ConnectionTrait, expired_before: EpochMillis) -> ServiceResult<u64> {
+pub async fn reconcile(
+    txn: &DatabaseTransaction,
+    expired_before: EpochMillis,
+) -> ServiceResult<(HashSet<String>, HashSet<String>)> {
     let pending = enum_code(DeliveryState::Pending);
     let delivered = enum_code(DeliveryState::Delivered);
     let acknowledged = enum_code(DeliveryState::Acknowledged);
@@ -293,7 +298,8 @@ pub async fn reconcile(db: &impl ConnectionTrait, expired_before: EpochMillis) -
              delivered_at = e.delivered_at \
          FROM termination_early_reports AS e \
          WHERE c.id = e.command_id AND c.gateway_id = e.gateway_id AND e.delivered_at IS NOT NULL \
-         AND (c.state = {pending} OR (c.state IN ({acknowledged}, {failed}) AND c.delivered_at > e.delivered_at))"
+         AND (c.state = {pending} OR (c.state IN ({acknowledged}, {failed}) AND c.delivered_at > e.delivered_at)) \
+         RETURNING id, state"
     );
     let settle = format!(
         "UPDATE termination_commands AS c SET state = e.settled_state, acknowledged_at = e.settled_at, \
@@ -301,7 +307,8 @@ pub async fn reconcile(db: &impl ConnectionTrait, expired_before: EpochMillis) -
          delivered_at = COALESCE(c.delivered_at, e.delivered_at, e.settled_at) \
          FROM termination_early_reports AS e \
          WHERE c.id = e.command_id AND c.gateway_id = e.gateway_id AND c.state IN ({pending}, {delivered}) \
-         AND e.settled_state IS NOT NULL"
+         AND e.settled_state IS NOT NULL \
+         RETURNING id"
     );
     // Only rows that can never apply again go: states only move forward, so a command past what a
     // row would do stays past it. A row whose command committed after the updates above stays for
@@ -314,10 +321,25 @@ pub async fn reconcile(db: &impl ConnectionTrait, expired_before: EpochMillis) -
                 OR ((termination_early_reports.settled_state IS NULL OR c.state NOT IN ({pending}, {delivered})) \
                     AND (termination_early_reports.delivered_at IS NULL OR c.state <> {pending}))))"
     );
-    let mut changed = db.execute_unprepared(&deliver).await?.rows_affected();
-    changed += db.execute_unprepared(&settle).await?.rows_affected();
-    db.execute_unprepared(&forget).await?;
-    Ok(changed)
+    let backend = txn.get_database_backend();
+    // Only the commands that were PENDING moved to DELIVERED; the others' delivery time was
+    // corrected, which is no new event.
+    let delivered_now = txn
+        .query_all_raw(Statement::from_string(backend, deliver))
+        .await?
+        .into_iter()
+        .filter_map(|row| match row.try_get_by_index::<i16>(1) {
+            Ok(state) if state == delivered => row.try_get_by_index::<String>(0).ok().map(Ok),
+            Ok(_) => None,
+            Err(error) => Some(Err(error)),
+        })
+        .collect::<Result<HashSet<String>, _>>()?;
+    let settled_now: HashSet<String> = changed_ids(txn, Statement::from_string(backend, settle))
+        .await?
+        .into_iter()
+        .collect();
+    txn.execute_unprepared(&forget).await?;
+    Ok((delivered_now, settled_now))
 }
 
 /// One field of every row, as a PostgreSQL array parameter.
