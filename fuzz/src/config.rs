@@ -3,8 +3,8 @@
 //! `print-config`'s rendering.
 //!
 //! The file's text is handed to the loader in memory (`config::load_from_str`: the same figment
-//! layering and checks as `config::load`, whose only other step is reading the file): writing a
-//! temporary file for every input made this target run at ~250 inputs a second.
+//! layering and checks as `config::load`, whose only other step is reading the file), rather than
+//! written to a temporary file and read back for every input.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
