@@ -1,8 +1,10 @@
 //! Each service's configuration as the runtime's loader reads it: defaults, then a TOML file, then
 //! `VIGIL_*`-style environment variables; then the checks each service makes before it starts, and
 //! `print-config`'s rendering.
-
-use std::path::PathBuf;
+//!
+//! The file's text is handed to the loader in memory (`config::load_from_str`: the same figment
+//! layering and checks as `config::load`, whose only other step is reading the file), rather than
+//! written to a temporary file and read back for every input.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,12 +19,12 @@ pub fn config(data: &[u8]) {
         Some(at) => (&data[..at], &data[at + 1..]),
         None => (data, &[][..]),
     };
-    let path = file_path();
-    if std::fs::write(&path, file).is_err() {
+    // A file that is not UTF-8 is refused by the TOML parser before anything else reads it.
+    let Ok(file) = std::str::from_utf8(file) else {
         return;
-    }
+    };
     let names = set_env(env);
-    load_each(&path);
+    load_each(file);
     for name in names {
         // SAFETY: the harness is single-threaded (libFuzzer runs one input at a time, the corpus test
         // is one test), so nothing reads the environment meanwhile.
@@ -30,28 +32,28 @@ pub fn config(data: &[u8]) {
     }
 }
 
-fn load_each(path: &std::path::Path) {
-    if let Some(loaded) = load::<vigil_registry::app::RegistryConfig>(path) {
+fn load_each(file: &str) {
+    if let Some(loaded) = load::<vigil_registry::app::RegistryConfig>(file) {
         let _ = loaded.registry.validate();
         let _ = loaded.registry.validate_for_production(true);
     }
-    if let Some(loaded) = load::<vigil_termination::app::TerminationConfig>(path) {
+    if let Some(loaded) = load::<vigil_termination::app::TerminationConfig>(file) {
         let _ = loaded.termination.validate();
     }
-    if let Some(loaded) = load::<vigil_policy::app::PolicyConfig>(path) {
+    if let Some(loaded) = load::<vigil_policy::app::PolicyConfig>(file) {
         let _ = loaded.policy.validate();
     }
-    if let Some(loaded) = load::<vigil_geo::app::GeoServiceConfig>(path) {
+    if let Some(loaded) = load::<vigil_geo::app::GeoServiceConfig>(file) {
         let _ = loaded.geo.validate();
     }
-    if let Some(loaded) = load::<vigil_gateway::config::GatewayConfig>(path) {
+    if let Some(loaded) = load::<vigil_gateway::config::GatewayConfig>(file) {
         let _ = loaded.ssh.validate();
     }
 }
 
 /// Loads a `T` and renders it as `print-config` does.
-fn load<T: DeserializeOwned + Serialize + Default>(path: &std::path::Path) -> Option<T> {
-    let loaded: T = config::load(Some(path), PREFIX).ok()?;
+fn load<T: DeserializeOwned + Serialize + Default>(file: &str) -> Option<T> {
+    let loaded: T = config::load_from_str(file, PREFIX).ok()?;
     let _ = config::describe(&loaded);
     Some(loaded)
 }
@@ -72,8 +74,4 @@ fn set_env(env: &[u8]) -> Vec<String> {
         names.push(name);
     }
     names
-}
-
-fn file_path() -> PathBuf {
-    std::env::temp_dir().join(format!("vigil-fuzz-config-{}.toml", std::process::id()))
 }

@@ -64,6 +64,8 @@ impl TestSchema {
             // Each service of a test opens its own pool, two tests run at once on CI's two cores, and
             // PostgreSQL allows 100 connections in all: small pools keep a suite well inside that.
             max_connections: 6,
+            // The background pools (the all-in-one's services open one each) stay small too.
+            background_connections: 2,
             // Generous: a loaded machine can be slow to hand out connections, and a test should
             // fail on behaviour, not on a busy database.
             connect_timeout: Duration::from_secs(30),
@@ -201,7 +203,7 @@ impl TestRegistry {
         let terminator = termination.map(|(termination_store, termination_settings)| {
             vigil::wire_termination(
                 &registry,
-                termination_store,
+                (termination_store.clone(), termination_store),
                 bus.clone(),
                 &termination_settings,
                 &shutdown,
@@ -502,6 +504,8 @@ pub struct SecureStack {
     /// `http://…` or, with TLS, `https://localhost:…` (the test certificates name `localhost`).
     pub url: String,
     pub registry: Registry,
+    /// The registry's store for calls: its pool is the one API load takes.
+    pub registry_store: Arc<SqlStore>,
     pub terminator: Terminator,
     pub policy: vigil_policy::PolicyEngine,
     pub shutdown: CancellationToken,
@@ -555,6 +559,7 @@ impl SecureStack {
             addr: vigil.addr,
             url,
             registry: vigil.registry.clone(),
+            registry_store: vigil.registry_store.clone(),
             terminator: vigil.terminator.clone(),
             policy: vigil.policy.clone(),
             shutdown,

@@ -13,7 +13,9 @@
 //! - change feeds: `WatchSessions` streams are bounded per caller and in all (RESOURCE_EXHAUSTED
 //!   beyond), while health stays SERVING and sessions still open; 400 feeds opening at once with
 //!   their snapshots all get them over a 3-connection pool, while a session opens and the stats
-//!   answer (snapshot pages are read `registry.snapshot_reads` at a time).
+//!   answer (snapshot pages are read `registry.snapshot_reads` at a time); then, with every
+//!   connection of the registry's pool taken, a session's activity is still written (the
+//!   background work has a pool of its own, `database.background_connections`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -493,8 +495,64 @@ async fn a_flood_of_snapshot_feeds_leaves_the_pool_to_everyone_else() {
         snapshots.iter().flatten().all(|&size| size >= FLOOD_SESSIONS),
         "a snapshot missed sessions"
     );
+
+    background_writes_outlast_a_taken_pool(&stack, &schema, &agent).await;
     agent.shutdown().await;
     stack.stop().await;
+}
+
+/// How long the calls hold every connection of the registry's pool in the flood test.
+const POOL_HELD_FOR: Duration = Duration::from_secs(10);
+
+/// Calls take every connection of the registry's pool (as enough of any call can, bounded feeds
+/// or not): the background work, on connections of its own (`database.background_connections`),
+/// still writes a session's activity meanwhile.
+async fn background_writes_outlast_a_taken_pool(stack: &SecureStack, schema: &TestSchema, agent: &vigil_agent::Agent) {
+    use sea_orm::TransactionTrait;
+    use vigil_registry::store::SessionStore;
+    let admission = agent
+        .open_session(start(
+            "busy@acme.example",
+            "prod-db-01",
+            ResourceType::Ssh,
+            "81.2.69.142",
+        ))
+        .await
+        .expect("admission answered");
+    assert!(admission.allowed, "{}", admission.reason);
+    let mut held = Vec::new();
+    for _ in 0..schema.config.max_connections {
+        held.push(
+            stack
+                .registry_store
+                .connection()
+                .begin()
+                .await
+                .expect("a connection of the pool"),
+        );
+    }
+    agent.record_activity(&admission.session_id, Some(std::time::SystemTime::now()), 4242, 77);
+    // Read on a pool of the test's own: the registry's is taken.
+    let observer = vigil_registry::app::open_store(&schema.config, false)
+        .await
+        .expect("observer");
+    let deadline = tokio::time::Instant::now() + POOL_HELD_FOR;
+    loop {
+        let session = observer
+            .get_session(&admission.session_id)
+            .await
+            .expect("read")
+            .expect("the session");
+        if session.bytes_in == 4242 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the activity was not written while the calls held the registry's pool"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(held);
 }
 
 /// A hello of `sessions` snapshot sessions (about 130 bytes each).

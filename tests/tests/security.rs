@@ -1243,6 +1243,23 @@ async fn client_certificates_name_their_gateway(stack: &SecureStack, ca: &TestCa
         "{}",
         status.message()
     );
+    // A verified client certificate is a gateway's identity on the link and nothing more: without
+    // a token it reaches neither the internal RPCs (the `service` role comes from service tokens
+    // only) nor the public ones.
+    let internal = TerminationServiceClient::new(gateway_channel().await)
+        .list_pending_commands(pb::ListPendingCommandsRequest {
+            gateway_id: "gw-tls".into(),
+        })
+        .await
+        .map(drop)
+        .expect_err("a client certificate grants no role");
+    assert_eq!(internal.code(), Code::Unauthenticated, "{}", internal.message());
+    let public = SessionRegistryClient::new(gateway_channel().await)
+        .list_sessions(pb::ListSessionsRequest::default())
+        .await
+        .map(drop)
+        .expect_err("a client certificate grants no role");
+    assert_eq!(public.code(), Code::Unauthenticated, "{}", public.message());
 
     // A certificate from another CA is refused at the handshake, before any hello.
     let (forged_cert, forged_key) = stranger_ca.leaf(&["gw-tls"], ExtendedKeyUsagePurpose::ClientAuth);

@@ -30,4 +30,4 @@ pub use config::{EventsConfig, SinkConfig};
 pub use event::{Event, EventType};
 pub use outbox::{Outbox, OutboxTables};
 pub use relay::RelayHandle;
-pub use status::Relays;
+pub use status::{RelayView, Relays};

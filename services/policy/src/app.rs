@@ -92,6 +92,17 @@ pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Resul
     Ok(Arc::new(store))
 }
 
+/// The store the sweeper and the event relay work through: `api`'s database on a pool of its own
+/// (`database.background_connections`), so calls holding every connection of `api`'s pool cannot
+/// stop the sweeps.
+pub async fn open_background_store(
+    config: &DatabaseConfig,
+    api: &SqlPolicyStore,
+) -> anyhow::Result<Arc<SqlPolicyStore>> {
+    let connection = database::connect_background(config, api.connection()).await?;
+    Ok(Arc::new(SqlPolicyStore::new(connection).await?))
+}
+
 /// Runs one replica until `shutdown`.
 pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.policy.validate().map_err(anyhow::Error::msg)?;
@@ -99,7 +110,13 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
     // Lazy channels: a replica starts while the registry or termination is still coming up.
     let connector = ServiceConnector::from_config(&config.auth, &config.tls)?;
     let store = open_store(&config.database, config.migrate_on_start).await?;
-    let relay = vigil_events::relay::spawn(store.connection().clone(), "policy", &config.events, shutdown.clone())?;
+    let background = open_background_store(&config.database, &store).await?;
+    let relay = vigil_events::relay::spawn(
+        background.connection().clone(),
+        "policy",
+        &config.events,
+        shutdown.clone(),
+    )?;
     let bus = bus::connect(&config.bus).await?;
     let clock = Arc::new(SystemClock);
     let terminator = Arc::new(GrpcSessionTerminator::new(
@@ -114,7 +131,7 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
 
     let sweeper = if config.policy.sweeper {
         let sweeper = Sweeper::new(
-            store.clone(),
+            background,
             Arc::new(GrpcSessionSource::new(
                 connector.lazy("registry_url", &config.registry_url)?,
             )),

@@ -16,7 +16,7 @@ use vigil_runtime::tls::TlsConfig;
 
 use crate::registry::Registry;
 use crate::settings::RegistrySettings;
-use crate::store::{SessionStore, SqlStore};
+use crate::store::SqlStore;
 use vigil_clients::{GrpcAdmissionPolicy, GrpcCommandJournal, GrpcRiskAssessor, GrpcSessionEvictor};
 
 /// Configuration of a registry replica (defaults → TOML file → `VIGIL_*` environment).
@@ -73,6 +73,14 @@ pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Resul
     Ok(Arc::new(store))
 }
 
+/// The store the replica's background work writes through: `api`'s database on a pool of its own
+/// (`database.background_connections`), so calls holding every connection of `api`'s pool cannot
+/// stop activity writes, idle marking or the gateways' liveness.
+pub async fn open_background_store(config: &DatabaseConfig, api: &SqlStore) -> anyhow::Result<Arc<SqlStore>> {
+    let connection = database::connect_background(config, api.connection()).await?;
+    Ok(Arc::new(SqlStore::new(connection).await?))
+}
+
 /// Runs one replica until `shutdown` is cancelled, then drains.
 pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     config
@@ -80,12 +88,19 @@ pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow:
         .validate_for_production(config.server.production)
         .map_err(anyhow::Error::msg)?;
     let store = open_store(&config.database, config.migrate_on_start).await?;
-    let relay = vigil_events::relay::spawn(store.connection().clone(), "registry", &config.events, shutdown.clone())?;
+    let background = open_background_store(&config.database, &store).await?;
+    let relay = vigil_events::relay::spawn(
+        background.connection().clone(),
+        "registry",
+        &config.events,
+        shutdown.clone(),
+    )?;
     let bus = bus::connect(&config.bus).await?;
     // Checked before anything starts: a misconfigured server should not get half way.
     let server = Server::new(config.server.clone()).with_security(&config.auth, &config.tls)?;
     let connector = ServiceConnector::from_config(&config.auth, &config.tls)?;
-    let registry = Registry::start(config.registry.clone(), store, bus, shutdown.clone()).await?;
+    let registry =
+        Registry::start_with_background(config.registry.clone(), store, background, bus, shutdown.clone()).await?;
     if let Some(url) = &config.termination_url {
         registry.attach_command_journal(Arc::new(GrpcCommandJournal::connect_with(&connector, url)?));
         registry.attach_session_evictor(Arc::new(GrpcSessionEvictor::connect_with(&connector, url)?));
@@ -109,17 +124,11 @@ pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow:
         .add_service(vigil_console::ConsoleApi::server(Arc::new(
             vigil_console::SignInCodes::new(None),
         )));
-    let readiness = server.readiness();
-    // The database through a probe of its own (NOT_SERVING within a second of an outage), not
-    // through the service's pool and its connect timeout.
     let probe = database::Probe::new(&config.database, database::PROBE_TIMEOUT).await?;
-    let bus = registry.bus().clone();
-    tokio::spawn(keep_ready(
-        readiness,
-        move || {
-            let (probe, bus) = (probe.clone(), bus.clone());
-            async move { dependencies_reachable(probe.ping().await, bus.is_connected()) }
-        },
+    tokio::spawn(follow_dependencies(
+        probe,
+        registry.bus().clone(),
+        server.readiness(),
         shutdown.clone(),
     ));
 
@@ -131,15 +140,18 @@ pub async fn run(config: RegistryConfig, shutdown: CancellationToken) -> anyhow:
 }
 
 /// Keeps health in step with the database and the bus: `NOT_SERVING` while either is unreachable.
+/// The database is asked through `probe`, a connection of its own (NOT_SERVING within a second of
+/// an outage), not through the service's pool: calls holding every pooled connection must not make
+/// a healthy database look down.
 pub async fn follow_dependencies(
-    store: Arc<dyn SessionStore>,
+    probe: database::Probe,
     bus: Arc<dyn ControlBus>,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) {
     let check = move || {
-        let (store, bus) = (store.clone(), bus.clone());
-        async move { dependencies_reachable(store.ping().await, bus.is_connected()) }
+        let (probe, bus) = (probe.clone(), bus.clone());
+        async move { dependencies_reachable(probe.ping().await, bus.is_connected()) }
     };
     keep_ready(readiness, check, shutdown).await;
 }

@@ -60,9 +60,24 @@ pub(crate) struct Inner {
 impl Registry {
     /// Starts the background work (change feed, activity writer, idle marker) and returns the
     /// replica. Everything stops when `shutdown` is cancelled; [`Registry::stopped`] waits for it.
+    /// The background work shares `store` with the calls: see [`Registry::start_with_background`].
     pub async fn start(
         settings: RegistrySettings,
         store: Arc<dyn SessionStore>,
+        bus: Arc<dyn ControlBus>,
+        shutdown: CancellationToken,
+    ) -> ServiceResult<Self> {
+        Self::start_with_background(settings, store.clone(), store, bus, shutdown).await
+    }
+
+    /// [`Registry::start`] with the background work — activity and kill-end writes, idle marking,
+    /// the gateways' last-seen writes and lost-gateway check, the live-sessions gauge — on
+    /// `background` (the same database on connections of its own), so that calls holding every
+    /// connection of `store` cannot starve it.
+    pub async fn start_with_background(
+        settings: RegistrySettings,
+        store: Arc<dyn SessionStore>,
+        background: Arc<dyn SessionStore>,
         bus: Arc<dyn ControlBus>,
         shutdown: CancellationToken,
     ) -> ServiceResult<Self> {
@@ -71,8 +86,8 @@ impl Registry {
             .map_err(vigil_runtime::ServiceError::FailedPrecondition)?;
         let events = EventHub::start(bus.clone(), settings.watch_buffer, shutdown.clone()).await?;
         let (activity, activity_task) =
-            ActivityWriter::start(store.clone(), events.clone(), &settings, shutdown.clone());
-        let (ender, ender_task) = EndWriter::start(store.clone(), shutdown.clone());
+            ActivityWriter::start(background.clone(), events.clone(), &settings, shutdown.clone());
+        let (ender, ender_task) = EndWriter::start(background.clone(), shutdown.clone());
         let hooks = AdmissionHooks::default();
         let (releaser, releaser_task) = SlotReleaser::start(hooks.clone(), shutdown.clone());
         let journal = JournalSlot::default();
@@ -88,7 +103,13 @@ impl Registry {
         let seen = Arc::new(SeenTracker::default());
         let mut tasks = vec![activity_task, ender_task, reporter_task, releaser_task, locks_task];
         tasks.extend(start_sweeps(
-            &store, &bus, &events, &releaser, &seen, &settings, &shutdown,
+            &background,
+            &bus,
+            &events,
+            &releaser,
+            &seen,
+            &settings,
+            &shutdown,
         ));
         tracing::info!(replica = %settings.replica, "registry started");
         let registry = Self {

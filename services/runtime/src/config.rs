@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Data, Env, Format, Serialized, Toml};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -45,15 +45,33 @@ pub fn load<T>(file: Option<&Path>, env_prefix: &str) -> Result<T, ConfigError>
 where
     T: DeserializeOwned + Serialize + Default,
 {
+    let toml = match file {
+        Some(path) if !path.is_file() => return Err(ConfigError::MissingFile { path: path.to_owned() }),
+        // `file_exact`: `Toml::file` would also search parent directories for a relative path.
+        Some(path) => Some(Toml::file_exact(path)),
+        None => None,
+    };
+    load_layers(toml, env_prefix)
+}
+
+/// [`load`] with the TOML file's text given instead of its path: the same parsing, layering and
+/// checks, without a file (what the `config` fuzz target feeds). Errors name no file.
+pub fn load_from_str<T>(toml: &str, env_prefix: &str) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    load_layers(Some(Toml::string(toml)), env_prefix)
+}
+
+fn load_layers<T>(toml: Option<Data<Toml>>, env_prefix: &str) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
     let defaults = T::default();
     let top_level_keys = top_level_keys(&defaults)?;
     let mut figment = Figment::from(Serialized::defaults(defaults));
-    if let Some(path) = file {
-        if !path.is_file() {
-            return Err(ConfigError::MissingFile { path: path.to_owned() });
-        }
-        // `file_exact`: `Toml::file` would also search parent directories for a relative path.
-        figment = figment.merge(Toml::file_exact(path));
+    if let Some(toml) = toml {
+        figment = figment.merge(toml);
     }
     refuse_misread_values(env_prefix, &top_level_keys)?;
     figment = figment.merge(
@@ -277,6 +295,17 @@ mod tests {
             "keys absent from the file keep their default"
         );
         assert_eq!(config.name, "vigil");
+    }
+
+    #[test]
+    fn text_in_memory_loads_as_the_same_file_does() {
+        let text = "name = \"edge\"\n[registry]\nidle_after = \"10m\"\n";
+        let file = TempFile::new(text);
+        let from_file: Sample = load(Some(&file.0), &unused_prefix()).unwrap();
+        let from_text: Sample = load_from_str(text, &unused_prefix()).unwrap();
+        assert_eq!(from_text, from_file);
+        let error = load_from_str::<Sample>("[registry]\nidle_after = 5\n", &unused_prefix()).unwrap_err();
+        assert!(error.to_string().contains("registry.idle_after"), "{error}");
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// Connections the pool keeps open when idle.
     pub min_connections: u32,
+    /// Size of a second pool, apart from the one serving calls, for the service's background work
+    /// (the registry's activity writes, idle marking, gateway liveness and event relay; policy's
+    /// sweeper; termination's re-sends), so that no load on the API can starve it. `0` runs the
+    /// background work on the API's pool. An in-memory SQLite database always shares one pool (a
+    /// second pool would be a second, empty database).
+    pub background_connections: u32,
     /// How long to wait for a new connection, and for a free one from the pool.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -49,6 +55,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://vigil-data/vigil.db?mode=rwc".to_owned(),
             max_connections: 8,
             min_connections: 1,
+            background_connections: 4,
             connect_timeout: Duration::from_secs(5),
             schema: None,
         }
@@ -61,6 +68,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("min_connections", &self.min_connections)
+            .field("background_connections", &self.background_connections)
             .field("connect_timeout", &self.connect_timeout)
             .field("schema", &self.schema)
             .finish()
@@ -150,9 +158,31 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, Serv
         .map_err(|error| ServiceError::Unavailable(format!("cannot connect to the database at {redacted}: {error}")))
 }
 
+/// The pool for the service's background work (see [`DatabaseConfig::background_connections`]):
+/// a pool of its own on the same database, or `api` itself when the configuration says `0` or the
+/// database is an in-memory SQLite one.
+pub async fn connect_background(
+    config: &DatabaseConfig,
+    api: &DatabaseConnection,
+) -> Result<DatabaseConnection, ServiceError> {
+    if config.background_connections == 0 || is_sqlite_memory(&config.url) {
+        return Ok(api.clone());
+    }
+    let background = DatabaseConfig {
+        max_connections: config.background_connections,
+        min_connections: config.min_connections.min(config.background_connections),
+        ..config.clone()
+    };
+    connect(&background).await
+}
+
+fn is_sqlite_memory(url: &str) -> bool {
+    url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
+}
+
 /// Creates the directory a file-backed SQLite URL points into, so `mode=rwc` can create the file.
 fn create_sqlite_directory(url: &str) -> Result<(), ServiceError> {
-    if url.contains(":memory:") || url.contains("mode=memory") {
+    if is_sqlite_memory(url) {
         return Ok(());
     }
     let options = SqliteConnectOptions::from_str(url)

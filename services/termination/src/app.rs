@@ -18,7 +18,7 @@ use crate::api::TerminationApi;
 use crate::delivery::run_redelivery;
 use crate::service::Terminator;
 use crate::settings::TerminationSettings;
-use crate::store::SqlTerminationStore;
+use crate::store::{SqlTerminationStore, TerminationStore};
 use vigil_clients::GrpcSessionDirectory;
 
 /// Configuration of a termination replica (defaults → TOML file → `VIGIL_*` environment).
@@ -87,9 +87,26 @@ pub async fn open_store(config: &DatabaseConfig, migrate: bool) -> anyhow::Resul
     Ok(Arc::new(store))
 }
 
-/// Starts the background work of a terminator (every replica runs it): the redelivery loop, and
-/// the following of session changes that keeps its in-memory route of live sessions.
-pub fn start_redelivery(terminator: &Terminator, settings: &TerminationSettings, shutdown: CancellationToken) {
+/// The store the re-sends and the event relay work through: `api`'s database on a pool of its own
+/// (`database.background_connections`), so calls holding every connection of `api`'s pool cannot
+/// stop re-sending kills.
+pub async fn open_background_store(
+    config: &DatabaseConfig,
+    api: &SqlTerminationStore,
+) -> anyhow::Result<Arc<SqlTerminationStore>> {
+    let connection = database::connect_background(config, api.connection()).await?;
+    Ok(Arc::new(SqlTerminationStore::new(connection).await?))
+}
+
+/// Starts the background work of a terminator (every replica runs it): the redelivery loop, on
+/// `background` (the terminator's database, on connections of its own when configured so), and the
+/// following of session changes that keeps its in-memory route of live sessions.
+pub fn start_redelivery(
+    terminator: &Terminator,
+    background: Arc<dyn TerminationStore>,
+    settings: &TerminationSettings,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(crate::routes::follow(
         terminator.routes().clone(),
         terminator.bus().clone(),
@@ -97,7 +114,7 @@ pub fn start_redelivery(terminator: &Terminator, settings: &TerminationSettings,
         shutdown.clone(),
     ));
     tokio::spawn(run_redelivery(
-        terminator.store().clone(),
+        background,
         terminator.bus().clone(),
         settings.clone(),
         shutdown,
@@ -109,8 +126,9 @@ pub async fn run(config: TerminationConfig, shutdown: CancellationToken) -> anyh
     config.termination.validate().map_err(anyhow::Error::msg)?;
     let server = Server::new(config.server.clone()).with_security(&config.auth, &config.tls)?;
     let store = open_store(&config.database, config.migrate_on_start).await?;
+    let background = open_background_store(&config.database, &store).await?;
     let relay = vigil_events::relay::spawn(
-        store.connection().clone(),
+        background.connection().clone(),
         "termination",
         &config.events,
         shutdown.clone(),
@@ -125,7 +143,7 @@ pub async fn run(config: TerminationConfig, shutdown: CancellationToken) -> anyh
         bus.clone(),
         config.termination.clone(),
     );
-    start_redelivery(&terminator, &config.termination, shutdown.clone());
+    start_redelivery(&terminator, background, &config.termination, shutdown.clone());
 
     let server = server
         .add_service(TerminationApi::server(terminator))

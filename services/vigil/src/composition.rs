@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_console::{ConsoleApi, ConsolePages, SignInCodes};
-use vigil_events::{EventsApi, Relays};
+use vigil_events::{EventsApi, RelayView, Relays};
 use vigil_geo::api::GeoApi;
 use vigil_geo::{Geo, GeoConfig};
 use vigil_policy::api::PolicyApi;
@@ -19,7 +19,9 @@ use vigil_policy::service::PolicyEngine;
 use vigil_policy::sweeper::{Sweeper, SweeperHandle};
 use vigil_registry::Registry;
 use vigil_registry::app::follow_dependencies;
+use vigil_registry::store::SqlStore;
 use vigil_runtime::bus::ControlBus;
+use vigil_runtime::database::{PROBE_TIMEOUT, Probe};
 use vigil_runtime::server::{Server, ServerError};
 use vigil_termination::api::TerminationApi;
 use vigil_termination::app::start_redelivery;
@@ -81,8 +83,9 @@ impl<'a> Composition<'a> {
         if self.always_ready {
             server.readiness().set_all(true).await;
         } else {
+            let probe = Probe::new(&config.database, PROBE_TIMEOUT).await?;
             tokio::spawn(follow_dependencies(
-                services.registry.store().clone(),
+                probe,
                 services.bus.clone(),
                 server.readiness(),
                 shutdown.clone(),
@@ -95,6 +98,7 @@ impl<'a> Composition<'a> {
             url: format!("{scheme}://{addr}"),
             addr,
             registry: services.registry,
+            registry_store: services.registry_store,
             terminator: services.terminator,
             policy: services.policy,
             geo: services.geo,
@@ -118,6 +122,7 @@ impl<'a> Composition<'a> {
 /// The services, started and wired, not yet served.
 struct Services {
     registry: Registry,
+    registry_store: Arc<SqlStore>,
     terminator: Terminator,
     policy: PolicyEngine,
     geo: Geo,
@@ -131,20 +136,18 @@ impl Services {
     async fn start(config: &VigilConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let database = &config.database;
         let bus = vigil_runtime::bus::connect(&config.bus).await?;
-        let store = vigil_registry::app::open_store(database, true).await?;
-        // One relay per service's outbox; their handles are not awaited (the process ends with
-        // them), only looked at, by the one `EventsService` over all three.
-        let mut relays = vec![
-            vigil_events::relay::spawn(store.connection().clone(), "registry", &config.events, shutdown.clone())?
-                .view(),
-        ];
-        let registry = Registry::start(config.registry.clone(), store, bus.clone(), shutdown.clone()).await?;
+        // One relay per service's outbox, on the service's background pool; their handles are not
+        // awaited (the process ends with them), only looked at, by the one `EventsService` over all three.
+        let (registry, store, registry_relay) = start_registry(config, &bus, &shutdown).await?;
+        let mut relays = vec![registry_relay];
 
         // Termination asks the registry in process, and the registry's links report to it in process.
         let termination_store = vigil_termination::app::open_store(database, true).await?;
+        let termination_background =
+            vigil_termination::app::open_background_store(database, &termination_store).await?;
         relays.push(
             vigil_events::relay::spawn(
-                termination_store.connection().clone(),
+                termination_background.connection().clone(),
                 "termination",
                 &config.events,
                 shutdown.clone(),
@@ -153,7 +156,7 @@ impl Services {
         );
         let terminator = wire_termination(
             &registry,
-            termination_store,
+            (termination_store, termination_background),
             bus.clone(),
             &config.termination,
             &shutdown,
@@ -168,23 +171,24 @@ impl Services {
         // bus (the registry passes them to the gateways) and end the sessions they cover through
         // termination, in process.
         let policy_store = vigil_policy::app::open_store(database, true).await?;
+        let policy_background = vigil_policy::app::open_background_store(database, &policy_store).await?;
         relays.push(
             vigil_events::relay::spawn(
-                policy_store.connection().clone(),
+                policy_background.connection().clone(),
                 "policy",
                 &config.events,
                 shutdown.clone(),
             )?
             .view(),
         );
-        let policy = PolicyEngine::new(policy_store.clone(), Arc::new(SystemClock));
+        let policy = PolicyEngine::new(policy_store, Arc::new(SystemClock));
         policy.attach_lock_bus(bus.clone());
         policy.attach_terminator(Arc::new(terminator.clone()));
         policy.start_lock_refresh(shutdown.clone());
         registry.attach_admission_policy(Arc::new(policy.clone()));
         let sweeper = config.policy.sweeper.then(|| {
             Sweeper::new(
-                policy_store,
+                policy_background,
                 Arc::new(registry.clone()),
                 Arc::new(terminator.clone()),
                 bus.clone(),
@@ -195,6 +199,7 @@ impl Services {
         });
         Ok(Self {
             registry,
+            registry_store: store,
             terminator,
             policy,
             geo,
@@ -216,6 +221,32 @@ impl Services {
     }
 }
 
+/// The registry, its background work and event relay on a pool of their own; with its store for calls.
+async fn start_registry(
+    config: &VigilConfig,
+    bus: &Arc<dyn ControlBus>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Registry, Arc<SqlStore>, RelayView)> {
+    let store = vigil_registry::app::open_store(&config.database, true).await?;
+    let background = vigil_registry::app::open_background_store(&config.database, &store).await?;
+    let relay = vigil_events::relay::spawn(
+        background.connection().clone(),
+        "registry",
+        &config.events,
+        shutdown.clone(),
+    )?
+    .view();
+    let registry = Registry::start_with_background(
+        config.registry.clone(),
+        store.clone(),
+        background,
+        bus.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    Ok((registry, store, relay))
+}
+
 /// The running all-in-one: the services' handles, and the server bound but not yet serving.
 pub struct AllInOne {
     /// `http://<address>` (or `https://` when TLS is served).
@@ -223,6 +254,9 @@ pub struct AllInOne {
     /// The address bound (`server.listen`; the port chosen when that said 0).
     pub addr: SocketAddr,
     pub registry: Registry,
+    /// The registry's store for calls (its pool is the one API load takes; the background work
+    /// has its own, `database.background_connections`).
+    pub registry_store: Arc<SqlStore>,
     pub terminator: Terminator,
     pub policy: PolicyEngine,
     pub geo: Geo,
@@ -279,12 +313,13 @@ impl AllInOne {
     }
 }
 
-/// Termination on `store`, wired to `registry` in process: it asks the registry for sessions, and
-/// the registry's links journal their commands and hand their evictions to it. Redelivery runs
-/// until `shutdown`.
+/// Termination on `store` (its calls) and `background` (its re-sends; the same store, or the same
+/// database on connections of its own), wired to `registry` in process: it asks the registry for
+/// sessions, and the registry's links journal their commands and hand their evictions to it.
+/// Redelivery runs until `shutdown`.
 pub fn wire_termination(
     registry: &Registry,
-    store: Arc<dyn TerminationStore>,
+    (store, background): (Arc<dyn TerminationStore>, Arc<dyn TerminationStore>),
     bus: Arc<dyn ControlBus>,
     settings: &TerminationSettings,
     shutdown: &CancellationToken,
@@ -292,7 +327,7 @@ pub fn wire_termination(
     let terminator = Terminator::new(store, Arc::new(registry.clone()), bus, settings.clone());
     registry.attach_command_journal(Arc::new(terminator.clone()));
     registry.attach_session_evictor(Arc::new(terminator.clone()));
-    start_redelivery(&terminator, settings, shutdown.clone());
+    start_redelivery(&terminator, background, settings, shutdown.clone());
     terminator
 }
 
