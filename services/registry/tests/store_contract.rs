@@ -74,6 +74,7 @@ vigil_testkit::contract_tests!(
         list_query_treats_like_wildcards_literally,
         free_text_finds_sessions_however_they_were_inserted,
         free_text_finds_sessions_by_country_name_and_code,
+        free_text_finds_countries_of_sessions_recorded_before_they_were_searched,
         list_pages_through_every_order_in_both_directions,
         list_page_edges_and_bad_cursors,
         list_total_is_exact_up_to_the_limit_then_a_lower_bound,
@@ -1021,6 +1022,59 @@ async fn free_text_finds_sessions_by_country_name_and_code(store: Arc<SqlStore>)
     assert_eq!(found("bhutan").await, id_set(std::slice::from_ref(&thimphu)));
     assert_eq!(found("Germany").await, id_set(std::slice::from_ref(&berlin)));
     assert!(found("france").await.is_empty());
+}
+
+/// Sessions recorded by a version that did not search countries: their stored text lacks them
+/// until the migration writes it again.
+async fn free_text_finds_countries_of_sessions_recorded_before_they_were_searched(store: Arc<SqlStore>) {
+    use sea_orm::ConnectionTrait;
+    let thimphu = SessionRecord {
+        location: GeoLocation {
+            kind: LocationKind::Located as i32,
+            city: "Thimphu".to_owned(),
+            country_code: "BT".to_owned(),
+            country_name: "Bhutan".to_owned(),
+            ..GeoLocation::default()
+        },
+        ..session("tashi", "gw")
+    };
+    insert_all(&store, std::slice::from_ref(&thimphu)).await;
+    // The text as the earlier version wrote it: user, resource, device, address, city, gateway.
+    let db = store.connection();
+    let old_text = "tashi\ndb-1\nlaptop\n203.0.113.7\nthimphu\ngw";
+    for (table, key) in [("sessions", "id"), ("session_search", "session_id")] {
+        db.execute_unprepared(&format!(
+            "UPDATE {table} SET search_text = '{old_text}' WHERE {key} = '{}'",
+            thimphu.id
+        ))
+        .await
+        .unwrap();
+    }
+    db.execute_unprepared("DELETE FROM registry_migrations WHERE version = 'm20261212_000402_search_text_countries'")
+        .await
+        .unwrap();
+    let search = |text: &str| SessionFilter {
+        query: Some(text.to_owned()),
+        ..SessionFilter::default()
+    };
+    let found = |text: &'static str| {
+        let store = store.clone();
+        async move {
+            id_set(
+                &store
+                    .list_sessions(&query(search(text), SortKey::User, true, 10, None))
+                    .await
+                    .unwrap()
+                    .sessions,
+            )
+        }
+    };
+    assert!(found("bhutan").await.is_empty(), "the old text is in place");
+
+    store.migrate().await.expect("migrate");
+    assert_eq!(found("bhutan").await, id_set(std::slice::from_ref(&thimphu)));
+    assert_eq!(found("BT").await, id_set(std::slice::from_ref(&thimphu)));
+    assert_eq!(found("thimphu").await, id_set(std::slice::from_ref(&thimphu)));
 }
 
 async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>) {
