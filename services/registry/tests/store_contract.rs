@@ -80,6 +80,7 @@ vigil_testkit::contract_tests!(
         list_total_is_exact_up_to_the_limit_then_a_lower_bound,
         stats_count_live_sessions,
         resolve_each_selector,
+        live_targets_come_in_batches_of_whole_gateways,
         gateways_connect_seen_disconnect_and_list,
         migrations_are_idempotent,
         gateways_seen_in_one_batch_only_move_forward,
@@ -1320,6 +1321,74 @@ async fn stats_count_live_sessions(store: Arc<SqlStore>) {
         all.active > 0 && all.idle > 0 && all.flagged > 0 && all.ended_since > 0,
         "{all:?}"
     );
+}
+
+/// Every live session once, as where a kill goes, in batches that never split a gateway and are
+/// at least the size asked for (but the last); the idle ones alone when asked.
+async fn live_targets_come_in_batches_of_whole_gateways(store: Arc<SqlStore>) {
+    let idle = SessionRecord {
+        status: SessionStatus::Idle,
+        ..session("carol", "gw-a")
+    };
+    let live = vec![
+        session("alice", "gw-a"),
+        session("bob", "gw-a"),
+        idle.clone(),
+        session("alice", "gw-b"),
+        session("dave", "gw-c"),
+        session("erin", "gw-c"),
+        session("frank", "gw-d"),
+    ];
+    let gone = ended(session("bob", "gw-b"), T0 + 5);
+    insert_all(&store, &live).await;
+    insert_all(&store, std::slice::from_ref(&gone)).await;
+
+    let read = |idle_only: bool| {
+        let store = store.clone();
+        async move {
+            let (sink, mut batches) = tokio::sync::mpsc::channel(1);
+            let reading = tokio::spawn(async move { store.live_targets(idle_only, 2, &sink).await });
+            let mut received = Vec::new();
+            while let Some(batch) = batches.recv().await {
+                received.push(batch.expect("a batch"));
+            }
+            reading.await.unwrap().expect("read");
+            received
+        }
+    };
+    let batches = read(false).await;
+    let targets: Vec<(String, String, String)> = batches
+        .iter()
+        .flatten()
+        .map(|target| (target.id.clone(), target.gateway_id.clone(), target.user.clone()))
+        .collect();
+    let mut expected: Vec<(String, String, String)> = live
+        .iter()
+        .map(|session| (session.id.clone(), session.gateway_id.clone(), session.user.clone()))
+        .collect();
+    expected.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    assert_eq!(targets, expected, "every live session once, by gateway then id");
+    for (index, batch) in batches.iter().enumerate() {
+        if index + 1 < batches.len() {
+            assert!(batch.len() >= 2, "batch {index} is short: {batch:?}");
+        }
+        for later in &batches[index + 1..] {
+            assert!(
+                later
+                    .iter()
+                    .all(|target| batch.iter().all(|here| here.gateway_id != target.gateway_id)),
+                "a gateway split over two batches: {batches:?}"
+            );
+        }
+    }
+    assert_eq!(
+        batches.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![3, 3, 1],
+        "gw-a; gw-b and gw-c; gw-d"
+    );
+
+    let idle_only: Vec<String> = read(true).await.into_iter().flatten().map(|target| target.id).collect();
+    assert_eq!(idle_only, vec![idle.id.clone()]);
 }
 
 async fn resolve_each_selector(store: Arc<SqlStore>) {
