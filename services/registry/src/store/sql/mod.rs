@@ -139,12 +139,22 @@ fn to_count(value: i64) -> u64 {
 impl SessionStore for SqlStore {
     async fn insert_session(&self, session: &SessionRecord) -> ServiceResult<()> {
         let row = session::active_model(session)?;
-        let txn = self.write_transaction().await?;
-        match session::Entity::insert(row).exec_without_returning(&txn).await {
-            Ok(_) => {
-                outbox::session_started(&txn, session).await?;
-                Ok(txn.commit().await?)
+        let inserted = if self.backend() == DbBackend::Postgres {
+            let insert = session::Entity::insert(row).build(DbBackend::Postgres);
+            let statement = outbox::with_session_started(insert, session)?;
+            self.db.execute_raw(statement).await.map(drop)
+        } else {
+            let txn = self.write_transaction().await?;
+            match session::Entity::insert(row).exec_without_returning(&txn).await {
+                Ok(_) => {
+                    outbox::session_started(&txn, session).await?;
+                    return Ok(txn.commit().await?);
+                }
+                Err(error) => Err(error),
             }
+        };
+        match inserted {
+            Ok(()) => Ok(()),
             Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
                 ServiceError::AlreadyExists(format!("session {} already exists", session.id)),
             ),
