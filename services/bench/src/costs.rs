@@ -161,7 +161,7 @@ fn print_breakdown(phase: &str, before: &BTreeMap<String, (u64, u64)>) {
         })
         .filter(|(all, _, _)| *all > 0)
         .collect();
-    kinds.sort_by(|a, b| b.0.cmp(&a.0));
+    kinds.sort_by_key(|kind| std::cmp::Reverse(kind.0));
     for (all, request, kind) in kinds {
         eprintln!("  statements of {phase}: {all:>8} in all, {request:>6} in requests: {kind}");
     }
