@@ -17,7 +17,9 @@
 //!   of their own whose threads are named [`SERVICE_THREAD`] (`/proc/self/task/*/schedstat`), so
 //!   the fake agents' work is not in it. PostgreSQL's and Redis's CPU are not included.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -98,7 +100,7 @@ where
             }
         }
         match mark {
-            Some(Mark::Observer) => {}
+            Some(Mark::Observer) => return,
             Some(Mark::Request) => {
                 REQUEST_STATEMENTS.fetch_add(1, Ordering::Relaxed);
                 let mut text = StatementText::default();
@@ -112,6 +114,63 @@ where
                 STATEMENTS.fetch_add(1, Ordering::Relaxed);
             }
         }
+        if breakdown_wanted() {
+            let mut summary = Summary::default();
+            event.record(&mut summary);
+            let mut kinds = KINDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let counts = kinds.entry(summary.0).or_default();
+            counts.0 += 1;
+            if mark == Some(Mark::Request) {
+                counts.1 += 1;
+            }
+        }
+    }
+}
+
+/// Statements by kind (sqlx's `summary`, the statement's first words): (in all, in a request).
+/// Kept only when [`BREAKDOWN_VARIABLE`] is set.
+static KINDS: Mutex<BTreeMap<String, (u64, u64)>> = Mutex::new(BTreeMap::new());
+
+/// Set (to anything) to have each phase's statements printed by kind on stderr.
+pub const BREAKDOWN_VARIABLE: &str = "VIGIL_BENCH_STATEMENTS";
+
+fn breakdown_wanted() -> bool {
+    static WANTED: OnceLock<bool> = OnceLock::new();
+    *WANTED.get_or_init(|| std::env::var_os(BREAKDOWN_VARIABLE).is_some())
+}
+
+/// The `summary` field of a `sqlx::query` event.
+#[derive(Default)]
+struct Summary(String);
+
+impl Visit for Summary {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "summary" {
+            value.clone_into(&mut self.0);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "summary" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+/// Prints the statements by kind sent since `before` (a snapshot of [`KINDS`]), most first.
+fn print_breakdown(phase: &str, before: &BTreeMap<String, (u64, u64)>) {
+    let now = KINDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let mut kinds: Vec<(u64, u64, &String)> = now
+        .iter()
+        .map(|(kind, (all, request))| {
+            let (all_before, request_before) = before.get(kind).copied().unwrap_or_default();
+            (all - all_before, request - request_before, kind)
+        })
+        .filter(|(all, _, _)| *all > 0)
+        .collect();
+    kinds.sort_by_key(|kind| std::cmp::Reverse(kind.0));
+    for (all, request, kind) in kinds {
+        eprintln!("  statements of {phase}: {all:>8} in all, {request:>6} in requests: {kind}");
     }
 }
 
@@ -152,8 +211,9 @@ impl Visit for MethodName {
 }
 
 /// The counters at one moment.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Reading {
+    kinds: BTreeMap<String, (u64, u64)>,
     statements: u64,
     request_statements: u64,
     outbox_request_statements: u64,
@@ -225,7 +285,13 @@ impl Meter {
 
     pub async fn read(&self) -> anyhow::Result<Reading> {
         let redis_commands = self.redis_commands().await?;
+        let kinds = if breakdown_wanted() {
+            KINDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        } else {
+            BTreeMap::new()
+        };
         Ok(Reading {
+            kinds,
             statements: STATEMENTS.load(Ordering::Relaxed),
             request_statements: REQUEST_STATEMENTS.load(Ordering::Relaxed),
             outbox_request_statements: OUTBOX_REQUEST_STATEMENTS.load(Ordering::Relaxed),
@@ -243,6 +309,9 @@ impl Meter {
         operations: usize,
     ) -> anyhow::Result<PhaseCost> {
         let after = self.read().await?;
+        if breakdown_wanted() {
+            print_breakdown(phase, &before.kinds);
+        }
         Ok(PhaseCost {
             phase,
             unit,

@@ -351,6 +351,7 @@ impl Report {
             "  † Terminate's first step timed alone just before: the registry resolving every live session in process"
         );
         println!("  * until the registry counted no live session: every acknowledgement applied");
+        print_end_all_statements(&self.scales);
     }
 
     fn print_strain(&self) {
@@ -801,5 +802,27 @@ pub fn redact(raw: &str) -> String {
             url.to_string()
         }
         Err(_) => "<unparseable URL>".into(),
+    }
+}
+
+/// An end-all's totals, not per session: whether they grow with its sessions or its gateways.
+fn print_end_all_statements(scales: &[Scale]) {
+    for scale in scales {
+        let (Some(end_all), Some(cost)) = (&scale.end_all, scale.costs.iter().find(|cost| cost.phase == "end-all"))
+        else {
+            continue;
+        };
+        let gateways = scale.agents.max(1);
+        println!(
+            "  end-all of {} sessions over {} gateways: {} statements in Terminate, {} in all ({:.2} per gateway, \
+             {:.4} per session), {} Redis commands",
+            end_all.sessions,
+            scale.agents,
+            cost.cost.request_statements,
+            cost.cost.statements,
+            cost.cost.statements as f64 / gateways as f64,
+            cost.cost.statements as f64 / end_all.sessions.max(1) as f64,
+            cost.cost.redis_commands
+        );
     }
 }

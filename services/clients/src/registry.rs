@@ -16,9 +16,44 @@ pub trait SessionDirectory: Send + Sync + 'static {
     /// registry has never seen.
     async fn resolve(&self, selector: &pb::SessionSelector) -> ServiceResult<pb::ResolveSessionsResponse>;
 
+    /// Every live session (only the idle ones with `idle_only`), narrowed to where a kill goes, in
+    /// batches of whole gateways sent as they are read: an end-all publishes its first gateways'
+    /// commands before the last row is read. Over gRPC the answer comes whole, in one batch.
+    async fn live_targets(&self, idle_only: bool) -> ServiceResult<TargetBatches> {
+        let all = pb::SessionSelector {
+            target: Some(pb::session_selector::Target::All(pb::AllSessions { idle_only })),
+        };
+        let targets = self
+            .resolve(&all)
+            .await?
+            .sessions
+            .into_iter()
+            .map(|session| SessionTarget {
+                id: session.id,
+                gateway_id: session.gateway_id,
+                user: session.user,
+            })
+            .collect();
+        let (sender, batches) = tokio::sync::mpsc::channel(1);
+        // Cannot fail: the channel is new and has room for one.
+        let _ = sender.try_send(Ok(targets));
+        Ok(batches)
+    }
+
     /// Whose session `session_id` is (ended or not); `None` when the registry does not know it.
     async fn session_owner(&self, session_id: &str) -> ServiceResult<Option<String>>;
 }
+
+/// Where a live session is: what a kill command needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTarget {
+    pub id: String,
+    pub gateway_id: String,
+    pub user: String,
+}
+
+/// Batches of [`SessionTarget`]s as they are read; an error ends the stream.
+pub type TargetBatches = tokio::sync::mpsc::Receiver<ServiceResult<Vec<SessionTarget>>>;
 
 /// A live session, as much of it as policy needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

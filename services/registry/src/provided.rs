@@ -2,8 +2,9 @@
 //! traits of `vigil-clients` they call it through, which its gRPC API serves to them otherwise.
 
 use async_trait::async_trait;
+use tracing::Instrument;
 use vigil_clients::registry::{
-    LiveOrder, LivePage, LiveQuery, LiveSession, SessionDirectory, SessionSource, covered_sessions,
+    LiveOrder, LivePage, LiveQuery, LiveSession, SessionDirectory, SessionSource, TargetBatches, covered_sessions,
 };
 use vigil_proto::v1 as pb;
 use vigil_runtime::{ServiceError, ServiceResult};
@@ -20,7 +21,29 @@ impl SessionDirectory for Registry {
     async fn session_owner(&self, session_id: &str) -> ServiceResult<Option<String>> {
         Ok(self.store().get_session(session_id).await?.map(|session| session.user))
     }
+
+    async fn live_targets(&self, idle_only: bool) -> ServiceResult<TargetBatches> {
+        let (sink, batches) = tokio::sync::mpsc::channel(TARGET_BATCHES_AHEAD);
+        let store = self.store().clone();
+        // In the caller's span: the read is part of its request.
+        tokio::spawn(
+            async move {
+                if let Err(error) = store.live_targets(idle_only, TARGET_BATCH, &sink).await {
+                    let _ = sink.send(Err(error)).await;
+                }
+            }
+            .in_current_span(),
+        );
+        Ok(batches)
+    }
 }
+
+/// Sessions per batch of [`SessionDirectory::live_targets`] (whole gateways, so a little more):
+/// small enough that the first commands go out after a few milliseconds of reading, large enough
+/// that an end-all of 100,000 sessions is ~50 batches.
+const TARGET_BATCH: usize = 2_000;
+/// Batches read ahead of the caller before the read waits for it.
+const TARGET_BATCHES_AHEAD: usize = 8;
 
 /// In process: straight to the registry's store, with the same keyset paging its API uses.
 #[async_trait]

@@ -74,11 +74,13 @@ vigil_testkit::contract_tests!(
         list_query_treats_like_wildcards_literally,
         free_text_finds_sessions_however_they_were_inserted,
         free_text_finds_sessions_by_country_name_and_code,
+        free_text_finds_countries_of_sessions_recorded_before_they_were_searched,
         list_pages_through_every_order_in_both_directions,
         list_page_edges_and_bad_cursors,
         list_total_is_exact_up_to_the_limit_then_a_lower_bound,
         stats_count_live_sessions,
         resolve_each_selector,
+        live_targets_come_in_batches_of_whole_gateways,
         gateways_connect_seen_disconnect_and_list,
         migrations_are_idempotent,
         gateways_seen_in_one_batch_only_move_forward,
@@ -1023,6 +1025,59 @@ async fn free_text_finds_sessions_by_country_name_and_code(store: Arc<SqlStore>)
     assert!(found("france").await.is_empty());
 }
 
+/// Sessions recorded by a version that did not search countries: their stored text lacks them
+/// until the migration writes it again.
+async fn free_text_finds_countries_of_sessions_recorded_before_they_were_searched(store: Arc<SqlStore>) {
+    use sea_orm::ConnectionTrait;
+    let thimphu = SessionRecord {
+        location: GeoLocation {
+            kind: LocationKind::Located as i32,
+            city: "Thimphu".to_owned(),
+            country_code: "BT".to_owned(),
+            country_name: "Bhutan".to_owned(),
+            ..GeoLocation::default()
+        },
+        ..session("tashi", "gw")
+    };
+    insert_all(&store, std::slice::from_ref(&thimphu)).await;
+    // The text as the earlier version wrote it: user, resource, device, address, city, gateway.
+    let db = store.connection();
+    let old_text = "tashi\ndb-1\nlaptop\n203.0.113.7\nthimphu\ngw";
+    for (table, key) in [("sessions", "id"), ("session_search", "session_id")] {
+        db.execute_unprepared(&format!(
+            "UPDATE {table} SET search_text = '{old_text}' WHERE {key} = '{}'",
+            thimphu.id
+        ))
+        .await
+        .unwrap();
+    }
+    db.execute_unprepared("DELETE FROM registry_migrations WHERE version = 'm20261212_000402_search_text_countries'")
+        .await
+        .unwrap();
+    let search = |text: &str| SessionFilter {
+        query: Some(text.to_owned()),
+        ..SessionFilter::default()
+    };
+    let found = |text: &'static str| {
+        let store = store.clone();
+        async move {
+            id_set(
+                &store
+                    .list_sessions(&query(search(text), SortKey::User, true, 10, None))
+                    .await
+                    .unwrap()
+                    .sessions,
+            )
+        }
+    };
+    assert!(found("bhutan").await.is_empty(), "the old text is in place");
+
+    store.migrate().await.expect("migrate");
+    assert_eq!(found("bhutan").await, id_set(std::slice::from_ref(&thimphu)));
+    assert_eq!(found("BT").await, id_set(std::slice::from_ref(&thimphu)));
+    assert_eq!(found("thimphu").await, id_set(std::slice::from_ref(&thimphu)));
+}
+
 async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>) {
     let data = dataset();
     insert_all(&store, &data).await;
@@ -1266,6 +1321,74 @@ async fn stats_count_live_sessions(store: Arc<SqlStore>) {
         all.active > 0 && all.idle > 0 && all.flagged > 0 && all.ended_since > 0,
         "{all:?}"
     );
+}
+
+/// Every live session once, as where a kill goes, in batches that never split a gateway and are
+/// at least the size asked for (but the last); the idle ones alone when asked.
+async fn live_targets_come_in_batches_of_whole_gateways(store: Arc<SqlStore>) {
+    let idle = SessionRecord {
+        status: SessionStatus::Idle,
+        ..session("carol", "gw-a")
+    };
+    let live = vec![
+        session("alice", "gw-a"),
+        session("bob", "gw-a"),
+        idle.clone(),
+        session("alice", "gw-b"),
+        session("dave", "gw-c"),
+        session("erin", "gw-c"),
+        session("frank", "gw-d"),
+    ];
+    let gone = ended(session("bob", "gw-b"), T0 + 5);
+    insert_all(&store, &live).await;
+    insert_all(&store, std::slice::from_ref(&gone)).await;
+
+    let read = |idle_only: bool| {
+        let store = store.clone();
+        async move {
+            let (sink, mut batches) = tokio::sync::mpsc::channel(1);
+            let reading = tokio::spawn(async move { store.live_targets(idle_only, 2, &sink).await });
+            let mut received = Vec::new();
+            while let Some(batch) = batches.recv().await {
+                received.push(batch.expect("a batch"));
+            }
+            reading.await.unwrap().expect("read");
+            received
+        }
+    };
+    let batches = read(false).await;
+    let targets: Vec<(String, String, String)> = batches
+        .iter()
+        .flatten()
+        .map(|target| (target.id.clone(), target.gateway_id.clone(), target.user.clone()))
+        .collect();
+    let mut expected: Vec<(String, String, String)> = live
+        .iter()
+        .map(|session| (session.id.clone(), session.gateway_id.clone(), session.user.clone()))
+        .collect();
+    expected.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    assert_eq!(targets, expected, "every live session once, by gateway then id");
+    for (index, batch) in batches.iter().enumerate() {
+        if index + 1 < batches.len() {
+            assert!(batch.len() >= 2, "batch {index} is short: {batch:?}");
+        }
+        for later in &batches[index + 1..] {
+            assert!(
+                later
+                    .iter()
+                    .all(|target| batch.iter().all(|here| here.gateway_id != target.gateway_id)),
+                "a gateway split over two batches: {batches:?}"
+            );
+        }
+    }
+    assert_eq!(
+        batches.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![3, 3, 1],
+        "gw-a; gw-b and gw-c; gw-d"
+    );
+
+    let idle_only: Vec<String> = read(true).await.into_iter().flatten().map(|target| target.id).collect();
+    assert_eq!(idle_only, vec![idle.id.clone()]);
 }
 
 async fn resolve_each_selector(store: Arc<SqlStore>) {

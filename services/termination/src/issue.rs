@@ -12,6 +12,12 @@
 //!   at 10k sessions, but at 100k its record started only after the resolve, amid the flood of
 //!   acknowledgements, and the request ran past the server's 30 s timeout: an end-all resolves
 //!   first, until its record can start beside the publish.
+//! - **Streamed** (every live session, or every idle one, and no `expected_count`): the registry
+//!   reads where each live session is (its id, gateway and user, nothing more) ordered by gateway,
+//!   and hands it over in batches of whole gateways as it reads; each batch's commands are
+//!   published at once, so the first agents hold their commands before the last row is read. The
+//!   commands are then recorded in bulk (one statement on PostgreSQL) while the last publishes go
+//!   out: the statements of an end-all do not grow with its sessions.
 //! - **Resolved** (anything else): the registry resolves the selector, then the commands are
 //!   published while they are recorded.
 //!
@@ -27,6 +33,7 @@
 //! session) may have been published too; the agent answers it NOT_FOUND or as part of the kill in
 //! progress, and the session still ends once.
 
+use tracing::Instrument;
 use vigil_core::{Selector, validate};
 use vigil_proto::v1 as pb;
 use vigil_runtime::{ServiceError, ServiceResult};
@@ -80,12 +87,57 @@ impl Order {
 impl Terminator {
     /// Publishes and records the commands of `order`; returns them as recorded.
     pub(crate) async fn issue(&self, order: &Order) -> ServiceResult<Vec<CommandRecord>> {
-        match self.routed(order) {
-            Some(routes) => {
-                let commands = self.routed_commands(&order.termination, &routes);
-                self.send_and_record(&order.termination, &commands).await
-            }
-            None => self.issue_resolved(order).await,
+        if let Some(routes) = self.routed(order) {
+            let commands = self.routed_commands(&order.termination, &routes);
+            return self.send_and_record(&order.termination, &commands).await;
+        }
+        match (&order.validated, order.expected) {
+            (Selector::All { idle_only }, None) => self.issue_streamed(&order.termination, *idle_only).await,
+            _ => self.issue_resolved(order).await,
+        }
+    }
+
+    /// Every live session: each batch of whole gateways the registry reads is published at once,
+    /// while it reads the next; once the last is in, the commands are recorded in bulk as the last
+    /// publishes go out. A failed read after some commands went out still records those (they are
+    /// tracked and re-sent like any other) before the caller is told.
+    async fn issue_streamed(
+        &self,
+        termination: &TerminationRecord,
+        idle_only: bool,
+    ) -> ServiceResult<Vec<CommandRecord>> {
+        let mut batches = self.directory().live_targets(idle_only).await?;
+        let mut commands: Vec<CommandRecord> = Vec::new();
+        let mut publishing = tokio::task::JoinSet::new();
+        let mut failure = None;
+        while let Some(batch) = batches.recv().await {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            };
+            let sending: Vec<CommandRecord> = batch
+                .iter()
+                .map(|target| self.open_command(termination, &target.id, &target.gateway_id, &target.user))
+                .collect();
+            commands.extend_from_slice(&sending);
+            let bus = self.bus().clone();
+            publishing.spawn(async move { publish(&bus, &sending).await }.in_current_span());
+        }
+        let (_unreachable, recorded) = tokio::join!(publishing.join_all(), self.record(termination, &commands));
+        match failure {
+            None => recorded,
+            Some(error) if commands.is_empty() => Err(error),
+            Some(error) => Err(ServiceError::Unavailable(format!(
+                "reading the live sessions failed ({error}) after {} command(s) had been sent{}; retry to end the rest",
+                commands.len(),
+                match recorded {
+                    Ok(_) => format!(" and recorded in termination {}", termination.id),
+                    Err(_) => String::new(),
+                }
+            ))),
         }
     }
 

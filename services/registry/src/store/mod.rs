@@ -16,6 +16,9 @@ use crate::domain::{
     SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats,
 };
 
+/// Where [`SessionStore::live_targets`] sends its batches.
+pub type TargetSink = tokio::sync::mpsc::Sender<ServiceResult<Vec<vigil_clients::registry::SessionTarget>>>;
+
 /// Durable state of the registry.
 ///
 /// Every method is atomic: it either fully happens or returns an error and changes nothing.
@@ -85,6 +88,12 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The live sessions a selector covers, and what it named that is not live.
     async fn resolve(&self, selector: &Selector) -> ServiceResult<Resolution>;
+
+    /// Every live session (only the idle ones with `idle_only`) as where a kill goes, read in one
+    /// statement ordered by gateway and sent to `sink` as it is read, in batches of whole gateways
+    /// of at least `batch` sessions (the last may be smaller). Stops early, without error, when
+    /// the receiver is gone.
+    async fn live_targets(&self, idle_only: bool, batch: usize, sink: &TargetSink) -> ServiceResult<()>;
 
     /// Records that a gateway's agent connected to `replica`.
     async fn gateway_connected(

@@ -72,7 +72,7 @@ pub fn enum_code(value: impl Into<i32>) -> i16 {
 
 /// The lower-cased text the free-text filter searches.
 pub fn search_text(session: &SessionRecord) -> String {
-    [
+    search_text_of([
         session.user.as_str(),
         &session.resource_name,
         &session.device,
@@ -81,9 +81,13 @@ pub fn search_text(session: &SessionRecord) -> String {
         &session.location.country_name,
         &session.location.country_code,
         &session.gateway_id,
-    ]
-    .join(SEARCH_SEPARATOR)
-    .to_lowercase()
+    ])
+}
+
+/// [`search_text`] of its fields, in its order: user, resource, device, client IP, city, country
+/// name, country code, gateway.
+pub fn search_text_of(fields: [&str; 8]) -> String {
+    fields.join(SEARCH_SEPARATOR).to_lowercase()
 }
 
 /// A row to insert for `session`.

@@ -21,6 +21,7 @@ mod m20261124_000201_list_page_indexes;
 mod m20261124_000301_activity_buckets;
 mod m20261124_000302_free_text_index;
 mod m20261212_000401_event_outbox;
+mod m20261212_000402_search_text_countries;
 
 /// The registry's migrations.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000301_activity_buckets::Migration),
             Box::new(m20261124_000302_free_text_index::Migration),
             Box::new(m20261212_000401_event_outbox::Migration),
+            Box::new(m20261212_000402_search_text_countries::Migration),
         ]
     }
 

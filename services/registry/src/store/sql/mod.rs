@@ -12,6 +12,7 @@ pub(crate) mod outbox;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -20,15 +21,16 @@ use sea_orm::{
 };
 use vigil_runtime::{ServiceError, ServiceResult};
 
-use super::SessionStore;
 use super::entity::{gateway, session};
 use super::migration::Migrator;
+use super::{SessionStore, TargetSink};
 use crate::domain::{
     EXACT_TOTAL_UP_TO, EpochMillis, GatewayEnd, GatewayRecord, ListQuery, PageCursor, PendingActivity, Reconciliation,
     Resolution, ResourceType, Selector, SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats,
     SessionStatus, last_activity_rank,
 };
 use session::{Column, enum_code};
+use vigil_clients::registry::SessionTarget;
 
 /// The largest page a list returns.
 const MAX_PAGE: u64 = 1000;
@@ -137,12 +139,22 @@ fn to_count(value: i64) -> u64 {
 impl SessionStore for SqlStore {
     async fn insert_session(&self, session: &SessionRecord) -> ServiceResult<()> {
         let row = session::active_model(session)?;
-        let txn = self.write_transaction().await?;
-        match session::Entity::insert(row).exec_without_returning(&txn).await {
-            Ok(_) => {
-                outbox::session_started(&txn, session).await?;
-                Ok(txn.commit().await?)
+        let inserted = if self.backend() == DbBackend::Postgres {
+            let insert = session::Entity::insert(row).build(DbBackend::Postgres);
+            let statement = outbox::with_session_started(insert, session)?;
+            self.db.execute_raw(statement).await.map(drop)
+        } else {
+            let txn = self.write_transaction().await?;
+            match session::Entity::insert(row).exec_without_returning(&txn).await {
+                Ok(_) => {
+                    outbox::session_started(&txn, session).await?;
+                    return Ok(txn.commit().await?);
+                }
+                Err(error) => Err(error),
             }
+        };
+        match inserted {
+            Ok(()) => Ok(()),
             Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
                 ServiceError::AlreadyExists(format!("session {} already exists", session.id)),
             ),
@@ -525,6 +537,41 @@ impl SessionStore for SqlStore {
             })
             .collect::<ServiceResult<_>>()?;
         Ok(stats)
+    }
+
+    async fn live_targets(&self, idle_only: bool, batch: usize, sink: &TargetSink) -> ServiceResult<()> {
+        let mut live = conditions::live();
+        if idle_only {
+            live = live.add(Column::Status.eq(enum_code(SessionStatus::Idle)));
+        }
+        // Ordered as the live gateway index (gateway_id, id) is: read from it, rows come at once.
+        let mut rows = session::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .column(Column::GatewayId)
+            .column(Column::UserName)
+            .filter(live)
+            .order_by_asc(Column::GatewayId)
+            .order_by_asc(Column::Id)
+            .into_tuple::<(String, String, String)>()
+            .stream(&self.db)
+            .await?;
+        let mut pending: Vec<SessionTarget> = Vec::with_capacity(batch);
+        while let Some(row) = rows.next().await {
+            let (id, gateway_id, user) = row?;
+            let gateway_done = pending.last().is_some_and(|last| last.gateway_id != gateway_id);
+            if pending.len() >= batch && gateway_done {
+                let full = std::mem::replace(&mut pending, Vec::with_capacity(batch));
+                if sink.send(Ok(full)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            pending.push(SessionTarget { id, gateway_id, user });
+        }
+        if !pending.is_empty() {
+            let _ = sink.send(Ok(pending)).await;
+        }
+        Ok(())
     }
 
     async fn resolve(&self, selector: &Selector) -> ServiceResult<Resolution> {

@@ -2,10 +2,10 @@
 //! in the transaction of the change: each store method that changes a session or a gateway calls
 //! one of these before it commits.
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
 use vigil_events::{Event, EventType};
-use vigil_runtime::ServiceResult;
+use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::domain::{EndReason, EpochMillis, FLAGGED_FOR_REVIEW, SessionRecord};
 
@@ -50,6 +50,44 @@ fn session_event(kind: EventType, session: &SessionRecord, time: EpochMillis, mu
 /// A start was recorded: opened (and flagged when policy flagged it, see [`FLAGGED_FOR_REVIEW`]),
 /// or denied (a refused start is recorded as a session that ended as it began).
 pub async fn session_started(db: &impl ConnectionTrait, session: &SessionRecord) -> ServiceResult<()> {
+    vigil_events::outbox::append(db, SERVICE, &started_events(session)).await
+}
+
+/// PostgreSQL: `insert` (the session's row, one `INSERT`) and its [`session_started`] events as one
+/// statement — a data-modifying `WITH` — so the row and its events commit together without a
+/// transaction around them: one round trip where `BEGIN`, two inserts and `COMMIT` were four, on
+/// admission's path.
+pub fn with_session_started(insert: Statement, session: &SessionRecord) -> ServiceResult<Statement> {
+    // The rows as `vigil_events::outbox::append` writes them: the event, and the current trace.
+    let trace = vigil_runtime::telemetry::propagation::current_map();
+    let trace = if trace.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&trace).map_err(ServiceError::internal)?
+    };
+    let mut values = insert.values.map(|values| values.0).unwrap_or_default();
+    let mut selects = Vec::with_capacity(2);
+    for event in started_events(session) {
+        let n = values.len();
+        let payload = serde_json::to_string(&event).map_err(ServiceError::internal)?;
+        values.extend([event.time.into(), payload.into(), trace.clone().into()]);
+        selects.push(format!(
+            "SELECT ${}::bigint, ${}::text, ${}::text FROM inserted",
+            n + 1,
+            n + 2,
+            n + 3
+        ));
+    }
+    let sql = format!(
+        "WITH inserted AS ({} RETURNING 1) INSERT INTO {SERVICE}_event_outbox (occurred_at, payload, trace_context) {}",
+        insert.sql,
+        selects.join(" UNION ALL ")
+    );
+    Ok(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+}
+
+/// The events of a recorded start.
+fn started_events(session: &SessionRecord) -> Vec<Event> {
     let mut events = Vec::with_capacity(2);
     if session.ended_at.is_some() {
         let reason = session
@@ -79,7 +117,7 @@ pub async fn session_started(db: &impl ConnectionTrait, session: &SessionRecord)
             ));
         }
     }
-    vigil_events::outbox::append(db, SERVICE, &events).await
+    events
 }
 
 /// Sessions ended (by their gateway, a kill, a lost gateway, reconciliation).
