@@ -19,8 +19,6 @@ use vigil_proto::v1 as pb;
 use vigil_runtime::bus::TypedSubscription;
 use vigil_runtime::{ServiceError, ServiceResult};
 
-use tracing::Instrument;
-
 use crate::domain::{
     EndReason, EpochMillis, GatewayEnd, GeoLocation, PendingActivity, Reconciliation, RiskAssessment, Selector,
     SessionEnd, SessionRecord, SessionStatus, live_status,
@@ -390,53 +388,9 @@ impl LinkState {
         });
     }
 
-    /// The agent carried out (or could not carry out) commands: end their sessions with the
-    /// commands' reasons, and tell the termination service. Each acknowledgement is handled in its
-    /// own span (its trace); their ends go to the writer together, so a burst of acknowledgements
-    /// (an end-all's, a gateway's sessions at once) is one group-commit round, not one per
-    /// session in turn. An invalid acknowledgement fails the link once those before it are handled.
-    pub(crate) async fn acknowledge(
-        &mut self,
-        acks: Vec<(pb::CommandAck, tracing::Span)>,
-        now: EpochMillis,
-    ) -> ServiceResult<()> {
-        let mut checked = Vec::with_capacity(acks.len());
-        let mut invalid = None;
-        for (ack, span) in acks {
-            match span.in_scope(|| self.check_ack(ack)) {
-                Ok(ack) => checked.push((ack, span)),
-                Err(error) => {
-                    invalid = Some(error);
-                    break;
-                }
-            }
-        }
-        let inner = self.registry.inner.clone();
-        let ends = checked.iter().map(|(ack, span)| {
-            let end = ack.ends.as_ref().map(|command| GatewayEnd {
-                session_id: command.session_id.clone(),
-                gateway_id: self.gateway_id.clone(),
-                end: command_end(command, now),
-            });
-            let inner = inner.clone();
-            // Batched with each other and with the other links' ends (see `ending`).
-            async move {
-                match end {
-                    Some(end) => Some(inner.ender.end(end).await),
-                    None => None,
-                }
-            }
-            .instrument(span.clone())
-        });
-        let ended = futures::future::join_all(ends).await;
-        for ((ack, span), ended) in checked.into_iter().zip(ended) {
-            self.settle_ack(ack, ended, now).instrument(span).await;
-        }
-        invalid.map_or(Ok(()), Err)
-    }
-
-    /// An acknowledgement checked, and its command taken out of flight.
-    fn check_ack(&mut self, ack: pb::CommandAck) -> ServiceResult<CheckedAck> {
+    /// The agent carried out (or could not carry out) a command: end the session with the
+    /// command's reason, and tell the termination service.
+    pub(crate) async fn acknowledge(&mut self, ack: pb::CommandAck, now: EpochMillis) -> ServiceResult<()> {
         let outcome = match pb::CommandOutcome::try_from(ack.outcome) {
             Ok(pb::CommandOutcome::Unspecified) | Err(_) => {
                 return Err(ServiceError::invalid(format!(
@@ -448,56 +402,53 @@ impl LinkState {
         };
         let detail = validate::optional_name("command_ack.detail", &ack.detail)?.unwrap_or_default();
         let command = self.in_flight.remove(&ack.command_id);
-        // DONE or NOT_FOUND: the gateway does not hold the session any more, so it is not live.
-        let ends = command
-            .clone()
-            .filter(|_| matches!(outcome, pb::CommandOutcome::Done | pb::CommandOutcome::NotFound));
-        Ok(CheckedAck {
-            command_id: ack.command_id,
-            outcome,
-            detail,
-            command,
-            ends,
-        })
-    }
-
-    /// Announces a kill's end and reports the acknowledgement. When the end could not be
-    /// recorded, the command is kept in flight and its acknowledgement not reported, so
-    /// termination re-sends it and the agent's repeated acknowledgement ends the session then.
-    async fn settle_ack(
-        &mut self,
-        ack: CheckedAck,
-        ended: Option<ServiceResult<Option<SessionRecord>>>,
-        now: EpochMillis,
-    ) {
-        let inner = self.registry.inner.clone();
-        if let (Some(ended), Some(command)) = (ended, &ack.ends) {
-            match ended {
-                Ok(Some(session)) => inner.announce_ended_one(&session, now).await,
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(gateway = %self.gateway_id, session = %command.session_id, %error, "could not record a kill's end; it will be retried");
-                    self.in_flight.insert(ack.command_id, command.clone());
-                    return;
-                }
-            }
-            self.owned.remove(&command.session_id);
+        if let Some(command) = &command
+            && matches!(outcome, pb::CommandOutcome::Done | pb::CommandOutcome::NotFound)
+            && !self.end_acknowledged(&ack.command_id, command, now).await
+        {
+            return Ok(());
         }
-        if ack.command.is_none() {
+        if command.is_none() {
             // Acknowledged on a link that did not carry it (the agent reconnected in between):
             // the termination service still records it; the session's end arrives with the
             // agent's snapshot or the re-sent command.
             tracing::debug!(gateway = %self.gateway_id, command = %ack.command_id, "acknowledgement for a command this link did not carry");
         }
-        crate::metrics::kill_acknowledged(ack.outcome, ack.command.as_ref(), now);
-        inner.reporter.report(pb::CommandReport {
+        crate::metrics::kill_acknowledged(outcome, command.as_ref(), now);
+        self.registry.inner.reporter.report(pb::CommandReport {
             command_id: ack.command_id,
             gateway_id: self.gateway_id.clone(),
             state: pb::DeliveryState::Acknowledged as i32,
-            outcome: ack.outcome as i32,
-            detail: ack.detail,
+            outcome: outcome as i32,
+            detail,
             at: Some(vigil_proto::timestamp_from_millis(now)),
         });
+        Ok(())
+    }
+
+    /// Ends the session of an acknowledged kill (NOT_FOUND too: the gateway does not hold the
+    /// session any more, so it is not live either). False when the end could not be recorded: the
+    /// command is kept in flight and its acknowledgement not reported, so termination re-sends it
+    /// and the agent's repeated acknowledgement ends the session then.
+    async fn end_acknowledged(&mut self, command_id: &str, command: &pb::TerminateCommand, now: EpochMillis) -> bool {
+        let inner = &self.registry.inner;
+        let end = GatewayEnd {
+            session_id: command.session_id.clone(),
+            gateway_id: self.gateway_id.clone(),
+            end: command_end(command, now),
+        };
+        // Batched with the other links' ends (see `ending`).
+        match inner.ender.end(end).await {
+            Ok(Some(session)) => inner.announce_ended_one(&session, now).await,
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(gateway = %self.gateway_id, session = %command.session_id, %error, "could not record a kill's end; it will be retried");
+                self.in_flight.insert(command_id.to_owned(), command.clone());
+                return false;
+            }
+        }
+        self.owned.remove(&command.session_id);
+        true
     }
 
     /// Notes that the gateway was heard from; the replica writes it with the other gateways' in one
@@ -719,15 +670,4 @@ fn snapshot_record(gateway_id: &str, session: &SnapshotSession, now: EpochMillis
 
 fn millis_u32(duration: Duration) -> u32 {
     u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
-}
-
-/// An acknowledgement that passed its checks.
-struct CheckedAck {
-    command_id: String,
-    outcome: pb::CommandOutcome,
-    detail: String,
-    /// The command, when this link carried it.
-    command: Option<pb::TerminateCommand>,
-    /// The command, when the acknowledgement ends its session.
-    ends: Option<pb::TerminateCommand>,
 }

@@ -16,7 +16,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::{FutureExt, Stream};
+use futures::Stream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -135,7 +135,6 @@ impl GatewayLink for LinkApi {
             link,
             registry: self.registry.clone(),
             outbound,
-            inbound_over: false,
         };
         tokio::spawn(pump.serve(inbound, commands, locks, pending));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
@@ -145,16 +144,12 @@ impl GatewayLink for LinkApi {
 /// How long after a link opens its pending kills are read a second time (a kill recorded while the
 /// link was opening was published to no one: see `LinkState::fetch_pending`).
 const RELINK_RECHECK: Duration = Duration::from_millis(500);
-/// Most acknowledgements gathered into one batch (see `Pump::receive`).
-const MAX_ACK_BATCH: usize = 1_000;
 
 /// A link's loop: its state in the core, and the way down to the agent.
 struct Pump {
     link: LinkState,
     registry: Registry,
     outbound: Outbound,
-    /// The agent's stream ended or failed while acknowledgements were gathered (see `receive`).
-    inbound_over: bool,
 }
 
 /// Why the loop stops.
@@ -245,11 +240,9 @@ impl Pump {
                 message = inbound.message() => match message {
                     Ok(Some(message)) => {
                         silence.as_mut().reset(Instant::now() + grace);
-                        if let Err(error) = self.receive(message, inbound).await {
+                        let span = crate::trace::agent_message_span(self.link.gateway_id(), &message);
+                        if let Err(error) = self.handle(message).instrument(span).await {
                             let _ = self.outbound.send(Err(error.into())).await;
-                            return Stop::Now;
-                        }
-                        if self.inbound_over {
                             return Stop::Now;
                         }
                     }
@@ -282,51 +275,6 @@ impl Pump {
         }
     }
 
-    /// A message from the agent; an acknowledgement together with the acknowledgements already
-    /// waiting behind it (up to [`MAX_ACK_BATCH`]): their ends are written in one round (see
-    /// `LinkState::acknowledge`). The first other message found waiting is handled next.
-    async fn receive(
-        &mut self,
-        message: pb::AgentMessage,
-        inbound: &mut Streaming<pb::AgentMessage>,
-    ) -> ServiceResult<()> {
-        if !matches!(message.message, Some(Up::CommandAck(_))) {
-            let span = crate::trace::agent_message_span(self.link.gateway_id(), &message);
-            return self.handle(message).instrument(span).await;
-        }
-        let mut acks = Vec::new();
-        let mut next = Some(message);
-        while let Some(message) = next.take() {
-            let span = crate::trace::agent_message_span(self.link.gateway_id(), &message);
-            match message.message {
-                Some(Up::CommandAck(ack)) => acks.push((ack, span)),
-                _ => {
-                    next = Some(message);
-                    break;
-                }
-            }
-            if acks.len() >= MAX_ACK_BATCH {
-                break;
-            }
-            // Only what has arrived already.
-            match inbound.message().now_or_never() {
-                Some(Ok(Some(waiting))) => next = Some(waiting),
-                Some(Ok(None) | Err(_)) => self.inbound_over = true,
-                None => {}
-            }
-        }
-        let now = now_millis();
-        self.link.touch(now);
-        self.link.acknowledge(acks, now).await?;
-        match next {
-            Some(message) => {
-                let span = crate::trace::agent_message_span(self.link.gateway_id(), &message);
-                self.handle(message).instrument(span).await
-            }
-            None => Ok(()),
-        }
-    }
-
     /// One message from the agent; an error ends the link with it.
     async fn handle(&mut self, message: pb::AgentMessage) -> ServiceResult<()> {
         let now = now_millis();
@@ -350,11 +298,7 @@ impl Pump {
             }
             Some(Up::Activity(batch)) => self.link.record_activity(batch, now),
             Some(Up::SessionClosed(closed)) => self.link.close_session(closed, now).await?,
-            Some(Up::CommandAck(ack)) => {
-                self.link
-                    .acknowledge(vec![(ack, tracing::Span::current())], now)
-                    .await?
-            }
+            Some(Up::CommandAck(ack)) => self.link.acknowledge(ack, now).await?,
             Some(Up::Heartbeat(_)) => {}
             Some(Up::Hello(_)) => {
                 return Err(ServiceError::invalid(
