@@ -14,7 +14,9 @@ use vigil_runtime::{ServiceError, ServiceResult};
 fn connection_lost(status: &tonic::Status) -> bool {
     match status.code() {
         tonic::Code::Unavailable => true,
-        tonic::Code::Unknown => std::error::Error::source(status).is_some() || status.message().contains("transport error"),
+        tonic::Code::Unknown => {
+            std::error::Error::source(status).is_some() || status.message().contains("transport error")
+        }
         _ => false,
     }
 }
