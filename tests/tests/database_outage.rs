@@ -36,9 +36,11 @@ async fn a_kill_acknowledged_during_a_database_outage_is_recorded_within_a_secon
     init_logs();
     let postgres = ThrowawayPostgres::init("ack-outage");
     postgres.start();
+    // An outage longer than the pool waits for a connection: each write fails while it lasts.
     let config = DatabaseConfig {
         url: postgres.url(),
         max_connections: 4,
+        connect_timeout: Duration::from_secs(1),
         ..DatabaseConfig::default()
     };
     let registry_store = vigil_registry::app::open_store(&config, true).await.unwrap();
@@ -93,7 +95,7 @@ async fn a_kill_acknowledged_during_a_database_outage_is_recorded_within_a_secon
     // The gateway answers while the database is down, and it stays down a while longer.
     postgres.crash();
     handler.gate.add_permits(1);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     postgres.start();
     let back = Instant::now();
 
