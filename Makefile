@@ -44,7 +44,7 @@ bench-geo: ## geo's micro-benchmark: Locate per address kind, Assess against Pos
 # Non-zero when an invariant broke or a convergence exceeded --bound (2 s). See README "Reliability".
 CHAOS_ARGS ?= --reps 10
 
-chaos: ## the fault suite: SIGKILL a replica, Redis, PostgreSQL, termination, policy's leader, cut a gateway; 10 reps each
+chaos: ## the fault suite: SIGKILL or SIGSTOP a replica, SIGKILL Redis, PostgreSQL, termination, policy's leader, cut a gateway; 10 reps each
 	$(CARGO) build --bins
 	$(CARGO) run -p vigil-chaos -- $(CHAOS_ARGS)
 

@@ -9,6 +9,18 @@ use vigil_proto::v1::session_registry_client::SessionRegistryClient;
 use vigil_runtime::client::ServiceChannel;
 use vigil_runtime::{ServiceError, ServiceResult};
 
+/// Whether a call failed because its connection went away (not because of what it asked): the
+/// transport's error, not the server's answer.
+fn connection_lost(status: &tonic::Status) -> bool {
+    match status.code() {
+        tonic::Code::Unavailable => true,
+        tonic::Code::Unknown => {
+            std::error::Error::source(status).is_some() || status.message().contains("transport error")
+        }
+        _ => false,
+    }
+}
+
 /// The registry, as the termination service needs it.
 #[async_trait]
 pub trait SessionDirectory: Send + Sync + 'static {
@@ -138,7 +150,13 @@ impl SessionDirectory for GrpcSessionDirectory {
         let request = pb::ResolveSessionsRequest {
             selector: Some(selector.clone()),
         };
-        let response = self.client.clone().resolve_sessions(request).await?;
+        let response = match self.client.clone().resolve_sessions(request.clone()).await {
+            // A read, so asked again at once when the replica answering it died mid-call (its
+            // connection dropped): the channel reconnects to a replica that is up, and an end-all
+            // does not fail back to its caller (who would retry it only a round trip later).
+            Err(status) if connection_lost(&status) => self.client.clone().resolve_sessions(request).await?,
+            answer => answer?,
+        };
         Ok(response.into_inner())
     }
 

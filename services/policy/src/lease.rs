@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use vigil_runtime::backoff::Backoff;
 
 use crate::store::PolicyStore;
 
@@ -45,6 +46,18 @@ impl Leadership {
     pub fn holds(&self, number: u64) -> bool {
         self.current().is_some_and(|term| term.number == number)
     }
+
+    /// Waits until a term in force is not term `known`: leadership gained (or gained again), so
+    /// the work of a leader starts at once rather than at its next tick.
+    pub async fn new_term(&mut self, known: Option<u64>) {
+        let fresh = |term: &Option<Term>| {
+            term.is_some_and(|term| Some(term.number) != known && Instant::now() < term.valid_until)
+        };
+        if self.term.wait_for(fresh).await.is_err() {
+            // The keeper has stopped: no term will come.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Takes and keeps a lease for one holder.
@@ -72,9 +85,12 @@ impl LeaseKeeper {
     }
 
     /// Tries to take the lease, then keeps renewing it, every third of the TTL until `stop`; then
-    /// gives it up, so a successor need not wait for it to expire.
+    /// gives it up, so a successor need not wait for it to expire. Not holding it, tries again
+    /// every tenth of the TTL or so (jittered, so standbys do not ask in step): a dead holder's
+    /// lease is taken within about a tenth of the TTL of its expiry, not a third.
     pub async fn run(self, term: watch::Sender<Option<Term>>, stop: CancellationToken) {
         let every = self.ttl / 3;
+        let mut standby = Backoff::new(self.ttl / 10, self.ttl / 10);
         let mut number = 0;
         let mut held = false;
         loop {
@@ -108,9 +124,10 @@ impl LeaseKeeper {
                     term.send_replace(None);
                 }
             }
+            let wait = if held { every } else { standby.fail() };
             tokio::select! {
                 () = stop.cancelled() => break,
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
         term.send_replace(None);

@@ -232,15 +232,18 @@ impl Sweeper {
         SweeperHandle { status, stop, task }
     }
 
-    async fn run(&self, leadership: Leadership, status: watch::Sender<SweeperStatus>, stop: CancellationToken) {
+    async fn run(&self, mut leadership: Leadership, status: watch::Sender<SweeperStatus>, stop: CancellationToken) {
         let mut ticker = tokio::time::interval(self.settings.sweep_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut memory: Option<TermMemory> = None;
         let mut next_reconcile = Instant::now() + self.settings.reconcile_interval;
         loop {
+            let known = memory.as_ref().map(|memory| memory.number);
             tokio::select! {
                 () = stop.cancelled() => break,
                 _ = ticker.tick() => {}
+                // A new leader (one whose predecessor died mid-sweep) sweeps at once.
+                () = leadership.new_term(known) => {}
             }
             let Some(term) = leadership.current() else {
                 memory = None;

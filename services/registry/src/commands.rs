@@ -16,10 +16,12 @@ use vigil_runtime::backoff::Backoff;
 
 /// How often buffered command reports are sent.
 const REPORT_INTERVAL: Duration = Duration::from_millis(50);
-/// Retry delays while the termination service is unreachable: from about 100 ms, doubling, to 2 s
-/// (a kill's answer waits at most that long once the service is back).
+/// Retry delays while the termination service is unreachable: from about 100 ms, doubling, to
+/// 500 ms, jittered (a kill's answer waits at most that long once the service is back, well inside
+/// the second a fault's end should take; a few calls a second to a service that is down cost
+/// nothing, and only the outage's first failure is logged as a warning).
 const RETRY_MIN: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_millis(500);
 /// Reports sent per call (the termination service accepts at most 100,000).
 const REPORT_CHUNK: usize = 10_000;
 /// Reports kept while the termination service is unreachable; beyond this the oldest are dropped

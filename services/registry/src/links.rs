@@ -390,7 +390,7 @@ impl LinkState {
 
     /// The agent carried out (or could not carry out) a command: end the session with the
     /// command's reason, and tell the termination service.
-    pub(crate) async fn acknowledge(&mut self, ack: pb::CommandAck, now: EpochMillis) -> ServiceResult<()> {
+    pub(crate) fn acknowledge(&mut self, ack: pb::CommandAck, now: EpochMillis) -> ServiceResult<()> {
         let outcome = match pb::CommandOutcome::try_from(ack.outcome) {
             Ok(pb::CommandOutcome::Unspecified) | Err(_) => {
                 return Err(ServiceError::invalid(format!(
@@ -402,53 +402,38 @@ impl LinkState {
         };
         let detail = validate::optional_name("command_ack.detail", &ack.detail)?.unwrap_or_default();
         let command = self.in_flight.remove(&ack.command_id);
-        if let Some(command) = &command
-            && matches!(outcome, pb::CommandOutcome::Done | pb::CommandOutcome::NotFound)
-            && !self.end_acknowledged(&ack.command_id, command, now).await
-        {
-            return Ok(());
-        }
-        if command.is_none() {
-            // Acknowledged on a link that did not carry it (the agent reconnected in between):
-            // the termination service still records it; the session's end arrives with the
-            // agent's snapshot or the re-sent command.
-            tracing::debug!(gateway = %self.gateway_id, command = %ack.command_id, "acknowledgement for a command this link did not carry");
-        }
         crate::metrics::kill_acknowledged(outcome, command.as_ref(), now);
-        self.registry.inner.reporter.report(pb::CommandReport {
+        let report = pb::CommandReport {
             command_id: ack.command_id,
             gateway_id: self.gateway_id.clone(),
             state: pb::DeliveryState::Acknowledged as i32,
             outcome: outcome as i32,
             detail,
             at: Some(vigil_proto::timestamp_from_millis(now)),
-        });
-        Ok(())
-    }
-
-    /// Ends the session of an acknowledged kill (NOT_FOUND too: the gateway does not hold the
-    /// session any more, so it is not live either). False when the end could not be recorded: the
-    /// command is kept in flight and its acknowledgement not reported, so termination re-sends it
-    /// and the agent's repeated acknowledgement ends the session then.
-    async fn end_acknowledged(&mut self, command_id: &str, command: &pb::TerminateCommand, now: EpochMillis) -> bool {
-        let inner = &self.registry.inner;
-        let end = GatewayEnd {
-            session_id: command.session_id.clone(),
-            gateway_id: self.gateway_id.clone(),
-            end: command_end(command, now),
         };
-        // Batched with the other links' ends (see `ending`).
-        match inner.ender.end(end).await {
-            Ok(Some(session)) => inner.announce_ended_one(&session, now).await,
-            Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(gateway = %self.gateway_id, session = %command.session_id, %error, "could not record a kill's end; it will be retried");
-                self.in_flight.insert(command_id.to_owned(), command.clone());
-                return false;
+        match command {
+            // The session ends with the kill's reason (NOT_FOUND too: the gateway does not hold it
+            // any more, so it is not live either). The writer reports the acknowledgement once the
+            // end is written, retrying while the database is away; the link goes on meanwhile.
+            Some(command) if matches!(outcome, pb::CommandOutcome::Done | pb::CommandOutcome::NotFound) => {
+                self.owned.remove(&command.session_id);
+                let end = GatewayEnd {
+                    end: command_end(&command, now),
+                    session_id: command.session_id,
+                    gateway_id: self.gateway_id.clone(),
+                };
+                self.registry.inner.ender.end(end, report);
+            }
+            Some(_) => self.registry.inner.reporter.report(report),
+            None => {
+                // Acknowledged on a link that did not carry it (the agent reconnected in between):
+                // the termination service still records it; the session's end arrives with the
+                // agent's snapshot or the re-sent command.
+                tracing::debug!(gateway = %self.gateway_id, command = %report.command_id, "acknowledgement for a command this link did not carry");
+                self.registry.inner.reporter.report(report);
             }
         }
-        self.owned.remove(&command.session_id);
-        true
+        Ok(())
     }
 
     /// Notes that the gateway was heard from; the replica writes it with the other gateways' in one

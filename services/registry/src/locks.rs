@@ -22,12 +22,13 @@ use tokio_util::sync::CancellationToken;
 use vigil_core::topics;
 use vigil_proto::v1 as pb;
 use vigil_runtime::ServiceResult;
+use vigil_runtime::backoff::Backoff;
 use vigil_runtime::bus::{ControlBus, Delivery, TypedSubscription};
 
 use crate::admission::AdmissionHooks;
 
 /// First delay before asking policy for the snapshot again after a failure; it doubles up to
-/// [`SNAPSHOT_RETRY_MAX`].
+/// [`SNAPSHOT_RETRY_MAX`], each delay jittered.
 const SNAPSHOT_RETRY_MIN: Duration = Duration::from_millis(500);
 const SNAPSHOT_RETRY_MAX: Duration = Duration::from_secs(30);
 
@@ -97,7 +98,8 @@ impl Follower {
     async fn run(mut self, mut subscription: TypedSubscription<pb::LockUpdate>, shutdown: CancellationToken) {
         let mut subscribed = true;
         let mut need_snapshot = true;
-        let mut failures: u32 = 0;
+        // Jittered, so replicas that lost policy together do not all ask again in step.
+        let mut backoff = Backoff::new(SNAPSHOT_RETRY_MIN, SNAPSHOT_RETRY_MAX);
         let mut retry_at = Instant::now();
         loop {
             let has_policy = self.hooks.policy.get().is_some();
@@ -110,7 +112,7 @@ impl Follower {
                         // Updates published during the break are lost: the snapshot has them.
                         tracing::info!("lock channel resubscribed after a bus break; reloading the lock set");
                         need_snapshot = true;
-                        failures = 0;
+                        backoff.succeed();
                         retry_at = Instant::now();
                     }
                     None => {
@@ -125,19 +127,18 @@ impl Follower {
                     match self.snapshot().await {
                         Ok(snapshot) => {
                             need_snapshot = false;
-                            failures = 0;
+                            backoff.succeed();
                             self.accept(snapshot, "snapshot");
                         }
                         Err(error) => {
                             // UNIMPLEMENTED (a policy without locks yet) or unreachable: no snapshot
                             // yet. Updates on the channel are still followed meanwhile.
-                            if failures == 0 {
+                            if backoff.failures() == 0 {
                                 tracing::warn!(%error, "could not load the lock set from policy; will retry");
                             } else {
-                                tracing::debug!(%error, failures, "could not load the lock set from policy; will retry");
+                                tracing::debug!(%error, failures = backoff.failures(), "could not load the lock set from policy; will retry");
                             }
-                            retry_at = Instant::now() + retry_delay(failures);
-                            failures = failures.saturating_add(1);
+                            retry_at = Instant::now() + backoff.fail();
                         }
                     }
                 }
@@ -228,12 +229,6 @@ async fn sleep_until_expiry(at: Option<SystemTime>) {
     };
     let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
     tokio::time::sleep(wait).await;
-}
-
-fn retry_delay(failures: u32) -> Duration {
-    SNAPSHOT_RETRY_MIN
-        .saturating_mul(1u32 << failures.min(16))
-        .min(SNAPSHOT_RETRY_MAX)
 }
 
 #[cfg(test)]
@@ -487,7 +482,5 @@ mod tests {
         assert!(supersedes(7, 7));
         assert!(supersedes(8, 7));
         assert!(!supersedes(6, 7));
-        assert_eq!(retry_delay(0), SNAPSHOT_RETRY_MIN);
-        assert_eq!(retry_delay(30), SNAPSHOT_RETRY_MAX);
     }
 }

@@ -16,7 +16,7 @@ use vigil_runtime::bus::ControlBus;
 use crate::activity::ActivityWriter;
 use crate::admission::{AdmissionHooks, PolicyUnavailable, SlotReleaser};
 use crate::commands::{CommandJournal, CommandReporter, JournalSlot};
-use crate::ending::{EndWriter, announce_ended};
+use crate::ending::{EndSinks, EndWriter, announce_ended};
 use crate::events::EventHub;
 use crate::idle::run_idle_marker;
 use crate::liveness::{LostGatewayCheck, SeenTracker, run_seen_writer, seen_interval};
@@ -87,11 +87,16 @@ impl Registry {
         let events = EventHub::start(bus.clone(), settings.watch_buffer, shutdown.clone()).await?;
         let (activity, activity_task) =
             ActivityWriter::start(background.clone(), events.clone(), &settings, shutdown.clone());
-        let (ender, ender_task) = EndWriter::start(background.clone(), shutdown.clone());
         let hooks = AdmissionHooks::default();
         let (releaser, releaser_task) = SlotReleaser::start(hooks.clone(), shutdown.clone());
         let journal = JournalSlot::default();
         let (reporter, reporter_task) = CommandReporter::start(journal.clone(), shutdown.clone());
+        let sinks = EndSinks {
+            events: events.clone(),
+            releaser: releaser.clone(),
+            reporter: reporter.clone(),
+        };
+        let (ender, ender_task) = EndWriter::start(background.clone(), sinks, shutdown.clone());
         // Subscribed before the first link can open, so every link gets a set that follows every change.
         let (locks, locks_task) = LockFeed::start(
             bus.clone(),

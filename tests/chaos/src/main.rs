@@ -24,7 +24,7 @@ use crate::report::Row;
 use crate::scenarios::{Load, Scenario};
 
 #[derive(Parser)]
-#[command(about = "Vigil's fault suite: separate processes, real PostgreSQL and Redis, faults by SIGKILL")]
+#[command(about = "Vigil's fault suite: separate processes, real PostgreSQL and Redis, faults by SIGKILL and SIGSTOP")]
 struct Cli {
     /// Repetitions of each scenario.
     #[arg(long, default_value_t = 10)]

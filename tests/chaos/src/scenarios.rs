@@ -24,6 +24,9 @@ use crate::gateways::Fleet;
 pub enum Scenario {
     /// A registry replica SIGKILLed in the middle of an end-all; its gateways fail over to the other.
     ReplicaKilled,
+    /// A registry replica frozen by SIGSTOP in the middle of an end-all, thawed by SIGCONT 3 s later:
+    /// its links, its bus subscriptions and the calls it was serving all stall, nothing breaks.
+    ReplicaFrozen,
     /// Redis SIGKILLed as an end-all starts, restarted 3 s later.
     RedisDown,
     /// PostgreSQL (the postmaster and its backends) SIGKILLed right after an end-all, restarted 5 s later.
@@ -37,8 +40,9 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::ReplicaKilled,
+        Scenario::ReplicaFrozen,
         Scenario::RedisDown,
         Scenario::PostgresCrash,
         Scenario::TerminationKilled,
@@ -50,6 +54,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::ReplicaKilled => "registry replica killed mid end-all",
+            Scenario::ReplicaFrozen => "registry replica frozen 3 s mid end-all",
             Scenario::RedisDown => "Redis down 3 s",
             Scenario::PostgresCrash => "PostgreSQL crashed 5 s",
             Scenario::TerminationKilled => "termination killed after Terminate",
@@ -61,6 +66,7 @@ impl Scenario {
     fn short(self) -> &'static str {
         match self {
             Scenario::ReplicaKilled => "replica",
+            Scenario::ReplicaFrozen => "frozen",
             Scenario::RedisDown => "redis",
             Scenario::PostgresCrash => "postgres",
             Scenario::TerminationKilled => "termination",
@@ -103,6 +109,7 @@ pub async fn run(scenario: Scenario, cluster: &mut Cluster, rep: usize, load: Lo
     let mut outcome = Outcome::default();
     let healed = match scenario {
         Scenario::ReplicaKilled => replica_killed(cluster).await?,
+        Scenario::ReplicaFrozen => replica_frozen(cluster).await?,
         Scenario::RedisDown => redis_down(cluster).await?,
         Scenario::PostgresCrash => {
             let (healed, health, broken) = postgres_crash(cluster, load.health_bound).await?;
@@ -173,6 +180,20 @@ async fn replica_killed(cluster: &mut Cluster) -> anyhow::Result<Instant> {
     let delay = rand::rng().random_range(0..60);
     tokio::time::sleep(Duration::from_millis(delay)).await;
     cluster.registries[0].proc.kill();
+    let healed = Instant::now();
+    call.await??;
+    Ok(healed)
+}
+
+/// SIGSTOP to the replica's process group a moment into the end-all, SIGCONT 3 s later: the
+/// fault heals when it runs again.
+async fn replica_frozen(cluster: &mut Cluster) -> anyhow::Result<Instant> {
+    let call = tokio::spawn(end_all(cluster.termination_channel()));
+    let delay = rand::rng().random_range(0..60);
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    cluster.registries[0].proc.freeze(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.registries[0].proc.freeze(false);
     let healed = Instant::now();
     call.await??;
     Ok(healed)

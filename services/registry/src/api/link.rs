@@ -298,7 +298,7 @@ impl Pump {
             }
             Some(Up::Activity(batch)) => self.link.record_activity(batch, now),
             Some(Up::SessionClosed(closed)) => self.link.close_session(closed, now).await?,
-            Some(Up::CommandAck(ack)) => self.link.acknowledge(ack, now).await?,
+            Some(Up::CommandAck(ack)) => self.link.acknowledge(ack, now)?,
             Some(Up::Heartbeat(_)) => {}
             Some(Up::Hello(_)) => {
                 return Err(ServiceError::invalid(

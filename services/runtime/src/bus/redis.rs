@@ -33,13 +33,14 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::{BusError, BusEvent, ControlBus, Payload, Subscription};
+use crate::backoff::Backoff;
 
 /// Bound on every single exchange with Redis (connecting, SUBSCRIBE, PING, PUBLISH); a Redis that
 /// takes longer is treated as unreachable.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long `subscribe()` waits for Redis to confirm before reporting the bus unavailable.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The first reconnect delay; it doubles up to `reconnect_max_backoff`.
+/// The first reconnect delay; it doubles up to `reconnect_max_backoff` (each delay jittered).
 const INITIAL_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 /// Floor for `reconnect_max_backoff`, so a zero in the configuration cannot spin the worker.
 const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(10);
@@ -64,7 +65,9 @@ pub struct RedisBusConfig {
     /// Prefix of every channel on Redis (`{namespace}:{channel}`), so several deployments or test
     /// runs can share one Redis.
     pub namespace: String,
-    /// Cap of the exponential backoff between reconnect attempts.
+    /// Cap of the exponential backoff between reconnect attempts (each delay jittered). A second by
+    /// default: a Redis that comes back is found within about a second, and the attempts of a few
+    /// replicas a second cost a Redis that is down nothing.
     #[serde(with = "humantime_serde")]
     pub reconnect_max_backoff: Duration,
 }
@@ -74,7 +77,7 @@ impl Default for RedisBusConfig {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
             namespace: "vigil".to_owned(),
-            reconnect_max_backoff: Duration::from_secs(5),
+            reconnect_max_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -568,16 +571,18 @@ impl PubSubWorker {
     /// Reconnects with exponential backoff and re-subscribes every channel that has subscribers.
     /// `None` if the bus was dropped meanwhile.
     async fn reconnect(&mut self) -> Option<(PubSubSink, PubSubStream)> {
-        let mut delay = INITIAL_RECONNECT_DELAY.min(self.max_backoff);
+        // Jittered: the replicas that lost Redis together do not all come back in the same instant.
+        let mut backoff = Backoff::new(INITIAL_RECONNECT_DELAY.min(self.max_backoff), self.max_backoff);
         loop {
-            match self.try_connect().await {
+            let reason = match self.try_connect().await {
                 Ok(connection) => return Some(connection),
-                Err(reason) => tracing::debug!(%reason, retry_in = ?delay, "Redis pub/sub reconnect failed"),
-            }
+                Err(reason) => reason,
+            };
+            let delay = backoff.fail();
+            tracing::debug!(%reason, retry_in = ?delay, "Redis pub/sub reconnect failed");
             if !self.wait_while_disconnected(delay).await {
                 return None;
             }
-            delay = delay.saturating_mul(2).min(self.max_backoff);
         }
     }
 
