@@ -25,6 +25,9 @@ use vigil_termination::{TerminationSettings, Terminator};
 
 pub use vigil_testkit::{PATIENCE, database_url, eventually};
 
+pub mod gateway_stack;
+pub use gateway_stack::GatewayStack;
+
 pub fn redis_url() -> String {
     std::env::var("VIGIL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }

@@ -14,7 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use vigil_gateway::app::Gateway;
 use vigil_gateway::config::{GatewayConfig, TargetConfig};
-use vigil_policy::{PolicyEngine, SystemClock};
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::{EndReason, ResourceType, SessionStatus};
 use vigil_tests::tempdir::TempDir;
@@ -105,23 +104,26 @@ async fn keygen(path: &Path) {
     assert!(status.success(), "ssh-keygen failed");
 }
 
-/// The world: registry + termination + policy (locks), an sshd, a gateway, a user with a key.
+/// The gateway stack in front of an sshd, the toy shell and two targets that must fail; users with keys.
 struct World {
-    registry: TestRegistry,
-    policy: PolicyEngine,
-    gateway: Option<Gateway>,
+    stack: GatewayStack,
     sshd: Sshd,
     ssh_port: u16,
     alice_key: PathBuf,
     mallory_key: PathBuf,
     users_file: PathBuf,
     dir: TempDir,
-    shutdown: CancellationToken,
-    // Last: dropped after everything that uses it.
-    _schema: TestSchema,
 }
 
 const GATEWAY_ID: &str = "ssh-gw-test";
+
+impl std::ops::Deref for World {
+    type Target = GatewayStack;
+
+    fn deref(&self) -> &GatewayStack {
+        &self.stack
+    }
+}
 
 impl World {
     async fn new() -> Self {
@@ -130,123 +132,47 @@ impl World {
     }
 
     async fn with_login_grace(login_grace: Duration) -> Self {
-        init_logs();
-        let schema = TestSchema::new().await;
-        let namespace = unique_namespace();
-        let registry = TestRegistry::with_termination(&schema, &namespace, test_settings("r1")).await;
-        let policy = PolicyEngine::new(schema.policy_store().await, Arc::new(SystemClock));
-        policy.attach_lock_bus(registry.registry.bus().clone());
-        policy.attach_terminator(Arc::new(registry.terminator.clone().expect("termination")));
-        policy.start_lock_refresh(registry.shutdown.child_token());
-        registry.registry.attach_admission_policy(Arc::new(policy.clone()));
-
+        let mut stack = GatewayStack::new(GATEWAY_ID).await;
         let dir = TempDir::new();
+        let mut config = stack.gateway_config(dir.path());
         let alice_key = dir.path().join("alice");
         keygen(&alice_key).await;
         let mallory_key = dir.path().join("mallory");
         keygen(&mallory_key).await;
-        let users_file = dir.path().join("users.toml");
-        let alice_public = std::fs::read_to_string(alice_key.with_extension("pub")).expect("alice.pub");
-        std::fs::write(
-            &users_file,
-            format!(
-                "[[user]]\nname = \"alice\"\ngroups = [\"sre\"]\nkeys = [\"{}\"]\n\n\
-                 [[user]]\nname = \"bob\"\ngroups = [\"finance\"]\nkeys = [\"{}\"]\n",
-                alice_public.trim(),
-                alice_public.trim()
-            ),
-        )
-        .expect("users file");
+        write_users(&config.ssh.users_file, &alice_key);
 
         // The gateway's client key first: sshd's authorized_keys holds it.
-        let client_key_path = dir.path().join("gateway_client_key");
-        let client_key = vigil_gateway::keys::load_or_create(&client_key_path, "vigil-gateway").expect("client key");
+        let client_key =
+            vigil_gateway::keys::load_or_create(&config.ssh.client_key, "vigil-gateway").expect("client key");
         let sshd = Sshd::start(
             dir.path(),
             &vigil_gateway::keys::openssh_public(client_key.public_key()),
         )
         .await;
-
-        let mut config = GatewayConfig::default();
-        config.registry.url = registry.url();
-        config.registry.gateway_id = GATEWAY_ID.into();
         // Generous: the load test starts 200 clients at once on a 2-core machine.
         config.registry.admission_timeout = Duration::from_secs(60);
-        config.ssh.listen = "127.0.0.1:0".parse().expect("address");
-        config.server.listen = "127.0.0.1:0".parse().expect("address");
-        config.ssh.host_key = dir.path().join("gateway_host_key");
-        config.ssh.client_key = client_key_path;
-        config.ssh.users_file = users_file.clone();
         config.ssh.users_reload_interval = Duration::from_millis(100);
         config.ssh.login_grace = login_grace;
         config.ssh.connect_timeout = Duration::from_secs(5);
-        let down_port = free_port();
         // The toy shell too: cheap sessions for the load test (no sshd fork per login).
         let toy = vigil_gateway::demo::start(
             "127.0.0.1:0".parse().expect("address"),
             client_key.public_key().clone(),
-            registry.shutdown.child_token(),
+            stack.registry.shutdown.child_token(),
         )
         .await
         .expect("toy target");
-        config.ssh.targets = vec![
-            TargetConfig {
-                name: "toy".into(),
-                address: toy.addr.to_string(),
-                user: "alice".into(),
-                host_key: toy.host_key.clone(),
-                groups: vec![],
-            },
-            TargetConfig {
-                name: "box".into(),
-                address: sshd.address(),
-                user: "root".into(),
-                host_key: sshd.host_key_public.clone(),
-                groups: vec!["sre".into()],
-            },
-            TargetConfig {
-                name: "down".into(),
-                address: format!("127.0.0.1:{down_port}"),
-                user: "root".into(),
-                host_key: sshd.host_key_public.clone(),
-                groups: vec![],
-            },
-            TargetConfig {
-                name: "impostor".into(),
-                address: sshd.address(),
-                user: "root".into(),
-                // Another key pinned: the real sshd's key must be refused.
-                host_key: vigil_gateway::keys::openssh_public(vigil_gateway::keys::generate().public_key()),
-                groups: vec![],
-            },
-        ];
-        let shutdown = CancellationToken::new();
-        let gateway = Gateway::start(&config, shutdown.clone())
-            .await
-            .expect("start the gateway");
-        gateway
-            .agent
-            .wait_connected(PATIENCE)
-            .await
-            .expect("the gateway's agent connects");
-        let ssh_port = gateway.ssh_addr.port();
+        config.ssh.targets = targets(&toy, &sshd);
+        let ssh_port = stack.start_gateway(&config).await.ssh_addr.port();
         Self {
-            registry,
-            policy,
-            gateway: Some(gateway),
+            stack,
             sshd,
             ssh_port,
             alice_key,
             mallory_key,
-            users_file,
+            users_file: config.ssh.users_file,
             dir,
-            shutdown,
-            _schema: schema,
         }
-    }
-
-    fn gateway(&self) -> &Gateway {
-        self.gateway.as_ref().expect("gateway running")
     }
 
     /// `ssh` with the test's options, as `login`, with `key`.
@@ -270,41 +196,54 @@ impl World {
         output_of(command).await
     }
 
-    async fn sessions(&self, statuses: Vec<SessionStatus>) -> Vec<pb::Session> {
-        let mut client = self.registry.sessions_client().await;
-        client
-            .list_sessions(pb::ListSessionsRequest {
-                filter: Some(pb::SessionFilter {
-                    statuses: statuses.into_iter().map(|s| s as i32).collect(),
-                    gateway_id: GATEWAY_ID.into(),
-                    ..Default::default()
-                }),
-                page_size: 100,
-                ..Default::default()
-            })
-            .await
-            .expect("list sessions")
-            .into_inner()
-            .sessions
-    }
-
-    async fn live_sessions(&self) -> Vec<pb::Session> {
-        self.sessions(vec![SessionStatus::Active, SessionStatus::Idle]).await
-    }
-
-    async fn stop(mut self) {
-        if let Some(gateway) = self.gateway.take() {
-            gateway.stop().await;
-        }
-        self.shutdown.cancel();
+    async fn stop(self) {
+        self.stack.stop().await;
     }
 }
 
-impl Drop for World {
-    fn drop(&mut self) {
-        // A failed test drops the world without `stop`: its tasks end anyway.
-        self.shutdown.cancel();
-    }
+/// alice (sre) and bob (finance), both with alice's key; mallory's key is nobody's.
+fn write_users(users_file: &Path, alice_key: &Path) {
+    let alice_public = std::fs::read_to_string(alice_key.with_extension("pub")).expect("alice.pub");
+    std::fs::write(
+        users_file,
+        format!(
+            "[[user]]\nname = \"alice\"\ngroups = [\"sre\"]\nkeys = [\"{}\"]\n\n\
+             [[user]]\nname = \"bob\"\ngroups = [\"finance\"]\nkeys = [\"{}\"]\n",
+            alice_public.trim(),
+            alice_public.trim()
+        ),
+    )
+    .expect("users file");
+}
+
+/// `toy` (the toy shell, for anyone), `box` (the sshd, for sre), `down` (nothing listens) and
+/// `impostor` (the sshd, with another host key pinned: it must be refused).
+fn targets(toy: &vigil_gateway::demo::DemoTarget, sshd: &Sshd) -> Vec<TargetConfig> {
+    let target = |name: &str, address: String, user: &str, host_key: String, groups: &[&str]| TargetConfig {
+        name: name.into(),
+        address,
+        user: user.into(),
+        host_key,
+        groups: groups.iter().map(|group| (*group).to_owned()).collect(),
+    };
+    vec![
+        target("toy", toy.addr.to_string(), "alice", toy.host_key.clone(), &[]),
+        target("box", sshd.address(), "root", sshd.host_key_public.clone(), &["sre"]),
+        target(
+            "down",
+            format!("127.0.0.1:{}", free_port()),
+            "root",
+            sshd.host_key_public.clone(),
+            &[],
+        ),
+        target(
+            "impostor",
+            sshd.address(),
+            "root",
+            vigil_gateway::keys::openssh_public(vigil_gateway::keys::generate().public_key()),
+            &[],
+        ),
+    ]
 }
 
 /// The two heavy tests (200 clients at once, the benchmark) take the machine for themselves: side by
@@ -579,14 +518,7 @@ async fn an_interactive_session_is_listed_and_a_kill_shows_the_message_in_the_te
     assert!(text.contains("Received disconnect from 127.0.0.1"), "{text}");
     println!("kill took {elapsed:?}");
 
-    let ended = eventually("the session ended by the administrator", || async {
-        world
-            .sessions(vec![SessionStatus::Disconnected])
-            .await
-            .into_iter()
-            .find(|s| s.id == session.id && s.end_reason == EndReason::Admin as i32)
-    })
-    .await;
+    let ended = world.ended_for(&session.id, EndReason::Admin).await;
     assert!(ended.ended_at.is_some());
     world.stop().await;
 }
@@ -682,11 +614,7 @@ async fn files_copy_both_ways_with_scp_and_sftp() {
     assert_eq!(std::fs::read(&back).expect("fetched"), payload);
 
     // Both were sessions of their own.
-    let sessions = eventually("the scp and sftp sessions recorded", || async {
-        let ended = world.sessions(vec![SessionStatus::Disconnected]).await;
-        (ended.len() == 2).then_some(ended)
-    })
-    .await;
+    let sessions = world.ended_sessions(2, "the scp and sftp sessions recorded").await;
     assert!(sessions.iter().all(|s| s.resource_name == "box" && s.user == "alice"));
     world.stop().await;
 }
@@ -730,11 +658,9 @@ async fn bad_logins_get_a_clear_message_and_nothing_leaks() {
     assert!(output.stderr.contains("Cannot reach down"), "{output:?}");
     let output = world.run_ssh("alice+impostor", &world.alice_key, &["true"]).await;
     assert!(output.stderr.contains("not the pinned one"), "{output:?}");
-    let recorded = eventually("the failed attempts recorded as ended sessions", || async {
-        let ended = world.sessions(vec![SessionStatus::Disconnected]).await;
-        (ended.len() == 2).then_some(ended)
-    })
-    .await;
+    let recorded = world
+        .ended_sessions(2, "the failed attempts recorded as ended sessions")
+        .await;
     assert!(
         recorded.iter().all(|s| s.end_reason == EndReason::GatewayClosed as i32),
         "{recorded:?}"
@@ -961,11 +887,9 @@ async fn two_hundred_connections_at_once_are_all_answered_and_nothing_leaks() {
         }
     }
     assert_eq!(admitted, 100);
-    let ended = eventually("the hundred sessions recorded and ended", || async {
-        let ended = world.sessions(vec![SessionStatus::Disconnected]).await;
-        (ended.len() == 100).then_some(ended)
-    })
-    .await;
+    let ended = world
+        .ended_sessions(100, "the hundred sessions recorded and ended")
+        .await;
     assert!(ended.iter().all(|s| s.end_reason == EndReason::UserClosed as i32));
     eventually("no connection or session left", || async {
         (world.gateway().bastion.connection_count() == 0
@@ -1040,9 +964,47 @@ async fn benchmark_kill_latency_throughput_and_memory() {
     let sessions = knob("VIGIL_GATEWAY_BENCH_SESSIONS", 10);
     let _alone = HEAVY.lock().await;
     let world = World::with_login_grace(Duration::from_secs(60)).await;
-    let mut termination = world.registry.termination_client().await;
 
-    // Kill latency on real sessions to the real sshd.
+    let latencies = kill_latencies(&world, kills).await;
+    let yardstick = redis_yardstick(kills.max(10)).await;
+    let throughput = throughput(&world, megabytes << 20).await;
+    let (memory_kib, open) = memory_of_open_sessions(&world, sessions).await;
+
+    println!("\n== vigil-gateway benchmark ({kills} kills, {megabytes} MiB each way, {sessions} sessions)");
+    println!(
+        "kill latency (Terminate -> ssh exited): p50 {:?}  p99 {:?}  max {:?}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1]
+    );
+    println!(
+        "Redis yardstick (publish -> receive):   p50 {:?}  p99 {:?}",
+        percentile(&yardstick, 0.5),
+        percentile(&yardstick, 0.99)
+    );
+    let rate = |elapsed: Duration| megabytes as f64 / elapsed.as_secs_f64();
+    for (direction, direct, gateway) in [
+        ("download:", throughput.direct_down, throughput.gateway_down),
+        ("upload:  ", throughput.direct_up, throughput.gateway_up),
+    ] {
+        println!(
+            "{direction} direct {:.1} MiB/s, through the gateway {:.1} MiB/s ({:.0} %)",
+            rate(direct),
+            rate(gateway),
+            100.0 * direct.as_secs_f64() / gateway.as_secs_f64()
+        );
+    }
+    println!(
+        "memory: {memory_kib} KiB RSS for {sessions} open sessions, {:.0} KiB per session",
+        memory_kib as f64 / sessions as f64
+    );
+    drop(open);
+    world.stop().await;
+}
+
+/// `Terminate` called → the ssh client has exited, for `kills` real sessions to the real sshd, sorted.
+async fn kill_latencies(world: &World, kills: usize) -> Vec<Duration> {
+    let mut termination = world.registry.termination_client().await;
     let mut latencies = Vec::new();
     for round in 0..kills {
         let mut shell = Interactive::start(world.ssh("alice+box", &world.alice_key));
@@ -1076,28 +1038,38 @@ async fn benchmark_kill_latency_throughput_and_memory() {
         .await;
     }
     latencies.sort();
+    latencies
+}
 
-    // The Redis yardstick: publish → subscriber receives, on the same Redis.
+/// The yardstick beside the kill latency: publish → subscriber receives, on the same Redis, sorted.
+async fn redis_yardstick(rounds: usize) -> Vec<Duration> {
+    use futures::StreamExt;
+    use vigil_runtime::bus::ControlBus;
     let bus = redis_bus(&unique_namespace()).await;
+    let mut subscription = bus.subscribe("bench").await.expect("subscribe");
     let mut yardstick = Vec::new();
-    {
-        use futures::StreamExt;
-        use vigil_runtime::bus::ControlBus;
-        let mut subscription = bus.subscribe("bench").await.expect("subscribe");
-        for _ in 0..kills.max(10) {
-            let started = Instant::now();
-            bus.publish("bench", Arc::from(&b"x"[..])).await.expect("publish");
-            tokio::time::timeout(PATIENCE, subscription.next())
-                .await
-                .expect("received")
-                .expect("stream open");
-            yardstick.push(started.elapsed());
-        }
+    for _ in 0..rounds {
+        let started = Instant::now();
+        bus.publish("bench", Arc::from(&b"x"[..])).await.expect("publish");
+        tokio::time::timeout(PATIENCE, subscription.next())
+            .await
+            .expect("received")
+            .expect("stream open");
+        yardstick.push(started.elapsed());
     }
     yardstick.sort();
+    yardstick
+}
 
-    // Throughput, both directions, through the gateway and straight to the sshd.
-    let bytes = megabytes << 20;
+/// How long `bytes` take each way, through the gateway and straight to the sshd.
+struct Throughput {
+    direct_down: Duration,
+    gateway_down: Duration,
+    direct_up: Duration,
+    gateway_up: Duration,
+}
+
+async fn throughput(world: &World, bytes: usize) -> Throughput {
     let gateway_client_key = world.dir.path().join("gateway_client_key");
     let direct = |remote: String| {
         let mut command = tokio::process::Command::new("ssh");
@@ -1119,13 +1091,16 @@ async fn benchmark_kill_latency_throughput_and_memory() {
     };
     let download = format!("head -c {bytes} /dev/zero");
     let upload = "cat > /dev/null".to_owned();
-    let direct_down = timed_transfer(direct(download.clone()), 0).await;
-    let gateway_down = timed_transfer(through(download), 0).await;
-    let direct_up = timed_transfer(direct(upload.clone()), bytes).await;
-    let gateway_up = timed_transfer(through(upload), bytes).await;
-    let rate = |elapsed: Duration| megabytes as f64 / elapsed.as_secs_f64();
+    Throughput {
+        direct_down: timed_transfer(direct(download.clone()), 0).await,
+        gateway_down: timed_transfer(through(download), 0).await,
+        direct_up: timed_transfer(direct(upload.clone()), bytes).await,
+        gateway_up: timed_transfer(through(upload), bytes).await,
+    }
+}
 
-    // Memory per open session.
+/// This process's RSS growth (KiB) for `sessions` open SSH sessions, and the sessions, still open.
+async fn memory_of_open_sessions(world: &World, sessions: usize) -> (u64, Vec<Interactive>) {
     let before = rss_kib();
     let mut open = Vec::new();
     for i in 0..sessions {
@@ -1136,38 +1111,7 @@ async fn benchmark_kill_latency_throughput_and_memory() {
     }
     let after = rss_kib();
     assert_eq!(world.gateway().bastion.live.len(), sessions);
-
-    println!("\n== vigil-gateway benchmark ({kills} kills, {megabytes} MiB each way, {sessions} sessions)");
-    println!(
-        "kill latency (Terminate -> ssh exited): p50 {:?}  p99 {:?}  max {:?}",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies[latencies.len() - 1]
-    );
-    println!(
-        "Redis yardstick (publish -> receive):   p50 {:?}  p99 {:?}",
-        percentile(&yardstick, 0.5),
-        percentile(&yardstick, 0.99)
-    );
-    println!(
-        "download: direct {:.1} MiB/s, through the gateway {:.1} MiB/s ({:.0} %)",
-        rate(direct_down),
-        rate(gateway_down),
-        100.0 * direct_down.as_secs_f64() / gateway_down.as_secs_f64()
-    );
-    println!(
-        "upload:   direct {:.1} MiB/s, through the gateway {:.1} MiB/s ({:.0} %)",
-        rate(direct_up),
-        rate(gateway_up),
-        100.0 * direct_up.as_secs_f64() / gateway_up.as_secs_f64()
-    );
-    println!(
-        "memory: {} KiB RSS for {sessions} open sessions, {:.0} KiB per session",
-        after.saturating_sub(before),
-        after.saturating_sub(before) as f64 / sessions as f64
-    );
-    drop(open);
-    world.stop().await;
+    (after.saturating_sub(before), open)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,6 @@
 //! registry, termination and policy on PostgreSQL and Redis.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,9 +17,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
-use vigil_gateway::app::Gateway;
-use vigil_gateway::config::{GatewayConfig, WebResourceConfig};
-use vigil_policy::{PolicyEngine, SystemClock};
+use vigil_gateway::config::WebResourceConfig;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::{EndReason, ResourceType, SessionStatus};
 use vigil_tests::tempdir::TempDir;
@@ -109,22 +106,26 @@ fn empty() -> TestBody {
     BodyExt::boxed(http_body_util::Empty::new().map_err(|never| match never {}))
 }
 
-/// registry + termination + policy (locks), the test application and a gateway with its web proxy.
+/// The gateway stack with the web proxy on, in front of the test application.
 struct World {
-    registry: TestRegistry,
-    policy: PolicyEngine,
-    gateway: Option<Gateway>,
+    stack: GatewayStack,
     port: u16,
     client: reqwest::Client,
-    shutdown: CancellationToken,
     _dir: TempDir,
-    _schema: TestSchema,
 }
 
 /// How the user is known: the trusted networks and the development password.
 struct Auth {
     trusted: Vec<String>,
     dev_password: String,
+}
+
+impl std::ops::Deref for World {
+    type Target = GatewayStack;
+
+    fn deref(&self) -> &GatewayStack {
+        &self.stack
+    }
 }
 
 impl World {
@@ -138,32 +139,15 @@ impl World {
     }
 
     async fn with(auth: Auth) -> Self {
-        init_logs();
-        let schema = TestSchema::new().await;
-        let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
-        let policy = PolicyEngine::new(schema.policy_store().await, Arc::new(SystemClock));
-        policy.attach_lock_bus(registry.registry.bus().clone());
-        policy.attach_terminator(Arc::new(registry.terminator.clone().expect("termination")));
-        policy.start_lock_refresh(registry.shutdown.child_token());
-        registry.registry.attach_admission_policy(Arc::new(policy.clone()));
-        let shutdown = CancellationToken::new();
-        let upstream = start_upstream(shutdown.clone()).await;
-
+        let mut stack = GatewayStack::new(GATEWAY_ID).await;
+        let upstream = start_upstream(stack.shutdown.clone()).await;
         let dir = TempDir::new();
-        let users_file = dir.path().join("users.toml");
+        let mut config = stack.gateway_config(dir.path());
         std::fs::write(
-            &users_file,
+            &config.ssh.users_file,
             "[[user]]\nname = \"alice\"\ngroups = [\"sre\"]\n\n[[user]]\nname = \"bob\"\ngroups = [\"finance\"]\n",
         )
         .expect("users file");
-        let mut config = GatewayConfig::default();
-        config.registry.url = registry.url();
-        config.registry.gateway_id = GATEWAY_ID.into();
-        config.server.listen = "127.0.0.1:0".parse().expect("address");
-        config.ssh.listen = "127.0.0.1:0".parse().expect("address");
-        config.ssh.host_key = dir.path().join("host_key");
-        config.ssh.client_key = dir.path().join("client_key");
-        config.ssh.users_file = users_file;
         config.web.enabled = true;
         config.web.listen = "127.0.0.1:0".parse().expect("address");
         config.web.trusted_proxies = auth.trusted;
@@ -177,34 +161,22 @@ impl World {
             resource("admin", &format!("http://{upstream}"), "admin.test", &["admins"]),
             resource("down", &format!("http://{down}"), "down.test", &[]),
         ];
-        let gateway = Gateway::start(&config, shutdown.clone())
+        let web = stack
+            .start_gateway(&config)
             .await
-            .expect("start the gateway");
-        gateway
-            .agent
-            .wait_connected(PATIENCE)
-            .await
-            .expect("the gateway's agent connects");
-        let web = gateway.web_addr.expect("the web proxy listens");
+            .web_addr
+            .expect("the web proxy listens");
         // A real client resolving the resources' host names to the proxy, as DNS would.
         let mut client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30));
         for host in ["app.test", "admin.test", "down.test", "nowhere.test"] {
             client = client.resolve(host, web);
         }
         Self {
-            registry,
-            policy,
+            stack,
             port: web.port(),
-            gateway: Some(gateway),
             client: client.build().expect("client"),
-            shutdown,
             _dir: dir,
-            _schema: schema,
         }
-    }
-
-    fn gateway(&self) -> &Gateway {
-        self.gateway.as_ref().expect("gateway running")
     }
 
     fn url(&self, host: &str, path: &str) -> String {
@@ -228,53 +200,8 @@ impl World {
         request
     }
 
-    async fn sessions(&self, statuses: Vec<SessionStatus>) -> Vec<pb::Session> {
-        let mut client = self.registry.sessions_client().await;
-        client
-            .list_sessions(pb::ListSessionsRequest {
-                filter: Some(pb::SessionFilter {
-                    statuses: statuses.into_iter().map(|s| s as i32).collect(),
-                    gateway_id: GATEWAY_ID.into(),
-                    ..Default::default()
-                }),
-                page_size: 100,
-                ..Default::default()
-            })
-            .await
-            .expect("list sessions")
-            .into_inner()
-            .sessions
-    }
-
-    async fn terminate(&self, session_id: &str, message: &str) {
-        self.registry
-            .termination_client()
-            .await
-            .terminate(pb::TerminateRequest {
-                selector: Some(pb::SessionSelector {
-                    target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
-                        ids: vec![session_id.to_owned()],
-                    })),
-                }),
-                reason: EndReason::Admin as i32,
-                user_message: message.into(),
-                ..Default::default()
-            })
-            .await
-            .expect("terminate");
-    }
-
-    async fn stop(mut self) {
-        if let Some(gateway) = self.gateway.take() {
-            gateway.stop().await;
-        }
-        self.shutdown.cancel();
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    async fn stop(self) {
+        self.stack.stop().await;
     }
 }
 
@@ -429,14 +356,7 @@ async fn a_browser_session_is_one_vigil_session_and_a_kill_shows_its_message() {
     .await;
     assert_eq!((status, status_again), (StatusCode::FORBIDDEN, StatusCode::OK));
     assert_ne!(session_cookie(&cookies), cookie);
-    let ended = eventually("the session ended by the administrator", || async {
-        world
-            .sessions(vec![SessionStatus::Disconnected])
-            .await
-            .into_iter()
-            .find(|s| s.id == session.id && s.end_reason == EndReason::Admin as i32)
-    })
-    .await;
+    let ended = world.ended_for(&session.id, EndReason::Admin).await;
     assert!(ended.ended_at.is_some());
     world.stop().await;
 }

@@ -50,6 +50,40 @@ async fn sessions_carry_their_location_and_an_impossible_trip_is_flagged_and_fil
         .open_session(start("quinn", "db", ResourceType::Ssh, "81.2.69.170"))
         .await
         .unwrap();
+    assert_located_in_london_without_risk(&london);
+
+    // Changchun a moment later, while London is still live: impossible travel, far apart at once.
+    let far = agent
+        .open_session(start("quinn", "db", ResourceType::Ssh, "175.16.199.10"))
+        .await
+        .unwrap();
+    let risk = assert_impossible_travel(&far);
+
+    // Stored on the session, and the list filters on it.
+    let mut client = registry.sessions_client().await;
+    let session = client
+        .get_session(pb::GetSessionRequest {
+            id: far.session_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(session.location.as_ref().map(|l| l.country_code.as_str()), Some("CN"));
+    assert_eq!(session.risk.as_ref().map(|r| r.score), Some(risk.score));
+    the_list_filters_on_location_and_risk(&client, &london.session_id, &far.session_id).await;
+
+    // A private address is located as such, not as an error.
+    let office = agent
+        .open_session(start("rae", "db", ResourceType::Rdp, "10.20.30.40"))
+        .await
+        .unwrap();
+    assert_eq!(office.location.map(|l| l.kind), Some(pb::LocationKind::Private as i32));
+    registry.stop().await;
+    shutdown.cancel();
+}
+
+/// London, a first sign-in: located, nothing unusual (there is no history to differ from).
+fn assert_located_in_london_without_risk(london: &vigil_agent::Admission) {
     let location = london.location.clone().expect("location");
     assert_eq!(location.kind, pb::LocationKind::Located as i32, "{location:?}");
     assert_eq!(
@@ -65,12 +99,11 @@ async fn sessions_carry_their_location_and_an_impossible_trip_is_flagged_and_fil
         "{:?}",
         london.risk
     );
+}
 
-    // Changchun a moment later, while London is still live: impossible travel, far apart at once.
-    let far = agent
-        .open_session(start("quinn", "db", ResourceType::Ssh, "175.16.199.10"))
-        .await
-        .unwrap();
+/// Changchun while London is still live: admitted (geo flags, policy decides), flagged as impossible
+/// travel and a new country; returns the risk.
+fn assert_impossible_travel(far: &vigil_agent::Admission) -> pb::Risk {
     assert!(
         far.allowed,
         "geo flags, policy decides; without policy the start is admitted"
@@ -86,18 +119,15 @@ async fn sessions_carry_their_location_and_an_impossible_trip_is_flagged_and_fil
         "{}",
         travel.explanation
     );
+    risk
+}
 
-    // Stored on the session, and the list filters on it.
-    let mut client = registry.sessions_client().await;
-    let session = client
-        .get_session(pb::GetSessionRequest {
-            id: far.session_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(session.location.as_ref().map(|l| l.country_code.as_str()), Some("CN"));
-    assert_eq!(session.risk.as_ref().map(|r| r.score), Some(risk.score));
+/// The flagged and risky filters find the far session, the country filter the London one.
+async fn the_list_filters_on_location_and_risk(
+    client: &vigil_proto::v1::session_registry_client::SessionRegistryClient<tonic::transport::Channel>,
+    london: &str,
+    far: &str,
+) {
     let list = |filter: pb::SessionFilter| {
         let mut client = client.clone();
         async move {
@@ -115,7 +145,7 @@ async fn sessions_carry_their_location_and_an_impossible_trip_is_flagged_and_fil
             ..Default::default()
         })
         .await,
-        vec![far.session_id.clone()]
+        vec![far.to_owned()]
     );
     assert_eq!(
         list(pb::SessionFilter {
@@ -123,7 +153,7 @@ async fn sessions_carry_their_location_and_an_impossible_trip_is_flagged_and_fil
             ..Default::default()
         })
         .await,
-        vec![far.session_id.clone()]
+        vec![far.to_owned()]
     );
     assert_eq!(
         list(pb::SessionFilter {
@@ -131,17 +161,8 @@ async fn sessions_carry_their_location_and_an_impossible_trip_is_flagged_and_fil
             ..Default::default()
         })
         .await,
-        vec![london.session_id.clone()]
+        vec![london.to_owned()]
     );
-
-    // A private address is located as such, not as an error.
-    let office = agent
-        .open_session(start("rae", "db", ResourceType::Rdp, "10.20.30.40"))
-        .await
-        .unwrap();
-    assert_eq!(office.location.map(|l| l.kind), Some(pb::LocationKind::Private as i32));
-    registry.stop().await;
-    shutdown.cancel();
 }
 
 /// The simulator's addresses and geo's demo databases are made for each other: the demo shows

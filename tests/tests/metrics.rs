@@ -82,70 +82,10 @@ async fn a_scripted_scenario_leaves_exact_metric_values() {
     };
     let registry = TestRegistry::with_termination(&schema, &unique_namespace(), settings).await;
 
-    // Three admissions and one refusal (a start without a resource type is invalid).
     let mut link = RawLink::open(&registry, "gw-metrics", Vec::new()).await.expect("link");
-    for (request, user) in [("r1", "ann"), ("r2", "ben"), ("r3", "cat")] {
-        link.send(session_opened(
-            request,
-            start(user, "db", ResourceType::Ssh, "10.1.0.1"),
-        ))
-        .await;
-    }
-    let mut invalid = start("dan", "db", ResourceType::Ssh, "10.1.0.1");
-    invalid.resource_type = ResourceType::Unspecified as i32;
-    link.send(session_opened("r4", invalid)).await;
-    let mut admitted = Vec::new();
-    for _ in 0..4 {
-        match link.next().await {
-            Some(Down::Admission(decision)) if decision.allowed => admitted.push(decision.session_id),
-            Some(Down::Admission(decision)) => assert_eq!(decision.request_id, "r4", "{decision:?}"),
-            other => panic!("expected an admission decision, got {other:?}"),
-        }
-    }
-    assert_eq!(admitted.len(), 3);
-
-    // One kill, acknowledged by the gateway.
-    let mut termination = registry.termination_client().await;
-    termination
-        .terminate(pb::TerminateRequest {
-            selector: Some(pb::SessionSelector {
-                target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
-                    ids: vec![admitted[0].clone()],
-                })),
-            }),
-            reason: EndReason::Admin as i32,
-            ..Default::default()
-        })
-        .await
-        .expect("terminate");
-    let command = match link.next().await {
-        Some(Down::Terminate(command)) => command,
-        other => panic!("expected the terminate command, got {other:?}"),
-    };
-    assert_eq!(command.session_id, admitted[0]);
-    link.send(Up::CommandAck(pb::CommandAck {
-        command_id: command.command_id.clone(),
-        session_id: command.session_id.clone(),
-        outcome: CommandOutcome::Done as i32,
-        detail: String::new(),
-    }))
-    .await;
-
-    // The policy sweeper, leading alone; with no policies its sweeps end nothing.
-    let sweeper = vigil_policy::Sweeper::new(
-        schema.policy_store().await,
-        Arc::new(registry.registry.clone()),
-        Arc::new(registry.terminator.clone().expect("termination")),
-        registry.registry.bus().clone(),
-        Arc::new(vigil_policy::SystemClock),
-        vigil_policy::PolicySettings {
-            replica: "p1".into(),
-            sweep_interval: Duration::from_millis(50),
-            lease_ttl: Duration::from_millis(900),
-            ..vigil_policy::PolicySettings::default()
-        },
-    )
-    .start(registry.shutdown.child_token());
+    let admitted = admit_three_and_refuse_one(&mut link).await;
+    kill_and_acknowledge(&registry, &mut link, &admitted[0]).await;
+    let sweeper = start_sweeper(&schema, &registry).await;
 
     // Acknowledgements are handled asynchronously, and the live count is re-read periodically.
     let text = eventually(
@@ -158,30 +98,7 @@ async fn a_scripted_scenario_leaves_exact_metric_values() {
         },
     )
     .await;
-    assert_eq!(
-        sample(&text, "vigil_admissions_total", &[("outcome", "allowed")]),
-        Some(3.0)
-    );
-    assert_eq!(
-        sample(&text, "vigil_admissions_total", &[("outcome", "denied")]),
-        Some(1.0)
-    );
-    assert_eq!(sample(&text, "vigil_admissions_total", &[("outcome", "error")]), None);
-    assert_eq!(sample(&text, "vigil_kills_issued_total", &[]), Some(1.0));
-    assert_eq!(
-        sample(&text, "vigil_kills_acknowledged_total", &[("outcome", "failed")]),
-        None
-    );
-    assert_eq!(sample(&text, "vigil_kill_latency_seconds_count", &[]), Some(1.0));
-    let latency = sample(&text, "vigil_kill_latency_seconds_sum", &[]).expect("a latency");
-    assert!((0.0..PATIENCE.as_secs_f64()).contains(&latency), "{latency}");
-    assert_eq!(
-        sample(&text, "vigil_kill_latency_seconds_bucket", &[("le", "+Inf")]),
-        Some(1.0)
-    );
-    assert_eq!(sample(&text, "vigil_sessions_live", &[("status", "idle")]), Some(0.0));
-    assert_eq!(sample(&text, "vigil_agent_streams", &[]), Some(1.0));
-    assert!(text.contains("service_name=\"vigil-tests\""), "{text}");
+    assert_scenario_counted(&text);
 
     // Every sweep counted once: the counter catches up with the sweeper's own tally.
     eventually("the sweeper's runs in the metrics", || {
@@ -210,4 +127,105 @@ async fn a_scripted_scenario_leaves_exact_metric_values() {
 fn no_sweep_went_wrong(text: &str) -> bool {
     sample(text, "vigil_sweeper_runs_total", &[("outcome", "failed")]).is_none()
         && sample(text, "vigil_sweeper_runs_total", &[("outcome", "lost_leadership")]).is_none()
+}
+
+/// Three admissions and one refusal (a start without a resource type is invalid); returns the ids of the
+/// admitted sessions.
+async fn admit_three_and_refuse_one(link: &mut RawLink) -> Vec<String> {
+    for (request, user) in [("r1", "ann"), ("r2", "ben"), ("r3", "cat")] {
+        link.send(session_opened(
+            request,
+            start(user, "db", ResourceType::Ssh, "10.1.0.1"),
+        ))
+        .await;
+    }
+    let mut invalid = start("dan", "db", ResourceType::Ssh, "10.1.0.1");
+    invalid.resource_type = ResourceType::Unspecified as i32;
+    link.send(session_opened("r4", invalid)).await;
+    let mut admitted = Vec::new();
+    for _ in 0..4 {
+        match link.next().await {
+            Some(Down::Admission(decision)) if decision.allowed => admitted.push(decision.session_id),
+            Some(Down::Admission(decision)) => assert_eq!(decision.request_id, "r4", "{decision:?}"),
+            other => panic!("expected an admission decision, got {other:?}"),
+        }
+    }
+    assert_eq!(admitted.len(), 3);
+    admitted
+}
+
+/// One kill of `session_id`, acknowledged by the gateway on `link`.
+async fn kill_and_acknowledge(registry: &TestRegistry, link: &mut RawLink, session_id: &str) {
+    let mut termination = registry.termination_client().await;
+    termination
+        .terminate(pb::TerminateRequest {
+            selector: Some(pb::SessionSelector {
+                target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
+                    ids: vec![session_id.to_owned()],
+                })),
+            }),
+            reason: EndReason::Admin as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("terminate");
+    let command = match link.next().await {
+        Some(Down::Terminate(command)) => command,
+        other => panic!("expected the terminate command, got {other:?}"),
+    };
+    assert_eq!(command.session_id, session_id);
+    link.send(Up::CommandAck(pb::CommandAck {
+        command_id: command.command_id.clone(),
+        session_id: command.session_id.clone(),
+        outcome: CommandOutcome::Done as i32,
+        detail: String::new(),
+    }))
+    .await;
+}
+
+/// The policy sweeper, leading alone; with no policies its sweeps end nothing.
+async fn start_sweeper(schema: &TestSchema, registry: &TestRegistry) -> vigil_policy::SweeperHandle {
+    vigil_policy::Sweeper::new(
+        schema.policy_store().await,
+        Arc::new(registry.registry.clone()),
+        Arc::new(registry.terminator.clone().expect("termination")),
+        registry.registry.bus().clone(),
+        Arc::new(vigil_policy::SystemClock),
+        vigil_policy::PolicySettings {
+            replica: "p1".into(),
+            sweep_interval: Duration::from_millis(50),
+            lease_ttl: Duration::from_millis(900),
+            ..vigil_policy::PolicySettings::default()
+        },
+    )
+    .start(registry.shutdown.child_token())
+}
+
+/// What the scenario implies, once the kill's acknowledgement is counted: three admissions and one
+/// refusal, one kill acknowledged, two sessions live, one stream open.
+fn assert_scenario_counted(text: &str) {
+    assert_eq!(
+        sample(text, "vigil_admissions_total", &[("outcome", "allowed")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(text, "vigil_admissions_total", &[("outcome", "denied")]),
+        Some(1.0)
+    );
+    assert_eq!(sample(text, "vigil_admissions_total", &[("outcome", "error")]), None);
+    assert_eq!(sample(text, "vigil_kills_issued_total", &[]), Some(1.0));
+    assert_eq!(
+        sample(text, "vigil_kills_acknowledged_total", &[("outcome", "failed")]),
+        None
+    );
+    assert_eq!(sample(text, "vigil_kill_latency_seconds_count", &[]), Some(1.0));
+    let latency = sample(text, "vigil_kill_latency_seconds_sum", &[]).expect("a latency");
+    assert!((0.0..PATIENCE.as_secs_f64()).contains(&latency), "{latency}");
+    assert_eq!(
+        sample(text, "vigil_kill_latency_seconds_bucket", &[("le", "+Inf")]),
+        Some(1.0)
+    );
+    assert_eq!(sample(text, "vigil_sessions_live", &[("status", "idle")]), Some(0.0));
+    assert_eq!(sample(text, "vigil_agent_streams", &[]), Some(1.0));
+    assert!(text.contains("service_name=\"vigil-tests\""), "{text}");
 }

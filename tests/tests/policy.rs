@@ -321,46 +321,35 @@ async fn serve(engine: PolicyEngine) -> (PolicyServiceClient<Channel>, DropGuard
 async fn the_most_specific_policy_wins() {
     let world = World::new().await;
     let (mut client, _server) = serve(world.engine.clone()).await;
-    let create = |scope: pb::policy_scope::Scope, rules: pb::PolicyRules| pb::CreatePolicyRequest {
-        scope: Some(pb::PolicyScope { scope: Some(scope) }),
-        rules: Some(rules),
-        description: "set by the test".into(),
-    };
-    let eng = client
-        .create_policy(create(
-            group("eng"),
-            pb::PolicyRules {
-                idle_timeout: proto(60 * MIN),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let prod_db = client
-        .create_policy(create(
-            resource("prod-db"),
-            pb::PolicyRules {
-                idle_timeout: proto(15 * MIN),
-                max_concurrent_sessions: Some(2),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let alice = client
-        .create_policy(create(
-            user("alice"),
-            pb::PolicyRules {
-                idle_warning_after: proto(4 * MIN),
-                idle_timeout: proto(5 * MIN),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let eng = created(
+        &mut client,
+        group("eng"),
+        pb::PolicyRules {
+            idle_timeout: proto(60 * MIN),
+            ..Default::default()
+        },
+    )
+    .await;
+    let prod_db = created(
+        &mut client,
+        resource("prod-db"),
+        pb::PolicyRules {
+            idle_timeout: proto(15 * MIN),
+            max_concurrent_sessions: Some(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    let alice = created(
+        &mut client,
+        user("alice"),
+        pb::PolicyRules {
+            idle_warning_after: proto(4 * MIN),
+            idle_timeout: proto(5 * MIN),
+            ..Default::default()
+        },
+    )
+    .await;
     assert!(
         alice.updated_by.starts_with("anonymous@127.0.0.1"),
         "{}",
@@ -368,16 +357,7 @@ async fn the_most_specific_policy_wins() {
     );
     let global = world.global_policy().await;
 
-    let effective = |user: &str, groups: &[&str], resource: &str| pb::GetEffectivePolicyRequest {
-        user: user.into(),
-        user_groups: groups.iter().map(|g| g.to_string()).collect(),
-        resource_name: resource.into(),
-    };
-    let for_alice = client
-        .get_effective_policy(effective("alice", &["eng"], "prod-db"))
-        .await
-        .unwrap()
-        .into_inner();
+    let for_alice = effective(&mut client, "alice", &["eng"], "prod-db").await;
     let rules = for_alice.rules.unwrap();
     assert_eq!(rules.idle_timeout, proto(5 * MIN), "user beats resource and group");
     assert_eq!(rules.idle_warning_after, proto(4 * MIN));
@@ -390,11 +370,7 @@ async fn the_most_specific_policy_wins() {
     assert_eq!(rules.max_session_duration, None);
     assert_eq!(for_alice.policy_ids, vec![alice.id.clone(), prod_db.id.clone()]);
 
-    let for_bob = client
-        .get_effective_policy(effective("bob", &["eng"], "wiki"))
-        .await
-        .unwrap()
-        .into_inner();
+    let for_bob = effective(&mut client, "bob", &["eng"], "wiki").await;
     let rules = for_bob.rules.unwrap();
     assert_eq!(rules.idle_timeout, proto(60 * MIN), "group beats global");
     assert_eq!(rules.idle_warning_after, proto(10 * MIN), "inherited from global");
@@ -415,8 +391,31 @@ async fn the_most_specific_policy_wins() {
         vec![global.id, eng.id, prod_db.id, alice.id],
         "most general first"
     );
+    only_alices_idle_session_ends(&world).await;
+    world.finish().await;
+}
 
-    // And in action: after six idle minutes only alice's session ends.
+/// A policy created over gRPC, as the service answers it.
+async fn created(client: &mut PolicyClient, scope: pb::policy_scope::Scope, rules: pb::PolicyRules) -> pb::Policy {
+    let request = pb::CreatePolicyRequest {
+        description: "set by the test".into(),
+        ..create(Some(scope), rules)
+    };
+    client.create_policy(request).await.unwrap().into_inner()
+}
+
+async fn effective(client: &mut PolicyClient, user: &str, groups: &[&str], resource: &str) -> pb::EffectivePolicy {
+    let request = pb::GetEffectivePolicyRequest {
+        user: user.into(),
+        user_groups: groups.iter().map(|g| g.to_string()).collect(),
+        resource_name: resource.into(),
+    };
+    client.get_effective_policy(request).await.unwrap().into_inner()
+}
+
+/// The policies of `the_most_specific_policy_wins` in action: after six idle minutes, only alice's
+/// session ends (her own policy gives her five; bob's group and carol's global give more).
+async fn only_alices_idle_session_ends(world: &World) {
     let alices = world.open("alice", "prod-db", &["eng"], Duration::ZERO).await;
     let bobs = world.open("bob", "wiki", &["eng"], Duration::ZERO).await;
     let carols = world.open("carol", "wiki", &[], Duration::ZERO).await;
@@ -436,7 +435,6 @@ async fn the_most_specific_policy_wins() {
         assert_ne!(world.session(&live).await.status, SessionStatus::Disconnected as i32);
     }
     sweeper.stop().await;
-    world.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1217,7 +1215,12 @@ async fn risk_scores_deny_or_flag() {
     );
     assert_eq!(engine.store().slots_of("pat").await.unwrap().len(), 2);
 
-    // A user's own threshold beats the global one; the flag threshold is still inherited.
+    a_users_own_threshold_beats_the_global_one(&engine).await;
+    a_retried_admission_changes_nothing(&engine, &denied).await;
+}
+
+/// A user's own risk threshold beats the global one; the flag threshold is still inherited.
+async fn a_users_own_threshold_beats_the_global_one(engine: &PolicyEngine) {
     let vip = engine
         .create(
             "test",
@@ -1246,9 +1249,11 @@ async fn risk_scores_deny_or_flag() {
     assert_eq!(response.verdict, AdmissionVerdict::Deny as i32);
     assert!(response.reason.contains("1 active session"), "{}", response.reason);
     assert_eq!(response.policy_id, vip.id);
+}
 
-    // The same session admitted twice (a retried request) changes nothing.
-    let repeat = engine.admit(&denied).await.unwrap();
+/// The same session admitted twice (a retried request) changes nothing.
+async fn a_retried_admission_changes_nothing(engine: &PolicyEngine, denied: &pb::AdmitRequest) {
+    let repeat = engine.admit(denied).await.unwrap();
     assert_eq!(repeat.verdict, AdmissionVerdict::Deny as i32);
     let once = risky("quinn", 0);
     assert_eq!(

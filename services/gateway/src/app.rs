@@ -126,16 +126,16 @@ async fn demo_target(
     client_key: &russh::keys::PrivateKey,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<crate::config::TargetConfig> {
-    let target = crate::demo::start(
+    let target = crate::demo::target::start(
         "127.0.0.1:0".parse()?,
         client_key.public_key().clone(),
         shutdown.clone(),
     )
     .await?;
     Ok(crate::config::TargetConfig {
-        name: crate::demo::DEMO_RESOURCE.into(),
+        name: crate::demo::target::DEMO_RESOURCE.into(),
         address: target.addr.to_string(),
-        user: crate::demo::DEMO_USER.into(),
+        user: crate::demo::target::DEMO_USER.into(),
         host_key: target.host_key,
         groups: Vec::new(),
     })
@@ -192,13 +192,13 @@ async fn start_web(
         let headers = (web.upstream_user_header.clone(), web.upstream_groups_header.clone());
         let app = crate::web::demo_app::start("127.0.0.1:0".parse()?, headers, shutdown.clone()).await?;
         web.resources.push(crate::config::WebResourceConfig {
-            name: crate::demo::DEMO_WEB_RESOURCE.into(),
+            name: crate::web::demo_app::DEMO_WEB_RESOURCE.into(),
             upstream: format!("http://{app}"),
-            hosts: vec![format!("{}.localhost", crate::demo::DEMO_WEB_RESOURCE)],
+            hosts: vec![format!("{}.localhost", crate::web::demo_app::DEMO_WEB_RESOURCE)],
             groups: Vec::new(),
         });
         if web.default_resource.is_empty() {
-            web.default_resource = crate::demo::DEMO_WEB_RESOURCE.into();
+            web.default_resource = crate::web::demo_app::DEMO_WEB_RESOURCE.into();
         }
     }
     let settings = WebSettings::new(&web).map_err(anyhow::Error::msg)?;

@@ -156,11 +156,33 @@ async fn run_connection(bastion: &Arc<Bastion>, socket: tokio::net::TcpStream, p
         mode: Mode::Authenticating,
         channels: HashMap::new(),
     };
-    let grace = bastion.config.login_grace;
-    let deadline = tokio::time::Instant::now() + grace;
     // Cut on every way out of this function: russh's session task must not outlive the connection.
     let _cut_on_exit = cut.clone().drop_guard();
     let socket = CuttableStream::new(socket, cut.clone());
+    let Some(result) = serve_within_login_grace(bastion, socket, handler, &state, peer).await else {
+        return;
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "SSH connection ended with an error");
+    }
+    let session = lock(&state).session.take();
+    if let Some(session) = session {
+        close_what_the_user_left(bastion, &session).await;
+    }
+}
+
+/// Runs the SSH connection to its end, holding the client to `login_grace` until it has authenticated:
+/// one that stalls before its version string is dropped, one that has not signed in by then is
+/// disconnected. `None` when the connection never got past its setup (already logged).
+async fn serve_within_login_grace(
+    bastion: &Bastion,
+    socket: CuttableStream,
+    handler: Connection,
+    state: &Mutex<ConnectionState>,
+    peer: SocketAddr,
+) -> Option<Result<(), russh::Error>> {
+    let grace = bastion.config.login_grace;
+    let deadline = tokio::time::Instant::now() + grace;
     // The version exchange happens inside `run_stream`: a client that never sends its version is
     // dropped at the deadline too.
     let running = match tokio::time::timeout_at(
@@ -172,11 +194,11 @@ async fn run_connection(bastion: &Arc<Bastion>, socket: tokio::net::TcpStream, p
         Ok(Ok(running)) => running,
         Ok(Err(error)) => {
             tracing::debug!(%peer, %error, "SSH connection setup failed");
-            return;
+            return None;
         }
         Err(_) => {
             tracing::info!(%peer, ?grace, "client stalled before its version string; dropped");
-            return;
+            return None;
         }
     };
     let handle = running.handle();
@@ -185,9 +207,9 @@ async fn run_connection(bastion: &Arc<Bastion>, socket: tokio::net::TcpStream, p
         result = &mut running => Some(result),
         () = tokio::time::sleep_until(deadline) => None,
     };
-    let result = match result {
+    Some(match result {
         Some(result) => result,
-        None if lock(&state).authenticated => running.await,
+        None if lock(state).authenticated => running.await,
         None => {
             tracing::info!(%peer, ?grace, "client did not authenticate in time; disconnected");
             let _ = handle
@@ -199,31 +221,30 @@ async fn run_connection(bastion: &Arc<Bastion>, socket: tokio::net::TcpStream, p
                 .await;
             // Give the disconnect a moment to be written, then cut the connection whatever it does.
             let _ = tokio::time::timeout(Duration::from_secs(1), &mut running).await;
-            cut.cancel();
+            lock(state).cut.cancel();
             Ok(())
         }
-    };
-    if let Err(error) = result {
-        tracing::debug!(%peer, %error, "SSH connection ended with an error");
+    })
+}
+
+/// After the connection ended: a session still in the table was ended by the user (or the network),
+/// not the registry, so its target is disconnected and the registry told.
+async fn close_what_the_user_left(bastion: &Bastion, session: &LiveSession) {
+    if bastion.live.remove(&session.session_id).is_none() {
+        return;
     }
-    let session = lock(&state).session.take();
-    if let Some(session) = session {
-        // Still in the table: the user (or the network) ended it, not the registry.
-        if bastion.live.remove(&session.session_id).is_some() {
-            session.ended.cancel();
-            let target = session.target.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some(target) = target {
-                let _ = target
-                    .disconnect(Disconnect::ByApplication, "client disconnected", "en")
-                    .await;
-            }
-            bastion
-                .agent
-                .close_session(&session.session_id, EndReason::UserClosed, "client disconnected")
-                .await;
-            tracing::info!(session_id = %session.session_id, user = %session.user, "session closed by the user");
-        }
+    session.ended.cancel();
+    let target = session.target.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(target) = target {
+        let _ = target
+            .disconnect(Disconnect::ByApplication, "client disconnected", "en")
+            .await;
     }
+    bastion
+        .agent
+        .close_session(&session.session_id, EndReason::UserClosed, "client disconnected")
+        .await;
+    tracing::info!(session_id = %session.session_id, user = %session.user, "session closed by the user");
 }
 
 enum Mode {

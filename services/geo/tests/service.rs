@@ -228,68 +228,20 @@ async fn bad_requests_are_refused_and_change_nothing(store: Arc<SqlHistoryStore>
         ..Default::default()
     };
     let cases = [
-        (
-            "user",
-            pb::AssessRequest {
-                user: String::new(),
-                ..good.clone()
-            },
-        ),
-        (
-            "user",
-            pb::AssessRequest {
-                user: "   ".into(),
-                ..good.clone()
-            },
-        ),
-        (
-            "user",
-            pb::AssessRequest {
-                user: "u".repeat(513),
-                ..good.clone()
-            },
-        ),
-        (
-            "ip",
-            pb::AssessRequest {
-                ip: String::new(),
-                ..good.clone()
-            },
-        ),
-        (
-            "ip",
-            pb::AssessRequest {
-                ip: "81.2.69".into(),
-                ..good.clone()
-            },
-        ),
-        (
-            "device",
-            pb::AssessRequest {
-                device: "d".repeat(257),
-                ..good.clone()
-            },
-        ),
-        (
-            "session_id",
-            pb::AssessRequest {
-                session_id: "s".repeat(129),
-                ..good.clone()
-            },
-        ),
+        ("user", spoiled(&good, |r| r.user = String::new())),
+        ("user", spoiled(&good, |r| r.user = "   ".into())),
+        ("user", spoiled(&good, |r| r.user = "u".repeat(513))),
+        ("ip", spoiled(&good, |r| r.ip = String::new())),
+        ("ip", spoiled(&good, |r| r.ip = "81.2.69".into())),
+        ("device", spoiled(&good, |r| r.device = "d".repeat(257))),
+        ("session_id", spoiled(&good, |r| r.session_id = "s".repeat(129))),
         (
             "at",
-            pb::AssessRequest {
-                at: Some(prost_types::Timestamp { seconds: 0, nanos: -1 }),
-                ..good.clone()
-            },
+            spoiled(&good, |r| r.at = Some(prost_types::Timestamp { seconds: 0, nanos: -1 })),
         ),
         (
             "concurrent_locations[0]",
-            pb::AssessRequest {
-                concurrent_locations: vec![off_the_globe],
-                ..good.clone()
-            },
+            spoiled(&good, |r| r.concurrent_locations = vec![off_the_globe]),
         ),
     ];
     for (field, request) in cases {
@@ -303,6 +255,13 @@ async fn bad_requests_are_refused_and_change_nothing(store: Arc<SqlHistoryStore>
     geo.settled("alice").await;
     assert!(store.recent("alice", 10).await.unwrap().is_empty());
     assert!(geo.assess(&good).await.is_ok());
+}
+
+/// `good` with one thing spoiled by `spoil`.
+fn spoiled(good: &pb::AssessRequest, spoil: impl FnOnce(&mut pb::AssessRequest)) -> pb::AssessRequest {
+    let mut request = good.clone();
+    spoil(&mut request);
+    request
 }
 
 #[tokio::test]

@@ -129,19 +129,8 @@ impl PolicyEngine {
         let now = self.clock.now_millis();
 
         let risk = request.risk.clone().unwrap_or_default();
-        if let Some(deny) = rules.deny_risk_score.value
-            && risk.score >= deny
-        {
-            return Ok(Decision {
-                verdict: pb::AdmissionVerdict::Deny,
-                reason: format!(
-                    "Sign-in refused: this sign-in looks unusual for your account (risk score {} of 100). If it was you, contact your security team.",
-                    risk.score
-                ),
-                evict: Vec::new(),
-                policy_id: rules.deny_risk_score.source.clone(),
-            }
-            .into_proto());
+        if let Some(refusal) = refused_for_risk(&rules, &risk) {
+            return Ok(refusal.into_proto());
         }
 
         let slot = Slot {
@@ -166,30 +155,7 @@ impl PolicyEngine {
                 .into_proto());
             }
         };
-        let decided_by = |rule: &Sourced<_>| rule.source.clone().or_else(|| rules.most_specific().map(str::to_owned));
-        if let Some(flag) = rules.flag_risk_score.value
-            && risk.score >= flag
-        {
-            return Ok(Decision {
-                verdict: pb::AdmissionVerdict::AllowFlagged,
-                reason: flagged(&risk),
-                evict,
-                policy_id: decided_by(&rules.flag_risk_score),
-            }
-            .into_proto());
-        }
-        let policy_id = if evict.is_empty() {
-            rules.most_specific().map(str::to_owned)
-        } else {
-            decided_by(&rules.max_concurrent_sessions)
-        };
-        Ok(Decision {
-            verdict: pb::AdmissionVerdict::Allow,
-            reason: String::new(),
-            evict,
-            policy_id,
-        }
-        .into_proto())
+        Ok(admitted(&rules, &risk, evict).into_proto())
     }
 
     /// These sessions ended: their slots are freed (and their idle warnings forgotten).
@@ -420,6 +386,47 @@ impl AdmissionPolicy for PolicyEngine {
 /// start of what was sent (escaped and capped again when recorded).
 pub(crate) fn invalid_id(kind: &str, sent: &str) -> String {
     format!("{kind} (invalid id {:?})", validate::truncate(sent))
+}
+
+/// A refusal when the start's risk score reaches the deny threshold.
+fn refused_for_risk(rules: &EffectiveRules, risk: &pb::Risk) -> Option<Decision> {
+    let deny = rules.deny_risk_score.value?;
+    (risk.score >= deny).then(|| Decision {
+        verdict: pb::AdmissionVerdict::Deny,
+        reason: format!(
+            "Sign-in refused: this sign-in looks unusual for your account (risk score {} of 100). If it was you, contact your security team.",
+            risk.score
+        ),
+        evict: Vec::new(),
+        policy_id: rules.deny_risk_score.source.clone(),
+    })
+}
+
+/// An admitted start (its slot taken, `evict` the older sessions to end): flagged when its risk score
+/// reaches the flag threshold, named after the rule that decided.
+fn admitted(rules: &EffectiveRules, risk: &pb::Risk, evict: Vec<String>) -> Decision {
+    let decided_by = |rule: &Sourced<_>| rule.source.clone().or_else(|| rules.most_specific().map(str::to_owned));
+    if let Some(flag) = rules.flag_risk_score.value
+        && risk.score >= flag
+    {
+        return Decision {
+            verdict: pb::AdmissionVerdict::AllowFlagged,
+            reason: flagged(risk),
+            evict,
+            policy_id: decided_by(&rules.flag_risk_score),
+        };
+    }
+    let policy_id = if evict.is_empty() {
+        rules.most_specific().map(str::to_owned)
+    } else {
+        decided_by(&rules.max_concurrent_sessions)
+    };
+    Decision {
+        verdict: pb::AdmissionVerdict::Allow,
+        reason: String::new(),
+        evict,
+        policy_id,
+    }
 }
 
 fn too_many_sessions(held: u32, max: u32) -> String {

@@ -50,57 +50,9 @@ async fn events(store: &SqlPolicyStore) -> Vec<Event> {
 }
 
 async fn policy_and_lock_changes_write_their_events(store: Arc<SqlPolicyStore>) {
-    let policy = PolicyRecord {
-        id: Uuid::now_v7().to_string(),
-        scope: Scope::Group("contractors".into()),
-        rules: Rules {
-            max_concurrent_sessions: Some(2),
-            ..Rules::default()
-        },
-        description: "contractors".into(),
-        updated_by: "admin@example.com".into(),
-        updated_at: T0,
-    };
-    store.create_policy(&policy).await.unwrap();
-    // The same scope again is refused, and writes nothing.
-    let twin = PolicyRecord {
-        id: Uuid::now_v7().to_string(),
-        ..policy.clone()
-    };
-    assert!(store.create_policy(&twin).await.is_err());
-    store
-        .update_policy(&policy.id, &Rules::default(), "relaxed", "lead@example.com", T0 + 1)
-        .await
-        .unwrap()
-        .expect("updated");
-    store.delete_policy(&policy.id, "ciso@example.com").await.unwrap();
-    let kept = lock("alice", None);
-    let brief = lock("bob", Some(T0 + 10));
-    store.create_lock(&kept).await.unwrap();
-    store.create_lock(&brief).await.unwrap();
-    store
-        .delete_lock(&kept.id, "responder@example.com")
-        .await
-        .unwrap()
-        .expect("deleted");
-    assert!(
-        store
-            .delete_lock(&kept.id, "responder@example.com")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    store.announce_expired_locks(T0 + 20).await.unwrap().expect("announced");
-    assert!(store.announce_expired_locks(T0 + 30).await.unwrap().is_none());
-    let warning = IdleWarningRecord {
-        session_id: "s1".into(),
-        last_activity_at: T0,
-    };
-    store
-        .record_idle_warnings(std::slice::from_ref(&warning), T0 + 40)
-        .await
-        .unwrap();
-    store.record_idle_warnings(&[warning], T0 + 50).await.unwrap();
+    let policy = create_change_and_delete_a_policy(&store).await;
+    let (kept, brief) = create_delete_and_expire_locks(&store).await;
+    warn_of_idleness_twice(&store).await;
 
     let events = events(&store).await;
     let seen: Vec<(EventType, String, Option<String>)> = events
@@ -150,4 +102,69 @@ async fn policy_and_lock_changes_write_their_events(store: Arc<SqlPolicyStore>) 
     assert_eq!(events[0].data["scope"]["name"], "contractors");
     assert_eq!(events[6].time, T0 + 10);
     assert_eq!(events[7].session_id.as_deref(), Some("s1"));
+}
+
+/// A policy created (and its twin refused), changed by someone else, then deleted; returns it.
+async fn create_change_and_delete_a_policy(store: &SqlPolicyStore) -> PolicyRecord {
+    let policy = PolicyRecord {
+        id: Uuid::now_v7().to_string(),
+        scope: Scope::Group("contractors".into()),
+        rules: Rules {
+            max_concurrent_sessions: Some(2),
+            ..Rules::default()
+        },
+        description: "contractors".into(),
+        updated_by: "admin@example.com".into(),
+        updated_at: T0,
+    };
+    store.create_policy(&policy).await.unwrap();
+    // The same scope again is refused, and writes nothing.
+    let twin = PolicyRecord {
+        id: Uuid::now_v7().to_string(),
+        ..policy.clone()
+    };
+    assert!(store.create_policy(&twin).await.is_err());
+    store
+        .update_policy(&policy.id, &Rules::default(), "relaxed", "lead@example.com", T0 + 1)
+        .await
+        .unwrap()
+        .expect("updated");
+    store.delete_policy(&policy.id, "ciso@example.com").await.unwrap();
+    policy
+}
+
+/// Two locks created; one deleted (a second delete finds nothing), the other expires (announced once).
+async fn create_delete_and_expire_locks(store: &SqlPolicyStore) -> (LockRecord, LockRecord) {
+    let kept = lock("alice", None);
+    let brief = lock("bob", Some(T0 + 10));
+    store.create_lock(&kept).await.unwrap();
+    store.create_lock(&brief).await.unwrap();
+    store
+        .delete_lock(&kept.id, "responder@example.com")
+        .await
+        .unwrap()
+        .expect("deleted");
+    assert!(
+        store
+            .delete_lock(&kept.id, "responder@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.announce_expired_locks(T0 + 20).await.unwrap().expect("announced");
+    assert!(store.announce_expired_locks(T0 + 30).await.unwrap().is_none());
+    (kept, brief)
+}
+
+/// The same idle warning recorded twice.
+async fn warn_of_idleness_twice(store: &SqlPolicyStore) {
+    let warning = IdleWarningRecord {
+        session_id: "s1".into(),
+        last_activity_at: T0,
+    };
+    store
+        .record_idle_warnings(std::slice::from_ref(&warning), T0 + 40)
+        .await
+        .unwrap();
+    store.record_idle_warnings(&[warning], T0 + 50).await.unwrap();
 }

@@ -15,7 +15,8 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 use vigil_registry::domain::{
     EndReason, GatewayEnd, GeoLocation, ListQuery, LocationKind, PageCursor, PendingActivity, ResourceType,
-    RiskAssessment, RiskFlag, Selector, SessionEnd, SessionFilter, SessionRecord, SessionStatus, SortKey, SortValue,
+    RiskAssessment, RiskFlag, Selector, SessionEnd, SessionFilter, SessionRecord, SessionStats, SessionStatus, SortKey,
+    SortValue,
 };
 use vigil_registry::store::migration::Migrator;
 use vigil_registry::store::{SessionStore, SqlStore};
@@ -799,76 +800,27 @@ async fn list_applies_every_filter(store: Arc<SqlStore>) {
     insert_all(&store, &data).await;
     let filters = [
         SessionFilter::default(),
-        SessionFilter {
-            statuses: vec![SessionStatus::Idle],
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            statuses: vec![SessionStatus::Disconnected],
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            statuses: vec![SessionStatus::Active, SessionStatus::Disconnected],
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            user: Some("bob".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            resource_name: Some("jump".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            resource_type: Some(ResourceType::Rdp),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            gateway_id: Some("gw-b".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            country_code: Some("DE".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            query: Some("berl".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            query: Some("10.0.0.3".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            query: Some("laptop-1".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            query: Some("gw-a".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            query: Some("nothing-like-this".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            min_risk_score: Some(20),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            flagged_only: true,
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            client_ip: Some("10.0.0.4".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            statuses: vec![SessionStatus::Active, SessionStatus::Idle, SessionStatus::Disconnected],
-            user: Some("alice".into()),
-            min_risk_score: Some(10),
-            ..SessionFilter::default()
-        },
+        filtered(|f| f.statuses = vec![SessionStatus::Idle]),
+        filtered(|f| f.statuses = vec![SessionStatus::Disconnected]),
+        filtered(|f| f.statuses = vec![SessionStatus::Active, SessionStatus::Disconnected]),
+        filtered(|f| f.user = Some("bob".into())),
+        filtered(|f| f.resource_name = Some("jump".into())),
+        filtered(|f| f.resource_type = Some(ResourceType::Rdp)),
+        filtered(|f| f.gateway_id = Some("gw-b".into())),
+        filtered(|f| f.country_code = Some("DE".into())),
+        filtered(|f| f.query = Some("berl".into())),
+        filtered(|f| f.query = Some("10.0.0.3".into())),
+        filtered(|f| f.query = Some("laptop-1".into())),
+        filtered(|f| f.query = Some("gw-a".into())),
+        filtered(|f| f.query = Some("nothing-like-this".into())),
+        filtered(|f| f.min_risk_score = Some(20)),
+        filtered(|f| f.flagged_only = true),
+        filtered(|f| f.client_ip = Some("10.0.0.4".into())),
+        filtered(|f| {
+            f.statuses = vec![SessionStatus::Active, SessionStatus::Idle, SessionStatus::Disconnected];
+            f.user = Some("alice".into());
+            f.min_risk_score = Some(10);
+        }),
     ];
     for filter in filters {
         let expected = expected_order(&data, &filter, SortKey::StartedAt, true);
@@ -882,6 +834,13 @@ async fn list_applies_every_filter(store: Arc<SqlStore>) {
     }
     // The data set is varied enough for the filters above to mean something.
     assert!(expected_order(&data, &SessionFilter::default(), SortKey::StartedAt, true).len() > 20);
+}
+
+/// The default filter with what `set` changes.
+fn filtered(set: impl FnOnce(&mut SessionFilter)) -> SessionFilter {
+    let mut filter = SessionFilter::default();
+    set(&mut filter);
+    filter
 }
 
 async fn list_query_treats_like_wildcards_literally(store: Arc<SqlStore>) {
@@ -1249,71 +1208,17 @@ async fn stats_count_live_sessions(store: Arc<SqlStore>) {
     let filters = [
         SessionFilter::default(),
         // Statuses are ignored by stats.
-        SessionFilter {
-            statuses: vec![SessionStatus::Disconnected],
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            gateway_id: Some("gw-a".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            gateway_id: Some("gw-b".into()),
-            ..SessionFilter::default()
-        },
-        SessionFilter {
-            user: Some("carol".into()),
-            flagged_only: true,
-            ..SessionFilter::default()
-        },
+        filtered(|f| f.statuses = vec![SessionStatus::Disconnected]),
+        filtered(|f| f.gateway_id = Some("gw-a".into())),
+        filtered(|f| f.gateway_id = Some("gw-b".into())),
+        filtered(|f| {
+            f.user = Some("carol".into());
+            f.flagged_only = true;
+        }),
     ];
     for filter in filters {
-        let covered: Vec<&SessionRecord> = data
-            .iter()
-            .filter(|session| expected_match_ignoring_status(&filter, session))
-            .collect();
-        let live: Vec<&&SessionRecord> = covered.iter().filter(|session| session.is_live()).collect();
-        let count = |status: SessionStatus| live.iter().filter(|session| session.status == status).count() as u64;
-        let mut by_type = Vec::new();
-        for resource_type in [ResourceType::Ssh, ResourceType::Rdp, ResourceType::Web] {
-            let n = live
-                .iter()
-                .filter(|session| session.resource_type == resource_type)
-                .count() as u64;
-            if n > 0 {
-                by_type.push((resource_type, n));
-            }
-        }
-        let running_ms: i64 = live.iter().map(|session| (now - session.started_at).max(0)).sum();
-        let gateways_connected = match filter.gateway_id.as_deref() {
-            None => 2,
-            Some("gw-a") => 1,
-            Some(_) => 0,
-        };
-
         let stats = store.stats(&filter, now, ended_since).await.unwrap();
-        assert_eq!(stats.active, count(SessionStatus::Active), "{filter:?}");
-        assert_eq!(stats.idle, count(SessionStatus::Idle), "{filter:?}");
-        assert_eq!(stats.by_type, by_type, "{filter:?}");
-        assert_eq!(
-            stats.flagged,
-            live.iter().filter(|session| !session.risk.flags.is_empty()).count() as u64,
-            "{filter:?}"
-        );
-        assert_eq!(
-            stats.total_live_duration_seconds,
-            (running_ms / 1000) as u64,
-            "{filter:?}"
-        );
-        assert_eq!(
-            stats.ended_since,
-            covered
-                .iter()
-                .filter(|session| session.ended_at.is_some_and(|at| at >= ended_since))
-                .count() as u64,
-            "{filter:?}"
-        );
-        assert_eq!(stats.gateways_connected, gateways_connected, "{filter:?}");
+        assert_eq!(stats, expected_stats(&data, &filter, now, ended_since), "{filter:?}");
     }
     // The figures are not trivially zero.
     let all = store.stats(&SessionFilter::default(), now, ended_since).await.unwrap();
@@ -1389,6 +1294,40 @@ async fn live_targets_come_in_batches_of_whole_gateways(store: Arc<SqlStore>) {
 
     let idle_only: Vec<String> = read(true).await.into_iter().flatten().map(|target| target.id).collect();
     assert_eq!(idle_only, vec![idle.id.clone()]);
+}
+
+/// The model of `stats`: the live sessions `filter` covers (whatever their status) counted by status, type
+/// and flag, their running time, the covered sessions ended since `ended_since`, and the gateways
+/// connected (gw-a and gw-c; gw-b disconnected).
+fn expected_stats(data: &[SessionRecord], filter: &SessionFilter, now: i64, ended_since: i64) -> SessionStats {
+    let covered: Vec<&SessionRecord> = data
+        .iter()
+        .filter(|session| expected_match_ignoring_status(filter, session))
+        .collect();
+    let live: Vec<&SessionRecord> = covered.iter().copied().filter(|session| session.is_live()).collect();
+    let count = |wanted: &dyn Fn(&SessionRecord) -> bool| live.iter().filter(|session| wanted(session)).count() as u64;
+    let by_type = [ResourceType::Ssh, ResourceType::Rdp, ResourceType::Web]
+        .into_iter()
+        .map(|resource_type| (resource_type, count(&|session| session.resource_type == resource_type)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let running_ms: i64 = live.iter().map(|session| (now - session.started_at).max(0)).sum();
+    SessionStats {
+        active: count(&|session| session.status == SessionStatus::Active),
+        idle: count(&|session| session.status == SessionStatus::Idle),
+        total_live_duration_seconds: (running_ms / 1000) as u64,
+        by_type,
+        flagged: count(&|session| !session.risk.flags.is_empty()),
+        ended_since: covered
+            .iter()
+            .filter(|session| session.ended_at.is_some_and(|at| at >= ended_since))
+            .count() as u64,
+        gateways_connected: match filter.gateway_id.as_deref() {
+            None => 2,
+            Some("gw-a") => 1,
+            Some(_) => 0,
+        },
+    }
 }
 
 async fn resolve_each_selector(store: Arc<SqlStore>) {

@@ -32,6 +32,7 @@ mod output;
 mod policies;
 mod profile;
 pub mod render;
+mod session_lookup;
 mod sessions;
 mod setup;
 mod terminations;
@@ -134,6 +135,9 @@ pub async fn run_with(
     p.color = global.output.is_human() && color::enabled(global.color, streams.terminal, no_color.as_deref());
     let p = &mut p;
     match &cli.command {
+        Command::Sessions(SessionsCommand::End(args)) if args.lock => {
+            locks::end_and_lock(args, global, p, console, shutdown).await
+        }
         Command::Sessions(command) => sessions::run(command, global, p, console, shutdown).await,
         Command::Stats => sessions::commands::stats(&Registry::connect(global).await?, p).await,
         Command::Watch(args) => {

@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 use super::body::ProxyBody;
 use super::pages::escape;
 
+/// The demo web application's resource name (also reached as `demo-web.localhost`).
+pub const DEMO_WEB_RESOURCE: &str = "demo-web";
+
 /// Starts the demo application on `listen`; returns where it listens.
 pub async fn start(
     listen: SocketAddr,

@@ -237,40 +237,66 @@ impl Pump {
                     let _ = self.outbound.send(Ok(reconnect(reason.into()))).await;
                     return Stop::Now;
                 }
-                message = inbound.message() => match message {
-                    Ok(Some(message)) => {
+                message = inbound.message() => {
+                    if matches!(message, Ok(Some(_))) {
                         silence.as_mut().reset(Instant::now() + grace);
-                        let span = crate::trace::agent_message_span(self.link.gateway_id(), &message);
-                        if let Err(error) = self.handle(message).instrument(span).await {
-                            let _ = self.outbound.send(Err(error.into())).await;
-                            return Stop::Now;
-                        }
                     }
-                    Ok(None) => return Stop::Now,
-                    Err(status) => {
-                        tracing::debug!(gateway = %self.link.gateway_id(), %status, "link stream failed");
-                        return Stop::Now;
+                    if let Err(stop) = self.on_agent_message(message).await {
+                        return stop;
                     }
-                },
-                event = commands.next() => match event {
-                    Some(Delivery::Message(dispatch)) => {
-                        let (span, messages) = crate::trace::dispatch_span(self.link.gateway_id(), dispatch);
-                        if self.forward(messages).instrument(span).await.is_err() {
-                            return Stop::Now;
-                        }
+                }
+                event = commands.next() => {
+                    match self.on_dispatch(event).await {
+                        Ok(true) => catch_up = Some(self.link.fetch_pending(Duration::ZERO)),
+                        Ok(false) => {}
+                        Err(stop) => return stop,
                     }
-                    Some(Delivery::MayHaveMissed) => {
-                        // Whatever was published during the break is lost: the pending kills are
-                        // read again (as after the welcome) rather than left to the termination
-                        // service's redelivery, seconds later.
-                        tracing::info!(gateway = %self.link.gateway_id(), "command channel resubscribed after a bus break; reading pending kills");
-                        catch_up = Some(self.link.fetch_pending(Duration::ZERO));
-                    }
-                    None => {
-                        tracing::warn!(gateway = %self.link.gateway_id(), "command channel closed; asking the agent to reconnect");
-                        return Stop::Now;
-                    }
-                },
+                }
+            }
+        }
+    }
+
+    /// What the agent sent: handled, or why the link stops (the agent left, the stream failed, or
+    /// handling failed — the agent is told why).
+    async fn on_agent_message(&mut self, message: Result<Option<pb::AgentMessage>, Status>) -> Result<(), Stop> {
+        match message {
+            Ok(Some(message)) => {
+                let span = crate::trace::agent_message_span(self.link.gateway_id(), &message);
+                if let Err(error) = self.handle(message).instrument(span).await {
+                    let _ = self.outbound.send(Err(error.into())).await;
+                    return Err(Stop::Now);
+                }
+                Ok(())
+            }
+            Ok(None) => Err(Stop::Now),
+            Err(status) => {
+                tracing::debug!(gateway = %self.link.gateway_id(), %status, "link stream failed");
+                Err(Stop::Now)
+            }
+        }
+    }
+
+    /// What the bus delivered on the gateway's channel: forwarded to the agent, or why the link stops.
+    /// `true` when messages may have been missed and the pending kills must be read again.
+    async fn on_dispatch(&mut self, event: Option<Delivery<pb::GatewayDispatch>>) -> Result<bool, Stop> {
+        match event {
+            Some(Delivery::Message(dispatch)) => {
+                let (span, messages) = crate::trace::dispatch_span(self.link.gateway_id(), dispatch);
+                if self.forward(messages).instrument(span).await.is_err() {
+                    return Err(Stop::Now);
+                }
+                Ok(false)
+            }
+            Some(Delivery::MayHaveMissed) => {
+                // Whatever was published during the break is lost: the pending kills are
+                // read again (as after the welcome) rather than left to the termination
+                // service's redelivery, seconds later.
+                tracing::info!(gateway = %self.link.gateway_id(), "command channel resubscribed after a bus break; reading pending kills");
+                Ok(true)
+            }
+            None => {
+                tracing::warn!(gateway = %self.link.gateway_id(), "command channel closed; asking the agent to reconnect");
+                Err(Stop::Now)
             }
         }
     }

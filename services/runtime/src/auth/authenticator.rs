@@ -93,65 +93,9 @@ impl Authenticator {
     /// authenticate with, a short HS256 secret, an empty or duplicated token, an unreadable JWKS.
     pub fn from_config(config: &AuthConfig) -> Result<Self, AuthConfigError> {
         let invalid = |message: String| Err(AuthConfigError(message));
-        let mut keys = Vec::new();
-        if let Some(secret) = &config.hs256_secret {
-            if secret.expose().len() < MIN_HS256_SECRET_LEN {
-                return invalid(format!(
-                    "auth.hs256_secret must be at least {MIN_HS256_SECRET_LEN} bytes long"
-                ));
-            }
-            keys.push(VerificationKey {
-                id: None,
-                algorithm: Algorithm::HS256,
-                key: DecodingKey::from_secret(secret.expose().as_bytes()),
-            });
-        }
-        if let Some(path) = &config.jwks_file {
-            keys.extend(read_jwks(path)?);
-        }
-
-        let mut opaque = Vec::new();
-        let tokens = config
-            .api_tokens
-            .iter()
-            .map(|token| {
-                (
-                    &token.token,
-                    Identity::person(token.subject.clone(), token.roles.clone()),
-                )
-            })
-            .chain(
-                config
-                    .service_tokens
-                    .iter()
-                    .map(|token| (&token.token, Identity::service(token.subject.clone()))),
-            );
-        for (token, mut identity) in tokens {
-            if token.is_empty() || identity.subject.trim().is_empty() {
-                return invalid("every auth.api_tokens / auth.service_tokens entry needs a token and a subject".into());
-            }
-            if identity
-                .roles
-                .iter()
-                .any(|role| Role::parse(role) == Some(Role::Service))
-            {
-                identity.kind = IdentityKind::Service;
-            }
-            let digest = sha256(token.expose());
-            if opaque.iter().any(|known: &OpaqueToken| known.digest == digest) {
-                return invalid(format!("the token of {} is configured twice", identity.subject));
-            }
-            opaque.push(OpaqueToken { digest, identity });
-        }
-
-        let mut gateways = BTreeMap::new();
-        for (gateway, credential) in &config.gateway_credentials {
-            if credential.is_empty() {
-                return invalid(format!("auth.gateway_credentials.{gateway} is empty"));
-            }
-            gateways.insert(gateway.clone(), sha256(credential.expose()));
-        }
-
+        let keys = verification_keys(config)?;
+        let opaque = opaque_tokens(config)?;
+        let gateways = gateway_credentials(config)?;
         if config.mode == AuthMode::Required && keys.is_empty() && opaque.is_empty() {
             return invalid(
                 "auth.mode is \"required\" but nothing can authenticate a caller: set auth.hs256_secret, \
@@ -340,6 +284,83 @@ fn jwt_error(error: &jsonwebtoken::errors::Error) -> ServiceError {
         _ => "malformed token".to_owned(),
     };
     ServiceError::Unauthenticated(message)
+}
+
+/// The keys JWTs are checked with: the HS256 secret (long enough) and the JWKS file's keys.
+fn verification_keys(config: &AuthConfig) -> Result<Vec<VerificationKey>, AuthConfigError> {
+    let mut keys = Vec::new();
+    if let Some(secret) = &config.hs256_secret {
+        if secret.expose().len() < MIN_HS256_SECRET_LEN {
+            return Err(AuthConfigError(format!(
+                "auth.hs256_secret must be at least {MIN_HS256_SECRET_LEN} bytes long"
+            )));
+        }
+        keys.push(VerificationKey {
+            id: None,
+            algorithm: Algorithm::HS256,
+            key: DecodingKey::from_secret(secret.expose().as_bytes()),
+        });
+    }
+    if let Some(path) = &config.jwks_file {
+        keys.extend(read_jwks(path)?);
+    }
+    Ok(keys)
+}
+
+/// The API and service tokens, kept as digests with the identity each proves; each must be given whole
+/// and only once. A person's token holding the service role authenticates a service.
+fn opaque_tokens(config: &AuthConfig) -> Result<Vec<OpaqueToken>, AuthConfigError> {
+    let mut opaque = Vec::new();
+    let tokens = config
+        .api_tokens
+        .iter()
+        .map(|token| {
+            (
+                &token.token,
+                Identity::person(token.subject.clone(), token.roles.clone()),
+            )
+        })
+        .chain(
+            config
+                .service_tokens
+                .iter()
+                .map(|token| (&token.token, Identity::service(token.subject.clone()))),
+        );
+    for (token, mut identity) in tokens {
+        if token.is_empty() || identity.subject.trim().is_empty() {
+            return Err(AuthConfigError(
+                "every auth.api_tokens / auth.service_tokens entry needs a token and a subject".into(),
+            ));
+        }
+        if identity
+            .roles
+            .iter()
+            .any(|role| Role::parse(role) == Some(Role::Service))
+        {
+            identity.kind = IdentityKind::Service;
+        }
+        let digest = sha256(token.expose());
+        if opaque.iter().any(|known: &OpaqueToken| known.digest == digest) {
+            return Err(AuthConfigError(format!(
+                "the token of {} is configured twice",
+                identity.subject
+            )));
+        }
+        opaque.push(OpaqueToken { digest, identity });
+    }
+    Ok(opaque)
+}
+
+/// Each gateway's credential, kept as a digest; none may be empty.
+fn gateway_credentials(config: &AuthConfig) -> Result<BTreeMap<String, [u8; 32]>, AuthConfigError> {
+    let mut gateways = BTreeMap::new();
+    for (gateway, credential) in &config.gateway_credentials {
+        if credential.is_empty() {
+            return Err(AuthConfigError(format!("auth.gateway_credentials.{gateway} is empty")));
+        }
+        gateways.insert(gateway.clone(), sha256(credential.expose()));
+    }
+    Ok(gateways)
 }
 
 fn sha256(text: &str) -> [u8; 32] {

@@ -1,12 +1,11 @@
 //! `locks create|list|delete`: ask the policy service, render, write.
 
+use std::future::Future;
 use std::io::Write;
 
 use chrono::Local;
 use tonic::Code;
-use vigil_proto::v1::{
-    CreateLockRequest, EndReason, ListLocksRequest, ListTerminationsRequest, Lock, ResolveSessionsResponse, Termination,
-};
+use vigil_proto::v1::{CreateLockRequest, ListLocksRequest, Lock, ResolveSessionsResponse};
 
 use super::args::{CreateLockArgs, LockDeleteArgs, LocksListArgs, sessions_of};
 use super::{json, render};
@@ -15,32 +14,9 @@ use crate::console::Console;
 use crate::error::{CliError, Service};
 use crate::ids;
 use crate::output::{Data, Printer};
-use crate::sessions::render as sessions_render;
-
-/// The termination the policy service issued for `lock` as it created it, if any: it carries the lock's id
-/// in its note (`lock <id> by <creator>: <reason>`).
-pub(crate) async fn lock_termination(
-    terminations: &Terminations,
-    lock: &Lock,
-) -> Result<Option<Termination>, CliError> {
-    let marker = format!("lock {} ", lock.id);
-    // A minute's margin: the policy service's clock and termination's need not agree to the second.
-    let since = lock.created_at.map(|at| prost_types::Timestamp {
-        seconds: at.seconds - 60,
-        nanos: at.nanos,
-    });
-    let request = ListTerminationsRequest {
-        reason: EndReason::Locked.into(),
-        since,
-        page_size: 1000,
-        ..ListTerminationsRequest::default()
-    };
-    let page = terminations.list_terminations(request).await?;
-    Ok(page
-        .terminations
-        .into_iter()
-        .find(|termination| termination.note.starts_with(&marker)))
-}
+use crate::sessions::EndArgs;
+use crate::sessions::commands::{dry_run, follow_and_summarise};
+use crate::terminations::commands::lock_termination;
 
 /// The live sessions a new lock would end, for the confirmation; someone the registry has never seen has
 /// none (and can still be locked out ahead of time).
@@ -57,6 +33,78 @@ pub(crate) async fn lock_preview(
     }
 }
 
+/// `sessions end … --lock`: preview what the target covers now, ask (unless `--yes`), create the lock — which
+/// ends those sessions, and any that start meanwhile, on the server — then follow that termination like
+/// `sessions end` does. The preview guards nothing here (a lock is meant to catch what appears after it), so
+/// no expected count is sent; a target with no live session is locked all the same.
+pub(crate) async fn end_and_lock(
+    services: (&Registry, &Terminations, &Policies),
+    args: &EndArgs,
+    p: &mut Printer<'_>,
+    console: &mut Console<'_>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CliError> {
+    let (registry, terminations, policies) = services;
+    let Some(request) = args.lock_request() else {
+        return Err(CliError::Usage(
+            "--lock needs a target to lock: --user, --group, --gateway, --resource, --device or --cidr".to_owned(),
+        ));
+    };
+    let selector = args.selector();
+    let preview = match registry.resolve_sessions(selector.clone()).await {
+        // Someone the registry has never seen can still be locked out before their first session.
+        Err(error) if error.server_code() == Some(Code::NotFound) => ResolveSessionsResponse::default(),
+        result => result?,
+    };
+    let live = preview.sessions.len();
+    let text = render::end_lock_confirmation(&preview, &selector, &request);
+    if args.dry_run {
+        return dry_run(p, &preview, &text, "Dry run: nothing was ended.\n");
+    }
+    if !args.yes && !console.confirm(&text, &render::end_lock_question(live, &request))? {
+        return Err(CliError::Aborted("ended or locked"));
+    }
+
+    let lock = policies.create_lock(request).await?;
+    if p.is_human() {
+        write!(p, "{}", render::locked(&lock, &Local::now()))?;
+        p.flush()?;
+    }
+    let termination = match lock_termination(terminations, &lock).await {
+        Ok(found) => found,
+        Err(error) => {
+            // The lock stands whatever happened to the lookup: say so rather than fail.
+            p.note(&format!(
+                "Could not look up the sessions it ended ({error}); see `sessionctl terminations list`.\n"
+            ))?;
+            None
+        }
+    };
+    let termination = match termination {
+        Some(termination) if termination.session_count > 0 => {
+            Some(follow_and_summarise(terminations, termination, args, p, shutdown).await?)
+        }
+        other => {
+            if p.is_human() {
+                write!(p, "{}", render::lock_sessions(other.as_ref()))?;
+            }
+            other
+        }
+    };
+    if !p.is_human() {
+        let outcome = json::lock_outcome(&lock, termination.as_ref(), &preview.already_ended);
+        p.data(
+            Data {
+                json: &outcome,
+                names: vec![format!("lock/{}", lock.id)],
+                csv: None,
+            },
+            "`sessions end --lock`",
+        )?;
+    }
+    Ok(())
+}
+
 /// `locks create`: show what the lock would end and ask when that is anything (unless `--yes`), create the
 /// lock, then say whether it ended anything. `--dry-run` stops after showing.
 pub(crate) async fn create_lock(
@@ -70,28 +118,9 @@ pub(crate) async fn create_lock(
     let preview = lock_preview(registry, &request).await?;
     let live = preview.sessions.len();
     let selector = request.target.as_ref().and_then(sessions_of).unwrap_or_default();
-    let text = sessions_render::end_lock_confirmation(&preview, &selector, &request);
+    let text = render::end_lock_confirmation(&preview, &selector, &request);
     if args.dry_run {
-        if p.is_human() {
-            write!(p, "{text}")?;
-            p.note("Dry run: nothing was locked or ended.\n")?;
-        } else {
-            let sessions = preview.sessions.clone();
-            let page = vigil_proto::v1::ListSessionsResponse {
-                total_size: sessions.len() as u64,
-                sessions,
-                ..Default::default()
-            };
-            p.data(
-                Data {
-                    json: &crate::sessions::json::sessions_page(&page),
-                    names: sessions_render::session_names(&page.sessions),
-                    csv: Some(sessions_render::sessions_csv(&page.sessions)),
-                },
-                "a dry run",
-            )?;
-        }
-        return Ok(());
+        return dry_run(p, &preview, &text, "Dry run: nothing was locked or ended.\n");
     }
     if live > 0 && !args.yes {
         if !console.interactive {
@@ -101,7 +130,7 @@ pub(crate) async fn create_lock(
                 if live == 1 { "" } else { "s" }
             )));
         }
-        if !console.confirm(&text, &sessions_render::end_lock_question(live, &request))? {
+        if !console.confirm(&text, &render::end_lock_question(live, &request))? {
             return Err(CliError::Aborted("ended or locked"));
         }
     }

@@ -7,6 +7,8 @@ pub(crate) mod render;
 
 pub use args::*;
 
+use std::future::Future;
+
 use crate::args::GlobalArgs;
 use crate::client::{Policies, Registry, Terminations};
 use crate::console::Console;
@@ -31,4 +33,18 @@ pub(crate) async fn run(
         LocksCommand::List(args) => commands::list_locks(&policies, args, p).await,
         LocksCommand::Delete(args) => commands::delete_lock(&policies, args, p).await,
     }
+}
+
+/// `sessions end … --lock`: ends what the target covers by locking it (see [`commands::end_and_lock`]). Here
+/// rather than with the `sessions` commands because it creates a lock; `sessions` depends on no lock.
+pub(crate) async fn end_and_lock(
+    args: &crate::sessions::EndArgs,
+    global: &GlobalArgs,
+    p: &mut Printer<'_>,
+    console: &mut Console<'_>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CliError> {
+    let (registry, terminations, args) = crate::sessions::connect_to_end(args, global, console).await?;
+    let policies = Policies::connect(global).await?;
+    commands::end_and_lock((&registry, &terminations, &policies), &args, p, console, shutdown).await
 }

@@ -6,13 +6,12 @@ use clap::{Args, Subcommand, ValueEnum};
 use vigil_proto::v1::lock_target::Target as LockOn;
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::{
-    AllSessions, CreateLockRequest, ListSessionsRequest, LockTarget, ResourceType, SessionFilter, SessionIds,
-    SessionOrderBy, SessionSelector, SessionStatus, TerminateRequest, WatchSessionsRequest,
+    AllSessions, CreateLockRequest, EndReason, ListSessionsRequest, LockTarget, ResourceType, SessionFilter,
+    SessionIds, SessionOrderBy, SessionSelector, SessionStatus, TerminateRequest, WatchSessionsRequest,
 };
 
 use crate::args::{Since, parse_name, parse_rule_duration, parse_since, parse_timeout};
 use crate::ids::parse_id;
-use crate::terminations::ReasonArg;
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
@@ -98,6 +97,30 @@ pub enum SortArg {
     Resource,
     /// Risk score.
     Risk,
+}
+
+/// Why sessions are ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReasonArg {
+    /// An administrator or operator ended them.
+    Admin,
+    /// The users asked for it themselves.
+    SelfService,
+    /// A policy required it.
+    Policy,
+    /// A location or device anomaly.
+    Anomaly,
+}
+
+impl ReasonArg {
+    pub fn to_proto(self) -> EndReason {
+        match self {
+            ReasonArg::Admin => EndReason::Admin,
+            ReasonArg::SelfService => EndReason::UserSelfService,
+            ReasonArg::Policy => EndReason::Policy,
+            ReasonArg::Anomaly => EndReason::Anomaly,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

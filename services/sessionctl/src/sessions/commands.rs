@@ -6,27 +6,17 @@ use std::io::Write;
 
 use chrono::{DateTime, Local, Utc};
 use tonic::Code;
-use vigil_proto::v1::{
-    ListSessionsRequest, ListSessionsResponse, ResolveSessionsResponse, Session, SessionFilter, SessionOrderBy,
-    SessionStatus, Termination,
-};
+use vigil_proto::v1::{ListSessionsResponse, ResolveSessionsResponse, Session, Termination};
 
 use super::args::{EndArgs, GetArgs, ListArgs, SortArg, WatchArgs};
 use super::{json, render};
-use crate::client::{Policies, Registry, Terminations, repeated_page_token};
+use crate::client::{Registry, Terminations, repeated_page_token};
 use crate::console::Console;
 use crate::error::{CliError, Service};
 use crate::ids;
-use crate::locks::commands::lock_termination;
 use crate::output::{Data, Printer};
+use crate::session_lookup::{BIG_PAGE, every_page, resolve_session};
 use crate::terminations::commands::follow;
-
-/// How many of the most recent sessions an abbreviated id is looked for in, after the live ones: the
-/// registry has no lookup by part of an id, so older sessions need their full id.
-pub const HISTORY_SEARCHED: i32 = 10_000;
-
-/// The page size used when the CLI itself pages (abbreviated ids, time ranges).
-const BIG_PAGE: i32 = 1000;
 
 pub(crate) async fn list_sessions(registry: &Registry, args: &ListArgs, p: &mut Printer<'_>) -> Result<(), CliError> {
     let page = if args.is_time_range() {
@@ -57,23 +47,6 @@ pub(crate) async fn list_sessions(registry: &Registry, args: &ListArgs, p: &mut 
         )?;
     }
     Ok(())
-}
-
-/// Follows `next_page_token` to the last page and returns everything as one page.
-async fn every_page(registry: &Registry, mut request: ListSessionsRequest) -> Result<ListSessionsResponse, CliError> {
-    let mut all = registry.list_sessions(request.clone()).await?;
-    while !all.next_page_token.is_empty() {
-        if all.next_page_token == request.page_token {
-            return Err(repeated_page_token(Service::Registry));
-        }
-        request.page_token = std::mem::take(&mut all.next_page_token);
-        let page = registry.list_sessions(request.clone()).await?;
-        all.sessions.extend(page.sessions);
-        all.total_size = page.total_size;
-        all.total_size_is_lower_bound = page.total_size_is_lower_bound;
-        all.next_page_token = page.next_page_token;
-    }
-    Ok(all)
 }
 
 /// `--since`/`--until`: the registry filters by everything but time, so the CLI walks the sessions newest
@@ -135,70 +108,6 @@ async fn in_time_range(
         next_page_token: String::new(),
         total_size: total,
         total_size_is_lower_bound: more,
-    })
-}
-
-/// The full id of the session `given` names: itself when whole, else the one live session it abbreviates,
-/// else the one among the [`HISTORY_SEARCHED`] most recent.
-pub(crate) async fn resolve_session(registry: &Registry, given: &str, live_only: bool) -> Result<String, CliError> {
-    if ids::is_full(given) {
-        return Ok(given.to_owned());
-    }
-    let label = |s: &Session| {
-        format!(
-            "{} → {} ({}, started {})",
-            s.user,
-            s.resource_name,
-            crate::format::status(s.status()),
-            crate::format::clock_time(s.started_at.as_ref(), &Local::now())
-        )
-    };
-    let search = |statuses: Vec<SessionStatus>, page_size| ListSessionsRequest {
-        filter: Some(SessionFilter {
-            statuses: statuses.into_iter().map(i32::from).collect(),
-            ..SessionFilter::default()
-        }),
-        order_by: SessionOrderBy::StartedAt.into(),
-        ascending: false,
-        page_size,
-        page_token: String::new(),
-    };
-    let live = every_page(
-        registry,
-        search(vec![SessionStatus::Active, SessionStatus::Idle], BIG_PAGE),
-    )
-    .await?;
-    let candidates = live.sessions.iter().map(|s| (s.id.as_str(), label(s)));
-    match ids::pick(given, "session", Service::Registry, candidates) {
-        Err(error) if error.server_code() == Some(Code::NotFound) && !live_only => {}
-        decided => return decided,
-    }
-    let mut request = search(vec![SessionStatus::Disconnected], BIG_PAGE);
-    let mut ended = Vec::new();
-    while ended.len() < usize::try_from(HISTORY_SEARCHED).unwrap_or(usize::MAX) {
-        let page = registry.list_sessions(request.clone()).await?;
-        ended.extend(page.sessions);
-        if page.next_page_token.is_empty() || page.next_page_token == request.page_token {
-            break;
-        }
-        request.page_token = page.next_page_token;
-    }
-    ids::pick(
-        given,
-        "session",
-        Service::Registry,
-        ended.iter().map(|s| (s.id.as_str(), label(s))),
-    )
-    .map_err(|error| match error.server_code() {
-        Some(Code::NotFound) => CliError::Server {
-            service: Service::Registry,
-            code: Code::NotFound,
-            message: format!(
-                "no live session, nor any of the {HISTORY_SEARCHED} most recent, has an id starting or ending \
-                     with `{given}`; give the full id"
-            ),
-        },
-        _ => error,
     })
 }
 
@@ -355,11 +264,8 @@ pub(crate) async fn end_sessions(
         return Ok(());
     }
     if args.dry_run {
-        return dry_run(
-            p,
-            &preview,
-            &render::end_confirmation(&preview, &selector, args.reason.to_proto()),
-        );
+        let text = render::end_confirmation(&preview, &selector, args.reason.to_proto());
+        return dry_run(p, &preview, &text, "Dry run: nothing was ended.\n");
     }
     if !args.yes {
         let text = render::end_confirmation(&preview, &selector, args.reason.to_proto());
@@ -396,10 +302,15 @@ pub(crate) async fn end_sessions(
 
 /// `--dry-run`: what would end, on stdout for people (the same text the confirmation shows) or as the
 /// machine format's list of sessions; nothing is asked of the termination service.
-fn dry_run(p: &mut Printer<'_>, preview: &ResolveSessionsResponse, text: &str) -> Result<(), CliError> {
+pub(crate) fn dry_run(
+    p: &mut Printer<'_>,
+    preview: &ResolveSessionsResponse,
+    text: &str,
+    note: &str,
+) -> Result<(), CliError> {
     if p.is_human() {
         write!(p, "{text}")?;
-        p.note("Dry run: nothing was ended.\n")?;
+        p.note(note)?;
     } else {
         let page = ListSessionsResponse {
             sessions: preview.sessions.clone(),
@@ -419,7 +330,7 @@ fn dry_run(p: &mut Printer<'_>, preview: &ResolveSessionsResponse, text: &str) -
 }
 
 /// Prints that the termination is recorded, follows it (unless `--no-wait`) and prints how it went.
-async fn follow_and_summarise(
+pub(crate) async fn follow_and_summarise(
     terminations: &Terminations,
     termination: Termination,
     args: &EndArgs,
@@ -445,76 +356,4 @@ async fn follow_and_summarise(
         write!(p, "{summary}")?;
     }
     Ok(termination)
-}
-
-/// `sessions end … --lock`: preview what the target covers now, ask (unless `--yes`), create the lock — which
-/// ends those sessions, and any that start meanwhile, on the server — then follow that termination like
-/// `sessions end` does. The preview guards nothing here (a lock is meant to catch what appears after it), so
-/// no expected count is sent; a target with no live session is locked all the same.
-pub(crate) async fn end_and_lock(
-    services: (&Registry, &Terminations, &Policies),
-    args: &EndArgs,
-    p: &mut Printer<'_>,
-    console: &mut Console<'_>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), CliError> {
-    let (registry, terminations, policies) = services;
-    let Some(request) = args.lock_request() else {
-        return Err(CliError::Usage(
-            "--lock needs a target to lock: --user, --group, --gateway, --resource, --device or --cidr".to_owned(),
-        ));
-    };
-    let selector = args.selector();
-    let preview = match registry.resolve_sessions(selector.clone()).await {
-        // Someone the registry has never seen can still be locked out before their first session.
-        Err(error) if error.server_code() == Some(Code::NotFound) => ResolveSessionsResponse::default(),
-        result => result?,
-    };
-    let live = preview.sessions.len();
-    let text = render::end_lock_confirmation(&preview, &selector, &request);
-    if args.dry_run {
-        return dry_run(p, &preview, &text);
-    }
-    if !args.yes && !console.confirm(&text, &render::end_lock_question(live, &request))? {
-        return Err(CliError::Aborted("ended or locked"));
-    }
-
-    let lock = policies.create_lock(request).await?;
-    if p.is_human() {
-        write!(p, "{}", crate::locks::render::locked(&lock, &Local::now()))?;
-        p.flush()?;
-    }
-    let termination = match lock_termination(terminations, &lock).await {
-        Ok(found) => found,
-        Err(error) => {
-            // The lock stands whatever happened to the lookup: say so rather than fail.
-            p.note(&format!(
-                "Could not look up the sessions it ended ({error}); see `sessionctl terminations list`.\n"
-            ))?;
-            None
-        }
-    };
-    let termination = match termination {
-        Some(termination) if termination.session_count > 0 => {
-            Some(follow_and_summarise(terminations, termination, args, p, shutdown).await?)
-        }
-        other => {
-            if p.is_human() {
-                write!(p, "{}", crate::locks::render::lock_sessions(other.as_ref()))?;
-            }
-            other
-        }
-    };
-    if !p.is_human() {
-        let outcome = crate::locks::json::lock_outcome(&lock, termination.as_ref(), &preview.already_ended);
-        p.data(
-            Data {
-                json: &outcome,
-                names: vec![format!("lock/{}", lock.id)],
-                csv: None,
-            },
-            "`sessions end --lock`",
-        )?;
-    }
-    Ok(())
 }

@@ -10,7 +10,7 @@ pub use args::*;
 use std::future::Future;
 
 use crate::args::GlobalArgs;
-use crate::client::{Policies, Registry, Terminations};
+use crate::client::{Registry, Terminations};
 use crate::console::Console;
 use crate::error::CliError;
 use crate::output::Printer;
@@ -31,25 +31,32 @@ pub(crate) async fn run(
             let terminations = Terminations::connect(global, Some(&registry)).await.ok();
             commands::get_session(&registry, terminations.as_ref(), args, p).await
         }
+        // `--lock` creates a lock, so `run_with` hands that to `locks::end_and_lock`.
         SessionsCommand::End(args) => {
-            // Refused before anything is asked of the servers: a script must never hang on a question.
-            if !args.yes && !args.dry_run && !console.interactive {
-                return Err(CliError::Usage(
-                    "`sessions end` asks for confirmation, but stdin is not a terminal; pass --yes to end the \
-                     sessions without asking (or --dry-run to see what would end)"
-                        .to_owned(),
-                ));
-            }
-            let registry = Registry::connect(global).await?;
-            let mut args = args.clone();
-            commands::resolve_end_ids(&registry, &mut args).await?;
-            let terminations = Terminations::connect(global, Some(&registry)).await?;
-            if args.lock {
-                let policies = Policies::connect(global).await?;
-                commands::end_and_lock((&registry, &terminations, &policies), &args, p, console, shutdown).await
-            } else {
-                commands::end_sessions(&registry, &terminations, &args, p, console, shutdown).await
-            }
+            let (registry, terminations, args) = connect_to_end(args, global, console).await?;
+            commands::end_sessions(&registry, &terminations, &args, p, console, shutdown).await
         }
     }
+}
+
+/// What `sessions end` (with or without `--lock`) does before anything is shown: refuses to ask without a
+/// terminal, connects to the registry and the termination service, and resolves abbreviated ids.
+pub(crate) async fn connect_to_end(
+    args: &EndArgs,
+    global: &GlobalArgs,
+    console: &Console<'_>,
+) -> Result<(Registry, Terminations, EndArgs), CliError> {
+    // Refused before anything is asked of the servers: a script must never hang on a question.
+    if !args.yes && !args.dry_run && !console.interactive {
+        return Err(CliError::Usage(
+            "`sessions end` asks for confirmation, but stdin is not a terminal; pass --yes to end the \
+             sessions without asking (or --dry-run to see what would end)"
+                .to_owned(),
+        ));
+    }
+    let registry = Registry::connect(global).await?;
+    let mut args = args.clone();
+    commands::resolve_end_ids(&registry, &mut args).await?;
+    let terminations = Terminations::connect(global, Some(&registry)).await?;
+    Ok((registry, terminations, args))
 }

@@ -6,8 +6,8 @@ use std::fmt::Display;
 use chrono::{DateTime, TimeZone};
 use vigil_proto::v1::session_selector::Target;
 use vigil_proto::v1::{
-    CreateLockRequest, EndReason, ListSessionsResponse, Location, LocationKind, ResolveSessionsResponse, ResourceType,
-    Risk, Session, SessionEvent, SessionEventKind, SessionSelector, SessionStats, SessionStatus, Termination,
+    EndReason, ListSessionsResponse, Location, LocationKind, ResolveSessionsResponse, ResourceType, Risk, Session,
+    SessionEvent, SessionEventKind, SessionSelector, SessionStats, SessionStatus, Termination,
 };
 
 use crate::format::{self, FLAG, NONE};
@@ -453,53 +453,11 @@ pub fn nothing_to_end(preview: &ResolveSessionsResponse, selector: &SessionSelec
     out
 }
 
-/// What `sessions end --lock` is about to do, shown before asking: the sessions that will end (as
-/// [`end_confirmation`] lists them; none is fine) and the lock.
-pub fn end_lock_confirmation(
-    preview: &ResolveSessionsResponse,
-    selector: &SessionSelector,
-    lock: &CreateLockRequest,
-) -> String {
-    let mut out = if preview.sessions.is_empty() {
-        format!("No live sessions for {}.\n", format::selector(Some(selector)))
-    } else {
-        end_confirmation(preview, selector, EndReason::Locked)
-    };
-    let how_long = match lock.ttl {
-        None => "until the lock is removed".to_owned(),
-        Some(ttl) => format!("for {}", format::rule_duration(Some(&ttl), NONE)),
-    };
-    let message = if lock.message.is_empty() {
-        "the server's lock message".to_owned()
-    } else {
-        format!("\"{}\"", lock.message)
-    };
-    out.push_str(&format!(
-        "\n{} will be locked out {how_long}: new sessions are refused with {message}.\n",
-        format::lock_target(lock.target.as_ref())
-    ));
-    out
-}
-
-/// The question after [`end_lock_confirmation`]; the answer is typed on the same line.
-pub fn end_lock_question(count: usize, lock: &CreateLockRequest) -> String {
-    let target = format::lock_target(lock.target.as_ref());
-    if count == 0 {
-        format!("Lock {target}? [y/N] ")
-    } else {
-        format!(
-            "End {} and lock {target}? [y/N] ",
-            format::counted(count as u64, "session")
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use vigil_proto::v1::{
-        CreateLockRequest, EndReason, ListSessionsResponse, Location, LocationKind, ResolveSessionsResponse,
-        ResourceType, Risk, RiskFlag, Session, SessionEvent, SessionEventKind, SessionSelector, SessionStats,
-        SessionStatus, TypeCount,
+        EndReason, ListSessionsResponse, Location, LocationKind, ResolveSessionsResponse, ResourceType, Risk, RiskFlag,
+        Session, SessionEvent, SessionEventKind, SessionSelector, SessionStats, SessionStatus, TypeCount,
     };
 
     use super::*;
@@ -869,57 +827,5 @@ mod tests {
             nothing_to_end(&ended, &ids),
             "None of the given sessions is live; nothing to end.\nAlready ended: id-1, id-2\n"
         );
-    }
-
-    #[test]
-    fn ending_with_a_lock_shows_both_before_asking() {
-        let request = CreateLockRequest {
-            target: Some(vigil_proto::v1::LockTarget {
-                target: Some(vigil_proto::v1::lock_target::Target::User("alice@example.com".into())),
-            }),
-            message: "Contact the SOC".into(),
-            ttl: Some(prost_types::Duration {
-                seconds: 3600,
-                nanos: 0,
-            }),
-            reason: String::new(),
-        };
-        let selector = SessionSelector {
-            target: Some(Target::User("alice@example.com".into())),
-        };
-        let preview = ResolveSessionsResponse {
-            sessions: vec![alice()],
-            already_ended: vec![],
-        };
-        let text = end_lock_confirmation(&preview, &selector, &request);
-        assert!(
-            text.starts_with("1 session will end (user alice@example.com, reason: locked):"),
-            "{text}"
-        );
-        assert!(
-            text.ends_with(
-                "\nuser alice@example.com will be locked out for 1h: new sessions are refused with \"Contact the SOC\".\n"
-            ),
-            "{text}"
-        );
-        assert_eq!(
-            end_lock_question(1, &request),
-            "End 1 session and lock user alice@example.com? [y/N] "
-        );
-        let quiet = end_lock_confirmation(
-            &ResolveSessionsResponse::default(),
-            &selector,
-            &CreateLockRequest {
-                ttl: None,
-                message: String::new(),
-                ..request.clone()
-            },
-        );
-        assert_eq!(
-            quiet,
-            "No live sessions for user alice@example.com.\n\nuser alice@example.com will be locked out until the lock is \
-             removed: new sessions are refused with the server's lock message.\n"
-        );
-        assert_eq!(end_lock_question(0, &request), "Lock user alice@example.com? [y/N] ");
     }
 }

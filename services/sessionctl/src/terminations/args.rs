@@ -15,19 +15,6 @@ pub enum TerminationsCommand {
     Get(TerminationGetArgs),
 }
 
-/// Why sessions are ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReasonArg {
-    /// An administrator or operator ended them.
-    Admin,
-    /// The users asked for it themselves.
-    SelfService,
-    /// A policy required it.
-    Policy,
-    /// A location or device anomaly.
-    Anomaly,
-}
-
 /// Every reason a session ends for, named as the REASON column shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReasonFilter {
@@ -108,17 +95,6 @@ pub struct TerminationGetArgs {
     /// The termination's id, or any unique part of its start or end (the ID column).
     #[arg(value_parser = parse_id)]
     pub id: String,
-}
-
-impl ReasonArg {
-    pub fn to_proto(self) -> EndReason {
-        match self {
-            ReasonArg::Admin => EndReason::Admin,
-            ReasonArg::SelfService => EndReason::UserSelfService,
-            ReasonArg::Policy => EndReason::Policy,
-            ReasonArg::Anomaly => EndReason::Anomaly,
-        }
-    }
 }
 
 impl TerminationsListArgs {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Local, Utc};
 use tokio::time::Instant;
-use vigil_proto::v1::{ListTerminationsRequest, ListTerminationsResponse, Termination};
+use vigil_proto::v1::{EndReason, ListTerminationsRequest, ListTerminationsResponse, Lock, Termination};
 
 use super::args::{TerminationGetArgs, TerminationsListArgs};
 use super::{json, render};
@@ -65,6 +65,31 @@ pub(crate) async fn follow(
     Ok(termination)
 }
 
+/// The termination the policy service issued for `lock` as it created it, if any: it carries the lock's id
+/// in its note (`lock <id> by <creator>: <reason>`).
+pub(crate) async fn lock_termination(
+    terminations: &Terminations,
+    lock: &Lock,
+) -> Result<Option<Termination>, CliError> {
+    let marker = format!("lock {} ", lock.id);
+    // A minute's margin: the policy service's clock and termination's need not agree to the second.
+    let since = lock.created_at.map(|at| prost_types::Timestamp {
+        seconds: at.seconds - 60,
+        nanos: at.nanos,
+    });
+    let request = ListTerminationsRequest {
+        reason: EndReason::Locked.into(),
+        since,
+        page_size: 1000,
+        ..ListTerminationsRequest::default()
+    };
+    let page = terminations.list_terminations(request).await?;
+    Ok(page
+        .terminations
+        .into_iter()
+        .find(|termination| termination.note.starts_with(&marker)))
+}
+
 pub(crate) async fn list_terminations(
     terminations: &Terminations,
     registry: Option<&Registry>,
@@ -78,7 +103,7 @@ pub(crate) async fn list_terminations(
         let Some(registry) = registry else {
             return Err(CliError::Usage(format!("--session {given}: give the full session id")));
         };
-        request.session_id = crate::sessions::commands::resolve_session(registry, given, false).await?;
+        request.session_id = crate::session_lookup::resolve_session(registry, given, false).await?;
     }
     let page = match args.until {
         Some(until) => until_page(terminations, request, args, until.resolve(Utc::now())).await?,

@@ -11,8 +11,15 @@ async fn locks_are_created_listed_and_removed() {
     let (registry, terminations, policies) = lock_fakes(five_sessions());
     let server = serve_all(registry, terminations, policies.clone()).await;
 
+    a_two_hour_lock_is_created(&server, &policies).await;
+    expired_locks_are_listed_only_with_all(&server, &policies).await;
+    a_lock_is_removed_once(&server).await;
+}
+
+/// `locks create --for 2h --yes`: said with its message and reason, the TTL sent, its session ending.
+async fn a_two_hour_lock_is_created(server: &str, policies: &FakePolicies) {
     let out = run_to_string(
-        &server,
+        server,
         &[
             "locks",
             "create",
@@ -52,8 +59,10 @@ async fn locks_are_created_listed_and_removed() {
             nanos: 0
         })
     );
+}
 
-    // A second, already expired: listed only with --all.
+/// A second lock, already expired: listed only with `--all`.
+async fn expired_locks_are_listed_only_with_all(server: &str, policies: &FakePolicies) {
     {
         let mut locks = policies.locks.lock().expect("locks lock");
         let mut expired = locks[0].0.clone();
@@ -67,11 +76,11 @@ async fn locks_are_created_listed_and_removed() {
         });
         locks.push((expired, true));
     }
-    let (out, notes) = run_to_streams(&server, &["locks", "list"]).await.expect("listed");
+    let (out, notes) = run_to_streams(server, &["locks", "list"]).await.expect("listed");
     assert!(out.contains("user user1@example.com"), "{out}");
     assert!(!out.contains("203.0.113.0/24"), "{out}");
     assert_eq!(notes, "1 lock\n");
-    let (out, notes) = run_to_streams(&server, &["locks", "list", "--all", "--wide"])
+    let (out, notes) = run_to_streams(server, &["locks", "list", "--all", "--wide"])
         .await
         .expect("listed");
     assert!(out.contains(FIRST_LOCK), "{out}");
@@ -83,7 +92,7 @@ async fn locks_are_created_listed_and_removed() {
         requests.iter().map(|r| r.include_expired).collect::<Vec<_>>(),
         vec![false, true]
     );
-    let json = run_to_string(&server, &["locks", "list", "-o", "json"])
+    let json = run_to_string(server, &["locks", "list", "-o", "json"])
         .await
         .expect("listed");
     let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
@@ -94,15 +103,18 @@ async fn locks_are_created_listed_and_removed() {
     );
     assert_eq!(value["locks"][0]["reason"], "SOC-1234");
     assert!(value["locks"][0]["expires_at"].is_string());
+}
 
-    let out = run_to_string(&server, &["locks", "delete", FIRST_LOCK])
+/// `locks delete`: removed, then not found, which `--ignore-not-found` lets pass.
+async fn a_lock_is_removed_once(server: &str) {
+    let out = run_to_string(server, &["locks", "delete", FIRST_LOCK])
         .await
         .expect("removed");
     assert_eq!(
         out,
         format!("Removed lock {FIRST_LOCK} (user user1@example.com): what it refused is admitted again.\n")
     );
-    let error = run_to_string(&server, &["locks", "delete", FIRST_LOCK])
+    let error = run_to_string(server, &["locks", "delete", FIRST_LOCK])
         .await
         .expect_err("gone already");
     assert_eq!(error.exit_code(), EXIT_SERVER);
@@ -111,7 +123,7 @@ async fn locks_are_created_listed_and_removed() {
         format!("lock \"{FIRST_LOCK}\" not found (not found)")
     );
     // kubectl's --ignore-not-found: a second delete is no failure.
-    let (out, notes) = run_to_streams(&server, &["locks", "delete", FIRST_LOCK, "--ignore-not-found"])
+    let (out, notes) = run_to_streams(server, &["locks", "delete", FIRST_LOCK, "--ignore-not-found"])
         .await
         .expect("nothing to do is fine");
     assert_eq!(out, "");

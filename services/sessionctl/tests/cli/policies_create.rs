@@ -69,14 +69,22 @@ async fn policies_create_sends_the_scope_and_rules_and_shows_the_result() {
     assert!(list.contains("resource prod-db-01"), "{list}");
     assert_eq!(notes, "4 policies\n");
 
-    // The server's refusal comes through as it was worded.
-    let error = run_to_string(&server, &["policies", "create", "--group", "sre"])
+    a_taken_scope_is_refused_in_the_servers_words(&server).await;
+    a_policy_is_created_as_json(&server).await;
+}
+
+/// The server's refusal comes through as it was worded.
+async fn a_taken_scope_is_refused_in_the_servers_words(server: &str) {
+    let error = run_to_string(server, &["policies", "create", "--group", "sre"])
         .await
         .expect_err("sre has one");
     assert_eq!(error.to_string(), "that scope already has a policy (already exists)");
+}
 
+/// `-o json`: the created policy as the server answered it.
+async fn a_policy_is_created_as_json(server: &str) {
     let json = run_to_string(
-        &server,
+        server,
         &[
             "policies",
             "create",
