@@ -19,12 +19,11 @@ pub fn config(data: &[u8]) {
         Some(at) => (&data[..at], &data[at + 1..]),
         None => (data, &[][..]),
     };
-    // A file that is not UTF-8 is refused by the TOML parser before anything else reads it.
-    let Ok(file) = std::str::from_utf8(file) else {
-        return;
-    };
+    // Text in memory must be UTF-8; a file that is not would be refused by the TOML parser, so its
+    // lossy reading still goes through (and the variables are still read with it).
+    let file = String::from_utf8_lossy(file);
     let names = set_env(env);
-    load_each(file);
+    load_each(&file);
     for name in names {
         // SAFETY: the harness is single-threaded (libFuzzer runs one input at a time, the corpus test
         // is one test), so nothing reads the environment meanwhile.

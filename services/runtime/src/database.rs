@@ -523,6 +523,48 @@ mod tests {
         assert!(!error.to_string().contains(":pw@"), "{error}");
     }
 
+    /// An in-memory SQLite database is one per pool: the background work must share the API's.
+    #[tokio::test]
+    async fn background_work_shares_an_in_memory_sqlite_pool() {
+        let config = DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            ..DatabaseConfig::default()
+        };
+        let api = connect(&config).await.unwrap();
+        api.execute_unprepared("CREATE TABLE probe (id integer)").await.unwrap();
+        let background = connect_background(&config, &api).await.unwrap();
+        background
+            .execute_unprepared("INSERT INTO probe VALUES (1)")
+            .await
+            .unwrap();
+    }
+
+    /// A file database gets a pool of its own, on the same file.
+    #[tokio::test]
+    async fn background_work_on_a_file_gets_a_pool_of_its_own() {
+        let directory = std::env::temp_dir().join(unique_name("vigil-background"));
+        let config = DatabaseConfig {
+            url: format!("sqlite://{}?mode=rwc", directory.join("vigil.db").display()),
+            max_connections: 1,
+            background_connections: 1,
+            ..DatabaseConfig::default()
+        };
+        let api = connect(&config).await.unwrap();
+        api.execute_unprepared("CREATE TABLE probe (id integer)").await.unwrap();
+        // The API's only connection is taken: the background pool still answers.
+        let held = begin_write(&api).await.unwrap();
+        let background = connect_background(&config, &api).await.unwrap();
+        let count = background
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT count(*) FROM probe"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(count.try_get_by_index::<i64>(0).unwrap(), 0);
+        drop(held);
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
     #[tokio::test]
     async fn sqlite_file_in_a_new_directory() {
         let directory = std::env::temp_dir().join(unique_name("vigil-sqlite"));
