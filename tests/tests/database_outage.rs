@@ -43,20 +43,7 @@ async fn a_kill_acknowledged_during_a_database_outage_is_recorded_within_a_secon
         connect_timeout: Duration::from_secs(1),
         ..DatabaseConfig::default()
     };
-    let registry_store = vigil_registry::app::open_store(&config, true).await.unwrap();
-    let termination_store = vigil_termination::app::open_store(&config, true).await.unwrap();
-    // Termination's re-send comes far too late to be what records the acknowledgement.
-    let termination = TerminationSettings {
-        ack_timeout: Duration::from_secs(60),
-        ..TerminationSettings::default()
-    };
-    let registry = TestRegistry::start_with(
-        test_settings("r1"),
-        registry_store,
-        Arc::new(InProcessBus::new()),
-        Some((termination_store, termination)),
-    )
-    .await;
+    let registry = registry_on(&config).await;
     let handler = Arc::new(GatedHandler {
         gate: Semaphore::new(0),
         received: Default::default(),
@@ -73,19 +60,7 @@ async fn a_kill_acknowledged_during_a_database_outage_is_recorded_within_a_secon
         .session_id;
 
     let mut client = registry.termination_client().await;
-    let kill = client
-        .terminate(pb::TerminateRequest {
-            selector: Some(pb::SessionSelector {
-                target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
-                    ids: vec![session.clone()],
-                })),
-            }),
-            reason: EndReason::Admin as i32,
-            ..Default::default()
-        })
-        .await
-        .expect("terminate")
-        .into_inner();
+    let kill = kill_one(&mut client, &session).await;
     eventually("the gateway to receive the kill", || {
         let received = handler.received.lock().unwrap().len();
         async move { (received == 1).then_some(()) }
@@ -142,4 +117,42 @@ async fn a_kill_acknowledged_during_a_database_outage_is_recorded_within_a_secon
     );
     agent.shutdown().await;
     registry.stop().await;
+}
+
+/// A registry on `config`'s database, with termination in process; termination's re-send comes
+/// far too late to be what records an acknowledgement.
+async fn registry_on(config: &DatabaseConfig) -> TestRegistry {
+    let registry_store = vigil_registry::app::open_store(config, true).await.unwrap();
+    let termination_store = vigil_termination::app::open_store(config, true).await.unwrap();
+    let termination = TerminationSettings {
+        ack_timeout: Duration::from_secs(60),
+        ..TerminationSettings::default()
+    };
+    TestRegistry::start_with(
+        test_settings("r1"),
+        registry_store,
+        Arc::new(InProcessBus::new()),
+        Some((termination_store, termination)),
+    )
+    .await
+}
+
+/// Ends `session` by id, as an administrator.
+async fn kill_one(
+    client: &mut vigil_proto::v1::termination_service_client::TerminationServiceClient<tonic::transport::Channel>,
+    session: &str,
+) -> pb::Termination {
+    client
+        .terminate(pb::TerminateRequest {
+            selector: Some(pb::SessionSelector {
+                target: Some(pb::session_selector::Target::SessionIds(pb::SessionIds {
+                    ids: vec![session.to_owned()],
+                })),
+            }),
+            reason: EndReason::Admin as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("terminate")
+        .into_inner()
 }

@@ -175,8 +175,21 @@ async fn sinks_json(server: &str, token: &str) -> Vec<serde_json::Value> {
 async fn sinks_show_every_relay_once_with_backlog_and_errors_and_test_events_arrive() {
     let (stack, _schema, received) = stack().await;
     let admin = token("ada@acme.example", &["admin"]);
+    every_relay_and_sink_is_listed_once_without_secrets(&stack.url, &admin).await;
+    a_lock_is_delivered_to_one_sink_and_backs_up_on_the_other(&stack, &admin, &received).await;
 
-    let sinks = sinks_json(&stack.url, &admin).await;
+    // The table: a row each, the failing sink's error.
+    let ran = sessionctl(&stack.url, &admin, &["events", "status"]).await;
+    ran.result.expect("events status");
+    assert!(ran.out.starts_with("SERVICE"), "{}", ran.out);
+    assert_eq!(ran.out.lines().count(), 7, "{}", ran.out);
+
+    test_events_arrive_once_and_failures_are_named(&stack.url, &admin, &received).await;
+    stack.stop().await;
+}
+
+async fn every_relay_and_sink_is_listed_once_without_secrets(url: &str, admin: &str) {
+    let sinks = sinks_json(url, admin).await;
     let rows: Vec<(String, String)> = sinks
         .iter()
         .map(|sink| {
@@ -198,9 +211,15 @@ async fn sinks_show_every_relay_once_with_backlog_and_errors_and_test_events_arr
     );
     assert_eq!(sinks[1]["types"], serde_json::json!([]));
     assert_eq!(sinks[0]["types"], serde_json::json!(["lock.*"]));
+}
 
-    // A lock: policy's relay delivers it to `soc` and cannot to `down`, which falls behind.
-    let channel = stack.channel(Some(&admin)).await;
+/// A lock: policy's relay delivers it to `soc` and cannot to `down`, which falls behind.
+async fn a_lock_is_delivered_to_one_sink_and_backs_up_on_the_other(
+    stack: &SecureStack,
+    admin: &str,
+    received: &Received,
+) {
+    let channel = stack.channel(Some(admin)).await;
     PolicyServiceClient::new(channel.clone())
         .create_lock(pb::CreateLockRequest {
             target: Some(pb::LockTarget {
@@ -212,7 +231,7 @@ async fn sinks_show_every_relay_once_with_backlog_and_errors_and_test_events_arr
         .expect("lock");
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let (soc, down) = loop {
-        let sinks = sinks_json(&stack.url, &admin).await;
+        let sinks = sinks_json(&stack.url, admin).await;
         let find = |name: &str| {
             sinks
                 .iter()
@@ -241,15 +260,11 @@ async fn sinks_show_every_relay_once_with_backlog_and_errors_and_test_events_arr
             .any(|event| event["type"] == "vigil.lock.created"),
         "the lock reached the receiver"
     );
+}
 
-    // The table: a row each, the failing sink's error.
-    let ran = sessionctl(&stack.url, &admin, &["events", "status"]).await;
-    ran.result.expect("events status");
-    assert!(ran.out.starts_with("SERVICE"), "{}", ran.out);
-    assert_eq!(ran.out.lines().count(), 7, "{}", ran.out);
-
-    // A test event, through the all-in-one's one service: sent once, not once per relay.
-    let ran = sessionctl(&stack.url, &admin, &["events", "test", "soc", "-o", "json"]).await;
+/// A test event, through the all-in-one's one service: sent once, not once per relay.
+async fn test_events_arrive_once_and_failures_are_named(url: &str, admin: &str, received: &Received) {
+    let ran = sessionctl(url, admin, &["events", "test", "soc", "-o", "json"]).await;
     ran.result.expect("events test");
     let answer: serde_json::Value = serde_json::from_str(&ran.out).expect("JSON");
     let id = answer["event_id"].as_str().expect("an id").to_owned();
@@ -264,7 +279,7 @@ async fn sinks_show_every_relay_once_with_backlog_and_errors_and_test_events_arr
     assert_eq!(tests[0]["id"], id.as_str());
     assert_eq!(tests[0]["subject"], "sink/soc");
 
-    let ran = sessionctl(&stack.url, &admin, &["events", "test", "down"]).await;
+    let ran = sessionctl(url, admin, &["events", "test", "down"]).await;
     let error = ran.result.expect_err("down");
     assert_eq!(error.exit_code(), EXIT_SERVER);
     assert_eq!(error.server_code(), Some(Code::FailedPrecondition));
@@ -272,12 +287,11 @@ async fn sinks_show_every_relay_once_with_backlog_and_errors_and_test_events_arr
         error.to_string().contains("sink down did not take the test event"),
         "{error}"
     );
-    let error = sessionctl(&stack.url, &admin, &["events", "test", "nope"])
+    let error = sessionctl(url, admin, &["events", "test", "nope"])
         .await
         .result
         .expect_err("unknown");
     assert_eq!(error.server_code(), Some(Code::NotFound));
-    stack.stop().await;
 }
 
 #[tokio::test]

@@ -75,9 +75,9 @@ fn kinds(events: &[Event]) -> Vec<(EventType, String)> {
     events.iter().map(|event| (event.kind, event.subject.clone())).collect()
 }
 
-async fn each_change_writes_its_events_in_order(store: Arc<SqlStore>) {
-    store.gateway_connected("gw-1", "replica-a", "1.2.3", T0).await.unwrap();
-    let mut flagged = session("alice");
+/// A session geo scored 70 for a new country, flagged for review (policy's threshold reached).
+fn flagged_session(user: &str) -> SessionRecord {
+    let mut flagged = session(user);
     flagged.risk = RiskAssessment {
         assessed: true,
         score: 70,
@@ -95,9 +95,12 @@ async fn each_change_writes_its_events_in_order(store: Arc<SqlStore>) {
             },
         ],
     };
-    store.insert_session(&flagged).await.unwrap();
-    // Geo's flags below policy's threshold explain the score; the session opens, unflagged.
-    let mut noted = session("dave");
+    flagged
+}
+
+/// A session geo scored 10: flags below policy's threshold explain the score; it opens unflagged.
+fn noted_session(user: &str) -> SessionRecord {
+    let mut noted = session(user);
     noted.risk = RiskAssessment {
         assessed: true,
         score: 10,
@@ -107,6 +110,15 @@ async fn each_change_writes_its_events_in_order(store: Arc<SqlStore>) {
             explanation: "first start from kiosk-7".into(),
         }],
     };
+    noted
+}
+
+async fn each_change_writes_its_events_in_order(store: Arc<SqlStore>) {
+    store.gateway_connected("gw-1", "replica-a", "1.2.3", T0).await.unwrap();
+    let flagged = flagged_session("alice");
+    store.insert_session(&flagged).await.unwrap();
+    // Geo's flags below policy's threshold explain the score; the session opens, unflagged.
+    let noted = noted_session("dave");
     store.insert_session(&noted).await.unwrap();
     let mut denied = session("bob");
     denied.status = SessionStatus::Disconnected;

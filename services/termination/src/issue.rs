@@ -34,55 +34,17 @@
 //! progress, and the session still ends once.
 
 use tracing::Instrument;
-use vigil_core::{Selector, validate};
-use vigil_proto::v1 as pb;
+use vigil_core::Selector;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::delivery::publish;
-use crate::domain::{CommandRecord, DeliveryState, EndReason, SelectorRecord, TerminationRecord};
-use crate::now_millis;
+use crate::domain::{CommandRecord, DeliveryState, TerminationRecord};
+use crate::order::Order;
 use crate::routes::Route;
-use crate::service::{Terminator, default_message};
-
-/// Longest user message or note accepted.
-const MAX_TEXT_LEN: usize = 1024;
+use crate::service::Terminator;
 
 /// The detail of a command for a session that had ended by the time it was resolved.
 const HAD_ENDED: &str = "the session had already ended";
-
-/// A checked `Terminate` request.
-pub(crate) struct Order {
-    pub termination: TerminationRecord,
-    pub selector: pb::SessionSelector,
-    validated: Selector,
-    expected: Option<u32>,
-}
-
-impl Order {
-    /// Checks `request`, made by `actor`.
-    pub(crate) fn new(actor: &str, request: &pb::TerminateRequest) -> ServiceResult<Self> {
-        let selector = request.selector.clone().unwrap_or_default();
-        let validated = validate::selector(Some(&selector))?;
-        let reason = requested_reason(request.reason)?;
-        let user_message =
-            text("user_message", &request.user_message)?.unwrap_or_else(|| default_message(reason).into());
-        let note = text("note", &request.note)?.unwrap_or_default();
-        Ok(Self {
-            termination: TerminationRecord {
-                id: uuid::Uuid::now_v7().to_string(),
-                actor: actor.to_owned(),
-                selector: selector_record(&validated),
-                reason,
-                user_message,
-                note,
-                created_at: now_millis(),
-            },
-            selector,
-            validated,
-            expected: request.expected_count,
-        })
-    }
-}
 
 impl Terminator {
     /// Publishes and records the commands of `order`; returns them as recorded.
@@ -253,55 +215,4 @@ fn ended_command(termination: &TerminationRecord, session_id: &str, detail: &str
         delivered_at: None,
         acknowledged_at: None,
     }
-}
-
-/// The reason of a request, if it is one a caller may give.
-fn requested_reason(reason: i32) -> ServiceResult<EndReason> {
-    match EndReason::try_from(reason) {
-        Ok(EndReason::Unspecified) => Err(ServiceError::invalid(
-            "reason is required (ADMIN, USER_SELF_SERVICE, IDLE_TIMEOUT, MAX_DURATION, CONCURRENCY_LIMIT, ANOMALY, POLICY or LOCKED)",
-        )),
-        Ok(EndReason::UserClosed | EndReason::Lost | EndReason::GatewayLost | EndReason::GatewayClosed) => {
-            Err(ServiceError::invalid(
-                "reason must say why the session is being ended (USER_CLOSED, LOST, GATEWAY_LOST and GATEWAY_CLOSED are recorded by gateways, not asked for)",
-            ))
-        }
-        Ok(reason) => Ok(reason),
-        Err(_) => Err(ServiceError::invalid(format!(
-            "reason {reason} is not a known end reason"
-        ))),
-    }
-}
-
-fn selector_record(selector: &Selector) -> SelectorRecord {
-    match selector {
-        Selector::Ids(ids) => SelectorRecord::Ids(ids.clone()),
-        Selector::User(user) => SelectorRecord::User(user.clone()),
-        Selector::Gateway(gateway) => SelectorRecord::Gateway(gateway.clone()),
-        Selector::Resource(resource) => SelectorRecord::Resource(resource.clone()),
-        Selector::All { idle_only } => SelectorRecord::All { idle_only: *idle_only },
-        Selector::Group(group) => SelectorRecord::Group(group.clone()),
-        Selector::Device(device) => SelectorRecord::Device(device.clone()),
-        Selector::Cidr(network) => SelectorRecord::Cidr(network.to_string()),
-    }
-}
-
-fn text(field: &str, value: &str) -> ServiceResult<Option<String>> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    let chars = value.chars().count();
-    if chars > MAX_TEXT_LEN {
-        return Err(ServiceError::invalid(format!(
-            "{field} is {chars} characters long; at most {MAX_TEXT_LEN} are allowed"
-        )));
-    }
-    // Line breaks and tabs are text; other control characters (terminal escapes) would reach the
-    // ended user's terminal and every reader of the audit trail as they are.
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(ServiceError::invalid(format!(
-            "{field} must not contain control characters other than line breaks and tabs"
-        )));
-    }
-    Ok(Some(value.to_owned()))
 }

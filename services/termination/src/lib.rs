@@ -19,6 +19,7 @@ pub mod delivery;
 pub mod domain;
 mod issue;
 mod metrics;
+mod order;
 mod provided;
 pub mod routes;
 pub mod service;

@@ -13,8 +13,8 @@ use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::convert::{command_to_proto, count, termination_to_proto};
 use crate::domain::{CommandOutcome, CommandReport, DeliveryState, EndReason, TerminationQuery};
-use crate::issue::Order;
 use crate::now_millis;
+use crate::order::Order;
 use crate::routes::SessionRoutes;
 use crate::settings::TerminationSettings;
 use crate::store::TerminationStore;
@@ -206,25 +206,6 @@ impl Terminator {
     }
 }
 
-/// What a user sees when ended for `reason`, unless the caller says otherwise.
-pub fn default_message(reason: EndReason) -> &'static str {
-    match reason {
-        EndReason::IdleTimeout => "Your session was disconnected after a period of inactivity.",
-        EndReason::MaxDuration => "Your session reached its maximum allowed duration and was disconnected.",
-        EndReason::ConcurrencyLimit => "Your session was disconnected because you opened more sessions than allowed.",
-        EndReason::Anomaly => "Your session was disconnected by security because of unusual sign-in activity.",
-        EndReason::Locked => "Your access has been suspended by security.",
-        EndReason::UserSelfService => "You ended this session.",
-        EndReason::Policy => "Your session was disconnected by policy.",
-        EndReason::Admin
-        | EndReason::Unspecified
-        | EndReason::UserClosed
-        | EndReason::Lost
-        | EndReason::GatewayLost
-        | EndReason::GatewayClosed => "You have been disconnected by an administrator.",
-    }
-}
-
 fn uuid_text(field: &str, value: &str) -> ServiceResult<String> {
     if value.is_empty() {
         return Err(ServiceError::invalid(format!("{field} must not be empty")));
@@ -266,14 +247,5 @@ mod tests {
                 Err(ServiceError::InvalidArgument(_))
             ));
         }
-    }
-
-    #[test]
-    fn every_reason_has_a_message_for_the_user() {
-        assert_eq!(
-            default_message(EndReason::Admin),
-            "You have been disconnected by an administrator."
-        );
-        assert!(default_message(EndReason::IdleTimeout).contains("inactivity"));
     }
 }
