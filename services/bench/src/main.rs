@@ -19,6 +19,7 @@
 //!    - memory: the child replica's resident set as agents and sessions are added.
 //! 3. Geo lookups on one thread, and the table.
 
+mod args;
 mod costs;
 mod fleet;
 mod logs;
@@ -44,6 +45,7 @@ use tracing_subscriber::prelude::*;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 
+use crate::args::{Args, Progress};
 use crate::fleet::Fleet;
 use crate::maintenance::Maintenance;
 use crate::measure::Measurement;
@@ -63,84 +65,6 @@ const KILL_PACE: Duration = Duration::from_millis(5);
 const LINKS_PATIENCE: Duration = Duration::from_secs(30);
 /// Worker threads of the services' runtime (the all-in-one's default on this 2-core machine).
 const SERVICE_WORKERS: usize = 2;
-
-/// Measures kill latency and end-all time against real PostgreSQL and Redis.
-#[derive(Debug, Parser)]
-#[command(name = "vigil-bench", version)]
-pub struct Args {
-    /// Connected agents, one world per count (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "10000")]
-    pub agents: Vec<usize>,
-    /// Live sessions, spread evenly over the agents.
-    #[arg(long, default_value_t = 100_000)]
-    pub sessions: usize,
-    /// Single-session kills measured per world.
-    #[arg(long, default_value_t = 500)]
-    pub kill_samples: usize,
-    /// PUBLISH → message samples per Redis yardstick.
-    #[arg(long, default_value_t = 2_000)]
-    pub publish_samples: usize,
-    /// Skip the end-all phase.
-    #[arg(long)]
-    pub skip_end_all: bool,
-    /// Sessions opened through admission under load (0 skips the phase).
-    #[arg(long, default_value_t = 2_000)]
-    pub admission_samples: usize,
-    /// Session starts per second during the admission phase (an open loop, as users arrive).
-    #[arg(long, default_value_t = 200.0)]
-    pub admission_rate: f64,
-    /// ListSessions pages sampled (0 skips the phase).
-    #[arg(long, default_value_t = 700)]
-    pub list_samples: usize,
-    /// WatchSessions streams, spread over two registry replicas (0 skips the phase).
-    #[arg(long, default_value_t = 100)]
-    pub watchers: usize,
-    /// Changes timed at every watcher.
-    #[arg(long, default_value_t = 200)]
-    pub watch_samples: usize,
-    /// How long every session reports activity, in seconds (0 skips the phase).
-    #[arg(long, default_value_t = 60)]
-    pub activity_secs: u64,
-    /// How often every session reports, in milliseconds.
-    #[arg(long, default_value_t = 1_000)]
-    pub activity_interval_ms: u64,
-    /// Agents connected to the child replica for the memory figure (0 skips the phase).
-    #[arg(long, default_value_t = 2_000)]
-    pub memory_agents: usize,
-    /// Sessions per agent in the memory figure's second step.
-    #[arg(long, default_value_t = 20)]
-    pub memory_sessions_per_agent: usize,
-    /// HTTP/2 connections the agents' streams are multiplexed over.
-    #[arg(long, default_value_t = 32)]
-    pub connections: usize,
-    /// Connection pool size of each service's store [default: the services' default, 8].
-    #[arg(long)]
-    pub db_connections: Option<u32>,
-    /// Agents send heartbeats at the interval the registry asks for (10 s by default), as real
-    /// agents do; off by default so the figures measure the kill path alone.
-    #[arg(long)]
-    pub heartbeats: bool,
-    /// Deliver every event to a webhook receiver on loopback (the relays' one sink) and report
-    /// events per second; compare the other figures with a run without it.
-    #[arg(long)]
-    pub events_webhook: bool,
-    /// PostgreSQL (a fresh schema is made and dropped).
-    #[arg(
-        long,
-        env = "VIGIL_BENCH_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    pub database_url: String,
-    /// Redis (a fresh channel namespace is used).
-    #[arg(
-        long,
-        env = "VIGIL_BENCH_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
-        hide_env_values = true
-    )]
-    pub redis_url: String,
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -520,13 +444,4 @@ pub(crate) async fn end_all(
         per_agent,
         all_ended,
     })
-}
-
-/// Progress lines on stderr, stamped with the time since the start.
-pub struct Progress(Instant);
-
-impl Progress {
-    pub fn say(&self, what: &str) {
-        eprintln!("[{:>7.1} s] {what}", self.0.elapsed().as_secs_f64());
-    }
 }

@@ -6,8 +6,7 @@ use anyhow::{Context, ensure};
 use tonic::transport::Channel;
 use vigil_proto::v1::termination_service_client::TerminationServiceClient;
 
-use crate::Args;
-use crate::Progress;
+use crate::args::{Args, Progress};
 use crate::costs::{Meter, PhaseCost};
 use crate::fleet::{Connected, Fleet, FleetSpec};
 use crate::maintenance::Maintenance;
