@@ -728,3 +728,35 @@ impl TestRegistry {
         }
     }
 }
+
+/// What one in-process sessionctl run printed, and how it ended.
+pub struct SessionctlRun {
+    pub result: Result<(), sessionctl::CliError>,
+    pub out: String,
+    pub err: String,
+}
+
+/// Runs sessionctl with `args` (after the program name), stdin and stdout not terminals (so
+/// nothing can be asked, and output is as piped).
+pub async fn run_sessionctl(args: &[&str]) -> SessionctlRun {
+    use clap::Parser as _;
+    let cli = sessionctl::Cli::try_parse_from(std::iter::once(&"sessionctl").chain(args)).expect("arguments parse");
+    let (mut out, mut err, mut shown) = (Vec::new(), Vec::new(), Vec::new());
+    let mut input = std::io::Cursor::new(Vec::new());
+    let mut console = sessionctl::Console {
+        input: &mut input,
+        output: &mut shown,
+        interactive: false,
+    };
+    let streams = sessionctl::Streams {
+        out: &mut out,
+        err: &mut err,
+        terminal: false,
+    };
+    let result = sessionctl::run_with(cli, streams, &mut console, std::future::pending()).await;
+    SessionctlRun {
+        result,
+        out: String::from_utf8(out).expect("stdout is UTF-8"),
+        err: String::from_utf8(err).expect("stderr is UTF-8"),
+    }
+}

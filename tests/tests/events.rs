@@ -4,12 +4,10 @@
 //! CloudEvents, a test through a sink that is down or unknown, and who may do what.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clap::Parser;
-use sessionctl::{Cli, CliError, Console, EXIT_SERVER, Streams};
+use sessionctl::EXIT_SERVER;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::Code;
@@ -137,31 +135,8 @@ async fn stack() -> (SecureStack, TestSchema, Received) {
     (stack, schema, received)
 }
 
-struct Ran {
-    result: Result<(), CliError>,
-    out: String,
-}
-
-async fn sessionctl(server: &str, token: &str, args: &[&str]) -> Ran {
-    let cli = Cli::try_parse_from(["sessionctl", "--server", server, "--token", token].iter().chain(args))
-        .expect("arguments parse");
-    let (mut out, mut err, mut shown) = (Vec::new(), Vec::new(), Vec::new());
-    let mut input = Cursor::new(Vec::new());
-    let mut console = Console {
-        input: &mut input,
-        output: &mut shown,
-        interactive: false,
-    };
-    let streams = Streams {
-        out: &mut out,
-        err: &mut err,
-        terminal: false,
-    };
-    let result = sessionctl::run_with(cli, streams, &mut console, std::future::pending()).await;
-    Ran {
-        result,
-        out: String::from_utf8(out).expect("UTF-8"),
-    }
+async fn sessionctl(server: &str, token: &str, args: &[&str]) -> SessionctlRun {
+    run_sessionctl(&[&["--server", server, "--token", token][..], args].concat()).await
 }
 
 async fn sinks_json(server: &str, token: &str) -> Vec<serde_json::Value> {

@@ -2,42 +2,17 @@
 //! paging, time ranges and history, who ended a session, the pipe contract (stdout holds data only) and
 //! exit codes. Formatting in every output format is checked against fakes in `services/sessionctl/tests`.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use clap::Parser;
-use sessionctl::{Cli, CliError, Console, Streams};
+use sessionctl::{Cli, CliError};
 use vigil_proto::v1::ResourceType;
 use vigil_tests::*;
 
 /// What one run printed, apart.
-struct Ran {
-    result: Result<(), CliError>,
-    out: String,
-    err: String,
-}
-
-/// Runs sessionctl with stdin not a terminal (so nothing can be asked) and stdout not a terminal (a pipe).
-async fn sessionctl(server: &str, args: &[&str]) -> Ran {
-    let cli = Cli::try_parse_from(["sessionctl", "--server", server].iter().chain(args)).expect("arguments parse");
-    let (mut out, mut err, mut shown) = (Vec::new(), Vec::new(), Vec::new());
-    let mut input = Cursor::new(Vec::new());
-    let mut console = Console {
-        input: &mut input,
-        output: &mut shown,
-        interactive: false,
-    };
-    let streams = Streams {
-        out: &mut out,
-        err: &mut err,
-        terminal: false,
-    };
-    let result = sessionctl::run_with(cli, streams, &mut console, std::future::pending()).await;
-    Ran {
-        result,
-        out: String::from_utf8(out).expect("stdout is UTF-8"),
-        err: String::from_utf8(err).expect("stderr is UTF-8"),
-    }
+/// Runs sessionctl against `server` with stdin and stdout not terminals (so nothing can be asked).
+async fn sessionctl(server: &str, args: &[&str]) -> SessionctlRun {
+    run_sessionctl(&[&["--server", server][..], args].concat()).await
 }
 
 async fn ok(server: &str, args: &[&str]) -> (String, String) {
