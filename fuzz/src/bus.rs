@@ -16,7 +16,7 @@ struct Harness {
     bus: InProcessBus,
     dispatch: TypedSubscription<pb::GatewayDispatch>,
     locks: TypedSubscription<pb::LockUpdate>,
-    sessions: TypedSubscription<pb::SessionEvent>,
+    sessions: TypedSubscription<pb::SessionChanges>,
 }
 
 const GATEWAY_CHANNEL: &str = "gateway.gw-fuzz";

@@ -1,7 +1,8 @@
 //! The bus channels Vigil's services talk on. One place for their names, so the publisher and the
 //! subscribers of a channel cannot drift apart.
 
-/// Every change to a session, published by the registry replica that made it (`SessionEvent`).
+/// Every change to a session, published by the registry replica that made it (`SessionChanges`:
+/// one or more `SessionEvent`s, in order).
 pub const SESSIONS: &str = "sessions";
 
 /// The whole lock set, versioned, published by policy after every change (`LockUpdate`).

@@ -1,7 +1,7 @@
 //! Where each live session is, in memory: session id → (gateway, user), so that a kill can be
 //! published without asking the database first.
 //!
-//! The registry announces every change to a session on the bus channel `sessions` (`SessionEvent`,
+//! The registry announces every change to a session on the bus channel `sessions` (`SessionChanges`,
 //! published by whichever registry replica made the change, after it committed). Every termination
 //! replica follows that channel and keeps its own copy of the route: a session is added when it
 //! opens (or is registered from a gateway's snapshot, or revived), and removed when it ends. The
@@ -103,24 +103,14 @@ impl SessionRoutes {
 
     /// Applies one announced change.
     pub fn apply(&self, event: &pb::SessionEvent) {
-        let Some(session) = &event.session else {
-            return;
-        };
+        self.apply_all(std::slice::from_ref(event));
+    }
+
+    /// Applies announced changes, in order (one message on the channel).
+    pub fn apply_all(&self, events: &[pb::SessionEvent]) {
         let mut state = self.state();
-        match pb::SessionEventKind::try_from(event.kind) {
-            Ok(pb::SessionEventKind::Ended) => {
-                state.sessions.remove(&session.id);
-                if !state.ready {
-                    state.ended_while_loading.insert(session.id.clone());
-                }
-            }
-            Ok(pb::SessionEventKind::Opened | pb::SessionEventKind::Updated | pb::SessionEventKind::Snapshot)
-                if is_live(session) =>
-            {
-                state.ended_while_loading.remove(&session.id);
-                state.sessions.insert(session.id.clone(), route_of(session));
-            }
-            _ => {}
+        for event in events {
+            state.apply(event);
         }
     }
 
@@ -150,6 +140,30 @@ impl SessionRoutes {
         }
         state.sessions = sessions;
         state.ready = true;
+    }
+}
+
+impl State {
+    /// Applies one announced change: an end removes the route, a live session adds or moves it.
+    fn apply(&mut self, event: &pb::SessionEvent) {
+        let Some(session) = &event.session else {
+            return;
+        };
+        match pb::SessionEventKind::try_from(event.kind) {
+            Ok(pb::SessionEventKind::Ended) => {
+                self.sessions.remove(&session.id);
+                if !self.ready {
+                    self.ended_while_loading.insert(session.id.clone());
+                }
+            }
+            Ok(pb::SessionEventKind::Opened | pb::SessionEventKind::Updated | pb::SessionEventKind::Snapshot)
+                if is_live(session) =>
+            {
+                self.ended_while_loading.remove(&session.id);
+                self.sessions.insert(session.id.clone(), route_of(session));
+            }
+            _ => {}
+        }
     }
 }
 
@@ -192,7 +206,8 @@ pub async fn follow(
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         routes.begin_loading();
-        let interruption = match TypedSubscription::<pb::SessionEvent>::subscribe(bus.as_ref(), topics::SESSIONS).await
+        let interruption = match TypedSubscription::<pb::SessionChanges>::subscribe(bus.as_ref(), topics::SESSIONS)
+            .await
         {
             Ok(mut subscription) => {
                 follow_subscription(&routes, &mut subscription, directory.as_ref(), &shutdown, &mut backoff).await
@@ -220,7 +235,7 @@ pub async fn follow(
 /// One subscription's life: read the list while applying changes, then apply changes.
 async fn follow_subscription(
     routes: &SessionRoutes,
-    subscription: &mut TypedSubscription<pb::SessionEvent>,
+    subscription: &mut TypedSubscription<pb::SessionChanges>,
     directory: &dyn SessionDirectory,
     shutdown: &CancellationToken,
     backoff: &mut Backoff,
@@ -245,11 +260,9 @@ async fn follow_subscription(
                 }
             },
             event = subscription.next() => match event {
-                Some(Delivery::Message(event)) => {
-                    if let Some(session) = &event.session {
-                        announced.insert(session.id.clone());
-                    }
-                    routes.apply(&event);
+                Some(Delivery::Message(changes)) => {
+                    announced.extend(changes.events.iter().filter_map(|event| event.session.as_ref()).map(|session| session.id.clone()));
+                    routes.apply_all(&changes.events);
                 }
                 Some(Delivery::MayHaveMissed) => return Interruption::Gap,
                 None => return Interruption::Lost,
@@ -260,7 +273,7 @@ async fn follow_subscription(
         tokio::select! {
             () = shutdown.cancelled() => return Interruption::Shutdown,
             event = subscription.next() => match event {
-                Some(Delivery::Message(event)) => routes.apply(&event),
+                Some(Delivery::Message(changes)) => routes.apply_all(&changes.events),
                 Some(Delivery::MayHaveMissed) => {
                     tracing::info!("session changes may have been missed; rebuilding the session routes");
                     return Interruption::Gap;

@@ -91,13 +91,17 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("{}, repetition {}", scenario.name(), rep + 1))?;
             eprintln!(
-                "  {} #{}: converged after {} (gateways {}, registry {}, termination {}){}",
+                "  {} #{}: converged after {} (gateways {}, registry {}, termination {}{}){}",
                 scenario.name(),
                 rep + 1,
                 outcome.convergence.map_or("never".into(), report::millis),
                 report::millis(outcome.parts[0]),
                 report::millis(outcome.parts[1]),
                 report::millis(outcome.parts[2]),
+                outcome.recovery.map_or(String::new(), |recovery| format!(
+                    "; accepting connections after {}",
+                    report::millis(recovery)
+                )),
                 if outcome.broken.is_empty() {
                     String::new()
                 } else {

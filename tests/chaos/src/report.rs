@@ -12,6 +12,7 @@ pub struct Row {
     /// Repetitions that never converged.
     never: usize,
     health: Vec<Duration>,
+    recovery: Vec<Duration>,
     broken: Vec<String>,
 }
 
@@ -22,6 +23,7 @@ impl Row {
             convergence: Vec::new(),
             never: 0,
             health: Vec::new(),
+            recovery: Vec::new(),
             broken: Vec::new(),
         }
     }
@@ -32,6 +34,7 @@ impl Row {
             None => self.never += 1,
         }
         self.health.extend(outcome.health);
+        self.recovery.extend(outcome.recovery);
         self.broken.extend(outcome.broken);
     }
 
@@ -86,6 +89,14 @@ pub fn table(rows: &[Row], bound: Duration, load: Load) -> String {
         }
         if let Some(health) = row.health.iter().max() {
             let _ = write!(verdict, "; NOT_SERVING within {} of the crash (max)", millis(*health));
+        }
+        if let (Some(median), Some(max)) = (median(&row.recovery), row.recovery.iter().max()) {
+            let _ = write!(
+                verdict,
+                "; restart to accepting connections {} median, {} max",
+                millis(median),
+                millis(*max)
+            );
         }
         let _ = writeln!(
             out,

@@ -92,6 +92,9 @@ pub struct Outcome {
     pub convergence: Option<Duration>,
     /// Database crashed → the slowest service answering NOT_SERVING (PostgreSQL only).
     pub health: Option<Duration>,
+    /// Database restarted → accepting connections again, its crash recovery done (PostgreSQL
+    /// only). Part of the convergence: the services can do nothing before it.
+    pub recovery: Option<Duration>,
     /// Fault healed → each part converged: the gateways, the registry, termination.
     pub parts: [Duration; 3],
     /// Invariants that broke.
@@ -112,8 +115,9 @@ pub async fn run(scenario: Scenario, cluster: &mut Cluster, rep: usize, load: Lo
         Scenario::ReplicaFrozen => replica_frozen(cluster).await?,
         Scenario::RedisDown => redis_down(cluster).await?,
         Scenario::PostgresCrash => {
-            let (healed, health, broken) = postgres_crash(cluster, load.health_bound).await?;
+            let (healed, health, recovery, broken) = postgres_crash(cluster, load.health_bound).await?;
             outcome.health = health;
+            outcome.recovery = Some(recovery);
             outcome.broken.extend(broken);
             healed
         }
@@ -211,11 +215,12 @@ async fn redis_down(cluster: &mut Cluster) -> anyhow::Result<Instant> {
     Ok(healed)
 }
 
-/// Returns when it healed, the slowest NOT_SERVING, and health that broke its bound.
+/// Returns when it healed, the slowest NOT_SERVING, how long PostgreSQL's restart took until it
+/// accepted connections, and health that broke its bound.
 async fn postgres_crash(
     cluster: &mut Cluster,
     health_bound: Duration,
-) -> anyhow::Result<(Instant, Option<Duration>, Vec<String>)> {
+) -> anyhow::Result<(Instant, Option<Duration>, Duration, Vec<String>)> {
     end_all(cluster.termination_channel()).await?;
     cluster.postgres.proc.kill();
     let crashed = Instant::now();
@@ -231,6 +236,7 @@ async fn postgres_crash(
     cluster.postgres.proc.restart()?;
     let healed = Instant::now();
     cluster.postgres.wait_ready().await?;
+    let recovery = healed.elapsed();
     let mut broken = Vec::new();
     for (index, service) in cluster.services().iter().enumerate() {
         match noticed[index] {
@@ -243,7 +249,7 @@ async fn postgres_crash(
         }
     }
     let slowest = noticed.iter().flatten().max().copied();
-    Ok((healed, slowest, broken))
+    Ok((healed, slowest, recovery, broken))
 }
 
 async fn termination_killed(cluster: &mut Cluster) -> anyhow::Result<Instant> {
