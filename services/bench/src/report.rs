@@ -15,9 +15,9 @@ const END_ALL_TARGET: Duration = Duration::from_secs(2);
 /// Admission p99 at the agent.
 const ADMISSION_TARGET: Duration = Duration::from_millis(5);
 /// Activity updates persisted per second, sustained.
-const ACTIVITY_TARGET: f64 = 50_000.0;
-/// A page of 50 out of 100k, p99.
-const LIST_TARGET: Duration = Duration::from_millis(20);
+const ACTIVITY_TARGET: f64 = 100_000.0;
+/// A page of 50 out of 100k, p99, on every kind of page.
+const LIST_TARGET: Duration = Duration::from_millis(10);
 /// A change seen by every watcher, p99.
 const WATCH_TARGET: Duration = Duration::from_millis(10);
 /// Geo lookups per second on one core.
@@ -122,6 +122,14 @@ impl ListFigures {
             .iter()
             .flat_map(|(_, samples)| samples.iter().copied())
             .collect()
+    }
+
+    /// The kind of page with the highest p99, and that p99: the target holds for every kind.
+    pub fn slowest_kind(&self) -> Option<(&'static str, Duration)> {
+        self.by_query
+            .iter()
+            .filter_map(|(kind, samples)| Summary::of(samples).map(|summary| (*kind, summary.p99)))
+            .max_by_key(|(_, p99)| *p99)
     }
 }
 
@@ -592,13 +600,20 @@ fn read_side_rows(scale: &Scale, rows: &mut Vec<Row>) {
             .costing(scale, "activity"),
         );
     }
-    if let Some(s) = scale.list.as_ref().and_then(|l| Summary::of(&l.all_pages())) {
+    if let Some(list) = &scale.list
+        && let (Some(s), Some((slowest, slowest_p99))) = (Summary::of(&list.all_pages()), list.slowest_kind())
+    {
         rows.push(
             Row::new(
                 format!("list page of 50 p50 / p99 ({} live)", thousands(scale.sessions)),
-                format!("{} / {}", Ms(s.p50), Ms(s.p99)),
-                format!("p99 < {}", Ms(LIST_TARGET)),
-                verdict(s.p99 < LIST_TARGET),
+                format!(
+                    "{} / {}; slowest kind {slowest}: p99 {}",
+                    Ms(s.p50),
+                    Ms(s.p99),
+                    Ms(slowest_p99)
+                ),
+                format!("p99 < {} on every kind", Ms(LIST_TARGET)),
+                verdict(slowest_p99 < LIST_TARGET),
             )
             .costing(scale, "list"),
         );
