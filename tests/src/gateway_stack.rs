@@ -26,16 +26,17 @@ pub struct GatewayStack {
 }
 
 impl GatewayStack {
-    /// The services, wired as the all-in-one wires them: the policy engine hears lock changes on the
-    /// registry's bus, ends locked sessions through termination and answers the registry's admissions.
+    /// The services, wired as the all-in-one wires them: the policy engine hears lock and policy
+    /// changes on the registry's bus, ends locked sessions through termination and answers the
+    /// registry's admissions.
     pub async fn new(gateway_id: &str) -> Self {
         init_logs();
         let schema = TestSchema::new().await;
         let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
         let policy = PolicyEngine::new(schema.policy_store().await, Arc::new(SystemClock));
-        policy.attach_lock_bus(registry.registry.bus().clone());
+        policy.attach_bus(registry.registry.bus().clone());
         policy.attach_terminator(Arc::new(registry.terminator.clone().expect("termination")));
-        policy.start_lock_refresh(registry.shutdown.child_token());
+        policy.start_refresh(registry.shutdown.child_token());
         registry.registry.attach_admission_policy(Arc::new(policy.clone()));
         Self {
             registry,

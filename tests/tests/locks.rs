@@ -57,11 +57,11 @@ impl World {
         let registry = TestRegistry::with_termination(&schema, &namespace, test_settings("r1")).await;
         let clock = Arc::new(ManualClock::starting_now());
         let engine = PolicyEngine::new(schema.policy_store().await, clock.clone());
-        engine.attach_lock_bus(registry.registry.bus().clone());
+        engine.attach_bus(registry.registry.bus().clone());
         if terminator {
             engine.attach_terminator(Arc::new(registry.terminator.clone().expect("termination")));
         }
-        engine.start_lock_refresh(registry.shutdown.child_token());
+        engine.start_refresh(registry.shutdown.child_token());
         registry.registry.attach_admission_policy(Arc::new(engine.clone()));
         let handler_a = Arc::new(RecordingHandler::default());
         let handler_b = Arc::new(RecordingHandler::default());
@@ -549,8 +549,8 @@ async fn another_policy_replica_refuses_by_a_lock_it_did_not_create() {
     let world = World::new().await;
     // A second replica on the same database and bus, already holding the (empty) set.
     let other = PolicyEngine::new(world.schema.policy_store().await, world.clock.clone());
-    other.attach_lock_bus(redis_bus(&world.namespace).await);
-    other.start_lock_refresh(world.registry.shutdown.child_token());
+    other.attach_bus(redis_bus(&world.namespace).await);
+    other.start_refresh(world.registry.shutdown.child_token());
     let before = other
         .admit(&pb::AdmitRequest {
             session_id: uuid::Uuid::now_v7().to_string(),

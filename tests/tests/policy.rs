@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -22,6 +23,7 @@ use vigil_runtime::ServiceResult;
 use vigil_runtime::bus::InProcessBus;
 use vigil_runtime::database::DatabaseConfig;
 use vigil_runtime::server::{Server, ServerConfig};
+use vigil_testkit::eventually_within;
 use vigil_tests::*;
 
 const MIN: Duration = Duration::from_secs(60);
@@ -1007,16 +1009,50 @@ async fn admit_in_parallel(engines: &[PolicyEngine], user: &str, count: usize) -
         .collect()
 }
 
+/// A policy replica as the process runs one: a connection pool and a Redis connection of its own,
+/// the policies loaded, other replicas' changes followed until `shutdown`.
+async fn policy_replica(
+    schema: &TestSchema,
+    namespace: &str,
+    clock: Arc<ManualClock>,
+    shutdown: &CancellationToken,
+) -> (PolicyEngine, JoinHandle<()>) {
+    let engine = PolicyEngine::new(schema.policy_store().await, clock);
+    engine.attach_bus(redis_bus(namespace).await);
+    engine.load_policies().await.expect("load the policies");
+    let refresh = engine.start_refresh(shutdown.child_token());
+    (engine, refresh)
+}
+
+/// Waits until every replica holds the policies of the same version (each follows the others'
+/// announcements on the bus).
+async fn same_policies(engines: &[PolicyEngine]) {
+    eventually("every replica to hold the same policies", || async {
+        let versions: Vec<u64> = engines.iter().map(PolicyEngine::held_policy_version).collect();
+        versions.windows(2).all(|pair| pair[0] == pair[1]).then_some(())
+    })
+    .await;
+}
+
+/// Stops the replicas' refreshers (before the schema goes).
+async fn stop(shutdown: CancellationToken, refreshers: impl IntoIterator<Item = JoinHandle<()>>) {
+    shutdown.cancel();
+    for refresher in refreshers {
+        refresher.await.expect("the refresher stops");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_starts_on_two_replicas_never_exceed_the_limit() {
     init_logs();
     let schema = TestSchema::new().await;
+    let namespace = unique_namespace();
     let clock = Arc::new(ManualClock::starting_now());
-    // Two replicas: two engines, each with its own connection pool, on one schema.
-    let engines = [
-        PolicyEngine::new(schema.policy_store().await, clock.clone()),
-        PolicyEngine::new(schema.policy_store().await, clock.clone()),
-    ];
+    let shutdown = CancellationToken::new();
+    // Two replicas: two engines, each with its own connection pool and bus connection, on one schema.
+    let (first, first_refresh) = policy_replica(&schema, &namespace, clock.clone(), &shutdown).await;
+    let (second, second_refresh) = policy_replica(&schema, &namespace, clock.clone(), &shutdown).await;
+    let engines = [first, second];
     engines[0]
         .create(
             "test",
@@ -1030,6 +1066,7 @@ async fn parallel_starts_on_two_replicas_never_exceed_the_limit() {
         )
         .await
         .unwrap();
+    same_policies(&engines).await;
 
     let outcomes = admit_in_parallel(&engines, "nia", 20).await;
     let admitted: Vec<&String> = outcomes
@@ -1062,6 +1099,7 @@ async fn parallel_starts_on_two_replicas_never_exceed_the_limit() {
         )
         .await
         .unwrap();
+    same_policies(&engines).await;
     let outcomes = admit_in_parallel(&engines, "nia", 20).await;
     assert!(
         outcomes
@@ -1080,6 +1118,82 @@ async fn parallel_starts_on_two_replicas_never_exceed_the_limit() {
     let remaining = engines[0].store().slots_of("nia").await.unwrap();
     assert_eq!(remaining.len(), 3);
     assert!(remaining.iter().all(|slot| !evicted.contains(&slot.session_id)));
+    stop(shutdown, [first_refresh, second_refresh]).await;
+}
+
+/// `engine`'s verdict on a new session of `user`.
+async fn verdict(engine: &PolicyEngine, user: &str) -> pb::AdmitResponse {
+    engine
+        .admit(&pb::AdmitRequest {
+            session_id: uuid::Uuid::now_v7().to_string(),
+            gateway_id: "gw-rules".into(),
+            start: Some(start(user, "db", ResourceType::Ssh, "10.20.3.1")),
+            ..Default::default()
+        })
+        .await
+        .expect("admit")
+}
+
+fn allowed(response: &pb::AdmitResponse) -> bool {
+    response.verdict == AdmissionVerdict::Allow as i32
+}
+
+/// Policy replicas hold the policies in memory; one replica's change is in force on its own next
+/// admission at once, and on the other's within a bus hop (2 s at most here, the bound of its
+/// own version check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_changed_on_one_replica_is_enforced_by_the_other_within_two_seconds() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let namespace = unique_namespace();
+    let clock = Arc::new(ManualClock::starting_now());
+    let shutdown = CancellationToken::new();
+    let (a, a_refresh) = policy_replica(&schema, &namespace, clock.clone(), &shutdown).await;
+    let (b, b_refresh) = policy_replica(&schema, &namespace, clock.clone(), &shutdown).await;
+    // Under the defaults (no limit), B lets pia open two sessions, holding the policies it loaded.
+    for _ in 0..2 {
+        assert!(allowed(&verdict(&b, "pia").await));
+    }
+
+    // A lowers pia's limit to the two she holds: A refuses her next start at once…
+    let lowered = pb::CreatePolicyRequest {
+        scope: Some(pb::PolicyScope {
+            scope: Some(user("pia")),
+        }),
+        rules: Some(limit(2, ConcurrencyAction::DenyNew)),
+        description: "lowered on A".into(),
+    };
+    let policy = a.create("test", &lowered).await.expect("create on A");
+    let refused = verdict(&a, "pia").await;
+    assert_eq!(refused.verdict, AdmissionVerdict::Deny as i32, "{refused:?}");
+    assert_eq!(refused.policy_id, policy.id);
+    // …and B within 2 s (each admission it lets through before then is one more session held).
+    let refused = eventually_within(Duration::from_secs(2), "B to enforce A's new limit", || async {
+        let response = verdict(&b, "pia").await;
+        (!allowed(&response)).then_some(response)
+    })
+    .await;
+    assert!(refused.reason.starts_with("You already have"), "{refused:?}");
+    assert_eq!(refused.policy_id, policy.id);
+
+    // The other way: B lifts the limit, and A admits her again within 2 s.
+    b.update(
+        "test",
+        &pb::UpdatePolicyRequest {
+            id: policy.id.clone(),
+            rules: Some(limit(0, ConcurrencyAction::DenyNew)),
+            description: "lifted on B".into(),
+        },
+    )
+    .await
+    .expect("update on B");
+    assert!(allowed(&verdict(&b, "pia").await), "B at once");
+    eventually_within(Duration::from_secs(2), "A to admit pia again", || async {
+        allowed(&verdict(&a, "pia").await).then_some(())
+    })
+    .await;
+    assert_eq!(a.held_policy_version(), b.held_policy_version());
+    stop(shutdown, [a_refresh, b_refresh]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

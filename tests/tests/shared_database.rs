@@ -101,7 +101,7 @@ async fn registry_termination_and_policy_migrators_share_a_database() {
         store.migrate().await.unwrap();
         RegistryMigrator::up(db, None).await.unwrap();
         let ours = migration_versions(db, "policy_migrations").await;
-        assert_eq!(ours.len(), 8, "{ours:?}");
+        assert_eq!(ours.len(), 9, "{ours:?}");
         // The policy service's migrations are numbered `_2000nn`, apart from the others'.
         assert!(
             ours.iter().all(|version| version
@@ -126,9 +126,9 @@ async fn registry_termination_and_policy_migrators_share_a_database() {
                 .unwrap();
             let count: i64 = tables[0].try_get_by_index(0).unwrap();
             assert_eq!(
-                count, 10,
+                count, 11,
                 "policies, policy_slots, policy_idle_warnings, policy_leases, policy_audit_events, policy_locks, \
-                 policy_lock_versions, policy_event_outbox, policy_event_cursors, policy_migrations"
+                 policy_lock_versions, policy_event_outbox, policy_event_cursors, policy_migrations, policy_set_versions"
             );
         }
     })

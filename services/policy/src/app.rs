@@ -122,12 +122,15 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
     let terminator = Arc::new(GrpcSessionTerminator::new(
         connector.lazy("termination_url", &config.termination_url)?,
     ));
-    // Locks: published on the bus after each change, the sessions a new lock covers ended through
-    // termination, and other replicas' changes followed.
+    // Locks and policies: published on the bus after each change, the sessions a new lock covers
+    // ended through termination, and other replicas' changes followed.
     let engine = PolicyEngine::new(store.clone(), clock.clone());
-    engine.attach_lock_bus(bus.clone());
+    engine.attach_bus(bus.clone());
     engine.attach_terminator(terminator.clone());
-    let lock_refresh = engine.start_lock_refresh(shutdown.clone());
+    // Before serving, so admission takes its rules from memory from the first start. A failure is
+    // logged by the book, and admission reads each start's policies until a load succeeds.
+    let _ = engine.load_policies().await;
+    let refresh = engine.start_refresh(shutdown.clone());
 
     let sweeper = if config.policy.sweeper {
         let sweeper = Sweeper::new(
@@ -168,7 +171,7 @@ pub async fn run(config: PolicyConfig, shutdown: CancellationToken) -> anyhow::R
         // Hands the lease over at once rather than letting it expire.
         sweeper.stop().await;
     }
-    let _ = lock_refresh.await;
+    let _ = refresh.await;
     relay.stopped().await;
     Ok(())
 }

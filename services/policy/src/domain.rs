@@ -128,6 +128,15 @@ pub struct PolicyRecord {
     pub updated_at: EpochMillis,
 }
 
+/// Every policy as of one version of the policy set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionedPolicies {
+    /// The policy-set version these were read at (or after): it increases with every change.
+    pub version: u64,
+    /// Most general first, as [`crate::store::PolicyStore::list_policies`] returns them.
+    pub policies: Vec<PolicyRecord>,
+}
+
 /// What policy scopes match on: a session's user, the user's groups, and the resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subject<'a> {

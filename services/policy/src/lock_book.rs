@@ -1,5 +1,5 @@
 //! The lock set in force, held in memory for admission ([`LockBook`]), and what the engine's lock
-//! operations publish and end through ([`LockHooks`]). Apart from those operations
+//! operations end covered sessions through ([`LockHooks`]). Apart from those operations
 //! ([`crate::locks`]) so that the engine ([`crate::service`]) holds a book without depending on
 //! them.
 
@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 use vigil_clients::SessionTerminator;
 use vigil_runtime::ServiceResult;
-use vigil_runtime::bus::ControlBus;
 
 use crate::domain::{EpochMillis, LockSet};
 use crate::store::PolicyStore;
@@ -135,10 +134,9 @@ impl LockBook {
     }
 }
 
-/// What the engine uses to publish the set and end covered sessions, attached after it is made
-/// (each at most once).
+/// What the engine ends covered sessions through, attached after it is made (at most once). The
+/// set is published on the engine's bus ([`PolicyEngine::attach_bus`](crate::PolicyEngine::attach_bus)).
 #[derive(Default)]
 pub struct LockHooks {
-    pub(crate) bus: OnceLock<Arc<dyn ControlBus>>,
     pub(crate) terminator: OnceLock<Arc<dyn SessionTerminator>>,
 }

@@ -249,11 +249,6 @@ fn lock_id(value: &str) -> ServiceResult<String> {
 // ---------------------------------------------------------------------------------------------
 
 impl PolicyEngine {
-    /// Publishes the lock set on this bus after every change. Returns false if one was attached.
-    pub fn attach_lock_bus(&self, bus: Arc<dyn ControlBus>) -> bool {
-        self.lock_hooks().bus.set(bus).is_ok()
-    }
-
     /// Ends the sessions a new lock covers through this. Returns false if one was attached.
     pub fn attach_terminator(&self, terminator: Arc<dyn SessionTerminator>) -> bool {
         self.lock_hooks().terminator.set(terminator).is_ok()
@@ -267,7 +262,7 @@ impl PolicyEngine {
     /// Keeps the held lock set current until `shutdown`: reloads when an update with a newer
     /// version arrives on the attached bus (or the bus reconnects), and checks the version every
     /// [`LOCK_POLL_INTERVAL`] so another replica's change is seen even when its message is lost.
-    pub fn start_lock_refresh(&self, shutdown: CancellationToken) -> JoinHandle<()> {
+    pub(crate) fn start_lock_refresh(&self, shutdown: CancellationToken) -> JoinHandle<()> {
         let engine = self.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(LOCK_POLL_INTERVAL);
@@ -275,7 +270,7 @@ impl PolicyEngine {
             let mut subscription: Option<TypedSubscription<pb::LockUpdate>> = None;
             loop {
                 if subscription.is_none()
-                    && let Some(bus) = engine.lock_hooks().bus.get()
+                    && let Some(bus) = engine.bus()
                 {
                     match TypedSubscription::subscribe(bus.as_ref(), topics::LOCKS).await {
                         Ok(subscribed) => subscription = Some(subscribed),
@@ -386,7 +381,7 @@ impl PolicyEngine {
         let now = self.clock().now_millis();
         match self.lock_book().reload(self.store().as_ref(), now).await {
             Ok(set) => {
-                if let Some(bus) = self.lock_hooks().bus.get() {
+                if let Some(bus) = self.bus() {
                     publish(bus.as_ref(), &set, now).await;
                 }
             }

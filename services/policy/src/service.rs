@@ -2,18 +2,22 @@
 //! binary) and tests all call [`PolicyEngine`].
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use vigil_clients::AdmissionPolicy;
 use vigil_core::validate;
 use vigil_proto::v1 as pb;
+use vigil_runtime::bus::ControlBus;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::clock::Clock;
 use crate::convert::{effective_to_proto, policy_to_proto, rules_from_proto, scope_from_proto};
 use crate::domain::{AuditQuery, AuditRecord, DeleteOutcome, PolicyRecord, Slot, SlotOutcome, StartFacts, Subject};
 use crate::lock_book::{LockBook, LockHooks};
+use crate::policy_book::PolicyBook;
 use crate::rules::{self, EffectiveRules, PolicySet, Sourced};
 use crate::store::PolicyStore;
 
@@ -27,10 +31,14 @@ const MAX_RELEASE: usize = 100_000;
 pub struct PolicyEngine {
     store: Arc<dyn PolicyStore>,
     clock: Arc<dyn Clock>,
+    /// Every policy, held for admission (see [`crate::policy_book`]).
+    policies: Arc<PolicyBook>,
     /// The lock set admission refuses by (see [`crate::locks`]).
     locks: Arc<LockBook>,
-    /// Where lock changes are published and covered sessions ended, once attached.
+    /// Where covered sessions are ended, once attached.
     lock_hooks: Arc<LockHooks>,
+    /// Where lock sets and policy-set versions are published and followed, once attached.
+    bus: Arc<OnceLock<Arc<dyn ControlBus>>>,
 }
 
 /// What a refused or flagged user or reviewer reads, and the verdict.
@@ -53,17 +61,45 @@ impl Decision {
 }
 
 impl PolicyEngine {
-    /// An engine on `store` and `clock`. Locks are stored and refused by at once; to publish the
-    /// lock set and end the sessions a new lock covers, attach a bus
-    /// ([`PolicyEngine::attach_lock_bus`]) and a terminator ([`PolicyEngine::attach_terminator`]),
-    /// and follow other replicas' changes with [`PolicyEngine::start_lock_refresh`].
+    /// An engine on `store` and `clock`. Policies and locks are stored, and admitted by, at once;
+    /// to publish changes and end the sessions a new lock covers, attach a bus
+    /// ([`PolicyEngine::attach_bus`]) and a terminator ([`PolicyEngine::attach_terminator`]), and
+    /// follow other replicas' changes with [`PolicyEngine::start_refresh`]. An engine that does
+    /// not follow them sees another's change within [`crate::policy_book::MAX_HELD_AGE`].
     pub fn new(store: Arc<dyn PolicyStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             clock,
+            policies: Arc::default(),
             locks: Arc::default(),
             lock_hooks: Arc::default(),
+            bus: Arc::default(),
         }
+    }
+
+    /// Publishes lock sets and policy-set versions on this bus after every change, and follows
+    /// other replicas' there (with [`PolicyEngine::start_refresh`]). Returns false if one was
+    /// attached.
+    pub fn attach_bus(&self, bus: Arc<dyn ControlBus>) -> bool {
+        self.bus.set(bus).is_ok()
+    }
+
+    pub(crate) fn bus(&self) -> Option<&Arc<dyn ControlBus>> {
+        self.bus.get()
+    }
+
+    /// Keeps the held lock set and policies current until `shutdown`: follows other replicas'
+    /// changes on the attached bus, and checks both versions every few seconds.
+    pub fn start_refresh(&self, shutdown: CancellationToken) -> JoinHandle<()> {
+        let locks = self.start_lock_refresh(shutdown.clone());
+        let policies = self.start_policy_refresh(shutdown);
+        tokio::spawn(async move {
+            let _ = tokio::join!(locks, policies);
+        })
+    }
+
+    pub(crate) fn policy_book(&self) -> &PolicyBook {
+        &self.policies
     }
 
     pub(crate) fn lock_book(&self) -> &LockBook {
@@ -185,6 +221,9 @@ impl PolicyEngine {
             (Err(_), Err(_)) => "new policy (invalid scope)".to_owned(),
         };
         self.audit(actor, "policy.create", target, &result).await;
+        if result.is_ok() {
+            self.policies_changed().await;
+        }
         result
     }
 
@@ -235,6 +274,9 @@ impl PolicyEngine {
             },
         };
         self.audit(actor, "policy.update", target, &result).await;
+        if result.is_ok() {
+            self.policies_changed().await;
+        }
         result
     }
 
@@ -269,6 +311,9 @@ impl PolicyEngine {
             },
         };
         self.audit(actor, "policy.delete", target, &result).await;
+        if result.is_ok() {
+            self.policies_changed().await;
+        }
         result
     }
 
@@ -357,8 +402,13 @@ impl PolicyEngine {
         Ok(effective_to_proto(&self.effective_rules(subject).await?))
     }
 
-    /// The rules in force for `subject`.
+    /// The rules in force for `subject`, from the held policies: no database round trip unless
+    /// they are due a version check (see [`crate::policy_book`]).
     pub async fn effective_rules(&self, subject: Subject<'_>) -> ServiceResult<EffectiveRules> {
+        if let Some(policies) = self.policies.current(self.store.as_ref()).await {
+            return Ok(policies.effective(subject));
+        }
+        // No load has succeeded yet: the subject's own policies, read as they were before the book.
         let policies = self.store.applicable_policies(subject).await?;
         Ok(PolicySet::new(policies).effective(subject))
     }
@@ -558,7 +608,14 @@ fn client_ip(field: &str, value: &str) -> ServiceResult<Option<IpAddr>> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
+    use vigil_testkit::{TestDatabase, with_database};
+
     use super::*;
+    use crate::clock::SystemClock;
+    use crate::domain::{Rules, Scope};
+    use crate::watched_store::WatchedStore;
 
     #[test]
     fn the_limit_message_reads_well() {
@@ -601,5 +658,85 @@ mod tests {
         assert_eq!(policy_id(&id.to_uppercase()).unwrap(), id);
         assert!(description(&"x".repeat(1025)).is_err());
         assert!(groups("g", &[String::new()]).is_err());
+    }
+
+    fn start(user: &str) -> pb::AdmitRequest {
+        pb::AdmitRequest {
+            session_id: uuid::Uuid::now_v7().to_string(),
+            gateway_id: "gw-1".into(),
+            start: Some(pb::SessionStart {
+                user: user.into(),
+                resource_name: "db".into(),
+                resource_type: pb::ResourceType::Ssh as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn one_session() -> Rules {
+        Rules {
+            max_concurrent_sessions: Some(1),
+            ..Rules::default()
+        }
+    }
+
+    /// Admits `user` twice: the first start is allowed, the second refused by a limit of one.
+    async fn a_limit_of_one_holds(engine: &PolicyEngine, user: &str) {
+        let first = engine.admit(&start(user)).await.unwrap();
+        assert_eq!(first.verdict, pb::AdmissionVerdict::Allow as i32, "{first:?}");
+        let second = engine.admit(&start(user)).await.unwrap();
+        assert_eq!(second.verdict, pb::AdmissionVerdict::Deny as i32, "{second:?}");
+        assert!(
+            second.reason.starts_with("You already have 1 active session"),
+            "{second:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn admission_reads_no_policy_rows_once_they_are_held() {
+        with_database(TestDatabase::postgres().await, |database| async move {
+            let store = WatchedStore::open(&database).await;
+            let engine = PolicyEngine::new(store.clone(), Arc::new(SystemClock));
+            assert_eq!(engine.load_policies().await.unwrap(), 0);
+            // A change made here is in force for this replica's next admission.
+            let request = pb::CreatePolicyRequest {
+                scope: Some(pb::PolicyScope {
+                    scope: Some(pb::policy_scope::Scope::User("ann".into())),
+                }),
+                rules: Some(crate::convert::rules_to_proto(&one_session())),
+                description: String::new(),
+            };
+            engine.create("test", &request).await.unwrap();
+            assert_eq!(engine.held_policy_version(), 1);
+
+            store.policy_rows_forbidden.store(true, Ordering::SeqCst);
+            let reads = store.reads();
+            a_limit_of_one_holds(&engine, "ann").await;
+            assert_eq!(store.reads(), reads, "not even the version is read");
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn before_any_load_admission_reads_the_starts_own_policies() {
+        with_database(TestDatabase::postgres().await, |database| async move {
+            let store = WatchedStore::open(&database).await;
+            let engine = PolicyEngine::new(store.clone(), Arc::new(SystemClock));
+            let policy = PolicyRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                scope: Scope::User("bob".into()),
+                rules: one_session(),
+                description: String::new(),
+                updated_by: "test".into(),
+                updated_at: 0,
+            };
+            store.create_policy(&policy).await.unwrap();
+            store.set_reads_fail.store(true, Ordering::SeqCst);
+            // The set cannot be loaded: bob's own policy is read, never "no rules".
+            a_limit_of_one_holds(&engine, "bob").await;
+            assert_eq!(engine.held_policy_version(), 0);
+        })
+        .await;
     }
 }

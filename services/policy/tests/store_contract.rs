@@ -94,6 +94,8 @@ vigil_testkit::contract_tests!(
     the_migration_seeds_one_global_policy_with_the_defaults,
     policies_round_trip_one_per_scope_most_general_first,
     updates_replace_rules_whole_and_deletes_spare_the_global_policy,
+    every_policy_change_takes_a_new_version,
+    concurrent_policy_changes_on_two_replicas_each_get_their_own_version,
     the_policies_that_apply_to_a_subject,
     slots_under_the_limit_are_taken_once,
     deny_new_at_the_limit_changes_nothing,
@@ -308,6 +310,94 @@ async fn updates_replace_rules_whole_and_deletes_spare_the_global_policy(backend
         .unwrap();
     assert_eq!(emptied.rules, Rules::default());
     assert_eq!(emptied.scope, Scope::Global);
+}
+
+async fn every_policy_change_takes_a_new_version(backend: Backend) {
+    let store = &backend.store;
+    let seeded = store.versioned_policies().await.unwrap();
+    assert_eq!(
+        (seeded.version, seeded.policies),
+        (0, vec![global(store).await]),
+        "the seeded global policy is version 0"
+    );
+    let user = policy(Scope::User("ann".into()), every_rule());
+    store.create_policy(&user).await.unwrap();
+    assert_eq!(store.policy_version().await.unwrap(), 1, "created");
+    assert!(store.create_policy(&user).await.is_err());
+    assert_eq!(
+        store.policy_version().await.unwrap(),
+        1,
+        "a refused create takes no version"
+    );
+
+    store
+        .update_policy(&user.id, &Rules::default(), "relaxed", "admin", T0 + 1)
+        .await
+        .unwrap()
+        .expect("the policy exists");
+    assert_eq!(store.policy_version().await.unwrap(), 2, "updated");
+    let unknown = Uuid::now_v7().to_string();
+    assert_eq!(
+        store
+            .update_policy(&unknown, &Rules::default(), "", "admin", T0)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.policy_version().await.unwrap(),
+        2,
+        "updating nothing changes nothing"
+    );
+
+    let global = global(store).await;
+    assert_eq!(
+        store.delete_policy(&global.id, "admin").await.unwrap(),
+        DeleteOutcome::Global
+    );
+    assert_eq!(
+        store.policy_version().await.unwrap(),
+        2,
+        "the global policy stays, and so does the version"
+    );
+    assert_eq!(
+        store.delete_policy(&user.id, "admin").await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(store.policy_version().await.unwrap(), 3, "deleted");
+    assert_eq!(
+        store.delete_policy(&user.id, "admin").await.unwrap(),
+        DeleteOutcome::NotFound
+    );
+
+    // Another replica reads the same version, with the policies as of it.
+    let read = backend.replica().await.versioned_policies().await.unwrap();
+    assert_eq!((read.version, read.policies), (3, vec![global]));
+}
+
+async fn concurrent_policy_changes_on_two_replicas_each_get_their_own_version(backend: Backend) {
+    let replicas: [Arc<SqlPolicyStore>; 2] = [backend.store.clone(), backend.replica().await];
+    let policies: Vec<PolicyRecord> = (0..20)
+        .map(|i| policy(Scope::User(format!("user-{i}")), Rules::default()))
+        .collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(policies.len()));
+    let created = futures::future::join_all(policies.iter().enumerate().map(|(i, policy)| {
+        let store = replicas[i % 2].clone();
+        let policy = policy.clone();
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            barrier.wait().await;
+            store.create_policy(&policy).await
+        })
+    }))
+    .await;
+    assert!(created.into_iter().all(|outcome| outcome.unwrap().is_ok()));
+    let read = backend.store.versioned_policies().await.unwrap();
+    assert_eq!(
+        (read.version, read.policies.len()),
+        (20, 21),
+        "one version per change, none lost"
+    );
 }
 
 async fn the_policies_that_apply_to_a_subject(backend: Backend) {

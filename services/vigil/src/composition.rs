@@ -182,9 +182,11 @@ impl Services {
             .view(),
         );
         let policy = PolicyEngine::new(policy_store, Arc::new(SystemClock));
-        policy.attach_lock_bus(bus.clone());
+        policy.attach_bus(bus.clone());
         policy.attach_terminator(Arc::new(terminator.clone()));
-        policy.start_lock_refresh(shutdown.clone());
+        // Before serving; a failure is logged, and admission reads the store until a load succeeds.
+        let _ = policy.load_policies().await;
+        policy.start_refresh(shutdown.clone());
         registry.attach_admission_policy(Arc::new(policy.clone()));
         let sweeper = config.policy.sweeper.then(|| {
             Sweeper::new(

@@ -1,6 +1,6 @@
 //! Persistence of the policy service: policies, concurrency slots, the record of idle warnings
-//! sent, the sweeper's leader lease, the audit trail of policy changes, and locks with the
-//! lock-set version. [`SqlPolicyStore`] implements [`PolicyStore`] with
+//! sent, the sweeper's leader lease, the audit trail of policy changes, the policy-set version,
+//! and locks with the lock-set version. [`SqlPolicyStore`] implements [`PolicyStore`] with
 //! sea-orm on PostgreSQL and SQLite.
 
 mod entity;
@@ -16,13 +16,14 @@ use vigil_runtime::ServiceResult;
 
 use crate::domain::{
     AuditQuery, AuditRecord, ConcurrencyLimit, DeleteOutcome, EpochMillis, IdleWarningRecord, LockRecord, LockSet,
-    PolicyRecord, Rules, Slot, SlotOutcome, Subject,
+    PolicyRecord, Rules, Slot, SlotOutcome, Subject, VersionedPolicies,
 };
 
 /// Durable state of the policy service. Every method is atomic.
 #[async_trait]
 pub trait PolicyStore: Send + Sync + 'static {
-    /// Stores a new policy; ALREADY_EXISTS (naming the existing policy) when its scope has one.
+    /// Stores a new policy and increases the policy-set version, in one transaction;
+    /// ALREADY_EXISTS (naming the existing policy) when its scope has one.
     async fn create_policy(&self, policy: &PolicyRecord) -> ServiceResult<()>;
 
     async fn get_policy(&self, id: &str) -> ServiceResult<Option<PolicyRecord>>;
@@ -30,11 +31,19 @@ pub trait PolicyStore: Send + Sync + 'static {
     /// Every policy, most general first: global, then groups, resources and users, each by name.
     async fn list_policies(&self) -> ServiceResult<Vec<PolicyRecord>>;
 
+    /// The policy-set version now: increased in the transaction of every policy created, updated
+    /// or deleted (0 before any change).
+    async fn policy_version(&self) -> ServiceResult<u64>;
+
+    /// Every policy, as [`PolicyStore::list_policies`], with the version read before them.
+    async fn versioned_policies(&self) -> ServiceResult<VersionedPolicies>;
+
     /// The policies that apply to `subject` (its user's, resource's, groups' and the global one),
     /// in no particular order.
     async fn applicable_policies(&self, subject: Subject<'_>) -> ServiceResult<Vec<PolicyRecord>>;
 
-    /// Replaces a policy's rules and description; `None` when there is no such policy.
+    /// Replaces a policy's rules and description and increases the policy-set version, in one
+    /// transaction; `None` (and no new version) when there is no such policy.
     async fn update_policy(
         &self,
         id: &str,
@@ -44,7 +53,8 @@ pub trait PolicyStore: Send + Sync + 'static {
         updated_at: EpochMillis,
     ) -> ServiceResult<Option<PolicyRecord>>;
 
-    /// Deletes a policy, unless it is the global one; `actor` is who asked (for its event).
+    /// Deletes a policy, unless it is the global one, and increases the policy-set version, in one
+    /// transaction; `actor` is who asked (for its event).
     async fn delete_policy(&self, id: &str, actor: &str) -> ServiceResult<DeleteOutcome>;
 
     /// Takes a concurrency slot for `slot.session_id`, atomically with counting the user's slots:

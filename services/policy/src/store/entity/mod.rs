@@ -7,4 +7,5 @@ pub mod idle_warning;
 pub mod lock;
 pub mod lock_version;
 pub mod policy;
+pub mod policy_set_version;
 pub mod slot;

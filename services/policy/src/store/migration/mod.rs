@@ -22,6 +22,7 @@ mod m20261201_200005_create_policy_audit_events;
 pub(crate) mod m20261210_200006_create_policy_locks;
 mod m20261211_200007_create_policy_take_slot;
 mod m20261212_200008_event_outbox;
+pub(crate) mod m20261215_200009_create_policy_set_versions;
 
 /// The policy service's migrations.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_200006_create_policy_locks::Migration),
             Box::new(m20261211_200007_create_policy_take_slot::Migration),
             Box::new(m20261212_200008_event_outbox::Migration),
+            Box::new(m20261215_200009_create_policy_set_versions::Migration),
         ]
     }
 

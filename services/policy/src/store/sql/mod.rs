@@ -2,12 +2,13 @@
 //!
 //! Queries are built with sea-orm/sea-query so one code path serves both backends; the lease
 //! (`lease.rs`) and the per-user admission lock are the only backend-specific SQL. Locks and their
-//! counter are in `locks.rs`.
+//! counter are in `locks.rs`, the policy-set counter in `policy_set.rs`.
 
 mod conditions;
 mod lease;
 mod locks;
 mod outbox;
+mod policy_set;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use super::entity::{audit_event, idle_warning, policy, slot};
 use super::migration::Migrator;
 use crate::domain::{
     AuditQuery, AuditRecord, ConcurrencyAction, ConcurrencyLimit, DeleteOutcome, EpochMillis, IdleWarningRecord,
-    LockRecord, LockSet, PolicyRecord, Rules, ScopeKind, Slot, SlotOutcome, Subject,
+    LockRecord, LockSet, PolicyRecord, Rules, ScopeKind, Slot, SlotOutcome, Subject, VersionedPolicies,
 };
 
 /// The first key of the PostgreSQL advisory locks that serialise admissions per user ("poli"),
@@ -223,6 +224,7 @@ impl PolicyStore for SqlPolicyStore {
             )));
         }
         outbox::policy_saved(&txn, policy, false).await?;
+        policy_set::bump(&txn).await?;
         Ok(txn.commit().await?)
     }
 
@@ -240,6 +242,18 @@ impl PolicyStore for SqlPolicyStore {
         // the documented order among groups), whatever the database's collation.
         policies.sort_by(|a, b| (a.scope.kind(), a.scope.name()).cmp(&(b.scope.kind(), b.scope.name())));
         Ok(policies)
+    }
+
+    async fn policy_version(&self) -> ServiceResult<u64> {
+        policy_set::version(&self.db).await
+    }
+
+    /// The version, then the policies: read in that order (each statement sees at least what
+    /// committed before it), the policies are never older than the version they are held with.
+    async fn versioned_policies(&self) -> ServiceResult<VersionedPolicies> {
+        let version = policy_set::version(&self.db).await?;
+        let policies = self.list_policies().await?;
+        Ok(VersionedPolicies { version, policies })
     }
 
     async fn applicable_policies(&self, subject: Subject<'_>) -> ServiceResult<Vec<PolicyRecord>> {
@@ -292,6 +306,7 @@ impl PolicyStore for SqlPolicyStore {
         let updated = rows.into_iter().next().map(policy::Model::into_record).transpose()?;
         if let Some(policy) = &updated {
             outbox::policy_saved(&txn, policy, true).await?;
+            policy_set::bump(&txn).await?;
         }
         txn.commit().await?;
         Ok(updated)
@@ -308,6 +323,9 @@ impl PolicyStore for SqlPolicyStore {
                 .await?,
         )?;
         outbox::policy_deleted(&txn, deleted.first(), actor).await?;
+        if !deleted.is_empty() {
+            policy_set::bump(&txn).await?;
+        }
         txn.commit().await?;
         if !deleted.is_empty() {
             return Ok(DeleteOutcome::Deleted);
