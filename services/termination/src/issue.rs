@@ -21,8 +21,10 @@
 //! - **Resolved** (anything else): the registry resolves the selector, then the commands are
 //!   published while they are recorded.
 //!
-//! Either way the commands go out while their record is written, not after: the durable write (a
-//! commit and its fsync) would otherwise sit on every kill's critical path. Safe both ways round:
+//! Every way the commands go out before or while their record is written, never after it: the
+//! durable write (a commit and its fsync) would otherwise sit on every kill's critical path. A
+//! routed kill publishes first and records once the publish returned, so the record does not
+//! compete with the command on its way. Safe both ways round:
 //! - the record commits: every command is PENDING with a next attempt, so one whose publish was
 //!   lost is re-sent by the redelivery loop until acknowledged;
 //! - the record fails: the caller is told, and nothing is lost that the caller does not know of
@@ -51,7 +53,7 @@ impl Terminator {
     pub(crate) async fn issue(&self, order: &Order) -> ServiceResult<Vec<CommandRecord>> {
         if let Some(routes) = self.routed(order) {
             let commands = self.routed_commands(&order.termination, &routes);
-            return self.send_and_record(&order.termination, &commands).await;
+            return self.send_then_record(&order.termination, &commands).await;
         }
         match (&order.validated, order.expected) {
             (Selector::All { idle_only }, None) => self.issue_streamed(&order.termination, *idle_only).await,
@@ -140,6 +142,20 @@ impl Terminator {
                 .map(|session_id| ended_command(termination, session_id, HAD_ENDED)),
         );
         self.send_and_record(termination, &commands).await
+    }
+
+    /// Publishes `commands`, then records them: the routed path, a kill of a few sessions. The
+    /// record's statements would otherwise compete for the CPU (the database's backend, this
+    /// runtime's threads) with the command on its way through the bus and the registry; after the
+    /// publish returned, Redis has handed the command on, and the caller waits for the record
+    /// either way.
+    async fn send_then_record(
+        &self,
+        termination: &TerminationRecord,
+        commands: &[CommandRecord],
+    ) -> ServiceResult<Vec<CommandRecord>> {
+        let _unreachable = publish(self.bus(), commands).await;
+        self.record(termination, commands).await
     }
 
     /// Publishes `commands` while they are recorded.
