@@ -679,6 +679,22 @@ async fn a_plain_user_sees_and_ends_their_own_sessions_only() {
     assert_eq!(ended.actor, ALICE);
     assert_eq!(ended.reason, pb::EndReason::UserSelfService as i32);
     assert_eq!(ended.session_count, 1);
+    // `Terminate` returns once its commands are recorded, not once the gateway ended them: wait
+    // for the end, so that "all of hers" below covers exactly the two still live.
+    eventually("her first session to have ended", || {
+        let registry = stack.registry.clone();
+        let alice_1 = alice_1.clone();
+        async move {
+            let resolved = registry
+                .resolve(&pb::SessionSelector {
+                    target: Some(Target::SessionIds(pb::SessionIds { ids: vec![alice_1] })),
+                })
+                .await
+                .ok()?;
+            (resolved.already_ended.len() == 1).then_some(())
+        }
+    })
+    .await;
     let ended = termination
         .terminate(terminate(selector(Target::User(ALICE.into()))))
         .await
