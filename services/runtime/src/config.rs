@@ -87,11 +87,17 @@ where
         .map_err(|error| ConfigError::Invalid(explain(error, env_prefix)))
 }
 
-/// Refuses the environment values figment would misread. figment 0.10 unescapes a quoted string
-/// in a variable's value (`"…\n…"`, also inside an array or a table) by character position used as a
-/// byte position: with a non-ASCII character before a backslash it panics, or silently drops
-/// characters (found by the `config` fuzz target). Such a value is refused, naming its variable;
-/// without quotes, or without escapes, it is read as written.
+/// How deeply arrays and tables may nest in an environment variable's value. figment parses a
+/// value recursively with no limit of its own: a value nested a few thousand levels deep overflowed
+/// the stack and killed the process (found by the `config` fuzz target). A configuration needs two.
+const MAX_ENV_VALUE_NESTING: usize = 32;
+
+/// Refuses the environment values figment would misread or choke on. figment 0.10 unescapes a
+/// quoted string in a variable's value (`"…\n…"`, also inside an array or a table) by character
+/// position used as a byte position: with a non-ASCII character before a backslash it panics, or
+/// silently drops characters; and it parses arrays and tables recursively, so a value nested deep
+/// enough overflows the stack (both found by the `config` fuzz target). Such a value is refused,
+/// naming its variable; without quotes, or without escapes, it is read as written.
 fn refuse_misread_values(env_prefix: &str, top_level_keys: &[String]) -> Result<(), ConfigError> {
     for (name, value) in std::env::vars_os() {
         let name = name.to_string_lossy();
@@ -109,8 +115,31 @@ fn refuse_misread_values(env_prefix: &str, top_level_keys: &[String]) -> Result<
                  without quotes, or as \\u escapes)"
             )));
         }
+        if nesting_depth(&value) > MAX_ENV_VALUE_NESTING {
+            return Err(ConfigError::Invalid(format!(
+                "{name}: arrays and tables nested more than {MAX_ENV_VALUE_NESTING} levels deep"
+            )));
+        }
     }
     Ok(())
+}
+
+/// The deepest nesting of `[…]` and `{…}` in an environment value. Brackets inside quoted strings
+/// count too: a string with more than a few dozen of them is no configuration, and counting them
+/// all leaves no quoting trick that figment would read differently.
+fn nesting_depth(value: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for character in value.chars() {
+        match character {
+            '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// `text` without `prefix`, compared ASCII case-insensitively (as figment matches prefixes).
@@ -358,6 +387,18 @@ mod top_level_key_tests {
     #[derive(Serialize, Default)]
     struct Section {
         value: u32,
+    }
+
+    #[test]
+    fn nesting_counts_every_bracket() {
+        assert_eq!(nesting_depth("plain"), 0);
+        assert_eq!(nesting_depth("[1, [2, {a = 3}]]"), 3);
+        assert_eq!(nesting_depth("[\"[[\"]"), 3);
+        assert_eq!(nesting_depth("]]]["), 1);
+        assert_eq!(
+            nesting_depth(&format!("{}1{}", "[".repeat(5000), "]".repeat(5000))),
+            5000
+        );
     }
 
     #[test]

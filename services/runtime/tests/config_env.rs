@@ -108,6 +108,15 @@ fn defaults_then_file_then_environment() {
         assert!(matches!(error, ConfigError::Invalid(_)), "{value}: {error}");
         assert!(error.to_string().contains("VIGILENVTEST_NAME"), "{error}");
     }
+    // A value nested thousands of levels deep overflowed the stack inside figment and killed the
+    // process (found by the `config` fuzz target); it is refused, naming the variable. A shallow
+    // array still reads.
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    // SAFETY: as above.
+    unsafe { std::env::set_var("VIGILENVTEST_NAME", &deep) };
+    let error = load::<Sample>(Some(&file), "VIGILENVTEST_").unwrap_err();
+    assert!(error.to_string().contains("VIGILENVTEST_NAME"), "{error}");
+    assert!(error.to_string().contains("nested more than 32 levels"), "{error}");
     // Without escapes, or plain ASCII with them, the value is read as written.
     for (value, read) in [("\"é\"", "é"), ("\"a\\tb\"", "a\tb"), ("plain é", "plain é")] {
         // SAFETY: as above.
