@@ -1,7 +1,7 @@
 // Small shared pieces: icons (inline SVG, so badges never rely on colour alone), badges, dialogs.
 
 import type { ComponentChildren } from "preact";
-import { useEffect, useRef } from "preact/hooks";
+import { useLayoutEffect, useRef } from "preact/hooks";
 import { formatClock, formatUtc } from "./format";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
@@ -85,7 +85,10 @@ export function Time({ ts, now }: { ts: Timestamp | undefined; now?: number }) {
 /** A modal dialog: focus moves in, Tab stays in, Escape cancels, focus returns where it was. */
 export function Dialog(props: { title: ComponentChildren; onClose: () => void; children: ComponentChildren; label: string }) {
   const ref = useRef<HTMLDivElement>(null);
-  useEffect(() => {
+  // A layout effect, so focus is inside and the keys are handled before the dialog is first painted
+  // (a plain effect runs after: an Escape pressed as the dialog appeared went to the page instead).
+  // Keys are heard on the document: the dialog is modal, so Escape cancels wherever focus is.
+  useLayoutEffect(() => {
     const previous = document.activeElement as HTMLElement | null;
     const root = ref.current!;
     const focusables = () =>
@@ -109,9 +112,9 @@ export function Dialog(props: { title: ComponentChildren; onClose: () => void; c
         }
       }
     };
-    root.addEventListener("keydown", onKey);
+    document.addEventListener("keydown", onKey);
     return () => {
-      root.removeEventListener("keydown", onKey);
+      document.removeEventListener("keydown", onKey);
       previous?.focus?.();
     };
   }, []);
