@@ -207,12 +207,40 @@ pub fn describe<T: Serialize>(config: &T) -> Result<String, ConfigError> {
 /// gateway id): every string in it is masked. The tables of an array are records of their own
 /// (`auth.api_tokens`): their fields are judged by their own keys, so a token's `subject` stays
 /// readable while its `token` is masked.
+/// The longest run of one quote character a string may hold and still be rendered. The TOML writer
+/// (toml_write 0.1, also toml_writer 1.1) counts a run of quotes in a `u8`: at 256 in a row it
+/// panics where overflow is checked, and elsewhere wraps and may pick a quoting the run breaks
+/// (found by the `config` fuzz target). No configuration value needs such a run.
+const MAX_RENDERED_QUOTE_RUN: usize = 200;
+
+/// The longest run of `'` or `"` characters in `text`.
+fn longest_quote_run(text: &str) -> usize {
+    let (mut run, mut longest, mut previous) = (0usize, 0usize, None);
+    for byte in text.bytes() {
+        if matches!(byte, b'\'' | b'"') && previous == Some(byte) {
+            run += 1;
+        } else if matches!(byte, b'\'' | b'"') {
+            run = 1;
+        } else {
+            run = 0;
+        }
+        previous = Some(byte);
+        longest = longest.max(run);
+    }
+    longest
+}
+
 fn redact(key: Option<&str>, value: &mut toml::Value) {
     let secret = key.is_some_and(is_secret_key);
     match value {
         toml::Value::String(text) => {
             if secret {
                 *text = "****".to_owned();
+            } else if longest_quote_run(text) > MAX_RENDERED_QUOTE_RUN {
+                *text = format!(
+                    "<not shown: more than {MAX_RENDERED_QUOTE_RUN} quotes in a row ({} bytes)>",
+                    text.len()
+                );
             } else if text.contains("://") {
                 *text = crate::database::redact_url(text);
             }
@@ -387,6 +415,30 @@ mod top_level_key_tests {
     #[derive(Serialize, Default)]
     struct Section {
         value: u32,
+    }
+
+    #[test]
+    fn a_long_run_of_quotes_is_not_rendered() {
+        assert_eq!(longest_quote_run("a\"b''c"), 2);
+        assert_eq!(longest_quote_run("'\"'\""), 1);
+        #[derive(Serialize)]
+        struct WithText {
+            name: String,
+        }
+        // 300 quotes in a row overflowed the TOML writer's counter (a panic in this build).
+        for quote in ['"', '\''] {
+            let name = format!("x{}y", quote.to_string().repeat(300));
+            let shown = describe(&WithText { name }).unwrap();
+            assert!(
+                shown.contains("not shown: more than 200 quotes in a row (302 bytes)"),
+                "{shown}"
+            );
+        }
+        let shown = describe(&WithText {
+            name: "say \"hi\"".into(),
+        })
+        .unwrap();
+        assert!(shown.contains("hi"), "{shown}");
     }
 
     #[test]
