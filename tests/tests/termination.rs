@@ -416,15 +416,14 @@ async fn a_redis_restart_loses_no_kill() {
     assert_eq!(termination.session_count, 1);
     assert!(handler.terminated.lock().unwrap().is_empty());
 
+    // Nothing reached the gateway while Redis was down (asserted above); once it is back, the kill
+    // arrives and is acknowledged. Either of two paths may carry it, and which one wins is a race:
+    // termination's re-send when the command falls due, or the registry's own catch-up read of
+    // pending kills when its bus subscription comes back.
     redis.restart().await;
     let done = acknowledged(&registry, &termination.id).await;
     assert_eq!(done.acknowledged, 1);
     assert_eq!(terminated_ids(&handler), vec![session]);
-    assert!(
-        done.commands[0].attempts >= 2,
-        "re-sent after Redis came back: {:?}",
-        done.commands[0]
-    );
     registry.stop().await;
 }
 
