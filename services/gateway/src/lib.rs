@@ -16,6 +16,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod keys;
+mod listen;
 pub mod live;
 pub mod login;
 pub mod metrics;

@@ -24,6 +24,7 @@ use vigil_agent::Agent;
 use vigil_proto::v1::{EndReason, ResourceType, SessionStart};
 
 use crate::config::{SshConfig, TargetConfig};
+use crate::listen::next_connection;
 use crate::live::{Live, LiveSession};
 use crate::login::{self, LoginError};
 use crate::stream::CuttableStream;
@@ -97,17 +98,8 @@ impl Bastion {
 /// Accepts connections until `shutdown`, then ends the live ones.
 pub async fn serve(bastion: Arc<Bastion>, listener: TcpListener, shutdown: CancellationToken) {
     loop {
-        let (socket, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Some((socket, peer)) = next_connection(&listener, &shutdown).await else {
+            break;
         };
         if bastion.connections.load(Ordering::Relaxed) >= bastion.config.max_connections {
             tracing::warn!(%peer, max = bastion.config.max_connections, "too many connections; refusing one");

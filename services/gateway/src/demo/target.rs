@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::keys;
+use crate::listen::next_connection;
 
 /// The host name the toy shell reports.
 pub const DEMO_HOSTNAME: &str = "demo-target";
@@ -39,15 +40,8 @@ pub async fn start(listen: SocketAddr, allowed: PublicKey, shutdown: Cancellatio
     let started = Instant::now();
     tokio::spawn(async move {
         loop {
-            let socket = tokio::select! {
-                () = shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((socket, _)) => socket,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+            let Some((socket, _)) = next_connection(&listener, &shutdown).await else {
+                return;
             };
             let handler = ToyShell {
                 allowed: allowed.clone(),

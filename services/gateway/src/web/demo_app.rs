@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::body::ProxyBody;
 use super::pages::escape;
+use crate::listen::next_connection;
 
 /// The demo web application's resource name (also reached as `demo-web.localhost`).
 pub const DEMO_WEB_RESOURCE: &str = "demo-web";
@@ -35,15 +36,8 @@ pub async fn start(
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let socket = tokio::select! {
-                () = shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((socket, _)) => socket,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+            let Some((socket, _)) = next_connection(&listener, &shutdown).await else {
+                return;
             };
             let headers = headers.clone();
             let shutdown = shutdown.clone();

@@ -38,6 +38,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::v1::EndReason;
 
+use crate::listen::next_connection;
+
 pub use proxy::WebProxy;
 
 /// How long a client may take to send a request's headers.
@@ -48,16 +50,8 @@ pub async fn serve(proxy: Arc<WebProxy>, listener: TcpListener, shutdown: Cancel
     let connections = Arc::new(AtomicUsize::new(0));
     let sweeper = tokio::spawn(sweep_idle(Arc::clone(&proxy), shutdown.clone()));
     loop {
-        let (socket, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Some((socket, peer)) = next_connection(&listener, &shutdown).await else {
+            break;
         };
         if connections.load(Ordering::Relaxed) >= proxy.settings.max_connections {
             tracing::warn!(%peer, max = proxy.settings.max_connections, "too many web connections; refusing one");
