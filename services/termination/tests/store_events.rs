@@ -80,6 +80,15 @@ fn report(command: &CommandRecord, state: DeliveryState, outcome: CommandOutcome
     }
 }
 
+/// One session's events, as (kind, time), in order.
+fn per_session(events: &[Event], session: &str) -> Vec<(EventType, i64)> {
+    events
+        .iter()
+        .filter(|event| event.session_id.as_deref() == Some(session))
+        .map(|event| (event.kind, event.time))
+        .collect()
+}
+
 async fn events(store: &SqlTerminationStore) -> Vec<Event> {
     let outbox = Outbox::new(store.connection().clone(), OutboxTables::new("termination"));
     let stored = outbox
@@ -124,22 +133,15 @@ async fn a_termination_and_its_reports_write_their_events(store: Arc<SqlTerminat
     assert_eq!(requested.subject, format!("termination/{}", termination.id));
     assert_eq!(requested.data["sessions"], serde_json::json!(["s1", "s2"]));
     assert_eq!(requested.data["note"], "SOC-7");
-    let per_session = |session: &str| -> Vec<(EventType, i64)> {
-        events
-            .iter()
-            .filter(|event| event.session_id.as_deref() == Some(session))
-            .map(|event| (event.kind, event.time))
-            .collect()
-    };
     assert_eq!(
-        per_session("s1"),
+        per_session(&events, "s1"),
         vec![
             (EventType::TerminationDelivered, T0 + 1),
             (EventType::TerminationAcknowledged, T0 + 2)
         ]
     );
     assert_eq!(
-        per_session("s2"),
+        per_session(&events, "s2"),
         vec![
             (EventType::TerminationDelivered, T0 + 1),
             (EventType::TerminationFailed, T0 + 3)
@@ -183,21 +185,14 @@ async fn reports_that_beat_their_termination_write_their_events_once(store: Arc<
     let events = events(&store).await;
     assert_eq!(events.len(), 4, "{events:#?}");
     assert_eq!(events[0].kind, EventType::TerminationRequested);
-    let per_session = |session: &str| -> Vec<(EventType, i64)> {
-        events
-            .iter()
-            .filter(|event| event.session_id.as_deref() == Some(session))
-            .map(|event| (event.kind, event.time))
-            .collect()
-    };
     assert_eq!(
-        per_session("s1"),
+        per_session(&events, "s1"),
         vec![
             (EventType::TerminationDelivered, T0 + 1),
             (EventType::TerminationAcknowledged, T0 + 2)
         ]
     );
-    assert_eq!(per_session("s2"), vec![(EventType::TerminationFailed, T0 + 3)]);
+    assert_eq!(per_session(&events, "s2"), vec![(EventType::TerminationFailed, T0 + 3)]);
     let failed = events
         .iter()
         .find(|event| event.kind == EventType::TerminationFailed)
