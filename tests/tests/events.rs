@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sessionctl::EXIT_SERVER;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
 use tonic::Code;
 use vigil_events::config::{EventsConfig, SinkConfig, SinkKind};
 use vigil_proto::v1 as pb;
@@ -17,6 +17,7 @@ use vigil_proto::v1::events_service_client::EventsServiceClient;
 use vigil_proto::v1::policy_service_client::PolicyServiceClient;
 use vigil_runtime::auth::{AuthConfig, Secret, issue_hs256};
 use vigil_runtime::tls::TlsConfig;
+use vigil_testkit::http::read_request;
 use vigil_tests::*;
 
 const SECRET: &str = "events-tests-hs256-secret-0123456789";
@@ -28,37 +29,6 @@ fn token(subject: &str, roles: &[&str]) -> String {
 
 /// The bodies a webhook receiver accepted, as JSON.
 type Received = Arc<Mutex<Vec<serde_json::Value>>>;
-
-/// Reads one HTTP/1.1 request's body (by its Content-Length).
-async fn read_body(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))?
-        .trim()
-        .parse()
-        .ok()?;
-    while buffer.len() < head_end + length {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    }
-    Some(buffer[head_end..head_end + length].to_vec())
-}
 
 /// A receiver that accepts everything (204) and keeps what it got; its URL has a path and a query
 /// that must never be shown.
@@ -74,7 +44,7 @@ async fn receiver() -> (String, Received) {
         while let Ok((mut stream, _)) = listener.accept().await {
             let kept = kept.clone();
             tokio::spawn(async move {
-                while let Some(body) = read_body(&mut stream).await {
+                while let Some((_, body)) = read_request(&mut stream).await {
                     kept.lock()
                         .expect("received")
                         .push(serde_json::from_slice(&body).unwrap_or_default());

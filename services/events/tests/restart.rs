@@ -12,9 +12,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vigil_events::config::{EventsConfig, SinkConfig, SinkKind};
 use vigil_events::{Event, EventType, OutboxTables};
+use vigil_testkit::http::read_request;
 use vigil_testkit::{ThrowawayPostgres, eventually_within};
-
-mod common;
 
 const SERVICE: &str = "restarttest";
 
@@ -28,7 +27,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
         while let Ok((mut stream, _)) = listener.accept().await {
             let state = state.clone();
             tokio::spawn(async move {
-                let Some((_, body)) = common::read_request(&mut stream).await else {
+                let Some((_, body)) = read_request(&mut stream).await else {
                     return;
                 };
                 tokio::time::sleep(Duration::from_millis(20)).await;

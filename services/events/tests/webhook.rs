@@ -17,8 +17,7 @@ use vigil_events::config::{EventsConfig, SinkConfig, SinkKind};
 use vigil_events::{Event, EventType, Outbox, OutboxTables};
 use vigil_testkit::{TestDatabase, eventually_within};
 
-mod common;
-use common::read_request;
+use vigil_testkit::http::read_request;
 
 const SECRET: &str = "webhook-test-secret-0123456789";
 const SERVICE: &str = "webhooktest";

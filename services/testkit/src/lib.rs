@@ -10,6 +10,7 @@
 //!   background.
 //! - [`TempDir`]: a directory of a test's own.
 
+pub mod http;
 mod throwaway_postgres;
 
 pub use throwaway_postgres::ThrowawayPostgres;

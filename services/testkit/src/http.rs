@@ -1,4 +1,4 @@
-//! What the event tests share: a plain HTTP/1.1 request reader for the test webhook receivers.
+//! A plain HTTP/1.1 request reader, for the tests' webhook receivers.
 
 use std::collections::HashMap;
 
