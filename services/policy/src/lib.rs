@@ -22,6 +22,7 @@ pub mod app;
 pub mod clock;
 mod convert;
 pub mod domain;
+mod follow;
 pub mod lease;
 pub mod lock_book;
 pub mod locks;

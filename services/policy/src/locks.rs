@@ -20,16 +20,15 @@ use std::time::Duration;
 
 use prost::Message;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use vigil_core::{topics, validate};
 use vigil_proto::timestamp_from_millis;
 use vigil_proto::v1 as pb;
-use vigil_runtime::bus::{ControlBus, Delivery, TypedSubscription};
+use vigil_runtime::bus::ControlBus;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::domain::{EpochMillis, LockRecord, LockSet, LockTarget, StartFacts};
-use crate::lock_book::Refresh;
+use crate::follow::{self, Follow, Step};
 use crate::rules::MAX_RULE_DURATION;
 use crate::service::PolicyEngine;
 use vigil_clients::SessionTerminator;
@@ -263,53 +262,29 @@ impl PolicyEngine {
     /// version arrives on the attached bus (or the bus reconnects), and checks the version every
     /// [`LOCK_POLL_INTERVAL`] so another replica's change is seen even when its message is lost.
     pub(crate) fn start_lock_refresh(&self, shutdown: CancellationToken) -> JoinHandle<()> {
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(LOCK_POLL_INTERVAL);
-            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            let mut subscription: Option<TypedSubscription<pb::LockUpdate>> = None;
-            loop {
-                if subscription.is_none()
-                    && let Some(bus) = engine.bus()
-                {
-                    match TypedSubscription::subscribe(bus.as_ref(), topics::LOCKS).await {
-                        Ok(subscribed) => subscription = Some(subscribed),
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot follow lock updates on the bus yet; checking the version every few seconds")
-                        }
-                    }
-                }
-                let event = async {
-                    match subscription.as_mut() {
-                        Some(subscription) => subscription.next().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                let how = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    _ = ticker.tick() => Refresh::Check,
-                    event = event => match event {
-                        Some(Delivery::Message(update)) if update.version > engine.held_lock_version() => Refresh::Reload,
-                        Some(Delivery::Message(_)) => continue,
-                        // Updates may have been lost during the break.
-                        Some(Delivery::MayHaveMissed) => Refresh::Check,
-                        None => {
-                            subscription = None;
-                            Refresh::Check
-                        }
-                    },
-                };
+        let follow = Follow {
+            channel: topics::LOCKS,
+            poll: LOCK_POLL_INTERVAL,
+            on_gap: Step::Check,
+            what: "lock updates",
+        };
+        follow::start::<pb::LockUpdate, _, _, _>(
+            self.clone(),
+            follow,
+            PolicyEngine::held_lock_version,
+            |engine, step| async move {
                 let store = engine.store().as_ref();
                 let now = engine.clock().now_millis();
-                let refreshed = match how {
-                    Refresh::Reload => engine.lock_book().reload(store, now).await,
-                    _ => engine.lock_book().check(store, now).await,
+                let refreshed = match step {
+                    Step::Reload => engine.lock_book().reload(store, now).await,
+                    Step::Check => engine.lock_book().check(store, now).await,
                 };
                 if let Err(error) = refreshed {
                     tracing::warn!(%error, "could not refresh the lock set; will retry");
                 }
-            }
-        })
+            },
+            shutdown,
+        )
     }
 
     /// The oldest lock in force that covers the start, if any.

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use prost::Message;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use vigil_core::topics;
 use vigil_proto::v1 as pb;
 use vigil_runtime::ServiceResult;
-use vigil_runtime::bus::{ControlBus, Delivery, TypedSubscription};
+use vigil_runtime::bus::ControlBus;
 
+use crate::follow::{self, Follow, Step};
 use crate::service::PolicyEngine;
 
 /// How often the follower checks the policy-set version (one statement), so another replica's
@@ -34,13 +34,6 @@ pub async fn publish(bus: &dyn ControlBus, version: u64) {
             tracing::warn!(version, %error, "could not publish the policy-set version; other replicas see the change at their next check")
         }
     }
-}
-
-/// What the follower does next.
-enum Step {
-    Check,
-    Reload,
-    Nothing,
 }
 
 impl PolicyEngine {
@@ -76,50 +69,25 @@ impl PolicyEngine {
     /// version arrives on the attached bus or the subscription had a gap, and checks the version
     /// every [`POLICY_POLL_INTERVAL`]. Failures are logged by the book.
     pub(crate) fn start_policy_refresh(&self, shutdown: CancellationToken) -> JoinHandle<()> {
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(POLICY_POLL_INTERVAL);
-            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            let mut subscription: Option<TypedSubscription<pb::PolicySetUpdate>> = None;
-            loop {
-                if subscription.is_none()
-                    && let Some(bus) = engine.bus()
-                {
-                    match TypedSubscription::subscribe(bus.as_ref(), topics::POLICIES).await {
-                        Ok(subscribed) => subscription = Some(subscribed),
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot follow policy changes on the bus yet; checking the version every few seconds")
-                        }
-                    }
-                }
-                let event = async {
-                    match subscription.as_mut() {
-                        Some(subscription) => subscription.next().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                let step = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    _ = ticker.tick() => Step::Check,
-                    event = event => match event {
-                        Some(Delivery::Message(update)) if update.version > engine.held_policy_version() => Step::Reload,
-                        Some(Delivery::Message(_)) => Step::Nothing,
-                        // Updates may have been lost during the break.
-                        Some(Delivery::MayHaveMissed) => Step::Reload,
-                        None => {
-                            subscription = None;
-                            Step::Check
-                        }
-                    },
-                };
+        let follow = Follow {
+            channel: topics::POLICIES,
+            poll: POLICY_POLL_INTERVAL,
+            on_gap: Step::Reload,
+            what: "policy changes",
+        };
+        follow::start::<pb::PolicySetUpdate, _, _, _>(
+            self.clone(),
+            follow,
+            PolicyEngine::held_policy_version,
+            |engine, step| async move {
                 let store = engine.store().as_ref();
                 // Errors are the book's to log (once, while they last); the next tick retries.
                 let _ = match step {
                     Step::Check => engine.policy_book().check(store).await,
                     Step::Reload => engine.policy_book().reload(store).await,
-                    Step::Nothing => continue,
                 };
-            }
-        })
+            },
+            shutdown,
+        )
     }
 }
