@@ -188,6 +188,20 @@ async fn create_tables(db: &DatabaseConnection) {
     }
 }
 
+/// Waits until a sink's cursor has recorded a refused event. A relay killed between the receiver's
+/// 410 and its record would rightly send the event again (delivery is at least once), which is not
+/// what the killed-relay test is about.
+async fn failure_recorded(db: &DatabaseConnection) {
+    eventually_within(Duration::from_secs(20), "the 410 recorded", || {
+        let db = db.clone();
+        async move {
+            let cursors = Outbox::new(db, OutboxTables::new(SERVICE)).cursors().await.ok()?;
+            cursors.iter().any(|cursor| cursor.failed >= 1).then_some(())
+        }
+    })
+    .await;
+}
+
 async fn every_event_arrives_in_order_despite_failures_and_a_killed_relay(database: Arc<TestDatabase>) {
     let db = database.connect().await;
     create_tables(&db).await;
@@ -214,16 +228,7 @@ async fn every_event_arrives_in_order_despite_failures_and_a_killed_relay(databa
         async move { (received.lock().unwrap().accepted.len() >= 8).then_some(()) }
     })
     .await;
-    // The refusal recorded first: a relay killed between the receiver's 410 and its record would
-    // rightly send the event again (delivery is at least once), which is not what this test is about.
-    eventually_within(Duration::from_secs(20), "the 410 recorded", || {
-        let db = db.clone();
-        async move {
-            let cursors = Outbox::new(db, OutboxTables::new(SERVICE)).cursors().await.ok()?;
-            cursors.iter().any(|cursor| cursor.failed >= 1).then_some(())
-        }
-    })
-    .await;
+    failure_recorded(&db).await;
     // Killed mid-delivery, lease held: the next relay takes over once the lease runs out.
     first.abort();
     write_events(&db, &sessions, 5, &mut written).await;
