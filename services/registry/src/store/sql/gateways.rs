@@ -3,7 +3,9 @@
 
 use sea_orm::sea_query::extension::postgres::PgFunc;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LockBehavior, LockType, Query};
-use sea_orm::{ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use super::{SqlStore, conditions, ending, records};
@@ -34,12 +36,42 @@ fn gateway_in(backend: DbBackend, ids: &[String]) -> ServiceResult<Expr> {
 
 impl SqlStore {
     pub(super) async fn write_gateways_seen(&self, seen: &[(String, EpochMillis)]) -> ServiceResult<()> {
+        match self.backend() {
+            DbBackend::Postgres => self.write_gateways_seen_postgres(seen).await,
+            _ => self.write_gateways_seen_by_case(seen).await,
+        }
+    }
+
+    /// PostgreSQL: every gateway in one statement, the pairs passed as two arrays and joined by id
+    /// (one index probe each). A CASE over the ids, as on SQLite, costs a comparison per branch
+    /// for every row: 10,000 gateways took 100 ms of the database's CPU every interval.
+    async fn write_gateways_seen_postgres(&self, seen: &[(String, EpochMillis)]) -> ServiceResult<()> {
+        // Only forward: a late batch must not move a newer time back; rows it would not move are
+        // not written at all.
+        const SQL: &str = r#"
+            UPDATE gateways AS g
+            SET last_seen_at = v.seen_at
+            FROM UNNEST($1::text[], $2::bigint[]) AS v(id, seen_at)
+            WHERE g.id = v.id AND v.seen_at > g.last_seen_at
+        "#;
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = seen.iter().map(|(id, _)| id.clone()).collect();
+        let times: Vec<i64> = seen.iter().map(|(_, at)| *at).collect();
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, SQL, [ids.into(), times.into()]);
+        self.db.execute_raw(statement).await?;
+        Ok(())
+    }
+
+    /// SQLite (in process, no round trips): one UPDATE per chunk, each gateway's time picked by a
+    /// CASE on its id.
+    async fn write_gateways_seen_by_case(&self, seen: &[(String, EpochMillis)]) -> ServiceResult<()> {
         use gateway::Column as G;
         for chunk in seen.chunks(SEEN_CHUNK) {
             let Some(((first_id, first_at), rest)) = chunk.split_first() else {
                 continue;
             };
-            // One UPDATE for the whole chunk: each gateway's time picked by a CASE on its id.
             let mut heard_at = Expr::case(G::Id.eq(first_id.as_str()), Expr::val(*first_at));
             for (id, at) in rest {
                 heard_at = heard_at.case(G::Id.eq(id.as_str()), Expr::val(*at));
