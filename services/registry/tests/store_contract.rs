@@ -1048,6 +1048,12 @@ async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>)
         gateway_id: Some("gw-a".into()),
         ..SessionFilter::default()
     };
+    // Free text pages by another plan (every match read, counted in the same pass).
+    let free_text = SessionFilter {
+        statuses: everything.statuses.clone(),
+        query: Some("laptop-1".into()),
+        ..SessionFilter::default()
+    };
     let keys = [
         SortKey::StartedAt,
         SortKey::LastActivity,
@@ -1055,7 +1061,7 @@ async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>)
         SortKey::Resource,
         SortKey::RiskScore,
     ];
-    for filter in [everything, on_gateway] {
+    for filter in [everything, on_gateway, free_text] {
         for key in keys {
             for ascending in [true, false] {
                 let expected = expected_order(&data, &filter, key, ascending);
@@ -1099,28 +1105,43 @@ async fn list_total_is_exact_up_to_the_limit_then_a_lower_bound(store: Arc<SqlSt
         gateway_id: Some(gateway.into()),
         ..SessionFilter::default()
     };
+    let on_text = |gateway: &str| SessionFilter {
+        query: Some(gateway.into()),
+        ..SessionFilter::default()
+    };
 
-    let at_limit = store
-        .list_sessions(&query(on("gw-a"), SortKey::StartedAt, true, 10, None))
-        .await
-        .unwrap();
-    assert_eq!(
-        (at_limit.total, at_limit.total_is_lower_bound),
-        (EXACT_TOTAL_UP_TO, false)
-    );
-    let past_limit = store
-        .list_sessions(&query(on("gw-b"), SortKey::StartedAt, true, 10, None))
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            past_limit.total,
-            past_limit.total_is_lower_bound,
-            past_limit.sessions.len()
-        ),
-        (EXACT_TOTAL_UP_TO, true, 10),
-        "past the limit the total is a floor, and the page is still served"
-    );
+    // By gateway (the count apart from the page), and by free text (counted with the page).
+    for filter in [on, on_text] {
+        let at_limit = store
+            .list_sessions(&query(filter("gw-a"), SortKey::StartedAt, true, 10, None))
+            .await
+            .unwrap();
+        assert_eq!(
+            (at_limit.total, at_limit.total_is_lower_bound),
+            (EXACT_TOTAL_UP_TO, false)
+        );
+        let past_limit = store
+            .list_sessions(&query(filter("gw-b"), SortKey::StartedAt, true, 10, None))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                past_limit.total,
+                past_limit.total_is_lower_bound,
+                past_limit.sessions.len()
+            ),
+            (EXACT_TOTAL_UP_TO, true, 10),
+            "past the limit the total is a floor, and the page is still served"
+        );
+        let next = store
+            .list_sessions(&query(filter("gw-a"), SortKey::StartedAt, true, 10, at_limit.next))
+            .await
+            .unwrap();
+        assert_eq!(
+            next.total, EXACT_TOTAL_UP_TO,
+            "a next page counts every match, not those after it"
+        );
+    }
 }
 
 async fn list_page_edges_and_bad_cursors(store: Arc<SqlStore>) {

@@ -22,6 +22,7 @@ mod m20261124_000301_activity_buckets;
 mod m20261124_000302_free_text_index;
 mod m20261212_000401_event_outbox;
 mod m20261212_000402_search_text_countries;
+mod m20261213_000501_idle_sessions_index;
 
 /// The registry's migrations.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000302_free_text_index::Migration),
             Box::new(m20261212_000401_event_outbox::Migration),
             Box::new(m20261212_000402_search_text_countries::Migration),
+            Box::new(m20261213_000501_idle_sessions_index::Migration),
         ]
     }
 

@@ -8,8 +8,8 @@ use sea_orm::{
 };
 use vigil_runtime::ServiceResult;
 
-use crate::domain::{EpochMillis, LAST_ACTIVITY_ORDER_MS, PendingActivity};
-use crate::store::entity::session::{self, Column, to_column_counter};
+use crate::domain::{EpochMillis, LAST_ACTIVITY_ORDER_MS, PendingActivity, SessionStatus};
+use crate::store::entity::session::{self, Column, enum_code, to_column_counter};
 
 /// One session's reports in a batch, merged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +101,49 @@ async fn record_postgres(
     );
     txn.execute_raw(statement).await?;
     Ok(())
+}
+
+/// Sets the IDLE sessions among `recent` (of `gateway_id`, when given) back to ACTIVE and returns
+/// them. The `status = IDLE` test is re-checked on the latest row version, so when two writers
+/// race, exactly one of them reports the change.
+pub async fn wake(
+    txn: &DatabaseTransaction,
+    gateway_id: Option<&str>,
+    recent: &[String],
+) -> ServiceResult<Vec<session::Model>> {
+    if recent.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        // From the few IDLE sessions (their partial index, `idx_sessions_live_idle`) to the batch,
+        // not from each of the thousands in the batch to its row. The statuses are literals so
+        // that a generic plan still proves the index's predicate.
+        let sql = format!(
+            "UPDATE sessions AS s SET status = {active} \
+             FROM UNNEST($1::text[]) AS r(id) \
+             WHERE s.id = r.id AND s.status = {idle} AND s.ended_at IS NULL \
+               AND ($2::text IS NULL OR s.gateway_id = $2) \
+             RETURNING s.*",
+            active = enum_code(SessionStatus::Active),
+            idle = enum_code(SessionStatus::Idle),
+        );
+        let statement = Statement::from_sql_and_values(
+            backend,
+            sql,
+            [recent.to_vec().into(), gateway_id.map(str::to_owned).into()],
+        );
+        return Ok(session::Entity::find().from_raw_sql(statement).all(txn).await?);
+    }
+    let mut update = session::Entity::update_many()
+        .col_expr(Column::Status, Expr::val(enum_code(SessionStatus::Active)))
+        .filter(super::conditions::id_in(backend, recent)?)
+        .filter(Column::Status.eq(enum_code(SessionStatus::Idle)))
+        .filter(Column::EndedAt.is_null());
+    if let Some(gateway_id) = gateway_id {
+        update = update.filter(Column::GatewayId.eq(gateway_id));
+    }
+    Ok(update.exec_with_returning(txn).await?)
 }
 
 /// SQLite: one UPDATE per session. SQLite runs in-process, so statements cost no round trip, and

@@ -1,19 +1,21 @@
 //! [`SqlStore`]: the [`SessionStore`] on sea-orm, for PostgreSQL and SQLite alike.
 //!
 //! Queries are built with sea-orm/sea-query so one code path serves both backends; the only
-//! hand-written SQL is PostgreSQL's bulk activity update (`activity.rs`). Methods that run more
+//! hand-written SQL is PostgreSQL's bulk writes by arrays (activity and its wake-up in `activity.rs`,
+//! gateways last seen in `gateways.rs`). Methods that run more
 //! than one statement run them in one transaction.
 
 mod activity;
 mod conditions;
 mod gateways;
+mod list;
 pub(crate) mod outbox;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
     EntityTrait, IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, Statement,
@@ -25,9 +27,8 @@ use super::entity::{gateway, session};
 use super::migration::Migrator;
 use super::{SessionStore, TargetSink};
 use crate::domain::{
-    EXACT_TOTAL_UP_TO, EpochMillis, GatewayEnd, GatewayRecord, ListQuery, PageCursor, PendingActivity, Reconciliation,
-    Resolution, ResourceType, Selector, SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats,
-    SessionStatus, last_activity_rank,
+    EpochMillis, GatewayEnd, GatewayRecord, ListQuery, PendingActivity, Reconciliation, Resolution, ResourceType,
+    Selector, SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats, SessionStatus, last_activity_rank,
 };
 use session::{Column, enum_code};
 use vigil_clients::registry::SessionTarget;
@@ -265,21 +266,8 @@ impl SessionStore for SqlStore {
         // First the activity, which locks the rows it changes until commit: an idle sweep running
         // meanwhile waits, then sees the new input and leaves those sessions alone.
         activity::record(&txn, gateway_id, &merged).await?;
-        // Then wake the IDLE ones with recent input. The `status = IDLE` test is re-checked on the
-        // latest row version, so when two writers race, exactly one of them reports the change.
-        let woken = if recent.is_empty() {
-            Vec::new()
-        } else {
-            let mut update = session::Entity::update_many()
-                .col_expr(Column::Status, Expr::val(enum_code(SessionStatus::Active)))
-                .filter(conditions::id_in(self.backend(), &recent)?)
-                .filter(Column::Status.eq(enum_code(SessionStatus::Idle)))
-                .filter(Column::EndedAt.is_null());
-            if let Some(gateway_id) = gateway_id {
-                update = update.filter(Column::GatewayId.eq(gateway_id));
-            }
-            update.exec_with_returning(&txn).await?
-        };
+        // Then wake the IDLE ones with recent input.
+        let woken = activity::wake(&txn, gateway_id, &recent).await?;
         let woken = records(woken)?;
         txn.commit().await?;
         Ok(woken)
@@ -402,63 +390,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn list_sessions(&self, query: &ListQuery) -> ServiceResult<SessionPage> {
-        if !(1..=MAX_PAGE).contains(&query.limit) {
-            return Err(ServiceError::invalid(format!(
-                "page size must be between 1 and {MAX_PAGE}"
-            )));
-        }
-        let filter =
-            conditions::matching(self.backend(), &query.filter).add(conditions::statuses(&query.filter.statuses));
-        let order = conditions::order(query.ascending);
-        let mut page = session::Entity::find().filter(filter.clone());
-        if let Some(cursor) = &query.after {
-            page = page.filter(conditions::after(query.sort, query.ascending, cursor)?);
-        }
-        let page = page
-            .order_by(conditions::sort_column(query.sort), order.clone())
-            .order_by(Column::Id, order)
-            // One more than asked: whether it comes back says whether there is a next page.
-            .limit(query.limit + 1);
-
-        // The total is counted over at most one match more than the exact range: a count of every
-        // match would scan all of them on every page (the dominant cost of a page at 100k).
-        let capped = session::Entity::find()
-            .select_only()
-            .column(Column::Id)
-            .filter(filter)
-            .limit(EXACT_TOTAL_UP_TO + 1)
-            .into_query();
-        let count = Query::select()
-            .expr_as(Expr::cust("COUNT(*)"), "total")
-            .from_subquery(capped, "capped")
-            .to_owned();
-        let txn = self.read_transaction().await?;
-        let counted = txn.query_one_raw(self.backend().build(&count)).await?;
-        let mut rows = page.all(&txn).await?;
-        txn.commit().await?;
-        let counted = counted
-            .map(|row| row.try_get::<i64>("", "total"))
-            .transpose()?
-            .map_or(0, to_count);
-        let total = Ord::min(counted, EXACT_TOTAL_UP_TO);
-        let total_is_lower_bound = counted > EXACT_TOTAL_UP_TO;
-
-        let more = rows.len() as u64 > query.limit;
-        rows.truncate(query.limit as usize);
-        let sessions = records(rows)?;
-        let next = match sessions.last() {
-            Some(last) if more => Some(PageCursor {
-                value: query.sort.value_of(last),
-                id: last.id.clone(),
-            }),
-            _ => None,
-        };
-        Ok(SessionPage {
-            sessions,
-            next,
-            total,
-            total_is_lower_bound,
-        })
+        self.list_page(query).await
     }
 
     async fn stats(
