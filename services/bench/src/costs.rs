@@ -82,8 +82,31 @@ where
             None
         };
         if let (Some(mark), Some(span)) = (mark, context.span(id)) {
-            span.extensions_mut().insert(mark);
+            let mut extensions = span.extensions_mut();
+            extensions.insert(mark);
+            if mark == Mark::Request && breakdown_wanted() {
+                extensions.insert(SpanTiming {
+                    opened: std::time::Instant::now(),
+                    in_statements: Duration::ZERO,
+                });
+            }
         }
+    }
+
+    fn on_close(&self, id: Id, context: LayerContext<'_, S>) {
+        if !breakdown_wanted() {
+            return;
+        }
+        let Some(span) = context.span(&id) else { return };
+        let Some(timing) = span.extensions().get::<SpanTiming>().cloned() else {
+            return;
+        };
+        TIMINGS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(span.name())
+            .or_default()
+            .push((timing.opened.elapsed(), timing.in_statements));
     }
 
     fn on_event(&self, event: &Event<'_>, context: LayerContext<'_, S>) {
@@ -93,8 +116,14 @@ where
         let mut mark = None;
         if let Some(scope) = context.event_scope(event) {
             for span in scope {
-                if let Some(found) = span.extensions().get::<Mark>() {
-                    mark = Some(*found);
+                let found = span.extensions().get::<Mark>().copied();
+                if let Some(found) = found {
+                    mark = Some(found);
+                    if let Some(timing) = span.extensions_mut().get_mut::<SpanTiming>() {
+                        let mut elapsed = Elapsed::default();
+                        event.record(&mut elapsed);
+                        timing.in_statements += Duration::from_secs_f64(elapsed.0);
+                    }
                     break;
                 }
             }
@@ -118,12 +147,76 @@ where
             let mut summary = Summary::default();
             event.record(&mut summary);
             let mut kinds = KINDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let counts = kinds.entry(summary.0).or_default();
+            let counts = kinds.entry(summary.0.clone()).or_default();
             counts.0 += 1;
             if mark == Some(Mark::Request) {
                 counts.1 += 1;
             }
+            drop(kinds);
+            let mut elapsed = Elapsed::default();
+            event.record(&mut elapsed);
+            KIND_TIMES
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(summary.0)
+                .or_default()
+                .push(elapsed.0);
         }
+    }
+}
+
+/// Each statement's time by kind (sqlx's `elapsed_secs`), since the last print. Kept only when
+/// [`BREAKDOWN_VARIABLE`] is set.
+static KIND_TIMES: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
+
+/// When a request span opened, and how long its statements took (sqlx's `elapsed_secs`).
+#[derive(Clone)]
+struct SpanTiming {
+    opened: std::time::Instant,
+    in_statements: Duration,
+}
+
+/// Request spans' durations by span name: (open to close, in statements). Kept only when
+/// [`BREAKDOWN_VARIABLE`] is set.
+static TIMINGS: Mutex<BTreeMap<&'static str, Vec<(Duration, Duration)>>> = Mutex::new(BTreeMap::new());
+
+/// The `elapsed_secs` field of a `sqlx::query` event.
+#[derive(Default)]
+struct Elapsed(f64);
+
+impl Visit for Elapsed {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if field.name() == "elapsed_secs" {
+            self.0 = value;
+        }
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}
+}
+
+/// Prints, per request span, where its time went (open to close, and in statements), and empties
+/// the record: the median, the 99th percentile, and the mean of the slowest 1 %.
+fn print_timings(phase: &str) {
+    let timings = std::mem::take(&mut *TIMINGS.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
+    for (name, mut spans) in timings {
+        spans.sort_by_key(|(total, _)| *total);
+        let at = |quantile: f64| spans[((spans.len() - 1) as f64 * quantile) as usize];
+        let slowest = &spans[spans.len() - spans.len().div_ceil(100)..];
+        let mean = |pick: fn(&(Duration, Duration)) -> Duration| {
+            ms(slowest.iter().map(pick).sum::<Duration>()) / slowest.len() as f64
+        };
+        let (p50, p99) = (at(0.5), at(0.99));
+        eprintln!(
+            "  spans of {phase}: {name} ×{}: p50 {:.3} ms ({:.3} in statements), p99 {:.3} ms ({:.3}), slowest 1 %: {:.3} ms ({:.3})",
+            spans.len(),
+            ms(p50.0),
+            ms(p50.1),
+            ms(p99.0),
+            ms(p99.1),
+            mean(|span| span.0),
+            mean(|span| span.1),
+        );
     }
 }
 
@@ -169,8 +262,22 @@ fn print_breakdown(phase: &str, before: &BTreeMap<String, (u64, u64)>) {
         .filter(|(all, _, _)| *all > 0)
         .collect();
     kinds.sort_by_key(|kind| std::cmp::Reverse(kind.0));
+    let mut times = std::mem::take(&mut *KIND_TIMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     for (all, request, kind) in kinds {
-        eprintln!("  statements of {phase}: {all:>8} in all, {request:>6} in requests: {kind}");
+        let mut elapsed = times.remove(kind).unwrap_or_default();
+        elapsed.sort_by(f64::total_cmp);
+        let at = |quantile: f64| {
+            elapsed
+                .get(((elapsed.len().max(1) - 1) as f64 * quantile) as usize)
+                .copied()
+                .unwrap_or(0.0)
+                * 1000.0
+        };
+        eprintln!(
+            "  statements of {phase}: {all:>8} in all, {request:>6} in requests, p50 {:.3} / p99 {:.3} ms: {kind}",
+            at(0.5),
+            at(0.99)
+        );
     }
 }
 
@@ -311,6 +418,7 @@ impl Meter {
         let after = self.read().await?;
         if breakdown_wanted() {
             print_breakdown(phase, &before.kinds);
+            print_timings(phase);
         }
         Ok(PhaseCost {
             phase,
