@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::v1 as pb;
 
-use crate::domain::{EpochMillis, SessionFilter};
+use crate::domain::EpochMillis;
 use crate::store::SessionStore;
 
 /// Kill latencies (issue → acknowledgement) in seconds: from a millisecond on a quiet system to
@@ -153,11 +153,10 @@ pub(crate) fn start_live_sessions_refresher(
                 () = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
             }
-            let now = crate::now_millis();
-            match store.stats(&SessionFilter::default(), now, now).await {
-                Ok(stats) => {
-                    LIVE.active.store(stats.active, Ordering::Relaxed);
-                    LIVE.idle.store(stats.idle, Ordering::Relaxed);
+            match store.live_counts().await {
+                Ok((active, idle)) => {
+                    LIVE.active.store(active, Ordering::Relaxed);
+                    LIVE.idle.store(idle, Ordering::Relaxed);
                     LIVE.known.store(true, Ordering::Relaxed);
                 }
                 Err(error) => tracing::debug!(%error, "could not count live sessions for the metrics; will retry"),

@@ -1247,6 +1247,8 @@ async fn stats_count_live_sessions(store: Arc<SqlStore>) {
         all.active > 0 && all.idle > 0 && all.flagged > 0 && all.ended_since > 0,
         "{all:?}"
     );
+    // The gauge's cheap counts agree with the full figures.
+    assert_eq!(store.live_counts().await.unwrap(), (all.active, all.idle));
 }
 
 /// Every live session once, as where a kill goes, in batches that never split a gateway and are

@@ -77,6 +77,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// A page of sessions.
     async fn list_sessions(&self, query: &ListQuery) -> ServiceResult<SessionPage>;
 
+    /// Live sessions: (ACTIVE, IDLE). Cheap where `stats` is not: two counts the indexes answer,
+    /// for a gauge read every few seconds on every replica.
+    async fn live_counts(&self) -> ServiceResult<(u64, u64)>;
+
     /// Live-session figures for the sessions the filter covers (its statuses are ignored);
     /// `ended_since` counts sessions that ended at or after that time.
     async fn stats(

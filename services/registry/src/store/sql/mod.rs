@@ -393,6 +393,26 @@ impl SessionStore for SqlStore {
         self.list_page(query).await
     }
 
+    async fn live_counts(&self) -> ServiceResult<(u64, u64)> {
+        // Two counts, each served by an index of live sessions: the IDLE ones are few (their
+        // partial index), and the live ones are read from an index, not from the wide rows.
+        // `stats` groups every live row by three columns and sums their durations: ~100 ms of the
+        // database's CPU at 100,000 live sessions, which the gauge spent every 15 s on each replica.
+        let sql = format!(
+            "SELECT (SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL) AS live, \
+                    (SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL AND status = {idle}) AS idle",
+            idle = enum_code(SessionStatus::Idle)
+        );
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(self.backend(), sql))
+            .await?
+            .ok_or_else(|| ServiceError::internal("a count returned no row"))?;
+        let live = to_count(row.try_get::<i64>("", "live")?);
+        let idle = to_count(row.try_get::<i64>("", "idle")?);
+        Ok((live.saturating_sub(idle), idle))
+    }
+
     async fn stats(
         &self,
         filter: &SessionFilter,
