@@ -52,6 +52,11 @@ use crate::measure::Measurement;
 use crate::report::{EndAll, Kills, Repopulation, Report, Scale, Yardsticks};
 use crate::world::{World, WorldConfig};
 
+/// mimalloc, not glibc's malloc: a fifth less CPU per admission, list page and kill (README,
+/// Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long one kill command may take to reach its agent before the run fails.
 const KILL_PATIENCE: Duration = Duration::from_secs(30);
 /// How long an end-all may take to reach every agent before the run fails.

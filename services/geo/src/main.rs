@@ -7,6 +7,11 @@ use vigil_geo::Locator;
 use vigil_geo::app::{self, GeoServiceConfig};
 use vigil_runtime::service::{ServiceArgs, ServiceCommand, service_main};
 
+/// mimalloc, not glibc's malloc: a fifth less CPU per admission, list page and kill (README,
+/// Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,

@@ -4,6 +4,11 @@ use clap::{Parser, Subcommand};
 use vigil_runtime::service::{ServiceArgs, ServiceCommand, service_main};
 use vigil_termination::app::{self, TerminationConfig};
 
+/// mimalloc, not glibc's malloc: a fifth less CPU per admission, list page and kill (README,
+/// Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,

@@ -14,6 +14,11 @@ use vigil_registry::app::open_store;
 
 use crate::demo::{Demos, LocalSetup};
 
+/// mimalloc, not glibc's malloc: a fifth less CPU per admission, list page and kill (README,
+/// Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
