@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 use vigil_runtime::ServiceError;
 use vigil_termination::domain::{
@@ -470,6 +471,20 @@ async fn settled_within(
     }
 }
 
+/// Early reports still kept for a later round.
+async fn early_reports_kept(store: &SqlTerminationStore) -> i64 {
+    let db = store.connection();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS kept FROM termination_early_reports",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "kept").unwrap()
+}
+
 async fn reports_that_beat_their_record_are_applied_once_it_exists(store: Arc<SqlTerminationStore>) {
     let requested = termination("alice");
     let [c0, c1, c2, c3] = [0, 1, 2, 3].map(|_| command(&requested, &session_id(), "gw-a"));
@@ -528,7 +543,9 @@ async fn reports_that_beat_their_record_are_applied_once_it_exists(store: Arc<Sq
     );
     // Another gateway's answer is never applied, early or not.
     assert_eq!(stored_command(&store, &c3).await, c3);
-    // Applied once: the kept rows are gone, a further round changes nothing.
+    // Applied once: the kept rows are gone (the other gateway's too: it can never apply), a further
+    // round changes nothing.
+    assert_eq!(early_reports_kept(&store).await, 0);
     assert_eq!(store.settle_early_reports(T0 + 100).await.unwrap(), 0);
     assert_eq!(stored_command(&store, &c2).await.state, DeliveryState::Delivered);
     // The answer to c2 now arrives in order and applies directly.

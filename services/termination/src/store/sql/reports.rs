@@ -313,14 +313,27 @@ pub async fn reconcile(
     // Only rows that can never apply again go: states only move forward, so a command past what a
     // row would do stays past it. A row whose command committed after the updates above stays for
     // the next round.
-    let forget = format!(
-        "DELETE FROM termination_early_reports \
-         WHERE kept_at < {expired_before} OR EXISTS (SELECT 1 FROM termination_commands AS c \
-            WHERE c.id = termination_early_reports.command_id \
-            AND (c.gateway_id <> termination_early_reports.gateway_id \
-                OR ((termination_early_reports.settled_state IS NULL OR c.state NOT IN ({pending}, {delivered})) \
-                    AND (termination_early_reports.delivered_at IS NULL OR c.state <> {pending}))))"
+    let spent = format!(
+        "(c.gateway_id <> e.gateway_id \
+          OR ((e.settled_state IS NULL OR c.state NOT IN ({pending}, {delivered})) \
+              AND (e.delivered_at IS NULL OR c.state <> {pending})))"
     );
+    let expired = format!("DELETE FROM termination_early_reports WHERE kept_at < {expired_before}");
+    let forget = match txn.get_database_backend() {
+        // A join, not `OR EXISTS (...)`: an OR keeps the subquery a subplan run once per report,
+        // and with statistics from before an end-all recorded its commands (autovacuum's analyze
+        // comes later) that subplan scanned every command for each of 80,000 reports — minutes of
+        // a core, every redelivery scan, holding the rows' locks. A join is linear whatever the plan.
+        DbBackend::Postgres => format!(
+            "DELETE FROM termination_early_reports AS e USING termination_commands AS c \
+             WHERE c.id = e.command_id AND {spent}"
+        ),
+        // SQLite has no DELETE … USING; its subquery is an index lookup on the primary key.
+        _ => format!(
+            "DELETE FROM termination_early_reports AS e WHERE EXISTS (SELECT 1 FROM termination_commands AS c \
+             WHERE c.id = e.command_id AND {spent})"
+        ),
+    };
     let backend = txn.get_database_backend();
     // Only the commands that were PENDING moved to DELIVERED; the others' delivery time was
     // corrected, which is no new event.
@@ -338,6 +351,7 @@ pub async fn reconcile(
         .await?
         .into_iter()
         .collect();
+    txn.execute_unprepared(&expired).await?;
     txn.execute_unprepared(&forget).await?;
     Ok((delivered_now, settled_now))
 }
