@@ -113,16 +113,20 @@ where
         if !event.metadata().target().starts_with("sqlx::query") {
             return;
         }
+        // The statement's time, read once: only the breakdown uses it.
+        let elapsed = breakdown_wanted().then(|| {
+            let mut elapsed = Elapsed::default();
+            event.record(&mut elapsed);
+            elapsed.0
+        });
         let mut mark = None;
         if let Some(scope) = context.event_scope(event) {
             for span in scope {
                 let found = span.extensions().get::<Mark>().copied();
                 if let Some(found) = found {
                     mark = Some(found);
-                    if let Some(timing) = span.extensions_mut().get_mut::<SpanTiming>() {
-                        let mut elapsed = Elapsed::default();
-                        event.record(&mut elapsed);
-                        timing.in_statements += Duration::from_secs_f64(elapsed.0);
+                    if let (Some(timing), Some(elapsed)) = (span.extensions_mut().get_mut::<SpanTiming>(), elapsed) {
+                        timing.in_statements += Duration::from_secs_f64(elapsed);
                     }
                     break;
                 }
@@ -143,7 +147,7 @@ where
                 STATEMENTS.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if breakdown_wanted() {
+        if let Some(elapsed) = elapsed {
             let mut summary = Summary::default();
             event.record(&mut summary);
             let mut kinds = KINDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -153,14 +157,12 @@ where
                 counts.1 += 1;
             }
             drop(kinds);
-            let mut elapsed = Elapsed::default();
-            event.record(&mut elapsed);
             KIND_TIMES
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .entry(summary.0)
                 .or_default()
-                .push(elapsed.0);
+                .push(elapsed);
         }
     }
 }
