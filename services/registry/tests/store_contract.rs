@@ -88,6 +88,7 @@ vigil_testkit::contract_tests!(
         lost_gateways_have_their_sessions_ended_once,
         lost_gateways_from_two_callers_end_each_session_once,
         a_returning_gateway_revives_only_the_lost_sessions_it_holds,
+        activity_is_kept_through_ends_and_revivals,
     ],
     on_database: [first_migration_from_two_replicas_at_once],
 );
@@ -1727,4 +1728,107 @@ async fn a_returning_gateway_revives_only_the_lost_sessions_it_holds(store: Arc<
             .unwrap()
             .is_empty()
     );
+}
+
+/// Live sessions keep their activity apart from the rest of their row (`session_activity`): what
+/// was reported must be what every read shows and what lists sort by, live or ended, revived or
+/// not, whichever way the session ended.
+async fn activity_is_kept_through_ends_and_revivals(store: Arc<SqlStore>) {
+    let one = session("one", "gw-1");
+    let batch = session("batch", "gw-1");
+    let quiet = session("quiet", "gw-1");
+    insert_all(&store, &[one.clone(), batch.clone(), quiet.clone()]).await;
+    store
+        .apply_activity(
+            None,
+            &[
+                activity(&one.id, Some(T0 + 30_000), 10, 20),
+                activity(&batch.id, Some(T0 + 60_000), 1, 2),
+            ],
+            T0 + 60_000,
+            IDLE_AFTER_MS,
+        )
+        .await
+        .unwrap();
+    let current = |session: &SessionRecord| (session.last_activity_at, session.bytes_in, session.bytes_out);
+    assert_eq!(current(&get(&store, &one.id).await), (T0 + 30_000, 10, 20));
+
+    // Ended alone, and in a batch: the answer and the record keep the activity of the last report.
+    let lost = end(T0 + 70_000, EndReason::GatewayLost);
+    let ended_one = store.end_session(&one.id, None, &lost).await.unwrap().expect("ended");
+    assert_eq!(current(&ended_one), (T0 + 30_000, 10, 20));
+    let answers = store
+        .end_sessions(&[GatewayEnd {
+            session_id: batch.id.clone(),
+            gateway_id: "gw-1".into(),
+            end: end(T0 + 70_000, EndReason::UserClosed),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(answers[0].as_ref().map(current), Some((T0 + 60_000, 1, 2)));
+    for (session, expected) in [(&one, (T0 + 30_000, 10, 20)), (&batch, (T0 + 60_000, 1, 2))] {
+        assert_eq!(current(&get(&store, &session.id).await), expected);
+    }
+    // Reports after the end change nothing.
+    store
+        .apply_activity(
+            None,
+            &[activity(&one.id, Some(T0 + 80_000), 99, 99)],
+            T0 + 80_000,
+            IDLE_AFTER_MS,
+        )
+        .await
+        .unwrap();
+    assert_eq!(current(&get(&store, &one.id).await), (T0 + 30_000, 10, 20));
+
+    // Lists by last activity: live and ended together, and live only.
+    let by_activity = |statuses: Vec<SessionStatus>| {
+        query(
+            SessionFilter {
+                statuses,
+                ..SessionFilter::default()
+            },
+            SortKey::LastActivity,
+            false,
+            10,
+            None,
+        )
+    };
+    let every = [SessionStatus::Active, SessionStatus::Idle, SessionStatus::Disconnected];
+    let page = store.list_sessions(&by_activity(every.to_vec())).await.unwrap();
+    assert_eq!(ids(&page.sessions), ids(&[batch.clone(), one.clone(), quiet.clone()]));
+    assert_eq!(current(&page.sessions[1]), (T0 + 30_000, 10, 20));
+
+    // Revived, a session goes on from the activity its end kept, and is listed live by it.
+    let revived = store
+        .revive_lost_sessions("gw-1", std::slice::from_ref(&one.id), T0 + 90_000, IDLE_AFTER_MS)
+        .await
+        .unwrap();
+    assert_eq!(revived.iter().map(current).collect::<Vec<_>>(), [(T0 + 30_000, 10, 20)]);
+    store
+        .apply_activity(
+            None,
+            &[activity(&one.id, Some(T0 + 100_000), 50, 60)],
+            T0 + 100_000,
+            IDLE_AFTER_MS,
+        )
+        .await
+        .unwrap();
+    assert_eq!(current(&get(&store, &one.id).await), (T0 + 100_000, 50, 60));
+    let page = store.list_sessions(&by_activity(Vec::new())).await.unwrap();
+    assert_eq!(ids(&page.sessions), ids(&[one.clone(), quiet.clone()]));
+    assert_eq!(current(&page.sessions[0]), (T0 + 100_000, 50, 60));
+
+    // Idle and woken, the records the sweep and the flush announce carry the current activity.
+    let idled = store.mark_idle(T0 + 100_000 + IDLE_AFTER_MS + 1, 10).await.unwrap();
+    assert_eq!(id_set(&idled), id_set(&[one.clone(), quiet.clone()]));
+    let idle_one = idled.iter().find(|session| session.id == one.id).expect("one idled");
+    assert_eq!(current(idle_one), (T0 + 100_000, 50, 60));
+    let now = T0 + 200_000 + IDLE_AFTER_MS;
+    let woken = store
+        .apply_activity(None, &[activity(&one.id, Some(now), 70, 80)], now, IDLE_AFTER_MS)
+        .await
+        .unwrap();
+    assert_eq!(woken.iter().map(current).collect::<Vec<_>>(), [(now, 70, 80)]);
+    assert_eq!(get(&store, &one.id).await.status, SessionStatus::Active);
 }

@@ -4,3 +4,4 @@
 
 pub mod gateway;
 pub mod session;
+pub mod session_activity;

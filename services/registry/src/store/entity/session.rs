@@ -43,6 +43,9 @@ pub struct Model {
     /// searches the database's copy in `session_search`).
     pub search_text: String,
     pub started_at: i64,
+    /// For a live session this and the three activity columns below are a copy as of its last
+    /// status change; the current values are in `session_activity` (reads take them from there).
+    /// An ended session's are final: its end folds them in.
     pub last_activity_at: i64,
     /// `last_activity_rank(last_activity_at)`: what the indexes hold instead of the exact time, so
     /// that most activity reports update the row in place (see the migration
@@ -57,7 +60,16 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_one = "super::session_activity::Entity")]
+    Activity,
+}
+
+impl Related<super::session_activity::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Activity.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
 

@@ -23,6 +23,7 @@ mod m20261124_000302_free_text_index;
 mod m20261212_000401_event_outbox;
 mod m20261212_000402_search_text_countries;
 mod m20261213_000501_idle_sessions_index;
+mod m20261214_000601_session_activity;
 
 /// The registry's migrations.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_000401_event_outbox::Migration),
             Box::new(m20261212_000402_search_text_countries::Migration),
             Box::new(m20261213_000501_idle_sessions_index::Migration),
+            Box::new(m20261214_000601_session_activity::Migration),
         ]
     }
 

@@ -1,15 +1,20 @@
-//! Writing a batch of activity reports: the one place where PostgreSQL and SQLite get different SQL.
+//! Session activity in its own table (`session_activity`, see its entity): batches of reports
+//! written to it, reads that take the current values from it, and the rows' life with their
+//! sessions'.
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Func, OnConflict, Query, QueryStatementBuilder};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IdenStatic, Iterable,
+    JoinType, QueryFilter, QuerySelect, RelationTrait, Select, Statement, UpdateMany,
 };
 use vigil_runtime::ServiceResult;
 
-use crate::domain::{EpochMillis, LAST_ACTIVITY_ORDER_MS, PendingActivity, SessionStatus};
+use super::INSERT_CHUNK;
+use crate::domain::{EpochMillis, LAST_ACTIVITY_ORDER_MS, PendingActivity, SessionRecord, SessionStatus};
 use crate::store::entity::session::{self, Column, enum_code, to_column_counter};
+use crate::store::entity::session_activity::{self, Column as A};
 
 /// One session's reports in a batch, merged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +37,9 @@ pub fn merge(batch: &[PendingActivity]) -> Vec<MergedActivity> {
         merged
             .entry(report.session_id.as_str())
             .and_modify(|entry| {
-                entry.last_input_at = entry.last_input_at.max(last_input_at);
-                entry.bytes_in = entry.bytes_in.max(bytes_in);
-                entry.bytes_out = entry.bytes_out.max(bytes_out);
+                entry.last_input_at = Ord::max(entry.last_input_at, last_input_at);
+                entry.bytes_in = Ord::max(entry.bytes_in, bytes_in);
+                entry.bytes_out = Ord::max(entry.bytes_out, bytes_out);
             })
             .or_insert_with(|| MergedActivity {
                 session_id: report.session_id.clone(),
@@ -46,6 +51,119 @@ pub fn merge(batch: &[PendingActivity]) -> Vec<MergedActivity> {
     let mut merged: Vec<MergedActivity> = merged.into_values().collect();
     merged.sort_unstable_by(|a, b| a.session_id.cmp(&b.session_id));
     merged
+}
+
+/// The columns a live session keeps in `session_activity`, with their `sessions` counterparts.
+const ACTIVITY_COLUMNS: [(Column, A); 4] = [
+    (Column::LastActivityAt, A::LastActivityAt),
+    (Column::ActivityBucket, A::ActivityBucket),
+    (Column::BytesIn, A::BytesIn),
+    (Column::BytesOut, A::BytesOut),
+];
+
+fn activity_column(column: Column) -> Option<A> {
+    match column {
+        Column::LastActivityAt => Some(A::LastActivityAt),
+        Column::ActivityBucket => Some(A::ActivityBucket),
+        Column::BytesIn => Some(A::BytesIn),
+        Column::BytesOut => Some(A::BytesOut),
+        _ => None,
+    }
+}
+
+/// Sessions as they are now: every `sessions` column, the activity ones from `session_activity`
+/// where the session has a row there (it is live). `join` is `InnerJoin` for lists of live
+/// sessions walked in `session_activity`'s order, `LeftJoin` otherwise.
+pub fn sessions_now(join: JoinType) -> Select<session::Entity> {
+    let mut select = session::Entity::find().select_only();
+    for column in Column::iter() {
+        select = match activity_column(column) {
+            Some(activity) => select.column_as(
+                Expr::from(Func::coalesce([
+                    Expr::col((session_activity::Entity, activity)),
+                    Expr::col((session::Entity, column)),
+                ])),
+                column.as_str(),
+            ),
+            None => select.column(column),
+        };
+    }
+    select.join(join, session::Relation::Activity.def())
+}
+
+/// The current value of an activity column, from within an UPDATE of `sessions`.
+fn current(column: Column, activity: A) -> Expr {
+    let latest = Query::select()
+        .column((session_activity::Entity, activity))
+        .from(session_activity::Entity)
+        .and_where(Expr::col((session_activity::Entity, A::SessionId)).equals((session::Entity, Column::Id)))
+        .to_owned();
+    Func::coalesce([
+        Expr::SubQuery(None, Box::new(latest.into_sub_query_statement())),
+        Expr::col((session::Entity, column)),
+    ])
+    .into()
+}
+
+/// Also copies the current activity into the rows `update` changes, so the rows it returns are
+/// current, and an ended session's row keeps its final activity.
+pub fn with_current_activity(mut update: UpdateMany<session::Entity>) -> UpdateMany<session::Entity> {
+    for (column, activity) in ACTIVITY_COLUMNS {
+        update = update.col_expr(column, current(column, activity));
+    }
+    update
+}
+
+/// Gives the live ones among `sessions` their activity row (new sessions, revived ones).
+pub async fn insert(txn: &DatabaseTransaction, sessions: &[SessionRecord]) -> ServiceResult<()> {
+    let rows: Vec<session_activity::ActiveModel> = sessions.iter().filter_map(session_activity::active_model).collect();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        session_activity::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::column(A::SessionId)
+                    .update_columns([
+                        A::GatewayId,
+                        A::LastActivityAt,
+                        A::ActivityBucket,
+                        A::BytesIn,
+                        A::BytesOut,
+                        A::Idle,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL: the clause of a data-modifying `WITH` that gives the session just inserted (as
+/// `inserted`, see `outbox::with_session_started`) its activity row, when it is live.
+pub fn insert_clause() -> String {
+    format!(
+        "activity AS (INSERT INTO session_activity \
+           (session_id, gateway_id, last_activity_at, activity_bucket, bytes_in, bytes_out, idle) \
+         SELECT id, gateway_id, last_activity_at, activity_bucket, bytes_in, bytes_out, status = {idle} \
+         FROM inserted WHERE ended_at IS NULL)",
+        idle = enum_code(SessionStatus::Idle)
+    )
+}
+
+/// Deletes the activity rows of sessions that ended (the ending update folded them in).
+pub async fn forget(txn: &DatabaseTransaction, ended: &[SessionRecord]) -> ServiceResult<()> {
+    if ended.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = ended.iter().map(|session| session.id.clone()).collect();
+    session_activity::Entity::delete_many()
+        .filter(super::conditions::in_list(
+            txn.get_database_backend(),
+            Expr::col((session_activity::Entity, A::SessionId)),
+            &ids,
+        )?)
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Moves `last_activity_at` and the byte counters forward for live sessions (of `gateway_id`, when
@@ -71,17 +189,16 @@ async fn record_postgres(
     batch: &[MergedActivity],
 ) -> ServiceResult<()> {
     const SQL: &str = r#"
-        UPDATE sessions AS s
-        SET last_activity_at = GREATEST(s.last_activity_at, v.last_input_at),
-            activity_bucket = GREATEST(s.last_activity_at, v.last_input_at) / $6,
-            bytes_in = GREATEST(s.bytes_in, v.bytes_in),
-            bytes_out = GREATEST(s.bytes_out, v.bytes_out)
+        UPDATE session_activity AS a
+        SET last_activity_at = GREATEST(a.last_activity_at, v.last_input_at),
+            activity_bucket = GREATEST(a.last_activity_at, v.last_input_at) / $6,
+            bytes_in = GREATEST(a.bytes_in, v.bytes_in),
+            bytes_out = GREATEST(a.bytes_out, v.bytes_out)
         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
             AS v(id, last_input_at, bytes_in, bytes_out)
-        WHERE s.id = v.id
-          AND s.ended_at IS NULL
-          AND ($5::text IS NULL OR s.gateway_id = $5)
-          AND (v.last_input_at > s.last_activity_at OR v.bytes_in > s.bytes_in OR v.bytes_out > s.bytes_out)
+        WHERE a.session_id = v.id
+          AND ($5::text IS NULL OR a.gateway_id = $5)
+          AND (v.last_input_at > a.last_activity_at OR v.bytes_in > a.bytes_in OR v.bytes_out > a.bytes_out)
     "#;
     let ids: Vec<String> = batch.iter().map(|row| row.session_id.clone()).collect();
     let inputs: Vec<i64> = batch.iter().map(|row| row.last_input_at).collect();
@@ -104,8 +221,9 @@ async fn record_postgres(
 }
 
 /// Sets the IDLE sessions among `recent` (of `gateway_id`, when given) back to ACTIVE and returns
-/// them. The `status = IDLE` test is re-checked on the latest row version, so when two writers
-/// race, exactly one of them reports the change.
+/// them. `idle` is re-checked on the latest row version, so when two writers race, exactly one of
+/// them reports the change. It starts from the few IDLE sessions (their partial index,
+/// `idx_session_activity_idle`), not from each of the thousands in the batch.
 pub async fn wake(
     txn: &DatabaseTransaction,
     gateway_id: Option<&str>,
@@ -115,35 +233,59 @@ pub async fn wake(
         return Ok(Vec::new());
     }
     let backend = txn.get_database_backend();
-    if backend == DbBackend::Postgres {
-        // From the few IDLE sessions (their partial index, `idx_sessions_live_idle`) to the batch,
-        // not from each of the thousands in the batch to its row. The statuses are literals so
-        // that a generic plan still proves the index's predicate.
-        let sql = format!(
-            "UPDATE sessions AS s SET status = {active} \
-             FROM UNNEST($1::text[]) AS r(id) \
-             WHERE s.id = r.id AND s.status = {idle} AND s.ended_at IS NULL \
-               AND ($2::text IS NULL OR s.gateway_id = $2) \
-             RETURNING s.*",
-            active = enum_code(SessionStatus::Active),
-            idle = enum_code(SessionStatus::Idle),
-        );
+    let woken: Vec<String> = if backend == DbBackend::Postgres {
         let statement = Statement::from_sql_and_values(
             backend,
-            sql,
+            "UPDATE session_activity AS a SET idle = FALSE \
+             FROM UNNEST($1::text[]) AS r(id) \
+             WHERE a.session_id = r.id AND a.idle = TRUE AND ($2::text IS NULL OR a.gateway_id = $2) \
+             RETURNING a.session_id",
             [recent.to_vec().into(), gateway_id.map(str::to_owned).into()],
         );
-        return Ok(session::Entity::find().from_raw_sql(statement).all(txn).await?);
+        txn.query_all_raw(statement)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String>("", "session_id"))
+            .collect::<Result<_, _>>()?
+    } else {
+        let mut update = session_activity::Entity::update_many()
+            .col_expr(A::Idle, Expr::val(false))
+            .filter(super::conditions::in_list(
+                backend,
+                Expr::col((session_activity::Entity, A::SessionId)),
+                recent,
+            )?)
+            .filter(A::Idle.eq(true));
+        if let Some(gateway_id) = gateway_id {
+            update = update.filter(A::GatewayId.eq(gateway_id));
+        }
+        update
+            .exec_with_returning(txn)
+            .await?
+            .into_iter()
+            .map(|row| row.session_id)
+            .collect()
+    };
+    set_status(txn, &woken, SessionStatus::Idle, SessionStatus::Active).await
+}
+
+/// Moves the live sessions among `ids` from status `from` to `to` (the activity rows have been
+/// changed to match), with their current activity, and returns them.
+pub async fn set_status(
+    txn: &DatabaseTransaction,
+    ids: &[String],
+    from: SessionStatus,
+    to: SessionStatus,
+) -> ServiceResult<Vec<session::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut update = session::Entity::update_many()
-        .col_expr(Column::Status, Expr::val(enum_code(SessionStatus::Active)))
-        .filter(super::conditions::id_in(backend, recent)?)
-        .filter(Column::Status.eq(enum_code(SessionStatus::Idle)))
+    let update = session::Entity::update_many()
+        .col_expr(Column::Status, Expr::val(enum_code(to)))
+        .filter(super::conditions::id_in(txn.get_database_backend(), ids)?)
+        .filter(Column::Status.eq(enum_code(from)))
         .filter(Column::EndedAt.is_null());
-    if let Some(gateway_id) = gateway_id {
-        update = update.filter(Column::GatewayId.eq(gateway_id));
-    }
-    Ok(update.exec_with_returning(txn).await?)
+    Ok(with_current_activity(update).exec_with_returning(txn).await?)
 }
 
 /// SQLite: one UPDATE per session. SQLite runs in-process, so statements cost no round trip, and
@@ -153,33 +295,28 @@ async fn record_row_by_row(
     gateway_id: Option<&str>,
     batch: &[MergedActivity],
 ) -> ServiceResult<()> {
-    let greatest =
-        |column: Column, value: i64| -> Expr { Func::greatest([Expr::col(column), Expr::val(value)]).into() };
+    let greatest = |column: A, value: i64| -> Expr { Func::greatest([Expr::col(column), Expr::val(value)]).into() };
     for row in batch {
-        let mut update = session::Entity::update_many()
+        let mut update = session_activity::Entity::update_many()
+            .col_expr(A::LastActivityAt, greatest(A::LastActivityAt, row.last_input_at))
             .col_expr(
-                Column::LastActivityAt,
-                greatest(Column::LastActivityAt, row.last_input_at),
-            )
-            .col_expr(
-                Column::ActivityBucket,
+                A::ActivityBucket,
                 sea_orm::sea_query::ExprTrait::div(
-                    greatest(Column::LastActivityAt, row.last_input_at),
+                    greatest(A::LastActivityAt, row.last_input_at),
                     LAST_ACTIVITY_ORDER_MS,
                 ),
             )
-            .col_expr(Column::BytesIn, greatest(Column::BytesIn, row.bytes_in))
-            .col_expr(Column::BytesOut, greatest(Column::BytesOut, row.bytes_out))
-            .filter(Column::Id.eq(row.session_id.as_str()))
-            .filter(Column::EndedAt.is_null())
+            .col_expr(A::BytesIn, greatest(A::BytesIn, row.bytes_in))
+            .col_expr(A::BytesOut, greatest(A::BytesOut, row.bytes_out))
+            .filter(A::SessionId.eq(row.session_id.as_str()))
             .filter(
                 Condition::any()
-                    .add(Column::LastActivityAt.lt(row.last_input_at))
-                    .add(Column::BytesIn.lt(row.bytes_in))
-                    .add(Column::BytesOut.lt(row.bytes_out)),
+                    .add(A::LastActivityAt.lt(row.last_input_at))
+                    .add(A::BytesIn.lt(row.bytes_in))
+                    .add(A::BytesOut.lt(row.bytes_out)),
             );
         if let Some(gateway_id) = gateway_id {
-            update = update.filter(Column::GatewayId.eq(gateway_id));
+            update = update.filter(A::GatewayId.eq(gateway_id));
         }
         update.exec(txn).await?;
     }

@@ -8,6 +8,7 @@ use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::domain::{PageCursor, SessionFilter, SessionStatus, SortKey, SortValue};
 use crate::store::entity::session::{self, Column, enum_code};
+use crate::store::entity::session_activity;
 
 /// Live sessions: the ones not ended. Spelled exactly like the partial indexes' predicate so the
 /// planners can use them.
@@ -24,13 +25,17 @@ pub fn statuses(statuses: &[SessionStatus]) -> Condition {
     let mut condition = Condition::all().add(Column::Status.is_in(codes));
     // ACTIVE and IDLE sessions are exactly the ones with no end time; saying so lets the live-only
     // partial indexes serve the query.
-    if statuses
-        .iter()
-        .all(|status| matches!(status, SessionStatus::Active | SessionStatus::Idle))
-    {
+    if live_only(statuses) {
         condition = condition.add(Column::EndedAt.is_null());
     }
     condition
+}
+
+/// Whether a list of these statuses holds live sessions only (empty means live).
+pub fn live_only(statuses: &[SessionStatus]) -> bool {
+    statuses
+        .iter()
+        .all(|status| matches!(status, SessionStatus::Active | SessionStatus::Idle))
 }
 
 /// Everything in the filter except its statuses.
@@ -117,8 +122,8 @@ pub fn contains_pattern(text: &str) -> String {
     pattern
 }
 
-/// The column a list is sorted by. Last activity sorts by its rank (`last_activity_rank`), the
-/// indexed form of it.
+/// The column a list is sorted by, in `sessions`. Last activity sorts by its rank
+/// (`last_activity_rank`), the indexed form of it; see [`sort_expr`] for where to read it.
 pub fn sort_column(key: SortKey) -> Column {
     match key {
         SortKey::StartedAt => Column::StartedAt,
@@ -126,6 +131,21 @@ pub fn sort_column(key: SortKey) -> Column {
         SortKey::User => Column::UserName,
         SortKey::Resource => Column::ResourceName,
         SortKey::RiskScore => Column::RiskScore,
+    }
+}
+
+/// What a list's rows are sorted by, in a query joining `session_activity`
+/// (`activity::sessions_now`). Last activity is a live session's row there: only lists of live
+/// sessions (joined with `InnerJoin`) can walk that table's index; others sort by the current
+/// value, from either table.
+pub fn sort_expr(key: SortKey, live_only: bool) -> Expr {
+    let activity_bucket = Expr::col((session_activity::Entity, session_activity::Column::ActivityBucket));
+    match key {
+        SortKey::LastActivity if live_only => activity_bucket,
+        SortKey::LastActivity => {
+            Func::coalesce([activity_bucket, Expr::col((session::Entity, Column::ActivityBucket))]).into()
+        }
+        key => Expr::col((session::Entity, sort_column(key))),
     }
 }
 
@@ -137,40 +157,51 @@ pub fn order(ascending: bool) -> Order {
 /// descending. Written out as `key >= value AND (key > value OR (key = value AND id > id))`:
 /// the redundant first bound is what lets both planners start the `(key, id)` index scan at the
 /// cursor instead of filtering every row before it.
-pub fn after(key: SortKey, ascending: bool, cursor: &PageCursor) -> ServiceResult<Condition> {
+pub fn after(key: SortKey, sort: Expr, ascending: bool, cursor: &PageCursor) -> ServiceResult<Condition> {
     let value: Value = match (key, &cursor.value) {
         (SortKey::StartedAt | SortKey::LastActivity | SortKey::RiskScore, SortValue::Int(value)) => (*value).into(),
         (SortKey::User | SortKey::Resource, SortValue::Text(value)) => value.clone().into(),
         _ => return Err(ServiceError::invalid("page token does not belong to this sort order")),
     };
-    let column = sort_column(key);
     let id = cursor.id.as_str();
     let (bound, beyond_key, beyond_id) = if ascending {
-        (column.gte(value.clone()), column.gt(value.clone()), Column::Id.gt(id))
+        (
+            sort.clone().gte(value.clone()),
+            sort.clone().gt(value.clone()),
+            Column::Id.gt(id),
+        )
     } else {
-        (column.lte(value.clone()), column.lt(value.clone()), Column::Id.lt(id))
+        (
+            sort.clone().lte(value.clone()),
+            sort.clone().lt(value.clone()),
+            Column::Id.lt(id),
+        )
     };
     Ok(Condition::all().add(bound).add(
         Condition::any()
             .add(beyond_key)
-            .add(Condition::all().add(column.eq(value)).add(beyond_id)),
+            .add(Condition::all().add(sort.eq(value)).add(beyond_id)),
     ))
 }
 
-/// `sessions.id` is one of `ids`, with the whole list as a single bind parameter (a PostgreSQL
-/// array, or a JSON array SQLite unpacks with `json_each`): no limit on the list's length and one
-/// prepared statement whatever the length.
+/// `sessions.id` is one of `ids` (see [`in_list`]).
 pub fn id_in(backend: DbBackend, ids: &[String]) -> ServiceResult<Expr> {
-    let id = Expr::col((session::Entity, Column::Id));
+    in_list(backend, Expr::col((session::Entity, Column::Id)), ids)
+}
+
+/// `column` is one of `ids`, with the whole list as a single bind parameter (a PostgreSQL array,
+/// or a JSON array SQLite unpacks with `json_each`): no limit on the list's length and one
+/// prepared statement whatever the length.
+pub fn in_list(backend: DbBackend, column: Expr, ids: &[String]) -> ServiceResult<Expr> {
     Ok(match backend {
-        DbBackend::Postgres => id.eq(PgFunc::any(Expr::val(ids.to_vec()))),
+        DbBackend::Postgres => column.eq(PgFunc::any(Expr::val(ids.to_vec()))),
         _ => {
             let json = serde_json::to_string(ids).map_err(ServiceError::internal)?;
             let list = Query::select()
                 .expr(Expr::cust("value"))
                 .from_function(Func::cust("json_each").arg(json), "ids")
                 .to_owned();
-            id.in_subquery(list)
+            column.in_subquery(list)
         }
     })
 }

@@ -144,6 +144,7 @@ impl SqlStore {
             .await?;
         // Decoded before committing, so a row that cannot be read back changes nothing.
         let ended = records(ended)?;
+        super::activity::forget(&txn, &ended).await?;
         super::outbox::gateways_lost(&txn, &gateway_ids, end.ended_at).await?;
         super::outbox::sessions_ended(&txn, &ended).await?;
         txn.commit().await?;
@@ -167,6 +168,7 @@ impl SqlStore {
             Expr::val(enum_code(SessionStatus::Active)),
         )
         .finally(Expr::val(enum_code(SessionStatus::Idle)));
+        let txn = self.write_transaction().await?;
         let revived = session::Entity::update_many()
             .col_expr(Column::Status, status.into())
             .col_expr(Column::EndedAt, Expr::val(Option::<i64>::None))
@@ -177,8 +179,12 @@ impl SqlStore {
             .filter(Column::EndedAt.is_not_null())
             // Only what silence ended: a session ended by a kill, its user or the gateway stays ended.
             .filter(Column::EndReason.eq(enum_code(EndReason::GatewayLost)))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await?;
-        records(revived)
+        // Live again: their activity is kept apart again, from the values their end folded in.
+        let revived = records(revived)?;
+        super::activity::insert(&txn, &revived).await?;
+        txn.commit().await?;
+        Ok(revived)
     }
 }

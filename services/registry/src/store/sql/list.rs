@@ -11,12 +11,12 @@
 
 use sea_orm::sea_query::{Asterisk, Expr, Query};
 use sea_orm::{
-    Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
 };
 use vigil_runtime::{ServiceError, ServiceResult};
 
-use super::{MAX_PAGE, SqlStore, conditions, records, to_count};
+use super::{MAX_PAGE, SqlStore, activity, conditions, records, to_count};
 use crate::domain::{EXACT_TOTAL_UP_TO, ListQuery, PageCursor, SessionPage};
 use crate::store::entity::session::{self, Column};
 
@@ -71,7 +71,7 @@ impl SqlStore {
         query: &ListQuery,
         filter: Condition,
     ) -> ServiceResult<(Vec<session::Model>, u64)> {
-        let matches = session::Entity::find()
+        let matches = activity::sessions_now(JoinType::LeftJoin)
             .filter(filter.clone())
             .column_as(Expr::cust("COUNT(*) OVER ()"), TOTAL)
             .into_query();
@@ -79,11 +79,13 @@ impl SqlStore {
         // table's name) name the subquery's.
         let mut page = Query::select();
         page.column(Asterisk).from_subquery(matches, session::Entity);
+        // The subquery's columns are the current values: its own sort column is the right one.
+        let sort = Expr::col((session::Entity, conditions::sort_column(query.sort)));
         if let Some(cursor) = &query.after {
-            page.cond_where(conditions::after(query.sort, query.ascending, cursor)?);
+            page.cond_where(conditions::after(query.sort, sort.clone(), query.ascending, cursor)?);
         }
         let order = conditions::order(query.ascending);
-        page.order_by((session::Entity, conditions::sort_column(query.sort)), order.clone())
+        page.order_by_expr(sort, order.clone())
             .order_by((session::Entity, Column::Id), order)
             .limit(query.limit + 1);
         let rows = txn.query_all_raw(self.backend().build(&page)).await?;
@@ -106,12 +108,21 @@ impl SqlStore {
 /// page), in the list's order.
 fn page_rows(query: &ListQuery, filter: Condition) -> ServiceResult<sea_orm::Select<session::Entity>> {
     let order = conditions::order(query.ascending);
-    let mut page = session::Entity::find().filter(filter);
+    // Every live session has its activity row: an inner join lets a list of live sessions by last
+    // activity walk that table's index.
+    let live_only = conditions::live_only(&query.filter.statuses);
+    let join = if live_only {
+        JoinType::InnerJoin
+    } else {
+        JoinType::LeftJoin
+    };
+    let sort = conditions::sort_expr(query.sort, live_only);
+    let mut page = activity::sessions_now(join).filter(filter);
     if let Some(cursor) = &query.after {
-        page = page.filter(conditions::after(query.sort, query.ascending, cursor)?);
+        page = page.filter(conditions::after(query.sort, sort.clone(), query.ascending, cursor)?);
     }
     Ok(page
-        .order_by(conditions::sort_column(query.sort), order.clone())
+        .order_by(sort, order.clone())
         .order_by(Column::Id, order)
         .limit(query.limit + 1))
 }

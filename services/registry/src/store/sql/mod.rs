@@ -18,8 +18,8 @@ use futures::StreamExt;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    EntityTrait, IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, Statement,
-    TransactionOptions, TransactionTrait, TryInsertResult,
+    EntityTrait, IsolationLevel, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
+    Statement, TransactionOptions, TransactionTrait, TryInsertResult,
 };
 use vigil_runtime::{ServiceError, ServiceResult};
 
@@ -93,9 +93,10 @@ impl SqlStore {
     }
 }
 
-/// Sets the columns that end a session.
+/// Sets the columns that end a session, and folds its current activity into its row (the caller
+/// then deletes its activity row: `activity::forget`).
 fn ending(end: &SessionEnd) -> sea_orm::UpdateMany<session::Entity> {
-    session::Entity::update_many()
+    activity::with_current_activity(session::Entity::update_many())
         .col_expr(Column::Status, Expr::val(enum_code(SessionStatus::Disconnected)))
         .col_expr(Column::EndedAt, Expr::val(end.ended_at))
         .col_expr(Column::EndReason, Expr::val(enum_code(end.reason)))
@@ -107,7 +108,7 @@ impl SqlStore {
     /// [`Selector::Ids`]: each named id is live, ended, or unknown; the answer keeps the order
     /// the ids were named in (first mention wins).
     async fn resolve_ids(&self, ids: &[String]) -> ServiceResult<Resolution> {
-        let mut found: HashMap<String, session::Model> = session::Entity::find()
+        let mut found: HashMap<String, session::Model> = activity::sessions_now(JoinType::LeftJoin)
             .filter(conditions::id_in(self.backend(), ids)?)
             .all(&self.db)
             .await?
@@ -142,12 +143,13 @@ impl SessionStore for SqlStore {
         let row = session::active_model(session)?;
         let inserted = if self.backend() == DbBackend::Postgres {
             let insert = session::Entity::insert(row).build(DbBackend::Postgres);
-            let statement = outbox::with_session_started(insert, session)?;
+            let statement = outbox::with_session_started(insert, &[&activity::insert_clause()], session)?;
             self.db.execute_raw(statement).await.map(drop)
         } else {
             let txn = self.write_transaction().await?;
             match session::Entity::insert(row).exec_without_returning(&txn).await {
                 Ok(_) => {
+                    activity::insert(&txn, std::slice::from_ref(session)).await?;
                     outbox::session_started(&txn, session).await?;
                     return Ok(txn.commit().await?);
                 }
@@ -164,7 +166,8 @@ impl SessionStore for SqlStore {
     }
 
     async fn get_session(&self, id: &str) -> ServiceResult<Option<SessionRecord>> {
-        session::Entity::find_by_id(id)
+        activity::sessions_now(JoinType::LeftJoin)
+            .filter(Column::Id.eq(id))
             .one(&self.db)
             .await?
             .map(session::Model::into_record)
@@ -184,6 +187,7 @@ impl SessionStore for SqlStore {
         // The `ended_at IS NULL` condition makes this idempotent: a second end matches no row.
         let txn = self.write_transaction().await?;
         let ended = records(update.exec_with_returning(&txn).await?)?;
+        activity::forget(&txn, &ended).await?;
         outbox::sessions_ended(&txn, &ended).await?;
         txn.commit().await?;
         Ok(ended.into_iter().next())
@@ -197,14 +201,25 @@ impl SessionStore for SqlStore {
         let ended: Vec<SessionRecord> = match self.backend() {
             // One statement for the whole batch, the rows passed as arrays.
             DbBackend::Postgres => {
+                // The activity rows are folded in and deleted by the same statement.
                 const SQL: &str = r#"
-                    UPDATE sessions AS s
-                    SET status = $1, ended_at = v.ended_at, end_reason = v.end_reason::smallint,
-                        end_detail = v.end_detail
-                    FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[])
-                        AS v(id, gateway_id, ended_at, end_reason, end_detail)
-                    WHERE s.id = v.id AND s.gateway_id = v.gateway_id AND s.ended_at IS NULL
-                    RETURNING s.*
+                    WITH ended AS (
+                        UPDATE sessions AS s
+                        SET status = $1, ended_at = v.ended_at, end_reason = v.end_reason::smallint,
+                            end_detail = v.end_detail,
+                            last_activity_at = COALESCE(a.last_activity_at, s.last_activity_at),
+                            activity_bucket = COALESCE(a.activity_bucket, s.activity_bucket),
+                            bytes_in = COALESCE(a.bytes_in, s.bytes_in),
+                            bytes_out = COALESCE(a.bytes_out, s.bytes_out)
+                        FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[])
+                            AS v(id, gateway_id, ended_at, end_reason, end_detail)
+                            LEFT JOIN session_activity AS a ON a.session_id = v.id
+                        WHERE s.id = v.id AND s.gateway_id = v.gateway_id AND s.ended_at IS NULL
+                        RETURNING s.*
+                    ), forgotten AS (
+                        DELETE FROM session_activity AS a USING ended WHERE a.session_id = ended.id
+                    )
+                    SELECT * FROM ended
                 "#;
                 let statement = Statement::from_sql_and_values(
                     DbBackend::Postgres,
@@ -234,6 +249,7 @@ impl SessionStore for SqlStore {
                         .await?;
                     ended.extend(records(rows)?);
                 }
+                activity::forget(&txn, &ended).await?;
                 ended
             }
         };
@@ -274,42 +290,52 @@ impl SessionStore for SqlStore {
     }
 
     async fn mark_idle(&self, cutoff: EpochMillis, limit: u64) -> ServiceResult<Vec<SessionRecord>> {
+        use crate::store::entity::session_activity::{self, Column as A};
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // The bucket bound lets the index find the candidates; the exact time decides.
+        // The bucket bound lets the index of sessions not IDLE find the candidates, oldest first;
+        // the exact time decides.
         let stale = Condition::all()
-            .add(Column::Status.eq(enum_code(SessionStatus::Active)))
-            .add(Column::EndedAt.is_null())
-            .add(Column::ActivityBucket.lte(last_activity_rank(cutoff)))
-            .add(Column::LastActivityAt.lt(cutoff));
-        let mut candidates = session::Entity::find()
+            .add(A::Idle.eq(false))
+            .add(A::ActivityBucket.lte(last_activity_rank(cutoff)))
+            .add(A::LastActivityAt.lt(cutoff));
+        let mut candidates = session_activity::Entity::find()
             .select_only()
-            .column(Column::Id)
+            .column(A::SessionId)
             .filter(stale.clone())
-            .order_by_asc(Column::ActivityBucket)
-            .order_by_asc(Column::LastActivityAt)
+            .order_by_asc(A::ActivityBucket)
+            .order_by_asc(A::LastActivityAt)
             .limit(limit);
         if self.backend() == DbBackend::Postgres {
             // Replicas sweeping at the same time take different rows instead of queueing on the
-            // same ones. (SQLite has a single writer: its IMMEDIATE transaction is the lock.)
+            // same ones; an activity flush writing one of them waits, and vice versa. (SQLite has
+            // a single writer: its IMMEDIATE transaction is the lock.)
             candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        // Two statements rather than `UPDATE ... WHERE id IN (SELECT ... LIMIT n)`: PostgreSQL may
-        // run such a subquery more than once per statement, and with SKIP LOCKED each run can pick
-        // other rows, so more than `limit` rows would change.
+        // Separate statements rather than `UPDATE ... WHERE id IN (SELECT ... LIMIT n)`: PostgreSQL
+        // may run such a subquery more than once per statement, and with SKIP LOCKED each run can
+        // pick other rows, so more than `limit` rows would change.
         let txn = self.write_transaction().await?;
         let ids: Vec<String> = candidates.into_tuple().all(&txn).await?;
         let idled = if ids.is_empty() {
             Vec::new()
         } else {
             // The rows are locked by now; repeating the conditions keeps the update correct even so.
-            session::Entity::update_many()
-                .col_expr(Column::Status, Expr::val(enum_code(SessionStatus::Idle)))
-                .filter(conditions::id_in(self.backend(), &ids)?)
+            let marked: Vec<String> = session_activity::Entity::update_many()
+                .col_expr(A::Idle, Expr::val(true))
+                .filter(conditions::in_list(
+                    self.backend(),
+                    Expr::col((session_activity::Entity, A::SessionId)),
+                    &ids,
+                )?)
                 .filter(stale)
                 .exec_with_returning(&txn)
                 .await?
+                .into_iter()
+                .map(|row| row.session_id)
+                .collect();
+            activity::set_status(&txn, &marked, SessionStatus::Active, SessionStatus::Idle).await?
         };
         let idled = records(idled)?;
         txn.commit().await?;
@@ -384,6 +410,8 @@ impl SessionStore for SqlStore {
             ended: records(ended)?,
             registered: records(registered)?,
         };
+        activity::forget(&txn, &reconciliation.ended).await?;
+        activity::insert(&txn, &reconciliation.registered).await?;
         outbox::sessions_ended(&txn, &reconciliation.ended).await?;
         txn.commit().await?;
         Ok(reconciliation)
@@ -528,7 +556,7 @@ impl SessionStore for SqlStore {
 
     async fn resolve(&self, selector: &Selector) -> ServiceResult<Resolution> {
         let live_where = |condition: Condition| {
-            session::Entity::find()
+            activity::sessions_now(JoinType::LeftJoin)
                 .filter(condition)
                 .filter(conditions::live())
                 .order_by_asc(Column::StartedAt)

@@ -53,11 +53,12 @@ pub async fn session_started(db: &impl ConnectionTrait, session: &SessionRecord)
     vigil_events::outbox::append(db, SERVICE, &started_events(session)).await
 }
 
-/// PostgreSQL: `insert` (the session's row, one `INSERT`) and its [`session_started`] events as one
-/// statement — a data-modifying `WITH` — so the row and its events commit together without a
-/// transaction around them: one round trip where `BEGIN`, two inserts and `COMMIT` were four, on
-/// admission's path.
-pub fn with_session_started(insert: Statement, session: &SessionRecord) -> ServiceResult<Statement> {
+/// PostgreSQL: `insert` (the session's row, one `INSERT`), `also` (more data-modifying clauses of
+/// the `WITH`, which may read the inserted row as `inserted`) and the session's
+/// [`session_started`] events as one statement, so they all commit together without a transaction
+/// around them: one round trip where `BEGIN`, the inserts and `COMMIT` were five, on admission's
+/// path.
+pub fn with_session_started(insert: Statement, also: &[&str], session: &SessionRecord) -> ServiceResult<Statement> {
     // The rows as `vigil_events::outbox::append` writes them: the event, and the current trace.
     let trace = vigil_runtime::telemetry::propagation::current_map();
     let trace = if trace.is_empty() {
@@ -78,8 +79,9 @@ pub fn with_session_started(insert: Statement, session: &SessionRecord) -> Servi
             n + 3
         ));
     }
+    let also: String = also.iter().map(|clause| format!(", {clause}")).collect();
     let sql = format!(
-        "WITH inserted AS ({} RETURNING 1) INSERT INTO {SERVICE}_event_outbox (occurred_at, payload, trace_context) {}",
+        "WITH inserted AS ({} RETURNING *){also} INSERT INTO {SERVICE}_event_outbox (occurred_at, payload, trace_context) {}",
         insert.sql,
         selects.join(" UNION ALL ")
     );
