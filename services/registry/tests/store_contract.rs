@@ -88,7 +88,8 @@ vigil_testkit::contract_tests!(
         lost_gateways_have_their_sessions_ended_once,
         lost_gateways_from_two_callers_end_each_session_once,
         a_returning_gateway_revives_only_the_lost_sessions_it_holds,
-        activity_is_kept_through_ends_and_revivals,
+        activity_is_kept_through_ends,
+        activity_is_kept_through_revival_idle_and_wake,
     ],
     on_database: [first_migration_from_two_replicas_at_once],
 );
@@ -1731,9 +1732,9 @@ async fn a_returning_gateway_revives_only_the_lost_sessions_it_holds(store: Arc<
 }
 
 /// Live sessions keep their activity apart from the rest of their row (`session_activity`): what
-/// was reported must be what every read shows and what lists sort by, live or ended, revived or
-/// not, whichever way the session ended.
-async fn activity_is_kept_through_ends_and_revivals(store: Arc<SqlStore>) {
+/// was reported must be what every read shows and what lists sort by, live or ended, whichever way
+/// the session ended.
+async fn activity_is_kept_through_ends(store: Arc<SqlStore>) {
     let one = session("one", "gw-1");
     let batch = session("batch", "gw-1");
     let quiet = session("quiet", "gw-1");
@@ -1750,7 +1751,7 @@ async fn activity_is_kept_through_ends_and_revivals(store: Arc<SqlStore>) {
         )
         .await
         .unwrap();
-    let current = |session: &SessionRecord| (session.last_activity_at, session.bytes_in, session.bytes_out);
+    let current = current_activity;
     assert_eq!(current(&get(&store, &one.id).await), (T0 + 30_000, 10, 20));
 
     // Ended alone, and in a batch: the answer and the record keep the activity of the last report.
@@ -1782,24 +1783,48 @@ async fn activity_is_kept_through_ends_and_revivals(store: Arc<SqlStore>) {
     assert_eq!(current(&get(&store, &one.id).await), (T0 + 30_000, 10, 20));
 
     // Lists by last activity: live and ended together, and live only.
-    let by_activity = |statuses: Vec<SessionStatus>| {
-        query(
-            SessionFilter {
-                statuses,
-                ..SessionFilter::default()
-            },
-            SortKey::LastActivity,
-            false,
-            10,
-            None,
-        )
-    };
     let every = [SessionStatus::Active, SessionStatus::Idle, SessionStatus::Disconnected];
-    let page = store.list_sessions(&by_activity(every.to_vec())).await.unwrap();
+    let page = store.list_sessions(&by_last_activity(every.to_vec())).await.unwrap();
     assert_eq!(ids(&page.sessions), ids(&[batch.clone(), one.clone(), quiet.clone()]));
     assert_eq!(current(&page.sessions[1]), (T0 + 30_000, 10, 20));
+}
 
-    // Revived, a session goes on from the activity its end kept, and is listed live by it.
+fn by_last_activity(statuses: Vec<SessionStatus>) -> ListQuery {
+    query(
+        SessionFilter {
+            statuses,
+            ..SessionFilter::default()
+        },
+        SortKey::LastActivity,
+        false,
+        10,
+        None,
+    )
+}
+
+fn current_activity(session: &SessionRecord) -> (i64, u64, u64) {
+    (session.last_activity_at, session.bytes_in, session.bytes_out)
+}
+
+/// A revived session goes on from the activity its end kept; the records the idle sweep and the
+/// flush's wake-up announce carry the current activity.
+async fn activity_is_kept_through_revival_idle_and_wake(store: Arc<SqlStore>) {
+    let current = current_activity;
+    let one = session("one", "gw-1");
+    let quiet = session("quiet", "gw-1");
+    insert_all(&store, &[one.clone(), quiet.clone()]).await;
+    store
+        .apply_activity(
+            None,
+            &[activity(&one.id, Some(T0 + 30_000), 10, 20)],
+            T0 + 30_000,
+            IDLE_AFTER_MS,
+        )
+        .await
+        .unwrap();
+    let lost = end(T0 + 70_000, EndReason::GatewayLost);
+    store.end_session(&one.id, None, &lost).await.unwrap().expect("ended");
+
     let revived = store
         .revive_lost_sessions("gw-1", std::slice::from_ref(&one.id), T0 + 90_000, IDLE_AFTER_MS)
         .await
@@ -1815,7 +1840,7 @@ async fn activity_is_kept_through_ends_and_revivals(store: Arc<SqlStore>) {
         .await
         .unwrap();
     assert_eq!(current(&get(&store, &one.id).await), (T0 + 100_000, 50, 60));
-    let page = store.list_sessions(&by_activity(Vec::new())).await.unwrap();
+    let page = store.list_sessions(&by_last_activity(Vec::new())).await.unwrap();
     assert_eq!(ids(&page.sessions), ids(&[one.clone(), quiet.clone()]));
     assert_eq!(current(&page.sessions[0]), (T0 + 100_000, 50, 60));
 
