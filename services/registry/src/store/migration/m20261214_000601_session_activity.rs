@@ -59,9 +59,13 @@ impl MigrationTrait for Migration {
         let connection = manager.get_connection();
         if manager.get_database_backend() == DbBackend::Postgres {
             // Room on each page for the next version of its rows: activity updates stay in place
-            // (HOT) until a bucket moves.
+            // (HOT) until a bucket moves. `sessions` no longer needs that room: what still updates
+            // it (a status change, the end) changes indexed columns, never in place.
             connection
                 .execute_unprepared("ALTER TABLE session_activity SET (fillfactor = 50)")
+                .await?;
+            connection
+                .execute_unprepared("ALTER TABLE sessions RESET (fillfactor)")
                 .await?;
         }
         connection
@@ -106,6 +110,12 @@ impl MigrationTrait for Migration {
                  WHERE id IN (SELECT session_id FROM session_activity)",
             )
             .await?;
+        if manager.get_database_backend() == DbBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared("ALTER TABLE sessions SET (fillfactor = 50)")
+                .await?;
+        }
         for (name, active_only) in [(SESSIONS_ACTIVE_BY_BUCKET, true), (SESSIONS_LIVE_BY_BUCKET, false)] {
             let mut index = Index::create();
             index
