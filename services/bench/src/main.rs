@@ -14,7 +14,7 @@
 //!    - admission under load: opens in flight at once → decisions at the agents;
 //!    - list: pages of 50, filtered and sorted, over gRPC;
 //!    - watch fan-out: 100 watchers on two replicas (the second in a child process);
-//!    - activity ingestion: every session reported every second, sustained;
+//!    - activity ingestion: every session reported every 0.8 s (more than the target), sustained;
 //!    - end-all: `Terminate(All)` → every agent holds all its commands;
 //!    - memory: the child replica's resident set as agents and sessions are added.
 //! 3. Geo lookups on one thread, and the table.
