@@ -1753,6 +1753,24 @@ async fn activity_is_kept_through_ends(store: Arc<SqlStore>) {
         .unwrap();
     let current = current_activity;
     assert_eq!(current(&get(&store, &one.id).await), (T0 + 30_000, 10, 20));
+    // Pages in every other order, and of free text, show it too (they join it to the page).
+    for text in [None, Some("one".to_owned())] {
+        let mut filter = SessionFilter {
+            user: Some("one".into()),
+            ..SessionFilter::default()
+        };
+        filter.query = text;
+        for sort in [SortKey::StartedAt, SortKey::User, SortKey::LastActivity] {
+            let page = store
+                .list_sessions(&query(filter.clone(), sort, true, 10, None))
+                .await
+                .unwrap();
+            assert_eq!(
+                page.sessions.iter().map(current).collect::<Vec<_>>(),
+                [(T0 + 30_000, 10, 20)]
+            );
+        }
+    }
 
     // Ended alone, and in a batch: the answer and the record keep the activity of the last report.
     let lost = end(T0 + 70_000, EndReason::GatewayLost);

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, ExprTrait as _, Func, OnConflict, Query, QueryStatementBuilder};
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait as _, Func, OnConflict, Query, QueryStatementBuilder, SelectStatement,
+};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IdenStatic, Iterable,
     JoinType, QueryFilter, QuerySelect, RelationTrait, Select, Statement, UpdateMany,
@@ -71,24 +73,51 @@ fn activity_column(column: Column) -> Option<A> {
     }
 }
 
-/// Sessions as they are now: every `sessions` column, the activity ones from `session_activity`
-/// where the session has a row there (it is live). `join` is `InnerJoin` for lists of live
+/// Every `sessions` column of a query joining `session_activity`, the activity ones as their current
+/// value: from `session_activity` where the session has a row there (it is live).
+fn current_columns() -> impl Iterator<Item = (Expr, Column)> {
+    Column::iter().map(|column| {
+        let value = match activity_column(column) {
+            Some(activity) => Func::coalesce([
+                Expr::col((session_activity::Entity, activity)),
+                Expr::col((session::Entity, column)),
+            ])
+            .into(),
+            None => Expr::col((session::Entity, column)),
+        };
+        (value, column)
+    })
+}
+
+/// Sessions as they are now (see [`current_columns`]). `join` is `InnerJoin` for lists of live
 /// sessions walked in `session_activity`'s order, `LeftJoin` otherwise.
 pub fn sessions_now(join: JoinType) -> Select<session::Entity> {
     let mut select = session::Entity::find().select_only();
-    for column in Column::iter() {
-        select = match activity_column(column) {
-            Some(activity) => select.column_as(
-                Expr::from(Func::coalesce([
-                    Expr::col((session_activity::Entity, activity)),
-                    Expr::col((session::Entity, column)),
-                ])),
-                column.as_str(),
-            ),
-            None => select.column(column),
-        };
+    for (value, column) in current_columns() {
+        select = select.column_as(value, column.as_str());
     }
     select.join(join, session::Relation::Activity.def())
+}
+
+/// The rows of `page` (whole `sessions` rows, and `also`) as they are now: the activity is joined
+/// to the page, not to every row the page was chosen from. Joined first, the planners weighed a
+/// lookup per candidate and walked another order instead (one resource's 500 sessions by user:
+/// 18 ms instead of 2). The caller orders the result.
+pub fn page_now(page: SelectStatement, also: &[&'static str]) -> SelectStatement {
+    let mut select = Query::select();
+    for (value, column) in current_columns() {
+        select.expr_as(value, column);
+    }
+    for column in also {
+        select.column((session::Entity, Alias::new(*column)));
+    }
+    select
+        .from_subquery(page, session::Entity)
+        .left_join(
+            session_activity::Entity,
+            Expr::col((session_activity::Entity, A::SessionId)).equals((session::Entity, Column::Id)),
+        )
+        .to_owned()
 }
 
 /// The current value of an activity column, from within an UPDATE of `sessions`.

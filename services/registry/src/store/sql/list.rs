@@ -9,7 +9,7 @@
 //!   a second statement repeating the search. At 100,000 live sessions, with a term matching 500
 //!   of them, that halves the page (two searches of ~5 ms each become one).
 
-use sea_orm::sea_query::{Asterisk, Expr, Query};
+use sea_orm::sea_query::{Asterisk, Expr, Query, SelectStatement};
 use sea_orm::{
     Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
@@ -17,7 +17,7 @@ use sea_orm::{
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use super::{MAX_PAGE, SqlStore, activity, conditions, records, to_count};
-use crate::domain::{EXACT_TOTAL_UP_TO, ListQuery, PageCursor, SessionPage};
+use crate::domain::{EXACT_TOTAL_UP_TO, ListQuery, PageCursor, SessionPage, SortKey};
 use crate::store::entity::session::{self, Column};
 
 /// The column carrying the free-text search's total on each row.
@@ -37,7 +37,12 @@ impl SqlStore {
         let (rows, counted) = if free_text {
             self.text_page(&txn, query, filter).await?
         } else {
-            let rows = page_rows(query, filter.clone())?.all(&txn).await?;
+            let page = self.backend().build(&page_rows(query, filter.clone())?);
+            let rows = txn.query_all_raw(page).await?;
+            let rows = rows
+                .iter()
+                .map(|row| session::Model::from_query_result(row, ""))
+                .collect::<Result<Vec<_>, _>>()?;
             (rows, self.count_capped(&txn, filter).await?)
         };
         txn.commit().await?;
@@ -71,23 +76,34 @@ impl SqlStore {
         query: &ListQuery,
         filter: Condition,
     ) -> ServiceResult<(Vec<session::Model>, u64)> {
-        let matches = activity::sessions_now(JoinType::LeftJoin)
+        // Sorted by last activity, every match needs its current activity; otherwise only the page.
+        let by_activity = query.sort == SortKey::LastActivity;
+        let matches = if by_activity {
+            activity::sessions_now(JoinType::LeftJoin)
+        } else {
+            session::Entity::find()
+        };
+        let matches = matches
             .filter(filter.clone())
             .column_as(Expr::cust("COUNT(*) OVER ()"), TOTAL)
             .into_query();
         // Aliased as the table itself, so the cursor's and the order's columns (qualified with the
-        // table's name) name the subquery's.
+        // table's name) name the subquery's, which are current.
+        let sort = Expr::col((session::Entity, conditions::sort_column(query.sort)));
+        let order = conditions::order(query.ascending);
         let mut page = Query::select();
         page.column(Asterisk).from_subquery(matches, session::Entity);
-        // The subquery's columns are the current values: its own sort column is the right one.
-        let sort = Expr::col((session::Entity, conditions::sort_column(query.sort)));
         if let Some(cursor) = &query.after {
             page.cond_where(conditions::after(query.sort, sort.clone(), query.ascending, cursor)?);
         }
-        let order = conditions::order(query.ascending);
-        page.order_by_expr(sort, order.clone())
-            .order_by((session::Entity, Column::Id), order)
+        page.order_by_expr(sort.clone(), order.clone())
+            .order_by((session::Entity, Column::Id), order.clone())
             .limit(query.limit + 1);
+        if !by_activity {
+            page = activity::page_now(page, &[TOTAL]);
+            page.order_by_expr(sort, order.clone())
+                .order_by((session::Entity, Column::Id), order);
+        }
         let rows = txn.query_all_raw(self.backend().build(&page)).await?;
         let counted = match rows.first() {
             Some(row) => to_count(row.try_get::<i64>("", TOTAL)?),
@@ -105,26 +121,43 @@ impl SqlStore {
 }
 
 /// The page's rows (one more than asked: whether it comes back says whether there is a next
-/// page), in the list's order.
-fn page_rows(query: &ListQuery, filter: Condition) -> ServiceResult<sea_orm::Select<session::Entity>> {
+/// page), in the list's order, as they are now.
+fn page_rows(query: &ListQuery, filter: Condition) -> ServiceResult<SelectStatement> {
     let order = conditions::order(query.ascending);
-    // Every live session has its activity row: an inner join lets a list of live sessions by last
-    // activity walk that table's index.
-    let live_only = conditions::live_only(&query.filter.statuses);
-    let join = if live_only {
-        JoinType::InnerJoin
-    } else {
-        JoinType::LeftJoin
-    };
-    let sort = conditions::sort_expr(query.sort, live_only);
-    let mut page = activity::sessions_now(join).filter(filter);
+    if query.sort == SortKey::LastActivity {
+        // Every live session has its activity row: an inner join lets a list of live sessions by
+        // last activity walk that table's index.
+        let live_only = conditions::live_only(&query.filter.statuses);
+        let join = if live_only {
+            JoinType::InnerJoin
+        } else {
+            JoinType::LeftJoin
+        };
+        let sort = conditions::sort_expr(query.sort, live_only);
+        let mut page = activity::sessions_now(join).filter(filter);
+        if let Some(cursor) = &query.after {
+            page = page.filter(conditions::after(query.sort, sort.clone(), query.ascending, cursor)?);
+        }
+        return Ok(page
+            .order_by(sort, order.clone())
+            .order_by(Column::Id, order)
+            .limit(query.limit + 1)
+            .into_query());
+    }
+    let sort = Expr::col((session::Entity, conditions::sort_column(query.sort)));
+    let mut page = session::Entity::find().filter(filter);
     if let Some(cursor) = &query.after {
         page = page.filter(conditions::after(query.sort, sort.clone(), query.ascending, cursor)?);
     }
-    Ok(page
-        .order_by(sort, order.clone())
-        .order_by(Column::Id, order)
-        .limit(query.limit + 1))
+    let page = page
+        .order_by(sort.clone(), order.clone())
+        .order_by(Column::Id, order.clone())
+        .limit(query.limit + 1)
+        .into_query();
+    let mut page = activity::page_now(page, &[]);
+    page.order_by_expr(sort, order.clone())
+        .order_by((session::Entity, Column::Id), order);
+    Ok(page)
 }
 
 /// The page as returned: `rows` cut to the page size, the cursor of the next page if there is one,
