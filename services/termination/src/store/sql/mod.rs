@@ -139,6 +139,9 @@ fn tally(counts: &mut DeliveryCounts, state: i16, commands: i64) -> ServiceResul
     Ok(())
 }
 
+/// A termination recording this many commands or more analyzes the command tables with it.
+const ANALYZE_AFTER_COMMANDS: usize = 10_000;
+
 fn commands(models: Vec<command::Model>) -> ServiceResult<Vec<CommandRecord>> {
     models.into_iter().map(command::Model::into_record).collect()
 }
@@ -152,6 +155,16 @@ impl TerminationStore for SqlTerminationStore {
     ) -> ServiceResult<Vec<CommandRecord>> {
         let txn = self.write_transaction().await?;
         let stored = record::record(&txn, termination, commands).await?;
+        if self.backend() == DbBackend::Postgres && stored.len() >= ANALYZE_AFTER_COMMANDS {
+            // Statistics from before a bulk record of this size (autovacuum's analyze comes a
+            // minute later, or never where it is off) describe a table of a few commands and no
+            // early reports, and with them the early-report updates joined the two tables by
+            // scanning one whole for each row of the other: minutes of a core after an end-all,
+            // holding the commands' locks. Analyzed in this transaction, the statistics are fresh
+            // when the first report is applied. (ANALYZE counts this transaction's own rows.)
+            txn.execute_unprepared("ANALYZE termination_commands, termination_early_reports")
+                .await?;
+        }
         outbox::requested(&txn, termination, &stored).await?;
         txn.commit().await?;
         // Reports that beat these rows to the database are applied now, off the caller's path.
