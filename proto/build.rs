@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // Read when the script runs, not when it is compiled: cargo reuses one compiled build script
+    // for checkouts of the same crate at other paths (a `git worktree` sharing the target
+    // directory), and a path baked in then points at the other checkout.
+    let proto_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let files = [
         "vigil/v1/session.proto",
         "vigil/v1/registry.proto",
