@@ -90,7 +90,6 @@ vigil_testkit::contract_tests!(
         a_returning_gateway_revives_only_the_lost_sessions_it_holds,
         activity_is_kept_through_ends,
         activity_is_kept_through_revival_idle_and_wake,
-        an_end_folds_in_an_activity_write_still_in_progress,
     ],
     on_database: [first_migration_from_two_replicas_at_once],
 );
@@ -1875,38 +1874,4 @@ async fn activity_is_kept_through_revival_idle_and_wake(store: Arc<SqlStore>) {
         .unwrap();
     assert_eq!(woken.iter().map(current).collect::<Vec<_>>(), [(now, 70, 80)]);
     assert_eq!(get(&store, &one.id).await.status, SessionStatus::Active);
-}
-
-/// An end that meets an activity write still in progress (a flush's transaction, here held open)
-/// waits for it and keeps what it wrote, rather than folding in the values from before it.
-async fn an_end_folds_in_an_activity_write_still_in_progress(store: Arc<SqlStore>) {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
-    let racing = session("racing", "gw-1");
-    insert_all(&store, std::slice::from_ref(&racing)).await;
-    let flush = store.connection().begin().await.unwrap();
-    flush
-        .execute_unprepared(&format!(
-            "UPDATE session_activity SET bytes_in = 999 WHERE session_id = '{}'",
-            racing.id
-        ))
-        .await
-        .unwrap();
-    let ending = tokio::spawn({
-        let store = Arc::clone(&store);
-        let id = racing.id.clone();
-        async move {
-            store
-                .end_sessions(&[GatewayEnd {
-                    session_id: id,
-                    gateway_id: "gw-1".into(),
-                    end: end(T0 + 1_000, EndReason::Admin),
-                }])
-                .await
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    flush.commit().await.unwrap();
-    let answers = ending.await.unwrap().unwrap();
-    assert_eq!(answers[0].as_ref().map(|session| session.bytes_in), Some(999));
-    assert_eq!(get(&store, &racing.id).await.bytes_in, 999);
 }

@@ -94,11 +94,7 @@ impl SqlStore {
 }
 
 /// Sets the columns that end a session, and folds its current activity into its row (the caller
-/// then deletes its activity row: `activity::forget`). The fold reads the committed activity: a
-/// flush still writing the session when the end runs is missed (at most one flush interval of
-/// figures). A gateway's close writes the final activity itself first, so this matters only for
-/// the rarer ends here (a lost gateway, a hello's reconcile, a kill answered by a hello); the
-/// batched end, the common path for kills, deletes the row first and waits (`end_sessions`).
+/// then deletes its activity row: `activity::forget`).
 fn ending(end: &SessionEnd) -> sea_orm::UpdateMany<session::Entity> {
     activity::with_current_activity(session::Entity::update_many())
         .col_expr(Column::Status, Expr::val(enum_code(SessionStatus::Disconnected)))
@@ -205,17 +201,9 @@ impl SessionStore for SqlStore {
         let ended: Vec<SessionRecord> = match self.backend() {
             // One statement for the whole batch, the rows passed as arrays.
             DbBackend::Postgres => {
-                // The activity rows are deleted first and their values folded into the ended rows,
-                // in the same statement. Deleting first waits for an activity flush writing one of
-                // them, and returns what that flush wrote: a fold read beside it would miss it.
-                // (An activity row exists exactly for a live session, of its gateway.)
+                // The activity rows are folded in and deleted by the same statement.
                 const SQL: &str = r#"
-                    WITH gone AS (
-                        DELETE FROM session_activity AS a
-                        USING UNNEST($2::text[], $3::text[]) AS v(id, gateway_id)
-                        WHERE a.session_id = v.id AND a.gateway_id = v.gateway_id
-                        RETURNING a.*
-                    ), ended AS (
+                    WITH ended AS (
                         UPDATE sessions AS s
                         SET status = $1, ended_at = v.ended_at, end_reason = v.end_reason::smallint,
                             end_detail = v.end_detail,
@@ -225,9 +213,11 @@ impl SessionStore for SqlStore {
                             bytes_out = COALESCE(a.bytes_out, s.bytes_out)
                         FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[])
                             AS v(id, gateway_id, ended_at, end_reason, end_detail)
-                            LEFT JOIN gone AS a ON a.session_id = v.id
+                            LEFT JOIN session_activity AS a ON a.session_id = v.id
                         WHERE s.id = v.id AND s.gateway_id = v.gateway_id AND s.ended_at IS NULL
                         RETURNING s.*
+                    ), forgotten AS (
+                        DELETE FROM session_activity AS a USING ended WHERE a.session_id = ended.id
                     )
                     SELECT * FROM ended
                 "#;
