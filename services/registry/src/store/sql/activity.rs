@@ -55,14 +55,7 @@ pub fn merge(batch: &[PendingActivity]) -> Vec<MergedActivity> {
     merged
 }
 
-/// The columns a live session keeps in `session_activity`, with their `sessions` counterparts.
-const ACTIVITY_COLUMNS: [(Column, A); 4] = [
-    (Column::LastActivityAt, A::LastActivityAt),
-    (Column::ActivityBucket, A::ActivityBucket),
-    (Column::BytesIn, A::BytesIn),
-    (Column::BytesOut, A::BytesOut),
-];
-
+/// Where a live session keeps this `sessions` column instead, if it is one of its activity columns.
 fn activity_column(column: Column) -> Option<A> {
     match column {
         Column::LastActivityAt => Some(A::LastActivityAt),
@@ -137,8 +130,10 @@ fn current(column: Column, activity: A) -> Expr {
 /// Also copies the current activity into the rows `update` changes, so the rows it returns are
 /// current, and an ended session's row keeps its final activity.
 pub fn with_current_activity(mut update: UpdateMany<session::Entity>) -> UpdateMany<session::Entity> {
-    for (column, activity) in ACTIVITY_COLUMNS {
-        update = update.col_expr(column, current(column, activity));
+    for column in Column::iter() {
+        if let Some(activity) = activity_column(column) {
+            update = update.col_expr(column, current(column, activity));
+        }
     }
     update
 }

@@ -9,7 +9,7 @@
 //!   a second statement repeating the search. At 100,000 live sessions, with a term matching 500
 //!   of them, that halves the page (two searches of ~5 ms each become one).
 
-use sea_orm::sea_query::{Asterisk, Expr, Query, SelectStatement};
+use sea_orm::sea_query::{Asterisk, Expr, Order, Query, SelectStatement};
 use sea_orm::{
     Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
@@ -96,13 +96,11 @@ impl SqlStore {
         if let Some(cursor) = &query.after {
             page.cond_where(conditions::after(query.sort, sort.clone(), query.ascending, cursor)?);
         }
-        page.order_by_expr(sort.clone(), order.clone())
-            .order_by((session::Entity, Column::Id), order.clone())
-            .limit(query.limit + 1);
+        in_list_order(&mut page, sort.clone(), order.clone());
+        page.limit(query.limit + 1);
         if !by_activity {
             page = activity::page_now(page, &[TOTAL]);
-            page.order_by_expr(sort, order.clone())
-                .order_by((session::Entity, Column::Id), order);
+            in_list_order(&mut page, sort, order);
         }
         let rows = txn.query_all_raw(self.backend().build(&page)).await?;
         let counted = match rows.first() {
@@ -155,9 +153,14 @@ fn page_rows(query: &ListQuery, filter: Condition) -> ServiceResult<SelectStatem
         .limit(query.limit + 1)
         .into_query();
     let mut page = activity::page_now(page, &[]);
+    in_list_order(&mut page, sort, order);
+    Ok(page)
+}
+
+/// Orders `page` (a query whose rows are named `sessions`) by the list's key, then by id.
+fn in_list_order(page: &mut SelectStatement, sort: Expr, order: Order) {
     page.order_by_expr(sort, order.clone())
         .order_by((session::Entity, Column::Id), order);
-    Ok(page)
 }
 
 /// The page as returned: `rows` cut to the page size, the cursor of the next page if there is one,
