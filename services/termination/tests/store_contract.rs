@@ -53,6 +53,7 @@ vigil_testkit::contract_tests!(
     open_commands_for_a_gateway_oldest_first,
     list_filters_pages_and_counts,
     recording_ten_thousand_commands,
+    an_end_all_answered_before_its_record_is_applied_whole,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -448,6 +449,74 @@ async fn recording_ten_thousand_commands(store: Arc<SqlTerminationStore>) {
         open += store.open_commands_for_gateway(gateway).await.unwrap().len();
     }
     assert_eq!(open, SESSIONS - HELD);
+}
+
+/// An end-all's acknowledgements can all beat its record (the commands are published first): every
+/// one is kept, then applied once the record exists — over more than one chunk of the walk — and
+/// none is left behind.
+async fn an_end_all_answered_before_its_record_is_applied_whole(store: Arc<SqlTerminationStore>) {
+    const SESSIONS: usize = 2_500;
+    let end_all = termination("admin");
+    let given: Vec<CommandRecord> = (0..SESSIONS)
+        .map(|i| command(&end_all, &session_id(), &format!("gw-{}", i % 7)))
+        .collect();
+    // As agents answer: in batches, each command delivered then acknowledged; every 10th only
+    // delivered so far; every 50th answered by a gateway that does not hold it.
+    let reports: Vec<CommandReport> = given
+        .iter()
+        .enumerate()
+        .flat_map(|(i, command)| {
+            let at = T0 + i as i64;
+            let mut reports = vec![delivered(command, at)];
+            if i.is_multiple_of(50) {
+                reports.push(CommandReport {
+                    gateway_id: "gw-elsewhere".to_owned(),
+                    ..answered(command, CommandOutcome::Done, "", at + 1)
+                });
+            } else if !i.is_multiple_of(10) {
+                reports.push(answered(command, CommandOutcome::Done, "ended", at + 1));
+            }
+            reports
+        })
+        .collect();
+    for batch in reports.chunks(300) {
+        assert_eq!(apply(&store, batch).await, 0, "nothing to apply before the record");
+    }
+    assert_eq!(early_reports_kept(&store).await, SESSIONS as i64);
+
+    record(&store, &end_all, &given).await;
+    // The record's own follow-up runs in the background; this walk finishes whatever it has not.
+    store.settle_early_reports(T0 + 10_000).await.unwrap();
+    let position: HashMap<String, usize> = given
+        .iter()
+        .enumerate()
+        .map(|(i, command)| (command.id.clone(), i))
+        .collect();
+    let stored = stored_commands(&store, &end_all.id).await;
+    assert_eq!(stored.len(), SESSIONS);
+    for stored in stored {
+        let i = position[&stored.id];
+        let at = T0 + i as i64;
+        let expected = if i.is_multiple_of(10) {
+            CommandRecord {
+                state: DeliveryState::Delivered,
+                delivered_at: Some(at),
+                ..given[i].clone()
+            }
+        } else {
+            CommandRecord {
+                state: DeliveryState::Acknowledged,
+                detail: "ended".to_owned(),
+                next_attempt_at: None,
+                delivered_at: Some(at),
+                acknowledged_at: Some(at + 1),
+                ..given[i].clone()
+            }
+        };
+        assert_eq!(stored, expected, "command {i}");
+    }
+    assert_eq!(early_reports_kept(&store).await, 0);
+    assert_eq!(store.settle_early_reports(T0 + 20_000).await.unwrap(), 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -146,6 +146,14 @@ fn commands(models: Vec<command::Model>) -> ServiceResult<Vec<CommandRecord>> {
     models.into_iter().map(command::Model::into_record).collect()
 }
 
+/// Applies kept reports (see [`reports::reconcile`]) and writes the events of what they changed,
+/// in `txn`. Returns how many commands changed.
+async fn reconcile(txn: &DatabaseTransaction, kept: &[reports::EarlyReport]) -> ServiceResult<u64> {
+    let (delivered, settled) = reports::reconcile(txn, kept).await?;
+    outbox::reported(txn, &delivered, &settled).await?;
+    Ok((delivered.len() + settled.len()) as u64)
+}
+
 #[async_trait]
 impl TerminationStore for SqlTerminationStore {
     async fn record(
@@ -157,11 +165,10 @@ impl TerminationStore for SqlTerminationStore {
         let stored = record::record(&txn, termination, commands).await?;
         if self.backend() == DbBackend::Postgres && stored.len() >= ANALYZE_AFTER_COMMANDS {
             // Statistics from before a bulk record of this size (autovacuum's analyze comes a
-            // minute later, or never where it is off) describe a table of a few commands and no
-            // early reports, and with them the early-report updates joined the two tables by
-            // scanning one whole for each row of the other: minutes of a core after an end-all,
-            // holding the commands' locks. Analyzed in this transaction, the statistics are fresh
-            // when the first report is applied. (ANALYZE counts this transaction's own rows.)
+            // minute later, or never where it is off) describe a table of a few commands, and with
+            // them each batch of acknowledgements joined to the commands could be planned as a scan
+            // of the whole table. Analyzed in this transaction, the statistics are fresh when the
+            // first report is applied. (ANALYZE counts this transaction's own rows.)
             txn.execute_unprepared("ANALYZE termination_commands, termination_early_reports")
                 .await?;
         }
@@ -279,8 +286,14 @@ impl TerminationStore for SqlTerminationStore {
         reports::keep(&txn, &early, crate::now_millis()).await?;
         txn.commit().await?;
         let mut changed = delivered.union(&settled).count() as u64;
-        if !early.is_empty() {
-            changed += self.settle_early_reports(crate::now_millis()).await?;
+        // The record of some of them may have committed meanwhile: theirs are applied now. Only
+        // theirs: every kept report is the record's own follow-up (and the redelivery scan's).
+        let kept: Vec<String> = early.into_iter().map(|row| row.command_id).collect();
+        for ids in kept.chunks(reports::RECONCILE_CHUNK as usize) {
+            let txn = self.write_transaction().await?;
+            let kept = reports::kept_about(&txn, ids).await?;
+            changed += reconcile(&txn, &kept).await?;
+            txn.commit().await?;
         }
         Ok(changed)
     }
@@ -354,11 +367,21 @@ impl TerminationStore for SqlTerminationStore {
     }
 
     async fn settle_early_reports(&self, now: EpochMillis) -> ServiceResult<u64> {
-        let txn = self.write_transaction().await?;
-        let (delivered, settled) = reports::reconcile(&txn, now.saturating_sub(EARLY_REPORT_RETENTION_MS)).await?;
-        outbox::reported(&txn, &delivered, &settled).await?;
-        txn.commit().await?;
-        Ok((delivered.len() + settled.len()) as u64)
+        reports::forget_expired(&self.db, now.saturating_sub(EARLY_REPORT_RETENTION_MS)).await?;
+        // In chunks by id, a transaction each: a walk over 100,000 reports after an end-all holds
+        // the locks of a thousand commands at a time, and what it did stays done if it stops.
+        let mut changed = 0;
+        let mut after = String::new();
+        loop {
+            let txn = self.write_transaction().await?;
+            let kept = reports::kept_after(&txn, &after, reports::RECONCILE_CHUNK).await?;
+            changed += reconcile(&txn, &kept).await?;
+            txn.commit().await?;
+            match kept.last() {
+                Some(last) if kept.len() as u64 == reports::RECONCILE_CHUNK => after.clone_from(&last.command_id),
+                _ => return Ok(changed),
+            }
+        }
     }
 
     async fn ping(&self) -> ServiceResult<()> {

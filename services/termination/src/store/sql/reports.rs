@@ -7,14 +7,15 @@
 //! is one statement per kind, with every report's own values. The forward-only rule is the
 //! `WHERE` on the current state, and the gateway must match the command's own.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
 use serde::Serialize;
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use crate::domain::{CommandOutcome, CommandReport, DeliveryState, EpochMillis};
-use crate::store::entity::enum_code;
+use crate::store::entity::{command, enum_code};
 
 /// A command handed to its gateway's link: PENDING → DELIVERED.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -219,6 +220,10 @@ pub fn unmatched(plan: &Plan, delivered: &HashSet<String>, settled: &HashSet<Str
         let row = rows
             .entry(&settlement.command_id)
             .or_insert_with(|| blank(&settlement.command_id, &settlement.gateway_id));
+        if row.gateway_id != settlement.gateway_id {
+            // One gateway's reports per row (see [`keep`]): the delivery's gateway came first.
+            continue;
+        }
         row.settled_state = Some(settlement.state);
         row.settled_at = Some(settlement.at);
         row.detail = settlement.detail.clone();
@@ -227,7 +232,8 @@ pub fn unmatched(plan: &Plan, delivered: &HashSet<String>, settled: &HashSet<Str
 }
 
 /// Keeps `rows` in `termination_early_reports`, first report of each kind winning, as received
-/// at `now`. Most are repeats about commands that exist (a re-sent kill answered twice, another
+/// at `now`. A row holds one gateway's reports: another gateway's about the same command are
+/// dropped (they could never apply, and merged they would be applied as the first gateway's). Most are repeats about commands that exist (a re-sent kill answered twice, another
 /// gateway's report): [`reconcile`] drops those; the others wait there for their command's row.
 pub async fn keep(txn: &DatabaseTransaction, rows: &[EarlyReport], now: EpochMillis) -> ServiceResult<()> {
     // `WHERE true` lets SQLite tell the SELECT's end from the upsert clause.
@@ -243,6 +249,7 @@ pub async fn keep(txn: &DatabaseTransaction, rows: &[EarlyReport], now: EpochMil
             settled_state = COALESCE(e.settled_state, excluded.settled_state),
             settled_at = COALESCE(e.settled_at, excluded.settled_at),
             detail = CASE WHEN e.settled_state IS NULL THEN excluded.detail ELSE e.detail END
+        WHERE e.gateway_id = excluded.gateway_id
     "#;
     const SQLITE: &str = r#"
         INSERT INTO termination_early_reports AS e
@@ -257,6 +264,7 @@ pub async fn keep(txn: &DatabaseTransaction, rows: &[EarlyReport], now: EpochMil
             settled_state = COALESCE(e.settled_state, excluded.settled_state),
             settled_at = COALESCE(e.settled_at, excluded.settled_at),
             detail = CASE WHEN e.settled_state IS NULL THEN excluded.detail ELSE e.detail END
+        WHERE e.gateway_id = excluded.gateway_id
     "#;
     if rows.is_empty() {
         return Ok(());
@@ -272,88 +280,270 @@ pub async fn keep(txn: &DatabaseTransaction, rows: &[EarlyReport], now: EpochMil
     Ok(())
 }
 
-/// Applies the kept reports whose commands exist now, with the same forward-only rules as
-/// [`deliver`] and [`settle`], then forgets those with nothing left to apply and those kept
-/// before `expired_before` (their termination was never recorded). Returns the commands that moved
-/// to DELIVERED and those that were answered (ACKNOWLEDGED or FAILED), for their events: the
-/// caller writes them in the same transaction, so each transition is told once, whichever
-/// replica's reconcile applied it (a concurrent one finds the state moved and changes nothing).
+/// Kept reports handled per transaction when every kept report is reconciled (after a termination
+/// is recorded, and on each redelivery scan).
+pub const RECONCILE_CHUNK: u64 = 1_000;
+
+/// The kept-reports table, for the statements built with sea-query.
+#[derive(sea_orm::DeriveIden)]
+enum TerminationEarlyReports {
+    Table,
+    CommandId,
+    GatewayId,
+    DeliveredAt,
+    SettledState,
+    SettledAt,
+    Detail,
+    KeptAt,
+}
+
+/// Up to `limit` kept reports about commands whose ids sort after `after`, in id order: one chunk
+/// of a walk over every kept report.
+pub async fn kept_after(txn: &DatabaseTransaction, after: &str, limit: u64) -> ServiceResult<Vec<EarlyReport>> {
+    let mut query = kept_query();
+    query
+        .and_where(Expr::col(TerminationEarlyReports::CommandId).gt(after))
+        .limit(limit);
+    read_kept(txn, &query).await
+}
+
+/// The kept reports about `ids` (those that have one), in id order.
+pub async fn kept_about(txn: &DatabaseTransaction, ids: &[String]) -> ServiceResult<Vec<EarlyReport>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = kept_query();
+    query.and_where(Expr::col(TerminationEarlyReports::CommandId).is_in(ids.iter().map(String::as_str)));
+    read_kept(txn, &query).await
+}
+
+fn kept_query() -> SelectStatement {
+    use TerminationEarlyReports::*;
+    Query::select()
+        .columns([CommandId, GatewayId, DeliveredAt, SettledState, SettledAt, Detail])
+        .from(Table)
+        .order_by(CommandId, Order::Asc)
+        .to_owned()
+}
+
+async fn read_kept(txn: &DatabaseTransaction, query: &SelectStatement) -> ServiceResult<Vec<EarlyReport>> {
+    txn.query_all_raw(txn.get_database_backend().build(query))
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(EarlyReport {
+                command_id: row.try_get("", "command_id")?,
+                gateway_id: row.try_get("", "gateway_id")?,
+                delivered_at: row.try_get("", "delivered_at")?,
+                settled_state: row.try_get("", "settled_state")?,
+                settled_at: row.try_get("", "settled_at")?,
+                detail: row.try_get("", "detail")?,
+            })
+        })
+        .collect()
+}
+
+/// Applies `kept` (reports read by [`kept_after`] or [`kept_about`]) to the commands that exist
+/// now, with the same forward-only rules as [`deliver`] and [`settle`], then forgets those with
+/// nothing left to apply. Returns the commands that moved to DELIVERED and those that were
+/// answered (ACKNOWLEDGED or FAILED), for their events: the caller writes them in the same
+/// transaction, so each transition is told once, whichever replica's reconcile applied it (a
+/// concurrent one finds the state moved and changes nothing).
 ///
 /// Why nothing is lost: a report is kept in the transaction that found its command missing, and
-/// this runs after that transaction commits; it runs as well after every recorded termination
-/// commits. Whichever of the two commits second sees the other's rows.
+/// its ids are reconciled after that transaction commits; every kept report is reconciled as well
+/// after every recorded termination commits. Whichever of the two commits second sees the other's
+/// rows.
+///
+/// Every statement touches only the rows of `kept`, found by primary key: none joins the two
+/// tables whole. Joined whole, the plan followed the statistics, and with statistics from before
+/// an end-all (a few commands, no kept reports) PostgreSQL scanned one table for each row of the
+/// other: 100,000 commands × 100,000 kept reports ran for over 13 minutes of a core, holding the
+/// commands' locks — and it ran again after every batch of acknowledgements.
 pub async fn reconcile(
     txn: &DatabaseTransaction,
-    expired_before: EpochMillis,
+    kept: &[EarlyReport],
 ) -> ServiceResult<(HashSet<String>, HashSet<String>)> {
+    // Most kept reports wait for a record still being written: when none of their commands
+    // exists yet, that is all there is to find out.
+    let existing = command_states(txn, kept).await?;
+    let kept: Vec<&EarlyReport> = kept
+        .iter()
+        .filter(|row| existing.contains_key(&row.command_id))
+        .collect();
+    if kept.is_empty() {
+        return Ok((HashSet::new(), HashSet::new()));
+    }
+    let deliveries: Vec<Delivery> = kept
+        .iter()
+        .filter_map(|row| {
+            row.delivered_at.map(|at| Delivery {
+                command_id: row.command_id.clone(),
+                gateway_id: row.gateway_id.clone(),
+                at,
+            })
+        })
+        .collect();
+    // Deliveries first: an answer applied after them keeps the delivery's time (see [`settle`]).
+    let delivered_now = deliver_kept(txn, &deliveries).await?;
+    let settlements: Vec<Settlement> = kept
+        .iter()
+        .filter_map(|row| {
+            Some(Settlement {
+                command_id: row.command_id.clone(),
+                gateway_id: row.gateway_id.clone(),
+                at: row.settled_at?,
+                state: row.settled_state?,
+                detail: row.detail.clone(),
+            })
+        })
+        .collect();
+    let settled_now: HashSet<String> = settle(txn, &settlements).await?.into_iter().collect();
+    let commands = command_states(txn, kept.iter().copied()).await?;
+    let spent: Vec<&str> = kept
+        .iter()
+        .filter(|row| {
+            commands
+                .get(&row.command_id)
+                .is_some_and(|command| is_spent(row, command))
+        })
+        .map(|row| row.command_id.as_str())
+        .collect();
+    if !spent.is_empty() {
+        let forget = Query::delete()
+            .from_table(TerminationEarlyReports::Table)
+            .and_where(Expr::col(TerminationEarlyReports::CommandId).is_in(spent))
+            .to_owned();
+        txn.execute_raw(txn.get_database_backend().build(&forget)).await?;
+    }
+    Ok((delivered_now, settled_now))
+}
+
+/// Forgets the reports kept before `expired_before`: their termination was never recorded.
+pub async fn forget_expired(db: &impl ConnectionTrait, expired_before: EpochMillis) -> ServiceResult<u64> {
+    let expired = Query::delete()
+        .from_table(TerminationEarlyReports::Table)
+        .and_where(Expr::col(TerminationEarlyReports::KeptAt).lt(expired_before))
+        .to_owned();
+    Ok(db
+        .execute_raw(db.get_database_backend().build(&expired))
+        .await?
+        .rows_affected())
+}
+
+/// Marks PENDING commands DELIVERED with a kept delivery's time, and corrects the delivery time of
+/// commands answered meanwhile: the answer's time stood in for the delivery's (see [`settle`]),
+/// and the earliest evidence of delivery is the true one. Returns the ids that moved to DELIVERED.
+async fn deliver_kept(txn: &DatabaseTransaction, rows: &[Delivery]) -> ServiceResult<HashSet<String>> {
+    const POSTGRES: &str = r#"
+        UPDATE termination_commands AS c
+        SET state = CASE WHEN c.state = $4 THEN $5 ELSE c.state END, delivered_at = r.at
+        FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS r(id, gateway_id, at)
+        WHERE c.id = r.id AND c.gateway_id = r.gateway_id
+            AND (c.state = $4 OR (c.state IN ($6, $7) AND c.delivered_at > r.at))
+        RETURNING c.id, c.state
+    "#;
+    const SQLITE: &str = r#"
+        UPDATE termination_commands AS c
+        SET state = CASE WHEN c.state = ?2 THEN ?3 ELSE c.state END, delivered_at = r.at
+        FROM (
+            SELECT json_extract(value, '$.command_id') AS id,
+                json_extract(value, '$.gateway_id') AS gateway_id,
+                json_extract(value, '$.at') AS at
+            FROM json_each(?1)
+        ) AS r
+        WHERE c.id = r.id AND c.gateway_id = r.gateway_id
+            AND (c.state = ?2 OR (c.state IN (?4, ?5) AND c.delivered_at > r.at))
+        RETURNING id, state
+    "#;
+    if rows.is_empty() {
+        return Ok(HashSet::new());
+    }
     let pending = enum_code(DeliveryState::Pending);
     let delivered = enum_code(DeliveryState::Delivered);
     let acknowledged = enum_code(DeliveryState::Acknowledged);
     let failed = enum_code(DeliveryState::Failed);
-    // A kept delivery report also corrects a command answered meanwhile: the answer's time stood in
-    // for the delivery's (see [`settle`]), and the earliest evidence of delivery is the true one.
-    let deliver = format!(
-        "UPDATE termination_commands AS c \
-         SET state = CASE WHEN c.state = {pending} THEN {delivered} ELSE c.state END, \
-             delivered_at = e.delivered_at \
-         FROM termination_early_reports AS e \
-         WHERE c.id = e.command_id AND c.gateway_id = e.gateway_id AND e.delivered_at IS NOT NULL \
-         AND (c.state = {pending} OR (c.state IN ({acknowledged}, {failed}) AND c.delivered_at > e.delivered_at)) \
-         RETURNING id, state"
-    );
-    let settle = format!(
-        "UPDATE termination_commands AS c SET state = e.settled_state, acknowledged_at = e.settled_at, \
-         detail = e.detail, next_attempt_at = NULL, \
-         delivered_at = COALESCE(c.delivered_at, e.delivered_at, e.settled_at) \
-         FROM termination_early_reports AS e \
-         WHERE c.id = e.command_id AND c.gateway_id = e.gateway_id AND c.state IN ({pending}, {delivered}) \
-         AND e.settled_state IS NOT NULL \
-         RETURNING id"
-    );
-    // Only rows that can never apply again go: states only move forward, so a command past what a
-    // row would do stays past it. A row whose command committed after the updates above stays for
-    // the next round.
-    let spent = format!(
-        "(c.gateway_id <> e.gateway_id \
-          OR ((e.settled_state IS NULL OR c.state NOT IN ({pending}, {delivered})) \
-              AND (e.delivered_at IS NULL OR c.state <> {pending})))"
-    );
-    let expired = format!("DELETE FROM termination_early_reports WHERE kept_at < {expired_before}");
-    let forget = match txn.get_database_backend() {
-        // A join, not `OR EXISTS (...)`: an OR keeps the subquery a subplan run once per report,
-        // and with statistics from before an end-all recorded its commands (autovacuum's analyze
-        // comes later) that subplan scanned every command for each of 80,000 reports — minutes of
-        // a core, every redelivery scan, holding the rows' locks. A join is linear whatever the plan.
-        DbBackend::Postgres => format!(
-            "DELETE FROM termination_early_reports AS e USING termination_commands AS c \
-             WHERE c.id = e.command_id AND {spent}"
+    let statement = match txn.get_database_backend() {
+        DbBackend::Postgres => Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            POSTGRES,
+            [
+                column(rows, |row| row.command_id.clone()),
+                column(rows, |row| row.gateway_id.clone()),
+                column(rows, |row| row.at),
+                pending.into(),
+                delivered.into(),
+                acknowledged.into(),
+                failed.into(),
+            ],
         ),
-        // SQLite has no DELETE … USING; its subquery is an index lookup on the primary key.
-        _ => format!(
-            "DELETE FROM termination_early_reports AS e WHERE EXISTS (SELECT 1 FROM termination_commands AS c \
-             WHERE c.id = e.command_id AND {spent})"
+        backend => Statement::from_sql_and_values(
+            backend,
+            SQLITE,
+            [
+                json(rows)?,
+                pending.into(),
+                delivered.into(),
+                acknowledged.into(),
+                failed.into(),
+            ],
         ),
     };
-    let backend = txn.get_database_backend();
     // Only the commands that were PENDING moved to DELIVERED; the others' delivery time was
     // corrected, which is no new event.
-    let delivered_now = txn
-        .query_all_raw(Statement::from_string(backend, deliver))
+    txn.query_all_raw(statement)
         .await?
         .into_iter()
         .filter_map(|row| match row.try_get_by_index::<i16>(1) {
             Ok(state) if state == delivered => row.try_get_by_index::<String>(0).ok().map(Ok),
             Ok(_) => None,
-            Err(error) => Some(Err(error)),
+            Err(error) => Some(Err(error.into())),
         })
-        .collect::<Result<HashSet<String>, _>>()?;
-    let settled_now: HashSet<String> = changed_ids(txn, Statement::from_string(backend, settle))
+        .collect()
+}
+
+/// A command's owner and state, as reconciling needs them.
+struct CommandState {
+    gateway_id: String,
+    state: i16,
+}
+
+/// The commands `kept` is about that exist, by id.
+async fn command_states<'a>(
+    txn: &DatabaseTransaction,
+    kept: impl IntoIterator<Item = &'a EarlyReport>,
+) -> ServiceResult<HashMap<String, CommandState>> {
+    let ids: Vec<&str> = kept.into_iter().map(|row| row.command_id.as_str()).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let query = Query::select()
+        .columns([command::Column::Id, command::Column::GatewayId, command::Column::State])
+        .from(command::Entity)
+        .and_where(Expr::col(command::Column::Id).is_in(ids))
+        .to_owned();
+    txn.query_all_raw(txn.get_database_backend().build(&query))
         .await?
-        .into_iter()
-        .collect();
-    txn.execute_unprepared(&expired).await?;
-    txn.execute_unprepared(&forget).await?;
-    Ok((delivered_now, settled_now))
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "id")?,
+                CommandState {
+                    gateway_id: row.try_get("", "gateway_id")?,
+                    state: row.try_get("", "state")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Whether a kept report can never apply to its command again: states only move forward, so a
+/// command past what the report would do stays past it. Another gateway's report never applies.
+fn is_spent(kept: &EarlyReport, command: &CommandState) -> bool {
+    let pending = enum_code(DeliveryState::Pending);
+    let open = [pending, enum_code(DeliveryState::Delivered)].contains(&command.state);
+    command.gateway_id != kept.gateway_id
+        || ((kept.settled_state.is_none() || !open) && (kept.delivered_at.is_none() || command.state != pending))
 }
 
 /// One field of every row, as a PostgreSQL array parameter.
