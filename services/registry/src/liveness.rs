@@ -2,7 +2,8 @@
 //!
 //! A gateway is alive while it is heard from. Each replica notes, in memory, when each gateway it
 //! holds a link to last said anything (any message counts: heartbeats fill the silences), and writes
-//! those times to `gateways.last_seen_at` in one batched statement every `seen_interval`. Every
+//! those times to `gateways.last_seen_at` in batched statements, each gateway's at most once per
+//! `seen_interval` and spread over it. Every
 //! replica then looks, every `check_interval`, for gateways not heard from for longer than
 //! `gateway_grace` — whichever replica held them, including one that died — and ends their live
 //! sessions with reason GATEWAY_LOST. The store makes that safe to run everywhere at once (each
@@ -37,40 +38,75 @@ const LOST_BATCH: u64 = 100;
 /// Floor of the derived intervals, so a tiny grace period cannot make the replica spin.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
-/// When each gateway linked to this replica was last heard from, not yet written.
+/// When each gateway linked to this replica was last heard from, and what of it was written.
 #[derive(Debug, Default)]
 pub(crate) struct SeenTracker {
-    heard: Mutex<HashMap<String, EpochMillis>>,
+    gateways: Mutex<HashMap<String, Seen>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    heard: EpochMillis,
+    /// The time last written to the store; `None` before the first write, or after one failed.
+    written: Option<EpochMillis>,
 }
 
 impl SeenTracker {
     /// Notes that the gateway said something at `at`. Cheap: called for every message.
     pub(crate) fn heard(&self, gateway_id: &str, at: EpochMillis) {
-        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
-        match heard.get_mut(gateway_id) {
-            Some(latest) => *latest = (*latest).max(at),
+        let mut gateways = self.gateways.lock().unwrap_or_else(PoisonError::into_inner);
+        match gateways.get_mut(gateway_id) {
+            Some(seen) => seen.heard = seen.heard.max(at),
             None => {
-                heard.insert(gateway_id.to_owned(), at);
+                gateways.insert(
+                    gateway_id.to_owned(),
+                    Seen {
+                        heard: at,
+                        written: None,
+                    },
+                );
             }
         }
     }
 
-    fn take(&self) -> Vec<(String, EpochMillis)> {
-        std::mem::take(&mut *self.heard.lock().unwrap_or_else(PoisonError::into_inner))
-            .into_iter()
-            .collect()
+    /// Up to `limit` gateways to write, each with the time it was last heard from: those never
+    /// written, and those whose written time is `every` or more behind. They count as written from
+    /// now on ([`SeenTracker::failed`] undoes that). Forgets gateways written up to date and not
+    /// heard from since `forget_before` (their links are gone; the store has their last time).
+    fn due(&self, every: EpochMillis, limit: usize, forget_before: EpochMillis) -> Vec<(String, EpochMillis)> {
+        let mut gateways = self.gateways.lock().unwrap_or_else(PoisonError::into_inner);
+        gateways
+            .retain(|_, seen| seen.heard >= forget_before || seen.written.is_none_or(|written| written < seen.heard));
+        let mut due = Vec::new();
+        for (gateway_id, seen) in gateways.iter_mut() {
+            if due.len() >= limit {
+                break;
+            }
+            let behind = match seen.written {
+                None => true,
+                Some(written) => seen.heard > written && seen.heard - written >= every,
+            };
+            if behind {
+                due.push((gateway_id.clone(), seen.heard));
+                seen.written = Some(seen.heard);
+            }
+        }
+        due
     }
 
-    /// Puts back a batch that could not be written (newer notes win).
-    fn restore(&self, batch: Vec<(String, EpochMillis)>) {
-        for (gateway_id, at) in batch {
-            self.heard(&gateway_id, at);
+    /// A batch from [`SeenTracker::due`] could not be written: its gateways are due again.
+    fn failed(&self, batch: &[(String, EpochMillis)]) {
+        let mut gateways = self.gateways.lock().unwrap_or_else(PoisonError::into_inner);
+        for (gateway_id, _) in batch {
+            if let Some(seen) = gateways.get_mut(gateway_id) {
+                seen.written = None;
+            }
         }
     }
 }
 
-/// How often the times gateways were heard from are written: a third of the grace period (so a
-/// live gateway's row is never close to looking lost), or `gateway_seen_interval` if shorter.
+/// How far behind a gateway's written time may fall: a third of the grace period (so a live
+/// gateway's row is never close to looking lost), or `gateway_seen_interval` if shorter.
 pub(crate) fn seen_interval(gateway_seen_interval: Duration, gateway_grace: Duration) -> Duration {
     gateway_seen_interval.min(gateway_grace / 3).max(MIN_INTERVAL)
 }
@@ -80,26 +116,38 @@ pub(crate) fn check_interval(gateway_grace: Duration) -> Duration {
     (gateway_grace / 3).max(MIN_INTERVAL)
 }
 
-/// Writes the noted times every `interval` until `shutdown`, then once more.
+/// Ticks of the writer per `seen_interval`: each tick writes the gateways that fell due since the
+/// last, so the writes are spread over the interval rather than one statement for every gateway
+/// (at 10,000 gateways that statement took ~60 ms of a core every interval, and requests that
+/// met it waited).
+const SEEN_TICKS_PER_INTERVAL: u32 = 5;
+/// Gateways written per statement at most; more due wait for the next tick.
+const SEEN_BATCH: usize = 2_000;
+
+/// Writes the times gateways were heard from, each gateway at most once per `interval` (and the
+/// first time at once), until `shutdown`, then every time not yet written.
 pub(crate) async fn run_seen_writer(
     store: Arc<dyn SessionStore>,
     tracker: Arc<SeenTracker>,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    let every = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+    let mut ticker = tokio::time::interval((interval / SEEN_TICKS_PER_INTERVAL).max(MIN_INTERVAL));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let stopping = tokio::select! {
             () = shutdown.cancelled() => true,
             _ = ticker.tick() => false,
         };
-        let batch = tracker.take();
+        let forget_before = now_millis().saturating_sub(every.saturating_mul(4));
+        let (every, limit) = if stopping { (0, usize::MAX) } else { (every, SEEN_BATCH) };
+        let batch = tracker.due(every, limit, forget_before);
         if !batch.is_empty()
             && let Err(error) = store.gateways_seen(&batch).await
         {
             tracing::warn!(%error, gateways = batch.len(), "could not record when gateways were last heard from; will retry");
-            tracker.restore(batch);
+            tracker.failed(&batch);
         }
         if stopping {
             return;
@@ -192,21 +240,49 @@ async fn ask_to_reconnect(bus: &dyn ControlBus, gateway_id: &str) {
 mod tests {
     use super::*;
 
+    fn sorted(mut batch: Vec<(String, EpochMillis)>) -> Vec<(String, EpochMillis)> {
+        batch.sort();
+        batch
+    }
+
     #[test]
-    fn the_tracker_keeps_the_latest_time_and_survives_a_failed_write() {
+    fn the_tracker_writes_each_gateway_once_per_interval_and_retries_a_failed_write() {
         let tracker = SeenTracker::default();
         tracker.heard("gw-1", 100);
         tracker.heard("gw-1", 90);
         tracker.heard("gw-2", 50);
-        let mut batch = tracker.take();
-        batch.sort();
+        // Never written: due at once, with the latest time heard.
+        let batch = sorted(tracker.due(1_000, 10, 0));
         assert_eq!(batch, [("gw-1".to_owned(), 100), ("gw-2".to_owned(), 50)]);
-        assert!(tracker.take().is_empty());
-        tracker.heard("gw-1", 120);
-        tracker.restore(batch);
-        let mut batch = tracker.take();
-        batch.sort();
-        assert_eq!(batch, [("gw-1".to_owned(), 120), ("gw-2".to_owned(), 50)]);
+        assert!(tracker.due(1_000, 10, 0).is_empty());
+        // Heard again, but less than an interval after the written time: not yet.
+        tracker.heard("gw-1", 1_099);
+        assert!(tracker.due(1_000, 10, 0).is_empty());
+        tracker.heard("gw-1", 1_100);
+        assert_eq!(tracker.due(1_000, 10, 0), [("gw-1".to_owned(), 1_100)]);
+        // A failed write makes its gateways due again, whatever the interval.
+        tracker.heard("gw-2", 60);
+        let batch = sorted(tracker.due(0, 10, 0));
+        assert_eq!(batch, [("gw-2".to_owned(), 60)]);
+        tracker.failed(&batch);
+        assert_eq!(tracker.due(1_000, 10, 0), [("gw-2".to_owned(), 60)]);
+    }
+
+    #[test]
+    fn the_tracker_writes_at_most_a_batch_per_tick_and_forgets_gateways_gone_quiet() {
+        let tracker = SeenTracker::default();
+        for i in 0..5 {
+            tracker.heard(&format!("gw-{i}"), 100 + i);
+        }
+        assert_eq!(tracker.due(1_000, 3, 0).len(), 3);
+        assert_eq!(tracker.due(1_000, 3, 0).len(), 2);
+        // Written up to date and quiet since before 200: forgotten. Not yet written: kept.
+        tracker.heard("gw-late", 150);
+        assert!(tracker.due(1_000, 10, 200).iter().any(|(id, _)| id == "gw-late"));
+        tracker.heard("gw-9", 300);
+        assert_eq!(tracker.due(0, 10, 200), [("gw-9".to_owned(), 300)]);
+        let remembered = tracker.gateways.lock().unwrap().len();
+        assert_eq!(remembered, 1, "only the gateway heard since 200 is remembered");
     }
 
     #[test]

@@ -31,8 +31,9 @@ pub struct RegistrySettings {
     /// How long a new link may take to say hello.
     #[serde(with = "humantime_serde")]
     pub hello_timeout: Duration,
-    /// How often each replica writes, in one batch, when the gateways it holds were last heard from
-    /// (at most; also at least three times per `gateway_grace`).
+    /// How far behind the stored time a gateway was last heard from may fall: each replica writes a
+    /// gateway's time at most this often (the writes spread over the interval), and at least three
+    /// times per `gateway_grace`.
     #[serde(with = "humantime_serde")]
     pub gateway_seen_interval: Duration,
     /// A gateway not heard from for this long is lost: its live sessions end (reason GATEWAY_LOST) and
@@ -77,7 +78,7 @@ impl Default for RegistrySettings {
             agent_activity_interval: Duration::from_secs(2),
             agent_heartbeat_interval: Duration::from_secs(10),
             hello_timeout: Duration::from_secs(10),
-            gateway_seen_interval: Duration::from_secs(5),
+            gateway_seen_interval: Duration::from_secs(15),
             gateway_grace: Duration::from_secs(60),
             replica: std::env::var("HOSTNAME")
                 .ok()
