@@ -195,7 +195,16 @@ impl World {
         self.shutdown.cancel();
         let served = self.server.await;
         self.vigil.stop().await;
-        let dropped = database::drop_schema(&self.database_url, &self.schema).await;
+        // A statement of a task that outlived the stop (aborted, its query still running on the
+        // server) can deadlock with the drop, which then goes again.
+        let mut dropped = database::drop_schema(&self.database_url, &self.schema).await;
+        for _ in 0..3 {
+            if dropped.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            dropped = database::drop_schema(&self.database_url, &self.schema).await;
+        }
         let _ = std::fs::remove_dir_all(&self.geoip_dir);
         served.context("the gRPC server task")?.context("the gRPC server")?;
         dropped.with_context(|| format!("drop schema {}", self.schema))?;
