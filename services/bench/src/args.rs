@@ -18,6 +18,12 @@ pub struct Args {
     /// Single-session kills measured per world.
     #[arg(long, default_value_t = 500)]
     pub kill_samples: usize,
+    /// Pause after each kill's command arrived before the next kill, in milliseconds. Longer
+    /// pauses let each kill's aftermath (the acknowledgement, the session's end, its events: ~6
+    /// statements, ~2.7 ms of service CPU) finish first; alternating runs at 5 and 25 ms showed no
+    /// difference in the kill's p99 (README, Benchmarks), so the figures stay comparable at 5.
+    #[arg(long, default_value_t = 5)]
+    pub kill_pace_ms: u64,
     /// PUBLISH → message samples per Redis yardstick.
     #[arg(long, default_value_t = 2_000)]
     pub publish_samples: usize,

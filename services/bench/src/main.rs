@@ -64,8 +64,6 @@ const END_ALL_PATIENCE: Duration = Duration::from_secs(180);
 /// How long the registry may take to apply acknowledgements (sessions ended) before the figure is
 /// reported as unfinished.
 const ACK_PATIENCE: Duration = Duration::from_secs(90);
-/// Pause between kill samples, so each measures an idle system rather than a queue.
-const KILL_PACE: Duration = Duration::from_millis(5);
 /// How long the registry may take to record every agent's departure before the schema is dropped.
 const LINKS_PATIENCE: Duration = Duration::from_secs(30);
 /// Worker threads of the services' runtime (the all-in-one's default on this 2-core machine).
@@ -192,6 +190,7 @@ async fn run(args: &Args, services: &Handle) -> anyhow::Result<()> {
         redis: report::redact(&args.redis_url),
         sessions: args.sessions,
         kill_samples: args.kill_samples,
+        kill_pace: Duration::from_millis(args.kill_pace_ms),
         connections: args.connections,
         db_connections: args
             .db_connections
@@ -312,11 +311,12 @@ async fn run_scale(args: &Args, agents: usize, progress: &Progress, services: &H
     Ok(scale)
 }
 
-/// `Terminate` of one session at a time, each after the previous one's command arrived.
+/// `Terminate` of one session at a time, each `pace` after the previous one's command arrived.
 pub(crate) async fn kill_latency(
     fleet: &mut Fleet,
     client: &mut TerminationServiceClient<Channel>,
     samples: usize,
+    pace: Duration,
 ) -> anyhow::Result<Kills> {
     let mut kills = Kills::default();
     for sample in 0..yardstick::WARM_UP + samples {
@@ -361,7 +361,7 @@ pub(crate) async fn kill_latency(
             kills.latencies.push(arrived.duration_since(sent));
             kills.rpc.push(returned);
         }
-        tokio::time::sleep(KILL_PACE).await;
+        tokio::time::sleep(pace).await;
     }
     fleet.check()?;
     Ok(kills)

@@ -166,7 +166,7 @@ impl Measurement<'_> {
         }
         self.say(&format!("{samples} single-session kills"));
         let kills = self
-            .metered("kill", "kill", crate::kill_latency(fleet, client, samples), |kills| {
+            .metered("kill", "kill", crate::kill_latency(fleet, client, samples, Duration::from_millis(self.args.kill_pace_ms)), |kills| {
                 kills.killed.len()
             })
             .await?;

@@ -30,6 +30,7 @@ pub struct Report {
     pub redis: String,
     pub sessions: usize,
     pub kill_samples: usize,
+    pub kill_pace: Duration,
     pub connections: usize,
     pub db_connections: u32,
     pub heartbeats: bool,
@@ -210,9 +211,10 @@ impl Report {
         println!("postgres  {}", self.database);
         println!("redis     {}", self.redis);
         println!(
-            "run       {} sessions · {} kill samples · agents' streams over {} HTTP/2 connections · DB pool {} per service · heartbeats {} · {} in all",
+            "run       {} sessions · {} kill samples {} apart · agents' streams over {} HTTP/2 connections · DB pool {} per service · heartbeats {} · {} in all",
             self.sessions,
             self.kill_samples,
+            Ms(self.kill_pace),
             self.connections,
             self.db_connections,
             if self.heartbeats { "on" } else { "off" },
