@@ -166,9 +166,12 @@ impl Measurement<'_> {
         }
         self.say(&format!("{samples} single-session kills"));
         let kills = self
-            .metered("kill", "kill", crate::kill_latency(fleet, client, samples, Duration::from_millis(self.args.kill_pace_ms)), |kills| {
-                kills.killed.len()
-            })
+            .metered(
+                "kill",
+                "kill",
+                crate::kill_latency(fleet, client, samples, Duration::from_millis(self.args.kill_pace_ms)),
+                |kills| kills.killed.len(),
+            )
             .await?;
         self.say(&format!(
             "re-populating {} killed sessions through admission",

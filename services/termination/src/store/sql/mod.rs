@@ -274,6 +274,7 @@ impl TerminationStore for SqlTerminationStore {
             return Ok(0);
         }
         let txn = self.write_transaction().await?;
+        reports::lock_commands(&txn, &plan).await?;
         // Deliveries first: a command delivered and answered in the same batch keeps both times.
         let delivered: HashSet<String> = reports::deliver(&txn, &plan.deliveries).await?.into_iter().collect();
         let settled: HashSet<String> = reports::settle(&txn, &plan.settlements).await?.into_iter().collect();

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
 use serde::Serialize;
 use vigil_runtime::{ServiceError, ServiceResult};
@@ -84,6 +84,32 @@ pub fn plan(reports: &[CommandReport]) -> Plan {
     plan.settlements
         .sort_unstable_by(|a, b| a.command_id.cmp(&b.command_id));
     plan
+}
+
+/// Locks the commands `plan` changes, in id order, before it changes any. Its two updates lock
+/// rows in the order their plans walk them, which for a large batch is the table's order; a
+/// concurrent batch or reconcile locking the same rows in another order deadlocked (one per
+/// end-all of 100,000, each rolled back and retried). Taken first and in one order, the locks
+/// queue instead.
+pub async fn lock_commands(txn: &DatabaseTransaction, plan: &Plan) -> ServiceResult<()> {
+    let ids: std::collections::BTreeSet<&str> = plan
+        .deliveries
+        .iter()
+        .map(|row| row.command_id.as_str())
+        .chain(plan.settlements.iter().map(|row| row.command_id.as_str()))
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let query = Query::select()
+        .column(command::Column::Id)
+        .from(command::Entity)
+        .and_where(Expr::col(command::Column::Id).is_in(ids))
+        .order_by(command::Column::Id, Order::Asc)
+        .lock(LockType::Update)
+        .to_owned();
+    txn.query_all_raw(txn.get_database_backend().build(&query)).await?;
+    Ok(())
 }
 
 /// Marks PENDING commands DELIVERED and sets `delivered_at`. Returns the ids changed.
@@ -365,8 +391,9 @@ pub async fn reconcile(
     kept: &[EarlyReport],
 ) -> ServiceResult<(HashSet<String>, HashSet<String>)> {
     // Most kept reports wait for a record still being written: when none of their commands
-    // exists yet, that is all there is to find out.
-    let existing = command_states(txn, kept).await?;
+    // exists yet, that is all there is to find out. The commands that exist are locked here, in
+    // id order, before anything is written (see [`lock_commands`]).
+    let existing = command_states(txn, kept, true).await?;
     let kept: Vec<&EarlyReport> = kept
         .iter()
         .filter(|row| existing.contains_key(&row.command_id))
@@ -399,7 +426,7 @@ pub async fn reconcile(
         })
         .collect();
     let settled_now: HashSet<String> = settle(txn, &settlements).await?.into_iter().collect();
-    let commands = command_states(txn, kept.iter().copied()).await?;
+    let commands = command_states(txn, kept.iter().copied(), false).await?;
     let spent: Vec<&str> = kept
         .iter()
         .filter(|row| {
@@ -508,20 +535,25 @@ struct CommandState {
     state: i16,
 }
 
-/// The commands `kept` is about that exist, by id.
+/// The commands `kept` is about that exist, by id; locked when `lock` says so.
 async fn command_states<'a>(
     txn: &DatabaseTransaction,
     kept: impl IntoIterator<Item = &'a EarlyReport>,
+    lock: bool,
 ) -> ServiceResult<HashMap<String, CommandState>> {
     let ids: Vec<&str> = kept.into_iter().map(|row| row.command_id.as_str()).collect();
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let query = Query::select()
+    let mut query = Query::select()
         .columns([command::Column::Id, command::Column::GatewayId, command::Column::State])
         .from(command::Entity)
         .and_where(Expr::col(command::Column::Id).is_in(ids))
+        .order_by(command::Column::Id, Order::Asc)
         .to_owned();
+    if lock {
+        query.lock(LockType::Update);
+    }
     txn.query_all_raw(txn.get_database_backend().build(&query))
         .await?
         .iter()
