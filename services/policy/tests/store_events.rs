@@ -41,6 +41,7 @@ fn lock(user: &str, expires_at: Option<i64>) -> LockRecord {
 }
 
 async fn events(store: &SqlPolicyStore) -> Vec<Event> {
+    vigil_testkit::past_running_transactions(store.connection()).await;
     let outbox = Outbox::new(store.connection().clone(), OutboxTables::new("policy"));
     let stored = outbox
         .read_after(Position::default(), 1000)

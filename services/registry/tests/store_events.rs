@@ -63,6 +63,7 @@ fn end(at: i64, reason: EndReason) -> SessionEnd {
 }
 
 async fn events(store: &SqlStore) -> Vec<Event> {
+    vigil_testkit::past_running_transactions(store.connection()).await;
     let outbox = Outbox::new(store.connection().clone(), OutboxTables::new("registry"));
     let stored = outbox
         .read_after(Position::default(), 1000)

@@ -90,6 +90,7 @@ fn per_session(events: &[Event], session: &str) -> Vec<(EventType, i64)> {
 }
 
 async fn events(store: &SqlTerminationStore) -> Vec<Event> {
+    vigil_testkit::past_running_transactions(store.connection()).await;
     let outbox = Outbox::new(store.connection().clone(), OutboxTables::new("termination"));
     let stored = outbox
         .read_after(Position::default(), 1000)

@@ -185,6 +185,30 @@ where
     }
 }
 
+/// Waits until every transaction running anywhere on the server when called has ended (PostgreSQL;
+/// nothing to wait for on SQLite). An event outbox is read only below the oldest running
+/// transaction (`vigil_events::Outbox`), and tests share one server: a long transaction of a test
+/// running beside this one would otherwise hide events this test committed.
+pub async fn past_running_transactions(db: &DatabaseConnection) {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return;
+    }
+    let number = |sql: &'static str| async move {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
+            .await
+            .expect("ask PostgreSQL about transactions")
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).expect("a transaction number")
+    };
+    // A transaction id of its own, taken now: every transaction running earlier has a lower one.
+    let now = number("SELECT txid_current()").await;
+    eventually("the transactions running earlier to end", || async move {
+        (number("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").await > now).then_some(())
+    })
+    .await;
+}
+
 /// A directory of its own under the system's temporary directory, removed on drop.
 pub struct TempDir(PathBuf);
 
