@@ -132,6 +132,7 @@ impl LinkState {
             .store
             .gateway_connected(&gateway_id, &inner.settings.replica, &hello.agent_version, now)
             .await?;
+        inner.seen.connected(&gateway_id, now);
         let pending = pending_commands(inner, &gateway_id).await;
         end_killed_while_away(inner, &hello, &pending, now).await?;
         let revived = revive_still_held(inner, &hello, now).await?;

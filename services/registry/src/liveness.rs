@@ -3,7 +3,7 @@
 //! A gateway is alive while it is heard from. Each replica notes, in memory, when each gateway it
 //! holds a link to last said anything (any message counts: heartbeats fill the silences), and writes
 //! those times to `gateways.last_seen_at` in batched statements, each gateway's at most once per
-//! `seen_interval` and spread over it. Every
+//! `seen_interval` and spread over it (the link's opening writes it too). Every
 //! replica then looks, every `check_interval`, for gateways not heard from for longer than
 //! `gateway_grace` — whichever replica held them, including one that died — and ends their live
 //! sessions with reason GATEWAY_LOST. The store makes that safe to run everywhere at once (each
@@ -69,6 +69,23 @@ impl SeenTracker {
         }
     }
 
+    /// Notes that the gateway's link opened at `at`, which wrote that time to the store: written,
+    /// so the writer does not write it again at once.
+    pub(crate) fn connected(&self, gateway_id: &str, at: EpochMillis) {
+        let mut gateways = self.gateways.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = gateways.entry(gateway_id.to_owned()).or_insert(Seen {
+            heard: at,
+            written: None,
+        });
+        seen.heard = seen.heard.max(at);
+        seen.written = Some(at);
+    }
+
+    /// Gateways remembered (linked here, or heard from lately).
+    fn len(&self) -> usize {
+        self.gateways.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
     /// Up to `limit` gateways to write, each with the time it was last heard from: those never
     /// written, and those whose written time is `every` or more behind. They count as written from
     /// now on ([`SeenTracker::failed`] undoes that). Forgets gateways written up to date and not
@@ -120,9 +137,15 @@ pub(crate) fn check_interval(gateway_grace: Duration) -> Duration {
 /// last, so the writes are spread over the interval rather than one statement for every gateway
 /// (at 10,000 gateways that statement took ~60 ms of a core every interval, and requests that
 /// met it waited).
-const SEEN_TICKS_PER_INTERVAL: u32 = 5;
-/// Gateways written per statement at most; more due wait for the next tick.
-const SEEN_BATCH: usize = 2_000;
+const SEEN_TICKS_PER_INTERVAL: u32 = 30;
+/// Gateways written per statement at most, unless more are needed to keep up: each tick may write
+/// twice its share of the gateways remembered, so a backlog (a reconnect storm) drains in half an
+/// interval.
+const SEEN_BATCH: usize = 500;
+
+fn seen_batch(remembered: usize) -> usize {
+    SEEN_BATCH.max(remembered * 2 / SEEN_TICKS_PER_INTERVAL as usize)
+}
 
 /// Writes the times gateways were heard from, each gateway at most once per `interval` (and the
 /// first time at once), until `shutdown`, then every time not yet written.
@@ -141,7 +164,11 @@ pub(crate) async fn run_seen_writer(
             _ = ticker.tick() => false,
         };
         let forget_before = now_millis().saturating_sub(every.saturating_mul(4));
-        let (every, limit) = if stopping { (0, usize::MAX) } else { (every, SEEN_BATCH) };
+        let (every, limit) = if stopping {
+            (0, usize::MAX)
+        } else {
+            (every, seen_batch(tracker.len()))
+        };
         let batch = tracker.due(every, limit, forget_before);
         if !batch.is_empty()
             && let Err(error) = store.gateways_seen(&batch).await
@@ -283,6 +310,19 @@ mod tests {
         assert_eq!(tracker.due(0, 10, 200), [("gw-9".to_owned(), 300)]);
         let remembered = tracker.gateways.lock().unwrap().len();
         assert_eq!(remembered, 1, "only the gateway heard since 200 is remembered");
+    }
+
+    #[test]
+    fn a_link_opening_counts_as_written_and_the_batch_keeps_up() {
+        let tracker = SeenTracker::default();
+        tracker.connected("gw-1", 100);
+        tracker.heard("gw-1", 100);
+        tracker.heard("gw-1", 600);
+        assert!(tracker.due(1_000, 10, 0).is_empty(), "the link's opening wrote 100");
+        tracker.heard("gw-1", 1_100);
+        assert_eq!(tracker.due(1_000, 10, 0), [("gw-1".to_owned(), 1_100)]);
+        assert_eq!(seen_batch(1_000), SEEN_BATCH);
+        assert_eq!(seen_batch(30_000), 2_000);
     }
 
     #[test]
