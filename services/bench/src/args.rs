@@ -1,7 +1,7 @@
 //! The bench's command line (`make bench`'s flags) and its progress lines: what the phases read,
 //! kept apart from `main` so that `measure` and the phases depend on them, not on `main`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 
@@ -89,6 +89,13 @@ pub struct Args {
         hide_env_values = true
     )]
     pub redis_url: String,
+}
+
+impl Args {
+    /// `--kill-pace-ms` as a duration.
+    pub fn kill_pace(&self) -> Duration {
+        Duration::from_millis(self.kill_pace_ms)
+    }
 }
 
 /// Progress lines on stderr, stamped with the time since the start.

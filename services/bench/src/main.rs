@@ -190,7 +190,7 @@ async fn run(args: &Args, services: &Handle) -> anyhow::Result<()> {
         redis: report::redact(&args.redis_url),
         sessions: args.sessions,
         kill_samples: args.kill_samples,
-        kill_pace: Duration::from_millis(args.kill_pace_ms),
+        kill_pace: args.kill_pace(),
         connections: args.connections,
         db_connections: args
             .db_connections

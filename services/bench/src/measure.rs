@@ -169,7 +169,7 @@ impl Measurement<'_> {
             .metered(
                 "kill",
                 "kill",
-                crate::kill_latency(fleet, client, samples, Duration::from_millis(self.args.kill_pace_ms)),
+                crate::kill_latency(fleet, client, samples, self.args.kill_pace()),
                 |kills| kills.killed.len(),
             )
             .await?;

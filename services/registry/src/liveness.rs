@@ -16,7 +16,7 @@
 //! stay ended.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use prost::Message;
@@ -52,9 +52,13 @@ struct Seen {
 }
 
 impl SeenTracker {
+    fn gateways(&self) -> MutexGuard<'_, HashMap<String, Seen>> {
+        self.gateways.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Notes that the gateway said something at `at`. Cheap: called for every message.
     pub(crate) fn heard(&self, gateway_id: &str, at: EpochMillis) {
-        let mut gateways = self.gateways.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut gateways = self.gateways();
         match gateways.get_mut(gateway_id) {
             Some(seen) => seen.heard = seen.heard.max(at),
             None => {
@@ -72,7 +76,7 @@ impl SeenTracker {
     /// Notes that the gateway's link opened at `at`, which wrote that time to the store: written,
     /// so the writer does not write it again at once.
     pub(crate) fn connected(&self, gateway_id: &str, at: EpochMillis) {
-        let mut gateways = self.gateways.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut gateways = self.gateways();
         let seen = gateways.entry(gateway_id.to_owned()).or_insert(Seen {
             heard: at,
             written: None,
@@ -83,7 +87,7 @@ impl SeenTracker {
 
     /// Gateways remembered (linked here, or heard from lately).
     fn len(&self) -> usize {
-        self.gateways.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.gateways().len()
     }
 
     /// Up to `limit` gateways to write, each with the time it was last heard from: those never
@@ -91,7 +95,7 @@ impl SeenTracker {
     /// now on ([`SeenTracker::failed`] undoes that). Forgets gateways written up to date and not
     /// heard from since `forget_before` (their links are gone; the store has their last time).
     fn due(&self, every: EpochMillis, limit: usize, forget_before: EpochMillis) -> Vec<(String, EpochMillis)> {
-        let mut gateways = self.gateways.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut gateways = self.gateways();
         gateways
             .retain(|_, seen| seen.heard >= forget_before || seen.written.is_none_or(|written| written < seen.heard));
         let mut due = Vec::new();
@@ -113,7 +117,7 @@ impl SeenTracker {
 
     /// A batch from [`SeenTracker::due`] could not be written: its gateways are due again.
     fn failed(&self, batch: &[(String, EpochMillis)]) {
-        let mut gateways = self.gateways.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut gateways = self.gateways();
         for (gateway_id, _) in batch {
             if let Some(seen) = gateways.get_mut(gateway_id) {
                 seen.written = None;

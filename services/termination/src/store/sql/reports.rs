@@ -7,7 +7,7 @@
 //! is one statement per kind, with every report's own values. The forward-only rule is the
 //! `WHERE` on the current state, and the gateway must match the command's own.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
@@ -92,24 +92,12 @@ pub fn plan(reports: &[CommandReport]) -> Plan {
 /// end-all of 100,000, each rolled back and retried). Taken first and in one order, the locks
 /// queue instead.
 pub async fn lock_commands(txn: &DatabaseTransaction, plan: &Plan) -> ServiceResult<()> {
-    let ids: std::collections::BTreeSet<&str> = plan
+    let ids = plan
         .deliveries
         .iter()
         .map(|row| row.command_id.as_str())
-        .chain(plan.settlements.iter().map(|row| row.command_id.as_str()))
-        .collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let query = Query::select()
-        .column(command::Column::Id)
-        .from(command::Entity)
-        .and_where(Expr::col(command::Column::Id).is_in(ids))
-        .order_by(command::Column::Id, Order::Asc)
-        .lock(LockType::Update)
-        .to_owned();
-    txn.query_all_raw(txn.get_database_backend().build(&query)).await?;
-    Ok(())
+        .chain(plan.settlements.iter().map(|row| row.command_id.as_str()));
+    locked_commands(txn, ids).await.map(drop)
 }
 
 /// Marks PENDING commands DELIVERED and sets `delivered_at`. Returns the ids changed.
@@ -137,23 +125,31 @@ pub async fn deliver(txn: &DatabaseTransaction, rows: &[Delivery]) -> ServiceRes
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let delivered = enum_code(DeliveryState::Delivered);
-    let pending = enum_code(DeliveryState::Pending);
-    let statement = match txn.get_database_backend() {
-        DbBackend::Postgres => Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            POSTGRES,
-            [
+    let codes = [DeliveryState::Delivered, DeliveryState::Pending];
+    changed_ids(txn, delivery_statement(txn, rows, POSTGRES, SQLITE, codes)?).await
+}
+
+/// An update joining `rows` to their commands: on PostgreSQL the rows as three arrays ($1–$3), on
+/// SQLite as one JSON array (?1), then the state `codes` in order ($4…, ?2…).
+fn delivery_statement<const N: usize>(
+    txn: &DatabaseTransaction,
+    rows: &[Delivery],
+    postgres: &str,
+    sqlite: &str,
+    codes: [DeliveryState; N],
+) -> ServiceResult<Statement> {
+    let codes = codes.map(|state| Value::from(enum_code(state)));
+    Ok(match txn.get_database_backend() {
+        DbBackend::Postgres => {
+            let rows = [
                 column(rows, |row| row.command_id.clone()),
                 column(rows, |row| row.gateway_id.clone()),
                 column(rows, |row| row.at),
-                delivered.into(),
-                pending.into(),
-            ],
-        ),
-        backend => Statement::from_sql_and_values(backend, SQLITE, [json(rows)?, delivered.into(), pending.into()]),
-    };
-    changed_ids(txn, statement).await
+            ];
+            Statement::from_sql_and_values(DbBackend::Postgres, postgres, rows.into_iter().chain(codes))
+        }
+        backend => Statement::from_sql_and_values(backend, sqlite, std::iter::once(json(rows)?).chain(codes)),
+    })
 }
 
 /// Marks open commands ACKNOWLEDGED or FAILED: sets `acknowledged_at` (when the gateway answered,
@@ -393,7 +389,7 @@ pub async fn reconcile(
     // Most kept reports wait for a record still being written: when none of their commands
     // exists yet, that is all there is to find out. The commands that exist are locked here, in
     // id order, before anything is written (see [`lock_commands`]).
-    let existing = command_states(txn, kept, true).await?;
+    let existing = locked_commands(txn, kept.iter().map(|row| row.command_id.as_str())).await?;
     let kept: Vec<&EarlyReport> = kept
         .iter()
         .filter(|row| existing.contains_key(&row.command_id))
@@ -426,13 +422,19 @@ pub async fn reconcile(
         })
         .collect();
     let settled_now: HashSet<String> = settle(txn, &settlements).await?.into_iter().collect();
-    let commands = command_states(txn, kept.iter().copied(), false).await?;
+    // Each command's state now follows from what the updates returned: its rows are locked, so
+    // nothing else moved them.
+    let delivered = enum_code(DeliveryState::Delivered);
     let spent: Vec<&str> = kept
         .iter()
         .filter(|row| {
-            commands
-                .get(&row.command_id)
-                .is_some_and(|command| is_spent(row, command))
+            let before = &existing[&row.command_id];
+            let state = match row.settled_state {
+                Some(settled) if settled_now.contains(&row.command_id) => settled,
+                _ if delivered_now.contains(&row.command_id) => delivered,
+                _ => before.state,
+            };
+            is_spent(row, &before.gateway_id, state)
         })
         .map(|row| row.command_id.as_str())
         .collect();
@@ -486,36 +488,14 @@ async fn deliver_kept(txn: &DatabaseTransaction, rows: &[Delivery]) -> ServiceRe
     if rows.is_empty() {
         return Ok(HashSet::new());
     }
-    let pending = enum_code(DeliveryState::Pending);
+    let codes = [
+        DeliveryState::Pending,
+        DeliveryState::Delivered,
+        DeliveryState::Acknowledged,
+        DeliveryState::Failed,
+    ];
+    let statement = delivery_statement(txn, rows, POSTGRES, SQLITE, codes)?;
     let delivered = enum_code(DeliveryState::Delivered);
-    let acknowledged = enum_code(DeliveryState::Acknowledged);
-    let failed = enum_code(DeliveryState::Failed);
-    let statement = match txn.get_database_backend() {
-        DbBackend::Postgres => Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            POSTGRES,
-            [
-                column(rows, |row| row.command_id.clone()),
-                column(rows, |row| row.gateway_id.clone()),
-                column(rows, |row| row.at),
-                pending.into(),
-                delivered.into(),
-                acknowledged.into(),
-                failed.into(),
-            ],
-        ),
-        backend => Statement::from_sql_and_values(
-            backend,
-            SQLITE,
-            [
-                json(rows)?,
-                pending.into(),
-                delivered.into(),
-                acknowledged.into(),
-                failed.into(),
-            ],
-        ),
-    };
     // Only the commands that were PENDING moved to DELIVERED; the others' delivery time was
     // corrected, which is no new event.
     txn.query_all_raw(statement)
@@ -535,25 +515,22 @@ struct CommandState {
     state: i16,
 }
 
-/// The commands `kept` is about that exist, by id; locked when `lock` says so.
-async fn command_states<'a>(
+/// The commands of `ids` that exist, by id, locked in id order (see [`lock_commands`]).
+async fn locked_commands<'a>(
     txn: &DatabaseTransaction,
-    kept: impl IntoIterator<Item = &'a EarlyReport>,
-    lock: bool,
+    ids: impl IntoIterator<Item = &'a str>,
 ) -> ServiceResult<HashMap<String, CommandState>> {
-    let ids: Vec<&str> = kept.into_iter().map(|row| row.command_id.as_str()).collect();
+    let ids: BTreeSet<&str> = ids.into_iter().collect();
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut query = Query::select()
+    let query = Query::select()
         .columns([command::Column::Id, command::Column::GatewayId, command::Column::State])
         .from(command::Entity)
         .and_where(Expr::col(command::Column::Id).is_in(ids))
         .order_by(command::Column::Id, Order::Asc)
+        .lock(LockType::Update)
         .to_owned();
-    if lock {
-        query.lock(LockType::Update);
-    }
     txn.query_all_raw(txn.get_database_backend().build(&query))
         .await?
         .iter()
@@ -571,11 +548,11 @@ async fn command_states<'a>(
 
 /// Whether a kept report can never apply to its command again: states only move forward, so a
 /// command past what the report would do stays past it. Another gateway's report never applies.
-fn is_spent(kept: &EarlyReport, command: &CommandState) -> bool {
+fn is_spent(kept: &EarlyReport, gateway_id: &str, state: i16) -> bool {
     let pending = enum_code(DeliveryState::Pending);
-    let open = [pending, enum_code(DeliveryState::Delivered)].contains(&command.state);
-    command.gateway_id != kept.gateway_id
-        || ((kept.settled_state.is_none() || !open) && (kept.delivered_at.is_none() || command.state != pending))
+    let open = [pending, enum_code(DeliveryState::Delivered)].contains(&state);
+    gateway_id != kept.gateway_id
+        || ((kept.settled_state.is_none() || !open) && (kept.delivered_at.is_none() || state != pending))
 }
 
 /// One field of every row, as a PostgreSQL array parameter.
