@@ -76,6 +76,8 @@ vigil_testkit::contract_tests!(
         free_text_finds_sessions_however_they_were_inserted,
         free_text_finds_sessions_by_country_name_and_code,
         free_text_finds_countries_of_sessions_recorded_before_they_were_searched,
+        free_text_of_live_sessions_follows_every_end_and_revival,
+        free_text_finds_sessions_recorded_before_their_times_were_copied,
         list_pages_through_every_order_in_both_directions,
         list_page_edges_and_bad_cursors,
         list_total_is_exact_up_to_the_limit_then_a_lower_bound,
@@ -1039,6 +1041,151 @@ async fn free_text_finds_countries_of_sessions_recorded_before_they_were_searche
     assert_eq!(found("thimphu").await, id_set(std::slice::from_ref(&thimphu)));
 }
 
+/// A free-text list of live sessions by start time is chosen in `session_search` (which carries
+/// each session's start and end); whichever way a session ends, or comes back, that list must say
+/// what the list chosen in `sessions` says.
+async fn free_text_of_live_sessions_follows_every_end_and_revival(store: Arc<SqlStore>) {
+    let kiosk = |user: &str, gateway: &str, minute: i64| SessionRecord {
+        device: format!("kiosk-{user}"),
+        started_at: T0 + minute * 60_000,
+        ..session(user, gateway)
+    };
+    let sessions: Vec<SessionRecord> = (0..12)
+        .map(|n| kiosk(&format!("user{n}"), if n < 8 { "gw-a" } else { "gw-b" }, n % 5))
+        .collect();
+    insert_all(&store, &sessions).await;
+    insert_all(&store, &[ended(kiosk("refused", "gw-a", 9), T0 + 9 * 60_000)]).await;
+    let live_kiosks = |store: Arc<SqlStore>| async move { live_by_text_both_ways(&store, "kiosk").await };
+    let mut expected: HashSet<String> = id_set(&sessions);
+    assert_eq!(
+        live_kiosks(store.clone()).await,
+        expected,
+        "a refused start is not live"
+    );
+
+    // One end, then a batch of them.
+    store
+        .end_session(&sessions[0].id, None, &end(T0 + 10_000_000, EndReason::Admin))
+        .await
+        .unwrap()
+        .expect("ended");
+    expected.remove(&sessions[0].id);
+    let batch: Vec<GatewayEnd> = sessions[1..3]
+        .iter()
+        .map(|session| GatewayEnd {
+            session_id: session.id.clone(),
+            gateway_id: "gw-a".into(),
+            end: end(T0 + 10_000_000, EndReason::UserClosed),
+        })
+        .collect();
+    store.end_sessions(&batch).await.unwrap();
+    expected.remove(&sessions[1].id);
+    expected.remove(&sessions[2].id);
+    assert_eq!(live_kiosks(store.clone()).await, expected);
+
+    // A gateway's reconnection without two of its sessions ends them.
+    let still_held: Vec<SessionRecord> = sessions[3..6].to_vec();
+    store
+        .reconcile_gateway("gw-a", &still_held, &end(T0 + 10_000_000, EndReason::Lost))
+        .await
+        .unwrap();
+    expected.remove(&sessions[6].id);
+    expected.remove(&sessions[7].id);
+    assert_eq!(live_kiosks(store.clone()).await, expected);
+
+    // A lost gateway's sessions end; when it returns holding one, that one is live again.
+    store.gateway_connected("gw-b", "replica-a", "1", T0).await.unwrap();
+    let lost = store
+        .end_lost_gateways(T0 + 5_000, &end(T0 + 10_000_000, EndReason::GatewayLost), 10)
+        .await
+        .unwrap();
+    assert_eq!(lost.ended.len(), 4);
+    for session in &sessions[8..12] {
+        expected.remove(&session.id);
+    }
+    assert_eq!(live_kiosks(store.clone()).await, expected);
+    let revived = store
+        .revive_lost_sessions("gw-b", &ids(&sessions[8..9]), T0 + 10_000_500, IDLE_AFTER_MS)
+        .await
+        .unwrap();
+    assert_eq!(ids(&revived), ids(&sessions[8..9]));
+    expected.insert(sessions[8].id.clone());
+    assert_eq!(live_kiosks(store.clone()).await, expected);
+}
+
+/// The live sessions matching `text`, newest first, paged 5 at a time; checked to be the list the
+/// plan reading every match in `sessions` gives, oldest first too, with a steady total.
+async fn live_by_text_both_ways(store: &SqlStore, text: &str) -> HashSet<String> {
+    let text_alone = SessionFilter {
+        query: Some(text.into()),
+        ..SessionFilter::default()
+    };
+    // The same list, by the plan that reads every match in `sessions` (no session's score is
+    // below zero).
+    let through_sessions = SessionFilter {
+        min_risk_score: Some(0),
+        ..text_alone.clone()
+    };
+    let mut lists = Vec::new();
+    for filter in [text_alone, through_sessions] {
+        for ascending in [false, true] {
+            let (mut seen, mut after, mut totals) = (Vec::new(), None, HashSet::new());
+            loop {
+                let page = store
+                    .list_sessions(&query(filter.clone(), SortKey::StartedAt, ascending, 5, after))
+                    .await
+                    .unwrap();
+                totals.insert(page.total);
+                seen.extend(ids(&page.sessions));
+                after = page.next;
+                if after.is_none() {
+                    break;
+                }
+            }
+            assert_eq!(totals, HashSet::from([seen.len() as u64]), "{filter:?}");
+            lists.push(seen);
+        }
+    }
+    assert_eq!(lists[0], lists[2], "newest first, both plans");
+    assert_eq!(lists[1], lists[3], "oldest first, both plans");
+    let mut reversed = lists[1].clone();
+    reversed.reverse();
+    assert_eq!(lists[0], reversed);
+    lists[0].iter().cloned().collect()
+}
+
+/// Sessions recorded before `session_search` carried start and end times: the migration copies
+/// them, so the live list by free text finds the live ones in their order, and not the ended.
+async fn free_text_finds_sessions_recorded_before_their_times_were_copied(store: Arc<SqlStore>) {
+    use sea_orm::ConnectionTrait;
+    let older = SessionRecord {
+        started_at: T0 - 60_000,
+        ..session("pat", "gw")
+    };
+    let newer = session("pat", "gw");
+    let gone = ended(session("pat", "gw"), T0 + 1_000);
+    insert_all(&store, &[older.clone(), newer.clone(), gone]).await;
+    // The columns as the migration finds them: the defaults of a column added to existing rows.
+    let db = store.connection();
+    db.execute_unprepared("UPDATE session_search SET started_at = 0, ended_at = NULL")
+        .await
+        .unwrap();
+    db.execute_unprepared("DELETE FROM registry_migrations WHERE version = 'm20261215_000701_free_text_covering'")
+        .await
+        .unwrap();
+    store.migrate().await.expect("migrate");
+    let filter = SessionFilter {
+        query: Some("pat".into()),
+        ..SessionFilter::default()
+    };
+    let page = store
+        .list_sessions(&query(filter, SortKey::StartedAt, false, 10, None))
+        .await
+        .unwrap();
+    assert_eq!(ids(&page.sessions), ids(&[newer, older]));
+    assert_eq!(page.total, 2);
+}
+
 async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>) {
     let data = dataset();
     insert_all(&store, &data).await;
@@ -1063,7 +1210,12 @@ async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>)
         SortKey::Resource,
         SortKey::RiskScore,
     ];
-    for filter in [everything, on_gateway, free_text] {
+    // Live sessions by free text alone: newest first, chosen in `session_search` alone.
+    let live_text = SessionFilter {
+        query: Some("laptop-1".into()),
+        ..SessionFilter::default()
+    };
+    for filter in [everything, on_gateway, free_text, live_text] {
         for key in keys {
             for ascending in [true, false] {
                 let expected = expected_order(&data, &filter, key, ascending);

@@ -24,6 +24,7 @@ mod m20261212_000401_event_outbox;
 mod m20261212_000402_search_text_countries;
 mod m20261213_000501_idle_sessions_index;
 mod m20261214_000601_session_activity;
+mod m20261215_000701_free_text_covering;
 
 /// The registry's migrations.
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_000402_search_text_countries::Migration),
             Box::new(m20261213_000501_idle_sessions_index::Migration),
             Box::new(m20261214_000601_session_activity::Migration),
+            Box::new(m20261215_000701_free_text_covering::Migration),
         ]
     }
 

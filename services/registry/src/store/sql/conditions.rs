@@ -59,11 +59,10 @@ pub fn matching(backend: DbBackend, filter: &SessionFilter) -> Condition {
     if let Some(query) = filter.query.as_deref().filter(|query| !query.is_empty()) {
         // Matched in `session_search` (a copy of `search_text` the database keeps, with a trigram
         // index on PostgreSQL), not in `sessions`, whose rows change too often to carry that index.
-        let pattern = LikeExpr::new(contains_pattern(&query.to_lowercase())).escape(LIKE_ESCAPE);
         let matching_ids = Query::select()
             .column(SessionSearch::SessionId)
             .from(SessionSearch::Table)
-            .and_where(Expr::col(SessionSearch::SearchText).like(pattern))
+            .and_where(search_text_holds(query))
             .to_owned();
         condition = condition.add(match backend {
             // `id = ANY(ARRAY(...))`: the matches are collected once, first, from the trigram
@@ -96,12 +95,21 @@ pub fn matching(backend: DbBackend, filter: &SessionFilter) -> Condition {
     condition
 }
 
-/// The free-text filter's table (see the migration `m20261124_000302_free_text_index`).
-#[derive(sea_orm::DeriveIden)]
-enum SessionSearch {
+/// The free-text filter's table (see the migrations `m20261124_000302_free_text_index` and
+/// `m20261215_000701_free_text_covering`).
+#[derive(sea_orm::DeriveIden, Clone, Copy)]
+pub enum SessionSearch {
     Table,
     SessionId,
     SearchText,
+    StartedAt,
+    EndedAt,
+}
+
+/// `session_search.search_text` holds `query` (case folded as the text is).
+pub fn search_text_holds(query: &str) -> Expr {
+    let pattern = LikeExpr::new(contains_pattern(&query.to_lowercase())).escape(LIKE_ESCAPE);
+    Expr::col((SessionSearch::Table, SessionSearch::SearchText)).like(pattern)
 }
 
 /// The escape character of LIKE patterns. PostgreSQL defaults to it, SQLite has none by default:

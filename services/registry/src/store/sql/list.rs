@@ -8,8 +8,11 @@
 //!   id, then sorted — so the total is counted in that same pass (`COUNT(*) OVER ()`) instead of by
 //!   a second statement repeating the search. At 100,000 live sessions, with a term matching 500
 //!   of them, that halves the page (two searches of ~5 ms each become one).
+//! - **With free text alone, live sessions newest first** (the console's search box) the matches
+//!   are counted and sorted in `session_search`, which carries each session's start and end, and
+//!   only the page is fetched from `sessions`: 51 lookups instead of one per match.
 
-use sea_orm::sea_query::{Asterisk, Expr, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{
     Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
@@ -17,7 +20,7 @@ use sea_orm::{
 use vigil_runtime::{ServiceError, ServiceResult};
 
 use super::{MAX_PAGE, SqlStore, activity, conditions, records, to_count};
-use crate::domain::{EXACT_TOTAL_UP_TO, ListQuery, PageCursor, SessionPage, SortKey};
+use crate::domain::{EXACT_TOTAL_UP_TO, ListQuery, PageCursor, SessionFilter, SessionPage, SortKey};
 use crate::store::entity::session::{self, Column};
 
 /// The column carrying the free-text search's total on each row.
@@ -34,7 +37,9 @@ impl SqlStore {
             conditions::matching(self.backend(), &query.filter).add(conditions::statuses(&query.filter.statuses));
         let txn = self.read_transaction().await?;
         let free_text = query.filter.query.as_deref().is_some_and(|text| !text.is_empty());
-        let (rows, counted) = if free_text {
+        let (rows, counted) = if let Some(text) = searched_alone(query) {
+            self.searched_page(&txn, query, text, filter).await?
+        } else if free_text {
             self.text_page(&txn, query, filter).await?
         } else {
             let page = self.backend().build(&page_rows(query, filter.clone())?);
@@ -102,7 +107,67 @@ impl SqlStore {
             page = activity::page_now(page, &[TOTAL]);
             in_list_order(&mut page, sort, order);
         }
-        let rows = txn.query_all_raw(self.backend().build(&page)).await?;
+        self.counted_rows(txn, query, filter, &page).await
+    }
+
+    /// A free-text page of live sessions by start time (see [`searched_alone`]), chosen in
+    /// `session_search`: the matches that are live are counted and sorted there, by the start time
+    /// that table carries, and only the page's rows are read from `sessions`.
+    async fn searched_page(
+        &self,
+        txn: &DatabaseTransaction,
+        query: &ListQuery,
+        text: &str,
+        filter: Condition,
+    ) -> ServiceResult<(Vec<session::Model>, u64)> {
+        use conditions::SessionSearch;
+        // Named as `sessions`' columns and aliased as the table itself, so the cursor's and the
+        // order's columns (qualified with the table's name) name the matches'.
+        let matches = Query::select()
+            .expr_as(Expr::col(SessionSearch::SessionId), Column::Id)
+            .expr_as(Expr::col(SessionSearch::StartedAt), Column::StartedAt)
+            .expr_as(Expr::cust("COUNT(*) OVER ()"), Alias::new(TOTAL))
+            .from(SessionSearch::Table)
+            .and_where(conditions::search_text_holds(text))
+            .and_where(Expr::col(SessionSearch::EndedAt).is_null())
+            .to_owned();
+        let sort = Expr::col((session::Entity, Column::StartedAt));
+        let order = conditions::order(query.ascending);
+        let mut chosen = Query::select();
+        chosen
+            .column((session::Entity, Column::Id))
+            .column((session::Entity, Alias::new(TOTAL)))
+            .from_subquery(matches, session::Entity);
+        if let Some(cursor) = &query.after {
+            chosen.cond_where(conditions::after(query.sort, sort.clone(), query.ascending, cursor)?);
+        }
+        in_list_order(&mut chosen, sort.clone(), order.clone());
+        chosen.limit(query.limit + 1);
+        let chosen_alias = Alias::new("chosen");
+        let mut rows = Query::select();
+        rows.column((session::Entity, Asterisk))
+            .column((chosen_alias.clone(), Alias::new(TOTAL)))
+            .from(session::Entity)
+            .join_subquery(
+                JoinType::InnerJoin,
+                chosen,
+                chosen_alias.clone(),
+                Expr::col((chosen_alias, Column::Id)).equals((session::Entity, Column::Id)),
+            );
+        let mut page = activity::page_now(rows, &[TOTAL]);
+        in_list_order(&mut page, sort, order);
+        self.counted_rows(txn, query, filter, &page).await
+    }
+
+    /// Runs `page`, whose rows carry the matches' total in [`TOTAL`]; the rows and that total.
+    async fn counted_rows(
+        &self,
+        txn: &DatabaseTransaction,
+        query: &ListQuery,
+        filter: Condition,
+        page: &SelectStatement,
+    ) -> ServiceResult<(Vec<session::Model>, u64)> {
+        let rows = txn.query_all_raw(self.backend().build(page)).await?;
         let counted = match rows.first() {
             Some(row) => to_count(row.try_get::<i64>("", TOTAL)?),
             // Past the last match no row carries the count: counted apart (rare: a next page whose
@@ -116,6 +181,17 @@ impl SqlStore {
             .collect::<Result<Vec<_>, _>>()?;
         Ok((models, counted))
     }
+}
+
+/// The free text of a list that `session_search` answers alone: live sessions by start time,
+/// filtered by free text and nothing else.
+fn searched_alone(query: &ListQuery) -> Option<&str> {
+    let text = query.filter.query.as_deref().filter(|text| !text.is_empty())?;
+    let text_alone = SessionFilter {
+        query: query.filter.query.clone(),
+        ..SessionFilter::default()
+    };
+    (query.sort == SortKey::StartedAt && query.filter == text_alone).then_some(text)
 }
 
 /// The page's rows (one more than asked: whether it comes back says whether there is a next
