@@ -11,7 +11,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::Code;
 use tonic::transport::Channel;
 use vigil_agent::{Admission, Agent};
-use vigil_clients::RiskAssessor;
+use vigil_clients::{AdmissionPolicy, RiskAssessor};
 use vigil_policy::api::PolicyApi;
 use vigil_policy::store::PolicyStore;
 use vigil_policy::{ManualClock, PolicyEngine, PolicySettings, Sweeper, SweeperHandle, SweeperStatus};
@@ -19,7 +19,7 @@ use vigil_proto::v1 as pb;
 use vigil_proto::v1::policy_service_client::PolicyServiceClient;
 use vigil_proto::v1::{AdmissionVerdict, ConcurrencyAction, EndReason, ResourceType, SessionStatus};
 use vigil_proto::{millis_from_timestamp, timestamp_from_millis};
-use vigil_runtime::ServiceResult;
+use vigil_runtime::{ServiceError, ServiceResult};
 use vigil_runtime::bus::InProcessBus;
 use vigil_runtime::database::DatabaseConfig;
 use vigil_runtime::server::{Server, ServerConfig};
@@ -52,11 +52,16 @@ struct World {
 impl World {
     /// PostgreSQL + Redis, the production pair.
     async fn new() -> Self {
+        Self::with_policy(|engine| Arc::new(engine)).await
+    }
+
+    /// PostgreSQL + Redis, the registry asking policy through `policy` (made from the engine).
+    async fn with_policy(policy: impl FnOnce(PolicyEngine) -> Arc<dyn AdmissionPolicy>) -> Self {
         init_logs();
         let schema = TestSchema::new().await;
         let registry = TestRegistry::with_termination(&schema, &unique_namespace(), test_settings("r1")).await;
         let store = schema.policy_store().await;
-        Self::around(registry, store, Keep::Schema(schema)).await
+        Self::around(registry, store, Keep::Schema(schema), policy).await
     }
 
     /// SQLite + the in-process bus, the embedded default.
@@ -83,13 +88,18 @@ impl World {
         let policy_store = vigil_policy::app::open_store(&config, true)
             .await
             .expect("policy store");
-        Self::around(registry, policy_store, Keep::Dir(dir)).await
+        Self::around(registry, policy_store, Keep::Dir(dir), |engine| Arc::new(engine)).await
     }
 
-    async fn around(registry: TestRegistry, store: Arc<dyn PolicyStore>, keep: Keep) -> Self {
+    async fn around(
+        registry: TestRegistry,
+        store: Arc<dyn PolicyStore>,
+        keep: Keep,
+        policy: impl FnOnce(PolicyEngine) -> Arc<dyn AdmissionPolicy>,
+    ) -> Self {
         let clock = Arc::new(ManualClock::starting_now());
         let engine = PolicyEngine::new(store, clock.clone());
-        registry.registry.attach_admission_policy(Arc::new(engine.clone()));
+        registry.registry.attach_admission_policy(policy(engine.clone()));
         registry
             .registry
             .attach_session_evictor(Arc::new(registry.terminator.clone().expect("termination")));
@@ -1281,7 +1291,105 @@ fn risky(user: &str, score: u32) -> pb::AdmitRequest {
             }],
             assessed: true,
         }),
+        risk_pending: false,
     }
+}
+
+/// The same start asked about before geo has assessed it (`risk_pending`), as the registry asks.
+fn pending(user: &str) -> pb::AdmitRequest {
+    pb::AdmitRequest {
+        location: None,
+        risk: None,
+        risk_pending: true,
+        ..risky(user, 0)
+    }
+}
+
+/// Asked before geo's assessment, policy decides at once unless the rules in force look at the
+/// risk score; then it takes nothing and asks for the score.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_risk_is_asked_for_only_where_the_rules_look_at_it() {
+    init_logs();
+    let schema = TestSchema::new().await;
+    let engine = PolicyEngine::new(schema.policy_store().await, Arc::new(ManualClock::starting_now()));
+    let global = engine.list().await.unwrap().policies.remove(0);
+
+    // No risk rule in force: decided now, and said to stand whatever the score.
+    let response = engine.admit(&pending("pat")).await.unwrap();
+    assert_eq!(
+        (response.verdict, response.decided_without_risk),
+        (AdmissionVerdict::Allow as i32, true)
+    );
+    assert_eq!(engine.store().slots_of("pat").await.unwrap().len(), 1);
+    // An assessed request is decided as always, and says nothing of the pending case.
+    let response = engine.admit(&risky("pat", 99)).await.unwrap();
+    assert_eq!(
+        (response.verdict, response.decided_without_risk),
+        (AdmissionVerdict::Allow as i32, false)
+    );
+
+    // A flag threshold alone looks at the score: nothing taken, the score asked for.
+    for rules in [
+        pb::PolicyRules {
+            flag_risk_score: Some(50),
+            ..Default::default()
+        },
+        pb::PolicyRules {
+            deny_risk_score: Some(80),
+            ..Default::default()
+        },
+    ] {
+        engine
+            .update(
+                "test",
+                &pb::UpdatePolicyRequest {
+                    id: global.id.clone(),
+                    rules: Some(rules),
+                    description: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+        let response = engine.admit(&pending("sam")).await.unwrap();
+        assert_eq!(
+            (response.verdict, response.decided_without_risk),
+            (AdmissionVerdict::RiskNeeded as i32, false)
+        );
+        assert!(response.evict_session_ids.is_empty());
+        assert!(
+            engine.store().slots_of("sam").await.unwrap().is_empty(),
+            "nothing taken"
+        );
+    }
+
+    // A lock refuses whatever the score.
+    engine
+        .create_lock(
+            "test",
+            &pb::CreateLockRequest {
+                target: Some(pb::LockTarget {
+                    target: Some(pb::lock_target::Target::User("sam".into())),
+                }),
+                message: "Locked while we investigate.".into(),
+                ttl: None,
+                reason: "incident".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let response = engine.admit(&pending("sam")).await.unwrap();
+    assert_eq!(
+        (response.verdict, response.decided_without_risk),
+        (AdmissionVerdict::Deny as i32, true)
+    );
+
+    // A pending request carries no assessment.
+    let invalid = pb::AdmitRequest {
+        risk: Some(pb::Risk::default()),
+        ..pending("pat")
+    };
+    let error = engine.admit(&invalid).await.unwrap_err();
+    assert!(matches!(error, ServiceError::InvalidArgument(_)), "{error:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1435,5 +1543,56 @@ async fn the_gateway_shows_a_risk_refusal_and_the_registry_keeps_the_flag() {
             .any(|flag| flag.code == "flagged_for_review" && flag.explanation.contains("impossible_travel")),
         "{flags:?}"
     );
+    world.finish().await;
+}
+
+/// A policy service from before `AdmitRequest.risk_pending`: it does not know the field, and
+/// decides a start as if its risk score were 0.
+struct PredatesRiskPending(PolicyEngine);
+
+#[tonic::async_trait]
+impl AdmissionPolicy for PredatesRiskPending {
+    async fn admit(&self, request: pb::AdmitRequest) -> ServiceResult<pb::AdmitResponse> {
+        let as_it_reads_it = pb::AdmitRequest {
+            risk_pending: false,
+            ..request
+        };
+        self.0.admit(&as_it_reads_it).await
+    }
+
+    async fn release(&self, session_ids: Vec<String>) -> ServiceResult<()> {
+        AdmissionPolicy::release(&self.0, session_ids).await
+    }
+
+    async fn list_locks(&self) -> ServiceResult<pb::ListLocksResponse> {
+        AdmissionPolicy::list_locks(&self.0).await
+    }
+}
+
+/// During an upgrade the registry may be newer than policy: an answer that does not say it stands
+/// whatever the score is not taken as final, and policy is asked again with geo's assessment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_predates_pending_risk_is_asked_again_with_the_score() {
+    let world = World::with_policy(|engine| Arc::new(PredatesRiskPending(engine))).await;
+    let risk = Arc::new(FixedRisk(Mutex::new(90)));
+    world.registry.registry.attach_risk_assessor(risk.clone());
+    world
+        .set_global(pb::PolicyRules {
+            deny_risk_score: Some(80),
+            flag_risk_score: Some(50),
+            ..Default::default()
+        })
+        .await;
+    let refused = world.admission("rae", "db", &[], Duration::ZERO).await;
+    assert!(
+        !refused.allowed,
+        "asked as if the score were 0, policy allowed it the first time"
+    );
+    assert!(refused.reason.contains("unusual"), "{}", refused.reason);
+
+    *risk.0.lock().unwrap() = 60;
+    let flagged = world.open("rae", "db", &[], Duration::ZERO).await;
+    let flags = world.session(&flagged).await.risk.unwrap().flags;
+    assert!(flags.iter().any(|flag| flag.code == "flagged_for_review"), "{flags:?}");
     world.finish().await;
 }

@@ -50,12 +50,25 @@ struct Decision {
 }
 
 impl Decision {
-    fn into_proto(self) -> pb::AdmitResponse {
+    /// The answer to a request; `risk_pending` is the request's (see `AdmitRequest.risk_pending`).
+    fn into_proto(self, risk_pending: bool) -> pb::AdmitResponse {
+        let decided = self.verdict != pb::AdmissionVerdict::RiskNeeded;
         pb::AdmitResponse {
             verdict: self.verdict as i32,
             reason: self.reason,
             evict_session_ids: self.evict,
             policy_id: self.policy_id.unwrap_or_default(),
+            decided_without_risk: risk_pending && decided,
+        }
+    }
+
+    /// Nothing decided: the rules in force look at the risk score, which is still pending.
+    fn risk_needed() -> Self {
+        Self {
+            verdict: pb::AdmissionVerdict::RiskNeeded,
+            reason: String::new(),
+            evict: Vec::new(),
+            policy_id: None,
         }
     }
 }
@@ -128,6 +141,16 @@ impl PolicyEngine {
     /// changes nothing. A start geo could not assess carries score 0: it is never refused for
     /// risk (geo is advisory; see the registry's admission).
     pub async fn admit(&self, request: &pb::AdmitRequest) -> ServiceResult<pb::AdmitResponse> {
+        if request.risk_pending && (request.risk.is_some() || request.location.is_some()) {
+            return Err(ServiceError::invalid(
+                "risk and location must be unset while risk_pending: the assessment is still pending",
+            ));
+        }
+        Ok(self.decide(request).await?.into_proto(request.risk_pending))
+    }
+
+    /// The decision on a start (see [`PolicyEngine::admit`]).
+    async fn decide(&self, request: &pb::AdmitRequest) -> ServiceResult<Decision> {
         let session_id = validate::session_id("session_id", &request.session_id)?;
         let start = request
             .start
@@ -153,8 +176,7 @@ impl PolicyEngine {
                 reason: lock.message,
                 evict: Vec::new(),
                 policy_id: None,
-            }
-            .into_proto());
+            });
         }
         let subject = Subject {
             user: &user,
@@ -164,9 +186,12 @@ impl PolicyEngine {
         let rules = self.effective_rules(subject).await?;
         let now = self.clock.now_millis();
 
+        if request.risk_pending && (rules.deny_risk_score.value.is_some() || rules.flag_risk_score.value.is_some()) {
+            return Ok(Decision::risk_needed());
+        }
         let risk = request.risk.clone().unwrap_or_default();
         if let Some(refusal) = refused_for_risk(&rules, &risk) {
-            return Ok(refusal.into_proto());
+            return Ok(refusal);
         }
 
         let slot = Slot {
@@ -187,11 +212,10 @@ impl PolicyEngine {
                     reason: too_many_sessions(held, max),
                     evict: Vec::new(),
                     policy_id: rules.max_concurrent_sessions.source.clone(),
-                }
-                .into_proto());
+                });
             }
         };
-        Ok(admitted(&rules, &risk, evict).into_proto())
+        Ok(admitted(&rules, &risk, evict))
     }
 
     /// These sessions ended: their slots are freed (and their idle warnings forgotten).

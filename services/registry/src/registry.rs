@@ -256,35 +256,73 @@ pub(crate) enum Verdict {
 }
 
 impl Inner {
-    /// Locates and scores the start (geo), then asks policy. Fills in the session's location and
-    /// risk. Errors only when the store fails; the outside services' failures are handled here.
+    /// Locates and scores the start (geo) and asks policy, at once: the rules in force for most
+    /// starts do not look at the risk score, and policy says when they do (then it is asked again
+    /// with geo's assessment). Fills in the session's location and risk. Errors only when the store
+    /// fails; the outside services' failures are handled here.
     ///
-    /// The user's ended sessions are released at policy while geo assesses (policy's answer needs
-    /// geo's score; the release does not), so the two wait for each other only once.
+    /// The user's ended sessions are released at policy before it is asked, so their slots are
+    /// free for this start.
     pub(crate) async fn admission(
         &self,
         session: &mut SessionRecord,
         start: pb::SessionStart,
     ) -> ServiceResult<Verdict> {
-        let policy = self.hooks.policy.get();
+        let Some(policy) = self.hooks.policy.get() else {
+            if let Some(assessor) = self.hooks.assessor.get() {
+                self.locate(assessor.as_ref(), session).await?;
+            }
+            return Ok(Verdict::Allow { evict: Vec::new() });
+        };
         let user = session.user.clone();
+        // The start as recorded (the gateway's clock may have been absent or ahead): policy's
+        // "end the oldest" orders by it.
+        let start = pb::SessionStart {
+            started_at: Some(vigil_proto::timestamp_from_millis(session.started_at)),
+            ..start
+        };
+        let pending = pb::AdmitRequest {
+            session_id: session.id.clone(),
+            gateway_id: session.gateway_id.clone(),
+            start: Some(start),
+            location: None,
+            risk: None,
+            risk_pending: true,
+        };
         let located = async {
             match self.hooks.assessor.get() {
                 Some(assessor) => self.locate(assessor.as_ref(), session).await,
                 None => Ok(()),
             }
         };
-        let released = async {
-            if let Some(policy) = policy {
-                self.release_ended(&user, policy).await;
-            }
+        let asked = async {
+            self.release_ended(&user, policy).await;
+            self.ask_policy(policy.as_ref(), pending.clone()).await
         };
-        let (located, ()) = tokio::join!(located, released);
+        let (located, asked) = tokio::join!(located, asked);
         located?;
-        let Some(policy) = policy else {
-            return Ok(Verdict::Allow { evict: Vec::new() });
+        let first = match asked {
+            Ok(answer) if answer.decided_without_risk => return Ok(verdict(session, answer)),
+            Ok(answer) => answer,
+            Err(why) => return Ok(self.policy_unavailable(session, &why)),
         };
-        self.ask_policy(session, start, policy.as_ref()).await
+        // The rules look at the score (or policy predates `risk_pending`): asked again with it.
+        let assessed = pb::AdmitRequest {
+            location: Some(location_to_proto(&session.location)),
+            risk: Some(risk_to_proto(&session.risk)),
+            risk_pending: false,
+            ..pending
+        };
+        match self.ask_policy(policy.as_ref(), assessed).await {
+            Ok(mut answer) => {
+                // A policy service that predates `risk_pending` decided the first time as if the
+                // score were 0, taking the slot; the sessions it evicted then lost theirs, and
+                // its second answer ("slot already held") names none.
+                answer.evict_session_ids.extend(first.evict_session_ids);
+                Ok(verdict(session, answer))
+            }
+            Err(why) => Ok(self.policy_unavailable(session, &why)),
+        }
     }
 
     /// The user's sessions that ended here are released first, so their slots are free for this
@@ -301,44 +339,30 @@ impl Inner {
         }
     }
 
-    /// Policy's verdict on the located start; its unavailability handled as configured.
+    /// Policy's answer, or why there is none (an error, or no answer within `policy_timeout`).
     async fn ask_policy(
         &self,
-        session: &mut SessionRecord,
-        start: pb::SessionStart,
         policy: &dyn AdmissionPolicy,
-    ) -> ServiceResult<Verdict> {
-        let settings = &self.settings.admission;
-        // The start as recorded (the gateway's clock may have been absent or ahead): policy's
-        // "end the oldest" orders by it.
-        let start = pb::SessionStart {
-            started_at: Some(vigil_proto::timestamp_from_millis(session.started_at)),
-            ..start
-        };
-        let request = pb::AdmitRequest {
-            session_id: session.id.clone(),
-            gateway_id: session.gateway_id.clone(),
-            start: Some(start),
-            location: Some(location_to_proto(&session.location)),
-            risk: Some(risk_to_proto(&session.risk)),
-        };
-        let answer = match tokio::time::timeout(settings.policy_timeout, policy.admit(request)).await {
-            Ok(Ok(answer)) => answer,
-            outcome => {
-                let why = match outcome {
-                    Ok(Err(error)) => error.to_string(),
-                    _ => format!("no answer within {:?}", settings.policy_timeout),
-                };
-                tracing::warn!(session = %session.id, %why, stance = ?settings.on_policy_unavailable, "policy unavailable");
-                return Ok(match settings.on_policy_unavailable {
-                    PolicyUnavailable::Allow => Verdict::Allow { evict: Vec::new() },
-                    PolicyUnavailable::Deny => Verdict::Deny(
-                        "Sign-in is temporarily unavailable: the access policy could not be checked. Try again shortly.".into(),
-                    ),
-                });
-            }
-        };
-        Ok(verdict(session, answer))
+        request: pb::AdmitRequest,
+    ) -> Result<pb::AdmitResponse, String> {
+        let timeout = self.settings.admission.policy_timeout;
+        match tokio::time::timeout(timeout, policy.admit(request)).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+
+    /// The verdict when policy could not be asked: as `on_policy_unavailable` says.
+    fn policy_unavailable(&self, session: &SessionRecord, why: &str) -> Verdict {
+        let stance = self.settings.admission.on_policy_unavailable;
+        tracing::warn!(session = %session.id, %why, ?stance, "policy unavailable");
+        match stance {
+            PolicyUnavailable::Allow => Verdict::Allow { evict: Vec::new() },
+            PolicyUnavailable::Deny => Verdict::Deny(
+                "Sign-in is temporarily unavailable: the access policy could not be checked. Try again shortly.".into(),
+            ),
+        }
     }
 
     /// Asks geo where the start comes from and how unusual it is; when geo cannot answer within
@@ -442,7 +466,8 @@ fn verdict(session: &mut SessionRecord, answer: pb::AdmitResponse) -> Verdict {
         } else {
             answer.reason
         }),
-        Ok(pb::AdmissionVerdict::Unspecified) | Err(_) => {
+        // RISK_NEEDED answers only a `risk_pending` request; the registry asks with the risk then.
+        Ok(pb::AdmissionVerdict::Unspecified | pb::AdmissionVerdict::RiskNeeded) | Err(_) => {
             tracing::warn!(session = %session.id, verdict = answer.verdict, "policy gave no verdict; refusing");
             Verdict::Deny("Access could not be decided; contact your administrator.".into())
         }
