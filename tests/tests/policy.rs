@@ -19,10 +19,10 @@ use vigil_proto::v1 as pb;
 use vigil_proto::v1::policy_service_client::PolicyServiceClient;
 use vigil_proto::v1::{AdmissionVerdict, ConcurrencyAction, EndReason, ResourceType, SessionStatus};
 use vigil_proto::{millis_from_timestamp, timestamp_from_millis};
-use vigil_runtime::{ServiceError, ServiceResult};
 use vigil_runtime::bus::InProcessBus;
 use vigil_runtime::database::DatabaseConfig;
 use vigil_runtime::server::{Server, ServerConfig};
+use vigil_runtime::{ServiceError, ServiceResult};
 use vigil_testkit::eventually_within;
 use vigil_tests::*;
 

@@ -10,7 +10,7 @@ use vigil_proto::v1 as pb;
 use vigil_runtime::ServiceResult;
 
 use crate::convert::{location_from_proto, location_to_proto, risk_from_proto, risk_to_proto};
-use crate::domain::{EpochMillis, GeoLocation, LocationKind, RiskFlag, Selector, SessionRecord};
+use crate::domain::{EpochMillis, GeoLocation, LocationKind, RiskFlag, SessionRecord};
 use vigil_runtime::bus::ControlBus;
 
 use crate::activity::ActivityWriter;
@@ -404,12 +404,8 @@ impl Inner {
 
     /// Locations of the user's live sessions (for geo's "far apart at once" rule).
     async fn live_locations_of(&self, user: &str) -> ServiceResult<Vec<pb::Location>> {
-        let resolution = self.store.resolve(&Selector::User(user.to_owned())).await?;
-        Ok(resolution
-            .live
-            .iter()
-            .map(|session| location_to_proto(&session.location))
-            .collect())
+        let locations = self.store.live_locations_of(user).await?;
+        Ok(locations.iter().map(location_to_proto).collect())
     }
 
     /// Ends older sessions to make room, in the background (the new session is admitted already).

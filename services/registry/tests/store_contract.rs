@@ -83,6 +83,7 @@ vigil_testkit::contract_tests!(
         list_total_is_exact_up_to_the_limit_then_a_lower_bound,
         stats_count_live_sessions,
         resolve_each_selector,
+        live_locations_are_the_users_live_sessions,
         live_targets_come_in_batches_of_whole_gateways,
         gateways_connect_seen_disconnect_and_list,
         migrations_are_idempotent,
@@ -1184,6 +1185,43 @@ async fn free_text_finds_sessions_recorded_before_their_times_were_copied(store:
         .unwrap();
     assert_eq!(ids(&page.sessions), ids(&[newer, older]));
     assert_eq!(page.total, 2);
+}
+
+/// What admission tells geo of a user's other sessions: where each live one comes from, every
+/// field of it, and nothing of ended sessions or other users'.
+async fn live_locations_are_the_users_live_sessions(store: Arc<SqlStore>) {
+    let at = |city: &str, coordinates: Option<(f64, f64)>| GeoLocation {
+        kind: LocationKind::Located as i32,
+        city: city.to_owned(),
+        region: format!("{city} region"),
+        country_code: "DE".to_owned(),
+        country_name: "Germany".to_owned(),
+        coordinates,
+        accuracy_radius_km: 20,
+        time_zone: "Europe/Berlin".to_owned(),
+        asn: 3320,
+        asn_organization: "Deutsche Telekom AG".to_owned(),
+    };
+    let located = |user: &str, location: GeoLocation| SessionRecord {
+        location,
+        ..session(user, "gw")
+    };
+    let berlin = at("Berlin", Some((52.52, 13.405)));
+    let unplaced = at("Hamburg", None);
+    insert_all(
+        &store,
+        &[
+            located("lea", berlin.clone()),
+            located("lea", unplaced.clone()),
+            ended(located("lea", at("Munich", Some((48.1, 11.6)))), T0 + 1),
+            located("max", at("Cologne", Some((50.9, 6.9)))),
+        ],
+    )
+    .await;
+    let mut found = store.live_locations_of("lea").await.unwrap();
+    found.sort_by(|a, b| a.city.cmp(&b.city));
+    assert_eq!(found, [berlin, unplaced]);
+    assert!(store.live_locations_of("nobody").await.unwrap().is_empty());
 }
 
 async fn list_pages_through_every_order_in_both_directions(store: Arc<SqlStore>) {

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use vigil_runtime::ServiceResult;
 
 use crate::domain::{
-    EpochMillis, GatewayEnd, GatewayRecord, ListQuery, PendingActivity, Reconciliation, Resolution, Selector,
-    SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats,
+    EpochMillis, GatewayEnd, GatewayRecord, GeoLocation, ListQuery, PendingActivity, Reconciliation, Resolution,
+    Selector, SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats,
 };
 
 /// Where [`SessionStore::live_targets`] sends its batches.
@@ -92,6 +92,9 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The live sessions a selector covers, and what it named that is not live.
     async fn resolve(&self, selector: &Selector) -> ServiceResult<Resolution>;
+
+    /// Where the user's live sessions come from (admission asks geo about a new start with them).
+    async fn live_locations_of(&self, user: &str) -> ServiceResult<Vec<GeoLocation>>;
 
     /// Every live session (only the idle ones with `idle_only`) as where a kill goes, read in one
     /// statement ordered by gateway and sent to `sink` as it is read, in batches of whole gateways

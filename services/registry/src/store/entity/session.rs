@@ -149,29 +149,81 @@ pub fn to_column_counter(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-impl Model {
-    /// The domain record; fails only if the row holds values no version of this code writes.
-    pub fn into_record(self) -> ServiceResult<SessionRecord> {
+/// A session's location columns alone: what admission reads of the user's live sessions.
+#[derive(Debug, Clone, PartialEq, sea_orm::FromQueryResult)]
+pub struct LocationColumns {
+    pub location_kind: i16,
+    pub location_city: String,
+    pub location_region: String,
+    pub location_country_code: String,
+    pub location_country_name: String,
+    pub location_latitude: Option<f64>,
+    pub location_longitude: Option<f64>,
+    pub location_accuracy_radius_km: i64,
+    pub location_time_zone: String,
+    pub location_asn: i64,
+    pub location_asn_organization: String,
+}
+
+impl LocationColumns {
+    /// The columns read.
+    pub const COLUMNS: [Column; 11] = [
+        Column::LocationKind,
+        Column::LocationCity,
+        Column::LocationRegion,
+        Column::LocationCountryCode,
+        Column::LocationCountryName,
+        Column::LocationLatitude,
+        Column::LocationLongitude,
+        Column::LocationAccuracyRadiusKm,
+        Column::LocationTimeZone,
+        Column::LocationAsn,
+        Column::LocationAsnOrganization,
+    ];
+
+    /// The domain's location; fails only if the row holds values no version of this code writes.
+    pub fn into_location(self) -> ServiceResult<GeoLocation> {
         let coordinates = match (self.location_latitude, self.location_longitude) {
             (Some(latitude), Some(longitude)) => Some((latitude, longitude)),
             _ => None,
         };
+        Ok(GeoLocation {
+            kind: i32::from(self.location_kind),
+            city: self.location_city,
+            region: self.location_region,
+            country_code: self.location_country_code,
+            country_name: self.location_country_name,
+            coordinates,
+            accuracy_radius_km: to_u32(self.location_accuracy_radius_km, "location_accuracy_radius_km")?,
+            time_zone: self.location_time_zone,
+            asn: to_u32(self.location_asn, "location_asn")?,
+            asn_organization: self.location_asn_organization,
+        })
+    }
+}
+
+impl Model {
+    /// The domain record; fails only if the row holds values no version of this code writes.
+    pub fn into_record(self) -> ServiceResult<SessionRecord> {
         let flags: Vec<RiskFlag> = from_json(&self.risk_flags, "risk_flags")?;
+        let location = LocationColumns {
+            location_kind: self.location_kind,
+            location_city: self.location_city,
+            location_region: self.location_region,
+            location_country_code: self.location_country_code,
+            location_country_name: self.location_country_name,
+            location_latitude: self.location_latitude,
+            location_longitude: self.location_longitude,
+            location_accuracy_radius_km: self.location_accuracy_radius_km,
+            location_time_zone: self.location_time_zone,
+            location_asn: self.location_asn,
+            location_asn_organization: self.location_asn_organization,
+        }
+        .into_location()?;
         Ok(SessionRecord {
             user_groups: from_json(&self.user_groups, "user_groups")?,
             resource_type: decode_enum::<ResourceType>(self.resource_type, "resource_type")?,
-            location: GeoLocation {
-                kind: i32::from(self.location_kind),
-                city: self.location_city,
-                region: self.location_region,
-                country_code: self.location_country_code,
-                country_name: self.location_country_name,
-                coordinates,
-                accuracy_radius_km: to_u32(self.location_accuracy_radius_km, "location_accuracy_radius_km")?,
-                time_zone: self.location_time_zone,
-                asn: to_u32(self.location_asn, "location_asn")?,
-                asn_organization: self.location_asn_organization,
-            },
+            location,
             risk: RiskAssessment {
                 assessed: self.risk_assessed,
                 score: to_u32(self.risk_score, "risk_score")?,

@@ -27,8 +27,9 @@ use super::entity::{gateway, session};
 use super::migration::Migrator;
 use super::{SessionStore, TargetSink};
 use crate::domain::{
-    EpochMillis, GatewayEnd, GatewayRecord, ListQuery, PendingActivity, Reconciliation, Resolution, ResourceType,
-    Selector, SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats, SessionStatus, last_activity_rank,
+    EpochMillis, GatewayEnd, GatewayRecord, GeoLocation, ListQuery, PendingActivity, Reconciliation, Resolution,
+    ResourceType, Selector, SessionEnd, SessionFilter, SessionPage, SessionRecord, SessionStats, SessionStatus,
+    last_activity_rank,
 };
 use session::{Column, enum_code};
 use vigil_clients::registry::SessionTarget;
@@ -556,6 +557,22 @@ impl SessionStore for SqlStore {
             let _ = sink.send(Ok(pending)).await;
         }
         Ok(())
+    }
+
+    async fn live_locations_of(&self, user: &str) -> ServiceResult<Vec<GeoLocation>> {
+        // The location columns alone, without the current activity: a user's live sessions are
+        // read on every admission.
+        session::Entity::find()
+            .select_only()
+            .columns(session::LocationColumns::COLUMNS)
+            .filter(Column::UserName.eq(user))
+            .filter(conditions::live())
+            .into_model::<session::LocationColumns>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(session::LocationColumns::into_location)
+            .collect()
     }
 
     async fn resolve(&self, selector: &Selector) -> ServiceResult<Resolution> {
