@@ -26,7 +26,7 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const TRIGRAM_INDEX: &str = "idx_session_search_trgm";
+pub(super) const TRIGRAM_INDEX: &str = "idx_session_search_trgm";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -111,7 +111,7 @@ impl MigrationTrait for Migration {
 }
 
 /// The trigram index, when `pg_trgm` is installed or may be.
-async fn create_trigram_index(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
+pub(super) async fn create_trigram_index(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
     // Concurrent first installs (several services, or tests, migrating at once) would race on the
     // extension's catalog row: one at a time, until this transaction ends.
     db.execute_unprepared("SELECT pg_advisory_xact_lock(hashtext('vigil: install pg_trgm'))")
