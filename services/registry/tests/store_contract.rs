@@ -1043,8 +1043,8 @@ async fn free_text_finds_countries_of_sessions_recorded_before_they_were_searche
 }
 
 /// A free-text list of live sessions by start time is chosen in `session_search` (which carries
-/// each session's start and end); whichever way a session ends, or comes back, that list must say
-/// what the list chosen in `sessions` says.
+/// each session's start time) and `session_activity` (whose rows are the live sessions); whichever
+/// way a session ends, or comes back, that list must say what the list chosen in `sessions` says.
 async fn free_text_of_live_sessions_follows_every_end_and_revival(store: Arc<SqlStore>) {
     let kiosk = |user: &str, gateway: &str, minute: i64| SessionRecord {
         device: format!("kiosk-{user}"),
@@ -1155,8 +1155,8 @@ async fn live_by_text_both_ways(store: &SqlStore, text: &str) -> HashSet<String>
     lists[0].iter().cloned().collect()
 }
 
-/// Sessions recorded before `session_search` carried start and end times: the migration copies
-/// them, so the live list by free text finds the live ones in their order, and not the ended.
+/// Sessions recorded before `session_search` carried start times: the migration copies them, so
+/// the live list by free text finds the live ones in their order, and not the ended.
 async fn free_text_finds_sessions_recorded_before_their_times_were_copied(store: Arc<SqlStore>) {
     use sea_orm::ConnectionTrait;
     let older = SessionRecord {
@@ -1168,7 +1168,7 @@ async fn free_text_finds_sessions_recorded_before_their_times_were_copied(store:
     insert_all(&store, &[older.clone(), newer.clone(), gone]).await;
     // The columns as the migration finds them: the defaults of a column added to existing rows.
     let db = store.connection();
-    db.execute_unprepared("UPDATE session_search SET started_at = 0, ended_at = NULL")
+    db.execute_unprepared("UPDATE session_search SET started_at = 0")
         .await
         .unwrap();
     db.execute_unprepared("DELETE FROM registry_migrations WHERE version = 'm20261215_000701_free_text_covering'")

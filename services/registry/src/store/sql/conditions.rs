@@ -103,7 +103,6 @@ pub enum SessionSearch {
     SessionId,
     SearchText,
     StartedAt,
-    EndedAt,
 }
 
 /// `session_search.search_text` holds `query` (case folded as the text is).
