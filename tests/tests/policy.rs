@@ -1492,6 +1492,21 @@ async fn a_retried_admission_changes_nothing(engine: &PolicyEngine, denied: &pb:
 /// Geo as a test wants it: a fixed score.
 struct FixedRisk(Mutex<u32>);
 
+/// Geo scoring every start 90 (the test may change it), and the global policy refusing from 80 and
+/// flagging from 50.
+async fn with_risk_rules(world: &World) -> Arc<FixedRisk> {
+    let risk = Arc::new(FixedRisk(Mutex::new(90)));
+    world.registry.registry.attach_risk_assessor(risk.clone());
+    world
+        .set_global(pb::PolicyRules {
+            deny_risk_score: Some(80),
+            flag_risk_score: Some(50),
+            ..Default::default()
+        })
+        .await;
+    risk
+}
+
 #[tonic::async_trait]
 impl RiskAssessor for FixedRisk {
     async fn assess(&self, _request: pb::AssessRequest) -> ServiceResult<pb::AssessResponse> {
@@ -1514,15 +1529,7 @@ impl RiskAssessor for FixedRisk {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_shows_a_risk_refusal_and_the_registry_keeps_the_flag() {
     let world = World::new().await;
-    let risk = Arc::new(FixedRisk(Mutex::new(90)));
-    world.registry.registry.attach_risk_assessor(risk.clone());
-    world
-        .set_global(pb::PolicyRules {
-            deny_risk_score: Some(80),
-            flag_risk_score: Some(50),
-            ..Default::default()
-        })
-        .await;
+    let risk = with_risk_rules(&world).await;
     let refused = world.admission("rae", "db", &[], Duration::ZERO).await;
     assert!(!refused.allowed);
     assert!(
@@ -1574,15 +1581,7 @@ impl AdmissionPolicy for PredatesRiskPending {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_that_predates_pending_risk_is_asked_again_with_the_score() {
     let world = World::with_policy(|engine| Arc::new(PredatesRiskPending(engine))).await;
-    let risk = Arc::new(FixedRisk(Mutex::new(90)));
-    world.registry.registry.attach_risk_assessor(risk.clone());
-    world
-        .set_global(pb::PolicyRules {
-            deny_risk_score: Some(80),
-            flag_risk_score: Some(50),
-            ..Default::default()
-        })
-        .await;
+    let risk = with_risk_rules(&world).await;
     let refused = world.admission("rae", "db", &[], Duration::ZERO).await;
     assert!(
         !refused.allowed,

@@ -28,6 +28,15 @@ pub struct Migration;
 
 pub(super) const TRIGRAM_INDEX: &str = "idx_session_search_trgm";
 
+/// The insert trigger's function on PostgreSQL, as this migration writes it (a later one's `down`
+/// writes it again).
+pub(super) const COPY_FUNCTION: &str = "CREATE OR REPLACE FUNCTION session_search_copy() RETURNS trigger \
+     LANGUAGE plpgsql SET search_path FROM CURRENT AS $$ BEGIN \
+       INSERT INTO session_search (session_id, search_text) \
+       SELECT id, search_text FROM inserted ON CONFLICT (session_id) DO NOTHING; \
+       RETURN NULL; \
+     END $$";
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     /// The advisory lock below lasts until the transaction ends.
@@ -57,15 +66,7 @@ impl MigrationTrait for Migration {
             DbBackend::Postgres => {
                 // `SET search_path FROM CURRENT`: the function finds `session_search` in this
                 // service's schema whatever the inserting connection's path.
-                db.execute_unprepared(
-                    "CREATE OR REPLACE FUNCTION session_search_copy() RETURNS trigger LANGUAGE plpgsql \
-                     SET search_path FROM CURRENT AS $$ BEGIN \
-                       INSERT INTO session_search (session_id, search_text) \
-                       SELECT id, search_text FROM inserted ON CONFLICT (session_id) DO NOTHING; \
-                       RETURN NULL; \
-                     END $$",
-                )
-                .await?;
+                db.execute_unprepared(COPY_FUNCTION).await?;
                 db.execute_unprepared("DROP TRIGGER IF EXISTS sessions_search_copy ON sessions")
                     .await?;
                 db.execute_unprepared(

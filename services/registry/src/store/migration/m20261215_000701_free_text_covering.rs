@@ -17,7 +17,7 @@
 use sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::prelude::*;
 
-use super::m20261124_000302_free_text_index::{TRIGRAM_INDEX, create_trigram_index};
+use super::m20261124_000302_free_text_index::{COPY_FUNCTION, TRIGRAM_INDEX, create_trigram_index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -59,15 +59,7 @@ impl MigrationTrait for Migration {
         // The insert trigger as `m20261124_000302_free_text_index` wrote it.
         match manager.get_database_backend() {
             DbBackend::Postgres => {
-                db.execute_unprepared(
-                    "CREATE OR REPLACE FUNCTION session_search_copy() RETURNS trigger LANGUAGE plpgsql \
-                     SET search_path FROM CURRENT AS $$ BEGIN \
-                       INSERT INTO session_search (session_id, search_text) \
-                       SELECT id, search_text FROM inserted ON CONFLICT (session_id) DO NOTHING; \
-                       RETURN NULL; \
-                     END $$",
-                )
-                .await?;
+                db.execute_unprepared(COPY_FUNCTION).await?;
             }
             _ => {
                 db.execute_unprepared("DROP TRIGGER IF EXISTS sessions_search_copy")
