@@ -269,9 +269,7 @@ impl Inner {
         start: pb::SessionStart,
     ) -> ServiceResult<Verdict> {
         let Some(policy) = self.hooks.policy.get() else {
-            if let Some(assessor) = self.hooks.assessor.get() {
-                self.locate(assessor.as_ref(), session).await?;
-            }
+            self.assess(session).await?;
             return Ok(Verdict::Allow { evict: Vec::new() });
         };
         let user = session.user.clone();
@@ -289,12 +287,7 @@ impl Inner {
             risk: None,
             risk_pending: true,
         };
-        let located = async {
-            match self.hooks.assessor.get() {
-                Some(assessor) => self.locate(assessor.as_ref(), session).await,
-                None => Ok(()),
-            }
-        };
+        let located = self.assess(session);
         let asked = async {
             self.release_ended(&user, policy).await;
             self.ask_policy(policy.as_ref(), pending.clone()).await
@@ -322,6 +315,14 @@ impl Inner {
                 Ok(verdict(session, answer))
             }
             Err(why) => Ok(self.policy_unavailable(session, &why)),
+        }
+    }
+
+    /// Geo's location and score for the start, when geo is attached (see [`Inner::locate`]).
+    async fn assess(&self, session: &mut SessionRecord) -> ServiceResult<()> {
+        match self.hooks.assessor.get() {
+            Some(assessor) => self.locate(assessor.as_ref(), session).await,
+            None => Ok(()),
         }
     }
 

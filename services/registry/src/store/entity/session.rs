@@ -149,8 +149,10 @@ pub fn to_column_counter(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// A session's location columns alone: what admission reads of the user's live sessions.
-#[derive(Debug, Clone, PartialEq, sea_orm::FromQueryResult)]
+/// A session's location columns alone: what admission reads of the user's live sessions. The
+/// columns selected are the fields' names (`DerivePartialModel`).
+#[derive(Debug, Clone, PartialEq, DerivePartialModel)]
+#[sea_orm(entity = "Entity")]
 pub struct LocationColumns {
     pub location_kind: i16,
     pub location_city: String,
@@ -166,21 +168,6 @@ pub struct LocationColumns {
 }
 
 impl LocationColumns {
-    /// The columns read.
-    pub const COLUMNS: [Column; 11] = [
-        Column::LocationKind,
-        Column::LocationCity,
-        Column::LocationRegion,
-        Column::LocationCountryCode,
-        Column::LocationCountryName,
-        Column::LocationLatitude,
-        Column::LocationLongitude,
-        Column::LocationAccuracyRadiusKm,
-        Column::LocationTimeZone,
-        Column::LocationAsn,
-        Column::LocationAsnOrganization,
-    ];
-
     /// The domain's location; fails only if the row holds values no version of this code writes.
     pub fn into_location(self) -> ServiceResult<GeoLocation> {
         let coordinates = match (self.location_latitude, self.location_longitude) {

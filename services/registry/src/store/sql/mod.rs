@@ -563,11 +563,9 @@ impl SessionStore for SqlStore {
         // The location columns alone, without the current activity: a user's live sessions are
         // read on every admission.
         session::Entity::find()
-            .select_only()
-            .columns(session::LocationColumns::COLUMNS)
             .filter(Column::UserName.eq(user))
             .filter(conditions::live())
-            .into_model::<session::LocationColumns>()
+            .into_partial_model::<session::LocationColumns>()
             .all(&self.db)
             .await?
             .into_iter()
