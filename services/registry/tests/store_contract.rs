@@ -78,6 +78,7 @@ vigil_testkit::contract_tests!(
         free_text_finds_countries_of_sessions_recorded_before_they_were_searched,
         free_text_of_live_sessions_follows_every_end_and_revival,
         free_text_finds_sessions_recorded_before_their_times_were_copied,
+        free_text_pages_reach_matches_beyond_the_walk,
         list_pages_through_every_order_in_both_directions,
         list_page_edges_and_bad_cursors,
         list_total_is_exact_up_to_the_limit_then_a_lower_bound,
@@ -1056,7 +1057,7 @@ async fn free_text_of_live_sessions_follows_every_end_and_revival(store: Arc<Sql
         .collect();
     insert_all(&store, &sessions).await;
     insert_all(&store, &[ended(kiosk("refused", "gw-a", 9), T0 + 9 * 60_000)]).await;
-    let live_kiosks = |store: Arc<SqlStore>| async move { live_by_text_both_ways(&store, "kiosk").await };
+    let live_kiosks = |store: Arc<SqlStore>| async move { live_by_text_both_ways(&store, "kiosk", 5).await };
     let mut expected: HashSet<String> = id_set(&sessions);
     assert_eq!(
         live_kiosks(store.clone()).await,
@@ -1114,9 +1115,9 @@ async fn free_text_of_live_sessions_follows_every_end_and_revival(store: Arc<Sql
     assert_eq!(live_kiosks(store.clone()).await, expected);
 }
 
-/// The live sessions matching `text`, newest first, paged 5 at a time; checked to be the list the
-/// plan reading every match in `sessions` gives, oldest first too, with a steady total.
-async fn live_by_text_both_ways(store: &SqlStore, text: &str) -> HashSet<String> {
+/// The live sessions matching `text`, newest first, `page_size` at a time; checked to be the list
+/// the plan reading every match in `sessions` gives, oldest first too, with a steady total.
+async fn live_by_text_both_ways(store: &SqlStore, text: &str, page_size: u64) -> HashSet<String> {
     let text_alone = SessionFilter {
         query: Some(text.into()),
         ..SessionFilter::default()
@@ -1133,7 +1134,7 @@ async fn live_by_text_both_ways(store: &SqlStore, text: &str) -> HashSet<String>
             let (mut seen, mut after, mut totals) = (Vec::new(), None, HashSet::new());
             loop {
                 let page = store
-                    .list_sessions(&query(filter.clone(), SortKey::StartedAt, ascending, 5, after))
+                    .list_sessions(&query(filter.clone(), SortKey::StartedAt, ascending, page_size, after))
                     .await
                     .unwrap();
                 totals.insert(page.total);
@@ -1153,6 +1154,43 @@ async fn live_by_text_both_ways(store: &SqlStore, text: &str) -> HashSet<String>
     reversed.reverse();
     assert_eq!(lists[0], reversed);
     lists[0].iter().cloned().collect()
+}
+
+/// A free-text page walks a bounded number of the sessions after its cursor first (pages of 2
+/// walk 120): matches beyond them, or too few among them, or ended ones among them, must still
+/// give the list the plan reading every match in `sessions` gives.
+async fn free_text_pages_reach_matches_beyond_the_walk(store: Arc<SqlStore>) {
+    let at_minute = |device: String, minute: i64| SessionRecord {
+        device,
+        started_at: T0 + minute * 60_000,
+        ..session("pat", "gw")
+    };
+    // 150 desks, then needles: three older than every desk, one among the newest desks, and an
+    // ended one among each.
+    let desks: Vec<SessionRecord> = (0..150).map(|n| at_minute(format!("desk-{n}"), n)).collect();
+    let old_needles: Vec<SessionRecord> = (1..=3).map(|n| at_minute(format!("needle-{n}"), -n)).collect();
+    let new_needle = SessionRecord {
+        started_at: T0 + 149 * 60_000 + 30_000,
+        ..at_minute("needle-new".into(), 0)
+    };
+    insert_all(&store, &desks).await;
+    insert_all(&store, &old_needles).await;
+    insert_all(&store, std::slice::from_ref(&new_needle)).await;
+    let gone = [
+        ended(at_minute("needle-gone".into(), 148), T0 + 149 * 60_000),
+        ended(at_minute("needle-gone-early".into(), -4), T0),
+    ];
+    insert_all(&store, &gone).await;
+
+    let needles = live_by_text_both_ways(&store, "needle", 2).await;
+    let mut expected = id_set(&old_needles);
+    expected.insert(new_needle.id.clone());
+    assert_eq!(
+        needles, expected,
+        "the live needles, old and new, and not the ended ones"
+    );
+    // Every desk is found too, the walk filling most pages.
+    assert_eq!(live_by_text_both_ways(&store, "desk", 2).await, id_set(&desks));
 }
 
 /// Sessions recorded before `session_search` carried start times: the migration copies them, so
@@ -1302,7 +1340,8 @@ async fn list_total_is_exact_up_to_the_limit_then_a_lower_bound(store: Arc<SqlSt
         ..SessionFilter::default()
     };
 
-    // By gateway (the count apart from the page), and by free text (counted with the page).
+    // By gateway and by free text (the count apart from the page: the free-text page is found
+    // among the newest sessions).
     for filter in [on, on_text] {
         let at_limit = store
             .list_sessions(&query(filter("gw-a"), SortKey::StartedAt, true, 10, None))

@@ -25,6 +25,7 @@ mod m20261212_000402_search_text_countries;
 mod m20261213_000501_idle_sessions_index;
 mod m20261214_000601_session_activity;
 mod m20261215_000701_free_text_covering;
+mod m20261216_000801_free_text_walk;
 
 /// The registry's migrations.
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261213_000501_idle_sessions_index::Migration),
             Box::new(m20261214_000601_session_activity::Migration),
             Box::new(m20261215_000701_free_text_covering::Migration),
+            Box::new(m20261216_000801_free_text_walk::Migration),
         ]
     }
 

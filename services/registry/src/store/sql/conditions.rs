@@ -165,23 +165,28 @@ pub fn order(ascending: bool) -> Order {
 /// the redundant first bound is what lets both planners start the `(key, id)` index scan at the
 /// cursor instead of filtering every row before it.
 pub fn after(key: SortKey, sort: Expr, ascending: bool, cursor: &PageCursor) -> ServiceResult<Condition> {
+    after_by(key, sort, Expr::col((session::Entity, Column::Id)), ascending, cursor)
+}
+
+/// [`after`], for rows whose session id is `id` (not `sessions.id`).
+pub fn after_by(key: SortKey, sort: Expr, id: Expr, ascending: bool, cursor: &PageCursor) -> ServiceResult<Condition> {
     let value: Value = match (key, &cursor.value) {
         (SortKey::StartedAt | SortKey::LastActivity | SortKey::RiskScore, SortValue::Int(value)) => (*value).into(),
         (SortKey::User | SortKey::Resource, SortValue::Text(value)) => value.clone().into(),
         _ => return Err(ServiceError::invalid("page token does not belong to this sort order")),
     };
-    let id = cursor.id.as_str();
+    let cursor_id = cursor.id.as_str();
     let (bound, beyond_key, beyond_id) = if ascending {
         (
             sort.clone().gte(value.clone()),
             sort.clone().gt(value.clone()),
-            Column::Id.gt(id),
+            id.gt(cursor_id),
         )
     } else {
         (
             sort.clone().lte(value.clone()),
             sort.clone().lt(value.clone()),
-            Column::Id.lt(id),
+            id.lt(cursor_id),
         )
     };
     Ok(Condition::all().add(bound).add(
