@@ -23,7 +23,7 @@ test: ## run every test (needs PostgreSQL and Redis; see README)
 # Every scale and phase has a flag: cargo run --release -p vigil-bench -- --help
 BENCH_ARGS ?= --agents 10000 --sessions 100000
 # The same phases, small: about a minute.
-BENCH_QUICK_ARGS ?= --agents 500 --sessions 10000 --kill-samples 200 --admission-samples 500 --list-samples 210 \
+BENCH_QUICK_ARGS ?= --agents 500 --sessions 10000 --kill-samples 200 --admission-samples 500 --list-samples 240 \
 	--watch-samples 50 --activity-secs 10 --memory-agents 500
 # Where the benchmark finds PostgreSQL and Redis (it makes its own schema / channel namespace).
 export VIGIL_BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres

@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long, default_value_t = 200.0)]
     pub admission_rate: f64,
     /// ListSessions pages sampled (0 skips the phase).
-    #[arg(long, default_value_t = 700)]
+    #[arg(long, default_value_t = 800)]
     pub list_samples: usize,
     /// WatchSessions streams, spread over two registry replicas (0 skips the phase).
     #[arg(long, default_value_t = 100)]
