@@ -60,7 +60,8 @@ impl Terminator {
     /// Publishes and records the commands of `order`; returns them as recorded.
     pub(crate) async fn issue(&self, order: &Order) -> ServiceResult<Vec<CommandRecord>> {
         if let Some(routes) = self.routed(order) {
-            let commands = self.routed_commands(&order.termination, &routes);
+            let mut commands = self.routed_commands(&order.termination, &routes);
+            self.allow_for_acknowledgements(&mut commands);
             return self.send_then_record(&order.termination, &commands).await;
         }
         match (&order.validated, order.expected) {
@@ -98,6 +99,8 @@ impl Terminator {
             let bus = self.bus().clone();
             publishing.spawn(async move { publish(&bus, &sending).await }.in_current_span());
         }
+        // The commands went out as they were made; how many there are is known only now.
+        self.allow_for_acknowledgements(&mut commands);
         let (_unreachable, recorded) = tokio::join!(publishing.join_all(), self.record(termination, &commands));
         match failure {
             None => recorded,
@@ -149,6 +152,7 @@ impl Terminator {
                 .iter()
                 .map(|session_id| ended_command(termination, session_id, HAD_ENDED)),
         );
+        self.allow_for_acknowledgements(&mut commands);
         self.send_and_record(termination, &commands).await
     }
 
@@ -207,6 +211,14 @@ impl Terminator {
             })
     }
 
+    /// Moves the first re-send of `commands` (one termination's) back by
+    /// `termination.ack_allowance_per_command` for each: their acknowledgements take that long to
+    /// be recorded, and a re-send before then mostly repeats commands already answered.
+    fn allow_for_acknowledgements(&self, commands: &mut [CommandRecord]) {
+        let allowance_ms = self.settings().ack_allowance_ms(commands.len());
+        allow_for_acknowledgements(commands, allowance_ms);
+    }
+
     /// A command to send to a live session.
     fn open_command(
         &self,
@@ -227,6 +239,19 @@ impl Terminator {
     }
 }
 
+/// Adds `allowance_ms` to the next attempt of every open command (ended ones have none).
+fn allow_for_acknowledgements(commands: &mut [CommandRecord], allowance_ms: i64) {
+    if allowance_ms == 0 {
+        return;
+    }
+    for next_attempt_at in commands
+        .iter_mut()
+        .filter_map(|command| command.next_attempt_at.as_mut())
+    {
+        *next_attempt_at = next_attempt_at.saturating_add(allowance_ms);
+    }
+}
+
 /// A command recorded for a session that is not live, and not sent.
 fn ended_command(termination: &TerminationRecord, session_id: &str, detail: &str) -> CommandRecord {
     CommandRecord {
@@ -244,5 +269,50 @@ fn ended_command(termination: &TerminationRecord, session_id: &str, detail: &str
         next_attempt_at: None,
         delivered_at: None,
         acknowledged_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::TerminationSettings;
+
+    #[test]
+    fn an_end_all_waits_for_its_acknowledgements_before_re_sending() {
+        let termination = TerminationRecord {
+            id: "t-1".into(),
+            actor: "admin".into(),
+            selector: crate::domain::SelectorRecord::All { idle_only: false },
+            reason: crate::domain::EndReason::Admin,
+            user_message: String::new(),
+            note: String::new(),
+            created_at: 1_000,
+        };
+        let settings = TerminationSettings::default();
+        let open = CommandRecord {
+            next_attempt_at: Some(termination.created_at + settings.retry_after_ms(1)),
+            ..ended_command(&termination, "s-open", "")
+        };
+        let mut commands: Vec<CommandRecord> = (0..100_000)
+            .map(|n| {
+                if n == 0 {
+                    ended_command(&termination, "s-ended", HAD_ENDED)
+                } else {
+                    open.clone()
+                }
+            })
+            .collect();
+        let allowance_ms = settings.ack_allowance_ms(commands.len());
+        allow_for_acknowledgements(&mut commands, allowance_ms);
+        assert_eq!(
+            commands[0].next_attempt_at, None,
+            "an ended session's command is never re-sent"
+        );
+        assert!(
+            commands[1..]
+                .iter()
+                .all(|command| command.next_attempt_at == Some(1_000 + 5_000 + 25_000)),
+            "ack timeout, then 250 µs for each of 100,000 commands"
+        );
     }
 }
