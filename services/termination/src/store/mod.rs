@@ -52,7 +52,8 @@ pub trait TerminationStore: Send + Sync + 'static {
 
     /// Applies kept reports (see `apply_reports`) whose commands exist by now, and forgets kept
     /// reports older than the retention (about commands never recorded). Returns how many command
-    /// updates were made. Called after each recorded termination and periodically.
+    /// updates were made. Called periodically: `record` applies the kept reports about its own
+    /// commands once they are written.
     async fn settle_early_reports(&self, now: EpochMillis) -> ServiceResult<u64>;
 
     /// Claims open commands due for (re)sending — `next_attempt_at <= now` — at most `limit`:

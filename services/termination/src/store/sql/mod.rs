@@ -146,6 +146,44 @@ fn commands(models: Vec<command::Model>) -> ServiceResult<Vec<CommandRecord>> {
     models.into_iter().map(command::Model::into_record).collect()
 }
 
+impl SqlTerminationStore {
+    /// The follow-up of a recorded termination: applies the kept reports about its commands
+    /// (`ids`). Only theirs: every other kept report is its own record's follow-up, or its keeper's
+    /// (see [`reports::reconcile`]), and the redelivery scan's. A kill's reports are rarely early,
+    /// so the usual cost is one read, outside any transaction; an end-all's are walked in chunks.
+    async fn settle_early_reports_about(&self, ids: &[String]) -> ServiceResult<u64> {
+        if ids.len() as u64 > reports::RECONCILE_CHUNK {
+            return self.settle_kept_reports().await;
+        }
+        if reports::kept_about(&self.db, ids).await?.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.write_transaction().await?;
+        let kept = reports::kept_about(&txn, ids).await?;
+        let changed = reconcile(&txn, &kept).await?;
+        txn.commit().await?;
+        Ok(changed)
+    }
+
+    /// Applies every kept report whose command exists by now: in chunks by id, a transaction each
+    /// (a walk over 100,000 reports after an end-all holds the locks of a thousand commands at a
+    /// time, and what it did stays done if it stops).
+    async fn settle_kept_reports(&self) -> ServiceResult<u64> {
+        let mut changed = 0;
+        let mut after = String::new();
+        loop {
+            let txn = self.write_transaction().await?;
+            let kept = reports::kept_after(&txn, &after, reports::RECONCILE_CHUNK).await?;
+            changed += reconcile(&txn, &kept).await?;
+            txn.commit().await?;
+            match kept.last() {
+                Some(last) if kept.len() as u64 == reports::RECONCILE_CHUNK => after.clone_from(&last.command_id),
+                _ => return Ok(changed),
+            }
+        }
+    }
+}
+
 /// Applies kept reports (see [`reports::reconcile`]) and writes the events of what they changed,
 /// in `txn`. Returns how many commands changed.
 async fn reconcile(txn: &DatabaseTransaction, kept: &[reports::EarlyReport]) -> ServiceResult<u64> {
@@ -176,8 +214,9 @@ impl TerminationStore for SqlTerminationStore {
         txn.commit().await?;
         // Reports that beat these rows to the database are applied now, off the caller's path.
         let store = self.clone();
+        let ids: Vec<String> = stored.iter().map(|command| command.id.clone()).collect();
         tokio::spawn(async move {
-            if let Err(error) = store.settle_early_reports(crate::now_millis()).await {
+            if let Err(error) = store.settle_early_reports_about(&ids).await {
                 tracing::warn!(%error, "could not apply early reports; the redelivery loop will");
             }
         });
@@ -288,7 +327,8 @@ impl TerminationStore for SqlTerminationStore {
         txn.commit().await?;
         let mut changed = delivered.union(&settled).count() as u64;
         // The record of some of them may have committed meanwhile: theirs are applied now. Only
-        // theirs: every kept report is the record's own follow-up (and the redelivery scan's).
+        // theirs: the others are their own keeper's or record's follow-up (and the redelivery
+        // scan's).
         let kept: Vec<String> = early.into_iter().map(|row| row.command_id).collect();
         for ids in kept.chunks(reports::RECONCILE_CHUNK as usize) {
             let txn = self.write_transaction().await?;
@@ -369,20 +409,7 @@ impl TerminationStore for SqlTerminationStore {
 
     async fn settle_early_reports(&self, now: EpochMillis) -> ServiceResult<u64> {
         reports::forget_expired(&self.db, now.saturating_sub(EARLY_REPORT_RETENTION_MS)).await?;
-        // In chunks by id, a transaction each: a walk over 100,000 reports after an end-all holds
-        // the locks of a thousand commands at a time, and what it did stays done if it stops.
-        let mut changed = 0;
-        let mut after = String::new();
-        loop {
-            let txn = self.write_transaction().await?;
-            let kept = reports::kept_after(&txn, &after, reports::RECONCILE_CHUNK).await?;
-            changed += reconcile(&txn, &kept).await?;
-            txn.commit().await?;
-            match kept.last() {
-                Some(last) if kept.len() as u64 == reports::RECONCILE_CHUNK => after.clone_from(&last.command_id),
-                _ => return Ok(changed),
-            }
-        }
+        self.settle_kept_reports().await
     }
 
     async fn ping(&self) -> ServiceResult<()> {

@@ -330,13 +330,13 @@ pub async fn kept_after(txn: &DatabaseTransaction, after: &str, limit: u64) -> S
 }
 
 /// The kept reports about `ids` (those that have one), in id order.
-pub async fn kept_about(txn: &DatabaseTransaction, ids: &[String]) -> ServiceResult<Vec<EarlyReport>> {
+pub async fn kept_about(db: &impl ConnectionTrait, ids: &[String]) -> ServiceResult<Vec<EarlyReport>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let mut query = kept_query();
     query.and_where(Expr::col(TerminationEarlyReports::CommandId).is_in(ids.iter().map(String::as_str)));
-    read_kept(txn, &query).await
+    read_kept(db, &query).await
 }
 
 fn kept_query() -> SelectStatement {
@@ -348,8 +348,8 @@ fn kept_query() -> SelectStatement {
         .to_owned()
 }
 
-async fn read_kept(txn: &DatabaseTransaction, query: &SelectStatement) -> ServiceResult<Vec<EarlyReport>> {
-    txn.query_all_raw(txn.get_database_backend().build(query))
+async fn read_kept(db: &impl ConnectionTrait, query: &SelectStatement) -> ServiceResult<Vec<EarlyReport>> {
+    db.query_all_raw(db.get_database_backend().build(query))
         .await?
         .iter()
         .map(|row| {
@@ -373,9 +373,9 @@ async fn read_kept(txn: &DatabaseTransaction, query: &SelectStatement) -> Servic
 /// concurrent one finds the state moved and changes nothing).
 ///
 /// Why nothing is lost: a report is kept in the transaction that found its command missing, and
-/// its ids are reconciled after that transaction commits; every kept report is reconciled as well
-/// after every recorded termination commits. Whichever of the two commits second sees the other's
-/// rows.
+/// its ids are reconciled after that transaction commits; the kept reports about a recorded
+/// termination's commands are reconciled as well after its record commits. Whichever of the two
+/// commits second sees the other's rows.
 ///
 /// Every statement touches only the rows of `kept`, found by primary key: none joins the two
 /// tables whole. Joined whole, the plan followed the statistics, and with statistics from before
