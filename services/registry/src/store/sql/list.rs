@@ -10,12 +10,13 @@
 //!   of them, that halves the page (two searches of ~5 ms each become one).
 //! - **With free text alone, live sessions by start time** (the console's search box) the page is
 //!   chosen in `session_search`, which carries the start time, without reading `sessions`: a
-//!   match is live when it has its narrow `session_activity` row. First the sessions after the
-//!   cursor are walked in the list's order, a bounded number of them: a term found in many
-//!   sessions fills the page there (at 100,000 live sessions, a term in 5,000 of them did not need
-//!   5,000 liveness probes and a sort for a page of 51), and the total is a capped count from the
-//!   trigram index. A rarer term is collected from the trigram index, sorted and counted in one
-//!   pass, as above. Only the page's rows are read from `sessions`.
+//!   match is live when it has its narrow `session_activity` row. The matches are collected from
+//!   the trigram index up to one more than [`EXACT_TOTAL_UP_TO`], counted and sorted in one pass:
+//!   for most terms, that is every match, and the page. A term found more often has its total
+//!   then (a floor), and its page among the sessions after the cursor, walked in the list's order
+//!   a bounded number of them: at 100,000 live sessions a term in 5,000 of them no longer needs
+//!   5,000 liveness probes and a sort for a page of 51. Only the page's rows are read from
+//!   `sessions`.
 
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query, QueryStatementBuilder, SelectStatement};
 use sea_orm::{
@@ -62,21 +63,15 @@ impl SqlStore {
 
     /// Matches of `filter`, counted up to one more than [`EXACT_TOTAL_UP_TO`].
     async fn count_capped(&self, txn: &DatabaseTransaction, filter: Condition) -> ServiceResult<u64> {
-        let matches = session::Entity::find()
+        let capped = session::Entity::find()
             .select_only()
             .column(Column::Id)
             .filter(filter)
+            .limit(EXACT_TOTAL_UP_TO + 1)
             .into_query();
-        self.count_up_to_cap(txn, matches).await
-    }
-
-    /// The rows of `matches`, counted up to one more than [`EXACT_TOTAL_UP_TO`] (the rest are not
-    /// read).
-    async fn count_up_to_cap(&self, txn: &DatabaseTransaction, mut matches: SelectStatement) -> ServiceResult<u64> {
-        matches.limit(EXACT_TOTAL_UP_TO + 1);
         let count = Query::select()
             .expr_as(Expr::cust("COUNT(*)"), TOTAL)
-            .from_subquery(matches, "capped")
+            .from_subquery(capped, "capped")
             .to_owned();
         let counted = txn.query_one_raw(self.backend().build(&count)).await?;
         Ok(counted
@@ -123,9 +118,11 @@ impl SqlStore {
     }
 
     /// Free text alone, live sessions by start time (the console's search box), from
-    /// `session_search` alone: the newest rows after the cursor are walked first, and when they
-    /// hold a full page the total is counted apart; otherwise every match is collected from the
-    /// trigram index (see [`SqlStore::matched_page`]).
+    /// `session_search` alone. The matches are collected from the trigram index up to one more
+    /// than [`EXACT_TOTAL_UP_TO`], then counted and sorted: for most terms that is all of them, and
+    /// the page. A term found more often has its total by then, and its page among the newest
+    /// sessions after the cursor (walked, see [`SqlStore::walked_page`]); only when they hold too
+    /// few of its matches are all of them collected and sorted.
     async fn searched_page(
         &self,
         txn: &DatabaseTransaction,
@@ -133,12 +130,18 @@ impl SqlStore {
         text: &str,
         filter: Condition,
     ) -> ServiceResult<(Vec<session::Model>, u64)> {
+        let (rows, counted) = self
+            .matched_page(txn, query, text, filter.clone(), Some(EXACT_TOTAL_UP_TO + 1))
+            .await?;
+        if counted <= EXACT_TOTAL_UP_TO {
+            return Ok((rows, counted));
+        }
         let walked = self.walked_page(txn, query, text).await?;
         if walked.len() as u64 > query.limit {
-            let total = self.count_up_to_cap(txn, search_matches(text)).await?;
-            return Ok((walked, total));
+            return Ok((walked, counted));
         }
-        self.matched_page(txn, query, text, filter).await
+        let (rows, _every_match) = self.matched_page(txn, query, text, filter, None).await?;
+        Ok((rows, counted))
     }
 
     /// The page among the [`walk_span`] sessions after the cursor in the list's order (ended ones
@@ -193,28 +196,41 @@ impl SqlStore {
             .collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Every live match of the text, from the trigram index, sorted by the start time
-    /// `session_search` carries and counted in the same pass (`COUNT(*) OVER ()`); only the
-    /// page's rows are read from `sessions`.
+    /// The live matches of the text, from the trigram index (the first `cap` found, if capped),
+    /// counted (`COUNT(*) OVER ()`) and sorted by the start time `session_search` carries; only
+    /// the page's rows are read from `sessions`. The page is the list's only when the count is
+    /// below the cap.
     async fn matched_page(
         &self,
         txn: &DatabaseTransaction,
         query: &ListQuery,
         text: &str,
         filter: Condition,
+        cap: Option<u64>,
     ) -> ServiceResult<(Vec<session::Model>, u64)> {
         use conditions::SessionSearch;
-        // Named as `sessions`' columns and aliased as the table itself, so the cursor's and the
-        // order's columns (qualified with the table's name) name the matches'.
-        let matches = Query::select()
-            .expr_as(Expr::col(SessionSearch::SessionId), Column::Id)
-            .expr_as(Expr::col(SessionSearch::StartedAt), Column::StartedAt)
-            .expr_as(Expr::cust("COUNT(*) OVER ()"), Alias::new(TOTAL))
+        let mut matches = Query::select();
+        matches
+            .expr_as(Expr::col((SessionSearch::Table, SessionSearch::SessionId)), Column::Id)
+            .expr_as(
+                Expr::col((SessionSearch::Table, SessionSearch::StartedAt)),
+                Column::StartedAt,
+            )
             .from(SessionSearch::Table)
             .and_where(conditions::search_text_holds(text))
-            .and_where(live_search_match())
+            .and_where(live_search_match());
+        if let Some(cap) = cap {
+            matches.limit(cap);
+        }
+        // Aliased as `sessions`, so the cursor's and the order's columns (qualified with that
+        // table's name) name the matches'; counted before the cursor applies.
+        let counted = Query::select()
+            .column((session::Entity, Column::Id))
+            .column((session::Entity, Column::StartedAt))
+            .expr_as(Expr::cust("COUNT(*) OVER ()"), Alias::new(TOTAL))
+            .from_subquery(matches, session::Entity)
             .to_owned();
-        let page = page_of_matches(query, matches, &[TOTAL])?;
+        let page = page_of_matches(query, counted, &[TOTAL])?;
         self.counted_rows(txn, query, filter, &page).await
     }
 
@@ -248,20 +264,9 @@ fn walk_span(limit: u64) -> u64 {
     (limit + 1).saturating_mul(WALKED_PER_PAGE_ROW)
 }
 
-/// See [`walk_span`]. At 40, a page of 50 walks 2,040 rows: under a millisecond for a common
-/// term, and for a rare one the walk is what it costs on top of the trigram search.
+/// See [`walk_span`]. At 40, a page of 50 walks 2,040 rows, about a millisecond; only terms with
+/// more matches than [`EXACT_TOTAL_UP_TO`] are walked for.
 const WALKED_PER_PAGE_ROW: u64 = 40;
-
-/// The live `session_search` rows holding `text` (one column, for counting).
-fn search_matches(text: &str) -> SelectStatement {
-    use conditions::SessionSearch;
-    Query::select()
-        .column((SessionSearch::Table, SessionSearch::SessionId))
-        .from(SessionSearch::Table)
-        .and_where(conditions::search_text_holds(text))
-        .and_where(live_search_match())
-        .to_owned()
-}
 
 /// The page of `matches` (rows of session ids and start times, plus the `carried` columns),
 /// after the cursor and in the list's order, read from `sessions` as they are now.
