@@ -147,14 +147,12 @@ fn commands(models: Vec<command::Model>) -> ServiceResult<Vec<CommandRecord>> {
 }
 
 impl SqlTerminationStore {
-    /// The follow-up of a recorded termination: applies the kept reports about its commands
-    /// (`ids`). Only theirs: every other kept report is its own record's follow-up, or its keeper's
-    /// (see [`reports::reconcile`]), and the redelivery scan's. A kill's reports are rarely early,
-    /// so the usual cost is one read, outside any transaction; an end-all's are walked in chunks.
+    /// The follow-up of a recorded termination of a chunk of commands or fewer (a kill): applies
+    /// the kept reports about its commands, `ids`. Only theirs: every other kept report is its own
+    /// record's follow-up, or its keeper's (see [`reports::reconcile`]), and the redelivery
+    /// scan's. A kill's reports are rarely early, so the usual cost is one read, outside any
+    /// transaction.
     async fn settle_early_reports_about(&self, ids: &[String]) -> ServiceResult<u64> {
-        if ids.len() as u64 > reports::RECONCILE_CHUNK {
-            return self.settle_kept_reports().await;
-        }
         if reports::kept_about(&self.db, ids).await?.is_empty() {
             return Ok(0);
         }
@@ -213,10 +211,16 @@ impl TerminationStore for SqlTerminationStore {
         outbox::requested(&txn, termination, &stored).await?;
         txn.commit().await?;
         // Reports that beat these rows to the database are applied now, off the caller's path.
+        // Those of a kill by their ids; an end-all's (more than a chunk) by walking them all.
         let store = self.clone();
-        let ids: Vec<String> = stored.iter().map(|command| command.id.clone()).collect();
+        let ids: Option<Vec<String>> = (stored.len() as u64 <= reports::RECONCILE_CHUNK)
+            .then(|| stored.iter().map(|command| command.id.clone()).collect());
         tokio::spawn(async move {
-            if let Err(error) = store.settle_early_reports_about(&ids).await {
+            let settled = match ids {
+                Some(ids) => store.settle_early_reports_about(&ids).await,
+                None => store.settle_kept_reports().await,
+            };
+            if let Err(error) = settled {
                 tracing::warn!(%error, "could not apply early reports; the redelivery loop will");
             }
         });
