@@ -19,7 +19,7 @@ pub struct TerminationSettings {
     /// Most commands re-sent per scan (the rest wait for the next).
     pub redelivery_batch: u64,
     /// The first re-send of a termination's commands waits this much longer per command in it: the
-    /// acknowledgements of an end-all of 100,000 sessions take seconds to be recorded (8–16 s in
+    /// acknowledgements of an end-all of 100,000 sessions take seconds to be recorded (11–18 s in
     /// `make bench` on 2 cores), and re-sending commands whose answer is only waiting to be
     /// recorded adds thousands of messages when the system is already behind. Zero turns it off.
     #[serde(with = "humantime_serde")]
