@@ -21,7 +21,7 @@
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query, QueryStatementBuilder, SelectStatement};
 use sea_orm::{
     Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    QueryResult, QuerySelect, QueryTrait,
 };
 use vigil_runtime::{ServiceError, ServiceResult};
 
@@ -50,11 +50,7 @@ impl SqlStore {
             self.text_page(&txn, query, filter).await?
         } else {
             let page = self.backend().build(&page_rows(query, filter.clone())?);
-            let rows = txn.query_all_raw(page).await?;
-            let rows = rows
-                .iter()
-                .map(|row| session::Model::from_query_result(row, ""))
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = session_models(&txn.query_all_raw(page).await?)?;
             (rows, self.count_capped(&txn, filter).await?)
         };
         txn.commit().await?;
@@ -178,22 +174,10 @@ impl SqlStore {
             .order_by_expr(id, order)
             .limit(walk_span(query.limit));
         // Aliased as the table itself, so the text and liveness conditions name the walked rows.
-        let matches = Query::select()
-            .expr_as(Expr::col((SessionSearch::Table, SessionSearch::SessionId)), Column::Id)
-            .expr_as(
-                Expr::col((SessionSearch::Table, SessionSearch::StartedAt)),
-                Column::StartedAt,
-            )
-            .from_subquery(walked, SessionSearch::Table)
-            .and_where(conditions::search_text_holds(text))
-            .and_where(live_search_match())
-            .to_owned();
+        let matches = live_matches(Query::select().from_subquery(walked, SessionSearch::Table), text);
+        // The page applies the cursor again: on rows walked from it, that filters nothing.
         let page = page_of_matches(query, matches, &[])?;
-        let rows = txn.query_all_raw(self.backend().build(&page)).await?;
-        Ok(rows
-            .iter()
-            .map(|row| session::Model::from_query_result(row, ""))
-            .collect::<Result<Vec<_>, _>>()?)
+        session_models(&txn.query_all_raw(self.backend().build(&page)).await?)
     }
 
     /// The live matches of the text, from the trigram index (the first `cap` found, if capped),
@@ -209,16 +193,7 @@ impl SqlStore {
         cap: Option<u64>,
     ) -> ServiceResult<(Vec<session::Model>, u64)> {
         use conditions::SessionSearch;
-        let mut matches = Query::select();
-        matches
-            .expr_as(Expr::col((SessionSearch::Table, SessionSearch::SessionId)), Column::Id)
-            .expr_as(
-                Expr::col((SessionSearch::Table, SessionSearch::StartedAt)),
-                Column::StartedAt,
-            )
-            .from(SessionSearch::Table)
-            .and_where(conditions::search_text_holds(text))
-            .and_where(live_search_match());
+        let mut matches = live_matches(Query::select().from(SessionSearch::Table), text);
         if let Some(cap) = cap {
             matches.limit(cap);
         }
@@ -250,11 +225,7 @@ impl SqlStore {
             None if query.after.is_some() => self.count_capped(txn, filter).await?,
             None => 0,
         };
-        let models = rows
-            .iter()
-            .map(|row| session::Model::from_query_result(row, ""))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((models, counted))
+        Ok((session_models(&rows)?, counted))
     }
 }
 
@@ -267,6 +238,29 @@ fn walk_span(limit: u64) -> u64 {
 /// See [`walk_span`]. At 40, a page of 50 walks 2,040 rows, about a millisecond; only terms with
 /// more matches than [`EXACT_TOTAL_UP_TO`] are walked for.
 const WALKED_PER_PAGE_ROW: u64 = 40;
+
+/// Rows of `sessions` (all its columns, as named there) as models.
+fn session_models(rows: &[QueryResult]) -> ServiceResult<Vec<session::Model>> {
+    Ok(rows
+        .iter()
+        .map(|row| session::Model::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// `source` (`session_search`, or rows of it under that name) narrowed to its live rows holding
+/// `text`, as rows of a session id and start time named as `sessions`' columns.
+fn live_matches(source: &mut SelectStatement, text: &str) -> SelectStatement {
+    use conditions::SessionSearch;
+    source
+        .expr_as(Expr::col((SessionSearch::Table, SessionSearch::SessionId)), Column::Id)
+        .expr_as(
+            Expr::col((SessionSearch::Table, SessionSearch::StartedAt)),
+            Column::StartedAt,
+        )
+        .and_where(conditions::search_text_holds(text))
+        .and_where(live_search_match())
+        .to_owned()
+}
 
 /// The page of `matches` (rows of session ids and start times, plus the `carried` columns),
 /// after the cursor and in the list's order, read from `sessions` as they are now.
